@@ -1,0 +1,68 @@
+"""Service settings, read from ``DOORSTEP_*`` environment variables.
+
+Settings are built once in the entry point (``api.cli``) and passed down;
+no other module reads the environment.
+"""
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class DataSettings(BaseSettings):
+    """Where the source data and the embedded store live."""
+
+    model_config = SettingsConfigDict(env_prefix="DOORSTEP_", extra="ignore")
+
+    data_dir: Path = Field(
+        default=Path("../shared/data"),
+        description="Folder with one sub-folder per source, in the shapes of the Xi'an data set.",
+    )
+    store_path: Path = Field(
+        default=Path("var/doorstep.sqlite"),
+        description="SQLite file of the embedded store; built on first run.",
+    )
+    n_seekers: int = Field(
+        default=20_000, ge=0, le=1_000_000, description="Simulated seekers generated at build."
+    )
+    seed: int = Field(default=20261204, description="Random seed of the seeker simulation.")
+
+
+class ServerSettings(BaseSettings):
+    """HTTP server and page settings."""
+
+    model_config = SettingsConfigDict(env_prefix="DOORSTEP_", extra="ignore")
+
+    host: str = Field(default="127.0.0.1", description="Address the API listens on.")
+    port: int = Field(default=8000, ge=1, le=65535, description="TCP port of the API.")
+    tile_url: str = Field(
+        default="",
+        description="Leaflet tile URL template for map pages; empty means no basemap tiles.",
+    )
+    tile_attribution: str = Field(default="", description="Attribution shown for the tiles.")
+    tile_coord_sys: str = Field(
+        default="wgs84",
+        pattern="^(wgs84|gcj02|bd09)$",
+        description="Coordinate system of the tile source; map features are converted to it.",
+    )
+
+
+class QuerySettings(BaseSettings):
+    """Limits on API queries."""
+
+    model_config = SettingsConfigDict(env_prefix="DOORSTEP_", extra="ignore")
+
+    max_radius_m: float = Field(default=50_000, gt=0, description="Largest radius_m accepted.")
+    max_page_size: int = Field(default=100, ge=1, description="Largest page_size accepted.")
+    max_bbox_features: int = Field(
+        default=5_000, ge=1, description="Most anchors returned for one bbox query."
+    )
+
+
+class Settings(BaseSettings):
+    """All settings of one process."""
+
+    data: DataSettings = Field(default_factory=DataSettings)
+    server: ServerSettings = Field(default_factory=ServerSettings)
+    query: QuerySettings = Field(default_factory=QuerySettings)
