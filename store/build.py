@@ -1,0 +1,204 @@
+"""Build the embedded store from the data folder: the ingest pipeline.
+
+Steps: regions and zones, occupation classifier, postings (parse, de-duplicate,
+classify), location of each posting (gazetteer), employer anchors, HR map
+layers, simulated seekers, then one atomic write.
+"""
+
+import dataclasses
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from geo.anchors import build_anchors, precision_counts
+from geo.gazetteer import Gazetteer, build_gazetteer
+from geo.layers import load_layers
+from geo.regions import load_regions
+from geo.zones import load_zones
+from matching.occupation import OccupationClassifier, load_occupations
+from matching.postings import read_postings
+from matching.seeker_simulation import generate_seekers
+from store.sqlite import write_store
+
+logger = logging.getLogger(__name__)
+
+ProgressCallback = Callable[[str, int, int], None]
+"""Called as ``progress(stage, done, total)`` while a long step runs."""
+
+
+@dataclass
+class BuildReport:
+    """What a build read, made and wrote, for the terminal and the store's metadata."""
+
+    postings: int = 0
+    anchors: int = 0
+    seekers: int = 0
+    anchors_by_precision: dict[str, int] = field(default_factory=dict)
+    postings_by_precision: dict[str, int] = field(default_factory=dict)
+    ingest: dict[str, Any] = field(default_factory=dict)
+    layers: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    def as_meta(self) -> dict[str, Any]:
+        """Return the report as JSON-serialisable metadata."""
+        return {
+            "postings": self.postings,
+            "anchors": self.anchors,
+            "seekers": self.seekers,
+            "seekers_simulated": True,
+            "anchors_by_precision": self.anchors_by_precision,
+            "postings_by_precision": self.postings_by_precision,
+            "ingest": self.ingest,
+            "layers": self.layers,
+            "build_seconds": round(self.seconds, 1),
+        }
+
+
+def build_store(
+    data_dir: Path,
+    store_path: Path,
+    *,
+    n_seekers: int,
+    seed: int,
+    progress: ProgressCallback | None = None,
+) -> BuildReport:
+    """Read every source in ``data_dir`` and write the embedded store to ``store_path``.
+
+    Parameters
+    ----------
+    data_dir : pathlib.Path
+        Folder with one sub-folder per source (the shapes of the Xi'an data set).
+    store_path : pathlib.Path
+        SQLite file to write; replaced atomically when the build succeeds.
+    n_seekers : int
+        Number of simulated seekers to generate.
+    seed : int
+        Seed of the seeker simulation, so a build is reproducible.
+    progress : callable, optional
+        Receives ``(stage, done, total)`` during long steps.
+
+    Returns
+    -------
+    BuildReport
+    """
+    started = time.perf_counter()
+    report_progress = progress or _ignore_progress
+
+    report_progress("regions", 0, 1)
+    regions = load_regions(data_dir)
+    zones = load_zones(data_dir, regions)
+    report_progress("regions", 1, 1)
+
+    occupations = load_occupations(data_dir)
+    classifier = OccupationClassifier().fit(occupations)
+    postings, ingest = read_postings(data_dir, classifier, progress=report_progress)
+
+    gazetteer = build_gazetteer(data_dir, regions, zones)
+    located = locate_postings(postings, gazetteer, report_progress)
+    anchors, anchor_ids = build_anchors(located)
+    postings = postings.assign(anchor_id=anchor_ids.to_numpy())
+
+    report_progress("layers", 0, 1)
+    layers = load_layers(data_dir, regions)
+    report_progress("layers", 1, 1)
+
+    seekers = generate_seekers(
+        data_dir,
+        n_seekers,
+        seed,
+        occupations=occupations,
+        regions=regions,
+        progress=report_progress,
+    )
+
+    report = BuildReport(
+        postings=len(postings),
+        anchors=len(anchors),
+        seekers=len(seekers),
+        anchors_by_precision=precision_counts(anchors),
+        postings_by_precision=precision_counts(located),
+        ingest=dataclasses.asdict(ingest),
+        layers={name: len(frame) for name, (_, frame) in layers.items()},
+    )
+    report.seconds = time.perf_counter() - started
+
+    report_progress("write", 0, 1)
+    write_store(
+        store_path,
+        postings=postings,
+        anchors=anchors,
+        seekers=seekers,
+        layers={name: (_layer_info(info), frame) for name, (info, frame) in layers.items()},
+        meta=report.as_meta(),
+    )
+    report_progress("write", 1, 1)
+    return report
+
+
+def locate_postings(
+    postings: pd.DataFrame, gazetteer: Gazetteer, progress: ProgressCallback
+) -> pd.DataFrame:
+    """Locate every posting with the gazetteer, once per distinct (text, company, zones).
+
+    Returns the postings with the columns ``lon``, ``lat`` (WGS84 degrees),
+    ``precision``, ``location_source``, ``location_label`` and ``district_code``.
+    """
+    inputs = ["location_text", "company", "business_zones"]
+    distinct = postings[inputs].fillna("").drop_duplicates().reset_index(drop=True)
+
+    rows = []
+    total = len(distinct)
+    for done, (text, company, zones) in enumerate(distinct.itertuples(index=False), start=1):
+        location = gazetteer.locate(
+            text or None, company=company or None, business_zones=_split_zones(zones)
+        )
+        rows.append(
+            (
+                location.lon,
+                location.lat,
+                location.precision.value,
+                location.source,
+                location.label,
+                location.district_code,
+            )
+        )
+        if done % 2_000 == 0 or done == total:
+            progress("locate", done, total)
+
+    located_columns = [
+        "lon",
+        "lat",
+        "precision",
+        "location_source",
+        "location_label",
+        "district_code",
+    ]
+    distinct[located_columns] = pd.DataFrame(rows, columns=located_columns)
+    merged = postings[inputs].fillna("").merge(distinct, on=inputs, how="left")
+    merged.index = postings.index
+    return postings.drop(columns=[c for c in located_columns if c in postings]).join(
+        merged[located_columns]
+    )
+
+
+def _split_zones(joined: str) -> tuple[str, ...]:
+    return tuple(zone for zone in joined.split(";") if zone)
+
+
+def _layer_info(info: Any) -> dict[str, str]:
+    return {
+        "title_zh": info.title_zh,
+        "title_en": info.title_en,
+        "source": info.source,
+        "updated": info.updated,
+        "geometry_type": info.geometry_type,
+    }
+
+
+def _ignore_progress(stage: str, done: int, total: int) -> None:
+    return None

@@ -1,0 +1,262 @@
+"""The embedded store: one SQLite file, written once by the build, read by the service.
+
+The file is built into a temporary path and renamed into place, so a crashed or
+interrupted build never leaves a half-written store behind. Anchors are indexed
+with SQLite's R*Tree module so bounding-box queries go through a spatial index.
+"""
+
+import json
+import logging
+import os
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import pandas as pd
+import shapely
+
+from geo.errors import DoorstepError
+
+logger = logging.getLogger(__name__)
+
+SCHEMA_VERSION = "1"
+
+_SCHEMA = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE anchors (
+    anchor_row INTEGER PRIMARY KEY,
+    anchor_id TEXT NOT NULL UNIQUE,
+    name TEXT NOT NULL,
+    lon REAL NOT NULL,
+    lat REAL NOT NULL,
+    precision TEXT NOT NULL,
+    source TEXT NOT NULL,
+    location_label TEXT NOT NULL,
+    district_code TEXT,
+    state TEXT NOT NULL,
+    n_postings INTEGER NOT NULL
+);
+CREATE VIRTUAL TABLE anchors_rtree USING rtree(anchor_row, min_lon, max_lon, min_lat, max_lat);
+CREATE TABLE layers (
+    name TEXT PRIMARY KEY,
+    title_zh TEXT NOT NULL,
+    title_en TEXT NOT NULL,
+    source TEXT NOT NULL,
+    updated TEXT NOT NULL,
+    geometry_type TEXT NOT NULL
+);
+CREATE TABLE layer_features (
+    layer TEXT NOT NULL REFERENCES layers(name),
+    properties TEXT NOT NULL,
+    geometry BLOB NOT NULL
+);
+CREATE INDEX layer_features_layer ON layer_features(layer);
+"""
+
+
+class StoreNotFoundError(DoorstepError, FileNotFoundError):
+    """The embedded store file does not exist or is not a Doorstep store."""
+
+
+class LayerNotFoundError(DoorstepError, LookupError):
+    """No map layer has the requested name."""
+
+
+class SqliteStore:
+    """Read access to a built embedded store.
+
+    Parameters
+    ----------
+    path : pathlib.Path
+        The SQLite file written by :func:`write_store`.
+    """
+
+    def __init__(self, path: Path) -> None:
+        if not path.is_file():
+            raise StoreNotFoundError(
+                f"store file {path} does not exist; build it with `doorstep build`"
+            )
+        self.path = path
+        version = self.meta().get("schema_version")
+        if version != SCHEMA_VERSION:
+            raise StoreNotFoundError(
+                f"store file {path} has schema version {version!r}, expected {SCHEMA_VERSION!r};"
+                " rebuild it with `doorstep build --force`"
+            )
+
+    @contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        connection = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True)
+        try:
+            yield connection
+        finally:
+            connection.close()
+
+    def meta(self) -> dict[str, Any]:
+        """Return the build metadata (counts, reports, timings) stored with the data."""
+        with self._connect() as connection:
+            try:
+                rows = connection.execute("SELECT key, value FROM meta").fetchall()
+            except sqlite3.DatabaseError as err:
+                raise StoreNotFoundError(f"{self.path} is not a Doorstep store: {err}") from err
+        return {key: json.loads(value) for key, value in rows}
+
+    def postings_frame(self) -> pd.DataFrame:
+        """Return active postings joined with their anchor's point, precision and district."""
+        query = """
+            SELECT p.*, a.lon, a.lat, a.precision, a.location_label, a.district_code,
+                   a.source AS location_source
+            FROM postings AS p JOIN anchors AS a USING (anchor_id)
+            WHERE p.active = 1
+        """
+        with self._connect() as connection:
+            return pd.read_sql_query(query, connection)
+
+    def seekers_frame(self) -> pd.DataFrame:
+        """Return every seeker; the embedded default holds only simulated seekers."""
+        with self._connect() as connection:
+            frame = pd.read_sql_query("SELECT * FROM seekers", connection)
+        frame["simulated"] = frame["simulated"].astype(bool)
+        return frame
+
+    def anchors_in_bbox(self, bbox: tuple[float, float, float, float], limit: int) -> pd.DataFrame:
+        """Return up to ``limit`` anchors inside a WGS84 bbox (min_lon, min_lat, max_lon, max_lat).
+
+        Anchors with the most postings come first when the box holds more than ``limit``.
+        """
+        min_lon, min_lat, max_lon, max_lat = bbox
+        query = """
+            SELECT a.* FROM anchors_rtree AS r JOIN anchors AS a USING (anchor_row)
+            WHERE r.min_lon >= ? AND r.max_lon <= ? AND r.min_lat >= ? AND r.max_lat <= ?
+            ORDER BY a.n_postings DESC, a.anchor_id
+            LIMIT ?
+        """
+        with self._connect() as connection:
+            return pd.read_sql_query(
+                query, connection, params=(min_lon, max_lon, min_lat, max_lat, limit)
+            )
+
+    def anchors_frame(self) -> pd.DataFrame:
+        """Return every anchor."""
+        with self._connect() as connection:
+            return pd.read_sql_query("SELECT * FROM anchors", connection)
+
+    def layer_infos(self) -> list[dict[str, str]]:
+        """Return the metadata of every map layer, in name order."""
+        with self._connect() as connection:
+            connection.row_factory = sqlite3.Row
+            rows = connection.execute("SELECT * FROM layers ORDER BY name").fetchall()
+        return [dict(row) for row in rows]
+
+    def layer_frame(self, name: str) -> gpd.GeoDataFrame:
+        """Return one map layer as a WGS84 GeoDataFrame."""
+        with self._connect() as connection:
+            known = connection.execute("SELECT 1 FROM layers WHERE name = ?", (name,)).fetchone()
+            if known is None:
+                raise LayerNotFoundError(f"map layer {name!r} does not exist")
+            rows = connection.execute(
+                "SELECT properties, geometry FROM layer_features WHERE layer = ?", (name,)
+            ).fetchall()
+        properties = pd.DataFrame([json.loads(props) for props, _ in rows])
+        geometry = shapely.from_wkb([blob for _, blob in rows])
+        return gpd.GeoDataFrame(properties, geometry=geometry, crs="EPSG:4326")
+
+
+def write_store(
+    path: Path,
+    *,
+    postings: pd.DataFrame,
+    anchors: pd.DataFrame,
+    seekers: pd.DataFrame,
+    layers: dict[str, tuple[dict[str, str], gpd.GeoDataFrame]],
+    meta: dict[str, Any],
+) -> None:
+    """Write a complete store to ``path`` atomically (temporary file, then rename).
+
+    Parameters
+    ----------
+    path : pathlib.Path
+        Destination file; its folder is created when missing.
+    postings : pandas.DataFrame
+        Normalised postings with an ``anchor_id`` column; every one is stored as active.
+    anchors : pandas.DataFrame
+        Columns of :data:`geo.anchors.ANCHOR_COLUMNS`, WGS84 degrees.
+    seekers : pandas.DataFrame
+        Seeker rows; must contain ``seeker_id`` and ``simulated``.
+    layers : dict
+        Layer name to (info, GeoDataFrame in EPSG:4326). ``info`` has the keys
+        title_zh, title_en, source, updated and geometry_type.
+    meta : dict
+        JSON-serialisable build metadata.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    partial.unlink(missing_ok=True)
+
+    connection = sqlite3.connect(partial)
+    try:
+        connection.executescript(_SCHEMA)
+        _write_anchors(connection, anchors)
+        _write_frame(connection, "postings", postings.assign(active=1), "posting_id")
+        _write_frame(connection, "seekers", seekers, "seeker_id")
+        _write_layers(connection, layers)
+        _write_meta(connection, {**meta, "schema_version": SCHEMA_VERSION})
+        connection.commit()
+    finally:
+        connection.close()
+
+    os.replace(partial, path)
+    logger.info("wrote store %s", path)
+
+
+def _write_anchors(connection: sqlite3.Connection, anchors: pd.DataFrame) -> None:
+    rows = anchors.reset_index(drop=True)
+    rows.insert(0, "anchor_row", range(1, len(rows) + 1))
+    rows.to_sql("anchors", connection, if_exists="append", index=False)
+    connection.executemany(
+        "INSERT INTO anchors_rtree VALUES (?, ?, ?, ?, ?)",
+        zip(rows["anchor_row"], rows["lon"], rows["lon"], rows["lat"], rows["lat"], strict=True),
+    )
+
+
+def _write_frame(connection: sqlite3.Connection, table: str, frame: pd.DataFrame, key: str) -> None:
+    frame.to_sql(table, connection, index=False, chunksize=5_000)
+    connection.execute(f"CREATE UNIQUE INDEX {table}_{key} ON {table}({key})")
+
+
+def _write_layers(
+    connection: sqlite3.Connection,
+    layers: dict[str, tuple[dict[str, str], gpd.GeoDataFrame]],
+) -> None:
+    for name, (info, frame) in layers.items():
+        connection.execute(
+            "INSERT INTO layers VALUES (?, ?, ?, ?, ?, ?)",
+            (
+                name,
+                info["title_zh"],
+                info["title_en"],
+                info["source"],
+                info["updated"],
+                info["geometry_type"],
+            ),
+        )
+        properties = frame.drop(columns=frame.geometry.name)
+        records = properties.astype(object).where(properties.notna(), None).to_dict("records")
+        blobs = shapely.to_wkb(frame.geometry.values)
+        connection.executemany(
+            "INSERT INTO layer_features VALUES (?, ?, ?)",
+            [
+                (name, json.dumps(record, ensure_ascii=False, default=str), blob)
+                for record, blob in zip(records, blobs, strict=True)
+            ],
+        )
+
+
+def _write_meta(connection: sqlite3.Connection, meta: dict[str, Any]) -> None:
+    connection.executemany(
+        "INSERT INTO meta VALUES (?, ?)",
+        [(key, json.dumps(value, ensure_ascii=False, default=str)) for key, value in meta.items()],
+    )
