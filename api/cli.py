@@ -1,0 +1,223 @@
+"""The ``doorstep`` command: build the store, serve, recommend, export, versions."""
+
+import csv
+import logging
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from api.settings import Settings
+from store.build import BuildReport, build_store
+from store.sqlite import SqliteStore
+
+logger = logging.getLogger(__name__)
+
+app = typer.Typer(help="Doorstep Jobs (家门口就业): job matching for Xi'an.", no_args_is_help=True)
+console = Console()
+
+STAGE_LABELS = {
+    "regions": "区县与开发区 regions",
+    "locate": "岗位定位 locating postings",
+    "layers": "人社地图图层 HR map layers",
+    "seekers": "模拟求职者 simulated seekers",
+    "write": "写入存储 writing store",
+}
+
+
+@app.callback()
+def _configure(
+    ctx: typer.Context,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log at DEBUG level.")] = False,
+) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    ctx.obj = Settings()
+
+
+@app.command()
+def build(
+    ctx: typer.Context,
+    force: Annotated[bool, typer.Option(help="Rebuild even when the store exists.")] = False,
+) -> None:
+    """Build the embedded store from the data folder (DOORSTEP_DATA_DIR)."""
+    settings: Settings = ctx.obj
+    if settings.data.store_path.exists() and not force:
+        console.print(f"store {settings.data.store_path} exists; use --force to rebuild")
+        return
+    _build(settings)
+
+
+@app.command()
+def serve(ctx: typer.Context) -> None:
+    """Serve the API and web pages; builds the store first when it is missing."""
+    import uvicorn
+
+    from api.app import create_app
+
+    settings: Settings = ctx.obj
+    if not settings.data.store_path.exists():
+        _build(settings)
+    console.print(
+        f"城市地图 city map: http://{settings.server.host}:{settings.server.port}/  ·  "
+        f"求职者页面 seeker page: http://{settings.server.host}:{settings.server.port}/seeker"
+    )
+    uvicorn.run(create_app(settings), host=settings.server.host, port=settings.server.port)
+
+
+@app.command()
+def recommend(
+    ctx: typer.Context,
+    seeker: Annotated[str, typer.Option(help="Seeker id, e.g. sim-000001.")],
+    limit: Annotated[int, typer.Option(min=1, max=100, help="Jobs to show.")] = 10,
+    lang: Annotated[str, typer.Option(help="zh or en.")] = "zh",
+) -> None:
+    """Print the ranked jobs of one seeker as a table."""
+    from matching.recommend import Recommender
+
+    settings: Settings = ctx.obj
+    recommender = Recommender.from_store(SqliteStore(settings.data.store_path))
+    row, ranked = recommender.recommend(seeker, limit, lang=lang)
+
+    console.print(
+        f"[bold]{row['seeker_id']}[/bold] (模拟 simulated) · {row['group']} · "
+        f"{row['occupation_wish_name']} · {row['home_label']} · ≤{int(row['max_commute_min'])} 分钟"
+    )
+    table = Table("#", "岗位 job", "单位 employer", "薪资 pay", "得分 score", "理由 reasons")
+    for rank, job in enumerate(ranked.itertuples(index=False), start=1):
+        table.add_row(
+            str(rank),
+            str(job.title),
+            str(job.company),
+            str(job.salary_text or "面议"),
+            f"{job.score:.3f}",
+            "；".join(job.reasons),
+        )
+    console.print(table)
+
+
+@app.command("export-matches")
+def export_matches(
+    ctx: typer.Context,
+    out: Annotated[Path, typer.Option(help="CSV file to write.")] = Path("var/matches.csv"),
+    seekers: Annotated[int, typer.Option(min=1, help="Seekers to export.")] = 1_000,
+    per_seeker: Annotated[int, typer.Option(min=1, max=100, help="Jobs per seeker.")] = 10,
+) -> None:
+    """Write the top matches of the first N seekers to CSV (UTF-8 with BOM for Excel)."""
+    from matching.recommend import Recommender
+
+    settings: Settings = ctx.obj
+    recommender = Recommender.from_store(SqliteStore(settings.data.store_path))
+    ids = list(recommender.seekers.index[:seekers])
+    out.parent.mkdir(parents=True, exist_ok=True)
+
+    columns = [
+        "seeker_id",
+        "simulated",
+        "rank",
+        "posting_id",
+        "title",
+        "company",
+        "salary_text",
+        "distance_m",
+        "precision",
+        "score",
+        "reasons",
+    ]
+    with out.open("w", newline="", encoding="utf-8-sig") as handle, _progress() as progress:
+        writer = csv.writer(handle)
+        writer.writerow(columns)
+        task = progress.add_task("导出匹配 exporting matches", total=len(ids))
+        for seeker_id in ids:
+            row, ranked = recommender.recommend(seeker_id, per_seeker)
+            for rank, job in enumerate(ranked.itertuples(index=False), start=1):
+                writer.writerow(
+                    [
+                        seeker_id,
+                        bool(row["simulated"]),
+                        rank,
+                        job.posting_id,
+                        job.title,
+                        job.company,
+                        job.salary_text,
+                        _round(job.distance_m),
+                        job.precision,
+                        f"{job.score:.4f}",
+                        "；".join(job.reasons),
+                    ]
+                )
+            progress.advance(task)
+    console.print(f"wrote {out}")
+
+
+@app.command()
+def versions(ctx: typer.Context) -> None:
+    """Print the versions of GEOS, PROJ, the main libraries and the loaded store."""
+    from api.presenters import versions as library_versions
+
+    settings: Settings = ctx.obj
+    for name, version in library_versions().items():
+        console.print(f"{name}: {version}")
+    console.print("postgis: not used (embedded SQLite store)")
+    console.print("model: baseline score (no learned model loaded)")
+    if settings.data.store_path.exists():
+        meta = SqliteStore(settings.data.store_path).meta()
+        console.print(f"store: {settings.data.store_path} schema {meta.get('schema_version')}")
+
+
+def _build(settings: Settings) -> BuildReport:
+    started = time.perf_counter()
+    console.print(f"building store {settings.data.store_path} from {settings.data.data_dir} …")
+    with _progress() as progress:
+        tasks: dict[str, int] = {}
+
+        def report(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = progress.add_task(STAGE_LABELS.get(stage, stage), total=total)
+            progress.update(tasks[stage], completed=done, total=total)
+
+        report_data = build_store(
+            settings.data.data_dir,
+            settings.data.store_path,
+            n_seekers=settings.data.n_seekers,
+            seed=settings.data.seed,
+            progress=report,
+        )
+    _print_build_report(report_data, time.perf_counter() - started)
+    return report_data
+
+
+def _print_build_report(report: BuildReport, seconds: float) -> None:
+    console.print(
+        f"postings {report.postings:,} · anchors {report.anchors:,} · "
+        f"simulated seekers {report.seekers:,} · {seconds:.0f} s"
+    )
+    table = Table("precision 精度", "anchors 锚点", "postings 岗位")
+    for level, count in report.anchors_by_precision.items():
+        table.add_row(level, f"{count:,}", f"{report.postings_by_precision.get(level, 0):,}")
+    console.print(table)
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+    )
+
+
+def _round(value: float) -> str:
+    return "" if value != value else f"{value:.0f}"
+
+
+def main() -> None:
+    """Run the command-line interface."""
+    app()

@@ -1,0 +1,176 @@
+"""Turn store and matching frames into response bodies, in the requested language and coord_sys."""
+
+import math
+from importlib import metadata
+from typing import Any
+
+import pandas as pd
+import pyproj
+import shapely
+
+from api.schemas import Job, Point, SeekerDetail, SeekerSummary
+from geo.crs import CoordSys, from_wgs84
+from geo.location import PRECISION_LABELS_ZH, Precision
+from matching.education import EDUCATION_LABELS_ZH, EducationLevel
+from matching.recommend import Recommender
+
+GROUP_LABELS = {
+    "zh": {
+        "graduate": "高校毕业生",
+        "talent": "高层次人才",
+        "assistance": "就业援助对象",
+        "general": "一般求职者",
+    },
+    "en": {
+        "graduate": "graduate",
+        "talent": "high-level talent",
+        "assistance": "assistance target",
+        "general": "general",
+    },
+}
+
+PRECISION_LABELS_EN = {
+    Precision.EXACT: "exact",
+    Precision.POI: "map POI",
+    Precision.BUILDING: "building or park",
+    Precision.BUSINESS_AREA: "approx. business area",
+    Precision.ZONE: "approx. development zone",
+    Precision.DISTRICT: "approx. district",
+    Precision.CITY: "somewhere in Xi'an",
+}
+
+EDUCATION_LABELS_EN = {
+    EducationLevel.ANY: "any",
+    EducationLevel.JUNIOR_HIGH: "junior high or below",
+    EducationLevel.SENIOR_HIGH: "senior high / vocational",
+    EducationLevel.COLLEGE: "college (dazhuan)",
+    EducationLevel.BACHELOR: "bachelor",
+    EducationLevel.MASTER: "master",
+    EducationLevel.DOCTOR: "doctorate",
+}
+
+
+def precision_label(precision: str, lang: str) -> str:
+    """Return the display label of a precision level."""
+    level = Precision(precision)
+    return PRECISION_LABELS_ZH[level] if lang == "zh" else PRECISION_LABELS_EN[level]
+
+
+def jobs(
+    frame: pd.DataFrame, coord_sys: CoordSys, recommender: Recommender, lang: str
+) -> list[Job]:
+    """Convert ranked or nearby postings to :class:`Job` bodies."""
+    return [_job(row, coord_sys, recommender, lang) for _, row in frame.iterrows()]
+
+
+def _job(row: pd.Series, coord_sys: CoordSys, recommender: Recommender, lang: str) -> Job:
+    lon, lat = from_wgs84(float(row["lon"]), float(row["lat"]), coord_sys)
+    precision = str(row["precision"])
+    return Job(
+        posting_id=str(row["posting_id"]),
+        title=str(row["title"]),
+        company=str(row["company"]),
+        salary_text=_text(row.get("salary_text")),
+        salary_min_month=_number(row.get("salary_min_month")),
+        salary_max_month=_number(row.get("salary_max_month")),
+        distance_m=_number(row.get("distance_m")) if precision != Precision.CITY else None,
+        estimated_commute_min=_number(row.get("estimated_commute_min")),
+        precision=precision,
+        precision_label=precision_label(precision, lang),
+        approximate=Precision(precision).is_approximate,
+        location_label=_text(row.get("location_label")),
+        district_name=recommender.district_name(row.get("district_code")),
+        lon=lon,
+        lat=lat,
+        score=_number(row.get("score")),
+        reasons=list(row.get("reasons") or []),
+        published_on=_text(row.get("published_on")) or None,
+    )
+
+
+def seeker_summary(row: pd.Series, recommender: Recommender, lang: str) -> SeekerSummary:
+    """Convert a seeker row to the list body."""
+    return SeekerSummary(**_seeker_fields(row, recommender, lang))
+
+
+def seeker_detail(
+    row: pd.Series, coord_sys: CoordSys, recommender: Recommender, lang: str
+) -> SeekerDetail:
+    """Convert a seeker row to the detail body with the home point in ``coord_sys``."""
+    lon, lat = from_wgs84(float(row["home_lon"]), float(row["home_lat"]), coord_sys)
+    return SeekerDetail(
+        **_seeker_fields(row, recommender, lang),
+        home=Point(lon=lon, lat=lat),
+        salary_wish_min=_number(row.get("salary_wish_min")),
+        salary_wish_max=_number(row.get("salary_wish_max")),
+    )
+
+
+def _seeker_fields(row: pd.Series, recommender: Recommender, lang: str) -> dict[str, Any]:
+    education = EducationLevel(int(row["education"]))
+    education_labels = EDUCATION_LABELS_ZH if lang == "zh" else EDUCATION_LABELS_EN
+    return {
+        "seeker_id": str(row["seeker_id"]),
+        "group": str(row["group"]),
+        "group_label": GROUP_LABELS[lang][str(row["group"])],
+        "education_label": education_labels[education],
+        "occupation_wish_name": _text(row.get("occupation_wish_name")),
+        "home_label": _text(row.get("home_label")),
+        "district_name": recommender.district_name(row.get("home_district_code")),
+        "max_commute_min": int(row["max_commute_min"]),
+        "simulated": bool(row["simulated"]),
+    }
+
+
+def anchors_geojson(
+    frame: pd.DataFrame, coord_sys: CoordSys, recommender: Recommender, lang: str
+) -> dict[str, Any]:
+    """Return anchors as a GeoJSON FeatureCollection with points in ``coord_sys``."""
+    features = []
+    for _, row in frame.iterrows():
+        lon, lat = from_wgs84(float(row["lon"]), float(row["lat"]), coord_sys)
+        precision = str(row["precision"])
+        features.append(
+            {
+                "type": "Feature",
+                "geometry": {"type": "Point", "coordinates": [lon, lat]},
+                "properties": {
+                    "anchor_id": row["anchor_id"],
+                    "name": row["name"],
+                    "precision": precision,
+                    "precision_label": precision_label(precision, lang),
+                    "approximate": Precision(precision).is_approximate,
+                    "n_postings": int(row["n_postings"]),
+                    "location_label": row["location_label"],
+                    "district_name": recommender.district_name(row["district_code"]),
+                },
+            }
+        )
+    return {"type": "FeatureCollection", "features": features}
+
+
+def versions() -> dict[str, str]:
+    """Return the versions of GEOS, PROJ and the main libraries."""
+    found = {
+        "geos": shapely.geos_version_string,
+        "proj": pyproj.proj_version_str,
+    }
+    for package in ("doorstep-jobs", "fastapi", "geopandas", "shapely", "lightgbm", "pandas"):
+        try:
+            found[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            found[package] = "not installed"
+    return found
+
+
+def _number(value: Any) -> float | None:
+    if value is None:
+        return None
+    number = float(value)
+    return None if math.isnan(number) else number
+
+
+def _text(value: Any) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    return str(value)

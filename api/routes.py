@@ -1,0 +1,226 @@
+"""JSON routes of the API (``/v1``) and the health check."""
+
+import math
+from typing import Annotated, Any
+
+import shapely
+from fastapi import APIRouter, Depends, Path, Query, Request
+
+from api import presenters
+from api.errors import NotFoundError, QueryLimitError
+from api.schemas import (
+    Health,
+    JobPage,
+    LayerList,
+    Recommendations,
+    SeekerList,
+    Stats,
+)
+from api.settings import Settings
+from geo.crs import CoordSys, parse_coord_sys, to_wgs84, validate_and_convert
+from geo.layers import layer_geojson
+from matching.recommend import Recommender, SeekerNotFoundError
+from store.sqlite import SqliteStore
+
+router = APIRouter()
+
+
+def _settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def _recommender(request: Request) -> Recommender:
+    recommender: Recommender = request.app.state.recommender
+    return recommender
+
+
+def _store(request: Request) -> SqliteStore:
+    store: SqliteStore = request.app.state.store
+    return store
+
+
+def _coord_sys(
+    coord_sys: Annotated[str, Query(description="wgs84, gcj02 or bd09")] = "wgs84",
+) -> CoordSys:
+    return parse_coord_sys(coord_sys)
+
+
+SettingsDep = Annotated[Settings, Depends(_settings)]
+RecommenderDep = Annotated[Recommender, Depends(_recommender)]
+StoreDep = Annotated[SqliteStore, Depends(_store)]
+CoordSysDep = Annotated[CoordSys, Depends(_coord_sys)]
+Lang = Annotated[str, Query(pattern="^(zh|en)$", description="Language of reasons: zh or en.")]
+
+
+@router.get("/health", response_model=Health, tags=["service"])
+def health(recommender: RecommenderDep) -> Health:
+    """Report liveness, loaded counts and library versions."""
+    return Health(
+        status="ok",
+        postings=recommender.n_postings,
+        seekers=recommender.n_seekers,
+        versions=presenters.versions(),
+    )
+
+
+@router.get("/v1/jobs/nearby", response_model=JobPage, tags=["jobs"])
+def jobs_nearby(
+    recommender: RecommenderDep,
+    settings: SettingsDep,
+    coord_sys: CoordSysDep,
+    lon: Annotated[float, Query(description="Longitude of the point, in coord_sys.")],
+    lat: Annotated[float, Query(description="Latitude of the point, in coord_sys.")],
+    radius_m: Annotated[float, Query(description="Search radius in metres.")] = 3_000,
+    page: Annotated[int, Query(ge=1, description="1-based page number.")] = 1,
+    page_size: Annotated[int, Query(ge=1, description="Jobs per page.")] = 20,
+    lang: Lang = "zh",
+) -> JobPage:
+    """List active jobs within radius_m of a point, nearest first, with reasons."""
+    _check_radius(radius_m, settings.query.max_radius_m)
+    _check_page_size(page_size, settings.query.max_page_size)
+    wgs_lon, wgs_lat = validate_and_convert(lon, lat, coord_sys)
+
+    found = recommender.nearby(wgs_lon, wgs_lat, radius_m, lang=lang)
+    start = (page - 1) * page_size
+    shown = found.iloc[start : start + page_size]
+    return JobPage(
+        items=presenters.jobs(shown, coord_sys, recommender, lang),
+        total=len(found),
+        page=page,
+        page_size=page_size,
+    )
+
+
+@router.get("/v1/seekers", response_model=SeekerList, tags=["seekers"])
+def seekers(
+    recommender: RecommenderDep,
+    settings: SettingsDep,
+    limit: Annotated[int, Query(ge=1, description="Seekers per page.")] = 50,
+    offset: Annotated[int, Query(ge=0, description="Seekers to skip.")] = 0,
+    lang: Lang = "zh",
+) -> SeekerList:
+    """List simulated seekers for the seeker page's picker."""
+    _check_page_size(limit, settings.query.max_page_size, field="limit")
+    rows, total = recommender.seeker_page(limit, offset)
+    items = [presenters.seeker_summary(row, recommender, lang) for _, row in rows.iterrows()]
+    return SeekerList(items=items, total=total)
+
+
+@router.get(
+    "/v1/seekers/{seeker_id}/recommendations", response_model=Recommendations, tags=["seekers"]
+)
+def seeker_recommendations(
+    recommender: RecommenderDep,
+    settings: SettingsDep,
+    coord_sys: CoordSysDep,
+    seeker_id: Annotated[str, Path(max_length=64, description="Seeker id, e.g. sim-000001.")],
+    limit: Annotated[int, Query(ge=1, description="Jobs to return.")] = 20,
+    lang: Lang = "zh",
+) -> Recommendations:
+    """Rank jobs within the seeker's commute limit, with reasons."""
+    _check_page_size(limit, settings.query.max_page_size, field="limit")
+    try:
+        seeker, ranked = recommender.recommend(seeker_id, limit, lang=lang)
+    except SeekerNotFoundError as err:
+        raise NotFoundError(str(err), f"求职者 {seeker_id} 不存在") from err
+    return Recommendations(
+        seeker=presenters.seeker_detail(seeker, coord_sys, recommender, lang),
+        items=presenters.jobs(ranked, coord_sys, recommender, lang),
+        simulated=bool(seeker["simulated"]),
+    )
+
+
+@router.get("/v1/anchors", tags=["map"])
+def anchors(
+    store: StoreDep,
+    settings: SettingsDep,
+    recommender: RecommenderDep,
+    coord_sys: CoordSysDep,
+    bbox: Annotated[
+        str, Query(description="min_lon,min_lat,max_lon,max_lat in coord_sys.")
+    ] = "107.6,33.6,109.9,34.8",
+    lang: Lang = "zh",
+) -> dict[str, Any]:
+    """Return employer anchors inside a bbox as GeoJSON, most postings first."""
+    wgs_bbox = _parse_bbox(bbox, coord_sys)
+    found = store.anchors_in_bbox(wgs_bbox, settings.query.max_bbox_features)
+    return presenters.anchors_geojson(found, coord_sys, recommender, lang)
+
+
+@router.get("/v1/layers", response_model=LayerList, tags=["map"])
+def layers(store: StoreDep) -> LayerList:
+    """List the HR map layers (人社地图) with source and update date."""
+    return LayerList.model_validate({"items": store.layer_infos()})
+
+
+@router.get("/v1/layers/{name}", tags=["map"])
+def layer(
+    store: StoreDep,
+    coord_sys: CoordSysDep,
+    name: Annotated[str, Path(pattern="^[a-z_]{1,40}$", description="Layer name.")],
+    bbox: Annotated[str | None, Query(description="Optional bbox in coord_sys.")] = None,
+) -> dict[str, Any]:
+    """Return one HR map layer as GeoJSON in the requested coord_sys."""
+    frame = store.layer_frame(name)
+    wgs_bbox = _parse_bbox(bbox, coord_sys) if bbox else None
+    return layer_geojson(frame, coord_sys, wgs_bbox)
+
+
+@router.get("/v1/stats", response_model=Stats, tags=["map"])
+def stats(store: StoreDep) -> Stats:
+    """Return counts of postings, anchors by precision and seekers."""
+    meta = store.meta()
+    return Stats(
+        postings=meta["postings"],
+        anchors=meta["anchors"],
+        seekers=meta["seekers"],
+        simulated_seekers=meta["seekers_simulated"],
+        anchors_by_precision=meta["anchors_by_precision"],
+        postings_by_precision=meta["postings_by_precision"],
+    )
+
+
+def _check_radius(radius_m: float, limit: float) -> None:
+    if not math.isfinite(radius_m) or radius_m <= 0 or radius_m > limit:
+        raise QueryLimitError(
+            f"radius_m {radius_m} is invalid; expected a number above 0 and at most {limit:g}",
+            field="radius_m",
+            message_zh=f"搜索半径 radius_m 须大于 0 且不超过 {limit:g} 米",
+        )
+
+
+def _check_page_size(size: int, limit: int, field: str = "page_size") -> None:
+    if size > limit:
+        raise QueryLimitError(
+            f"{field} {size} is over the limit of {limit}",
+            field=field,
+            message_zh=f"{field} 不能超过 {limit}",
+        )
+
+
+def _parse_bbox(text: str, coord_sys: CoordSys) -> tuple[float, float, float, float]:
+    parts = text.split(",")
+    try:
+        values = [float(part) for part in parts]
+    except ValueError as err:
+        raise _bbox_error(text) from err
+    if len(values) != 4 or not all(math.isfinite(v) for v in values):
+        raise _bbox_error(text)
+    min_lon, min_lat, max_lon, max_lat = values
+    if min_lon >= max_lon or min_lat >= max_lat:
+        raise _bbox_error(text)
+    if coord_sys is CoordSys.WGS84:
+        return min_lon, min_lat, max_lon, max_lat
+    corners = [to_wgs84(x, y, coord_sys) for x, y in ((min_lon, min_lat), (max_lon, max_lat))]
+    box = shapely.box(corners[0][0], corners[0][1], corners[1][0], corners[1][1])
+    return tuple(box.bounds)  # type: ignore[return-value]
+
+
+def _bbox_error(text: str) -> QueryLimitError:
+    return QueryLimitError(
+        f"bbox {text[:80]!r} is invalid; expected four finite numbers"
+        " min_lon,min_lat,max_lon,max_lat with min < max",
+        field="bbox",
+        message_zh="bbox 须为四个数：最小经度,最小纬度,最大经度,最大纬度，且最小值小于最大值",
+    )

@@ -1,0 +1,120 @@
+"""Response bodies of the JSON API."""
+
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+
+class Job(BaseModel):
+    """A posting as shown to a seeker, with its distance and reasons."""
+
+    posting_id: str
+    title: str
+    company: str
+    salary_text: str
+    salary_min_month: float | None = Field(description="Yuan per month; null when unknown.")
+    salary_max_month: float | None = Field(description="Yuan per month; null when unknown.")
+    distance_m: float | None = Field(
+        description="Straight-line metres from the query point; null for city-level locations."
+    )
+    estimated_commute_min: float | None = None
+    precision: str
+    precision_label: str
+    approximate: bool = Field(description="True when the point stands for an area (约).")
+    location_label: str
+    district_name: str | None
+    lon: float = Field(description="Longitude in the requested coord_sys.")
+    lat: float = Field(description="Latitude in the requested coord_sys.")
+    score: float | None = None
+    reasons: list[str]
+    published_on: str | None
+
+
+class JobPage(BaseModel):
+    """One page of nearby jobs."""
+
+    items: list[Job]
+    total: int
+    page: int
+    page_size: int
+
+
+class Point(BaseModel):
+    """A point in the requested coord_sys."""
+
+    lon: float
+    lat: float
+
+
+class SeekerSummary(BaseModel):
+    """A seeker in lists; every seeker of the embedded default is simulated."""
+
+    seeker_id: str
+    group: str
+    group_label: str
+    education_label: str
+    occupation_wish_name: str
+    home_label: str
+    district_name: str | None
+    max_commute_min: int
+    simulated: bool
+
+
+class SeekerDetail(SeekerSummary):
+    """A seeker with the home point, for the recommendation page."""
+
+    home: Point
+    salary_wish_min: float | None
+    salary_wish_max: float | None
+
+
+class SeekerList(BaseModel):
+    """One page of seekers."""
+
+    items: list[SeekerSummary]
+    total: int
+
+
+class Recommendations(BaseModel):
+    """Ranked jobs for one seeker."""
+
+    seeker: SeekerDetail
+    items: list[Job]
+    simulated: bool
+
+
+class LayerInfo(BaseModel):
+    """Metadata of one HR map layer."""
+
+    name: str
+    title_zh: str
+    title_en: str
+    source: str
+    updated: str
+    geometry_type: str
+
+
+class LayerList(BaseModel):
+    """Every HR map layer."""
+
+    items: list[LayerInfo]
+
+
+class Stats(BaseModel):
+    """Counts shown on the city map."""
+
+    postings: int
+    anchors: int
+    seekers: int
+    simulated_seekers: bool
+    anchors_by_precision: dict[str, int]
+    postings_by_precision: dict[str, int]
+
+
+class Health(BaseModel):
+    """Liveness and what the service has loaded."""
+
+    status: str
+    postings: int
+    seekers: int
+    versions: dict[str, Any]

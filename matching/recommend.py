@@ -1,0 +1,130 @@
+"""The recommendation service: candidates, baseline score and reasons for a seeker or a point."""
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Protocol
+
+import pandas as pd
+
+from geo.errors import DoorstepError
+from matching.candidates import JobIndex
+from matching.explain import explain_frame
+from matching.scoring import score_jobs
+
+logger = logging.getLogger(__name__)
+
+# A page of recommendations is topped up with city-level postings ("somewhere in
+# Xi'an") only when fewer located postings are within the seeker's commute.
+MIN_RESULTS = 20
+
+# Columns that describe the posting, not the seeker; the anonymous nearby search
+# explains only these (distance, precision and whether pay is stated).
+_POINT_REASON_COLUMNS = ["distance_m", "precision", "salary_min_month", "salary_max_month"]
+
+
+class SeekerNotFoundError(DoorstepError, LookupError):
+    """No seeker has the requested id."""
+
+
+class SupportsFrames(Protocol):
+    """A store that can hand over postings, seekers and map layers as frames."""
+
+    def postings_frame(self) -> pd.DataFrame: ...
+
+    def seekers_frame(self) -> pd.DataFrame: ...
+
+    def layer_frame(self, name: str) -> pd.DataFrame: ...
+
+
+@dataclass
+class Recommender:
+    """Ranks active postings for seekers and points; built once per process.
+
+    Parameters
+    ----------
+    postings : pandas.DataFrame
+        Active postings joined with their anchor (WGS84 ``lon``/``lat``, ``precision``).
+    seekers : pandas.DataFrame
+        Seekers indexed by ``seeker_id``.
+    district_names : dict
+        6-digit district code to Chinese name.
+    """
+
+    postings: pd.DataFrame
+    seekers: pd.DataFrame
+    district_names: dict[str, str]
+
+    def __post_init__(self) -> None:
+        self.index = JobIndex(self.postings)
+
+    @classmethod
+    def from_store(cls, store: "SupportsFrames") -> "Recommender":
+        """Load postings, seekers and district names from a store."""
+        districts = store.layer_frame("districts")
+        names = dict(zip(districts["code"].astype(str), districts["name"].astype(str), strict=True))
+        seekers = store.seekers_frame().set_index("seeker_id", drop=False)
+        return cls(store.postings_frame(), seekers, names)
+
+    @property
+    def n_postings(self) -> int:
+        """Number of active postings in the index."""
+        return len(self.index)
+
+    @property
+    def n_seekers(self) -> int:
+        """Number of seekers loaded."""
+        return len(self.seekers)
+
+    def district_name(self, code: object) -> str | None:
+        """Return the Chinese name of a 6-digit district code, ``None`` when unknown."""
+        if code is None or (isinstance(code, float) and code != code):
+            return None
+        return self.district_names.get(str(code))
+
+    def nearby(self, lon: float, lat: float, radius_m: float, lang: str = "zh") -> pd.DataFrame:
+        """Return postings within ``radius_m`` metres of a WGS84 point, nearest first, with reasons.
+
+        City-level postings are never returned here: their point is not a place.
+        """
+        found = self.index.within(lon, lat, radius_m)
+        explained = explain_frame(found[_POINT_REASON_COLUMNS], {}, lang)
+        return found.assign(reasons=explained["reasons"].to_numpy())
+
+    def recommend(
+        self, seeker_id: str, limit: int, lang: str = "zh"
+    ) -> tuple[pd.Series, pd.DataFrame]:
+        """Rank postings within the seeker's commute limit, best first, with reasons.
+
+        Raises
+        ------
+        SeekerNotFoundError
+            When ``seeker_id`` is unknown.
+        """
+        seeker = self.seeker(seeker_id)
+
+        candidates = self.index.for_commute(
+            float(seeker["home_lon"]),
+            float(seeker["home_lat"]),
+            float(seeker["max_commute_min"]),
+            _modes(seeker["modes"]),
+            min_results=max(limit, MIN_RESULTS),
+        )
+        ranked = score_jobs(seeker, candidates).head(limit)
+        return seeker, explain_frame(ranked, seeker, lang)
+
+    def seeker(self, seeker_id: str) -> pd.Series:
+        """Return one seeker row."""
+        try:
+            row: pd.Series = self.seekers.loc[seeker_id]
+        except KeyError as err:
+            raise SeekerNotFoundError(f"seeker {seeker_id!r} not found") from err
+        return row
+
+    def seeker_page(self, limit: int, offset: int) -> tuple[pd.DataFrame, int]:
+        """Return ``limit`` seekers from ``offset`` and the total count."""
+        return self.seekers.iloc[offset : offset + limit], len(self.seekers)
+
+
+def _modes(value: object) -> Iterable[str]:
+    return str(value or "transit").split(";")
