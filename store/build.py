@@ -133,7 +133,7 @@ def build_store(
         postings=postings,
         anchors=anchors,
         seekers=seekers,
-        layers={name: (_layer_info(info), frame) for name, (info, frame) in layers.items()},
+        layers=layers,
         meta=report.as_meta(),
     )
     report_progress("write", 1, 1)
@@ -188,16 +188,6 @@ def locate_postings(
 
 def _split_zones(joined: str) -> tuple[str, ...]:
     return tuple(zone for zone in joined.split(";") if zone)
-
-
-def _layer_info(info: Any) -> dict[str, str]:
-    return {
-        "title_zh": info.title_zh,
-        "title_en": info.title_en,
-        "source": info.source,
-        "updated": info.updated,
-        "geometry_type": info.geometry_type,
-    }
 
 
 def _ignore_progress(stage: str, done: int, total: int) -> None:

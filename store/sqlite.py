@@ -171,7 +171,7 @@ def write_store(
     postings: pd.DataFrame,
     anchors: pd.DataFrame,
     seekers: pd.DataFrame,
-    layers: dict[str, tuple[dict[str, str], gpd.GeoDataFrame]],
+    layers: dict[str, tuple[Any, gpd.GeoDataFrame]],
     meta: dict[str, Any],
 ) -> None:
     """Write a complete store to ``path`` atomically (temporary file, then rename).
@@ -187,8 +187,9 @@ def write_store(
     seekers : pandas.DataFrame
         Seeker rows; must contain ``seeker_id`` and ``simulated``.
     layers : dict
-        Layer name to (info, GeoDataFrame in EPSG:4326). ``info`` has the keys
-        title_zh, title_en, source, updated and geometry_type.
+        Layer name to (info, GeoDataFrame in EPSG:4326). ``info`` has the
+        attributes title_zh, title_en, source, updated and geometry_type
+        (:class:`geo.layers.LayerInfo`).
     meta : dict
         JSON-serialisable build metadata.
     """
@@ -229,19 +230,12 @@ def _write_frame(connection: sqlite3.Connection, table: str, frame: pd.DataFrame
 
 def _write_layers(
     connection: sqlite3.Connection,
-    layers: dict[str, tuple[dict[str, str], gpd.GeoDataFrame]],
+    layers: dict[str, tuple[Any, gpd.GeoDataFrame]],
 ) -> None:
     for name, (info, frame) in layers.items():
         connection.execute(
             "INSERT INTO layers VALUES (?, ?, ?, ?, ?, ?)",
-            (
-                name,
-                info["title_zh"],
-                info["title_en"],
-                info["source"],
-                info["updated"],
-                info["geometry_type"],
-            ),
+            (name, info.title_zh, info.title_en, info.source, info.updated, info.geometry_type),
         )
         properties = frame.drop(columns=frame.geometry.name)
         records = properties.astype(object).where(properties.notna(), None).to_dict("records")

@@ -2,6 +2,7 @@
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -15,3 +16,18 @@ def data_dir() -> Path:
     if not (path / "README.md").is_file():
         pytest.fail(f"data folder {path} not found; set DOORSTEP_DATA_DIR")
     return path
+
+
+@pytest.fixture(scope="session")
+def full_store(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> "SqliteStore":
+    """The embedded store built from the real data folder, with 500 simulated seekers."""
+    from store.build import build_store
+    from store.sqlite import SqliteStore
+
+    path = tmp_path_factory.mktemp("store") / "doorstep.sqlite"
+    build_store(data_dir, path, n_seekers=500, seed=7)
+    return SqliteStore(path)
+
+
+if TYPE_CHECKING:
+    from store.sqlite import SqliteStore
