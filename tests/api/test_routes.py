@@ -1,0 +1,194 @@
+"""JSON routes against the store built from the real data folder."""
+
+import math
+
+import pytest
+from fastapi.testclient import TestClient
+
+from geo.crs import from_wgs84
+
+# The Bell Tower (钟楼), WGS84.
+BELL_TOWER = (108.9402, 34.2600)
+
+
+def _nearby(client: TestClient, **params: object) -> dict:
+    query = {"lon": BELL_TOWER[0], "lat": BELL_TOWER[1], **params}
+    response = client.get("/v1/jobs/nearby", params=query)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def _error(client: TestClient, path: str, **params: object) -> dict:
+    response = client.get(path, params=params)
+    assert response.status_code == 422, response.text
+    (detail,) = response.json()["detail"]
+    return detail
+
+
+def test_health_reports_counts(real_client: TestClient) -> None:
+    body = real_client.get("/health").json()
+    assert body["status"] == "ok"
+    assert body["postings"] > 70_000
+    assert body["seekers"] == 500
+    assert body["versions"]["geos"]
+
+
+def test_nearby_sorted_within_radius(real_client: TestClient) -> None:
+    body = _nearby(real_client, radius_m=3000, page_size=50)
+    distances = [item["distance_m"] for item in body["items"]]
+    assert body["total"] > 0
+    assert distances == sorted(distances)
+    assert all(d <= 3000 for d in distances)
+    assert all(item["reasons"][0].startswith("距您约") for item in body["items"])
+
+
+def test_nearby_never_returns_city_level(real_client: TestClient) -> None:
+    body = _nearby(real_client, radius_m=50_000, page_size=100)
+    assert all(item["precision"] != "city" for item in body["items"])
+
+
+def test_nearby_paging_is_disjoint(real_client: TestClient) -> None:
+    first = _nearby(real_client, radius_m=5000, page=1, page_size=10)
+    second = _nearby(real_client, radius_m=5000, page=2, page_size=10)
+    first_ids = {item["posting_id"] for item in first["items"]}
+    second_ids = {item["posting_id"] for item in second["items"]}
+    assert first["total"] == second["total"]
+    assert len(first_ids) == 10
+    assert not first_ids & second_ids
+
+
+def test_nearby_gcj02_input_and_output(real_client: TestClient) -> None:
+    wgs = _nearby(real_client, radius_m=2000, page_size=20)
+    gcj_lon, gcj_lat = from_wgs84(*BELL_TOWER, "gcj02")
+    query = {"lon": gcj_lon, "lat": gcj_lat, "coord_sys": "gcj02", "radius_m": 2000}
+    gcj = real_client.get("/v1/jobs/nearby", params={**query, "page_size": 20}).json()
+    assert [i["posting_id"] for i in gcj["items"]] == [i["posting_id"] for i in wgs["items"]]
+    first_wgs, first_gcj = wgs["items"][0], gcj["items"][0]
+    expected = from_wgs84(first_wgs["lon"], first_wgs["lat"], "gcj02")
+    assert math.isclose(first_gcj["lon"], expected[0], abs_tol=1e-9)
+    assert math.isclose(first_gcj["lat"], expected[1], abs_tol=1e-9)
+
+
+@pytest.mark.parametrize(
+    ("lon", "lat", "field", "words"),
+    [
+        ("nan", "34.26", "lon", "NaN"),
+        ("108.94", "inf", "lat", "infinite"),
+        ("34.26", "108.94", None, "swapped"),
+        ("0", "0", None, "(0, 0)"),
+        ("116.40", "39.90", None, "outside"),
+        ("108.94", "95", "lat", "-90..90"),
+        ("190", "34.26", "lon", "-180..180"),
+    ],
+)
+def test_nearby_bad_coordinates(
+    real_client: TestClient, lon: str, lat: str, field: str | None, words: str
+) -> None:
+    detail = _error(real_client, "/v1/jobs/nearby", lon=lon, lat=lat)
+    assert words in detail["msg"]
+    assert detail["msg_zh"]
+    if field:
+        assert detail["loc"][-1] == field
+
+
+def test_nearby_unknown_coord_sys(real_client: TestClient) -> None:
+    detail = _error(real_client, "/v1/jobs/nearby", lon=108.94, lat=34.26, coord_sys="utm")
+    assert detail["loc"][-1] == "coord_sys"
+    assert "wgs84" in detail["msg"]
+
+
+@pytest.mark.parametrize("radius", ["0", "-5", "50001", "nan"])
+def test_nearby_radius_limits(real_client: TestClient, radius: str) -> None:
+    detail = _error(real_client, "/v1/jobs/nearby", lon=108.94, lat=34.26, radius_m=radius)
+    assert detail["loc"][-1] == "radius_m"
+    assert "50000" in detail["msg"]
+
+
+def test_nearby_page_size_limit(real_client: TestClient) -> None:
+    detail = _error(real_client, "/v1/jobs/nearby", lon=108.94, lat=34.26, page_size=101)
+    assert detail["loc"][-1] == "page_size"
+    assert "100" in detail["msg"]
+
+
+def test_seekers_are_simulated(real_client: TestClient) -> None:
+    body = real_client.get("/v1/seekers", params={"limit": 20}).json()
+    assert body["total"] == 500
+    assert len(body["items"]) == 20
+    assert all(item["simulated"] for item in body["items"])
+
+
+def test_recommendations_ranked_with_reasons(real_client: TestClient) -> None:
+    seeker_id = real_client.get("/v1/seekers").json()["items"][0]["seeker_id"]
+    response = real_client.get(f"/v1/seekers/{seeker_id}/recommendations", params={"limit": 15})
+    body = response.json()
+    scores = [item["score"] for item in body["items"]]
+    assert response.status_code == 200
+    assert body["simulated"] is True
+    assert len(body["items"]) == 15
+    assert scores == sorted(scores, reverse=True)
+    assert all(item["reasons"] for item in body["items"])
+
+
+def test_recommendations_english(real_client: TestClient) -> None:
+    seeker_id = real_client.get("/v1/seekers").json()["items"][0]["seeker_id"]
+    body = real_client.get(f"/v1/seekers/{seeker_id}/recommendations", params={"lang": "en"}).json()
+    assert body["seeker"]["group_label"].isascii()
+    assert all(reason.isascii() for item in body["items"] for reason in item["reasons"])
+
+
+def test_recommendations_unknown_seeker(real_client: TestClient) -> None:
+    response = real_client.get("/v1/seekers/sim-999999/recommendations")
+    assert response.status_code == 404
+    assert "sim-999999" in response.json()["detail"][0]["msg"]
+
+
+def test_anchors_inside_bbox(real_client: TestClient) -> None:
+    bbox = (108.90, 34.20, 108.98, 34.28)
+    response = real_client.get("/v1/anchors", params={"bbox": ",".join(map(str, bbox))})
+    features = response.json()["features"]
+    assert response.status_code == 200
+    assert features
+    for feature in features:
+        lon, lat = feature["geometry"]["coordinates"]
+        assert bbox[0] <= lon <= bbox[2]
+        assert bbox[1] <= lat <= bbox[3]
+        assert feature["properties"]["precision_label"]
+
+
+@pytest.mark.parametrize("bbox", ["1,2,3", "a,b,c,d", "109,34,108,35", "108,34,nan,35"])
+def test_anchors_bad_bbox(real_client: TestClient, bbox: str) -> None:
+    detail = _error(real_client, "/v1/anchors", bbox=bbox)
+    assert detail["loc"][-1] == "bbox"
+
+
+def test_layers_listed_with_sources(real_client: TestClient) -> None:
+    items = real_client.get("/v1/layers").json()["items"]
+    names = {item["name"] for item in items}
+    assert {"districts", "metro_lines", "metro_stations", "hr_offices", "training"} <= names
+    assert all(item["source"] for item in items)
+
+
+def test_layer_geojson_in_gcj02(real_client: TestClient) -> None:
+    wgs = real_client.get("/v1/layers/metro_stations").json()
+    gcj = real_client.get("/v1/layers/metro_stations", params={"coord_sys": "gcj02"}).json()
+    assert len(wgs["features"]) == 248
+    lon, lat = wgs["features"][0]["geometry"]["coordinates"]
+    expected = from_wgs84(lon, lat, "gcj02")
+    assert gcj["features"][0]["geometry"]["coordinates"] == pytest.approx(list(expected))
+
+
+def test_layer_unknown_is_404(real_client: TestClient) -> None:
+    assert real_client.get("/v1/layers/nope").status_code == 404
+
+
+def test_stats_counts_by_precision(real_client: TestClient) -> None:
+    body = real_client.get("/v1/stats").json()
+    assert sum(body["anchors_by_precision"].values()) == body["anchors"]
+    assert sum(body["postings_by_precision"].values()) == body["postings"]
+    assert body["simulated_seekers"] is True
+
+
+def test_openapi_lists_routes(real_client: TestClient) -> None:
+    paths = real_client.get("/openapi.json").json()["paths"]
+    assert "/v1/jobs/nearby" in paths
+    assert "/v1/seekers/{seeker_id}/recommendations" in paths
