@@ -1,0 +1,304 @@
+"""Candidate retrieval: the postings a seeker can reach, found through a BallTree.
+
+`JobIndex` is built once from the postings frame and answers two questions:
+which postings lie within a straight-line radius of a point (`JobIndex.within`), and
+which postings are reachable within a commute limit (`JobIndex.for_commute`). Every
+query goes through a scikit-learn ``BallTree`` with the haversine metric over
+radians (lat, lon), then the distances are recomputed with `geo.crs.haversine_m`, so
+that the inclusion rule ``distance_m <= radius_m`` is the same as a brute-force filter
+with that function.
+
+City-level postings
+-------------------
+A posting with precision ``city`` sits on the city centre and means only "somewhere in
+Xi'an", so its distance is meaningless. The index keeps such postings out of the tree:
+`JobIndex.within` never returns them. `JobIndex.for_commute` appends them only to fill
+a page (``min_results``), newest first, with ``distance_m`` and
+``estimated_commute_min`` set to NaN. Postings with precision ``district``, ``zone`` or
+``business_area`` stay in the tree: their distance is measured to the area's
+representative point, so it is an estimate, which the ``distance_is_estimate`` column
+marks.
+"""
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+from sklearn.neighbors import BallTree
+
+from geo.crs import EARTH_RADIUS_M, haversine_m
+from geo.errors import InvalidCoordinateError
+from geo.location import APPROXIMATE_PRECISIONS, Precision
+
+logger = logging.getLogger(__name__)
+
+FloatArray = npt.NDArray[np.float64]
+
+# Assumption: the network distance of a city trip is taken as 1.4 times the
+# straight-line distance. The factor has not been measured on Xi'an's streets or
+# transit lines.
+DETOUR_FACTOR = 1.4
+
+# Door-to-door speeds in km/h. All four are assumptions, not measurements in Xi'an.
+# The transit speed includes walking to the stop, waiting and transfers. The driving
+# speed is meant as a peak-hour urban average, including parking.
+MODE_SPEEDS_KMH: dict[str, float] = {
+    "walk": 4.8,
+    "bike": 12.0,
+    "transit": 15.0,
+    "drive": 25.0,
+}
+
+# The tree is queried with this relative slack, then the exact haversine filter
+# decides, so rounding inside the tree never drops a point on the radius.
+_TREE_RADIUS_SLACK = 1e-6
+
+
+class CommuteEstimator(Protocol):
+    """Estimates commute minutes from straight-line distance, per travel mode."""
+
+    def minutes(self, distance_m: FloatArray, mode: str) -> FloatArray:
+        """Return the one-way commute in minutes for straight-line distances in metres."""
+        ...
+
+    def reach_m(self, max_commute_min: float, mode: str) -> float:
+        """Return the largest straight-line distance in metres reachable in the time."""
+        ...
+
+
+@dataclass(frozen=True)
+class StraightLineCommute:
+    """Commute estimate from straight-line distance, a detour factor and mode speeds.
+
+    ``minutes = distance_m * detour_factor / speed``. A placeholder until the transit
+    model exists: it ignores lines, stops, waiting time per trip and congestion.
+    """
+
+    detour_factor: float = DETOUR_FACTOR
+    speeds_kmh: dict[str, float] = field(default_factory=lambda: dict(MODE_SPEEDS_KMH))
+
+    def minutes(self, distance_m: FloatArray, mode: str) -> FloatArray:
+        """Return the commute in minutes for straight-line ``distance_m`` (metres)."""
+        metres_per_minute = self._speed_kmh(mode) * 1000.0 / 60.0
+        return np.asarray(distance_m, dtype=np.float64) * self.detour_factor / metres_per_minute
+
+    def reach_m(self, max_commute_min: float, mode: str) -> float:
+        """Return the straight-line radius in metres reachable in ``max_commute_min``."""
+        metres_per_minute = self._speed_kmh(mode) * 1000.0 / 60.0
+        return max_commute_min * metres_per_minute / self.detour_factor
+
+    def _speed_kmh(self, mode: str) -> float:
+        if mode not in self.speeds_kmh:
+            known = ", ".join(sorted(self.speeds_kmh))
+            raise ValueError(f"unknown travel mode {mode!r}; expected one of {known}")
+        return self.speeds_kmh[mode]
+
+
+def parse_modes(modes: str | Iterable[str]) -> list[str]:
+    """Split travel modes given as ``"walk;transit"`` or a list into a clean list.
+
+    Raises
+    ------
+    ValueError
+        When no mode is given.
+    """
+    items = modes.split(";") if isinstance(modes, str) else list(modes)
+    cleaned = [item.strip() for item in items if item.strip()]
+    if not cleaned:
+        raise ValueError(f"modes {modes!r} is empty; expected e.g. 'walk;transit'")
+    return cleaned
+
+
+class JobIndex:
+    """Spatial index over the active postings frame (WGS84 lon/lat in degrees).
+
+    Parameters
+    ----------
+    postings
+        The postings frame, one row per posting, with at least ``posting_id``,
+        ``lon``, ``lat`` (WGS84 degrees) and ``precision``. ``published_on`` is used
+        to order city-level fill-ins when present. Rows with a NaN coordinate are
+        left out with a warning.
+    estimator
+        Commute model used by `for_commute`; defaults to `StraightLineCommute`.
+    """
+
+    def __init__(self, postings: pd.DataFrame, estimator: CommuteEstimator | None = None) -> None:
+        self.estimator: CommuteEstimator = estimator or StraightLineCommute()
+
+        is_city = postings["precision"].astype(str).to_numpy() == Precision.CITY.value
+        has_point = np.isfinite(postings["lon"].to_numpy(dtype=np.float64)) & np.isfinite(
+            postings["lat"].to_numpy(dtype=np.float64)
+        )
+        dropped = int((~is_city & ~has_point).sum())
+        if dropped:
+            logger.warning("JobIndex: left out %d postings without coordinates", dropped)
+
+        self._city = postings.loc[is_city].reset_index(drop=True)
+        self._located = postings.loc[~is_city & has_point].reset_index(drop=True)
+        self._lons = self._located["lon"].to_numpy(dtype=np.float64)
+        self._lats = self._located["lat"].to_numpy(dtype=np.float64)
+        self._tree: BallTree | None = None
+        if len(self._located):
+            self._tree = BallTree(
+                np.radians(np.column_stack([self._lats, self._lons])), metric="haversine"
+            )
+        logger.info(
+            "JobIndex built: %d located postings, %d city-level",
+            len(self._located),
+            len(self._city),
+        )
+
+    def __len__(self) -> int:
+        return len(self._located) + len(self._city)
+
+    @property
+    def city_level(self) -> pd.DataFrame:
+        """Postings whose location is only "Xi'an" (precision ``city``), not in the tree."""
+        city: pd.DataFrame = self._city.copy()
+        return city
+
+    def within(self, lon: float, lat: float, radius_m: float) -> pd.DataFrame:
+        """Find located postings within a straight-line radius of a point.
+
+        Parameters
+        ----------
+        lon, lat
+            Query point, WGS84 degrees.
+        radius_m
+            Great-circle radius in metres (sphere of radius ``EARTH_RADIUS_M``); a
+            posting at exactly ``radius_m`` is included.
+
+        Returns
+        -------
+        pandas.DataFrame
+            The matching postings with ``distance_m`` (haversine metres) and
+            ``distance_is_estimate`` (True for business-area, zone and district
+            precision) added, sorted by distance. City-level postings are never
+            returned.
+
+        Raises
+        ------
+        InvalidCoordinateError
+            When ``lon``/``lat`` is NaN or out of range.
+        ValueError
+            When ``radius_m`` is negative or not finite.
+        """
+        _check_point(lon, lat)
+        if not np.isfinite(radius_m) or radius_m < 0:
+            raise ValueError(f"radius_m {radius_m!r} is invalid; expected a finite value >= 0")
+
+        positions = self._query_positions(lon, lat, radius_m)
+        distances = haversine_m(lon, lat, self._lons[positions], self._lats[positions])
+        keep = distances <= radius_m
+        return self._result_frame(positions[keep], distances[keep])
+
+    def for_commute(
+        self,
+        lon: float,
+        lat: float,
+        max_commute_min: float,
+        modes: str | Iterable[str],
+        *,
+        min_results: int = 0,
+    ) -> pd.DataFrame:
+        """Find postings reachable from a point within a commute limit.
+
+        The search radius is the largest `CommuteEstimator.reach_m` over the allowed
+        modes. Each posting gets ``estimated_commute_min`` from the fastest allowed
+        mode, and postings above ``max_commute_min`` are dropped.
+
+        Parameters
+        ----------
+        lon, lat
+            Seeker's home, WGS84 degrees.
+        max_commute_min
+            One-way commute limit in minutes.
+        modes
+            Allowed travel modes, ``"walk;transit"`` or a list; see `MODE_SPEEDS_KMH`.
+        min_results
+            When fewer located postings qualify, city-level postings (newest first)
+            fill up to this count with ``distance_m`` and ``estimated_commute_min`` NaN.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Postings with ``distance_m``, ``distance_is_estimate``,
+            ``estimated_commute_min`` and ``commute_mode`` added, sorted by commute time
+            with city-level fill-ins last.
+        """
+        if not np.isfinite(max_commute_min) or max_commute_min < 0:
+            raise ValueError(
+                f"max_commute_min {max_commute_min!r} is invalid; expected minutes >= 0"
+            )
+        mode_list = parse_modes(modes)
+
+        radius_m = max(self.estimator.reach_m(max_commute_min, mode) for mode in mode_list)
+        found = self.within(lon, lat, radius_m)
+        found = self._add_commute(found, mode_list)
+        found = found.loc[found["estimated_commute_min"] <= max_commute_min]
+        found = found.sort_values("estimated_commute_min", kind="stable").reset_index(drop=True)
+
+        shortfall = min_results - len(found)
+        if shortfall > 0 and len(self._city):
+            found = pd.concat([found, self._city_fill(shortfall)], ignore_index=True)
+        return found
+
+    def _query_positions(self, lon: float, lat: float, radius_m: float) -> npt.NDArray[np.intp]:
+        if self._tree is None:
+            return np.empty(0, dtype=np.intp)
+        query = np.radians([[lat, lon]])
+        radius_rad = radius_m * (1.0 + _TREE_RADIUS_SLACK) / EARTH_RADIUS_M
+        (positions,) = self._tree.query_radius(query, r=radius_rad)
+        return np.asarray(positions, dtype=np.intp)
+
+    def _result_frame(self, positions: npt.NDArray[np.intp], distances: FloatArray) -> pd.DataFrame:
+        order = np.argsort(distances, kind="stable")
+        result: pd.DataFrame = self._located.iloc[positions[order]].reset_index(drop=True)
+        result["distance_m"] = distances[order]
+        result["distance_is_estimate"] = (
+            result["precision"]
+            .astype(str)
+            .isin([precision.value for precision in APPROXIMATE_PRECISIONS])
+        )
+        return result
+
+    def _add_commute(self, found: pd.DataFrame, modes: list[str]) -> pd.DataFrame:
+        distances = found["distance_m"].to_numpy(dtype=np.float64)
+        per_mode = np.vstack([self.estimator.minutes(distances, mode) for mode in modes])
+        found = found.copy()
+        if len(found):
+            fastest = np.argmin(per_mode, axis=0)
+            found["estimated_commute_min"] = per_mode[fastest, np.arange(len(found))]
+            found["commute_mode"] = np.asarray(modes, dtype=object)[fastest]
+        else:
+            found["estimated_commute_min"] = np.empty(0, dtype=np.float64)
+            found["commute_mode"] = np.empty(0, dtype=object)
+        return found
+
+    def _city_fill(self, count: int) -> pd.DataFrame:
+        ordered: pd.DataFrame = self._city
+        if "published_on" in ordered.columns:
+            ordered = ordered.sort_values("published_on", ascending=False, kind="stable")
+        fill: pd.DataFrame = ordered.head(count).copy()
+        fill["distance_m"] = np.nan
+        fill["distance_is_estimate"] = True
+        fill["estimated_commute_min"] = np.nan
+        fill["commute_mode"] = None
+        return fill
+
+
+def _check_point(lon: float, lat: float) -> None:
+    if not (np.isfinite(lon) and np.isfinite(lat)):
+        raise InvalidCoordinateError(f"query point ({lon!r}, {lat!r}) is not finite")
+    if not -90.0 <= lat <= 90.0:
+        raise InvalidCoordinateError(
+            f"latitude {lat!r} is outside -90..90; were longitude and latitude swapped?",
+            field="lat",
+        )
+    if not -180.0 <= lon <= 180.0:
+        raise InvalidCoordinateError(f"longitude {lon!r} is outside -180..180", field="lon")
