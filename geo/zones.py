@@ -10,9 +10,8 @@ them is in the data folder. Each zone therefore has:
   the zone, and finally the government seat of its main host district.
   ``DevelopmentZone.source`` records which was used;
 - host districts: the district containing the point, followed by the other
-  districts the zone overlaps or borders, as commonly described in the zones'
-  public profiles. These extra hosts are an approximation used in place of
-  missing zone polygons.
+  districts the zone is generally reported to overlap or border. These extra
+  hosts were not checked against zone polygons, which are not available.
 
 西咸新区 lies mostly in Xianyang, outside the 13 Xi'an districts, so its point
 (the 西咸大厦 metro station in 沣东新城) may lie in no district. Its hosts are

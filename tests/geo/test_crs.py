@@ -130,8 +130,9 @@ def test_xian_bounds_contain_city_outline(data_dir: Path) -> None:
 def test_all_metro_stations_validate(data_dir: Path) -> None:
     stations = pd.read_csv(data_dir / "xian_metro_openmetro" / "stations.csv")
     assert len(stations) == 248
-    for row in stations.itertuples():
-        validate_and_convert(row.lon_gcj02, row.lat_gcj02, "gcj02", field=row.station_id)
+    rows = stations[["station_id", "lon_gcj02", "lat_gcj02"]].to_numpy().tolist()
+    for station_id, lon, lat in rows:
+        validate_and_convert(float(lon), float(lat), "gcj02", field=str(station_id))
 
 
 @pytest.mark.parametrize(
