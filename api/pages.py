@@ -1,0 +1,169 @@
+"""Web pages: the city map (城市地图) and the seeker page (求职者页面).
+
+The pages are Jinja2 templates that load only same-origin files: Leaflet and
+leaflet.markercluster from ``node_modules`` (installed by ``npm ci`` from the pinned
+``package-lock.json``) and our own scripts from ``api/static``. The scripts fetch the
+JSON API and build every element with ``textContent``, so scraped job titles and
+company names are shown as text, never parsed as HTML.
+"""
+
+import json
+import logging
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+from fastapi import APIRouter, FastAPI, Query, Request
+from fastapi.responses import HTMLResponse
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+from jinja2 import Environment, FileSystemLoader
+
+from api.settings import ServerSettings
+from geo.errors import DoorstepError
+
+logger = logging.getLogger(__name__)
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+TEMPLATES_DIR = PACKAGE_DIR / "templates"
+STATIC_DIR = PACKAGE_DIR / "static"
+MESSAGES_PATH = TEMPLATES_DIR / "messages.json"
+
+# URL prefix -> folder under node_modules; each folder must hold the file named beside it.
+NPM_ASSETS: dict[str, tuple[str, str]] = {
+    "/assets/leaflet": ("leaflet/dist", "leaflet.js"),
+    "/assets/markercluster": ("leaflet.markercluster/dist", "leaflet.markercluster.js"),
+}
+
+Lang = Literal["zh", "en"]
+HTML_LANG: dict[str, str] = {"zh": "zh-CN", "en": "en"}
+
+router = APIRouter()
+
+templates = Jinja2Templates(
+    env=Environment(loader=FileSystemLoader(TEMPLATES_DIR), autoescape=True)
+)
+
+
+class MissingAssetsError(DoorstepError, FileNotFoundError):
+    """A front-end library folder under ``node_modules`` is missing."""
+
+
+def mount_assets(app: FastAPI, repo_root: Path) -> None:
+    """Mount Leaflet, leaflet.markercluster and ``api/static`` as static files.
+
+    ``node_modules/leaflet/dist`` is served at ``/assets/leaflet``,
+    ``node_modules/leaflet.markercluster/dist`` at ``/assets/markercluster`` and
+    ``api/static`` at ``/static``. Raises ``MissingAssetsError`` naming the missing
+    file when ``npm ci`` has not been run in ``repo_root``.
+    """
+    node_modules = repo_root / "node_modules"
+    for prefix, (folder, marker_file) in NPM_ASSETS.items():
+        directory = node_modules / folder
+        if not (directory / marker_file).is_file():
+            raise MissingAssetsError(
+                f"front-end file {directory / marker_file} not found; "
+                f"run `npm ci` in {repo_root} (or `make run`) to install Leaflet"
+            )
+        app.mount(prefix, StaticFiles(directory=directory), name=prefix.strip("/"))
+        logger.info("serving %s from %s", prefix, directory)
+
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+
+
+@lru_cache(maxsize=1)
+def load_messages() -> dict[str, dict[str, Any]]:
+    """Load the zh and en page messages from ``api/templates/messages.json``."""
+    with MESSAGES_PATH.open(encoding="utf-8") as file:
+        messages: dict[str, dict[str, Any]] = json.load(file)
+    missing = set(messages["zh"]) ^ set(messages["en"])
+    if missing:
+        raise ValueError(f"messages.json keys {sorted(missing)} are not in both zh and en")
+    return messages
+
+
+def tile_origin(tile_url: str) -> str | None:
+    """Return the CSP source of a Leaflet tile URL template, or None when same-origin.
+
+    A ``{s}`` subdomain placeholder becomes the ``*`` wildcard that CSP accepts, so
+    ``https://{s}.tile.example.org/{z}/{x}/{y}.png`` gives ``https://*.tile.example.org``.
+    """
+    if not tile_url:
+        return None
+    parts = urlsplit(tile_url.replace("{s}", "*"))
+    if not parts.netloc:
+        return None
+    if parts.scheme not in ("http", "https"):
+        raise ValueError(f"tile_url scheme {parts.scheme!r} is invalid; expected http or https")
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def content_security_policy(server: ServerSettings) -> str:
+    """Build the Content-Security-Policy header of a page.
+
+    Scripts, styles, fetches and fonts come from the service itself. Leaflet sets
+    inline ``style`` attributes, hence ``'unsafe-inline'`` for styles only. Images may
+    also come from the tile host when a tile source is configured.
+    """
+    img_sources = ["'self'", "data:"]
+    origin = tile_origin(server.tile_url)
+    if origin:
+        img_sources.append(origin)
+
+    directives = [
+        "default-src 'self'",
+        f"img-src {' '.join(img_sources)}",
+        "style-src 'self' 'unsafe-inline'",
+        "script-src 'self'",
+        "connect-src 'self'",
+        "object-src 'none'",
+        "base-uri 'none'",
+        "form-action 'self'",
+        "frame-ancestors 'none'",
+    ]
+    return "; ".join(directives)
+
+
+def render_page(request: Request, template: str, lang: Lang) -> HTMLResponse:
+    """Render one page template with its messages, tile settings and security headers."""
+    server: ServerSettings = request.app.state.settings.server
+    messages = load_messages()[lang]
+
+    page_config = {
+        "lang": lang,
+        "tile_url": server.tile_url,
+        "tile_attribution": server.tile_attribution,
+        "coord_sys": server.tile_coord_sys,
+    }
+    context = {
+        "lang": lang,
+        "html_lang": HTML_LANG[lang],
+        "other_lang": "en" if lang == "zh" else "zh",
+        "t": messages,
+        "page_config": page_config,
+        "tile_url": server.tile_url,
+        "tile_attribution": server.tile_attribution,
+        "tile_coord_sys": server.tile_coord_sys,
+    }
+    response = templates.TemplateResponse(request, template, context)
+
+    response.headers["Content-Security-Policy"] = content_security_policy(server)
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Referrer-Policy"] = "same-origin"
+    return response
+
+
+LangQuery = Annotated[Lang, Query(description="Page language: zh (default) or en.")]
+
+
+@router.get("/", response_class=HTMLResponse, include_in_schema=False)
+def city_map_page(request: Request, lang: LangQuery = "zh") -> HTMLResponse:
+    """City map (城市地图): districts, employer anchors and HR layers."""
+    return render_page(request, "city_map.html", lang)
+
+
+@router.get("/seeker", response_class=HTMLResponse, include_in_schema=False)
+def seeker_page(request: Request, lang: LangQuery = "zh") -> HTMLResponse:
+    """Seeker page (求职者页面): ranked jobs for a simulated seeker or a clicked point."""
+    return render_page(request, "seeker.html", lang)
