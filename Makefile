@@ -26,6 +26,9 @@ test: env assets
 	bash scripts/test-deps.sh
 	$(BIN)/pytest
 
+bench: env assets
+	$(BIN)/python -m bench.run $(BENCH_ARGS)
+
 lint: env
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
