@@ -30,7 +30,7 @@ TEMPLATES_DIR = PACKAGE_DIR / "templates"
 STATIC_DIR = PACKAGE_DIR / "static"
 MESSAGES_PATH = TEMPLATES_DIR / "messages.json"
 
-# URL prefix -> folder under node_modules; each folder must hold the file named beside it.
+# URL prefix -> (folder under node_modules, a file that folder must contain).
 NPM_ASSETS: dict[str, tuple[str, str]] = {
     "/assets/leaflet": ("leaflet/dist", "leaflet.js"),
     "/assets/markercluster": ("leaflet.markercluster/dist", "leaflet.markercluster.js"),

@@ -6,7 +6,8 @@ set -euo pipefail
 
 missing=()
 [[ -x /usr/bin/chromium ]] || missing+=(chromium)
-fc-list 2>/dev/null | grep -q "Noto Sans CJK" || missing+=(fonts-noto-cjk)
+# grep reads all of fc-list's output (no -q), so pipefail does not see a SIGPIPE.
+fc-list : family 2>/dev/null | grep "Noto Sans CJK" >/dev/null || missing+=(fonts-noto-cjk)
 
 if [[ ${#missing[@]} -eq 0 ]]; then
     echo "browser-deps: chromium and CJK fonts already installed"
