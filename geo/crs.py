@@ -286,13 +286,14 @@ def _check_raw_numbers(lon: float, lat: float, field: str) -> None:
 
     The swap test runs before the range test: a Xi'an point with the axes
     swapped has latitude near 108.9, and naming the swap is the more useful
-    message.
+    message. An error about one axis names that axis (``lon`` or ``lat``) as
+    its field; an error about the pair carries ``field``.
     """
     for axis, value in (("lon", lon), ("lat", lat)):
         if math.isnan(value):
-            raise InvalidCoordinateError(f"{axis} is NaN", field=field)
+            raise InvalidCoordinateError(f"{axis} is NaN", field=axis)
         if math.isinf(value):
-            raise InvalidCoordinateError(f"{axis} is infinite ({value})", field=field)
+            raise InvalidCoordinateError(f"{axis} is infinite ({value})", field=axis)
 
     if _inside_xian_bounds(lat, lon) and not _inside_xian_bounds(lon, lat):
         typical_lon, typical_lat = _XIAN_TYPICAL_LON_LAT
@@ -303,13 +304,13 @@ def _check_raw_numbers(lon: float, lat: float, field: str) -> None:
         )
     if not -180.0 <= lon <= 180.0:
         raise InvalidCoordinateError(
-            f"longitude {_format_degrees(lon)} is outside -180..180", field=field
+            f"longitude {_format_degrees(lon)} is outside -180..180", field="lon"
         )
     if not -90.0 <= lat <= 90.0:
         raise InvalidCoordinateError(
             f"latitude {_format_degrees(lat)} is outside -90..90; "
             "were longitude and latitude swapped?",
-            field=field,
+            field="lat",
         )
     if lon == 0.0 and lat == 0.0:
         raise InvalidCoordinateError(

@@ -30,6 +30,9 @@ logger = logging.getLogger(__name__)
 ProgressCallback = Callable[[str, int, int], None]
 """Called as ``progress(stage, done, total)`` while a long step runs."""
 
+# generate_seekers reports five named steps.
+SEEKER_STEPS = 5
+
 
 @dataclass
 class BuildReport:
@@ -113,8 +116,9 @@ def build_store(
         seed,
         occupations=occupations,
         regions=regions,
-        progress=report_progress,
+        progress=_step_counter("seekers", SEEKER_STEPS, report_progress),
     )
+    report_progress("seekers", SEEKER_STEPS, SEEKER_STEPS)
 
     report = BuildReport(
         postings=len(postings),
@@ -188,6 +192,18 @@ def locate_postings(
 
 def _split_zones(joined: str) -> tuple[str, ...]:
     return tuple(zone for zone in joined.split(";") if zone)
+
+
+def _step_counter(stage: str, total: int, progress: ProgressCallback) -> Callable[[str], None]:
+    """Adapt a step-name callback to ``progress(stage, done, total)``."""
+    done = 0
+
+    def step(name: str) -> None:
+        nonlocal done
+        progress(stage, done, total)
+        done += 1
+
+    return step
 
 
 def _ignore_progress(stage: str, done: int, total: int) -> None:

@@ -136,22 +136,32 @@ def test_all_metro_stations_validate(data_dir: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("lon", "lat", "message"),
+    ("lon", "lat", "message", "field"),
     [
-        (math.nan, 34.26, "lon is NaN"),
-        (108.94, math.nan, "lat is NaN"),
-        (math.inf, 34.26, "lon is infinite"),
-        (34.26, 108.94, "longitude 34.26 and latitude 108.94 look swapped"),
-        (200.0, 34.26, "longitude 200 is outside -180..180"),
-        (10.0, 108.9, "latitude 108.9 is outside -90..90; were longitude and latitude swapped?"),
-        (0.0, 0.0, r"\(0, 0\) is the null island placeholder"),
-        (116.40, 39.90, r"point \(116.40, 39.90\) is outside the Xi'an area 107.45–110.02 E"),
+        (math.nan, 34.26, "lon is NaN", "lon"),
+        (108.94, math.nan, "lat is NaN", "lat"),
+        (math.inf, 34.26, "lon is infinite", "lon"),
+        (34.26, 108.94, "longitude 34.26 and latitude 108.94 look swapped", "home"),
+        (200.0, 34.26, "longitude 200 is outside -180..180", "lon"),
+        (
+            10.0,
+            108.9,
+            "latitude 108.9 is outside -90..90; were longitude and latitude swapped?",
+            "lat",
+        ),
+        (0.0, 0.0, r"\(0, 0\) is the null island placeholder", "home"),
+        (
+            116.40,
+            39.90,
+            r"point \(116.40, 39.90\) is outside the Xi'an area 107.45–110.02 E",
+            "home",
+        ),
     ],
 )
-def test_validate_point_messages(lon: float, lat: float, message: str) -> None:
+def test_validate_point_messages(lon: float, lat: float, message: str, field: str) -> None:
     with pytest.raises(InvalidCoordinateError, match=message) as info:
         validate_point(lon, lat, field="home")
-    assert info.value.field == "home"
+    assert info.value.field == field
 
 
 def test_validate_point_accepts_bell_tower() -> None:
