@@ -1,6 +1,6 @@
 """Both pages in Debian's headless Chromium: same-origin requests only, payloads shown as text.
 
-Run ``scripts/browser-deps.sh`` first; Playwright drives /usr/bin/chromium and never
+Run ``scripts/test-deps.sh`` first; Playwright drives /usr/bin/chromium and never
 downloads a browser of its own. Screenshots go to var/screenshots/.
 """
 
@@ -93,7 +93,7 @@ def app_url(xss_store: SqliteStore) -> Iterator[str]:
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     if not CHROMIUM.is_file():
-        pytest.fail(f"{CHROMIUM} not found; run scripts/browser-deps.sh to install chromium")
+        pytest.fail(f"{CHROMIUM} not found; run scripts/test-deps.sh to install chromium")
     with sync_playwright() as playwright:
         launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         yield launched
