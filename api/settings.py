@@ -56,7 +56,7 @@ class QuerySettings(BaseSettings):
     max_radius_m: float = Field(default=50_000, gt=0, description="Largest radius_m accepted.")
     max_page_size: int = Field(default=100, ge=1, description="Largest page_size accepted.")
     max_bbox_features: int = Field(
-        default=5_000, ge=1, description="Most anchors returned for one bbox query."
+        default=20_000, ge=1, description="Most anchors returned for one bbox query."
     )
 
 
