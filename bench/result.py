@@ -1,0 +1,34 @@
+"""One benchmark figure: a subject and its baseline, measured in the same run, and their ratio."""
+
+from dataclasses import dataclass, field
+from typing import Any
+
+SPEED_UP = "speed-up: baseline time / subject time (above 1: the subject is faster)"
+COST = "cost: subject time / baseline time (above 1: the subject is slower)"
+MEMORY = "memory: subject peak RSS / baseline peak RSS"
+
+
+class ResultMismatchError(AssertionError):
+    """A subject and its baseline returned different results for the same input."""
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """A measured figure for a subject and its baseline, with their ratio.
+
+    ``subject_value`` and ``baseline_value`` share ``unit``. ``ratio`` is computed from
+    the underlying times or sizes as ``ratio_meaning`` says, so it does not depend on
+    whether ``unit`` is a rate or a duration. ``details`` holds sizes, repeat counts
+    and raw timings in seconds.
+    """
+
+    benchmark: str
+    case: str
+    unit: str
+    subject: str
+    baseline: str
+    subject_value: float
+    baseline_value: float
+    ratio: float
+    ratio_meaning: str
+    details: dict[str, Any] = field(default_factory=dict)

@@ -1,0 +1,159 @@
+"""Run the benchmarks and write their results: ``python -m bench.run [--full]``.
+
+Prints a Markdown table to stdout and writes ``var/bench/results-<timestamp>.json``.
+Logs go to stderr. Exits with status 1 when a subject and its baseline disagree.
+"""
+
+import argparse
+import logging
+import shlex
+import sys
+import tempfile
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+from api.settings import DataSettings
+from bench.candidates import DEFAULT_RADII_M, bench_candidates
+from bench.districts import bench_districts
+from bench.inputs import BenchInputs, build_bench_store, load_inputs, random_points_in
+from bench.machine import git_commit, library_versions, machine_info
+from bench.recommend import bench_recommend, sample_seeker_ids
+from bench.report import markdown_report, run_record, write_json
+from bench.result import Comparison, ResultMismatchError
+from bench.store_build import bench_store_build
+
+logger = logging.getLogger(__name__)
+
+BENCHMARKS = ("candidates", "districts", "recommend")
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+_LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+# The candidate benchmark's store build uses at least this many seekers.
+_MIN_STORE_SEEKERS = 100
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """Parse the command line; defaults are the sizes documented in docs/benchmarks.md."""
+    settings = DataSettings()
+    parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__)
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=settings.data_dir,
+        help="real data folder (default: DOORSTEP_DATA_DIR or %(default)s)",
+    )
+    parser.add_argument(
+        "--store",
+        type=Path,
+        help="existing store file to read instead of building one into a temporary folder",
+    )
+    parser.add_argument("--queries", type=int, default=1_000, help="candidate query points")
+    parser.add_argument("--points", type=int, default=20_000, help="district lookup points")
+    parser.add_argument("--seekers", type=int, default=200, help="seekers timed by recommend")
+    parser.add_argument("--repeats", type=int, default=5, help="timed repeats; median counts")
+    parser.add_argument("--seed", type=int, default=settings.seed, help="seed of every draw")
+    parser.add_argument(
+        "--only", choices=BENCHMARKS, action="append", help="run only this benchmark (repeatable)"
+    )
+    parser.add_argument(
+        "--full",
+        action="store_true",
+        help="also time the full store build and its peak memory (takes minutes)",
+    )
+    parser.add_argument(
+        "--full-seekers",
+        type=int,
+        default=settings.n_seekers,
+        help="simulated seekers in the --full build (default %(default)s)",
+    )
+    parser.add_argument(
+        "--out-dir",
+        type=Path,
+        default=REPO_ROOT / "var" / "bench",
+        help="folder of the JSON result file",
+    )
+    return parser.parse_args(argv)
+
+
+def run_benchmarks(inputs: BenchInputs, args: argparse.Namespace) -> list[Comparison]:
+    """Run the selected benchmarks on ``inputs`` in the documented order."""
+    selected = args.only or list(BENCHMARKS)
+    comparisons: list[Comparison] = []
+
+    if "candidates" in selected:
+        lons, lats = random_points_in(inputs.regions.city_outline, args.queries, args.seed)
+        logger.info("candidates: %d queries, radii %s m", args.queries, DEFAULT_RADII_M)
+        comparisons += bench_candidates(
+            inputs.recommender.postings, lons, lats, repeats=args.repeats
+        )
+
+    if "districts" in selected:
+        lons, lats = random_points_in(inputs.regions.city_outline, args.points, args.seed + 1)
+        logger.info("districts: %d points", args.points)
+        comparisons += bench_districts(inputs.regions, lons, lats, repeats=args.repeats)
+
+    if "recommend" in selected:
+        seeker_ids = sample_seeker_ids(inputs.recommender, args.seekers, args.seed)
+        logger.info("recommend: %d seekers", len(seeker_ids))
+        comparisons += bench_recommend(inputs.recommender, seeker_ids)
+
+    if args.full:
+        comparisons += bench_store_build(args.data_dir, n_seekers=args.full_seekers, seed=args.seed)
+    return comparisons
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the benchmarks, print the Markdown report and write the JSON file."""
+    logging.basicConfig(level=logging.INFO, format=_LOG_FORMAT)
+    args = parse_args(argv)
+    started = datetime.now(UTC)
+    command = shlex.join(["python", "-m", "bench.run", *(sys.argv[1:] if argv is None else argv)])
+
+    with tempfile.TemporaryDirectory(prefix="doorstep-bench-") as work_dir:
+        inputs = _prepare_inputs(args, Path(work_dir))
+        try:
+            comparisons = run_benchmarks(inputs, args)
+        except ResultMismatchError as err:
+            logger.error("benchmark results disagree: %s", err)
+            return 1
+
+    data = {**inputs.sizes(), "store": inputs.store_source, "commit": git_commit(REPO_ROOT)}
+    data.update(_run_sizes(args))
+    record = run_record(
+        comparisons,
+        started=started,
+        command=command,
+        machine=machine_info(),
+        versions=library_versions(),
+        data=data,
+    )
+    path = write_json(record, args.out_dir, started)
+    print(markdown_report(record))
+    print(f"\nJSON: {path}")
+    return 0
+
+
+def _prepare_inputs(args: argparse.Namespace, work_dir: Path) -> BenchInputs:
+    if args.store is not None:
+        return load_inputs(args.data_dir, args.store, f"existing store file {args.store}")
+
+    store_path = work_dir / "bench.sqlite"
+    n_seekers = max(_MIN_STORE_SEEKERS, args.seekers)
+    source = build_bench_store(args.data_dir, store_path, n_seekers=n_seekers, seed=args.seed)
+    return load_inputs(args.data_dir, store_path, source)
+
+
+def _run_sizes(args: argparse.Namespace) -> dict[str, object]:
+    return {
+        "candidate_queries": args.queries,
+        "district_points": args.points,
+        "recommend_seekers": args.seekers,
+        "repeats": args.repeats,
+        "seed": args.seed,
+    }
+
+
+if __name__ == "__main__":
+    sys.exit(main())
