@@ -4,14 +4,22 @@ import csv
 import logging
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
 
 from api.settings import Settings
+from geo.errors import DoorstepError
 from store.build import BuildReport, build_store
 from store.sqlite import SqliteStore
 
@@ -90,14 +98,14 @@ def recommend(
         f"{row['occupation_wish_name']} · {row['home_label']} · ≤{int(row['max_commute_min'])} 分钟"
     )
     table = Table("#", "岗位 job", "单位 employer", "薪资 pay", "得分 score", "理由 reasons")
-    for rank, job in enumerate(ranked.itertuples(index=False), start=1):
+    for rank, job in enumerate(ranked.to_dict("records"), start=1):
         table.add_row(
             str(rank),
-            str(job.title),
-            str(job.company),
-            str(job.salary_text or "面议"),
-            f"{job.score:.3f}",
-            "；".join(job.reasons),
+            str(job["title"]),
+            str(job["company"]),
+            str(job["salary_text"] or "面议"),
+            f"{job['score']:.3f}",
+            "；".join(job["reasons"]),
         )
     console.print(table)
 
@@ -136,20 +144,20 @@ def export_matches(
         task = progress.add_task("导出匹配 exporting matches", total=len(ids))
         for seeker_id in ids:
             row, ranked = recommender.recommend(seeker_id, per_seeker)
-            for rank, job in enumerate(ranked.itertuples(index=False), start=1):
+            for rank, job in enumerate(ranked.to_dict("records"), start=1):
                 writer.writerow(
                     [
                         seeker_id,
                         bool(row["simulated"]),
                         rank,
-                        job.posting_id,
-                        job.title,
-                        job.company,
-                        job.salary_text,
-                        _round(job.distance_m),
-                        job.precision,
-                        f"{job.score:.4f}",
-                        "；".join(job.reasons),
+                        job["posting_id"],
+                        job["title"],
+                        job["company"],
+                        job["salary_text"],
+                        _round(job["distance_m"]),
+                        job["precision"],
+                        f"{job['score']:.4f}",
+                        "；".join(job["reasons"]),
                     ]
                 )
             progress.advance(task)
@@ -175,7 +183,7 @@ def _build(settings: Settings) -> BuildReport:
     started = time.perf_counter()
     console.print(f"building store {settings.data.store_path} from {settings.data.data_dir} …")
     with _progress() as progress:
-        tasks: dict[str, int] = {}
+        tasks: dict[str, TaskID] = {}
 
         def report(stage: str, done: int, total: int) -> None:
             if stage not in tasks:
@@ -214,10 +222,14 @@ def _progress() -> Progress:
     )
 
 
-def _round(value: float) -> str:
+def _round(value: Any) -> str:
     return "" if value != value else f"{value:.0f}"
 
 
 def main() -> None:
-    """Run the command-line interface."""
-    app()
+    """Run the command-line interface; domain errors print one line and exit with status 2."""
+    try:
+        app()
+    except DoorstepError as err:
+        console.print(f"[red]error:[/red] {err}")
+        raise SystemExit(2) from err

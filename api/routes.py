@@ -214,7 +214,8 @@ def _parse_bbox(text: str, coord_sys: CoordSys) -> tuple[float, float, float, fl
         return min_lon, min_lat, max_lon, max_lat
     corners = [to_wgs84(x, y, coord_sys) for x, y in ((min_lon, min_lat), (max_lon, max_lat))]
     box = shapely.box(corners[0][0], corners[0][1], corners[1][0], corners[1][1])
-    return tuple(box.bounds)  # type: ignore[return-value]
+    bounds = box.bounds
+    return bounds[0], bounds[1], bounds[2], bounds[3]
 
 
 def _bbox_error(text: str) -> QueryLimitError:

@@ -115,10 +115,9 @@ class Recommender:
 
     def seeker(self, seeker_id: str) -> pd.Series:
         """Return one seeker row."""
-        try:
-            row: pd.Series = self.seekers.loc[seeker_id]
-        except KeyError as err:
-            raise SeekerNotFoundError(f"seeker {seeker_id!r} not found") from err
+        if seeker_id not in self.seekers.index:
+            raise SeekerNotFoundError(f"seeker {seeker_id!r} not found")
+        row: pd.Series = self.seekers.loc[[seeker_id]].iloc[0]
         return row
 
     def seeker_page(self, limit: int, offset: int) -> tuple[pd.DataFrame, int]:

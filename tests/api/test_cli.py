@@ -1,0 +1,66 @@
+"""The doorstep command on the store built from the real data folder."""
+
+import csv
+import subprocess
+import sys
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from api.cli import app
+from store.sqlite import SqliteStore
+
+runner = CliRunner()
+
+
+def _env(store: SqliteStore) -> dict[str, str]:
+    return {"DOORSTEP_STORE_PATH": str(store.path)}
+
+
+def test_recommend_prints_table(full_store: SqliteStore) -> None:
+    result = runner.invoke(app, ["recommend", "--seeker", "sim-000001"], env=_env(full_store))
+    assert result.exit_code == 0, result.output
+    assert "sim-000001" in result.output
+    assert "模拟" in result.output
+    assert "距您约" in result.output
+
+
+def test_export_matches_writes_csv(full_store: SqliteStore, tmp_path: Path) -> None:
+    out = tmp_path / "matches.csv"
+    args = ["export-matches", "--out", str(out), "--seekers", "5", "--per-seeker", "3"]
+    result = runner.invoke(app, args, env=_env(full_store))
+    assert result.exit_code == 0, result.output
+
+    with out.open(encoding="utf-8-sig") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 15
+    assert {row["simulated"] for row in rows} == {"True"}
+    assert {row["rank"] for row in rows} == {"1", "2", "3"}
+    assert all(row["reasons"] for row in rows)
+
+
+def test_versions_lists_geos_and_proj(full_store: SqliteStore) -> None:
+    result = runner.invoke(app, ["versions"], env=_env(full_store))
+    assert result.exit_code == 0, result.output
+    assert "geos:" in result.output
+    assert "proj:" in result.output
+    assert "schema 1" in result.output
+
+
+def test_build_skips_existing_store(full_store: SqliteStore) -> None:
+    result = runner.invoke(app, ["build"], env=_env(full_store))
+    assert result.exit_code == 0, result.output
+    assert "exists" in result.output
+
+
+def test_unknown_seeker_exits_2_without_traceback(full_store: SqliteStore) -> None:
+    result = subprocess.run(
+        [sys.executable, "-c", "from api.cli import main; main()", "recommend", "--seeker", "x"],
+        capture_output=True,
+        text=True,
+        env={"DOORSTEP_STORE_PATH": str(full_store.path), "PATH": "/usr/bin:/bin"},
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "seeker 'x' not found" in result.stdout
+    assert "Traceback" not in result.stdout + result.stderr
