@@ -42,7 +42,7 @@ def bench_districts(
     repeats: int = 5,
     loop_sample: int = 2_000,
 ) -> list[Comparison]:
-    """Compare points per second of `Regions.districts_at` and the two baselines.
+    """Compare points per second of `Regions.districts_at` and the three baselines.
 
     Parameters
     ----------

@@ -20,7 +20,7 @@ logger = logging.getLogger(__name__)
 FloatArray = npt.NDArray[np.float64]
 
 # Rejection sampling draws this many candidate points per wanted point and round;
-# the Xi'an outline fills about half of its bounding box.
+# the Xi'an outline covers about 43 % of its bounding box.
 _OVERSAMPLING = 3
 
 
@@ -28,7 +28,7 @@ _OVERSAMPLING = 3
 class BenchInputs:
     """Everything the benchmarks read, loaded once per run.
 
-    ``store_source`` says where the postings and seekers came from, for the result file.
+    ``store_source`` describes where the postings and seekers came from, for the result file.
     """
 
     recommender: Recommender

@@ -17,7 +17,7 @@ class Comparison:
     """A measured figure for a subject and its baseline, with their ratio.
 
     ``subject_value`` and ``baseline_value`` share ``unit``. ``ratio`` is computed from
-    the underlying times or sizes as ``ratio_meaning`` says, so it does not depend on
+    the underlying times or sizes as ``ratio_meaning`` states, so it does not depend on
     whether ``unit`` is a rate or a duration. ``details`` holds sizes, repeat counts
     and raw timings in seconds.
     """

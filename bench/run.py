@@ -49,6 +49,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         type=Path,
         help="existing store file to read instead of building one into a temporary folder",
     )
+
     parser.add_argument("--queries", type=int, default=1_000, help="candidate query points")
     parser.add_argument("--points", type=int, default=20_000, help="district lookup points")
     parser.add_argument("--seekers", type=int, default=200, help="seekers timed by recommend")
@@ -57,6 +58,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--only", choices=BENCHMARKS, action="append", help="run only this benchmark (repeatable)"
     )
+
     parser.add_argument(
         "--full",
         action="store_true",
@@ -68,6 +70,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         default=settings.n_seekers,
         help="simulated seekers in the --full build (default %(default)s)",
     )
+
     parser.add_argument(
         "--out-dir",
         type=Path,

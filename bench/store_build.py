@@ -2,11 +2,11 @@
 
 Each measurement runs in a fresh process started with the ``spawn`` method. Its peak
 resident set size is ``VmHWM`` from ``/proc/self/status``, the high-water mark of the
-child's own address space. ``resource.getrusage(...).ru_maxrss`` cannot be used in the
-child on Linux: the kernel carries the parent's high-water mark across fork and exec,
-so a spawned child of an 800 MiB parent reported 814 MiB where its own ``VmHWM`` was
-15 MiB (measured on Linux 6.18).
-``ru_maxrss`` is the fallback where ``/proc`` is missing and is then an upper bound.
+child's own address space. ``resource.getrusage(...).ru_maxrss`` is wrong in the child
+on Linux because the kernel carries the parent's high-water mark across fork and exec.
+Measured on Linux 6.18, a spawned child of an 800 MiB parent reported 814 MiB while its
+own ``VmHWM`` was 15 MiB. ``ru_maxrss`` is the fallback where ``/proc`` is missing, and
+is then an upper bound.
 Both sides pay for starting Python and importing pandas; the baseline process
 imports only what reading the CSV needs.
 """

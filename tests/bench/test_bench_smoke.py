@@ -67,7 +67,7 @@ def test_candidates_sets_match(recommender: Recommender, regions: Regions) -> No
         assert comparison.details["same_sets_checked"] == 20
         assert comparison.subject_value > 0
         assert math.isfinite(comparison.ratio)
-    # A 10 km circle holds at least as many postings as a 1 km circle around each point.
+    # A 10 km circle contains at least as many postings as a 1 km circle around each point.
     wide = comparisons[2].details["mean_results_per_query"]
     narrow = comparisons[0].details["mean_results_per_query"]
     assert wide >= narrow
