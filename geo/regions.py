@@ -141,7 +141,9 @@ class Regions:
         self.communities = communities
         self.city_outline = city_outline
 
-        self._tree = shapely.STRtree(self.districts.geometry.to_numpy())
+        self._polygons = self.districts.geometry.to_numpy()
+        shapely.prepare(self._polygons)
+        self._tree = shapely.STRtree(self._polygons)
         self._by_code = {
             row.code: District(row.code, row.name, row.lon, row.lat)
             for row in self.districts.itertuples(index=False)
@@ -195,7 +197,12 @@ class Regions:
             return result
 
         points = shapely.points(lon, lat)
-        point_index, district_index = self._tree.query(points, predicate="intersects")
+        # The tree finds bounding-box candidates; the exact test then runs on the
+        # prepared district polygons. Passing the predicate to the tree would
+        # prepare each point instead, which is far slower for 13 large polygons.
+        point_index, district_index = self._tree.query(points)
+        covered = shapely.intersects(self._polygons[district_index], points[point_index])
+        point_index, district_index = point_index[covered], district_index[covered]
 
         # Districts are sorted by code, so the smallest index per point is the lowest code.
         order = np.lexsort((district_index, point_index))
