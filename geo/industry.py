@@ -191,8 +191,8 @@ def load_industry_catalogue(data_dir: Path) -> IndustryCatalogue:
     Returns
     -------
     IndustryCatalogue
-        20 sections, 97 divisions, 473 groups and 1,381 classes with the
-        source file of this repository's data folder.
+        With the current data file: 20 sections, 97 divisions, 473 groups
+        (198 derived) and 1,381 classes (3741 restored).
 
     Raises
     ------
