@@ -35,6 +35,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from geo.anchor_fields import FieldError
+from geo.anchor_states import OutOfScopeError, StaffScope
 from geo.credit_code import InvalidCreditCodeError, validate_credit_code
 from geo.crs import XIAN_BOUNDS_WGS84, CoordSys, parse_coord_sys
 from geo.curation import (
@@ -42,9 +44,6 @@ from geo.curation import (
     AnchorRecord,
     AnchorValidationError,
     AnchorVersion,
-    FieldError,
-    OutOfScopeError,
-    StaffScope,
     blank_record,
     check_change,
     new_anchor,
@@ -399,7 +398,7 @@ def check_anchor_rows(
         point outside the declared district (named), swapped axes (with the
         swap to make), unknown industry code, unknown or missing coord_sys,
         out of scope, a credit code repeated within the file, and the other
-        field rules of :mod:`geo.curation`.
+        field rules of :mod:`geo.anchor_fields`.
     """
     checker = _RowChecker(regions, zones, industries, scope, coord_sys)
     report = ImportReport()

@@ -1,4 +1,4 @@
-"""Curation rules of employer anchors (完善锚点): states, versioned edits and staff scope.
+"""Curation of employer anchors (完善锚点): records, versioned edits and their validation.
 
 Station staff make anchors exact and trustworthy. Every edit goes through
 :func:`apply_change`, which checks the expected version, validates every field
@@ -8,10 +8,8 @@ domain logic: the store persists records and versions, and the API maps
 :class:`StaleVersionError` to 409, :class:`OutOfScopeError` to 404 and
 :class:`AnchorValidationError` to 422.
 
-States (:class:`AnchorState`) move only along :data:`ALLOWED_TRANSITIONS`.
-Reactivation rule: a retired anchor accepts no edit unless the change sets
-``reactivate=True``. That change moves it back to ``draft`` only, so a
-reactivated anchor passes review again before it shows as verified.
+The single-field rules are in :mod:`geo.anchor_fields`, the states, their
+transitions and the staff scope in :mod:`geo.anchor_states`.
 
 A pin set or confirmed by staff gets precision ``exact``, because a person at
 the station has placed it on the employer's site. Verifying an anchor therefore
@@ -21,15 +19,32 @@ to ``pending_review``.
 
 import logging
 import math
-import re
-import unicodedata
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, fields, replace
 from datetime import datetime
-from enum import StrEnum
 from typing import Any
 
+from geo.anchor_fields import (
+    MAX_ADDRESS_CHARS,
+    MAX_NAME_CHARS,
+    AnchorFieldError,
+    EnterpriseSize,
+    FieldError,
+    ShuttleStop,
+    parse_enterprise_size,
+    validate_contact_phone,
+    validate_contact_role,
+    validate_shift_times,
+    validate_text,
+)
+from geo.anchor_states import (
+    AnchorState,
+    PlacedPoint,
+    StaffScope,
+    ensure_in_scope,
+    transition,
+)
 from geo.credit_code import validate_credit_code
 from geo.crs import CoordSys, haversine_m, validate_and_convert
 from geo.errors import DoorstepError
@@ -43,66 +58,7 @@ logger = logging.getLogger(__name__)
 ENTRANCE_MAX_DISTANCE_M = 1_000.0
 """Maximum distance in metres between an anchor's pin and its entrance point."""
 
-MAX_NAME_CHARS = 100
-MAX_ADDRESS_CHARS = 200
 MAX_REASON_CHARS = 500
-MAX_ROLE_CHARS = 20
-
-
-class AnchorState(StrEnum):
-    """Curation state of an anchor."""
-
-    DRAFT = "draft"
-    PENDING_REVIEW = "pending_review"
-    VERIFIED = "verified"
-    RETIRED = "retired"
-    REJECTED = "rejected"
-
-
-ALLOWED_TRANSITIONS: dict[AnchorState, frozenset[AnchorState]] = {
-    AnchorState.DRAFT: frozenset({AnchorState.PENDING_REVIEW, AnchorState.RETIRED}),
-    AnchorState.PENDING_REVIEW: frozenset({AnchorState.VERIFIED, AnchorState.REJECTED}),
-    AnchorState.REJECTED: frozenset({AnchorState.DRAFT}),
-    AnchorState.VERIFIED: frozenset({AnchorState.RETIRED, AnchorState.PENDING_REVIEW}),
-    AnchorState.RETIRED: frozenset(),
-}
-"""Target states reachable from each state. Retired leaves only by reactivation (to draft)."""
-
-
-class EnterpriseSize(StrEnum):
-    """Enterprise size class (企业规模) as the employer reports it.
-
-    The national rule for large, medium, small and micro enterprises sets its
-    bands per industry from headcount and revenue, so the class is taken as
-    reported and not derived from a headcount here.
-    """
-
-    MICRO = "micro"
-    SMALL = "small"
-    MEDIUM = "medium"
-    LARGE = "large"
-
-
-ENTERPRISE_SIZE_LABELS_ZH: dict[EnterpriseSize, str] = {
-    EnterpriseSize.MICRO: "微型",
-    EnterpriseSize.SMALL: "小型",
-    EnterpriseSize.MEDIUM: "中型",
-    EnterpriseSize.LARGE: "大型",
-}
-
-
-class InvalidTransitionError(DoorstepError, ValueError):
-    """A state change that :data:`ALLOWED_TRANSITIONS` does not allow."""
-
-    def __init__(self, current: AnchorState, target: AnchorState) -> None:
-        allowed = ", ".join(sorted(ALLOWED_TRANSITIONS[current])) or "none"
-        super().__init__(
-            f"state cannot change from {current.value!r} to {target.value!r}; "
-            f"allowed targets from {current.value!r}: {allowed}"
-        )
-        self.current = current
-        self.target = target
-        self.field = "state"
 
 
 class StaleVersionError(DoorstepError):
@@ -118,27 +74,6 @@ class StaleVersionError(DoorstepError):
         self.current_version = current_version
 
 
-class OutOfScopeError(DoorstepError, LookupError):
-    """An anchor or point outside the caller's districts and zones (the API returns 404)."""
-
-
-class AnchorFieldError(DoorstepError, ValueError):
-    """One field of an anchor breaks a rule; the message never contains a phone number."""
-
-    def __init__(self, field: str, rule: str) -> None:
-        super().__init__(rule)
-        self.field = field
-        self.rule = rule
-
-
-@dataclass(frozen=True, slots=True)
-class FieldError:
-    """One failed rule of a change: the field and the rule in English."""
-
-    field: str
-    rule: str
-
-
 class AnchorValidationError(DoorstepError, ValueError):
     """Every field error of one change; the change was not applied."""
 
@@ -147,15 +82,6 @@ class AnchorValidationError(DoorstepError, ValueError):
         listed = "; ".join(f"{error.field}: {error.rule}" for error in self.errors)
         super().__init__(f"change to anchor {anchor_id!r} rejected: {listed}")
         self.anchor_id = anchor_id
-
-
-@dataclass(frozen=True, slots=True)
-class ShuttleStop:
-    """A pick-up stop of the employer's shuttle bus; the point is WGS84 degrees or absent."""
-
-    name: str
-    lon: float | None = None
-    lat: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -265,205 +191,6 @@ class AnchorVersion:
     reason: str
     changes: tuple[FieldChange, ...]
     state: AnchorState
-
-
-# --- single-field rules -------------------------------------------------------
-
-_MOBILE = re.compile(r"1[3-9]\d{9}")
-_LANDLINE = re.compile(r"0\d{9,11}")
-_SERVICE_NUMBER = re.compile(r"[48]00\d{7}")
-_PHONE_SEPARATORS = re.compile(r"[\s\-()]")
-_EXTENSION = re.compile(r"(?:转|ext\.?|#)\s*(\d{1,6})$", re.IGNORECASE)
-_SHIFT = re.compile(r"([01]?\d|2[0-3]):([0-5]\d)-([01]?\d|2[0-3]):([0-5]\d)")
-_PERSON_TITLES = ("先生", "女士", "小姐")
-
-
-def validate_contact_phone(value: str, *, field: str = "contact_phone") -> str:
-    """Validate an organisation phone number and return it without separators.
-
-    Parameters
-    ----------
-    value
-        A landline with its area code (``029-88886666``, ``02988886666转123``) or
-        a 400/800 number. A ``+86``/``0086`` prefix and spaces, hyphens and
-        brackets are ignored.
-    field
-        Name of the input field.
-
-    Returns
-    -------
-    str
-        Digits only, with ``-`` and the extension when one was given.
-
-    Raises
-    ------
-    AnchorFieldError
-        For a mobile number (1[3-9] and 9 digits), which belongs to a person,
-        and for anything else that is not a landline or 400/800 number. The
-        message never repeats the number.
-    """
-    text = unicodedata.normalize("NFKC", value).strip()
-    extension_match = _EXTENSION.search(text)
-    extension = extension_match.group(1) if extension_match else None
-    if extension_match:
-        text = text[: extension_match.start()]
-
-    digits = _PHONE_SEPARATORS.sub("", text).removeprefix("+86").removeprefix("0086")
-    if _MOBILE.fullmatch(digits):
-        raise AnchorFieldError(field, f"{field} must be an organisation phone, not a mobile number")
-    if not (_LANDLINE.fullmatch(digits) or _SERVICE_NUMBER.fullmatch(digits)):
-        raise AnchorFieldError(
-            field,
-            f"{field} must be a landline with its area code (029 and 8 digits in Xi'an) "
-            "or a 400/800 number",
-        )
-    return digits if extension is None else f"{digits}-{extension}"
-
-
-def validate_shift_time(value: str, *, field: str = "shift_times") -> str:
-    """Validate one ``HH:MM-HH:MM`` shift (24-hour clock) and return it normalised.
-
-    Full-width digits, colons and dashes are accepted and spaces ignored. An
-    end earlier than the start is an overnight shift. Equal start and end
-    raise :class:`AnchorFieldError`, as does any other format.
-    """
-    text = re.sub(r"\s", "", unicodedata.normalize("NFKC", value)).replace("—", "-")
-    text = text.replace("–", "-").replace("~", "-")
-    match = _SHIFT.fullmatch(text)
-    if match is None:
-        raise AnchorFieldError(field, f"{field} {value!r} is not a HH:MM-HH:MM shift")
-    start_hour, start_minute, end_hour, end_minute = (int(part) for part in match.groups())
-    shift = f"{start_hour:02d}:{start_minute:02d}-{end_hour:02d}:{end_minute:02d}"
-    if shift[:5] == shift[6:]:
-        raise AnchorFieldError(field, f"{field} {value!r} starts and ends at the same time")
-    return shift
-
-
-def validate_shift_times(values: Iterable[str], *, field: str = "shift_times") -> tuple[str, ...]:
-    """Validate each shift with :func:`validate_shift_time`; duplicates raise too."""
-    shifts = tuple(validate_shift_time(value, field=field) for value in values)
-    if len(set(shifts)) != len(shifts):
-        raise AnchorFieldError(field, f"{field} lists the same shift twice")
-    return shifts
-
-
-def validate_contact_role(value: str, *, field: str = "contact_role") -> str:
-    """Validate a contact role such as 人事部 or HR经理, which must not name a person.
-
-    Raises
-    ------
-    AnchorFieldError
-        If the role is empty, longer than ``MAX_ROLE_CHARS``, contains a digit
-        (a phone number does not belong here) or ends in 先生, 女士 or 小姐.
-    """
-    role = unicodedata.normalize("NFKC", value).strip()
-    if not role or len(role) > MAX_ROLE_CHARS:
-        raise AnchorFieldError(field, f"{field} must have 1 to {MAX_ROLE_CHARS} characters")
-    if any(char.isdigit() for char in role):
-        raise AnchorFieldError(field, f"{field} must name a role, without digits")
-    if role.endswith(_PERSON_TITLES):
-        raise AnchorFieldError(
-            field, f"{field} must name a role such as 人事部 or HR经理, not a person"
-        )
-    return role
-
-
-def validate_text(value: str, *, field: str, max_chars: int, required: bool = True) -> str:
-    """Strip a free-text field and check it is non-empty (when required) and short enough."""
-    text = unicodedata.normalize("NFKC", value).strip()
-    if required and not text:
-        raise AnchorFieldError(field, f"{field} must not be empty")
-    if len(text) > max_chars:
-        raise AnchorFieldError(field, f"{field} has {len(text)} characters, maximum {max_chars}")
-    return text
-
-
-def parse_enterprise_size(value: EnterpriseSize | str, *, field: str = "size") -> EnterpriseSize:
-    """Parse a size class from its value (``small``) or Chinese label (``小型``, ``小``)."""
-    text = str(value).strip().lower()
-    for size, label in ENTERPRISE_SIZE_LABELS_ZH.items():
-        if text in (size.value, label, label.removesuffix("型")):
-            return size
-    expected = ", ".join(size.value for size in EnterpriseSize)
-    raise AnchorFieldError(
-        field, f"{field} {value!r} is not one of {expected} (微型/小型/中型/大型)"
-    )
-
-
-# --- states and scope ---------------------------------------------------------
-
-
-def transition(
-    current: AnchorState, target: AnchorState, *, reactivate: bool = False
-) -> AnchorState:
-    """Check one state change against :data:`ALLOWED_TRANSITIONS` and return the target.
-
-    Parameters
-    ----------
-    current, target
-        The anchor's state and the requested state.
-    reactivate
-        Allows ``retired`` to ``draft``, the reactivation rule of this module.
-
-    Raises
-    ------
-    InvalidTransitionError
-        If the change is not allowed; it names both states.
-    """
-    if reactivate and current is AnchorState.RETIRED and target is AnchorState.DRAFT:
-        return target
-    if target not in ALLOWED_TRANSITIONS[current]:
-        raise InvalidTransitionError(current, target)
-    return target
-
-
-@dataclass(frozen=True, slots=True)
-class StaffScope:
-    """The districts (6-digit codes) and development zones (zone keys) a staff member serves."""
-
-    district_codes: frozenset[str]
-    zone_keys: frozenset[str] = frozenset()
-
-    @classmethod
-    def city_wide(cls, regions: Regions, zones: Iterable[DevelopmentZone] = ()) -> "StaffScope":
-        """Build the scope of city bureau staff: every district and every given zone."""
-        return cls(frozenset(regions.districts["code"]), frozenset(zone.key for zone in zones))
-
-
-@dataclass(frozen=True, slots=True)
-class PlacedPoint:
-    """A WGS84 point (degrees) with the district containing it and the zone it is filed under."""
-
-    lon: float
-    lat: float
-    district_code: str | None
-    zone_key: str | None = None
-
-
-def ensure_in_scope(target: AnchorRecord | PlacedPoint, scope: StaffScope) -> None:
-    """Raise unless an anchor or a point lies in the staff member's districts or zones.
-
-    An anchor filed under one of the scope's zones is in scope whatever its
-    district, and so is an anchor whose ``district_code`` is one of the
-    scope's districts.
-
-    Raises
-    ------
-    OutOfScopeError
-        Otherwise. The API answers 404, so anchors of other organisations stay invisible.
-    """
-    if target.zone_key is not None and target.zone_key in scope.zone_keys:
-        return
-    if target.district_code is not None and target.district_code in scope.district_codes:
-        return
-
-    if isinstance(target, AnchorRecord):
-        raise OutOfScopeError(f"anchor {target.anchor_id!r} is not in the caller's scope")
-    raise OutOfScopeError(
-        f"point ({target.lon:.5f}, {target.lat:.5f}) in district {target.district_code!r} "
-        f"is outside the caller's districts {sorted(scope.district_codes)} "
-        f"and zones {sorted(scope.zone_keys)}"
-    )
 
 
 # --- validation of one change ---------------------------------------------------

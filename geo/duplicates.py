@@ -22,16 +22,11 @@ import numpy as np
 import pandas as pd
 from sklearn.neighbors import BallTree
 
+from geo.anchor_states import AnchorState, transition
 from geo.company_index import normalise_company_name
 from geo.credit_code import InvalidCreditCodeError, validate_credit_code
 from geo.crs import EARTH_RADIUS_M, haversine_m
-from geo.curation import (
-    AnchorRecord,
-    AnchorState,
-    AnchorVersion,
-    FieldChange,
-    transition,
-)
+from geo.curation import AnchorRecord, AnchorVersion, FieldChange
 from geo.errors import DoorstepError
 
 logger = logging.getLogger(__name__)

@@ -14,8 +14,8 @@ from geo.anchor_import import (
     check_anchor_rows,
     read_anchor_table,
 )
+from geo.anchor_states import AnchorState, StaffScope
 from geo.crs import from_wgs84
-from geo.curation import AnchorState, StaffScope
 from geo.industry import IndustryCatalogue, load_industry_catalogue
 from geo.regions import Regions, load_regions
 from geo.zones import DevelopmentZone, load_zones

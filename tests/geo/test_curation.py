@@ -6,25 +6,26 @@ from pathlib import Path
 
 import pytest
 
-from geo.crs import from_wgs84
-from geo.curation import (
+from geo.anchor_fields import validate_contact_phone, validate_shift_time
+from geo.anchor_states import (
     ALLOWED_TRANSITIONS,
-    AnchorChange,
-    AnchorRecord,
     AnchorState,
-    AnchorValidationError,
-    AnchorVersion,
     InvalidTransitionError,
     OutOfScopeError,
     PlacedPoint,
     StaffScope,
+    ensure_in_scope,
+    transition,
+)
+from geo.crs import from_wgs84
+from geo.curation import (
+    AnchorChange,
+    AnchorRecord,
+    AnchorValidationError,
+    AnchorVersion,
     StaleVersionError,
     apply_change,
-    ensure_in_scope,
     new_anchor,
-    transition,
-    validate_contact_phone,
-    validate_shift_time,
 )
 from geo.industry import IndustryCatalogue, load_industry_catalogue
 from geo.location import Precision

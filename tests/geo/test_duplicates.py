@@ -7,8 +7,9 @@ import pandas as pd
 import pytest
 from stdnum.cn import uscc
 
+from geo.anchor_states import AnchorState, InvalidTransitionError
 from geo.company_index import load_company_pois
-from geo.curation import AnchorRecord, AnchorState, InvalidTransitionError
+from geo.curation import AnchorRecord
 from geo.duplicates import InvalidMergeError, find_duplicates, plan_merge
 from geo.location import Precision
 
