@@ -1,8 +1,10 @@
-"""The ``doorstep`` command: build the store, serve, recommend, export, versions."""
+"""The ``doorstep`` command: migrate, build the store, serve, recommend, export, versions."""
 
 import csv
 import logging
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -20,8 +22,10 @@ from rich.table import Table
 
 from api.settings import Settings
 from geo.errors import DoorstepError
-from store.build import BuildReport, build_store
-from store.sqlite import SqliteStore
+from store.base import ReadStore
+from store.build import BuildReport, collect_build
+from store.postgres import PostgresStore, mask_url, open_pool
+from store.sqlite import SqliteStore, write_store
 
 logger = logging.getLogger(__name__)
 
@@ -54,12 +58,35 @@ def build(
     ctx: typer.Context,
     force: Annotated[bool, typer.Option(help="Rebuild even when the store exists.")] = False,
 ) -> None:
-    """Build the embedded store from the data folder (DOORSTEP_DATA_DIR)."""
+    """Build the store from the data folder (DOORSTEP_DATA_DIR), in PostgreSQL when configured."""
     settings: Settings = ctx.obj
+    if settings.database.database_url is not None:
+        with _database_store(settings) as store:
+            if store.has_data() and not force:
+                console.print(f"store {store.describe()} has data; use --force to rebuild")
+                return
+            _build(settings, store)
+        return
     if settings.data.store_path.exists() and not force:
         console.print(f"store {settings.data.store_path} exists; use --force to rebuild")
         return
     _build(settings)
+
+
+@app.command()
+def migrate(ctx: typer.Context) -> None:
+    """Apply pending PostgreSQL schema migrations (DOORSTEP_DATABASE_URL) and list them."""
+    from store.migrations import apply_migrations
+
+    settings: Settings = ctx.obj
+    url = settings.database.database_url
+    if url is None:
+        raise typer.BadParameter("DOORSTEP_DATABASE_URL is not set; the SQLite store needs none")
+    applied = apply_migrations(url)
+    if not applied:
+        console.print(f"no pending migrations in {mask_url(url)}", soft_wrap=True)
+    for migration_id in applied:
+        console.print(f"applied {migration_id}")
 
 
 @app.command()
@@ -70,7 +97,11 @@ def serve(ctx: typer.Context) -> None:
     from api.app import create_app
 
     settings: Settings = ctx.obj
-    if not settings.data.store_path.exists():
+    if settings.database.database_url is not None:
+        with _database_store(settings) as store:
+            if not store.has_data():
+                _build(settings, store)
+    elif not settings.data.store_path.exists():
         _build(settings)
     console.print(
         f"城市地图 city map: http://{settings.server.host}:{settings.server.port}/  ·  "
@@ -90,7 +121,8 @@ def recommend(
     from matching.recommend import Recommender
 
     settings: Settings = ctx.obj
-    recommender = Recommender.from_store(SqliteStore(settings.data.store_path))
+    with _read_store(settings) as store:
+        recommender = Recommender.from_store(store)
     row, ranked = recommender.recommend(seeker, limit, lang=lang)
 
     console.print(
@@ -121,7 +153,8 @@ def export_matches(
     from matching.recommend import Recommender
 
     settings: Settings = ctx.obj
-    recommender = Recommender.from_store(SqliteStore(settings.data.store_path))
+    with _read_store(settings) as store:
+        recommender = Recommender.from_store(store)
     ids = list(recommender.seekers.index[:seekers])
     out.parent.mkdir(parents=True, exist_ok=True)
 
@@ -172,16 +205,46 @@ def versions(ctx: typer.Context) -> None:
     settings: Settings = ctx.obj
     for name, version in library_versions().items():
         console.print(f"{name}: {version}")
-    console.print("postgis: not used (embedded SQLite store)")
     console.print("model: baseline score (no learned model loaded)")
+    if settings.database.database_url is not None:
+        with _database_store(settings) as store:
+            for name, version in store.server_versions().items():
+                console.print(f"{name}: {version}")
+            console.print(f"store: {store.describe()}")
+        return
+    console.print("postgis: not used (embedded SQLite store)")
     if settings.data.store_path.exists():
         meta = SqliteStore(settings.data.store_path).meta()
         console.print(f"store: {settings.data.store_path} schema {meta.get('schema_version')}")
 
 
-def _build(settings: Settings) -> BuildReport:
+@contextmanager
+def _database_store(settings: Settings) -> Iterator[PostgresStore]:
+    """Open a pool on DOORSTEP_DATABASE_URL for one command and close it afterwards."""
+    url = settings.database.database_url
+    if url is None:
+        raise typer.BadParameter("DOORSTEP_DATABASE_URL is not set")
+    pool = open_pool(url, settings.database.pool_options())
+    try:
+        yield PostgresStore(pool)
+    finally:
+        pool.close()
+
+
+@contextmanager
+def _read_store(settings: Settings) -> Iterator[ReadStore]:
+    """Open the configured store: PostgreSQL when DOORSTEP_DATABASE_URL is set, else SQLite."""
+    if settings.database.database_url is not None:
+        with _database_store(settings) as store:
+            yield store
+    else:
+        yield SqliteStore(settings.data.store_path)
+
+
+def _build(settings: Settings, database: PostgresStore | None = None) -> BuildReport:
     started = time.perf_counter()
-    console.print(f"building store {settings.data.store_path} from {settings.data.data_dir} …")
+    target = database.describe() if database else str(settings.data.store_path)
+    console.print(f"building store {target} from {settings.data.data_dir} …")
     with _progress() as progress:
         tasks: dict[str, TaskID] = {}
 
@@ -190,15 +253,20 @@ def _build(settings: Settings) -> BuildReport:
                 tasks[stage] = progress.add_task(STAGE_LABELS.get(stage, stage), total=total)
             progress.update(tasks[stage], completed=done, total=total)
 
-        report_data = build_store(
+        result = collect_build(
             settings.data.data_dir,
-            settings.data.store_path,
             n_seekers=settings.data.n_seekers,
             seed=settings.data.seed,
             progress=report,
         )
-    _print_build_report(report_data, time.perf_counter() - started)
-    return report_data
+        report("write", 0, 1)
+        if database is None:
+            write_store(settings.data.store_path, **result.store_inputs())
+        else:
+            database.replace_all(**result.store_inputs())
+        report("write", 1, 1)
+    _print_build_report(result.report, time.perf_counter() - started)
+    return result.report
 
 
 def _print_build_report(report: BuildReport, seconds: float) -> None:

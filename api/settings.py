@@ -9,6 +9,8 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from store.postgres import PoolOptions
+
 
 class DataSettings(BaseSettings):
     """Where the source data and the embedded store live."""
@@ -60,9 +62,43 @@ class QuerySettings(BaseSettings):
     )
 
 
+class DatabaseSettings(BaseSettings):
+    """The PostgreSQL production store; unset ``database_url`` keeps the embedded SQLite store."""
+
+    model_config = SettingsConfigDict(env_prefix="DOORSTEP_", extra="ignore")
+
+    database_url: str | None = Field(
+        default=None,
+        pattern="^postgres(ql)?://",
+        description="postgresql://user:password@host:port/dbname; unset means SQLite.",
+    )
+    pool_min_size: int = Field(default=1, ge=0, description="Connections the pool keeps open.")
+    pool_max_size: int = Field(default=4, ge=1, description="Most connections open at once.")
+    pool_timeout_s: float = Field(
+        default=10.0, gt=0, description="Seconds to wait for a free pooled connection."
+    )
+    connect_timeout_s: int = Field(
+        default=5, ge=1, description="Seconds to establish one database connection."
+    )
+    statement_timeout_ms: int = Field(
+        default=30_000, ge=0, description="Server-side limit of one statement in ms; 0 is none."
+    )
+
+    def pool_options(self) -> PoolOptions:
+        """Return the pool size and timeouts for :func:`store.postgres.open_pool`."""
+        return PoolOptions(
+            min_size=self.pool_min_size,
+            max_size=self.pool_max_size,
+            timeout_s=self.pool_timeout_s,
+            connect_timeout_s=self.connect_timeout_s,
+            statement_timeout_ms=self.statement_timeout_ms,
+        )
+
+
 class Settings(BaseSettings):
     """All settings of one process."""
 
     data: DataSettings = Field(default_factory=DataSettings)
     server: ServerSettings = Field(default_factory=ServerSettings)
     query: QuerySettings = Field(default_factory=QuerySettings)
+    database: DatabaseSettings = Field(default_factory=DatabaseSettings)

@@ -2,7 +2,8 @@
 
 Steps: regions and zones, occupation classifier, postings (parse, de-duplicate,
 classify), location of each posting (gazetteer), employer anchors, HR map
-layers, simulated seekers, then one atomic write.
+layers, simulated seekers, then one write. :func:`collect_build` returns the
+frames, so the same result can be written to the SQLite file or to PostgreSQL.
 """
 
 import dataclasses
@@ -13,11 +14,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import geopandas as gpd
 import pandas as pd
 
 from geo.anchors import build_anchors, precision_counts
 from geo.gazetteer import Gazetteer, build_gazetteer
-from geo.layers import load_layers
+from geo.layers import LayerInfo, load_layers
 from geo.regions import load_regions
 from geo.zones import load_zones
 from matching.occupation import OccupationClassifier, load_occupations
@@ -62,6 +64,27 @@ class BuildReport:
         }
 
 
+@dataclass
+class BuildResult:
+    """The frames a build produced, ready for either store's writer, and its report."""
+
+    postings: pd.DataFrame
+    anchors: pd.DataFrame
+    seekers: pd.DataFrame
+    layers: dict[str, tuple[LayerInfo, gpd.GeoDataFrame]]
+    report: BuildReport
+
+    def store_inputs(self) -> dict[str, Any]:
+        """Return the keyword arguments of ``write_store`` and ``PostgresStore.replace_all``."""
+        return {
+            "postings": self.postings,
+            "anchors": self.anchors,
+            "seekers": self.seekers,
+            "layers": self.layers,
+            "meta": self.report.as_meta(),
+        }
+
+
 def build_store(
     data_dir: Path,
     store_path: Path,
@@ -88,6 +111,27 @@ def build_store(
     Returns
     -------
     BuildReport
+    """
+    report_progress = progress or _ignore_progress
+    result = collect_build(data_dir, n_seekers=n_seekers, seed=seed, progress=report_progress)
+
+    report_progress("write", 0, 1)
+    write_store(store_path, **result.store_inputs())
+    report_progress("write", 1, 1)
+    return result.report
+
+
+def collect_build(
+    data_dir: Path,
+    *,
+    n_seekers: int,
+    seed: int,
+    progress: ProgressCallback | None = None,
+) -> BuildResult:
+    """Read every source in ``data_dir`` and return the store's frames without writing them.
+
+    Parameters are those of :func:`build_store`; the caller writes the result with
+    ``write_store(path, **result.store_inputs())`` or ``PostgresStore.replace_all``.
     """
     started = time.perf_counter()
     report_progress = progress or _ignore_progress
@@ -131,17 +175,7 @@ def build_store(
     )
     report.seconds = time.perf_counter() - started
 
-    report_progress("write", 0, 1)
-    write_store(
-        store_path,
-        postings=postings,
-        anchors=anchors,
-        seekers=seekers,
-        layers=layers,
-        meta=report.as_meta(),
-    )
-    report_progress("write", 1, 1)
-    return report
+    return BuildResult(postings, anchors, seekers, layers, report)
 
 
 def locate_postings(

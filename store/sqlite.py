@@ -95,6 +95,10 @@ class SqliteStore:
         finally:
             connection.close()
 
+    def describe(self) -> str:
+        """Return the store file's path, for logs."""
+        return f"SQLite {self.path}"
+
     def meta(self) -> dict[str, Any]:
         """Return the build metadata (counts, reports, timings) stored with the data."""
         with self._connect() as connection:
