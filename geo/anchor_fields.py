@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 
+from geo.anchor_rules import format_message_zh
 from geo.errors import DoorstepError
 
 logger = logging.getLogger(__name__)
@@ -44,20 +45,47 @@ ENTERPRISE_SIZE_LABELS_ZH: dict[EnterpriseSize, str] = {
 
 
 class AnchorFieldError(DoorstepError, ValueError):
-    """One field of an anchor breaks a rule; the message never contains a phone number."""
+    """One field of an anchor breaks a rule; the message never contains a phone number.
 
-    def __init__(self, field: str, rule: str) -> None:
-        super().__init__(rule)
+    ``rule`` is a code of :data:`geo.anchor_rules.RULE_MESSAGES_ZH` and
+    ``rule_params`` the values its zh-CN message needs.
+    """
+
+    def __init__(self, field: str, message: str, *, rule: str, **rule_params: object) -> None:
+        super().__init__(message)
         self.field = field
         self.rule = rule
+        self.rule_params = rule_params
+
+    @property
+    def message_zh(self) -> str:
+        """The zh-CN message of the broken rule."""
+        return format_message_zh(self.rule, field=self.field, **self.rule_params)
 
 
 @dataclass(frozen=True, slots=True)
 class FieldError:
-    """One failed rule of a change: the field and the rule in English."""
+    """One failed rule of a change: field, rule code, and message in English and in zh-CN."""
 
     field: str
     rule: str
+    message: str
+    message_zh: str
+
+    @classmethod
+    def of(cls, field: str, message: str, *, rule: str, **rule_params: object) -> "FieldError":
+        """Build the error of one rule, filling its zh-CN message from ``rule_params``."""
+        return cls(field, rule, message, format_message_zh(rule, field=field, **rule_params))
+
+    @classmethod
+    def from_exception(cls, field: str, err: Exception) -> "FieldError":
+        """Build the error of ``field`` from a raised validation error.
+
+        An error without a ``rule`` attribute gets the generic rule ``invalid_value``.
+        """
+        rule = getattr(err, "rule", "invalid_value")
+        rule_params: dict[str, object] = getattr(err, "rule_params", {})
+        return cls.of(field, str(err), rule=rule, **rule_params)
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,12 +138,17 @@ def validate_contact_phone(value: str, *, field: str = "contact_phone") -> str:
 
     digits = _PHONE_SEPARATORS.sub("", text).removeprefix("+86").removeprefix("0086")
     if _MOBILE.fullmatch(digits):
-        raise AnchorFieldError(field, f"{field} must be an organisation phone, not a mobile number")
+        raise AnchorFieldError(
+            field,
+            f"{field} must be an organisation phone, not a mobile number",
+            rule="mobile_phone",
+        )
     if not (_LANDLINE.fullmatch(digits) or _SERVICE_NUMBER.fullmatch(digits)):
         raise AnchorFieldError(
             field,
             f"{field} must be a landline with its area code (029 and 8 digits in Xi'an) "
             "or a 400/800 number",
+            rule="phone_format",
         )
     return digits if extension is None else f"{digits}-{extension}"
 
@@ -131,11 +164,18 @@ def validate_shift_time(value: str, *, field: str = "shift_times") -> str:
     text = text.replace("–", "-").replace("~", "-")
     match = _SHIFT.fullmatch(text)
     if match is None:
-        raise AnchorFieldError(field, f"{field} {value!r} is not a HH:MM-HH:MM shift")
+        raise AnchorFieldError(
+            field, f"{field} {value!r} is not a HH:MM-HH:MM shift", rule="shift_format", value=value
+        )
     start_hour, start_minute, end_hour, end_minute = (int(part) for part in match.groups())
     shift = f"{start_hour:02d}:{start_minute:02d}-{end_hour:02d}:{end_minute:02d}"
     if shift[:5] == shift[6:]:
-        raise AnchorFieldError(field, f"{field} {value!r} starts and ends at the same time")
+        raise AnchorFieldError(
+            field,
+            f"{field} {value!r} starts and ends at the same time",
+            rule="shift_same_time",
+            value=shift,
+        )
     return shift
 
 
@@ -143,7 +183,7 @@ def validate_shift_times(values: Iterable[str], *, field: str = "shift_times") -
     """Validate each shift with :func:`validate_shift_time`; duplicates raise too."""
     shifts = tuple(validate_shift_time(value, field=field) for value in values)
     if len(set(shifts)) != len(shifts):
-        raise AnchorFieldError(field, f"{field} lists the same shift twice")
+        raise AnchorFieldError(field, f"{field} lists the same shift twice", rule="shift_repeated")
     return shifts
 
 
@@ -158,12 +198,21 @@ def validate_contact_role(value: str, *, field: str = "contact_role") -> str:
     """
     role = unicodedata.normalize("NFKC", value).strip()
     if not role or len(role) > MAX_ROLE_CHARS:
-        raise AnchorFieldError(field, f"{field} must have 1 to {MAX_ROLE_CHARS} characters")
+        raise AnchorFieldError(
+            field,
+            f"{field} must have 1 to {MAX_ROLE_CHARS} characters",
+            rule="role_length",
+            max_chars=MAX_ROLE_CHARS,
+        )
     if any(char.isdigit() for char in role):
-        raise AnchorFieldError(field, f"{field} must name a role, without digits")
+        raise AnchorFieldError(
+            field, f"{field} must name a role, without digits", rule="role_digits"
+        )
     if role.endswith(_PERSON_TITLES):
         raise AnchorFieldError(
-            field, f"{field} must name a role such as 人事部 or HR经理, not a person"
+            field,
+            f"{field} must name a role such as 人事部 or HR经理, not a person",
+            rule="role_person",
         )
     return role
 
@@ -172,9 +221,14 @@ def validate_text(value: str, *, field: str, max_chars: int, required: bool = Tr
     """Strip a free-text field and check it is non-empty (when required) and short enough."""
     text = unicodedata.normalize("NFKC", value).strip()
     if required and not text:
-        raise AnchorFieldError(field, f"{field} must not be empty")
+        raise AnchorFieldError(field, f"{field} must not be empty", rule="text_empty")
     if len(text) > max_chars:
-        raise AnchorFieldError(field, f"{field} has {len(text)} characters, maximum {max_chars}")
+        raise AnchorFieldError(
+            field,
+            f"{field} has {len(text)} characters, maximum {max_chars}",
+            rule="text_too_long",
+            max_chars=max_chars,
+        )
     return text
 
 
@@ -186,5 +240,8 @@ def parse_enterprise_size(value: EnterpriseSize | str, *, field: str = "size") -
             return size
     expected = ", ".join(size.value for size in EnterpriseSize)
     raise AnchorFieldError(
-        field, f"{field} {value!r} is not one of {expected} (微型/小型/中型/大型)"
+        field,
+        f"{field} {value!r} is not one of {expected} (微型/小型/中型/大型)",
+        rule="unknown_size",
+        value=value,
     )

@@ -36,6 +36,7 @@ from pathlib import Path
 import pandas as pd
 
 from geo.anchor_fields import FieldError
+from geo.anchor_rules import format_message_zh
 from geo.anchor_states import OutOfScopeError, StaffScope
 from geo.credit_code import InvalidCreditCodeError, validate_credit_code
 from geo.crs import XIAN_BOUNDS_WGS84, CoordSys, parse_coord_sys
@@ -93,7 +94,8 @@ IMPORT_COLUMNS = [
     "shift_times",
 ]
 
-REPORT_COLUMNS = ["row", "field", "reason"]
+REPORT_COLUMNS = ["row", "field", "rule", "reason", "原因"]
+"""Columns of :meth:`ImportReport.to_frame`: ``reason`` in English, ``原因`` in zh-CN."""
 
 # Curation field names and the import column each one is reported under.
 _REPORT_FIELD = {"pin": "lon", "district_code": "district", "zone_key": "zone"}
@@ -109,11 +111,24 @@ class ImportRejectedError(DoorstepError, ValueError):
 
 @dataclass(frozen=True, slots=True)
 class RowError:
-    """One rejected cell: the file row (header is row 1), the column and the broken rule."""
+    """One rejected cell: the file row (header is row 1), the column and the broken rule.
+
+    ``rule`` is a code of :data:`geo.anchor_rules.RULE_MESSAGES_ZH`, ``reason``
+    the English message and ``message_zh`` the message for bureau staff.
+    """
 
     row: int
     field: str
+    rule: str
     reason: str
+    message_zh: str
+
+    @classmethod
+    def of(
+        cls, row: int, field: str, reason: str, *, rule: str, **rule_params: object
+    ) -> "RowError":
+        """Build the error of one rule, filling its zh-CN message from ``rule_params``."""
+        return cls(row, field, rule, reason, format_message_zh(rule, field=field, **rule_params))
 
 
 @dataclass(slots=True)
@@ -135,7 +150,10 @@ class ImportReport:
     def to_frame(self) -> pd.DataFrame:
         """Return the rejected rows as a table with :data:`REPORT_COLUMNS`, sorted by row."""
         frame = pd.DataFrame(
-            [(error.row, error.field, error.reason) for error in self.rejected],
+            [
+                (error.row, error.field, error.rule, error.reason, error.message_zh)
+                for error in self.rejected
+            ],
             columns=REPORT_COLUMNS,
         )
         return frame.sort_values(["row", "field"], kind="stable").reset_index(drop=True)
@@ -226,7 +244,7 @@ class _RowChecker:
             errors.extend(_row_errors(row, err.errors))
             return None, errors
         except OutOfScopeError as err:
-            errors.append(RowError(row, "district", f"out of scope: {err}"))
+            errors.append(RowError.of(row, "district", f"out of scope: {err}", rule="out_of_scope"))
             return None, errors
 
         if errors:
@@ -261,7 +279,15 @@ class _RowChecker:
             return None
         district = self.regions.district(text) or self.regions.district_by_name(text)
         if district is None:
-            errors.append(RowError(row, "district", f"district {text!r} is not a Xi'an district"))
+            errors.append(
+                RowError.of(
+                    row,
+                    "district",
+                    f"district {text!r} is not a Xi'an district",
+                    rule="unknown_district",
+                    value=text,
+                )
+            )
             return None
         return district.code
 
@@ -270,7 +296,15 @@ class _RowChecker:
             return None
         zone = match_zone(text, self.zones)
         if zone is None:
-            errors.append(RowError(row, "zone", f"zone {text!r} is not a development zone"))
+            errors.append(
+                RowError.of(
+                    row,
+                    "zone",
+                    f"zone {text!r} is not a development zone",
+                    rule="unknown_zone",
+                    value=text,
+                )
+            )
             return None
         return zone.key
 
@@ -279,7 +313,11 @@ class _RowChecker:
         if value in _TRUE:
             return True
         if value not in _FALSE:
-            errors.append(RowError(row, name, f"{name} {text!r} must be 是 or 否"))
+            errors.append(
+                RowError.of(
+                    row, name, f"{name} {text!r} must be 是 or 否", rule="invalid_flag", value=text
+                )
+            )
         return False
 
     def _point(
@@ -292,11 +330,12 @@ class _RowChecker:
             return None
         if _looks_swapped(lon, lat):
             errors.append(
-                RowError(
+                RowError.of(
                     row,
                     "lon",
                     f"longitude {lon} and latitude {lat} look swapped; swap the 经度 and 纬度 "
                     f"cells of this row (expected lon {lat}, lat {lon})",
+                    rule="swapped_axes",
                 )
             )
             return None
@@ -306,13 +345,18 @@ class _RowChecker:
         name = text or self.coord_sys
         if not name:
             errors.append(
-                RowError(row, "coord_sys", "coord_sys is missing; give it per row or for the file")
+                RowError.of(
+                    row,
+                    "coord_sys",
+                    "coord_sys is missing; give it per row or for the file",
+                    rule="missing_coord_sys",
+                )
             )
             return None
         try:
             return parse_coord_sys(name)
         except UnknownCoordSysError as err:
-            errors.append(RowError(row, "coord_sys", str(err)))
+            errors.append(RowError.of(row, "coord_sys", str(err), rule=err.rule, **err.rule_params))
             return None
 
     def _check_duplicate_code(self, row: int, text: str, errors: list[RowError]) -> None:
@@ -325,7 +369,13 @@ class _RowChecker:
         first = self.credit_code_rows.setdefault(code, row)
         if first != row:
             errors.append(
-                RowError(row, "credit_code", f"credit_code {code!r} duplicates row {first}")
+                RowError.of(
+                    row,
+                    "credit_code",
+                    f"credit_code {code!r} duplicates row {first}",
+                    rule="duplicate_credit_code",
+                    first_row=first,
+                )
             )
 
     def _field_errors(self, row: int, details: AnchorChange) -> list[RowError]:
@@ -346,7 +396,14 @@ _CHECK_TIME = datetime.fromisoformat("2000-01-01T00:00:00+08:00")
 
 def _row_errors(row: int, errors: Iterable[FieldError]) -> list[RowError]:
     return [
-        RowError(row, _REPORT_FIELD.get(error.field, error.field), error.rule) for error in errors
+        RowError(
+            row,
+            _REPORT_FIELD.get(error.field, error.field),
+            error.rule,
+            error.message,
+            error.message_zh,
+        )
+        for error in errors
     ]
 
 
@@ -354,10 +411,14 @@ def _number(row: int, name: str, text: str, errors: list[RowError]) -> float | N
     try:
         value = float(text)
     except ValueError:
-        errors.append(RowError(row, name, f"{name} {text!r} is not a number"))
+        errors.append(
+            RowError.of(
+                row, name, f"{name} {text!r} is not a number", rule="not_a_number", value=text
+            )
+        )
         return None
     if math.isnan(value):
-        errors.append(RowError(row, name, f"{name} is missing"))
+        errors.append(RowError.of(row, name, f"{name} is missing", rule="missing_number"))
         return None
     return value
 

@@ -42,6 +42,14 @@ ALLOWED_TRANSITIONS: dict[AnchorState, frozenset[AnchorState]] = {
 }
 """Target states reachable from each state. Retired leaves only by reactivation (to draft)."""
 
+ANCHOR_STATE_LABELS_ZH: dict[AnchorState, str] = {
+    AnchorState.DRAFT: "草稿",
+    AnchorState.PENDING_REVIEW: "待审核",
+    AnchorState.VERIFIED: "已核实",
+    AnchorState.RETIRED: "已停用",
+    AnchorState.REJECTED: "已驳回",
+}
+
 
 class InvalidTransitionError(DoorstepError, ValueError):
     """A state change that :data:`ALLOWED_TRANSITIONS` does not allow."""
@@ -55,6 +63,11 @@ class InvalidTransitionError(DoorstepError, ValueError):
         self.current = current
         self.target = target
         self.field = "state"
+        self.rule = "invalid_transition"
+        self.rule_params: dict[str, object] = {
+            "current": ANCHOR_STATE_LABELS_ZH[current],
+            "target": ANCHOR_STATE_LABELS_ZH[target],
+        }
 
 
 class OutOfScopeError(DoorstepError, LookupError):

@@ -52,11 +52,24 @@ REGISTRATION_AUTHORITY_CODES: dict[str, str] = {
 
 
 class InvalidCreditCodeError(DoorstepError, ValueError):
-    """A credit code breaks one of the GB 32100-2015 rules; ``field`` names the input field."""
+    """A credit code breaks one of the GB 32100-2015 rules; ``field`` names the input field.
 
-    def __init__(self, message: str, field: str = "credit_code") -> None:
+    ``rule`` is the code of the broken rule and ``rule_params`` the values its
+    zh-CN message needs (see :mod:`geo.anchor_rules`).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        field: str = "credit_code",
+        *,
+        rule: str = "credit_code_length",
+        rule_params: dict[str, object] | None = None,
+    ) -> None:
         super().__init__(message)
         self.field = field
+        self.rule = rule
+        self.rule_params = rule_params or {}
 
 
 def validate_credit_code(value: str, *, field: str = "credit_code") -> str:
@@ -89,6 +102,8 @@ def validate_credit_code(value: str, *, field: str = "credit_code") -> str:
         raise InvalidCreditCodeError(
             f"{field} {code!r} has {len(code)} characters; length must be {CREDIT_CODE_LENGTH}",
             field=field,
+            rule="credit_code_length",
+            rule_params={"length": len(code)},
         )
 
     invalid = sorted({char for char in code if char not in CREDIT_CODE_ALPHABET})
@@ -97,6 +112,8 @@ def validate_credit_code(value: str, *, field: str = "credit_code") -> str:
             f"{field} {code!r} contains invalid characters {''.join(invalid)!r}; "
             "allowed are digits and letters except I, O, S, V, Z",
             field=field,
+            rule="credit_code_characters",
+            rule_params={"chars": "".join(invalid)},
         )
 
     if code[0] not in REGISTRATION_AUTHORITY_CODES:
@@ -105,6 +122,8 @@ def validate_credit_code(value: str, *, field: str = "credit_code") -> str:
             f"{field} {code!r} has invalid registration-authority code {code[0]!r}; "
             f"expected one of {expected}",
             field=field,
+            rule="credit_code_authority",
+            rule_params={"char": code[0]},
         )
 
     if not code[1:8].isdigit():
@@ -112,6 +131,7 @@ def validate_credit_code(value: str, *, field: str = "credit_code") -> str:
             f"{field} {code!r} has invalid characters in positions 2-8; "
             "the entity type and the division code must be digits",
             field=field,
+            rule="credit_code_digits",
         )
 
     expected_check = uscc.calc_check_digit(code[:-1])
@@ -120,5 +140,7 @@ def validate_credit_code(value: str, *, field: str = "credit_code") -> str:
             f"{field} {code!r} fails the check digit: expected check character "
             f"{expected_check!r}, found {code[-1]!r}",
             field=field,
+            rule="check_digit",
+            rule_params={"expected": expected_check},
         )
     return code

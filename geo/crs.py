@@ -117,7 +117,9 @@ def parse_coord_sys(name: str | CoordSys) -> CoordSys:
         return CoordSys(str(name).strip().lower())
     except ValueError as err:
         expected = ", ".join(member.value for member in CoordSys)
-        raise UnknownCoordSysError(f"coord_sys {name!r} is not one of {expected}") from err
+        raise UnknownCoordSysError(
+            f"coord_sys {name!r} is not one of {expected}", value=str(name)
+        ) from err
 
 
 def in_mainland_china(lons: npt.ArrayLike, lats: npt.ArrayLike) -> npt.NDArray[np.bool_]:
@@ -291,9 +293,11 @@ def _check_raw_numbers(lon: float, lat: float, field: str) -> None:
     """
     for axis, value in (("lon", lon), ("lat", lat)):
         if math.isnan(value):
-            raise InvalidCoordinateError(f"{axis} is NaN", field=axis)
+            raise InvalidCoordinateError(f"{axis} is NaN", field=axis, rule="coordinate_nan")
         if math.isinf(value):
-            raise InvalidCoordinateError(f"{axis} is infinite ({value})", field=axis)
+            raise InvalidCoordinateError(
+                f"{axis} is infinite ({value})", field=axis, rule="coordinate_infinite"
+            )
 
     if _inside_xian_bounds(lat, lon) and not _inside_xian_bounds(lon, lat):
         typical_lon, typical_lat = _XIAN_TYPICAL_LON_LAT
@@ -301,20 +305,28 @@ def _check_raw_numbers(lon: float, lat: float, field: str) -> None:
             f"longitude {_format_degrees(lon)} and latitude {_format_degrees(lat)} look "
             f"swapped: Xi'an is near longitude {typical_lon}, latitude {typical_lat}",
             field=field,
+            rule="swapped_axes",
         )
     if not -180.0 <= lon <= 180.0:
         raise InvalidCoordinateError(
-            f"longitude {_format_degrees(lon)} is outside -180..180", field="lon"
+            f"longitude {_format_degrees(lon)} is outside -180..180",
+            field="lon",
+            rule="longitude_range",
+            rule_params={"lon": _format_degrees(lon)},
         )
     if not -90.0 <= lat <= 90.0:
         raise InvalidCoordinateError(
             f"latitude {_format_degrees(lat)} is outside -90..90; "
             "were longitude and latitude swapped?",
             field="lat",
+            rule="latitude_range",
+            rule_params={"lat": _format_degrees(lat)},
         )
     if lon == 0.0 and lat == 0.0:
         raise InvalidCoordinateError(
-            "(0, 0) is the null island placeholder, not a location", field=field
+            "(0, 0) is the null island placeholder, not a location",
+            field=field,
+            rule="null_island",
         )
 
 
@@ -326,6 +338,8 @@ def _check_inside_xian(lon: float, lat: float, field: str) -> None:
         f"point ({lon:.2f}, {lat:.2f}) is outside the Xi'an area "
         f"{min_lon}–{max_lon} E, {min_lat}–{max_lat} N",
         field=field,
+        rule="outside_xian",
+        rule_params={"lon": f"{lon:.2f}", "lat": f"{lat:.2f}"},
     )
 
 

@@ -38,6 +38,7 @@ from geo.anchor_fields import (
     validate_shift_times,
     validate_text,
 )
+from geo.anchor_rules import PRECISION_LABELS_ZH
 from geo.anchor_states import (
     AnchorState,
     PlacedPoint,
@@ -75,13 +76,17 @@ class StaleVersionError(DoorstepError):
 
 
 class AnchorValidationError(DoorstepError, ValueError):
-    """Every field error of one change; the change was not applied."""
+    """Every field error of one change; the change was not applied.
+
+    ``message_zh`` joins the zh-CN messages of the errors for bureau staff.
+    """
 
     def __init__(self, anchor_id: str, errors: Iterable[FieldError]) -> None:
         self.errors = tuple(errors)
-        listed = "; ".join(f"{error.field}: {error.rule}" for error in self.errors)
+        listed = "; ".join(f"{error.field}: {error.message}" for error in self.errors)
         super().__init__(f"change to anchor {anchor_id!r} rejected: {listed}")
         self.anchor_id = anchor_id
+        self.message_zh = "；".join(error.message_zh for error in self.errors)
 
 
 @dataclass(frozen=True, slots=True)
@@ -234,7 +239,7 @@ class _ChangeValidator:
         try:
             return check()
         except (DoorstepError, ValueError, LookupError) as err:
-            self.errors.append(FieldError(field_name, str(err)))
+            self.errors.append(FieldError.from_exception(field_name, err))
             return _INVALID
 
     def _set(self, field_name: str, check: Callable[[], Any]) -> None:
@@ -246,7 +251,13 @@ class _ChangeValidator:
         unknown = sorted(self.change.clear - CLEARABLE_FIELDS)
         if unknown:
             self.errors.append(
-                FieldError("clear", f"clear names {unknown}; clearable: {sorted(CLEARABLE_FIELDS)}")
+                FieldError.of(
+                    "clear",
+                    f"clear names {unknown}; clearable: {sorted(CLEARABLE_FIELDS)}",
+                    rule="unknown_clear_field",
+                    names=", ".join(unknown),
+                    clearable=", ".join(sorted(CLEARABLE_FIELDS)),
+                )
             )
         for name in sorted(self.change.clear & CLEARABLE_FIELDS):
             if name == "entrance":
@@ -314,7 +325,11 @@ class _ChangeValidator:
         change = self.change
         if self.pin_moved:
             if change.lon is None or change.lat is None:
-                self.errors.append(FieldError("pin", "lon and lat must be given together"))
+                self.errors.append(
+                    FieldError.of(
+                        "pin", "lon and lat must be given together", rule="point_incomplete"
+                    )
+                )
                 return
             point = self._convert_point("pin", change.lon, change.lat)
             if point is None:
@@ -323,7 +338,11 @@ class _ChangeValidator:
 
         if change.confirm_pin:
             if math.isnan(self.record.lon):
-                self.errors.append(FieldError("confirm_pin", "the anchor has no pin to confirm"))
+                self.errors.append(
+                    FieldError.of(
+                        "confirm_pin", "the anchor has no pin to confirm", rule="no_pin_to_confirm"
+                    )
+                )
             else:
                 self.values["precision"] = Precision.EXACT
 
@@ -334,7 +353,12 @@ class _ChangeValidator:
         if change.zone_key is not None and change.zone_key not in self.zones:
             known = ", ".join(self.zones)
             self.errors.append(
-                FieldError("zone_key", f"zone_key {change.zone_key!r} is not one of {known}")
+                FieldError.of(
+                    "zone_key",
+                    f"zone_key {change.zone_key!r} is not one of {known}",
+                    rule="unknown_zone",
+                    value=change.zone_key,
+                )
             )
             return
         if change.zone_key is not None:
@@ -342,9 +366,11 @@ class _ChangeValidator:
 
         if change.district_code is not None and self.regions.district(change.district_code) is None:
             self.errors.append(
-                FieldError(
+                FieldError.of(
                     "district_code",
                     f"district_code {change.district_code!r} is not a Xi'an district code",
+                    rule="unknown_district",
+                    value=change.district_code,
                 )
             )
             return
@@ -365,7 +391,11 @@ class _ChangeValidator:
         containing = self.regions.district_at(lon, lat)
         if containing is None:
             self.errors.append(
-                FieldError("pin", "the point lies in none of the 13 Xi'an districts")
+                FieldError.of(
+                    "pin",
+                    "the point lies in none of the 13 Xi'an districts",
+                    rule="outside_city_districts",
+                )
             )
             return
 
@@ -373,10 +403,13 @@ class _ChangeValidator:
             zone = self.zones[zone_key]
             if containing.code not in zone.host_district_codes:
                 self.errors.append(
-                    FieldError(
+                    FieldError.of(
                         "zone_key",
                         f"the point is in {containing.name} ({containing.code}), outside the "
                         f"host districts {list(zone.host_district_codes)} of zone {zone.name}",
+                        rule="outside_zone_districts",
+                        actual=containing.name,
+                        zone=zone.name,
                     )
                 )
                 return
@@ -384,11 +417,14 @@ class _ChangeValidator:
             district = self.regions.district(declared)
             declared_name = district.name if district is not None else declared
             self.errors.append(
-                FieldError(
+                FieldError.of(
                     "district_code",
                     f"the point is in {containing.name} ({containing.code}), outside the "
                     f"declared district {declared_name} ({declared}); set district_code "
                     "as well if the employer is in another district",
+                    rule="outside_district",
+                    declared=declared_name,
+                    actual=containing.name,
                 )
             )
             return
@@ -400,7 +436,11 @@ class _ChangeValidator:
             return
         if change.entrance_lon is None or change.entrance_lat is None:
             self.errors.append(
-                FieldError("entrance", "entrance_lon and entrance_lat must be given together")
+                FieldError.of(
+                    "entrance",
+                    "entrance_lon and entrance_lat must be given together",
+                    rule="point_incomplete",
+                )
             )
             return
 
@@ -412,10 +452,13 @@ class _ChangeValidator:
         distance = float(haversine_m(pin_lon, pin_lat, point[0], point[1]))
         if not distance <= ENTRANCE_MAX_DISTANCE_M:
             self.errors.append(
-                FieldError(
+                FieldError.of(
                     "entrance",
                     f"the entrance is {distance:.0f} m from the pin, "
                     f"maximum {ENTRANCE_MAX_DISTANCE_M:.0f} m",
+                    rule="entrance_too_far",
+                    distance=f"{distance:.0f}",
+                    max_distance=f"{ENTRANCE_MAX_DISTANCE_M:.0f}",
                 )
             )
             return
@@ -429,7 +472,11 @@ class _ChangeValidator:
             "shuttle_stop", lambda: validate_text(stop.name, field="shuttle_stop", max_chars=50)
         )
         if (stop.lon is None) != (stop.lat is None):
-            self.errors.append(FieldError("shuttle_stop", "lon and lat must be given together"))
+            self.errors.append(
+                FieldError.of(
+                    "shuttle_stop", "lon and lat must be given together", rule="point_incomplete"
+                )
+            )
             return
         point = None
         if stop.lon is not None and stop.lat is not None:
@@ -453,7 +500,11 @@ class _ChangeValidator:
 
         if current is AnchorState.RETIRED and not self.change.reactivate:
             self.errors.append(
-                FieldError("state", "the anchor is retired; set reactivate to edit it")
+                FieldError.of(
+                    "state",
+                    "the anchor is retired; set reactivate to edit it",
+                    rule="retired_locked",
+                )
             )
             return None
         if self.change.reactivate:
@@ -462,7 +513,11 @@ class _ChangeValidator:
         if self.pin_moved and current is AnchorState.VERIFIED:
             if requested not in (None, AnchorState.PENDING_REVIEW):
                 self.errors.append(
-                    FieldError("state", "a verified anchor whose pin moves goes to pending_review")
+                    FieldError.of(
+                        "state",
+                        "a verified anchor whose pin moves goes to pending_review",
+                        rule="verified_pin_moved",
+                    )
                 )
             return AnchorState.PENDING_REVIEW
 
@@ -477,10 +532,18 @@ class _ChangeValidator:
         self, current: AnchorState, requested: AnchorState | None
     ) -> AnchorState | None:
         if current is not AnchorState.RETIRED:
-            self.errors.append(FieldError("reactivate", "only a retired anchor is reactivated"))
+            self.errors.append(
+                FieldError.of(
+                    "reactivate", "only a retired anchor is reactivated", rule="not_retired"
+                )
+            )
             return None
         if requested not in (None, AnchorState.DRAFT):
-            self.errors.append(FieldError("state", "a reactivated anchor returns to draft"))
+            self.errors.append(
+                FieldError.of(
+                    "state", "a reactivated anchor returns to draft", rule="reactivate_to_draft"
+                )
+            )
             return None
         return AnchorState.DRAFT
 
@@ -488,10 +551,12 @@ class _ChangeValidator:
         precision = self.values.get("precision", self.record.precision)
         if precision is not Precision.EXACT:
             self.errors.append(
-                FieldError(
+                FieldError.of(
                     "state",
                     f"verifying requires an exact pin, but precision is {precision.value!r}; "
                     "move or confirm the pin first",
+                    rule="verify_requires_exact",
+                    precision=PRECISION_LABELS_ZH[precision],
                 )
             )
 
@@ -503,7 +568,9 @@ def _parse_state(value: AnchorState | str | None) -> AnchorState | None:
         return AnchorState(str(value).strip().lower())
     except ValueError as err:
         expected = ", ".join(state.value for state in AnchorState)
-        raise AnchorFieldError("state", f"state {value!r} is not one of {expected}") from err
+        raise AnchorFieldError(
+            "state", f"state {value!r} is not one of {expected}", rule="unknown_state", value=value
+        ) from err
 
 
 # --- applying changes ------------------------------------------------------------
@@ -514,11 +581,20 @@ def _check_request(actor: str, reason: str, now: datetime) -> list[FieldError]:
         raise ValueError(f"now {now.isoformat()} has no time zone; pass an aware datetime")
     errors = []
     if not actor.strip():
-        errors.append(FieldError("actor", "actor must name the staff account"))
+        errors.append(
+            FieldError.of("actor", "actor must name the staff account", rule="missing_actor")
+        )
     if not reason.strip():
-        errors.append(FieldError("reason", "reason must not be empty"))
+        errors.append(FieldError.of("reason", "reason must not be empty", rule="text_empty"))
     elif len(reason) > MAX_REASON_CHARS:
-        errors.append(FieldError("reason", f"reason has more than {MAX_REASON_CHARS} characters"))
+        errors.append(
+            FieldError.of(
+                "reason",
+                f"reason has more than {MAX_REASON_CHARS} characters",
+                rule="text_too_long",
+                max_chars=MAX_REASON_CHARS,
+            )
+        )
     return errors
 
 
@@ -581,7 +657,8 @@ def _apply(
     changes = _diff(record, updated)
     if not changes:
         raise AnchorValidationError(
-            record.anchor_id, [FieldError("change", "the change sets no field to a new value")]
+            record.anchor_id,
+            [FieldError.of("change", "the change sets no field to a new value", rule="no_change")],
         )
     entry = AnchorVersion(
         record.anchor_id, updated.version, actor, now, reason.strip(), changes, updated.state

@@ -9,19 +9,34 @@ class DoorstepError(Exception):
 
 
 class InvalidCoordinateError(DoorstepError, ValueError):
-    """A coordinate is NaN, infinite, out of range, (0, 0), swapped or outside Xi'an."""
+    """A coordinate is NaN, infinite, out of range, (0, 0), swapped or outside Xi'an.
 
-    def __init__(self, message: str, field: str = "location") -> None:
+    ``rule`` is the code of the broken rule and ``rule_params`` the values its
+    zh-CN message needs (see :mod:`geo.anchor_rules`).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        field: str = "location",
+        *,
+        rule: str = "invalid_coordinate",
+        rule_params: dict[str, object] | None = None,
+    ) -> None:
         super().__init__(message)
         self.field = field
+        self.rule = rule
+        self.rule_params = rule_params or {}
 
 
 class UnknownCoordSysError(DoorstepError, ValueError):
     """A coordinate system name other than ``wgs84``, ``gcj02`` or ``bd09``."""
 
-    def __init__(self, message: str, field: str = "coord_sys") -> None:
+    def __init__(self, message: str, field: str = "coord_sys", *, value: str = "") -> None:
         super().__init__(message)
         self.field = field
+        self.rule = "unknown_coord_sys"
+        self.rule_params: dict[str, object] = {"value": value}
 
 
 class DataSourceError(DoorstepError, OSError):

@@ -45,9 +45,11 @@ class Industry:
 class UnknownIndustryCodeError(DoorstepError, LookupError):
     """A code that is not in GB/T 4754-2017; ``field`` names the input field."""
 
-    def __init__(self, message: str, field: str = "industry_code") -> None:
+    def __init__(self, message: str, field: str = "industry_code", *, code: str = "") -> None:
         super().__init__(message)
         self.field = field
+        self.rule = "unknown_industry"
+        self.rule_params: dict[str, object] = {"code": code}
 
 
 def normalise_industry_code(value: object) -> str:
@@ -101,6 +103,7 @@ class IndustryCatalogue:
             raise UnknownIndustryCodeError(
                 f"{field} {normalise_industry_code(code)!r} is not a GB/T 4754-2017 code",
                 field=field,
+                code=normalise_industry_code(code),
             )
         return industry
 

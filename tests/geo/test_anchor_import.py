@@ -146,6 +146,38 @@ def test_reasons_name_rule(
     assert "13912345678" not in reasons[11]
 
 
+def test_report_reasons_in_chinese(
+    tmp_path: Path, regions: Regions, zones: list[DevelopmentZone], industries: IndustryCatalogue
+) -> None:
+    table = read_anchor_table(_write_csv(tmp_path / "a.csv", ROWS))
+    report = check_anchor_rows(
+        table, regions=regions, zones=zones, industries=industries, scope=SCOPE
+    )
+    frame = report.to_frame()
+    assert list(frame.columns) == ["row", "field", "rule", "reason", "原因"]
+    rules = dict(zip(frame["row"], frame["rule"], strict=True))
+    assert rules == {
+        4: "check_digit",
+        5: "outside_district",
+        6: "swapped_axes",
+        7: "unknown_industry",
+        8: "unknown_coord_sys",
+        9: "out_of_scope",
+        10: "duplicate_credit_code",
+        11: "mobile_phone",
+    }
+    reasons_zh = dict(zip(frame["row"], frame["原因"], strict=True))
+    assert reasons_zh[4] == f"统一社会信用代码校验位错误，应为 {GOOD_CODE[-1]}"
+    assert reasons_zh[5] == "坐标不在所填区县（碑林区）范围内，实际位于雁塔区"
+    assert reasons_zh[6] == "经纬度疑似颠倒，请交换后重试"
+    assert reasons_zh[7] == "行业代码“9999”不是 GB/T 4754-2017 中的代码"
+    assert reasons_zh[8] == "坐标系“mercator”无效，须为 wgs84、gcj02 或 bd09"
+    assert reasons_zh[9] == "坐标不在您负责的区县或开发区范围内"
+    assert reasons_zh[10] == "统一社会信用代码与第 2 行重复"
+    assert reasons_zh[11] == "联系电话须为单位电话，不能填写手机号码"
+    assert "13912345678" not in reasons_zh[11]
+
+
 def test_gcj02_row_converted(
     tmp_path: Path, regions: Regions, zones: list[DevelopmentZone], industries: IndustryCatalogue
 ) -> None:

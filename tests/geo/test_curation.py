@@ -184,6 +184,22 @@ def test_all_field_errors_collected(
     assert "13812345678" not in str(info.value)
     assert "碑林区" in str(info.value)
 
+    rules = {error.field: error.rule for error in info.value.errors}
+    assert rules == {
+        "contact_phone": "mobile_phone",
+        "contact_role": "role_person",
+        "credit_code": "check_digit",
+        "district_code": "outside_district",
+        "industry_code": "unknown_industry",
+        "shift_times": "shift_format",
+    }
+    messages_zh = {error.field: error.message_zh for error in info.value.errors}
+    assert messages_zh["district_code"] == "坐标不在所填区县（碑林区）范围内，实际位于雁塔区"
+    assert messages_zh["industry_code"] == "行业代码“9999”不是 GB/T 4754-2017 中的代码"
+    assert messages_zh["contact_phone"] == "联系电话须为单位电话，不能填写手机号码"
+    assert "13812345678" not in info.value.message_zh
+    assert "王" not in info.value.message_zh
+
 
 def test_mobile_phone_message_exact() -> None:
     with pytest.raises(ValueError) as info:
