@@ -18,6 +18,14 @@ a page (``min_results``), newest first, with ``distance_m`` and
 ``business_area`` stay in the tree: their distance is measured to the area's
 representative point, so it is an estimate, which the ``distance_is_estimate`` column
 marks.
+
+Approximate distances
+---------------------
+When the postings frame has an ``uncertainty_m`` column (see `geo.uncertainty`), a
+posting's distance is ``hypot(point distance, uncertainty_m)``: a district-level job
+near the seeker's district seat is not 250 m away but somewhere in the district. That
+distance is the one the radius filter, the commute estimate and the ordering use;
+``point_distance_m`` keeps the straight-line distance to the point itself.
 """
 
 import logging
@@ -142,6 +150,11 @@ class JobIndex:
         self._located = postings.loc[~is_city & has_point].reset_index(drop=True)
         self._lons = self._located["lon"].to_numpy(dtype=np.float64)
         self._lats = self._located["lat"].to_numpy(dtype=np.float64)
+        if "uncertainty_m" in self._located.columns:
+            uncertainty = self._located["uncertainty_m"].to_numpy(dtype=np.float64)
+            self._uncertainty = np.nan_to_num(uncertainty, nan=0.0)
+        else:
+            self._uncertainty = np.zeros(len(self._located), dtype=np.float64)
         self._tree: BallTree | None = None
         if len(self._located):
             self._tree = BallTree(
@@ -176,7 +189,8 @@ class JobIndex:
         Returns
         -------
         pandas.DataFrame
-            The matching postings with ``distance_m`` (haversine metres) and
+            The matching postings with ``distance_m`` (haversine metres, widened by
+            ``uncertainty_m`` for approximate locations), ``point_distance_m`` and
             ``distance_is_estimate`` (True for business-area, zone and district
             precision) added, sorted by distance. City-level postings are never
             returned.
@@ -193,9 +207,10 @@ class JobIndex:
             raise ValueError(f"radius_m {radius_m!r} is invalid; expected a finite value >= 0")
 
         positions = self._query_positions(lon, lat, radius_m)
-        distances = haversine_m(lon, lat, self._lons[positions], self._lats[positions])
+        point_distances = haversine_m(lon, lat, self._lons[positions], self._lats[positions])
+        distances = np.hypot(point_distances, self._uncertainty[positions])
         keep = distances <= radius_m
-        return self._result_frame(positions[keep], distances[keep])
+        return self._result_frame(positions[keep], distances[keep], point_distances[keep])
 
     def for_commute(
         self,
@@ -256,10 +271,16 @@ class JobIndex:
         (positions,) = self._tree.query_radius(query, r=radius_rad)
         return np.asarray(positions, dtype=np.intp)
 
-    def _result_frame(self, positions: npt.NDArray[np.intp], distances: FloatArray) -> pd.DataFrame:
+    def _result_frame(
+        self,
+        positions: npt.NDArray[np.intp],
+        distances: FloatArray,
+        point_distances: FloatArray,
+    ) -> pd.DataFrame:
         order = np.argsort(distances, kind="stable")
         result: pd.DataFrame = self._located.iloc[positions[order]].reset_index(drop=True)
         result["distance_m"] = distances[order]
+        result["point_distance_m"] = point_distances[order]
         result["distance_is_estimate"] = (
             result["precision"]
             .astype(str)
@@ -286,6 +307,7 @@ class JobIndex:
             ordered = ordered.sort_values("published_on", ascending=False, kind="stable")
         fill: pd.DataFrame = ordered.head(count).copy()
         fill["distance_m"] = np.nan
+        fill["point_distance_m"] = np.nan
         fill["distance_is_estimate"] = True
         fill["estimated_commute_min"] = np.nan
         fill["commute_mode"] = None

@@ -15,10 +15,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from geo.location import Precision
+from geo.location import APPROXIMATE_PRECISIONS, Precision
 from matching.education import EducationLevel
 from matching.scoring import (
     character_bigrams,
+    confident_occupation_codes,
     seeker_keywords,
     shared_occupation_levels,
 )
@@ -76,13 +77,17 @@ _TEXT: dict[str, dict[str, str]] = {
 }
 
 
-def format_distance(distance_m: float, lang: str = "zh") -> str:
+def format_distance(distance_m: float, lang: str = "zh", *, approximate: bool = False) -> str:
     """Format a straight-line distance in metres as a reason, always with 约.
 
     Below 1 km the distance is rounded to the nearest 50 m, so 640 m gives 约650米.
     From 1 km on it is given in km with one decimal, so 2,300 m gives 约2.3公里.
+    An ``approximate`` location (an area, not a point) is given in whole km, at
+    least 1, so its distance does not look exact.
     """
     text = _texts(lang)
+    if approximate:
+        return text["distance_km"].format(value=max(1, round(distance_m / 1000.0)))
     rounded_m = int(round(distance_m / 50.0) * 50)
     if rounded_m < 1000:
         return text["distance_m"].format(value=rounded_m)
@@ -150,10 +155,14 @@ def _column(df: pd.DataFrame, name: str, default: object) -> pd.Series:
 
 def _distance_reasons(df: pd.DataFrame, text: dict[str, str], lang: str) -> list[str | None]:
     distances = _column(df, "distance_m", math.nan).to_numpy(dtype=np.float64)
-    is_city = _column(df, "precision", "").astype(str).to_numpy() == Precision.CITY.value
+    precisions = _column(df, "precision", "").astype(str).to_numpy()
+    approximate = np.isin(precisions, [p.value for p in APPROXIMATE_PRECISIONS])
+    is_city = precisions == Precision.CITY.value
     return [
-        None if city or math.isnan(distance) else format_distance(distance, lang)
-        for distance, city in zip(distances, is_city, strict=True)
+        None
+        if city or math.isnan(distance)
+        else format_distance(distance, lang, approximate=bool(rough))
+        for distance, city, rough in zip(distances, is_city, approximate, strict=True)
     ]
 
 
@@ -163,11 +172,13 @@ def _precision_reasons(df: pd.DataFrame, text: dict[str, str]) -> list[str | Non
 
 
 def _commute_reasons(df: pd.DataFrame, text: dict[str, str]) -> list[str | None]:
+    # Minutes to an area's stand-in point would look exact, so only points get them.
     minutes = _column(df, "estimated_commute_min", math.nan).to_numpy(dtype=np.float64)
-    is_city = _column(df, "precision", "").astype(str).to_numpy() == Precision.CITY.value
+    precisions = _column(df, "precision", "").astype(str)
+    is_area = precisions.isin([p.value for p in APPROXIMATE_PRECISIONS]).to_numpy()
     return [
-        None if city or math.isnan(value) else text["commute"].format(value=max(1, round(value)))
-        for value, city in zip(minutes, is_city, strict=True)
+        None if area or math.isnan(value) else text["commute"].format(value=max(1, round(value)))
+        for value, area in zip(minutes, is_area, strict=True)
     ]
 
 
@@ -175,11 +186,14 @@ def _occupation_reasons(
     df: pd.DataFrame, seeker: Mapping[str, Any] | pd.Series, text: dict[str, str]
 ) -> list[str | None]:
     wish = str(seeker.get("occupation_wish_code") or "")
-    codes = _column(df, "occupation_code", "").fillna("").astype(str)
+    if "occupation_code" not in df.columns:
+        return [None] * len(df)
+    codes = confident_occupation_codes(df)
     by_code: dict[str, str | None] = {}
     for code in codes.unique():
         levels = shared_occupation_levels(wish, code)
-        by_code[code] = text[f"occupation_{levels}"] if levels else None
+        # Sharing only the major group is too weak to state as a reason.
+        by_code[code] = text[f"occupation_{levels}"] if levels >= 2 else None
     return [by_code[code] for code in codes]
 
 

@@ -5,9 +5,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
+import geopandas as gpd
 import pandas as pd
 
 from geo.errors import DoorstepError
+from geo.uncertainty import district_uncertainty_m, posting_uncertainty_m
 from matching.candidates import JobIndex
 from matching.explain import explain_frame
 from matching.scoring import score_jobs
@@ -34,7 +36,7 @@ class SupportsFrames(Protocol):
 
     def seekers_frame(self) -> pd.DataFrame: ...
 
-    def layer_frame(self, name: str) -> pd.DataFrame: ...
+    def layer_frame(self, name: str) -> gpd.GeoDataFrame: ...
 
 
 @dataclass
@@ -64,7 +66,11 @@ class Recommender:
         districts = store.layer_frame("districts")
         names = dict(zip(districts["code"].astype(str), districts["name"].astype(str), strict=True))
         seekers = store.seekers_frame().set_index("seeker_id", drop=False)
-        return cls(store.postings_frame(), seekers, names)
+        postings = store.postings_frame()
+        postings["uncertainty_m"] = posting_uncertainty_m(
+            postings, district_uncertainty_m(districts)
+        )
+        return cls(postings, seekers, names)
 
     @property
     def n_postings(self) -> int:

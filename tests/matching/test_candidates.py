@@ -1,5 +1,7 @@
 """Tests of candidate retrieval through the BallTree index."""
 
+import math
+
 import numpy as np
 import pandas as pd
 import pyproj
@@ -184,3 +186,23 @@ def test_straight_line_reach_inverts_minutes() -> None:
     reach = estimator.reach_m(40.0, "transit")
 
     assert float(estimator.minutes(np.array([reach]), "transit")[0]) == pytest.approx(40.0)
+
+
+def test_uncertainty_widens_distance() -> None:
+    lon, lat = 108.94, 34.26
+    frame = pd.DataFrame(
+        [
+            _posting("exact", lon, lat + 0.009, "poi") | {"uncertainty_m": 0.0},
+            _posting("area", lon, lat + 0.002, "district") | {"uncertainty_m": 3_000.0},
+        ]
+    )
+    index = JobIndex(frame)
+
+    found = index.within(lon, lat, 5_000)
+    near = index.within(lon, lat, 2_000)
+
+    assert found["posting_id"].tolist() == ["exact", "area"]
+    assert found["distance_m"].iloc[1] == pytest.approx(
+        math.hypot(found["point_distance_m"].iloc[1], 3_000.0)
+    )
+    assert near["posting_id"].tolist() == ["exact"]
