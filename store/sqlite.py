@@ -130,17 +130,26 @@ class SqliteStore:
         """Return up to ``limit`` anchors inside a WGS84 bbox (min_lon, min_lat, max_lon, max_lat).
 
         Anchors with the most postings come first when the box holds more than ``limit``.
+        The R*Tree keeps float32 bounds rounded outwards, so it selects by overlap and
+        the exact ``lon``/``lat`` columns decide, keeping points on the box edge.
         """
         min_lon, min_lat, max_lon, max_lat = bbox
         query = """
             SELECT a.* FROM anchors_rtree AS r JOIN anchors AS a USING (anchor_row)
-            WHERE r.min_lon >= ? AND r.max_lon <= ? AND r.min_lat >= ? AND r.max_lat <= ?
+            WHERE r.max_lon >= ? AND r.min_lon <= ? AND r.max_lat >= ? AND r.min_lat <= ?
+              AND a.lon BETWEEN ? AND ? AND a.lat BETWEEN ? AND ?
             ORDER BY a.n_postings DESC, a.anchor_id
             LIMIT ?
         """
         with self._connect() as connection:
             return pd.read_sql_query(
-                query, connection, params=(min_lon, max_lon, min_lat, max_lat, limit)
+                query,
+                connection,
+                params=(
+                    *(min_lon, max_lon, min_lat, max_lat),
+                    *(min_lon, max_lon, min_lat, max_lat),
+                    limit,
+                ),
             )
 
     def anchors_frame(self) -> pd.DataFrame:

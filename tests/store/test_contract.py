@@ -205,13 +205,7 @@ def test_bbox_query_uses_bounds(case: StoreCase) -> None:
     assert sorted(found["anchor_id"]) == ["anc-a", "anc-c"]
 
 
-def test_bbox_query_includes_edge(case: StoreCase, request: pytest.FixtureRequest) -> None:
-    if case.name == "sqlite":
-        # TODO: remove once SqliteStore.anchors_in_bbox queries the R*Tree by overlap and then
-        # filters on the exact lon/lat. The R*Tree stores float32 bounds rounded outwards, so
-        # its containment test drops a point whose coordinate is not exact in float32 (34.3).
-        reason = "R*Tree float32 bounds exclude points on the box edge"
-        request.applymarker(pytest.mark.xfail(strict=True, reason=reason))
+def test_bbox_query_includes_edge(case: StoreCase) -> None:
     store = case.write(**_inputs())
     found = store.anchors_in_bbox((108.96, 34.25, 109.0, 34.3), limit=10)
     assert found["anchor_id"].tolist() == ["anc-edge"]
