@@ -7,6 +7,7 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
+from api.docs import mount_api_docs
 from api.errors import install_error_handlers
 from api.pages import mount_assets
 from api.pages import router as pages_router
@@ -50,12 +51,15 @@ def create_app(settings: Settings, store: ReadStore | None = None) -> FastAPI:
         description="西安家门口就业岗位匹配服务 · geospatial job matching for Xi'an.",
         version="0.1.0",
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     install_error_handlers(app)
     app.include_router(api_router)
     app.include_router(pages_router)
     mount_assets(app, REPO_ROOT)
+    mount_api_docs(app, REPO_ROOT)
     return app
 
 

@@ -2,13 +2,18 @@
 
 Error bodies follow FastAPI's validation shape, ``{"detail": [{"loc", "msg", "type"}]}``,
 with ``msg`` in English and ``msg_zh`` in Chinese, so clients handle one format.
+FastAPI's own request-validation errors get the same ``msg_zh`` treatment.
 """
 
 import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from fastapi import FastAPI, Request, status
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
+from geo.anchor_rules import format_message_zh
 from geo.errors import DoorstepError, InvalidCoordinateError, UnknownCoordSysError
 from store.sqlite import LayerNotFoundError, StoreNotFoundError
 
@@ -38,19 +43,77 @@ _STATUS: list[tuple[type[DoorstepError], int, str]] = [
     (QueryLimitError, status.HTTP_422_UNPROCESSABLE_CONTENT, "查询参数无效"),
     (NotFoundError, status.HTTP_404_NOT_FOUND, "未找到"),
     (LayerNotFoundError, status.HTTP_404_NOT_FOUND, "图层不存在"),
-    (StoreNotFoundError, status.HTTP_503_SERVICE_UNAVAILABLE, "数据尚未构建"),
+    (
+        StoreNotFoundError,
+        status.HTTP_503_SERVICE_UNAVAILABLE,
+        "数据尚未构建，请先运行 doorstep build",
+    ),
 ]
+
+# Chinese names of query and path parameters, for validation messages.
+PARAMETER_LABELS_ZH: dict[str, str] = {
+    "lon": "经度 lon",
+    "lat": "纬度 lat",
+    "coord_sys": "坐标系 coord_sys",
+    "radius_m": "搜索半径 radius_m",
+    "page": "页码 page",
+    "page_size": "每页条数 page_size",
+    "limit": "条数 limit",
+    "offset": "偏移量 offset",
+    "lang": "语言 lang",
+    "bbox": "范围 bbox",
+    "name": "图层名称",
+    "seeker_id": "求职者编号",
+    "group": "求职者类别 group",
+    "include_city": "include_city",
+}
+
+# Chinese templates for pydantic's error types; {label} is the parameter's name.
+VALIDATION_MESSAGES_ZH: dict[str, str] = {
+    "missing": "缺少必填参数 {label}",
+    "int_parsing": "{label} 须为整数",
+    "int_from_float": "{label} 须为整数",
+    "float_parsing": "{label} 须为数字",
+    "bool_parsing": "{label} 须为 true 或 false",
+    "finite_number": "{label} 须为有限数值",
+    "greater_than": "{label} 须大于 {gt}",
+    "greater_than_equal": "{label} 须大于或等于 {ge}",
+    "less_than": "{label} 须小于 {lt}",
+    "less_than_equal": "{label} 须小于或等于 {le}",
+    "string_too_long": "{label} 不能超过 {max_length} 个字符",
+    "string_too_short": "{label} 至少需要 {min_length} 个字符",
+    "string_pattern_mismatch": "{label} 的格式无效",
+    "literal_error": "{label} 的取值无效，可选值为 {expected}",
+    "enum": "{label} 的取值无效，可选值为 {expected}",
+}
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    """Register the domain-error handler on ``app``."""
+    """Register the domain-error and request-validation handlers on ``app``."""
     app.add_exception_handler(DoorstepError, _handle_domain_error)
+    app.add_exception_handler(RequestValidationError, _handle_validation_error)
+
+
+def chinese_message(error: DoorstepError, title_zh: str) -> str:
+    """Return the Chinese message of a domain error: its own, its rule's, or the title."""
+    own = getattr(error, "message_zh", None)
+    if own:
+        return str(own)
+    rule = getattr(error, "rule", None)
+    if rule:
+        field = str(getattr(error, "field", ""))
+        params = dict(getattr(error, "rule_params", {}) or {})
+        try:
+            return format_message_zh(str(rule), field=field, **params)
+        except KeyError:
+            logger.warning("no zh-CN message for rule %r with params %s", rule, sorted(params))
+    return title_zh
 
 
 async def _handle_domain_error(request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, DoorstepError)
     status_code, title_zh = _lookup(error)
     field = getattr(error, "field", None)
-    message_zh = getattr(error, "message_zh", None) or f"{title_zh}：{error}"
     if status_code >= 500:
         logger.error("request %s failed: %s", request.url.path, error)
     body = {
@@ -58,12 +121,39 @@ async def _handle_domain_error(request: Request, error: Exception) -> JSONRespon
             {
                 "loc": ["query", field] if field else ["path"],
                 "msg": str(error),
-                "msg_zh": message_zh,
+                "msg_zh": chinese_message(error, title_zh),
                 "type": type(error).__name__,
             }
         ]
     }
     return JSONResponse(status_code=status_code, content=body)
+
+
+async def _handle_validation_error(request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, RequestValidationError)
+    details = [_validation_detail(item) for item in error.errors()]
+    return JSONResponse(
+        status_code=status.HTTP_422_UNPROCESSABLE_CONTENT, content={"detail": details}
+    )
+
+
+def _validation_detail(item: Mapping[str, Any]) -> dict[str, Any]:
+    location: Sequence[Any] = item.get("loc", ())
+    name = str(location[-1]) if location else ""
+    label = PARAMETER_LABELS_ZH.get(name, name)
+    context = {key: str(value) for key, value in (item.get("ctx") or {}).items()}
+    template = VALIDATION_MESSAGES_ZH.get(str(item.get("type")), "{label} 无效")
+    try:
+        message_zh = template.format(label=label, **context)
+    except KeyError:
+        message_zh = f"{label} 无效"
+    # The rejected input is left out on purpose: a validation error never echoes it.
+    return {
+        "loc": list(location),
+        "msg": str(item.get("msg", "")),
+        "msg_zh": message_zh,
+        "type": str(item.get("type", "")),
+    }
 
 
 def _lookup(error: Exception) -> tuple[int, str]:

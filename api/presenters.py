@@ -70,7 +70,7 @@ def _job(row: pd.Series, coord_sys: CoordSys, recommender: Recommender, lang: st
         posting_id=str(row["posting_id"]),
         title=str(row["title"]),
         company=str(row["company"]),
-        salary_text=_text(row.get("salary_text")),
+        salary_text=_salary_text(row, lang),
         salary_min_month=_number(row.get("salary_min_month")),
         salary_max_month=_number(row.get("salary_max_month")),
         distance_m=_number(row.get("distance_m")) if precision != Precision.CITY else None,
@@ -161,6 +161,14 @@ def versions() -> dict[str, str]:
         except metadata.PackageNotFoundError:
             found[package] = "not installed"
     return found
+
+
+def _salary_text(row: pd.Series, lang: str) -> str:
+    """Return the posting's salary text; an empty one means 面议 (negotiable)."""
+    text = _text(row.get("salary_text")).strip()
+    if text:
+        return text
+    return "面议" if lang == "zh" else "negotiable"
 
 
 def _number(value: Any) -> float | None:

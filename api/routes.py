@@ -1,7 +1,7 @@
 """JSON routes of the API (``/v1``) and the health check."""
 
 import math
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import shapely
 from fastapi import APIRouter, Depends, Path, Query, Request
@@ -17,10 +17,11 @@ from api.schemas import (
     Stats,
 )
 from api.settings import Settings
-from geo.crs import CoordSys, parse_coord_sys, to_wgs84, validate_and_convert
+from geo.crs import XIAN_BOUNDS_WGS84, CoordSys, parse_coord_sys, to_wgs84, validate_and_convert
 from geo.layers import layer_geojson
+from geo.location import Precision
 from matching.recommend import Recommender, SeekerNotFoundError
-from store.sqlite import SqliteStore
+from store.base import ReadStore
 
 router = APIRouter()
 
@@ -35,8 +36,8 @@ def _recommender(request: Request) -> Recommender:
     return recommender
 
 
-def _store(request: Request) -> SqliteStore:
-    store: SqliteStore = request.app.state.store
+def _store(request: Request) -> ReadStore:
+    store: ReadStore = request.app.state.store
     return store
 
 
@@ -48,7 +49,7 @@ def _coord_sys(
 
 SettingsDep = Annotated[Settings, Depends(_settings)]
 RecommenderDep = Annotated[Recommender, Depends(_recommender)]
-StoreDep = Annotated[SqliteStore, Depends(_store)]
+StoreDep = Annotated[ReadStore, Depends(_store)]
 CoordSysDep = Annotated[CoordSys, Depends(_coord_sys)]
 Lang = Annotated[str, Query(pattern="^(zh|en)$", description="Language of reasons: zh or en.")]
 
@@ -98,11 +99,15 @@ def seekers(
     settings: SettingsDep,
     limit: Annotated[int, Query(ge=1, description="Seekers per page.")] = 50,
     offset: Annotated[int, Query(ge=0, description="Seekers to skip.")] = 0,
+    group: Annotated[
+        Literal["graduate", "talent", "assistance", "general"] | None,
+        Query(description="Only seekers of this group."),
+    ] = None,
     lang: Lang = "zh",
 ) -> SeekerList:
-    """List simulated seekers for the seeker page's picker."""
+    """List simulated seekers for the seeker page's picker, optionally of one group."""
     _check_page_size(limit, settings.query.max_page_size, field="limit")
-    rows, total = recommender.seeker_page(limit, offset)
+    rows, total = recommender.seeker_page(limit, offset, group=group)
     items = [presenters.seeker_summary(row, recommender, lang) for _, row in rows.iterrows()]
     return SeekerList(items=items, total=total)
 
@@ -140,12 +145,22 @@ def anchors(
     bbox: Annotated[
         str, Query(description="min_lon,min_lat,max_lon,max_lat in coord_sys.")
     ] = "107.6,33.6,109.9,34.8",
+    include_city: Annotated[
+        bool, Query(description="Also return anchors known only as 西安 (all on one point).")
+    ] = False,
     lang: Lang = "zh",
 ) -> dict[str, Any]:
-    """Return employer anchors inside a bbox as GeoJSON, most postings first."""
+    """Return employer anchors inside a bbox as GeoJSON, most postings first.
+
+    ``truncated`` is true when more anchors lie in the bbox than the configured limit.
+    """
     wgs_bbox = _parse_bbox(bbox, coord_sys)
-    found = store.anchors_in_bbox(wgs_bbox, settings.query.max_bbox_features)
-    return presenters.anchors_geojson(found, coord_sys, recommender, lang)
+    limit = settings.query.max_bbox_features
+    excluded = () if include_city else (Precision.CITY.value,)
+    found = store.anchors_in_bbox(wgs_bbox, limit + 1, exclude_precisions=excluded)
+    body = presenters.anchors_geojson(found.head(limit), coord_sys, recommender, lang)
+    body["truncated"] = len(found) > limit
+    return body
 
 
 @router.get("/v1/layers", response_model=LayerList, tags=["map"])
@@ -210,12 +225,28 @@ def _parse_bbox(text: str, coord_sys: CoordSys) -> tuple[float, float, float, fl
     min_lon, min_lat, max_lon, max_lat = values
     if min_lon >= max_lon or min_lat >= max_lat:
         raise _bbox_error(text)
+    if _looks_swapped(min_lon, min_lat, max_lon, max_lat):
+        raise QueryLimitError(
+            f"bbox {text[:80]!r} looks swapped: Xi'an is near longitude 108.9, latitude 34.3;"
+            " give min_lon,min_lat,max_lon,max_lat",
+            field="bbox",
+            message_zh="bbox 的经纬度疑似颠倒：西安约在经度 108.9、纬度 34.3，"
+            "请按 最小经度,最小纬度,最大经度,最大纬度 填写",
+        )
     if coord_sys is CoordSys.WGS84:
         return min_lon, min_lat, max_lon, max_lat
     corners = [to_wgs84(x, y, coord_sys) for x, y in ((min_lon, min_lat), (max_lon, max_lat))]
     box = shapely.box(corners[0][0], corners[0][1], corners[1][0], corners[1][1])
     bounds = box.bounds
     return bounds[0], bounds[1], bounds[2], bounds[3]
+
+
+def _looks_swapped(min_lon: float, min_lat: float, max_lon: float, max_lat: float) -> bool:
+    """Tell whether a bbox misses Xi'an but would cover part of it with the axes swapped."""
+    xian = shapely.box(*XIAN_BOUNDS_WGS84)
+    given = shapely.box(min_lon, min_lat, max_lon, max_lat)
+    swapped = shapely.box(min_lat, min_lon, max_lat, max_lon)
+    return not given.intersects(xian) and swapped.intersects(xian)
 
 
 def _bbox_error(text: str) -> QueryLimitError:

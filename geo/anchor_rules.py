@@ -77,8 +77,8 @@ RULE_MESSAGES_ZH: dict[str, str] = {
     "duplicate_credit_code": "统一社会信用代码与第 {first_row} 行重复",
     "unknown_industry": "行业代码“{code}”不是 GB/T 4754-2017 中的代码",
     # Points (geo.crs and the import table).
-    "coordinate_nan": "{label}缺少经度或纬度",
-    "coordinate_infinite": "{label}的经度或纬度不是有限数值",
+    "coordinate_nan": "{label}不能为空值（NaN）",
+    "coordinate_infinite": "{label}须为有限数值，不能为无穷大",
     "swapped_axes": "经纬度疑似颠倒，请交换后重试",
     "longitude_range": "经度 {lon} 超出 -180 至 180 的范围",
     "latitude_range": "纬度 {lat} 超出 -90 至 90 的范围",

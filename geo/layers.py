@@ -24,7 +24,13 @@ import pandas as pd
 import shapely
 from shapely.geometry import LineString
 
-from geo.crs import CoordSys, parse_coord_sys, to_wgs84_arrays, transform_geometry
+from geo.crs import (
+    CoordSys,
+    from_wgs84_arrays,
+    parse_coord_sys,
+    to_wgs84_arrays,
+    transform_geometry,
+)
 from geo.errors import DataSourceError
 from geo.regions import Regions
 
@@ -332,7 +338,8 @@ def layer_geojson(
     -------
     dict
         FeatureCollection whose properties are every non-geometry column, with
-        NaN turned into None.
+        NaN turned into None. ``lon``/``lat`` properties are converted to
+        ``coord_sys`` like the geometry.
 
     Raises
     ------
@@ -351,6 +358,12 @@ def layer_geojson(
         gdf = gdf.iloc[np.sort(positions)]
 
     property_columns = [column for column in gdf.columns if column != gdf.geometry.name]
+    if {"lon", "lat"} <= set(property_columns) and target is not CoordSys.WGS84:
+        # Representative points kept as properties follow the geometry's system.
+        lons, lats = from_wgs84_arrays(
+            gdf["lon"].to_numpy(dtype=float), gdf["lat"].to_numpy(dtype=float), target
+        )
+        gdf = gdf.assign(lon=lons, lat=lats)
     features = []
     for record, geometry in zip(
         gdf[property_columns].to_dict("records"), gdf.geometry, strict=True

@@ -126,9 +126,12 @@ class Recommender:
         row: pd.Series = self.seekers.loc[[seeker_id]].iloc[0]
         return row
 
-    def seeker_page(self, limit: int, offset: int) -> tuple[pd.DataFrame, int]:
-        """Return ``limit`` seekers from ``offset`` and the total count."""
-        return self.seekers.iloc[offset : offset + limit], len(self.seekers)
+    def seeker_page(
+        self, limit: int, offset: int, group: str | None = None
+    ) -> tuple[pd.DataFrame, int]:
+        """Return ``limit`` seekers from ``offset`` and the total count, of one group if given."""
+        chosen = self.seekers if group is None else self.seekers[self.seekers["group"] == group]
+        return chosen.iloc[offset : offset + limit], len(chosen)
 
 
 def _modes(value: object) -> Iterable[str]:

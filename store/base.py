@@ -5,6 +5,7 @@ only, so the store behind them is a setting. Both implementations pass the
 contract suite in ``tests/store/test_contract.py``.
 """
 
+from collections.abc import Collection
 from typing import Any, Protocol, runtime_checkable
 
 import geopandas as gpd
@@ -31,7 +32,12 @@ class ReadStore(Protocol):
         """Return every seeker, with a boolean ``simulated`` column."""
         ...
 
-    def anchors_in_bbox(self, bbox: tuple[float, float, float, float], limit: int) -> pd.DataFrame:
+    def anchors_in_bbox(
+        self,
+        bbox: tuple[float, float, float, float],
+        limit: int,
+        exclude_precisions: Collection[str] = (),
+    ) -> pd.DataFrame:
         """Return up to ``limit`` anchors inside a WGS84 bbox (min_lon, min_lat, max_lon, max_lat).
 
         Rows are ordered by ``n_postings`` descending, then ``anchor_id``.

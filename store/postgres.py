@@ -11,7 +11,7 @@ bbox queries use the GiST index on ``geom`` and radius queries measure metres on
 import json
 import logging
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
@@ -252,18 +252,25 @@ class PostgresStore:
         frame["simulated"] = frame["simulated"].astype(bool)
         return frame
 
-    def anchors_in_bbox(self, bbox: tuple[float, float, float, float], limit: int) -> pd.DataFrame:
+    def anchors_in_bbox(
+        self,
+        bbox: tuple[float, float, float, float],
+        limit: int,
+        exclude_precisions: Collection[str] = (),
+    ) -> pd.DataFrame:
         """Return up to ``limit`` anchors inside a WGS84 bbox (min_lon, min_lat, max_lon, max_lat).
 
-        Anchors with the most postings come first; ties are broken by ``anchor_id`` in
-        byte order (``COLLATE "C"``), as in SQLite.
+        Anchors whose precision is in ``exclude_precisions`` are left out. Anchors with
+        the most postings come first; ties are broken by ``anchor_id`` in byte order
+        (``COLLATE "C"``), as in SQLite.
         """
         query = sql.SQL(
             "SELECT anchor_row, {columns}, extra FROM anchors"
             " WHERE geom && ST_MakeEnvelope(%s, %s, %s, %s, 4326)"
+            " AND precision <> ALL(%s::text[])"
             ' ORDER BY n_postings DESC, anchor_id COLLATE "C" LIMIT %s'
         ).format(columns=_qualified(None, _ANCHORS.columns))
-        return self._anchors(query, (*bbox, limit))
+        return self._anchors(query, (*bbox, sorted(exclude_precisions), limit))
 
     def anchors_within(self, lon: float, lat: float, radius_m: float) -> pd.DataFrame:
         """Return the anchors within ``radius_m`` metres of a WGS84 point, nearest first.

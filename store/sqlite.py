@@ -9,7 +9,7 @@ import json
 import logging
 import os
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -126,9 +126,15 @@ class SqliteStore:
         frame["simulated"] = frame["simulated"].astype(bool)
         return frame
 
-    def anchors_in_bbox(self, bbox: tuple[float, float, float, float], limit: int) -> pd.DataFrame:
+    def anchors_in_bbox(
+        self,
+        bbox: tuple[float, float, float, float],
+        limit: int,
+        exclude_precisions: Collection[str] = (),
+    ) -> pd.DataFrame:
         """Return up to ``limit`` anchors inside a WGS84 bbox (min_lon, min_lat, max_lon, max_lat).
 
+        Anchors whose precision is in ``exclude_precisions`` are left out.
         Anchors with the most postings come first when the box holds more than ``limit``.
         The R*Tree keeps float32 bounds rounded outwards, so it selects by overlap and
         the exact ``lon``/``lat`` columns decide, keeping points on the box edge.
@@ -138,6 +144,7 @@ class SqliteStore:
             SELECT a.* FROM anchors_rtree AS r JOIN anchors AS a USING (anchor_row)
             WHERE r.max_lon >= ? AND r.min_lon <= ? AND r.max_lat >= ? AND r.min_lat <= ?
               AND a.lon BETWEEN ? AND ? AND a.lat BETWEEN ? AND ?
+              AND a.precision NOT IN (SELECT value FROM json_each(?))
             ORDER BY a.n_postings DESC, a.anchor_id
             LIMIT ?
         """
@@ -148,6 +155,7 @@ class SqliteStore:
                 params=(
                     *(min_lon, max_lon, min_lat, max_lat),
                     *(min_lon, max_lon, min_lat, max_lat),
+                    json.dumps(sorted(exclude_precisions)),
                     limit,
                 ),
             )

@@ -192,3 +192,73 @@ def test_openapi_lists_routes(real_client: TestClient) -> None:
     paths = real_client.get("/openapi.json").json()["paths"]
     assert "/v1/jobs/nearby" in paths
     assert "/v1/seekers/{seeker_id}/recommendations" in paths
+
+
+def _has_chinese(text: str) -> bool:
+    return any("\u4e00" <= char <= "\u9fff" for char in text)
+
+
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [
+        ({"lon": "abc", "lat": "34.26"}, "lon"),
+        ({"lat": "34.26"}, "lon"),
+        ({"lon": "108.94", "lat": "34.26", "page": "0"}, "page"),
+        ({"lon": "108.94", "lat": "34.26", "lang": "fr"}, "lang"),
+    ],
+)
+def test_request_validation_in_chinese(
+    real_client: TestClient, params: dict[str, str], field: str
+) -> None:
+    detail = _error(real_client, "/v1/jobs/nearby", **params)
+    assert detail["loc"][-1] == field
+    assert _has_chinese(detail["msg_zh"])
+    assert "abc" not in detail["msg_zh"]
+
+
+def test_coordinate_error_in_chinese(real_client: TestClient) -> None:
+    detail = _error(real_client, "/v1/jobs/nearby", lon="34.26", lat="108.94")
+    assert detail["msg_zh"] == "经纬度疑似颠倒，请交换后重试"
+
+
+def test_anchors_leave_out_city_level(real_client: TestClient) -> None:
+    default = real_client.get("/v1/anchors").json()
+    with_city = real_client.get("/v1/anchors", params={"include_city": "true"}).json()
+    default_levels = {f["properties"]["precision"] for f in default["features"]}
+    city_levels = {f["properties"]["precision"] for f in with_city["features"]}
+    assert "city" not in default_levels
+    assert "city" in city_levels
+    assert default["truncated"] is False
+
+
+def test_anchors_bbox_swapped(real_client: TestClient) -> None:
+    detail = _error(real_client, "/v1/anchors", bbox="34.25,108.93,34.27,108.96")
+    assert "swapped" in detail["msg"]
+    assert detail["loc"][-1] == "bbox"
+
+
+def test_seekers_filtered_by_group(real_client: TestClient) -> None:
+    body = real_client.get("/v1/seekers", params={"group": "graduate", "limit": 100}).json()
+    everyone = real_client.get("/v1/seekers").json()
+    assert body["items"]
+    assert {item["group"] for item in body["items"]} == {"graduate"}
+    assert body["total"] < everyone["total"]
+
+
+def test_negotiable_salary_shown(real_client: TestClient) -> None:
+    texts: set[str] = set()
+    for page in range(1, 11):
+        body = _nearby(real_client, radius_m=3_000, page=page, page_size=100)
+        texts |= {item["salary_text"] for item in body["items"]}
+    assert "" not in texts
+    assert "面议" in texts
+
+
+def test_docs_served_locally(real_client: TestClient) -> None:
+    page = real_client.get("/docs")
+    assert page.status_code == 200
+    assert "/assets/swagger-ui/swagger-ui-bundle.js" in page.text
+    assert "https://" not in page.text
+    assert "http://" not in page.text
+    assert real_client.get("/assets/swagger-ui/swagger-ui-bundle.js").status_code == 200
+    assert real_client.get("/redoc").status_code == 404

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import shapely
 
-from geo.crs import XIAN_BOUNDS_WGS84, CoordSys, geodesic_distance_m
+from geo.crs import XIAN_BOUNDS_WGS84, CoordSys, from_wgs84, geodesic_distance_m
 from geo.layers import DEFAULT_LINE_COLOR, LayerInfo, layer_geojson, load_layers
 from geo.regions import load_regions
 
@@ -136,3 +136,12 @@ def test_geojson_rejects_bad_input(layers: Layers) -> None:
         layer_geojson(stations, bbox=(109.0, 34.0, 108.0, 35.0))
     with pytest.raises(ValueError, match="is not EPSG:4326"):
         layer_geojson(stations.to_crs("EPSG:4545"))
+
+
+def test_point_properties_follow_coord_sys(layers: Layers) -> None:
+    _, districts = layers["districts"]
+    wgs = layer_geojson(districts)["features"][0]["properties"]
+    gcj = layer_geojson(districts, CoordSys.GCJ02)["features"][0]["properties"]
+    expected = from_wgs84(wgs["lon"], wgs["lat"], CoordSys.GCJ02)
+    assert (gcj["lon"], gcj["lat"]) == pytest.approx(expected)
+    assert gcj["lon"] != wgs["lon"]

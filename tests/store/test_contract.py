@@ -310,3 +310,14 @@ def test_failed_write_keeps_old_data(case: StoreCase) -> None:
     assert store.meta()["postings"] == 7
     assert store.seekers_frame()["seeker_id"].tolist() == ["sim-000001", "sim-000002"]
     assert len(store.postings_frame()) == 7
+
+
+def test_bbox_query_excludes_precisions(case: StoreCase) -> None:
+    store = case.write(**_inputs())
+    everything = store.anchors_in_bbox((108.0, 34.0, 110.0, 35.0), limit=100)
+    without_city = store.anchors_in_bbox(
+        (108.0, 34.0, 110.0, 35.0), limit=100, exclude_precisions={"city"}
+    )
+    assert "city" in set(everything["precision"])
+    assert "city" not in set(without_city["precision"])
+    assert len(without_city) == (everything["precision"] != "city").sum()
