@@ -5,10 +5,12 @@ import logging
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -32,6 +34,14 @@ logger = logging.getLogger(__name__)
 app = typer.Typer(help="Doorstep Jobs (家门口就业): job matching for Xi'an.", no_args_is_help=True)
 console = Console()
 
+
+class Language(StrEnum):
+    """Languages of user-facing text."""
+
+    ZH = "zh"
+    EN = "en"
+
+
 STAGE_LABELS = {
     "regions": "区县与开发区 regions",
     "locate": "岗位定位 locating postings",
@@ -50,7 +60,13 @@ def _configure(
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    ctx.obj = Settings()
+    try:
+        ctx.obj = Settings()
+    except ValidationError as err:
+        for problem in err.errors():
+            variable = "DOORSTEP_" + str(problem["loc"][-1]).upper()
+            console.print(f"[red]error:[/red] setting {variable} is invalid: {problem['msg']}")
+        raise typer.Exit(2) from err
 
 
 @app.command()
@@ -115,7 +131,7 @@ def recommend(
     ctx: typer.Context,
     seeker: Annotated[str, typer.Option(help="Seeker id, e.g. sim-000001.")],
     limit: Annotated[int, typer.Option(min=1, max=100, help="Jobs to show.")] = 10,
-    lang: Annotated[str, typer.Option(help="zh or en.")] = "zh",
+    lang: Annotated[Language, typer.Option(help="Language of the reasons.")] = Language.ZH,
 ) -> None:
     """Print the ranked jobs of one seeker as a table."""
     from matching.recommend import Recommender
@@ -123,7 +139,7 @@ def recommend(
     settings: Settings = ctx.obj
     with _read_store(settings) as store:
         recommender = Recommender.from_store(store)
-    row, ranked = recommender.recommend(seeker, limit, lang=lang)
+    row, ranked = recommender.recommend(seeker, limit, lang=lang.value)
 
     console.print(
         f"[bold]{row['seeker_id']}[/bold] (模拟 simulated) · {row['group']} · "
@@ -274,6 +290,26 @@ def _print_build_report(report: BuildReport, seconds: float) -> None:
         f"postings {report.postings:,} · anchors {report.anchors:,} · "
         f"simulated seekers {report.seekers:,} · {seconds:.0f} s"
     )
+    sources = Table(
+        "source 来源",
+        "read 读入",
+        "kept 保留",
+        "duplicates 重复",
+        "unknown salary/education/experience 未知薪资/学历/经验",
+        "parser errors 解析出错",
+    )
+    for name, counts in report.ingest.get("sources", {}).items():
+        unknown = counts["unknown"]
+        sources.add_row(
+            name,
+            f"{counts['rows_read']:,}",
+            f"{counts['rows_kept']:,}",
+            f"{counts['duplicates_dropped']:,}",
+            f"{unknown['salary']:,} / {unknown['education']:,} / {unknown['experience']:,}",
+            f"{counts['parser_errors']:,}",
+        )
+    console.print(sources)
+
     table = Table("precision 精度", "anchors 锚点", "postings 岗位")
     for level, count in report.anchors_by_precision.items():
         table.add_row(level, f"{count:,}", f"{report.postings_by_precision.get(level, 0):,}")
@@ -300,4 +336,7 @@ def main() -> None:
         app()
     except DoorstepError as err:
         console.print(f"[red]error:[/red] {err}")
+        raise SystemExit(2) from err
+    except OSError as err:
+        console.print(f"[red]error:[/red] {err.strerror or err}: {err.filename or ''}")
         raise SystemExit(2) from err

@@ -64,3 +64,41 @@ def test_unknown_seeker_exits_2_without_traceback(full_store: SqliteStore) -> No
     assert result.returncode == 2
     assert "seeker 'x' not found" in result.stdout
     assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_invalid_setting_names_variable() -> None:
+    result = subprocess.run(
+        [sys.executable, "-c", "from api.cli import main; main()", "versions"],
+        capture_output=True,
+        text=True,
+        env={"DOORSTEP_PORT": "abc", "PATH": "/usr/bin:/bin"},
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "DOORSTEP_PORT is invalid" in result.stdout
+    assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_missing_data_folder_is_one_line(tmp_path: Path) -> None:
+    store_path = tmp_path / "s.sqlite"
+    result = subprocess.run(
+        [sys.executable, "-c", "from api.cli import main; main()", "build"],
+        capture_output=True,
+        text=True,
+        env={
+            "DOORSTEP_DATA_DIR": str(tmp_path / "none"),
+            "DOORSTEP_STORE_PATH": str(store_path),
+            "PATH": "/usr/bin:/bin",
+        },
+        check=False,
+    )
+    assert result.returncode == 2
+    assert str(tmp_path / "none") in result.stdout
+    assert "Traceback" not in result.stdout + result.stderr
+    assert not store_path.exists()
+
+
+def test_recommend_rejects_unknown_language(full_store: SqliteStore) -> None:
+    args = ["recommend", "--seeker", "sim-000001", "--lang", "fr"]
+    result = runner.invoke(app, args, env=_env(full_store))
+    assert result.exit_code == 2
