@@ -11,7 +11,7 @@ import json
 import logging
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, cast
 from urllib.parse import urlsplit
 
 from fastapi import APIRouter, FastAPI, Query, Request
@@ -38,6 +38,14 @@ NPM_ASSETS: dict[str, tuple[str, str]] = {
 
 Lang = Literal["zh", "en"]
 HTML_LANG: dict[str, str] = {"zh": "zh-CN", "en": "en"}
+
+# Rows per request of the seeker picker and of the job list. page_sizes() caps both at
+# the server's query.max_page_size, so the pages never request more than it accepts.
+SEEKER_PAGE_SIZE = 50
+JOB_PAGE_SIZE = 20
+
+# The rejected lang value is echoed on the error page (escaped) up to this length.
+LANG_ECHO_MAX_CHARS = 40
 
 router = APIRouter()
 
@@ -125,9 +133,26 @@ def content_security_policy(server: ServerSettings) -> str:
     return "; ".join(directives)
 
 
+def page_sizes(max_page_size: int) -> dict[str, int]:
+    """Return the seeker and job page sizes the scripts request, capped at ``max_page_size``."""
+    return {
+        "max_page_size": max_page_size,
+        "seeker_page_size": min(SEEKER_PAGE_SIZE, max_page_size),
+        "job_page_size": min(JOB_PAGE_SIZE, max_page_size),
+    }
+
+
+def add_security_headers(response: HTMLResponse, server: ServerSettings) -> None:
+    """Set the Content-Security-Policy and related headers on a page response."""
+    response.headers["Content-Security-Policy"] = content_security_policy(server)
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Referrer-Policy"] = "same-origin"
+
+
 def render_page(request: Request, template: str, lang: Lang) -> HTMLResponse:
     """Render one page template with its messages, tile settings and security headers."""
-    server: ServerSettings = request.app.state.settings.server
+    settings = request.app.state.settings
+    server: ServerSettings = settings.server
     messages = load_messages()[lang]
 
     page_config = {
@@ -135,6 +160,7 @@ def render_page(request: Request, template: str, lang: Lang) -> HTMLResponse:
         "tile_url": server.tile_url,
         "tile_attribution": server.tile_attribution,
         "coord_sys": server.tile_coord_sys,
+        **page_sizes(settings.query.max_page_size),
     }
     context = {
         "lang": lang,
@@ -147,23 +173,50 @@ def render_page(request: Request, template: str, lang: Lang) -> HTMLResponse:
         "tile_coord_sys": server.tile_coord_sys,
     }
     response = templates.TemplateResponse(request, template, context)
-
-    response.headers["Content-Security-Policy"] = content_security_policy(server)
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    response.headers["Referrer-Policy"] = "same-origin"
+    add_security_headers(response, server)
     return response
 
 
-LangQuery = Annotated[Lang, Query(description="Page language: zh (default) or en.")]
+def render_lang_error(request: Request, value: str) -> HTMLResponse:
+    """Render the 422 HTML page for an unknown ``lang`` value, in Chinese with an English line.
+
+    A browser that follows a bad link gets a readable page with links to both languages
+    instead of the JSON validation error that the API routes return.
+    """
+    messages = load_messages()
+    shown = value[:LANG_ECHO_MAX_CHARS]
+    context = {
+        "t": messages["zh"],
+        "t_en": messages["en"],
+        "invalid_text": messages["zh"]["lang_invalid_text"].replace("{value}", shown),
+        "invalid_text_en": messages["en"]["lang_invalid_text"].replace("{value}", shown),
+        "path": request.url.path,
+    }
+    logger.info("page %s: rejected lang=%r", request.url.path, shown)
+    response = templates.TemplateResponse(request, "lang_error.html", context, status_code=422)
+    add_security_headers(response, request.app.state.settings.server)
+    return response
+
+
+def render_page_in(request: Request, template: str, lang: str) -> HTMLResponse:
+    """Render ``template`` in ``lang``, or the 422 language error page for another value."""
+    if lang not in HTML_LANG:
+        return render_lang_error(request, lang)
+    return render_page(request, template, cast(Lang, lang))
+
+
+# A plain string, checked in render_page_in, so that an unknown value gets an HTML
+# error page. A Literal would make FastAPI return a JSON validation error instead.
+LangQuery = Annotated[str, Query(description="Page language: zh (default) or en.")]
 
 
 @router.get("/", response_class=HTMLResponse, include_in_schema=False)
 def city_map_page(request: Request, lang: LangQuery = "zh") -> HTMLResponse:
     """City map (城市地图): districts, employer anchors and HR layers."""
-    return render_page(request, "city_map.html", lang)
+    return render_page_in(request, "city_map.html", lang)
 
 
 @router.get("/seeker", response_class=HTMLResponse, include_in_schema=False)
 def seeker_page(request: Request, lang: LangQuery = "zh") -> HTMLResponse:
     """Seeker page (求职者页面): ranked jobs for a simulated seeker or a clicked point."""
-    return render_page(request, "seeker.html", lang)
+    return render_page_in(request, "seeker.html", lang)

@@ -6,24 +6,27 @@
   const D = window.Doorstep;
   const t = D.messages;
   const statusElement = document.getElementById("stats-status");
+  const truncatedNote = document.getElementById("truncated-note");
 
-  // Point colours of the HR layers; metro lines use each feature's own colour.
-  const LAYER_COLORS = {
-    hr_offices: "#c51b7d",
-    street_offices: "#6a3d9a",
-    training: "#e08214",
-    universities: "#01665e",
-    parks: "#8c510a",
-    metro_lines: "#2166ac",
-    metro_stations: "#2166ac",
+  // HR layers are drawn with symbols of their own (squares, a diamond, a triangle, rings)
+  // whose colours differ from the precision colours, so a symbol is never read as an
+  // anchor. pages.css defines one class per layer, used by the map icons and the legend.
+  const POINT_SYMBOL_CLASSES = {
+    hr_offices: "symbol-hr_offices",
+    street_offices: "symbol-street_offices",
+    training: "symbol-training",
+    universities: "symbol-universities",
+    parks: "symbol-parks",
+    metro_stations: "symbol-metro_stations",
   };
+  const OTHER_SYMBOL_CLASS = "symbol-other";
+  const LINE_FALLBACK_COLOR = "#555555";
 
   const map = D.createMap("map");
 
   function anchorPopup(props) {
-    const label = D.precisionLabel(props.precision, props.precision_label);
     return D.popupElement(props.name, [
-      [t.popup_precision, D.precisionText(label, props.approximate)],
+      [t.popup_precision, D.precisionLabel(props.precision, props.precision_label)],
       [t.popup_postings, props.n_postings],
       [t.popup_district, props.district_name],
     ]);
@@ -43,14 +46,54 @@
     return marker;
   }
 
+  // City-level anchors all sit on one made-up point at the Bell Tower; the counts panel
+  // reports them instead. The API leaves them out by default; this filter also drops any
+  // that an older server still sends.
+  function isMappedAnchor(feature) {
+    return !(feature.properties && feature.properties.precision === D.CITY);
+  }
+
+  // A neutral cluster icon, so that cluster colours are not read as precision colours.
+  // The count is a number placed with textContent.
+  function clusterIcon(cluster) {
+    const count = cluster.getChildCount();
+    let size = 44;
+    if (count < 100) {
+      size = 32;
+    } else if (count < 1000) {
+      size = 38;
+    }
+    const label = D.el("span", "anchor-cluster-count", D.formatCount(count));
+    return L.divIcon({
+      html: label,
+      className: "marker-cluster anchor-cluster",
+      iconSize: L.point(size, size),
+    });
+  }
+
   // Anchors in the view padded by half its size on each side, reloaded when a pan
   // leaves the loaded area or the zoom changes. Small pans (such as a popup panning into
   // view) keep the markers, so an open popup stays open. A newer request cancels the
   // one still running.
-  const anchors = L.markerClusterGroup({ chunkedLoading: true, maxClusterRadius: 50 });
+  const anchors = L.markerClusterGroup({
+    chunkedLoading: true,
+    maxClusterRadius: 50,
+    iconCreateFunction: clusterIcon,
+  });
   anchors.addTo(map);
   let anchorRequest = null;
   let loaded = null; // {bounds, zoom} of the markers on the map
+
+  function showTruncated(collection) {
+    if (collection && collection.truncated === true) {
+      truncatedNote.textContent = D.format(t.truncated_note, {
+        n: D.formatCount(collection.features.length),
+      });
+      truncatedNote.hidden = false;
+    } else {
+      truncatedNote.hidden = true;
+    }
+  }
 
   async function loadAnchors() {
     const view = map.getBounds();
@@ -62,11 +105,12 @@
     }
     anchorRequest = new AbortController();
     const bounds = view.pad(0.5);
-    const url = D.apiUrl("/v1/anchors", { bbox: bounds.toBBoxString() });
+    const url = D.apiUrl("/v1/anchors", { bbox: bounds.toBBoxString(), include_city: "false" });
     try {
       const collection = await D.fetchJson(url, { signal: anchorRequest.signal });
       anchors.clearLayers();
-      anchors.addLayer(L.geoJSON(collection, { pointToLayer: anchorMarker }));
+      anchors.addLayer(L.geoJSON(collection, { filter: isMappedAnchor, pointToLayer: anchorMarker }));
+      showTruncated(collection);
       loaded = { bounds: bounds, zoom: map.getZoom() };
     } catch (err) {
       D.showError(statusElement, err);
@@ -78,18 +122,37 @@
     return server || t.layer_titles[item.name] || item.name;
   }
 
+  function symbolClass(name) {
+    return POINT_SYMBOL_CLASSES[name] || OTHER_SYMBOL_CLASS;
+  }
+
+  // Popup of an HR layer feature: its name, the layer, and the kind only when it differs
+  // from the layer title (the parks layer contains both 产业园 and 孵化器).
   function featurePopup(feature, title) {
     const props = feature.properties || {};
+    const kind = t.kind_labels[props.kind];
     return D.popupElement(props.name || title, [
       [t.popup_layer, title],
-      [t.popup_kind, props.kind],
+      [t.popup_kind, kind && kind !== title ? kind : null],
+      [t.popup_address, props.address],
     ]);
+  }
+
+  function pointSymbol(name, latlng) {
+    const safeName = name.replace(/[^a-z0-9_-]/gi, "");
+    return L.marker(latlng, {
+      icon: L.divIcon({
+        html: "",
+        className: "hr-symbol " + symbolClass(name) + " layer-" + safeName,
+        iconSize: [12, 12],
+      }),
+      keyboard: false,
+    });
   }
 
   // An overlay is fetched the first time it is switched on.
   function lazyOverlay(item) {
     const title = layerTitle(item);
-    const fallback = LAYER_COLORS[item.name] || "#444";
     const className = "layer-" + item.name.replace(/[^a-z0-9_-]/gi, "");
     const group = L.layerGroup();
     let loaded = false;
@@ -104,18 +167,11 @@
         group.addLayer(
           L.geoJSON(collection, {
             style: function (feature) {
-              const color = D.safeColor(feature.properties && feature.properties.color, fallback);
-              return { className: className, color: color, weight: 3, opacity: 0.85, fillOpacity: 0.15 };
+              const color = D.safeColor(feature.properties && feature.properties.color, LINE_FALLBACK_COLOR);
+              return { className: className, color: color, weight: 4, opacity: 0.9, fillOpacity: 0.15 };
             },
             pointToLayer: function (feature, latlng) {
-              return L.circleMarker(latlng, {
-                className: className,
-                radius: 5,
-                color: "#fff",
-                weight: 1,
-                fillColor: D.safeColor(feature.properties && feature.properties.color, fallback),
-                fillOpacity: 0.95,
-              });
+              return pointSymbol(item.name, latlng);
             },
             onEachFeature: function (feature, layer) {
               layer.bindPopup(featurePopup(feature, title));
@@ -130,11 +186,31 @@
     return { title: title, layer: group };
   }
 
+  function legendItem(swatch, label) {
+    const item = D.el("li", "legend-item");
+    item.appendChild(swatch);
+    item.appendChild(D.el("span", null, label));
+    return item;
+  }
+
+  // The legend swatch of an HR layer: a line for line layers, else the map symbol.
+  function layerSwatch(item) {
+    if (item.name === "districts") {
+      return D.el("span", "swatch swatch-district");
+    }
+    if (/line/i.test(item.geometry_type || "")) {
+      return D.el("span", "swatch swatch-line");
+    }
+    return D.el("span", "hr-symbol " + symbolClass(item.name));
+  }
+
   async function addLayerSwitcher(districts) {
     const overlays = {};
     overlays[D.escapeHtml(t.layer_districts)] = districts;
     overlays[D.escapeHtml(t.layer_anchors)] = anchors;
     const control = L.control.layers(null, overlays, { collapsed: false }).addTo(map);
+    const legendList = document.getElementById("legend-layer-items");
+    legendList.appendChild(legendItem(D.el("span", "swatch swatch-district"), t.layer_districts));
     try {
       const listing = await D.fetchJson(D.apiUrl("/v1/layers"));
       listing.items
@@ -145,6 +221,7 @@
           const overlay = lazyOverlay(item);
           // Leaflet puts overlay names into the switcher as HTML.
           control.addOverlay(overlay.layer, D.escapeHtml(overlay.title));
+          legendList.appendChild(legendItem(layerSwatch(item), overlay.title));
         });
     } catch (err) {
       D.showError(statusElement, err);
@@ -154,13 +231,16 @@
   function fillLegend() {
     const list = document.getElementById("legend-items");
     D.PRECISION_ORDER.forEach(function (precision) {
-      const item = D.el("li", "legend-item");
+      if (precision === D.CITY) {
+        return;
+      }
       const swatch = D.el("span", "swatch");
       swatch.style.backgroundColor = D.PRECISION_COLORS[precision];
-      item.appendChild(swatch);
-      item.appendChild(D.el("span", null, t.precision_labels[precision]));
-      list.appendChild(item);
+      list.appendChild(legendItem(swatch, t.precision_labels[precision]));
     });
+    const cluster = D.el("span", "anchor-cluster legend-cluster");
+    cluster.appendChild(D.el("span", "anchor-cluster-count", "12"));
+    list.appendChild(legendItem(cluster, t.legend_cluster));
   }
 
   function statRow(list, label, value, badge) {
@@ -169,21 +249,30 @@
       term.appendChild(D.el("span", "badge", badge));
     }
     list.appendChild(term);
-    list.appendChild(D.el("dd", null, Number(value).toLocaleString(D.config.lang === "en" ? "en" : "zh-CN")));
+    list.appendChild(D.el("dd", null, D.formatCount(value)));
+  }
+
+  function showCityNote(count) {
+    const note = document.getElementById("city-note");
+    if (typeof count === "number" && count > 0) {
+      note.textContent = D.format(t.city_anchors_note, { n: D.formatCount(count) });
+      note.hidden = false;
+    }
   }
 
   async function loadStats() {
     const list = document.getElementById("stats-items");
     try {
-      const stats = await D.fetchJson("/v1/stats");
+      const stats = await D.fetchJson(D.apiUrl("/v1/stats"));
       const byPrecision = stats.anchors_by_precision || {};
       D.PRECISION_ORDER.forEach(function (precision) {
-        if (precision in byPrecision) {
+        if (precision !== D.CITY && precision in byPrecision) {
           statRow(list, t.stats_anchors + " · " + t.precision_labels[precision], byPrecision[precision]);
         }
       });
       statRow(list, t.stats_postings, stats.postings);
       statRow(list, t.stats_seekers, stats.seekers, stats.simulated_seekers ? t.simulated_badge : null);
+      showCityNote(byPrecision[D.CITY]);
       statusElement.textContent = "";
     } catch (err) {
       D.showError(statusElement, err);

@@ -19,6 +19,8 @@ window.Doorstep = (function () {
   const XIAN_CENTRE = [34.2610, 108.9423];
 
   const PRECISION_ORDER = ["exact", "poi", "building", "business_area", "zone", "district", "city"];
+  // Anchors and jobs known only as "Xi'an" have no meaningful point, so no map draws them.
+  const CITY = "city";
   const PRECISION_COLORS = {
     exact: "#1a9641",
     poi: "#4daf4a",
@@ -66,25 +68,41 @@ window.Doorstep = (function () {
       : fallback;
   }
 
-  function precisionText(label, approximate) {
-    return approximate ? format(messages.approx_format, { label: label }) : label;
-  }
-
+  // The precision labels already mark an estimated location (区县级估计), so no extra 约
+  // is added to them.
   function precisionLabel(precision, serverLabel) {
     return serverLabel || messages.precision_labels[precision] || precision;
   }
 
-  function distanceText(distanceM) {
-    if (distanceM === null || distanceM === undefined) {
-      return messages.distance_unknown;
+  // 约x公里 for a known distance, 位置仅知在西安 for a city-level location, else null.
+  function distanceText(distanceM, precision) {
+    if (typeof distanceM === "number") {
+      return format(messages.distance_km, { km: (distanceM / 1000).toFixed(1) });
     }
-    return format(messages.distance_km, { km: (distanceM / 1000).toFixed(1) });
+    return precision === CITY ? messages.distance_unknown : null;
   }
 
-  // Build a same-origin API URL; every request asks for the basemap's coordinate system.
+  // The location label, then the district only when the label does not already name it.
+  function placeText(locationLabel, districtName) {
+    const parts = [];
+    if (locationLabel) {
+      parts.push(locationLabel);
+    }
+    if (districtName && !(locationLabel && locationLabel.indexOf(districtName) !== -1)) {
+      parts.push(districtName);
+    }
+    return parts.join(" · ");
+  }
+
+  function formatCount(value) {
+    return Number(value).toLocaleString(config.lang === "en" ? "en" : "zh-CN");
+  }
+
+  // Build a same-origin API URL. Every request carries the basemap's coordinate system
+  // and the page language.
   function apiUrl(path, params) {
     const url = new URL(path, window.location.origin);
-    const all = Object.assign({ coord_sys: config.coord_sys }, params || {});
+    const all = Object.assign({ coord_sys: config.coord_sys, lang: config.lang }, params || {});
     Object.keys(all).forEach(function (key) {
       if (all[key] !== null && all[key] !== undefined) {
         url.searchParams.set(key, String(all[key]));
@@ -102,8 +120,10 @@ window.Doorstep = (function () {
     if (body && Array.isArray(body.detail)) {
       return body.detail
         .map(function (item) {
-          const field = Array.isArray(item.loc) ? item.loc[item.loc.length - 1] : "";
-          return field ? field + ": " + item.msg : item.msg;
+          // loc is ["query", "radius_m"] for a parameter, ["path"] for a missing record.
+          const field = Array.isArray(item.loc) && item.loc.length > 1 ? item.loc[item.loc.length - 1] : "";
+          const text = config.lang === "zh" && item.msg_zh ? item.msg_zh : item.msg;
+          return field ? field + ": " + text : text;
         })
         .join("; ");
     }
@@ -171,8 +191,10 @@ window.Doorstep = (function () {
     return map;
   }
 
-  // Draw the district polygons and fit the view to them; returns the GeoJSON layer.
-  async function addDistricts(map, statusElement) {
+  // Draw the district polygons and return their layer. The view is fitted to them unless
+  // shouldFit() returns false when they arrive, because the seeker page may already show
+  // its results by then.
+  async function addDistricts(map, statusElement, shouldFit) {
     const layer = L.geoJSON(null, {
       style: { color: "#555", weight: 1.5, fillColor: "#d9e4ec", fillOpacity: 0.35 },
       onEachFeature: function (feature, featureLayer) {
@@ -184,8 +206,10 @@ window.Doorstep = (function () {
     }).addTo(map);
     try {
       layer.addData(await fetchJson(apiUrl("/v1/layers/districts")));
-      if (layer.getLayers().length > 0) {
-        map.fitBounds(layer.getBounds());
+      if (layer.getLayers().length > 0 && (!shouldFit || shouldFit())) {
+        // Not animated: Leaflet 1.9 ignores a setView or fitBounds made while a zoom
+        // animation runs, which would drop the seeker page's zoom to its results.
+        map.fitBounds(layer.getBounds(), { animate: false });
       }
     } catch (err) {
       showError(statusElement, err);
@@ -198,13 +222,15 @@ window.Doorstep = (function () {
     config: config,
     PRECISION_ORDER: PRECISION_ORDER,
     PRECISION_COLORS: PRECISION_COLORS,
+    CITY: CITY,
     format: format,
     el: el,
     escapeHtml: escapeHtml,
     safeColor: safeColor,
-    precisionText: precisionText,
     precisionLabel: precisionLabel,
     distanceText: distanceText,
+    placeText: placeText,
+    formatCount: formatCount,
     apiUrl: apiUrl,
     fetchJson: fetchJson,
     showError: showError,

@@ -1,15 +1,24 @@
-// Seeker page (求职者页面): pick a simulated seeker or click the map, then list the
-// ranked jobs with distance, precision and reasons, and show them around the home marker.
+// Seeker page (求职者页面): pick a simulated seeker (paged list, group filter, or by id)
+// or click the map, then list the ranked jobs with distance, precision and reasons, and
+// show them around the home marker.
 "use strict";
 
 (function () {
   const D = window.Doorstep;
   const t = D.messages;
-  const PAGE_SIZE = 20;
-  const RECOMMENDATION_LIMIT = 20;
+  // Both sizes are already capped at the server's max_page_size by api/pages.py.
+  const SEEKER_PAGE_SIZE = D.config.seeker_page_size;
+  const JOB_PAGE_SIZE = D.config.job_page_size;
 
   const seekerStatus = document.getElementById("seekers-status");
   const seekerList = document.getElementById("seeker-list");
+  const seekerPager = document.getElementById("seeker-pager");
+  const seekerPrev = document.getElementById("seekers-prev");
+  const seekerNext = document.getElementById("seekers-next");
+  const seekerPageStatus = document.getElementById("seekers-page-status");
+  const groupSelect = document.getElementById("group");
+  const idForm = document.getElementById("seeker-id-form");
+  const idInput = document.getElementById("seeker-id");
   const jobsStatus = document.getElementById("jobs-status");
   const jobList = document.getElementById("job-list");
   const summary = document.getElementById("seeker-summary");
@@ -22,6 +31,8 @@
   const resultLayer = L.featureGroup().addTo(map);
   let nearbyQuery = null; // {lon, lat, page} of the last map click
   let request = null;
+  const seekerQuery = { page: 1, pages: 1 }; // the page of the seeker list on show
+  let seekerRequest = null;
 
   function startRequest() {
     if (request) {
@@ -39,16 +50,29 @@
       .join(" · ");
   }
 
-  function jobPrecision(job) {
-    return D.precisionText(D.precisionLabel(job.precision, job.precision_label), job.approximate);
+  function salaryText(job) {
+    return job.salary_text || t.salary_unknown;
+  }
+
+  // Each location fact once: the distance (or 位置仅知在西安), then the precision label
+  // and the place, both left out for a city-level job because 位置仅知在西安 covers them.
+  function locationFacts(job) {
+    const cityLevel = job.precision === D.CITY;
+    return {
+      distance: D.distanceText(job.distance_m, job.precision),
+      precision: cityLevel ? null : D.precisionLabel(job.precision, job.precision_label),
+      place: cityLevel ? "" : D.placeText(job.location_label, job.district_name),
+    };
   }
 
   function jobPopup(job) {
+    const facts = locationFacts(job);
     return D.popupElement(job.title, [
       [null, job.company],
-      [null, job.salary_text || t.salary_unknown],
-      [t.popup_precision, jobPrecision(job)],
-      [t.popup_location, job.location_label],
+      [null, salaryText(job)],
+      [null, facts.distance],
+      [t.popup_precision, facts.precision],
+      [t.popup_location, facts.place],
     ]);
   }
 
@@ -57,15 +81,19 @@
     item.appendChild(D.el("h3", "job-title", job.title));
     item.appendChild(D.el("p", "job-company", job.company));
 
-    const facts = D.el("p", "job-facts");
-    facts.appendChild(D.el("span", "salary", job.salary_text || t.salary_unknown));
-    facts.appendChild(D.el("span", "distance", D.distanceText(job.distance_m)));
-    facts.appendChild(D.el("span", "precision", jobPrecision(job)));
-    item.appendChild(facts);
+    const facts = locationFacts(job);
+    const line = D.el("p", "job-facts");
+    line.appendChild(D.el("span", "salary", salaryText(job)));
+    if (facts.distance) {
+      line.appendChild(D.el("span", "distance", facts.distance));
+    }
+    if (facts.precision) {
+      line.appendChild(D.el("span", "precision", facts.precision));
+    }
+    item.appendChild(line);
 
-    const place = [job.location_label, job.district_name].filter(Boolean).join(" · ");
-    if (place) {
-      item.appendChild(D.el("p", "job-place", place));
+    if (facts.place) {
+      item.appendChild(D.el("p", "job-place", facts.place));
     }
 
     if (Array.isArray(job.reasons) && job.reasons.length > 0) {
@@ -86,8 +114,9 @@
     return item;
   }
 
+  // City-level jobs get no marker: their point is a stand-in at the city centre.
   function jobMarker(job) {
-    if (typeof job.lon !== "number" || typeof job.lat !== "number") {
+    if (job.precision === D.CITY || typeof job.lon !== "number" || typeof job.lat !== "number") {
       return null;
     }
     const marker = L.circleMarker([job.lat, job.lon], {
@@ -128,8 +157,9 @@
     const heading = D.el("h3", null, t.recommendations_title);
     heading.appendChild(D.el("span", "badge", t.simulated_badge));
     summary.appendChild(heading);
+    summary.appendChild(D.el("p", "seeker-id", seeker.seeker_id));
     summary.appendChild(D.el("p", null, seekerLine(seeker)));
-    const home = [seeker.home_label, seeker.district_name].filter(Boolean).join(" · ");
+    const home = D.placeText(seeker.home_label, seeker.district_name);
     if (home) {
       summary.appendChild(D.el("p", null, home));
     }
@@ -143,8 +173,7 @@
     nearbyQuery = null;
     pager.hidden = true;
     const url = D.apiUrl("/v1/seekers/" + encodeURIComponent(seekerId) + "/recommendations", {
-      limit: RECOMMENDATION_LIMIT,
-      lang: D.config.lang,
+      limit: JOB_PAGE_SIZE,
     });
     try {
       const body = await D.fetchJson(url, { signal: signal });
@@ -169,8 +198,7 @@
       lat: query.lat.toFixed(6),
       radius_m: radius,
       page: query.page,
-      page_size: PAGE_SIZE,
-      lang: D.config.lang,
+      page_size: JOB_PAGE_SIZE,
     });
     try {
       const body = await D.fetchJson(url, { signal: signal });
@@ -194,10 +222,14 @@
     summary.appendChild(status);
   }
 
-  function selectSeeker(button, seekerId) {
+  function clearSelection() {
     seekerList.querySelectorAll("button[aria-pressed]").forEach(function (other) {
       other.setAttribute("aria-pressed", "false");
     });
+  }
+
+  function selectSeeker(button, seekerId) {
+    clearSelection();
     button.setAttribute("aria-pressed", "true");
     loadRecommendations(seekerId);
   }
@@ -208,9 +240,9 @@
     button.type = "button";
     button.setAttribute("aria-pressed", "false");
     button.appendChild(D.el("span", "badge", t.simulated_badge));
+    button.appendChild(D.el("span", "seeker-id", seeker.seeker_id));
     button.appendChild(D.el("span", "seeker-line", seekerLine(seeker)));
-    const home = [seeker.home_label, seeker.district_name].filter(Boolean).join(" · ");
-    button.appendChild(D.el("span", "seeker-home", home));
+    button.appendChild(D.el("span", "seeker-home", D.placeText(seeker.home_label, seeker.district_name)));
     button.addEventListener("click", function () {
       selectSeeker(button, seeker.seeker_id);
     });
@@ -218,13 +250,39 @@
     return item;
   }
 
+  function showSeekerPager(total) {
+    seekerQuery.pages = Math.max(1, Math.ceil(total / SEEKER_PAGE_SIZE));
+    seekerPager.hidden = total === 0;
+    seekerPrev.disabled = seekerQuery.page <= 1;
+    seekerNext.disabled = seekerQuery.page >= seekerQuery.pages;
+    seekerPageStatus.textContent = D.format(t.seeker_page_status, {
+      page: D.formatCount(seekerQuery.page),
+      total: D.formatCount(total),
+    });
+  }
+
+  // One page of the seeker list. The group filter is applied by the API (group=...);
+  // nothing is filtered here, so the total and the pages match the server's.
   async function loadSeekers() {
+    if (seekerRequest) {
+      seekerRequest.abort();
+    }
+    seekerRequest = new AbortController();
+    seekerStatus.classList.remove("error");
+    seekerStatus.textContent = t.loading;
+    const url = D.apiUrl("/v1/seekers", {
+      limit: SEEKER_PAGE_SIZE,
+      offset: (seekerQuery.page - 1) * SEEKER_PAGE_SIZE,
+      group: groupSelect.value || null,
+    });
     try {
-      const body = await D.fetchJson("/v1/seekers?limit=50&offset=0");
+      const body = await D.fetchJson(url, { signal: seekerRequest.signal });
+      seekerList.replaceChildren();
       body.items.forEach(function (seeker) {
         seekerList.appendChild(seekerItem(seeker));
       });
       seekerStatus.textContent = body.items.length === 0 ? t.no_seekers : "";
+      showSeekerPager(body.total);
     } catch (err) {
       D.showError(seekerStatus, err);
     }
@@ -232,9 +290,7 @@
 
   map.on("click", function (event) {
     nearbyQuery = { lon: event.latlng.lng, lat: event.latlng.lat, page: 1 };
-    seekerList.querySelectorAll("button[aria-pressed]").forEach(function (other) {
-      other.setAttribute("aria-pressed", "false");
-    });
+    clearSelection();
     loadNearby();
   });
   prevButton.addEventListener("click", function () {
@@ -252,6 +308,36 @@
     }
   });
 
-  D.addDistricts(map, seekerStatus);
+  seekerPrev.addEventListener("click", function () {
+    if (seekerQuery.page > 1) {
+      seekerQuery.page -= 1;
+      loadSeekers();
+    }
+  });
+  seekerNext.addEventListener("click", function () {
+    if (seekerQuery.page < seekerQuery.pages) {
+      seekerQuery.page += 1;
+      loadSeekers();
+    }
+  });
+  groupSelect.addEventListener("change", function () {
+    seekerQuery.page = 1;
+    loadSeekers();
+  });
+  idForm.addEventListener("submit", function (event) {
+    event.preventDefault();
+    const seekerId = idInput.value.trim();
+    if (!seekerId) {
+      jobsStatus.classList.add("error");
+      jobsStatus.textContent = t.seeker_id_missing;
+      return;
+    }
+    clearSelection();
+    loadRecommendations(seekerId);
+  });
+
+  D.addDistricts(map, seekerStatus, function () {
+    return resultLayer.getLayers().length === 0;
+  });
   loadSeekers();
 })();

@@ -2,8 +2,9 @@
 
 Most tests use the ``client`` fixture (the real app on a small store of XSS payloads).
 ``build_stub_app`` serves the pages over stub JSON routes with one anchor per payload
-in districts far apart, so the browser tests can click every marker without clusters,
-and with tile settings that the fixture app does not have.
+in districts far apart, so the browser tests can click every marker without clusters.
+It also takes tile settings, a page-size limit and an anchor limit, which the fixture
+app does not have.
 """
 
 import json
@@ -12,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fastapi import FastAPI, Query
+from fastapi import FastAPI, HTTPException, Query
 from fastapi.testclient import TestClient
 
 from api.pages import (
@@ -20,10 +21,16 @@ from api.pages import (
     content_security_policy,
     load_messages,
     mount_assets,
+    page_sizes,
     router,
     tile_origin,
 )
-from api.settings import ServerSettings, Settings
+from api.presenters import GROUP_LABELS, precision_label
+from api.settings import QuerySettings, ServerSettings, Settings
+from geo.layers import load_layers
+from geo.location import Precision
+from geo.regions import load_regions
+from matching.seeker_simulation import GROUPS as SEEKER_GROUPS
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -57,23 +64,28 @@ def _representative_point(feature: dict[str, Any]) -> tuple[float, float]:
     return point.x, point.y
 
 
-def _stub_jobs(points: list[tuple[float, float]]) -> list[dict[str, Any]]:
+def _stub_jobs(points: list[tuple[float, float]], lang: str) -> list[dict[str, Any]]:
+    """One job per payload; the last is city-level, the second has its district as label."""
     jobs = []
     for index, (payload, (lon, lat)) in enumerate(zip(XSS_PAYLOADS, points, strict=True)):
-        is_city = index == len(XSS_PAYLOADS) - 1
+        precision = "city" if index == len(XSS_PAYLOADS) - 1 else PRECISIONS[index]
+        is_city = precision == "city"
+        location_label = "地点" + payload
+        if index == 1:
+            location_label = "碑林区"
         jobs.append(
             {
                 "posting_id": f"p{index}",
                 "title": payload,
                 "company": "公司" + payload,
-                "salary_text": "6000-8000元/月",
-                "salary_min_month": 6000,
-                "salary_max_month": 8000,
+                "salary_text": "" if index == 2 else "6000-8000元/月",
+                "salary_min_month": None if index == 2 else 6000,
+                "salary_max_month": None if index == 2 else 8000,
                 "distance_m": None if is_city else 1200.0 + 800 * index,
-                "precision": "city" if is_city else PRECISIONS[index],
-                "precision_label": "仅知在西安" if is_city else "精确位置",
-                "approximate": is_city,
-                "location_label": "西安" if is_city else "地点" + payload,
+                "precision": precision,
+                "precision_label": precision_label(precision, lang),
+                "approximate": Precision(precision).is_approximate,
+                "location_label": "西安" if is_city else location_label,
                 "district_name": "" if is_city else "碑林区",
                 "lon": lon,
                 "lat": lat,
@@ -85,54 +97,118 @@ def _stub_jobs(points: list[tuple[float, float]]) -> list[dict[str, Any]]:
     return jobs
 
 
-def build_stub_app(data_dir: Path, server: ServerSettings | None = None) -> FastAPI:
-    """Build an app with the page router, the assets and stub JSON routes."""
+STUB_SEEKERS = 120
+STUB_CITY_ANCHORS = 5174
+
+
+def _stub_seekers(lang: str) -> list[dict[str, Any]]:
+    """120 seekers cycling through the four groups; the first three carry payloads."""
+    seekers = []
+    for index in range(STUB_SEEKERS):
+        group = SEEKER_GROUPS[index % len(SEEKER_GROUPS)]
+        payload = XSS_PAYLOADS[index] if index < 3 else ""
+        seekers.append(
+            {
+                "seeker_id": f"sim-{index:06d}",
+                "group": group,
+                "group_label": GROUP_LABELS[lang][group],
+                "education_label": "本科",
+                "occupation_wish_name": payload or "软件工程师",
+                "home_label": "小区" + payload if payload else "雁塔区",
+                "district_name": "雁塔区",
+                "max_commute_min": 45,
+                "simulated": True,
+            }
+        )
+    return seekers
+
+
+def _stub_layers(points: list[tuple[float, float]]) -> dict[str, dict[str, Any]]:
+    """One feature per HR layer near the anchors, named after the layer."""
+    lon, lat = points[0]
+    kinds = {
+        "hr_offices": "hr_office",
+        "street_offices": "street_office",
+        "training": "training",
+        "universities": "university",
+        "parks": "incubator",
+        "metro_stations": "metro_station",
+    }
+    layers: dict[str, dict[str, Any]] = {}
+    for offset, (name, kind) in enumerate(kinds.items(), start=1):
+        title = "人社局" + XSS_PAYLOADS[1] if name == "hr_offices" else name
+        feature = {
+            "type": "Feature",
+            "properties": {"name": title, "kind": kind, "address": "地址" + XSS_PAYLOADS[0]},
+            "geometry": {"type": "Point", "coordinates": [lon + 0.05 * offset, lat]},
+        }
+        layers[name] = {"type": "FeatureCollection", "features": [feature]}
+    line = {
+        "type": "Feature",
+        "properties": {"name": "地铁2号线", "kind": "metro_line", "color": "#e4002b"},
+        "geometry": {"type": "LineString", "coordinates": [list(points[0]), list(points[3])]},
+    }
+    layers["metro_lines"] = {"type": "FeatureCollection", "features": [line]}
+    return layers
+
+
+def build_stub_app(
+    data_dir: Path,
+    server: ServerSettings | None = None,
+    *,
+    max_page_size: int = 100,
+    anchor_limit: int | None = None,
+) -> FastAPI:
+    """Build an app with the page router, the assets and stub JSON routes.
+
+    The stub behaves like the real API: it rejects a limit or page_size above
+    ``max_page_size`` with 422, filters seekers by ``group``, labels by ``lang``, and cuts
+    the anchors at ``anchor_limit`` with ``"truncated": true``. Like an older server it
+    still sends the city-level anchor, which the city map must not draw.
+    """
     districts = _districts(data_dir)
     by_name = {f["properties"]["name"]: f for f in districts["features"]}
     points = [_representative_point(by_name[name]) for name in ANCHOR_DISTRICTS]
-    jobs = _stub_jobs(points)
-    seekers = [
-        {
-            "seeker_id": f"s{index}",
-            "group": "graduate",
-            "group_label": "高校毕业生",
-            "education_label": "本科",
-            "occupation_wish_name": payload,
-            "home_label": "小区" + payload,
-            "district_name": "雁塔区",
-            "max_commute_min": 45,
-            "simulated": True,
-        }
-        for index, payload in enumerate(XSS_PAYLOADS[:3])
-    ]
+    hr_layers = _stub_layers(points)
 
     app = FastAPI()
-    app.state.settings = Settings(server=server or ServerSettings(tile_url=""))
+    app.state.settings = Settings(
+        server=server or ServerSettings(tile_url=""),
+        query=QuerySettings(max_page_size=max_page_size),
+    )
+
+    def check_size(name: str, value: int) -> None:
+        if value > max_page_size:
+            detail = [{"loc": ["query", name], "msg": f"{name} {value} > {max_page_size}",
+                       "type": "QueryLimitError"}]  # fmt: skip
+            raise HTTPException(status_code=422, detail=detail)
 
     @app.get("/v1/layers")
     def layers() -> dict[str, Any]:
-        item = {"source": "stub", "updated": "2024", "geometry_type": "Point"}
-        return {
-            "items": [
-                {"name": "districts", "title_zh": "区县", "title_en": "Districts", **item},
-                {"name": "hr_offices", "title_zh": "人社/就业服务机构", "title_en": "HR", **item},
-            ]
-        }
+        item = {"source": "stub", "updated": "2024"}
+        listing = [{"name": "districts", "title_zh": "区县", "title_en": "Districts",
+                    "geometry_type": "MultiPolygon", **item}]  # fmt: skip
+        for name in hr_layers:
+            titles = load_messages()
+            listing.append(
+                {
+                    "name": name,
+                    "title_zh": titles["zh"]["layer_titles"][name],
+                    "title_en": titles["en"]["layer_titles"][name],
+                    "geometry_type": "LineString" if name == "metro_lines" else "Point",
+                    **item,
+                }
+            )
+        return {"items": listing}
 
     @app.get("/v1/layers/{name}")
     def layer(name: str, coord_sys: str = "wgs84") -> dict[str, Any]:
         if name == "districts":
             return districts
-        lon, lat = points[0]
-        feature = {
-            "type": "Feature",
-            "properties": {"name": "人社局" + XSS_PAYLOADS[1], "kind": "hr_office"},
-            "geometry": {"type": "Point", "coordinates": [lon + 0.05, lat]},
-        }
-        return {"type": "FeatureCollection", "features": [feature]}
+        return hr_layers[name]
 
     @app.get("/v1/anchors")
-    def anchors(bbox: str, coord_sys: str = "wgs84") -> dict[str, Any]:
+    def anchors(bbox: str, coord_sys: str = "wgs84", lang: str = "zh") -> dict[str, Any]:
         min_lon, min_lat, max_lon, max_lat = (float(value) for value in bbox.split(","))
         features = [
             {
@@ -148,31 +224,58 @@ def build_stub_app(data_dir: Path, server: ServerSettings | None = None) -> Fast
                 },
                 "geometry": {"type": "Point", "coordinates": [job["lon"], job["lat"]]},
             }
-            for job in jobs
+            for job in _stub_jobs(points, lang)
             if min_lon <= job["lon"] <= max_lon and min_lat <= job["lat"] <= max_lat
         ]
-        return {"type": "FeatureCollection", "features": features}
+        truncated = anchor_limit is not None and len(features) > anchor_limit
+        if truncated:
+            features = features[:anchor_limit]
+        return {"type": "FeatureCollection", "features": features, "truncated": truncated}
 
     @app.get("/v1/stats")
     def stats() -> dict[str, Any]:
-        counts = {job["precision"]: 1 for job in jobs}
+        counts = {precision: 1 for precision in PRECISIONS}
+        counts["city"] = STUB_CITY_ANCHORS
         return {"anchors_by_precision": counts, "postings": 73756, "seekers": 20000,
                 "simulated_seekers": True}  # fmt: skip
 
     @app.get("/v1/seekers")
-    def seeker_list(limit: int = 50, offset: int = 0) -> dict[str, Any]:
-        return {"items": seekers[offset : offset + limit], "total": len(seekers)}
+    def seeker_list(
+        limit: int = 50, offset: int = 0, group: str | None = None, lang: str = "zh"
+    ) -> dict[str, Any]:
+        check_size("limit", limit)
+        found = [s for s in _stub_seekers(lang) if group is None or s["group"] == group]
+        return {"items": found[offset : offset + limit], "total": len(found)}
 
     @app.get("/v1/seekers/{seeker_id}/recommendations")
-    def recommendations(seeker_id: str, limit: int = 20) -> dict[str, Any]:
-        seeker = next(s for s in seekers if s["seeker_id"] == seeker_id)
+    def recommendations(seeker_id: str, limit: int = 20, lang: str = "zh") -> dict[str, Any]:
+        check_size("limit", limit)
+        seeker = next((s for s in _stub_seekers(lang) if s["seeker_id"] == seeker_id), None)
+        if seeker is None:
+            detail = [
+                {
+                    "loc": ["path"],
+                    "msg": f"seeker {seeker_id} not found",
+                    "msg_zh": f"求职者 {seeker_id} 不存在",
+                    "type": "NotFoundError",
+                }
+            ]
+            raise HTTPException(status_code=404, detail=detail)
         home = {"lon": 108.9423, "lat": 34.2610}
-        return {"seeker": {**seeker, "home": home}, "items": jobs[:limit], "simulated": True}
+        items = _stub_jobs(points, lang)[:limit]
+        return {"seeker": {**seeker, "home": home}, "items": items, "simulated": True}
 
     @app.get("/v1/jobs/nearby")
     def nearby(
-        lon: float, lat: float, radius_m: float = 3000, page: int = Query(1), page_size: int = 20
+        lon: float,
+        lat: float,
+        radius_m: float = 3000,
+        page: int = Query(1),
+        page_size: int = 20,
+        lang: str = "zh",
     ) -> dict[str, Any]:
+        check_size("page_size", page_size)
+        jobs = _stub_jobs(points, lang)
         return {"items": jobs, "total": len(jobs), "page": page, "page_size": page_size}
 
     app.include_router(router)
@@ -213,11 +316,36 @@ def test_page_english_with_lang_en(client: TestClient, path: str) -> None:
     assert "城市地图" not in response.text
 
 
-def test_page_rejects_unknown_lang(client: TestClient) -> None:
-    response = client.get("/", params={"lang": "fr"})
+@pytest.mark.parametrize("path", ["/", "/seeker"])
+def test_unknown_lang_gives_html_422(client: TestClient, path: str) -> None:
+    response = client.get(path, params={"lang": "fr"})
 
     assert response.status_code == 422
-    assert "lang" in response.text
+    assert response.headers["content-type"].startswith("text/html")
+    assert '<html lang="zh-CN">' in response.text
+    assert "语言参数无效" in response.text
+    assert "参数 lang 的值“fr”无效" in response.text
+    assert f'href="{path}?lang=zh"' in response.text
+    assert f'href="{path}?lang=en"' in response.text
+    assert "default-src 'self'" in response.headers["content-security-policy"]
+    assert _external(_references(response.text)) == []
+
+
+def test_unknown_lang_value_is_escaped(client: TestClient) -> None:
+    response = client.get("/", params={"lang": "<script>alert(1)</script>"})
+
+    assert response.status_code == 422
+    assert "<script>alert(1)" not in response.text
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in response.text
+    assert re.search(r"<script", response.text) is None
+
+
+def test_unknown_lang_long_value_is_cut(client: TestClient) -> None:
+    response = client.get("/", params={"lang": "x" * 500})
+
+    assert response.status_code == 422
+    assert "x" * 40 in response.text
+    assert "x" * 41 not in response.text
 
 
 @pytest.mark.parametrize("path", ["/", "/seeker"])
@@ -339,3 +467,111 @@ def test_messages_zh_and_en_have_same_keys() -> None:
 def test_mount_assets_without_node_modules(tmp_path: Path) -> None:
     with pytest.raises(MissingAssetsError, match="npm ci"):
         mount_assets(FastAPI(), tmp_path)
+
+
+def _page_config(html: str) -> dict[str, Any]:
+    found = re.search(
+        r'<script type="application/json" id="page-config">(.*?)</script>', html, re.S
+    )
+    assert found is not None
+    config: dict[str, Any] = json.loads(found.group(1))
+    return config
+
+
+@pytest.mark.parametrize(
+    ("max_page_size", "seeker_size", "job_size"),
+    [(100, 50, 20), (50, 50, 20), (30, 30, 20), (10, 10, 10), (1, 1, 1)],
+)
+def test_page_sizes_capped_by_server_limit(
+    max_page_size: int, seeker_size: int, job_size: int
+) -> None:
+    sizes = page_sizes(max_page_size)
+
+    assert sizes["seeker_page_size"] == seeker_size
+    assert sizes["job_page_size"] == job_size
+    assert sizes["max_page_size"] == max_page_size
+
+
+def test_seeker_page_config_from_settings(data_dir: Path) -> None:
+    client = TestClient(build_stub_app(data_dir, max_page_size=30))
+
+    config = _page_config(client.get("/seeker").text)
+
+    assert config["max_page_size"] == 30
+    assert config["seeker_page_size"] == 30
+    assert config["job_page_size"] == 20
+    assert config["lang"] == "zh"
+
+
+def test_seeker_page_default_page_size(client: TestClient) -> None:
+    config = _page_config(client.get("/seeker", params={"lang": "en"}).text)
+
+    assert config["seeker_page_size"] == 50
+    assert config["lang"] == "en"
+
+
+def test_seeker_page_has_filters_and_pager(client: TestClient) -> None:
+    html = client.get("/seeker").text
+
+    for label in ("高校毕业生", "高层次人才", "就业援助对象", "一般求职者"):
+        assert label in html
+    for code in SEEKER_GROUPS:
+        assert f'<option value="{code}">' in html
+    assert 'id="seeker-id"' in html
+    assert "sim-000080" in html
+    assert 'id="seekers-prev"' in html
+    assert 'id="seekers-next"' in html
+    assert "上一页" in html
+    assert "下一页" in html
+
+
+def test_group_labels_match_api(client: TestClient) -> None:
+    messages = load_messages()
+
+    assert messages["zh"]["group_labels"] == GROUP_LABELS["zh"]
+    assert set(messages["en"]["group_labels"]) == set(SEEKER_GROUPS)
+
+
+def test_city_map_has_notes(client: TestClient) -> None:
+    html = client.get("/").text
+
+    assert 'id="truncated-note"' in html
+    assert 'id="city-note"' in html
+    assert 'id="legend-layer-items"' in html
+    assert "人社地图图层" in html
+    assert "MarkerCluster.Default.css" not in html
+
+
+def test_negotiable_salary_messages() -> None:
+    messages = load_messages()
+
+    assert messages["zh"]["salary_unknown"] == "面议"
+    assert messages["en"]["salary_unknown"] == "negotiable"
+
+
+def test_kind_labels_cover_real_layers(data_dir: Path) -> None:
+    layers = load_layers(data_dir, load_regions(data_dir))
+    kinds = {kind for _, frame in layers.values() for kind in frame["kind"].unique()}
+    messages = load_messages()
+
+    assert "hr_office" in kinds
+    assert kinds <= set(messages["zh"]["kind_labels"])
+    assert kinds <= set(messages["en"]["kind_labels"])
+    assert messages["zh"]["kind_labels"]["hr_office"] == "人社/就业服务机构"
+
+
+def test_layer_titles_cover_real_layers(data_dir: Path) -> None:
+    layers = load_layers(data_dir, load_regions(data_dir))
+    titles = load_messages()["zh"]["layer_titles"]
+
+    assert set(layers) - {"districts"} <= set(titles)
+
+
+def test_city_note_message_format() -> None:
+    messages = load_messages()
+
+    assert messages["zh"]["city_anchors_note"].replace("{n}", "5,174") == (
+        "仅知在西安：5,174 个锚点，未在地图上标出"
+    )
+    assert "{n}" in messages["zh"]["truncated_note"]
+    assert messages["zh"]["truncated_note"].startswith("当前范围内锚点过多，仅显示前 {n} 个")
