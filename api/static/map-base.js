@@ -75,9 +75,13 @@ window.Doorstep = (function () {
   }
 
   // 约x公里 for a known distance, 位置仅知在西安 for a city-level location, else null.
-  function distanceText(distanceM, precision) {
+  // An approximate location (an area) gets whole km, at least 1, like the reasons.
+  function distanceText(distanceM, precision, approximate) {
     if (typeof distanceM === "number") {
-      return format(messages.distance_km, { km: (distanceM / 1000).toFixed(1) });
+      const km = approximate
+        ? String(Math.max(1, Math.round(distanceM / 1000)))
+        : (distanceM / 1000).toFixed(1);
+      return format(messages.distance_km, { km: km });
     }
     return precision === CITY ? messages.distance_unknown : null;
   }

@@ -59,7 +59,7 @@
   function locationFacts(job) {
     const cityLevel = job.precision === D.CITY;
     return {
-      distance: D.distanceText(job.distance_m, job.precision),
+      distance: D.distanceText(job.distance_m, job.precision, job.approximate),
       precision: cityLevel ? null : D.precisionLabel(job.precision, job.precision_label),
       place: cityLevel ? "" : D.placeText(job.location_label, job.district_name),
     };
