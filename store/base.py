@@ -1,15 +1,29 @@
-"""The read interface that both stores implement: SQLite (embedded) and PostgreSQL.
+"""The interfaces that both stores implement: SQLite (embedded) and PostgreSQL.
 
-The service, the recommender and the command line depend on :class:`ReadStore`
-only, so the store behind them is a setting. Both implementations pass the
-contract suite in ``tests/store/test_contract.py``.
+The service, the recommender and the command line depend on :class:`ReadStore`,
+and anchor curation on :class:`CurationStore`, so the store behind them is a
+setting. Both implementations pass the contract suite in
+``tests/store/test_contract.py``.
 """
 
-from collections.abc import Collection
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 import geopandas as gpd
 import pandas as pd
+
+from geo.anchor_states import AnchorState, StaffScope
+from geo.curation import AnchorRecord, AnchorVersion
+from geo.duplicates import MergePlan
+from geo.errors import DoorstepError
+
+
+class AnchorNotFoundError(DoorstepError, LookupError):
+    """No stored anchor has the requested id."""
+
+
+class DuplicateAnchorError(DoorstepError, ValueError):
+    """A write would store a second anchor with the same id or credit code; nothing was written."""
 
 
 @runtime_checkable
@@ -54,4 +68,65 @@ class ReadStore(Protocol):
 
     def layer_frame(self, name: str) -> gpd.GeoDataFrame:
         """Return one map layer as a WGS84 GeoDataFrame; raise LayerNotFoundError when unknown."""
+        ...
+
+
+@runtime_checkable
+class CurationStore(Protocol):
+    """Versioned writes of curated employer anchors and their history.
+
+    Every write runs in one transaction and writes all of its rows or none.
+    Records and history entries come from :mod:`geo.curation`,
+    :mod:`geo.duplicates` and :mod:`geo.anchor_import`, which apply the rules.
+    """
+
+    def get_anchor(self, anchor_id: str) -> AnchorRecord | None:
+        """Return the stored record of one anchor, or None when the id is unknown."""
+        ...
+
+    def anchors_for_scope(
+        self,
+        scope: StaffScope,
+        *,
+        state: AnchorState | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[AnchorRecord]:
+        """Return anchors in the scope's districts or zones, optionally in one state.
+
+        Records are ordered by ``anchor_id`` in byte order and paged by ``limit`` and ``offset``.
+        """
+        ...
+
+    def save_anchor_change(
+        self, record: AnchorRecord, version: AnchorVersion, *, expected_version: int
+    ) -> None:
+        """Store an edited record and its history entry if the anchor is at ``expected_version``.
+
+        Raises ``StaleVersionError`` with the current version when another edit came first.
+        """
+        ...
+
+    def insert_anchor(self, record: AnchorRecord, version: AnchorVersion) -> None:
+        """Store a staff-added anchor (version 1) and its creation entry."""
+        ...
+
+    def anchor_history(self, anchor_id: str) -> list[AnchorVersion]:
+        """Return the history entries of one anchor, oldest first."""
+        ...
+
+    def apply_merge(self, plan: MergePlan, *, expected_versions: Mapping[str, int]) -> int:
+        """Retire the merged anchors, move their postings to the survivor; return postings moved."""
+        ...
+
+    def apply_import(self, created: Sequence[tuple[AnchorRecord, AnchorVersion]]) -> int:
+        """Store every imported anchor with its creation entry, or none; return the count."""
+        ...
+
+    def precision_state_counts(self, by: str = "district") -> pd.DataFrame:
+        """Count anchors by district (or zone), precision and state.
+
+        Columns ``district_code`` (``zone_key`` when ``by="zone"``), ``precision``,
+        ``state`` and ``n``.
+        """
         ...

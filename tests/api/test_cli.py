@@ -8,7 +8,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from api.cli import app
-from store.sqlite import SqliteStore
+from store.sqlite import SCHEMA_VERSION, SqliteStore
 
 runner = CliRunner()
 
@@ -44,7 +44,7 @@ def test_versions_lists_geos_and_proj(full_store: SqliteStore) -> None:
     assert result.exit_code == 0, result.output
     assert "geos:" in result.output
     assert "proj:" in result.output
-    assert "schema 1" in result.output
+    assert f"schema {SCHEMA_VERSION}" in result.output
 
 
 def test_build_skips_existing_store(full_store: SqliteStore) -> None:
