@@ -39,7 +39,7 @@ from geo.anchor_fields import FieldError
 from geo.anchor_rules import format_message_zh
 from geo.anchor_states import OutOfScopeError, StaffScope
 from geo.credit_code import InvalidCreditCodeError, validate_credit_code
-from geo.crs import XIAN_BOUNDS_WGS84, CoordSys, parse_coord_sys
+from geo.crs import CoordSys, axes_look_swapped, parse_coord_sys
 from geo.curation import (
     AnchorChange,
     AnchorRecord,
@@ -328,7 +328,7 @@ class _RowChecker:
         lat = _number(row, "lat", cells["lat"], errors)
         if system is None or lon is None or lat is None:
             return None
-        if _looks_swapped(lon, lat):
+        if axes_look_swapped(lon, lat):
             errors.append(
                 RowError.of(
                     row,
@@ -421,12 +421,6 @@ def _number(row: int, name: str, text: str, errors: list[RowError]) -> float | N
         errors.append(RowError.of(row, name, f"{name} is missing", rule="missing_number"))
         return None
     return value
-
-
-def _looks_swapped(lon: float, lat: float) -> bool:
-    min_lon, min_lat, max_lon, max_lat = XIAN_BOUNDS_WGS84
-    swapped_inside = min_lon <= lat <= max_lon and min_lat <= lon <= max_lat
-    return swapped_inside and not (min_lon <= lon <= max_lon and min_lat <= lat <= max_lat)
 
 
 def check_anchor_rows(

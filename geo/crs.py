@@ -283,6 +283,23 @@ def _inside_xian_bounds(lon: float, lat: float) -> bool:
     return min_lon <= lon <= max_lon and min_lat <= lat <= max_lat
 
 
+def axes_look_swapped(lon: float, lat: float) -> bool:
+    """Check whether a point's longitude and latitude were entered the wrong way round.
+
+    Parameters
+    ----------
+    lon, lat
+        Degrees as received, in any of the three coordinate systems (the
+        offsets are far smaller than the bounds).
+
+    Returns
+    -------
+    bool
+        True when (lat, lon) lies inside ``XIAN_BOUNDS_WGS84`` but (lon, lat) does not.
+    """
+    return _inside_xian_bounds(lat, lon) and not _inside_xian_bounds(lon, lat)
+
+
 def _check_raw_numbers(lon: float, lat: float, field: str) -> None:
     """Reject NaN, infinite, swapped, out-of-range and (0, 0) values, in that order.
 
@@ -299,7 +316,7 @@ def _check_raw_numbers(lon: float, lat: float, field: str) -> None:
                 f"{axis} is infinite ({value})", field=axis, rule="coordinate_infinite"
             )
 
-    if _inside_xian_bounds(lat, lon) and not _inside_xian_bounds(lon, lat):
+    if axes_look_swapped(lon, lat):
         typical_lon, typical_lat = _XIAN_TYPICAL_LON_LAT
         raise InvalidCoordinateError(
             f"longitude {_format_degrees(lon)} and latitude {_format_degrees(lat)} look "

@@ -265,49 +265,36 @@ class _ChangeValidator:
             else:
                 self.values[name] = None
 
+    def _set_given(self, field_name: str, parse: Callable[[Any], Any]) -> None:
+        """Set ``field_name`` to ``parse`` of the change's value, when the change gives one."""
+        value = getattr(self.change, field_name)
+        if value is not None:
+            self._set(field_name, lambda: parse(value))
+
     def _check_texts(self) -> None:
-        change = self.change
-        if change.name is not None:
-            name = change.name
-            self._set("name", lambda: validate_text(name, field="name", max_chars=MAX_NAME_CHARS))
-        if change.address is not None:
-            address = change.address
-            self._set(
-                "address",
-                lambda: validate_text(
-                    address, field="address", max_chars=MAX_ADDRESS_CHARS, required=False
-                ),
-            )
+        self._set_given(
+            "name", lambda name: validate_text(name, field="name", max_chars=MAX_NAME_CHARS)
+        )
+        self._set_given(
+            "address",
+            lambda address: validate_text(
+                address, field="address", max_chars=MAX_ADDRESS_CHARS, required=False
+            ),
+        )
 
     def _check_codes(self) -> None:
-        change = self.change
-        if change.credit_code is not None:
-            credit_code = change.credit_code
-            self._set("credit_code", lambda: validate_credit_code(credit_code))
-        if change.industry_code is not None:
-            industry_code = change.industry_code
-            self._set("industry_code", lambda: self.industries.validate(industry_code).code)
-        if change.size is not None:
-            size = change.size
-            self._set("size", lambda: parse_enterprise_size(size))
+        self._set_given("credit_code", validate_credit_code)
+        self._set_given("industry_code", lambda code: self.industries.validate(code).code)
+        self._set_given("size", parse_enterprise_size)
 
     def _check_contacts(self) -> None:
-        change = self.change
-        if change.contact_role is not None:
-            role = change.contact_role
-            self._set("contact_role", lambda: validate_contact_role(role))
-        if change.contact_phone is not None:
-            phone = change.contact_phone
-            self._set("contact_phone", lambda: validate_contact_phone(phone))
-        if change.shift_times is not None:
-            shifts = change.shift_times
-            self._set("shift_times", lambda: validate_shift_times(shifts))
+        self._set_given("contact_role", validate_contact_role)
+        self._set_given("contact_phone", validate_contact_phone)
+        self._set_given("shift_times", validate_shift_times)
 
     def _check_flags(self) -> None:
-        if self.change.key_enterprise is not None:
-            self.values["key_enterprise"] = bool(self.change.key_enterprise)
-        if self.change.above_scale_industrial is not None:
-            self.values["above_scale_industrial"] = bool(self.change.above_scale_industrial)
+        self._set_given("key_enterprise", bool)
+        self._set_given("above_scale_industrial", bool)
 
     def _convert_point(self, field_name: str, lon: float, lat: float) -> tuple[float, float] | None:
         point = self._attempt(

@@ -12,6 +12,7 @@ from geo.crs import (
     EARTH_RADIUS_M,
     XIAN_BOUNDS_WGS84,
     CoordSys,
+    axes_look_swapped,
     from_wgs84,
     from_wgs84_arrays,
     geodesic_distance_m,
@@ -177,6 +178,19 @@ def test_validate_and_convert_returns_wgs84() -> None:
 def test_validate_and_convert_checks_raw_swap() -> None:
     with pytest.raises(InvalidCoordinateError, match="look swapped"):
         validate_and_convert(34.27, 108.95, "bd09")
+
+
+@pytest.mark.parametrize(
+    ("lon", "lat", "swapped"),
+    [
+        (34.2596, 108.9423, True),
+        (108.9423, 34.2596, False),
+        (39.90, 116.40, False),
+        (34.2596, 34.2596, False),
+    ],
+)
+def test_axes_look_swapped(lon: float, lat: float, swapped: bool) -> None:
+    assert axes_look_swapped(lon, lat) is swapped
 
 
 def test_validate_and_convert_rejects_unknown_system() -> None:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from geo.anchor_fields import validate_contact_phone, validate_shift_time
+from geo.anchor_fields import EnterpriseSize, validate_contact_phone, validate_shift_time
 from geo.anchor_states import (
     ALLOWED_TRANSITIONS,
     AnchorState,
@@ -229,6 +229,40 @@ def test_shift_times_normalised() -> None:
     assert validate_shift_time("22:00-06:00") == "22:00-06:00"
     with pytest.raises(ValueError, match="same time"):
         validate_shift_time("08:00-08:00")
+
+
+def test_flags_and_size_set_and_cleared(
+    record: AnchorRecord,
+    regions: Regions,
+    zones: list[DevelopmentZone],
+    industries: IndustryCatalogue,
+) -> None:
+    flagged, entry = _apply(
+        record,
+        AnchorChange(key_enterprise=True, above_scale_industrial=True, size="中型"),
+        regions,
+        zones,
+        industries,
+    )
+    assert flagged.key_enterprise is True
+    assert flagged.above_scale_industrial is True
+    assert flagged.size is EnterpriseSize.MEDIUM
+    assert {item.field for item in entry.changes} == {
+        "key_enterprise",
+        "above_scale_industrial",
+        "size",
+    }
+
+    unflagged, _ = _apply(
+        flagged,
+        AnchorChange(key_enterprise=False, clear=frozenset({"size"})),
+        regions,
+        zones,
+        industries,
+    )
+    assert unflagged.key_enterprise is False
+    assert unflagged.above_scale_industrial is True
+    assert unflagged.size is None
 
 
 def test_verify_requires_exact_pin(
