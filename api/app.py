@@ -5,6 +5,7 @@ from collections.abc import AsyncIterator
 from contextlib import ExitStack, asynccontextmanager
 from pathlib import Path
 
+import redis
 from fastapi import FastAPI
 
 from api.docs import mount_api_docs
@@ -15,7 +16,18 @@ from api.routes import router as api_router
 from api.settings import Settings
 from matching.recommend import Recommender
 from store.base import ReadStore
+from store.cache import (
+    MemoryCache,
+    RedisBreaker,
+    RedisCache,
+    ResponseCache,
+    build_identity,
+    key_prefix,
+    mask_redis_url,
+    open_redis,
+)
 from store.postgres import Pool, PostgresStore, open_pool
+from store.rate_limit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from store.sqlite import SqliteStore
 
 logger = logging.getLogger(__name__)
@@ -29,6 +41,8 @@ def create_app(settings: Settings, store: ReadStore | None = None) -> FastAPI:
     With ``settings.database.database_url`` set, the lifespan opens one connection
     pool, serves from a :class:`PostgresStore` and closes the pool on shutdown.
     Otherwise it reads the SQLite file at ``settings.data.store_path``.
+    With ``settings.cache.redis_url`` set, responses are cached and requests counted
+    in Redis, and the client is closed on shutdown. Otherwise both stay in process.
     """
 
     @asynccontextmanager
@@ -37,6 +51,8 @@ def create_app(settings: Settings, store: ReadStore | None = None) -> FastAPI:
             opened = store or _open_store(settings, resources)
             app.state.store = opened
             app.state.recommender = Recommender.from_store(opened)
+            app.state.build_id = build_identity(opened.meta())
+            app.state.cache, app.state.rate_limiter = _open_cache(settings, resources)
             logger.info(
                 "service ready: %d postings, %d seekers from %s",
                 app.state.recommender.n_postings,
@@ -77,3 +93,31 @@ def _open_store(settings: Settings, resources: ExitStack) -> ReadStore:
 def _close_pool(pool: Pool) -> None:
     pool.close()
     logger.info("pool %r closed", pool.name)
+
+
+def _open_cache(
+    settings: Settings, resources: ExitStack
+) -> tuple[ResponseCache, RateLimiter | None]:
+    """Create the response cache and the rate limiter (None when the limit is 0)."""
+    options = settings.cache
+    limit = options.rate_limit_per_minute
+    if options.redis_url is None:
+        memory_limiter = MemoryRateLimiter(limit) if limit else None
+        return MemoryCache(options.cache_ttl_s, options.cache_max_entries), memory_limiter
+
+    client = open_redis(options.redis_options())
+    resources.callback(_close_redis, client, mask_redis_url(options.redis_url))
+    breaker = RedisBreaker(
+        options.redis_cooldown_s, name=f"redis {mask_redis_url(options.redis_url)}"
+    )
+    breaker.call(client.ping)  # logs one warning now if Redis is down at start
+    prefix = key_prefix(options.redis_namespace)
+    cache = RedisCache(client, breaker, options.cache_ttl_s, prefix)
+    redis_limiter = RedisRateLimiter(client, breaker, limit, prefix) if limit else None
+    return cache, redis_limiter
+
+
+def _close_redis(client: "redis.Redis", where: str) -> None:
+    client.close()
+    client.connection_pool.disconnect()
+    logger.info("redis client on %s closed", where)

@@ -37,11 +37,25 @@ class NotFoundError(DoorstepError, LookupError):
         self.message_zh = message_zh
 
 
+class RateLimitedError(DoorstepError):
+    """A client sent more requests in the current minute than the rate limit allows."""
+
+    def __init__(self, limit_per_minute: int, retry_after_s: int) -> None:
+        super().__init__(
+            f"more than {limit_per_minute} requests per minute from this client address;"
+            f" retry after {retry_after_s} s"
+        )
+        self.retry_after_s = retry_after_s
+        self.message_zh = f"请求过于频繁，请在 {retry_after_s} 秒后重试"
+        self.headers = {"Retry-After": str(retry_after_s)}
+
+
 _STATUS: list[tuple[type[DoorstepError], int, str]] = [
     (InvalidCoordinateError, status.HTTP_422_UNPROCESSABLE_CONTENT, "坐标无效"),
     (UnknownCoordSysError, status.HTTP_422_UNPROCESSABLE_CONTENT, "坐标系不受支持"),
     (QueryLimitError, status.HTTP_422_UNPROCESSABLE_CONTENT, "查询参数无效"),
     (NotFoundError, status.HTTP_404_NOT_FOUND, "未找到"),
+    (RateLimitedError, status.HTTP_429_TOO_MANY_REQUESTS, "请求过于频繁"),
     (LayerNotFoundError, status.HTTP_404_NOT_FOUND, "图层不存在"),
     (
         StoreNotFoundError,
@@ -126,7 +140,8 @@ async def _handle_domain_error(request: Request, error: Exception) -> JSONRespon
             }
         ]
     }
-    return JSONResponse(status_code=status_code, content=body)
+    headers: dict[str, str] | None = getattr(error, "headers", None)
+    return JSONResponse(status_code=status_code, content=body, headers=headers)
 
 
 async def _handle_validation_error(request: Request, error: Exception) -> JSONResponse:

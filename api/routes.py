@@ -1,13 +1,15 @@
 """JSON routes of the API (``/v1``) and the health check."""
 
 import math
+from collections.abc import Callable, Mapping
 from typing import Annotated, Any, Literal
 
 import shapely
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from pydantic import BaseModel
 
 from api import presenters
-from api.errors import NotFoundError, QueryLimitError
+from api.errors import NotFoundError, QueryLimitError, RateLimitedError
 from api.schemas import (
     Health,
     JobPage,
@@ -22,8 +24,25 @@ from geo.layers import layer_geojson
 from geo.location import Precision
 from matching.recommend import Recommender, SeekerNotFoundError
 from store.base import ReadStore
+from store.cache import ResponseCache, cache_key, fetch_or_compute
+from store.rate_limit import RateLimiter
 
-router = APIRouter()
+# Decimal places of WGS84 degrees kept in cache keys and queries, about 0.1 m.
+CACHE_COORD_DECIMALS = 6
+
+
+def _enforce_rate_limit(request: Request) -> None:
+    """Raise RateLimitedError when the client address is over the per-minute limit on /v1."""
+    limiter: RateLimiter | None = request.app.state.rate_limiter
+    if limiter is None or not request.url.path.startswith("/v1/"):
+        return
+    address = request.client.host if request.client else "unknown"
+    decision = limiter.hit(address)
+    if not decision.allowed:
+        raise RateLimitedError(decision.limit, decision.retry_after_s)
+
+
+router = APIRouter(dependencies=[Depends(_enforce_rate_limit)])
 
 
 def _settings(request: Request) -> Settings:
@@ -67,6 +86,7 @@ def health(recommender: RecommenderDep) -> Health:
 
 @router.get("/v1/jobs/nearby", response_model=JobPage, tags=["jobs"])
 def jobs_nearby(
+    request: Request,
     recommender: RecommenderDep,
     settings: SettingsDep,
     coord_sys: CoordSysDep,
@@ -76,21 +96,28 @@ def jobs_nearby(
     page: Annotated[int, Query(ge=1, description="1-based page number.")] = 1,
     page_size: Annotated[int, Query(ge=1, description="Jobs per page.")] = 20,
     lang: Lang = "zh",
-) -> JobPage:
+) -> Response:
     """List active jobs within radius_m of a point, nearest first, with reasons."""
     _check_radius(radius_m, settings.query.max_radius_m)
     _check_page_size(page_size, settings.query.max_page_size)
     wgs_lon, wgs_lat = validate_and_convert(lon, lat, coord_sys)
+    wgs_lon = round(wgs_lon, CACHE_COORD_DECIMALS)
+    wgs_lat = round(wgs_lat, CACHE_COORD_DECIMALS)
 
-    found = recommender.nearby(wgs_lon, wgs_lat, radius_m, lang=lang)
-    start = (page - 1) * page_size
-    shown = found.iloc[start : start + page_size]
-    return JobPage(
-        items=presenters.jobs(shown, coord_sys, recommender, lang),
-        total=len(found),
-        page=page,
-        page_size=page_size,
-    )
+    def job_page() -> JobPage:
+        found = recommender.nearby(wgs_lon, wgs_lat, radius_m, lang=lang)
+        start = (page - 1) * page_size
+        shown = found.iloc[start : start + page_size]
+        return JobPage(
+            items=presenters.jobs(shown, coord_sys, recommender, lang),
+            total=len(found),
+            page=page,
+            page_size=page_size,
+        )
+
+    query: dict[str, object] = {"lon": wgs_lon, "lat": wgs_lat, "radius_m": radius_m}
+    query |= {"page": page, "page_size": page_size, "coord_sys": coord_sys.value, "lang": lang}
+    return _cached_json(request, "jobs_nearby", query, job_page)
 
 
 @router.get("/v1/seekers", response_model=SeekerList, tags=["seekers"])
@@ -116,24 +143,30 @@ def seekers(
     "/v1/seekers/{seeker_id}/recommendations", response_model=Recommendations, tags=["seekers"]
 )
 def seeker_recommendations(
+    request: Request,
     recommender: RecommenderDep,
     settings: SettingsDep,
     coord_sys: CoordSysDep,
     seeker_id: Annotated[str, Path(max_length=64, description="Seeker id, e.g. sim-000001.")],
     limit: Annotated[int, Query(ge=1, description="Jobs to return.")] = 20,
     lang: Lang = "zh",
-) -> Recommendations:
+) -> Response:
     """Rank jobs within the seeker's commute limit, with reasons."""
     _check_page_size(limit, settings.query.max_page_size, field="limit")
-    try:
-        seeker, ranked = recommender.recommend(seeker_id, limit, lang=lang)
-    except SeekerNotFoundError as err:
-        raise NotFoundError(str(err), f"求职者 {seeker_id} 不存在") from err
-    return Recommendations(
-        seeker=presenters.seeker_detail(seeker, coord_sys, recommender, lang),
-        items=presenters.jobs(ranked, coord_sys, recommender, lang),
-        simulated=bool(seeker["simulated"]),
-    )
+
+    def recommendations() -> Recommendations:
+        try:
+            seeker, ranked = recommender.recommend(seeker_id, limit, lang=lang)
+        except SeekerNotFoundError as err:
+            raise NotFoundError(str(err), f"求职者 {seeker_id} 不存在") from err
+        return Recommendations(
+            seeker=presenters.seeker_detail(seeker, coord_sys, recommender, lang),
+            items=presenters.jobs(ranked, coord_sys, recommender, lang),
+            simulated=bool(seeker["simulated"]),
+        )
+
+    query = {"seeker_id": seeker_id, "limit": limit, "coord_sys": coord_sys.value, "lang": lang}
+    return _cached_json(request, "seeker_recommendations", query, recommendations)
 
 
 @router.get("/v1/anchors", tags=["map"])
@@ -194,6 +227,19 @@ def stats(store: StoreDep) -> Stats:
         anchors_by_precision=meta["anchors_by_precision"],
         postings_by_precision=meta["postings_by_precision"],
     )
+
+
+def _cached_json(
+    request: Request, kind: str, query: Mapping[str, object], compute: Callable[[], BaseModel]
+) -> Response:
+    """Return the JSON body of a normalised query from the response cache, computing it on a miss.
+
+    The key includes the store's build identity, so a rebuilt store never serves old bodies.
+    """
+    cache: ResponseCache = request.app.state.cache
+    key = cache_key(kind, request.app.state.build_id, query)
+    body = fetch_or_compute(cache, key, lambda: compute().model_dump_json(by_alias=True).encode())
+    return Response(content=body, media_type="application/json")
 
 
 def _check_radius(radius_m: float, limit: float) -> None:

@@ -9,6 +9,7 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from store.cache import RedisOptions
 from store.postgres import PoolOptions
 
 
@@ -95,6 +96,62 @@ class DatabaseSettings(BaseSettings):
         )
 
 
+class CacheSettings(BaseSettings):
+    """Response cache and rate limit; unset ``redis_url`` keeps both in process."""
+
+    model_config = SettingsConfigDict(env_prefix="DOORSTEP_", extra="ignore")
+
+    redis_url: str | None = Field(
+        default=None,
+        pattern="^(rediss?|unix)://",
+        description="redis://[:password@]host:port/db; unset means in-process cache and limits.",
+    )
+    redis_namespace: str = Field(
+        default="",
+        pattern="^[A-Za-z0-9_.-]{0,64}$",
+        description="Added after the doorstep: key prefix, to separate deployments on one Redis.",
+    )
+    cache_ttl_s: float = Field(
+        default=300, gt=0, description="Seconds a cached nearby or recommendation response lives."
+    )
+    cache_max_entries: int = Field(
+        default=1024, ge=1, description="Most responses kept by the in-process cache."
+    )
+    rate_limit_per_minute: int = Field(
+        default=120, ge=0, description="Requests to /v1 per client address and minute; 0 is off."
+    )
+    redis_socket_timeout_s: float = Field(
+        default=0.5, gt=0, description="Seconds to connect to Redis and to wait for one reply."
+    )
+    redis_retries: int = Field(
+        default=2, ge=0, le=10, description="Retries of a failed Redis command, with backoff."
+    )
+    redis_backoff_s: float = Field(
+        default=0.05, ge=0, description="Base delay of the exponential retry backoff, seconds."
+    )
+    redis_cooldown_s: float = Field(
+        default=5, ge=0, description="Seconds to skip Redis after it failed, before trying again."
+    )
+    redis_client_name: str = Field(
+        default="doorstep",
+        pattern="^[A-Za-z0-9_.-]{1,64}$",
+        description="Connection name shown by Redis CLIENT LIST.",
+    )
+
+    def redis_options(self) -> RedisOptions:
+        """Return the client settings for :func:`store.cache.open_redis`; needs ``redis_url``."""
+        if self.redis_url is None:
+            raise ValueError("redis_url is not set; expected a redis:// URL")
+        return RedisOptions(
+            url=self.redis_url,
+            socket_timeout_s=self.redis_socket_timeout_s,
+            retries=self.redis_retries,
+            backoff_s=self.redis_backoff_s,
+            cooldown_s=self.redis_cooldown_s,
+            client_name=self.redis_client_name,
+        )
+
+
 class Settings(BaseSettings):
     """All settings of one process."""
 
@@ -102,3 +159,4 @@ class Settings(BaseSettings):
     server: ServerSettings = Field(default_factory=ServerSettings)
     query: QuerySettings = Field(default_factory=QuerySettings)
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
+    cache: CacheSettings = Field(default_factory=CacheSettings)
