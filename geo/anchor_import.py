@@ -35,6 +35,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from geo.anchor_checks import check_change
 from geo.anchor_fields import FieldError
 from geo.anchor_rules import format_message_zh
 from geo.anchor_states import OutOfScopeError, StaffScope
@@ -46,7 +47,6 @@ from geo.curation import (
     AnchorValidationError,
     AnchorVersion,
     blank_record,
-    check_change,
     new_anchor,
 )
 from geo.errors import DoorstepError, UnknownCoordSysError
