@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from geo.anchor_rules import format_message_zh
-from geo.errors import DoorstepError
+from geo.errors import RuleError
 
 logger = logging.getLogger(__name__)
 
@@ -44,18 +44,11 @@ ENTERPRISE_SIZE_LABELS_ZH: dict[EnterpriseSize, str] = {
 }
 
 
-class AnchorFieldError(DoorstepError, ValueError):
-    """One field of an anchor breaks a rule; the message never contains a phone number.
-
-    ``rule`` is a code of :data:`geo.anchor_rules.RULE_MESSAGES_ZH` and
-    ``rule_params`` the values its zh-CN message needs.
-    """
+class AnchorFieldError(RuleError, ValueError):
+    """One field of an anchor breaks a rule; the message never contains a phone number."""
 
     def __init__(self, field: str, message: str, *, rule: str, **rule_params: object) -> None:
-        super().__init__(message)
-        self.field = field
-        self.rule = rule
-        self.rule_params = rule_params
+        super().__init__(message, field, rule=rule, rule_params=rule_params)
 
     @property
     def message_zh(self) -> str:

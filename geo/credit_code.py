@@ -25,7 +25,7 @@ import logging
 
 from stdnum.cn import uscc
 
-from geo.errors import DoorstepError
+from geo.errors import RuleError
 
 logger = logging.getLogger(__name__)
 
@@ -51,12 +51,8 @@ REGISTRATION_AUTHORITY_CODES: dict[str, str] = {
 """Registration-authority codes (first character) with the authority's name."""
 
 
-class InvalidCreditCodeError(DoorstepError, ValueError):
-    """A credit code breaks one of the GB 32100-2015 rules; ``field`` names the input field.
-
-    ``rule`` is the code of the broken rule and ``rule_params`` the values its
-    zh-CN message needs (see :mod:`geo.anchor_rules`).
-    """
+class InvalidCreditCodeError(RuleError, ValueError):
+    """A credit code breaks one of the GB 32100-2015 rules; ``field`` names the input field."""
 
     def __init__(
         self,
@@ -66,10 +62,7 @@ class InvalidCreditCodeError(DoorstepError, ValueError):
         rule: str = "credit_code_length",
         rule_params: dict[str, object] | None = None,
     ) -> None:
-        super().__init__(message)
-        self.field = field
-        self.rule = rule
-        self.rule_params = rule_params or {}
+        super().__init__(message, field, rule=rule, rule_params=rule_params)
 
 
 def validate_credit_code(value: str, *, field: str = "credit_code") -> str:

@@ -8,12 +8,30 @@ class DoorstepError(Exception):
     """Root of every error raised on purpose by Doorstep Jobs."""
 
 
-class InvalidCoordinateError(DoorstepError, ValueError):
-    """A coordinate is NaN, infinite, out of range, (0, 0), swapped or outside Xi'an.
+class RuleError(DoorstepError):
+    """Error of an input field that breaks a named validation rule.
 
-    ``rule`` is the code of the broken rule and ``rule_params`` the values its
-    zh-CN message needs (see :mod:`geo.anchor_rules`).
+    ``field`` names the input field, ``rule`` is a code of
+    :data:`geo.anchor_rules.RULE_MESSAGES_ZH` and ``rule_params`` the values
+    its zh-CN message needs.
     """
+
+    def __init__(
+        self,
+        message: str,
+        field: str,
+        *,
+        rule: str,
+        rule_params: dict[str, object] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.field = field
+        self.rule = rule
+        self.rule_params: dict[str, object] = rule_params or {}
+
+
+class InvalidCoordinateError(RuleError, ValueError):
+    """A coordinate is NaN, infinite, out of range, (0, 0), swapped or outside Xi'an."""
 
     def __init__(
         self,
@@ -23,20 +41,14 @@ class InvalidCoordinateError(DoorstepError, ValueError):
         rule: str = "invalid_coordinate",
         rule_params: dict[str, object] | None = None,
     ) -> None:
-        super().__init__(message)
-        self.field = field
-        self.rule = rule
-        self.rule_params = rule_params or {}
+        super().__init__(message, field, rule=rule, rule_params=rule_params)
 
 
-class UnknownCoordSysError(DoorstepError, ValueError):
+class UnknownCoordSysError(RuleError, ValueError):
     """A coordinate system name other than ``wgs84``, ``gcj02`` or ``bd09``."""
 
     def __init__(self, message: str, field: str = "coord_sys", *, value: str = "") -> None:
-        super().__init__(message)
-        self.field = field
-        self.rule = "unknown_coord_sys"
-        self.rule_params: dict[str, object] = {"value": value}
+        super().__init__(message, field, rule="unknown_coord_sys", rule_params={"value": value})
 
 
 class DataSourceError(DoorstepError, OSError):

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from geo.errors import DataSourceError, DoorstepError
+from geo.errors import DataSourceError, RuleError
 
 logger = logging.getLogger(__name__)
 
@@ -42,14 +42,11 @@ class Industry:
     section: str
 
 
-class UnknownIndustryCodeError(DoorstepError, LookupError):
+class UnknownIndustryCodeError(RuleError, LookupError):
     """A code that is not in GB/T 4754-2017; ``field`` names the input field."""
 
     def __init__(self, message: str, field: str = "industry_code", *, code: str = "") -> None:
-        super().__init__(message)
-        self.field = field
-        self.rule = "unknown_industry"
-        self.rule_params: dict[str, object] = {"code": code}
+        super().__init__(message, field, rule="unknown_industry", rule_params={"code": code})
 
 
 def normalise_industry_code(value: object) -> str:
