@@ -234,7 +234,7 @@ def _cached_json(
 ) -> Response:
     """Return the JSON body of a normalised query from the response cache, computing it on a miss.
 
-    The key includes the store's build identity, so a rebuilt store never serves old bodies.
+    The key includes a hash of the store's build metadata, so a rebuild gets new keys.
     """
     cache: ResponseCache = request.app.state.cache
     key = cache_key(kind, request.app.state.build_id, query)

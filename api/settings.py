@@ -97,14 +97,14 @@ class DatabaseSettings(BaseSettings):
 
 
 class CacheSettings(BaseSettings):
-    """Response cache and rate limit; unset ``redis_url`` keeps both in process."""
+    """Response cache and rate limit. Without ``redis_url`` both stay in process."""
 
     model_config = SettingsConfigDict(env_prefix="DOORSTEP_", extra="ignore")
 
     redis_url: str | None = Field(
         default=None,
         pattern="^(rediss?|unix)://",
-        description="redis://[:password@]host:port/db; unset means in-process cache and limits.",
+        description="redis://[:password@]host:port/db. Unset means in-process cache and limits.",
     )
     redis_namespace: str = Field(
         default="",
@@ -139,7 +139,7 @@ class CacheSettings(BaseSettings):
     )
 
     def redis_options(self) -> RedisOptions:
-        """Return the client settings for :func:`store.cache.open_redis`; needs ``redis_url``."""
+        """Return the options of :func:`store.cache.open_redis`, or raise ValueError without a URL."""
         if self.redis_url is None:
             raise ValueError("redis_url is not set; expected a redis:// URL")
         return RedisOptions(

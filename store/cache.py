@@ -103,8 +103,8 @@ def key_prefix(namespace: str = "") -> str:
 class RedisBreaker:
     """Circuit breaker that skips Redis for ``cooldown_s`` seconds after a failure.
 
-    A WARNING is logged when Redis starts failing and an INFO line when it answers
-    again, not one line per request.
+    It logs one WARNING when Redis starts failing and one INFO line when Redis
+    responds again, not one line per request.
     """
 
     def __init__(
@@ -154,11 +154,11 @@ class RedisBreaker:
             return
         with self._lock:
             self._failing = False
-        logger.info("%s is answering again", self.name)
+        logger.info("%s is responding again", self.name)
 
 
 class ResponseCache(Protocol):
-    """Store of serialised responses by key; any entry may vanish at any time."""
+    """Store of serialised responses by key. Any entry may vanish at any time."""
 
     def get(self, key: str) -> bytes | None:
         """Return the cached body, or None on a miss."""
@@ -213,7 +213,7 @@ class MemoryCache:
 
 
 class RedisCache:
-    """Cache in Redis with ``SET ... EX``; a Redis failure is a miss, never an error."""
+    """Cache in Redis with ``SET ... PX``, where a failed Redis command counts as a miss."""
 
     def __init__(
         self, client: "redis.Redis", breaker: RedisBreaker, ttl_s: float, prefix: str = KEY_ROOT
@@ -233,7 +233,7 @@ class RedisCache:
         return body if isinstance(body, bytes) else None
 
     def set(self, key: str, body: bytes) -> None:
-        """Store ``body`` with a TTL of ``ttl_s`` (at least one second); failures are dropped."""
+        """Store ``body`` with a TTL of ``ttl_s``, at least one second. A failed write is dropped."""
         ttl_ms = max(1000, round(self.ttl_s * 1000))
         self.breaker.call(lambda: self.client.set(self.redis_key(key), body, px=ttl_ms))
 

@@ -53,7 +53,7 @@ class RateLimiter(Protocol):
     """Counter of requests per client address and window."""
 
     def hit(self, client: str) -> RateDecision:
-        """Count one request of ``client`` and tell whether it is allowed."""
+        """Count one request of ``client`` and return whether it is allowed."""
         ...
 
 

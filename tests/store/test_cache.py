@@ -173,7 +173,7 @@ def test_breaker_warns_once_then_recovers(caplog: pytest.LogCaptureFixture) -> N
     assert len(warnings) == 1
     assert "redis test failed" in warnings[0].getMessage()
     assert len(infos) == 1
-    assert "answering again" in infos[0].getMessage()
+    assert "responding again" in infos[0].getMessage()
     assert not breaker.failing
 
 
