@@ -16,9 +16,9 @@ from geo.anchor_import import (
 )
 from geo.anchor_states import AnchorState, StaffScope
 from geo.crs import from_wgs84
-from geo.industry import IndustryCatalogue, load_industry_catalogue
-from geo.regions import Regions, load_regions
-from geo.zones import DevelopmentZone, load_zones
+from geo.industry import IndustryCatalogue
+from geo.regions import Regions
+from geo.zones import DevelopmentZone
 
 NOW = datetime(2024, 5, 6, tzinfo=UTC)
 SCOPE = StaffScope(frozenset({"610103", "610113"}))
@@ -75,21 +75,6 @@ EXPECTED = [
     (10, "credit_code"),
     (11, "contact_phone"),
 ]
-
-
-@pytest.fixture(scope="module")
-def regions(data_dir: Path) -> Regions:
-    return load_regions(data_dir)
-
-
-@pytest.fixture(scope="module")
-def zones(data_dir: Path, regions: Regions) -> list[DevelopmentZone]:
-    return load_zones(data_dir, regions)
-
-
-@pytest.fixture(scope="module")
-def industries(data_dir: Path) -> IndustryCatalogue:
-    return load_industry_catalogue(data_dir)
 
 
 def _write_csv(path: Path, rows: list[list[str]]) -> Path:

@@ -9,8 +9,8 @@ from geo.company_index import CompanyIndex, load_company_index, normalise_compan
 from geo.crs import CoordSys, geodesic_distance_m, to_wgs84
 from geo.gazetteer import build_gazetteer
 from geo.location import Precision
-from geo.regions import load_regions
-from geo.zones import load_zones
+from geo.regions import Regions
+from geo.zones import DevelopmentZone
 
 COMPANIES = Path("xian_poi_baidu_richiebao") / "companies.csv"
 JOBS_2018 = Path("xian_jobs_51job2018_feilyzhang") / "xian_51job_postings_2018.csv"
@@ -55,9 +55,10 @@ def test_chain_is_ambiguous(index: CompanyIndex) -> None:
     assert index.unambiguous_poi("中国移动") is None
 
 
-def test_gazetteer_poi_precision(data_dir: Path) -> None:
-    regions = load_regions(data_dir)
-    gazetteer = build_gazetteer(data_dir, regions, load_zones(data_dir, regions))
+def test_gazetteer_poi_precision(
+    data_dir: Path, regions: Regions, zones: list[DevelopmentZone]
+) -> None:
+    gazetteer = build_gazetteer(data_dir, regions, zones)
 
     unique = gazetteer.locate("西安", company="陕西荣佳电气设备有限公司")
     chain = gazetteer.locate("西安", company="顺丰速运")

@@ -2,7 +2,6 @@
 
 from dataclasses import replace
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 
@@ -27,30 +26,15 @@ from geo.curation import (
     apply_change,
     new_anchor,
 )
-from geo.industry import IndustryCatalogue, load_industry_catalogue
+from geo.industry import IndustryCatalogue
 from geo.location import Precision
-from geo.regions import Regions, load_regions
-from geo.zones import DevelopmentZone, load_zones
+from geo.regions import Regions
+from geo.zones import DevelopmentZone
 
 NOW = datetime(2024, 5, 6, 9, 30, tzinfo=UTC)
 BELL_TOWER = (108.9402, 34.2600)  # 钟楼, 碑林区 610103
 YANTA_POINT = (108.9480, 34.2230)  # 雁塔区 610113
 BEILIN = StaffScope(frozenset({"610103"}))
-
-
-@pytest.fixture(scope="module")
-def regions(data_dir: Path) -> Regions:
-    return load_regions(data_dir)
-
-
-@pytest.fixture(scope="module")
-def zones(data_dir: Path, regions: Regions) -> list[DevelopmentZone]:
-    return load_zones(data_dir, regions)
-
-
-@pytest.fixture(scope="module")
-def industries(data_dir: Path) -> IndustryCatalogue:
-    return load_industry_catalogue(data_dir)
 
 
 @pytest.fixture

@@ -1,7 +1,6 @@
 """The rule errors of geo: one base carrying field, rule and rule_params."""
 
 from collections.abc import Callable
-from pathlib import Path
 
 import pytest
 
@@ -14,7 +13,7 @@ from geo.errors import (
     RuleError,
     UnknownCoordSysError,
 )
-from geo.industry import UnknownIndustryCodeError, load_industry_catalogue
+from geo.industry import IndustryCatalogue, UnknownIndustryCodeError
 
 
 @pytest.mark.parametrize(
@@ -79,8 +78,7 @@ def test_rule_error_fields(
     assert str(error) == message
 
 
-def test_unknown_industry_is_lookup_rule_error(data_dir: Path) -> None:
-    industries = load_industry_catalogue(data_dir)
+def test_unknown_industry_is_lookup_rule_error(industries: IndustryCatalogue) -> None:
     with pytest.raises(UnknownIndustryCodeError) as info:
         industries.validate("9999")
     error = info.value

@@ -10,8 +10,8 @@ from geo.business_areas import load_business_areas, seen_business_area_names
 from geo.crs import XIAN_BOUNDS_WGS84, CoordSys, geodesic_distance_m, to_wgs84
 from geo.gazetteer import Gazetteer, build_gazetteer, parse_location_text
 from geo.location import Location, Precision
-from geo.regions import Regions, load_regions
-from geo.zones import load_zones
+from geo.regions import Regions
+from geo.zones import DevelopmentZone
 
 JOBS_2018 = Path("xian_jobs_51job2018_feilyzhang") / "xian_51job_postings_2018.csv"
 BOSS = Path("xian_jobs_boss_sadxdh") / "xian_boss_python_jobs.csv"
@@ -20,13 +20,8 @@ AMAP = Path("xian_gaoxin_realestate_zhubo240") / "gaoxin_amap_pois_gcj02.csv"
 
 
 @pytest.fixture(scope="module")
-def regions(data_dir: Path) -> Regions:
-    return load_regions(data_dir)
-
-
-@pytest.fixture(scope="module")
-def gazetteer(data_dir: Path, regions: Regions) -> Gazetteer:
-    return build_gazetteer(data_dir, regions, load_zones(data_dir, regions))
+def gazetteer(data_dir: Path, regions: Regions, zones: list[DevelopmentZone]) -> Gazetteer:
+    return build_gazetteer(data_dir, regions, zones)
 
 
 def _inside_bounds(location: Location) -> bool:

@@ -1,15 +1,8 @@
 """GB/T 4754-2017 catalogue loaded from the real data file."""
 
-from pathlib import Path
-
 import pytest
 
-from geo.industry import IndustryCatalogue, UnknownIndustryCodeError, load_industry_catalogue
-
-
-@pytest.fixture(scope="module")
-def catalogue(data_dir: Path) -> IndustryCatalogue:
-    return load_industry_catalogue(data_dir)
+from geo.industry import IndustryCatalogue, UnknownIndustryCodeError
 
 
 @pytest.mark.parametrize(
@@ -23,51 +16,51 @@ def catalogue(data_dir: Path) -> IndustryCatalogue:
     ],
 )
 def test_lookup_real_codes(
-    catalogue: IndustryCatalogue, code: str, name: str, level: int, section: str
+    industries: IndustryCatalogue, code: str, name: str, level: int, section: str
 ) -> None:
-    industry = catalogue.validate(code)
+    industry = industries.validate(code)
     assert industry.name == name
     assert industry.level == level
     assert industry.section == section
 
 
-def test_lowercase_section_letter(catalogue: IndustryCatalogue) -> None:
-    assert catalogue.validate(" c ").code == "C"
+def test_lowercase_section_letter(industries: IndustryCatalogue) -> None:
+    assert industries.validate(" c ").code == "C"
 
 
-def test_undivided_group_derived(catalogue: IndustryCatalogue) -> None:
-    group = catalogue.validate("652")
+def test_undivided_group_derived(industries: IndustryCatalogue) -> None:
+    group = industries.validate("652")
     assert group.name == "集成电路设计"
     assert group.level == 3
 
 
-def test_level_counts(catalogue: IndustryCatalogue) -> None:
-    levels = [catalogue.validate(code).level for code in catalogue._by_code]
+def test_level_counts(industries: IndustryCatalogue) -> None:
+    levels = [industries.validate(code).level for code in industries._by_code]
     assert levels.count(1) == 20
     assert levels.count(2) == 97
     assert levels.count(3) == 473
 
 
-def test_miscoded_aircraft_row_repaired(catalogue: IndustryCatalogue) -> None:
-    assert catalogue.validate("374").name == "航空、航天器及设备制造"
-    assert catalogue.validate("3741").name == "飞机制造"
+def test_miscoded_aircraft_row_repaired(industries: IndustryCatalogue) -> None:
+    assert industries.validate("374").name == "航空、航天器及设备制造"
+    assert industries.validate("3741").name == "飞机制造"
 
 
-def test_path_of_class(catalogue: IndustryCatalogue) -> None:
-    assert [item.code for item in catalogue.path("6513")] == ["I", "65", "651", "6513"]
-    assert [item.code for item in catalogue.path("6520")] == ["I", "65", "652", "6520"]
-    assert [item.code for item in catalogue.path("65")] == ["I", "65"]
-    assert [item.code for item in catalogue.path("C")] == ["C"]
+def test_path_of_class(industries: IndustryCatalogue) -> None:
+    assert [item.code for item in industries.path("6513")] == ["I", "65", "651", "6513"]
+    assert [item.code for item in industries.path("6520")] == ["I", "65", "652", "6520"]
+    assert [item.code for item in industries.path("65")] == ["I", "65"]
+    assert [item.code for item in industries.path("C")] == ["C"]
 
 
 @pytest.mark.parametrize("code", ["9999", "6514", "Z", "", "65130"])
-def test_unknown_codes_raise(catalogue: IndustryCatalogue, code: str) -> None:
+def test_unknown_codes_raise(industries: IndustryCatalogue, code: str) -> None:
     with pytest.raises(UnknownIndustryCodeError) as info:
-        catalogue.validate(code)
+        industries.validate(code)
     assert info.value.field == "industry_code"
-    assert catalogue.lookup(code) is None
+    assert industries.lookup(code) is None
 
 
-def test_unknown_message_format(catalogue: IndustryCatalogue) -> None:
+def test_unknown_message_format(industries: IndustryCatalogue) -> None:
     with pytest.raises(LookupError, match=r"^industry_code '9999' is not a GB/T 4754-2017 code$"):
-        catalogue.validate("9999")
+        industries.validate("9999")

@@ -11,14 +11,14 @@ import shapely
 
 from geo.crs import XIAN_BOUNDS_WGS84, CoordSys, from_wgs84, geodesic_distance_m
 from geo.layers import DEFAULT_LINE_COLOR, LayerInfo, layer_geojson, load_layers
-from geo.regions import load_regions
+from geo.regions import Regions
 
 Layers = dict[str, tuple[LayerInfo, gpd.GeoDataFrame]]
 
 
 @pytest.fixture(scope="module")
-def layers(data_dir: Path) -> Layers:
-    return load_layers(data_dir, load_regions(data_dir))
+def layers(data_dir: Path, regions: Regions) -> Layers:
+    return load_layers(data_dir, regions)
 
 
 @pytest.mark.parametrize(

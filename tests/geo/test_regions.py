@@ -8,12 +8,7 @@ import pytest
 import shapely
 
 from geo.crs import CoordSys, transform_geometry
-from geo.regions import Regions, load_regions, normalise_adcode
-
-
-@pytest.fixture(scope="module")
-def regions(data_dir: Path) -> Regions:
-    return load_regions(data_dir)
+from geo.regions import Regions, normalise_adcode
 
 
 def test_counts_and_code_widths(regions: Regions) -> None:

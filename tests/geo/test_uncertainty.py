@@ -1,13 +1,12 @@
 """Uncertainty radii of approximate locations."""
 
 import math
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from geo.regions import load_regions
+from geo.regions import Regions
 from geo.uncertainty import (
     BUSINESS_AREA_UNCERTAINTY_M,
     ZONE_UNCERTAINTY_M,
@@ -17,8 +16,8 @@ from geo.uncertainty import (
 
 
 @pytest.fixture(scope="module")
-def by_district(data_dir: Path) -> dict[str, float]:
-    return district_uncertainty_m(load_regions(data_dir).districts)
+def by_district(regions: Regions) -> dict[str, float]:
+    return district_uncertainty_m(regions.districts)
 
 
 def test_district_radius_from_area(by_district: dict[str, float]) -> None:

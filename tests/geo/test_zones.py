@@ -1,22 +1,10 @@
 """Tests for development zones built from the real POI and metro data."""
 
-from pathlib import Path
-
 import pytest
 
 from geo.crs import XIAN_BOUNDS_WGS84
-from geo.regions import Regions, load_regions
-from geo.zones import DevelopmentZone, load_zones, match_zone
-
-
-@pytest.fixture(scope="module")
-def regions(data_dir: Path) -> Regions:
-    return load_regions(data_dir)
-
-
-@pytest.fixture(scope="module")
-def zones(data_dir: Path, regions: Regions) -> list[DevelopmentZone]:
-    return load_zones(data_dir, regions)
+from geo.regions import Regions
+from geo.zones import DevelopmentZone, match_zone
 
 
 # The zone strings of the 51job 2018 postings' location field.
