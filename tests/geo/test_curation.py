@@ -37,21 +37,6 @@ YANTA_POINT = (108.9480, 34.2230)  # 雁塔区 610113
 BEILIN = StaffScope(frozenset({"610103"}))
 
 
-@pytest.fixture
-def record() -> AnchorRecord:
-    return AnchorRecord(
-        anchor_id="anc-test0001",
-        name="西安钟楼软件有限公司",
-        lon=108.9410,
-        lat=34.2590,
-        precision=Precision.DISTRICT,
-        district_code="610103",
-        zone_key=None,
-        state=AnchorState.DRAFT,
-        version=3,
-    )
-
-
 def _apply(
     record: AnchorRecord,
     change: AnchorChange,
