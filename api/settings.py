@@ -139,7 +139,7 @@ class CacheSettings(BaseSettings):
     )
 
     def redis_options(self) -> RedisOptions:
-        """Return the options of :func:`store.cache.open_redis`, or raise ValueError without a URL."""
+        """Return the options of :func:`store.cache.open_redis`; raise ValueError without a URL."""
         if self.redis_url is None:
             raise ValueError("redis_url is not set; expected a redis:// URL")
         return RedisOptions(

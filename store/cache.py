@@ -67,9 +67,7 @@ def open_redis(options: RedisOptions) -> "redis.Redis":
     service from starting. A failed command is retried ``options.retries`` times with
     exponential backoff starting at ``options.backoff_s`` seconds.
     """
-    backoff = ExponentialBackoff(
-        cap=options.backoff_s * 2**options.retries, base=options.backoff_s
-    )
+    backoff = ExponentialBackoff(cap=options.backoff_s * 2**options.retries, base=options.backoff_s)
     pool = redis.ConnectionPool.from_url(
         options.url,
         socket_timeout=options.socket_timeout_s,
@@ -233,7 +231,7 @@ class RedisCache:
         return body if isinstance(body, bytes) else None
 
     def set(self, key: str, body: bytes) -> None:
-        """Store ``body`` with a TTL of ``ttl_s``, at least one second. A failed write is dropped."""
+        """Store ``body`` for ``ttl_s`` seconds (at least 1). A failed write is dropped."""
         ttl_ms = max(1000, round(self.ttl_s * 1000))
         self.breaker.call(lambda: self.client.set(self.redis_key(key), body, px=ttl_ms))
 
