@@ -141,8 +141,9 @@ def record_from_row(row: Mapping[str, Any]) -> AnchorRecord:
 def update_assignments(placeholder: str) -> str:
     """Return ``col = ?, ...`` for every record column except ``anchor_id``.
 
-    ``placeholder`` is the driver's parameter marker (``?`` for sqlite3, ``%s``
-    for psycopg). The column names are constants of this module, never input.
+    ``placeholder`` is the driver's parameter marker (``?`` for sqlite3). The
+    column names are constants of this module, never input. The PostgreSQL store
+    composes the same list with :mod:`psycopg.sql` identifiers.
     """
     return ", ".join(f"{name} = {placeholder}" for name in RECORD_COLUMNS if name != "anchor_id")
 

@@ -476,6 +476,8 @@ def write_store(
 
     connection = sqlite3.connect(partial)
     try:
+        # WAL is a property of the file: curation writers then never race to switch it.
+        connection.execute("PRAGMA journal_mode = WAL")
         connection.executescript(_SCHEMA)
         _write_anchors(connection, anchors)
         _write_frame(connection, "postings", postings.assign(active=1), "posting_id")

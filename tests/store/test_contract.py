@@ -321,3 +321,12 @@ def test_bbox_query_excludes_precisions(case: StoreCase) -> None:
     assert "city" in set(everything["precision"])
     assert "city" not in set(without_city["precision"])
     assert len(without_city) == (everything["precision"] != "city").sum()
+
+
+def test_anchor_reads_keep_build_columns(case: StoreCase) -> None:
+    # The curation columns (version, credit_code, ...) stay out of the anchor frames.
+    store = case.write(**_inputs())
+    expected = ["anchor_row", *_anchors().columns]
+
+    assert list(store.anchors_frame().columns) == expected
+    assert list(store.anchors_in_bbox((108.0, 34.0, 110.0, 35.0), limit=10).columns) == expected

@@ -1,0 +1,574 @@
+"""Anchor curation in both stores: versions, history, optimistic locking, merges and imports.
+
+Every case runs against the SQLite store and the PostgreSQL store. Records and
+history entries come from the real curation rules (:mod:`geo.curation`) on the
+real district polygons, development zones and GB/T 4754 codes.
+"""
+
+import sqlite3
+import threading
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any, Protocol
+
+import pandas as pd
+import psycopg
+import pytest
+from stdnum.cn import uscc
+from yoyo import get_backend, read_migrations
+
+from geo.anchor_fields import EnterpriseSize, ShuttleStop
+from geo.anchor_states import AnchorState, StaffScope
+from geo.curation import (
+    AnchorChange,
+    AnchorRecord,
+    AnchorVersion,
+    StaleVersionError,
+    apply_change,
+    new_anchor,
+)
+from geo.duplicates import plan_merge
+from geo.industry import IndustryCatalogue, load_industry_catalogue
+from geo.location import Precision
+from geo.regions import Regions, load_regions
+from geo.zones import DevelopmentZone, load_zones
+from store.base import AnchorNotFoundError, CurationStore, DuplicateAnchorError, ReadStore
+from store.migrations import MIGRATIONS_DIR, MigrationError, apply_migrations
+from store.sqlite import SqliteStore, StoreNotFoundError, write_store
+from tests.store.test_contract import _inputs
+
+NOW = datetime(2024, 5, 6, 9, 30, tzinfo=UTC)
+YANTA = StaffScope(frozenset({"610113"}))
+YANTA_POINT = (108.9480, 34.2230)  # inside 雁塔区 610113, away from the contract anchors
+STAFF = "staff-yanta-01"
+
+
+def _credit_code(first17: str) -> str:
+    return first17 + uscc.calc_check_digit(first17)
+
+
+CODE_A = _credit_code("91610113MA6TXXXX0")
+CODE_B = _credit_code("91610113MA6TYYYY0")
+
+
+class FullStore(ReadStore, CurationStore, Protocol):
+    """A store with both the read and the curation interface."""
+
+
+@pytest.fixture(scope="module")
+def regions(data_dir: Path) -> Regions:
+    return load_regions(data_dir)
+
+
+@pytest.fixture(scope="module")
+def zones(data_dir: Path, regions: Regions) -> list[DevelopmentZone]:
+    return load_zones(data_dir, regions)
+
+
+@pytest.fixture(scope="module")
+def industries(data_dir: Path) -> IndustryCatalogue:
+    return load_industry_catalogue(data_dir)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> FullStore:
+    """Each store in turn, holding the contract inputs; PostgreSQL skips when unreachable."""
+    if request.param == "sqlite":
+        path = tmp_path / "store.sqlite"
+        write_store(path, **_inputs())
+        return SqliteStore(path)
+
+    pg_store = request.getfixturevalue("pg_store")
+    pg_store.replace_all(**_inputs())
+    return pg_store  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+def rules(
+    regions: Regions, zones: list[DevelopmentZone], industries: IndustryCatalogue
+) -> dict[str, Any]:
+    """Reference data keyword arguments of apply_change and new_anchor."""
+    return {"regions": regions, "zones": zones, "industries": industries}
+
+
+def _edit(
+    store: FullStore,
+    anchor_id: str,
+    change: AnchorChange,
+    rules: dict[str, Any],
+    *,
+    minutes: int = 0,
+) -> tuple[AnchorRecord, AnchorVersion]:
+    record = store.get_anchor(anchor_id)
+    assert record is not None
+    return apply_change(
+        record,
+        change,
+        actor=STAFF,
+        reason="现场核实",
+        expected_version=record.version,
+        now=NOW + timedelta(minutes=minutes),
+        scope=YANTA,
+        **rules,
+    )
+
+
+Edit = tuple[AnchorRecord, AnchorVersion]
+
+
+def _created(name: str, rules: dict[str, Any], **details: Any) -> Edit:
+    return new_anchor(
+        name,
+        *YANTA_POINT,
+        actor=STAFF,
+        reason="站点新增",
+        now=NOW,
+        scope=YANTA,
+        details=AnchorChange(**details),
+        **rules,
+    )
+
+
+# --- reads of built anchors -----------------------------------------------------------
+
+
+def test_built_anchor_has_defaults(store: FullStore) -> None:
+    assert isinstance(store, CurationStore)
+    record = store.get_anchor("anc-a")
+
+    assert record is not None
+    assert record.version == 1
+    assert record.state is AnchorState.DRAFT
+    assert record.precision is Precision.POI
+    assert record.address == ""
+    assert record.shift_times == ()
+    assert record.credit_code is None
+    assert record.key_enterprise is False
+    assert store.anchor_history("anc-a") == []
+
+
+def test_unknown_anchor_is_none(store: FullStore) -> None:
+    assert store.get_anchor("anc-missing") is None
+
+
+def test_scope_lists_district_anchors(store: FullStore) -> None:
+    found = store.anchors_for_scope(YANTA)
+    assert [record.anchor_id for record in found] == ["anc-B", "anc-a", "anc-c", "anc-edge"]
+
+
+def test_scope_pages_and_filters(store: FullStore, rules: dict[str, Any]) -> None:
+    store.save_anchor_change(
+        *_edit(store, "anc-c", AnchorChange(state="pending_review"), rules), expected_version=1
+    )
+
+    page = store.anchors_for_scope(YANTA, limit=2, offset=1)
+    pending = store.anchors_for_scope(YANTA, state=AnchorState.PENDING_REVIEW)
+
+    assert [record.anchor_id for record in page] == ["anc-a", "anc-c"]
+    assert [record.anchor_id for record in pending] == ["anc-c"]
+    assert store.anchors_for_scope(StaffScope(frozenset({"610103"}))) == []
+
+
+def test_scope_includes_zone_anchors(store: FullStore, rules: dict[str, Any]) -> None:
+    record, entry = _created("高新某科技有限公司", rules, zone_key="高新")
+    store.insert_anchor(record, entry)
+
+    by_zone = store.anchors_for_scope(StaffScope(frozenset(), frozenset({"高新"})))
+
+    assert [found.anchor_id for found in by_zone] == [record.anchor_id]
+
+
+def test_scope_rejects_negative_limit(store: FullStore) -> None:
+    with pytest.raises(ValueError, match="limit -1"):
+        store.anchors_for_scope(YANTA, limit=-1)
+
+
+# --- versioned edits ------------------------------------------------------------------
+
+
+def test_change_round_trip(store: FullStore, rules: dict[str, Any]) -> None:
+    change = AnchorChange(
+        lon=YANTA_POINT[0],
+        lat=YANTA_POINT[1],
+        address="雁塔区科技路 1 号",
+        credit_code=CODE_A,
+        industry_code="6513",
+        size="medium",
+        key_enterprise=True,
+        contact_role="人事部",
+        contact_phone="029-88886666",
+        shift_times=("08:00-17:00", "22:00-06:00"),
+        shuttle_stop=ShuttleStop("科技路站", 108.949, 34.224),
+    )
+    updated, entry = _edit(store, "anc-a", change, rules)
+
+    store.save_anchor_change(updated, entry, expected_version=1)
+
+    assert store.get_anchor("anc-a") == updated
+    assert updated.size is EnterpriseSize.MEDIUM
+    assert updated.precision is Precision.EXACT
+    assert store.anchor_history("anc-a") == [entry]
+
+
+def test_history_oldest_first_in_utc(store: FullStore, rules: dict[str, Any]) -> None:
+    first = _edit(store, "anc-a", AnchorChange(name="甲公司雁塔"), rules)
+    store.save_anchor_change(*first, expected_version=1)
+    second = _edit(store, "anc-a", AnchorChange(state="pending_review"), rules, minutes=5)
+    store.save_anchor_change(*second, expected_version=2)
+
+    history = store.anchor_history("anc-a")
+
+    assert [entry.version for entry in history] == [2, 3]
+    assert history[0].changes[0].field == "name"
+    assert history[0].changes[0].old == "甲公司"
+    assert history[0].changes[0].new == "甲公司雁塔"
+    assert history[1].changes[0].new is AnchorState.PENDING_REVIEW
+    assert history[1].at == NOW + timedelta(minutes=5)
+    assert history[1].at.utcoffset() == timedelta(0)
+    assert history[1].actor == STAFF
+    assert history[1].reason == "现场核实"
+
+
+def test_history_time_in_other_zone(store: FullStore, rules: dict[str, Any]) -> None:
+    record, entry = _edit(store, "anc-a", AnchorChange(name="甲公司二"), rules)
+    beijing = entry.at.astimezone(timezone(timedelta(hours=8)))
+
+    store.save_anchor_change(record, replace(entry, at=beijing), expected_version=1)
+
+    assert store.anchor_history("anc-a")[0].at == NOW
+    assert str(store.anchor_history("anc-a")[0].at.tzinfo) == "UTC"
+
+
+def test_stale_version_writes_nothing(store: FullStore, rules: dict[str, Any]) -> None:
+    first = _edit(store, "anc-a", AnchorChange(name="甲公司一"), rules)
+    late = _edit(store, "anc-a", AnchorChange(name="甲公司二"), rules)
+    store.save_anchor_change(*first, expected_version=1)
+
+    with pytest.raises(StaleVersionError) as raised:
+        store.save_anchor_change(*late, expected_version=1)
+
+    assert raised.value.current_version == 2
+    assert store.get_anchor("anc-a") == first[0]
+    assert len(store.anchor_history("anc-a")) == 1
+
+
+def test_concurrent_saves_one_wins(store: FullStore, rules: dict[str, Any]) -> None:
+    edits = [
+        _edit(store, "anc-a", AnchorChange(name=name), rules) for name in ("甲公司一", "甲公司二")
+    ]
+    barrier = threading.Barrier(len(edits))
+    outcomes: list[object] = []
+
+    def save(record: AnchorRecord, entry: AnchorVersion) -> None:
+        barrier.wait()
+        try:
+            store.save_anchor_change(record, entry, expected_version=1)
+            outcomes.append("saved")
+        except StaleVersionError as err:
+            outcomes.append(err)
+
+    threads = [threading.Thread(target=save, args=edit) for edit in edits]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+
+    errors = [outcome for outcome in outcomes if isinstance(outcome, StaleVersionError)]
+    assert outcomes.count("saved") == 1
+    assert len(errors) == 1
+    assert errors[0].current_version == 2
+    assert len(store.anchor_history("anc-a")) == 1
+
+
+def test_save_unknown_anchor(store: FullStore, rules: dict[str, Any]) -> None:
+    record, entry = _edit(store, "anc-a", AnchorChange(name="甲公司一"), rules)
+    ghost = replace(record, anchor_id="anc-ghost")
+
+    with pytest.raises(AnchorNotFoundError, match="anc-ghost"):
+        store.save_anchor_change(ghost, replace(entry, anchor_id="anc-ghost"), expected_version=1)
+
+
+def test_save_rejects_mismatched_entry(store: FullStore, rules: dict[str, Any]) -> None:
+    record, entry = _edit(store, "anc-a", AnchorChange(name="甲公司一"), rules)
+
+    with pytest.raises(ValueError, match="expected 3"):
+        store.save_anchor_change(record, entry, expected_version=2)
+    with pytest.raises(ValueError, match="does not match"):
+        store.save_anchor_change(record, replace(entry, version=5), expected_version=1)
+    assert store.anchor_history("anc-a") == []
+
+
+def test_moved_pin_found_by_bbox(store: FullStore, rules: dict[str, Any]) -> None:
+    moved = _edit(store, "anc-a", AnchorChange(lon=YANTA_POINT[0], lat=YANTA_POINT[1]), rules)
+    store.save_anchor_change(*moved, expected_version=1)
+
+    around_new = store.anchors_in_bbox((108.943, 34.218, 108.953, 34.228), limit=10)
+    around_old = store.anchors_in_bbox((108.895, 34.195, 108.905, 34.205), limit=10)
+
+    assert around_new["anchor_id"].tolist() == ["anc-a"]
+    assert around_old["anchor_id"].tolist() == []
+
+
+def test_taken_credit_code_rejected(store: FullStore, rules: dict[str, Any]) -> None:
+    store.save_anchor_change(
+        *_edit(store, "anc-a", AnchorChange(credit_code=CODE_A), rules), expected_version=1
+    )
+    clash = _edit(store, "anc-c", AnchorChange(credit_code=CODE_A), rules)
+
+    with pytest.raises(DuplicateAnchorError, match=CODE_A):
+        store.save_anchor_change(*clash, expected_version=1)
+
+    record = store.get_anchor("anc-c")
+    assert record is not None
+    assert record.credit_code is None
+    assert store.anchor_history("anc-c") == []
+
+
+# --- staff-added anchors and imports ----------------------------------------------------
+
+
+def test_insert_anchor_round_trip(store: FullStore, rules: dict[str, Any]) -> None:
+    record, entry = _created("雁塔新材料有限公司", rules, credit_code=CODE_B, address="科技路")
+
+    store.insert_anchor(record, entry)
+
+    assert store.get_anchor(record.anchor_id) == record
+    assert store.anchor_history(record.anchor_id) == [entry]
+    assert all(item.old is None for item in entry.changes)
+    anchors = store.anchors_frame().set_index("anchor_id")
+    assert anchors.loc[record.anchor_id, "n_postings"] == 0
+    assert anchors.loc[record.anchor_id, "location_label"] == "科技路"
+    found = store.anchors_in_bbox((108.943, 34.218, 108.953, 34.228), limit=10)
+    assert found["anchor_id"].tolist() == [record.anchor_id]
+
+
+def test_insert_existing_id_rejected(store: FullStore, rules: dict[str, Any]) -> None:
+    record, entry = _created("雁塔新材料有限公司", rules)
+    store.insert_anchor(record, entry)
+
+    with pytest.raises(DuplicateAnchorError, match=record.anchor_id):
+        store.insert_anchor(replace(record, name="另一家"), entry)
+
+    assert store.get_anchor(record.anchor_id) == record
+    assert len(store.anchor_history(record.anchor_id)) == 1
+
+
+def test_insert_rejects_version_two(store: FullStore, rules: dict[str, Any]) -> None:
+    record, entry = _created("雁塔新材料有限公司", rules)
+
+    with pytest.raises(ValueError, match="expected 1"):
+        store.insert_anchor(replace(record, version=2), replace(entry, version=2))
+    assert store.get_anchor(record.anchor_id) is None
+
+
+def test_import_stores_every_anchor(store: FullStore, rules: dict[str, Any]) -> None:
+    created = [_created(f"导入单位{i}", rules) for i in range(3)]
+
+    assert store.apply_import(created) == 3
+
+    for record, entry in created:
+        assert store.get_anchor(record.anchor_id) == record
+        assert store.anchor_history(record.anchor_id) == [entry]
+
+
+def test_import_failure_stores_nothing(store: FullStore, rules: dict[str, Any]) -> None:
+    first = _created("导入单位甲", rules, credit_code=CODE_A)
+    second = _created("导入单位乙", rules, credit_code=CODE_A)
+    third = _created("导入单位丙", rules)
+
+    with pytest.raises(DuplicateAnchorError, match=CODE_A):
+        store.apply_import([first, second, third])
+
+    for record, _ in (first, second, third):
+        assert store.get_anchor(record.anchor_id) is None
+        assert store.anchor_history(record.anchor_id) == []
+    assert len(store.anchors_frame()) == 5
+
+
+# --- merges ---------------------------------------------------------------------------
+
+
+def _merge_plan(store: FullStore, survivor: str, merged: list[str]) -> Any:
+    records = {}
+    for anchor_id in (survivor, *merged):
+        record = store.get_anchor(anchor_id)
+        assert record is not None
+        records[anchor_id] = record
+    postings = store.postings_frame()[["posting_id", "anchor_id"]]
+    return plan_merge(survivor, merged, postings, records=records, actor=STAFF, now=NOW)
+
+
+def test_merge_moves_postings(store: FullStore) -> None:
+    plan = _merge_plan(store, "anc-B", ["anc-c", "anc-a"])
+
+    moved = store.apply_merge(plan, expected_versions={"anc-c": 1, "anc-a": 1})
+
+    assert moved == 3
+    postings = store.postings_frame().set_index("posting_id")
+    assert postings.loc[["p1", "p2", "p3", "p4", "p5"], "anchor_id"].unique().tolist() == ["anc-B"]
+    anchors = store.anchors_frame().set_index("anchor_id")
+    assert anchors.loc["anc-B", "n_postings"] == 5
+    assert anchors.loc["anc-c", "n_postings"] == 0
+    retired = store.get_anchor("anc-c")
+    assert retired is not None
+    assert retired.state is AnchorState.RETIRED
+    assert retired.version == 2
+    assert store.anchor_history("anc-c") == [plan.history[0]]
+    assert "anc-B" in store.anchor_history("anc-a")[0].reason
+
+
+def test_stale_merge_rolls_back(store: FullStore, rules: dict[str, Any]) -> None:
+    plan = _merge_plan(store, "anc-B", ["anc-a", "anc-c"])
+    store.save_anchor_change(
+        *_edit(store, "anc-c", AnchorChange(name="丙公司（新）"), rules), expected_version=1
+    )
+
+    with pytest.raises(StaleVersionError) as raised:
+        store.apply_merge(plan, expected_versions={"anc-a": 1, "anc-c": 1})
+
+    assert raised.value.anchor_id == "anc-c"
+    assert raised.value.current_version == 2
+    untouched = store.get_anchor("anc-a")
+    assert untouched is not None
+    assert untouched.state is AnchorState.DRAFT
+    assert untouched.version == 1
+    assert store.anchor_history("anc-a") == []
+    postings = store.postings_frame().set_index("posting_id")
+    assert postings.loc["p1", "anchor_id"] == "anc-a"
+    assert postings.loc["p4", "anchor_id"] == "anc-c"
+    assert store.anchors_frame().set_index("anchor_id").loc["anc-B", "n_postings"] == 2
+
+
+def test_merge_checks_survivor_version(store: FullStore, rules: dict[str, Any]) -> None:
+    plan = _merge_plan(store, "anc-B", ["anc-c"])
+    store.save_anchor_change(
+        *_edit(store, "anc-B", AnchorChange(name="乙公司（新）"), rules), expected_version=1
+    )
+
+    with pytest.raises(StaleVersionError, match="anc-B"):
+        store.apply_merge(plan, expected_versions={"anc-B": 1, "anc-c": 1})
+
+    record = store.get_anchor("anc-c")
+    assert record is not None
+    assert record.state is AnchorState.DRAFT
+
+
+def test_merge_needs_every_version(store: FullStore) -> None:
+    plan = _merge_plan(store, "anc-B", ["anc-c", "anc-a"])
+
+    with pytest.raises(ValueError, match="anc-a"):
+        store.apply_merge(plan, expected_versions={"anc-c": 1})
+
+
+# --- summaries and rebuilds -----------------------------------------------------------
+
+
+def test_precision_state_counts(store: FullStore, rules: dict[str, Any]) -> None:
+    store.save_anchor_change(
+        *_edit(store, "anc-c", AnchorChange(state="pending_review"), rules), expected_version=1
+    )
+
+    counts = store.precision_state_counts()
+
+    assert list(counts.columns) == ["district_code", "precision", "state", "n"]
+    assert counts["n"].dtype == "int64"
+    rows = list(counts.itertuples(index=False, name=None))
+    assert rows[:4] == [
+        ("610113", "building", "pending_review", 1),
+        ("610113", "district", "draft", 1),
+        ("610113", "exact", "draft", 1),
+        ("610113", "poi", "draft", 1),
+    ]
+    assert pd.isna(rows[4][0])
+    assert rows[4][1:] == ("city", "draft", 1)
+    assert counts["n"].sum() == 5
+
+
+def test_counts_by_zone(store: FullStore, rules: dict[str, Any]) -> None:
+    store.insert_anchor(*_created("高新某科技有限公司", rules, zone_key="高新"))
+
+    counts = store.precision_state_counts(by="zone")
+
+    assert list(counts.columns) == ["zone_key", "precision", "state", "n"]
+    assert counts.iloc[0].tolist() == ["高新", "exact", "draft", 1]
+    assert counts["n"].sum() == 6
+
+
+def test_counts_reject_unknown_group(store: FullStore) -> None:
+    with pytest.raises(ValueError, match="'street'"):
+        store.precision_state_counts(by="street")
+
+
+def test_rebuild_resets_curation(
+    store: FullStore, rules: dict[str, Any], request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    store.save_anchor_change(
+        *_edit(store, "anc-a", AnchorChange(name="甲公司一"), rules), expected_version=1
+    )
+
+    if isinstance(store, SqliteStore):
+        write_store(store.path, **_inputs())
+    else:
+        store.replace_all(**_inputs())  # type: ignore[attr-defined]
+
+    record = store.get_anchor("anc-a")
+    assert record is not None
+    assert record.version == 1
+    assert store.anchor_history("anc-a") == []
+
+
+# --- SQLite only ----------------------------------------------------------------------
+
+
+def test_sqlite_writes_in_wal_mode(tmp_path: Path, rules: dict[str, Any]) -> None:
+    path = tmp_path / "store.sqlite"
+    write_store(path, **_inputs())
+    store = SqliteStore(path)
+
+    store.insert_anchor(*_created("雁塔新材料有限公司", rules))
+
+    with sqlite3.connect(path) as connection:
+        mode = connection.execute("PRAGMA journal_mode").fetchone()
+    assert mode == ("wal",)
+
+
+def test_sqlite_rejects_schema_one(tmp_path: Path) -> None:
+    path = tmp_path / "old.sqlite"
+    write_store(path, **_inputs())
+    with sqlite3.connect(path) as connection:
+        connection.execute("UPDATE meta SET value = '\"1\"' WHERE key = 'schema_version'")
+
+    with pytest.raises(StoreNotFoundError, match="rebuild it"):
+        SqliteStore(path)
+
+
+# --- PostgreSQL only ------------------------------------------------------------------
+
+
+def test_postgres_curation_migration_rolls_back(make_database: Callable[[], str]) -> None:
+    url = make_database()
+    try:
+        apply_migrations(url)
+    except MigrationError as err:
+        pytest.skip(f"cannot migrate the test database (is PostGIS installed?): {err}")
+    backend = get_backend("postgresql+psycopg://" + url.partition("://")[2])
+    curation = read_migrations(str(MIGRATIONS_DIR)).filter(
+        lambda migration: migration.id == "0002_anchor_curation"
+    )
+    try:
+        with backend.lock():
+            backend.rollback_migrations(backend.to_rollback(curation))
+    finally:
+        backend.connection.close()
+
+    with psycopg.connect(url) as connection:
+        history = connection.execute("SELECT to_regclass('anchor_history')").fetchone()
+        columns = connection.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = 'anchors'"
+        ).fetchall()
+    assert history == (None,)
+    assert ("version",) not in columns
+    assert ("state",) in columns
+    assert apply_migrations(url) == ["0002_anchor_curation"]
