@@ -1,7 +1,8 @@
 """Candidate retrieval: `JobIndex.within` (BallTree) against a brute-force haversine filter.
 
 The baseline computes `geo.crs.haversine_m` from the query point to every located
-posting and keeps those within the radius. Both sides get the postings with a point,
+posting, widens it by the posting's ``uncertainty_m`` as `JobIndex` does, and keeps
+those within the radius. Both sides get the postings with a point,
 that is without city-level postings, which `JobIndex` leaves out of its tree. The
 subject returns a sorted DataFrame with distance columns while the baseline returns
 only positions. A second figure per radius therefore times a bare scikit-learn
@@ -71,13 +72,19 @@ def bench_candidates(
     ids = located["posting_id"].to_numpy()
     post_lons = located["lon"].to_numpy(dtype=np.float64)
     post_lats = located["lat"].to_numpy(dtype=np.float64)
+    # JobIndex widens approximate locations by their uncertainty radius; so does the baseline.
+    uncertainty = (
+        np.nan_to_num(located["uncertainty_m"].to_numpy(dtype=np.float64))
+        if "uncertainty_m" in located.columns
+        else np.zeros(len(located))
+    )
     tree = BallTree(np.radians(np.column_stack([post_lats, post_lons])), metric="haversine")
     points = list(zip(lons.tolist(), lats.tolist(), strict=True))
 
     comparisons = []
     for radius_m in radii_m:
         # The checking pass calls both sides on every point, so it is also the warm-up.
-        found = _check_same_sets(index, ids, post_lons, post_lats, points, radius_m)
+        found = _check_same_sets(index, ids, post_lons, post_lats, uncertainty, points, radius_m)
 
         def subject_pass(radius_m: float = radius_m) -> None:
             for lon, lat in points:
@@ -89,7 +96,7 @@ def bench_candidates(
 
         def baseline_pass(radius_m: float = radius_m) -> None:
             for lon, lat in points:
-                _brute_force_positions(post_lons, post_lats, lon, lat, radius_m)
+                _brute_force_positions(post_lons, post_lats, lon, lat, radius_m, uncertainty)
 
         subject_s = time_repeats(subject_pass, repeats=repeats, warmup=0)
         tree_s = time_repeats(tree_pass, repeats=repeats)
@@ -110,9 +117,15 @@ def _located(postings: pd.DataFrame) -> pd.DataFrame:
 
 
 def _brute_force_positions(
-    post_lons: FloatArray, post_lats: FloatArray, lon: float, lat: float, radius_m: float
+    post_lons: FloatArray,
+    post_lats: FloatArray,
+    lon: float,
+    lat: float,
+    radius_m: float,
+    uncertainty_m: FloatArray | float = 0.0,
 ) -> npt.NDArray[np.intp]:
-    return np.flatnonzero(haversine_m(lon, lat, post_lons, post_lats) <= radius_m)
+    distances = np.hypot(haversine_m(lon, lat, post_lons, post_lats), uncertainty_m)
+    return np.flatnonzero(distances <= radius_m)
 
 
 def _check_same_sets(
@@ -120,6 +133,7 @@ def _check_same_sets(
     ids: npt.NDArray[np.object_],
     post_lons: FloatArray,
     post_lats: FloatArray,
+    uncertainty: FloatArray,
     points: list[tuple[float, float]],
     radius_m: float,
 ) -> list[int]:
@@ -127,7 +141,8 @@ def _check_same_sets(
     sizes = []
     for lon, lat in points:
         subject = set(index.within(lon, lat, radius_m)["posting_id"])
-        baseline = set(ids[_brute_force_positions(post_lons, post_lats, lon, lat, radius_m)])
+        positions = _brute_force_positions(post_lons, post_lats, lon, lat, radius_m, uncertainty)
+        baseline = set(ids[positions])
         if subject != baseline:
             raise ResultMismatchError(
                 f"JobIndex.within({lon!r}, {lat!r}, {radius_m!r}) returned {len(subject)} "
