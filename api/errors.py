@@ -14,7 +14,10 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from geo.anchor_rules import format_message_zh
+from geo.anchor_states import InvalidTransitionError, OutOfScopeError
+from geo.curation import AnchorValidationError, StaleVersionError
 from geo.errors import DoorstepError, InvalidCoordinateError, UnknownCoordSysError
+from store.base import AnchorNotFoundError, DuplicateAnchorError
 from store.sqlite import LayerNotFoundError, StoreNotFoundError
 
 logger = logging.getLogger(__name__)
@@ -57,6 +60,13 @@ _STATUS: list[tuple[type[DoorstepError], int, str]] = [
     (NotFoundError, status.HTTP_404_NOT_FOUND, "未找到"),
     (RateLimitedError, status.HTTP_429_TOO_MANY_REQUESTS, "请求过于频繁"),
     (LayerNotFoundError, status.HTTP_404_NOT_FOUND, "图层不存在"),
+    # Curation: another organisation's anchor is reported as not found, not forbidden.
+    (OutOfScopeError, status.HTTP_404_NOT_FOUND, "未找到"),
+    (AnchorNotFoundError, status.HTTP_404_NOT_FOUND, "锚点不存在"),
+    (StaleVersionError, status.HTTP_409_CONFLICT, "锚点已被他人修改，请刷新后重试"),
+    (DuplicateAnchorError, status.HTTP_409_CONFLICT, "统一社会信用代码已被其他锚点使用"),
+    (AnchorValidationError, status.HTTP_422_UNPROCESSABLE_CONTENT, "锚点修改无效"),
+    (InvalidTransitionError, status.HTTP_422_UNPROCESSABLE_CONTENT, "锚点状态变更无效"),
     (
         StoreNotFoundError,
         status.HTTP_503_SERVICE_UNAVAILABLE,
@@ -130,16 +140,18 @@ async def _handle_domain_error(request: Request, error: Exception) -> JSONRespon
     field = getattr(error, "field", None)
     if status_code >= 500:
         logger.error("request %s failed: %s", request.url.path, error)
-    body = {
-        "detail": [
-            {
-                "loc": ["query", field] if field else ["path"],
-                "msg": str(error),
-                "msg_zh": chinese_message(error, title_zh),
-                "type": type(error).__name__,
-            }
-        ]
+    detail: dict[str, Any] = {
+        "loc": ["query", field] if field else ["path"],
+        "msg": str(error),
+        "msg_zh": chinese_message(error, title_zh),
+        "type": type(error).__name__,
     }
+    if isinstance(error, OutOfScopeError):
+        # Another organisation's record must look exactly like a missing one.
+        detail.update(loc=["path"], msg="not found", msg_zh=title_zh, type="NotFoundError")
+    if isinstance(error, StaleVersionError):
+        detail["current_version"] = error.current_version
+    body = {"detail": [detail]}
     headers: dict[str, str] | None = getattr(error, "headers", None)
     return JSONResponse(status_code=status_code, content=body, headers=headers)
 

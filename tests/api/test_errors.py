@@ -1,0 +1,55 @@
+"""The domain-error table: curation errors get the status codes the API promises."""
+
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+from api.errors import install_error_handlers
+from geo.anchor_fields import FieldError
+from geo.anchor_states import OutOfScopeError
+from geo.curation import AnchorValidationError, StaleVersionError
+from geo.errors import DoorstepError
+from store.base import AnchorNotFoundError, DuplicateAnchorError
+
+
+def _client(error: DoorstepError) -> TestClient:
+    app = FastAPI()
+    install_error_handlers(app)
+
+    @app.get("/boom")
+    def boom() -> None:
+        raise error
+
+    return TestClient(app)
+
+
+def _detail(error: DoorstepError, expected_status: int) -> dict[str, object]:
+    response = _client(error).get("/boom")
+    assert response.status_code == expected_status, response.text
+    (detail,) = response.json()["detail"]
+    return detail
+
+
+def test_stale_version_is_409_with_current() -> None:
+    detail = _detail(StaleVersionError("anc-1", expected_version=1, current_version=3), 409)
+    assert detail["current_version"] == 3
+    assert detail["msg_zh"] == "锚点已被他人修改，请刷新后重试"
+
+
+def test_out_of_scope_looks_like_not_found() -> None:
+    detail = _detail(OutOfScopeError("anchor 'anc-9' in 610113 is outside your scope"), 404)
+    assert detail["msg"] == "not found"
+    assert "anc-9" not in str(detail)
+
+
+def test_missing_anchor_is_404() -> None:
+    assert _detail(AnchorNotFoundError("anchor 'anc-2' not found"), 404)["msg_zh"]
+
+
+def test_duplicate_credit_code_is_409() -> None:
+    _detail(DuplicateAnchorError("credit code already used"), 409)
+
+
+def test_validation_lists_chinese_messages() -> None:
+    errors = [FieldError.of("contact_phone", "must be an organisation phone", rule="mobile_phone")]
+    detail = _detail(AnchorValidationError("anc-3", errors), 422)
+    assert detail["msg_zh"] == "联系电话须为单位电话，不能填写手机号码"
