@@ -4,16 +4,15 @@ The file is built into a temporary path and renamed into place, so a crashed or
 interrupted build never leaves a half-written store behind. Anchors are indexed
 with SQLite's R*Tree module so bounding-box queries go through a spatial index.
 
-Reads open the file read-only. Anchor curation writes open a separate writable
-connection in WAL mode with a busy timeout, and run each write in one
-``BEGIN IMMEDIATE`` transaction, so concurrent writers queue instead of failing.
+Reads open the file read-only. The anchor curation methods, which write through
+their own connection, come from :class:`store.sqlite_curation.SqliteCuration`.
 """
 
 import json
 import logging
 import os
 import sqlite3
-from collections.abc import Collection, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -22,31 +21,8 @@ import geopandas as gpd
 import pandas as pd
 import shapely
 
-from geo.anchor_states import AnchorState, StaffScope
-from geo.curation import AnchorRecord, AnchorVersion
-from geo.duplicates import MergePlan
 from geo.errors import DoorstepError
-from store.curation_tables import (
-    HISTORY_COLUMNS,
-    RECORD_COLUMNS,
-    STAFF_SOURCE,
-    check_change_pair,
-    check_new_pair,
-    check_survivor,
-    count_column,
-    duplicate_anchor_error,
-    history_from_row,
-    history_params,
-    location_label,
-    merge_updates,
-    record_from_row,
-    record_to_row,
-    stale_version_error,
-    tidy_counts,
-    update_assignments,
-    update_params,
-    utc_time,
-)
+from store.sqlite_curation import SqliteCuration
 
 logger = logging.getLogger(__name__)
 
@@ -133,7 +109,7 @@ class LayerNotFoundError(DoorstepError, LookupError):
     """No map layer has the requested name."""
 
 
-class SqliteStore:
+class SqliteStore(SqliteCuration):
     """Read access to a built embedded store.
 
     Parameters
@@ -258,189 +234,6 @@ class SqliteStore:
         geometry = shapely.from_wkb([blob for _, blob in rows])
         return gpd.GeoDataFrame(properties, geometry=geometry, crs="EPSG:4326")
 
-    # --- anchor curation (CurationStore) ---------------------------------------------
-
-    @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        """Lend a writable WAL connection inside one ``BEGIN IMMEDIATE`` transaction.
-
-        The transaction commits when the block ends and rolls back on any exception.
-        """
-        connection = sqlite3.connect(self.path, timeout=self.busy_timeout_s, isolation_level=None)
-        try:
-            connection.execute("PRAGMA journal_mode = WAL")
-            connection.execute("PRAGMA foreign_keys = ON")
-            connection.execute("BEGIN IMMEDIATE")
-            try:
-                yield connection
-            except BaseException:
-                connection.execute("ROLLBACK")
-                raise
-            connection.execute("COMMIT")
-        finally:
-            connection.close()
-
-    def _read_rows(self, query: str, params: Sequence[Any]) -> list[dict[str, Any]]:
-        with self._connect() as connection:
-            connection.row_factory = sqlite3.Row
-            return [dict(row) for row in connection.execute(query, params).fetchall()]
-
-    def get_anchor(self, anchor_id: str) -> AnchorRecord | None:
-        """Return the stored record of one anchor, or None when the id is unknown."""
-        rows = self._read_rows(
-            f"SELECT {', '.join(RECORD_COLUMNS)} FROM anchors WHERE anchor_id = ?", (anchor_id,)
-        )
-        return record_from_row(rows[0]) if rows else None
-
-    def anchors_for_scope(
-        self,
-        scope: StaffScope,
-        *,
-        state: AnchorState | None = None,
-        limit: int = 100,
-        offset: int = 0,
-    ) -> list[AnchorRecord]:
-        """Return anchors in the scope's districts or zones, optionally in one state.
-
-        Records are ordered by ``anchor_id`` in byte order and paged by ``limit`` and ``offset``.
-        """
-        _check_page(limit, offset)
-        query = f"""
-            SELECT {", ".join(RECORD_COLUMNS)} FROM anchors
-            WHERE (district_code IN (SELECT value FROM json_each(?))
-                   OR zone_key IN (SELECT value FROM json_each(?)))
-              AND (? IS NULL OR state = ?)
-            ORDER BY anchor_id LIMIT ? OFFSET ?
-        """
-        state_value = None if state is None else AnchorState(state).value
-        params = (
-            json.dumps(sorted(scope.district_codes)),
-            json.dumps(sorted(scope.zone_keys)),
-            state_value,
-            state_value,
-            limit,
-            offset,
-        )
-        return [record_from_row(row) for row in self._read_rows(query, params)]
-
-    def anchor_history(self, anchor_id: str) -> list[AnchorVersion]:
-        """Return the history entries of one anchor, oldest first."""
-        rows = self._read_rows(
-            f"SELECT {', '.join(HISTORY_COLUMNS)} FROM anchor_history"
-            " WHERE anchor_id = ? ORDER BY version",
-            (anchor_id,),
-        )
-        return [history_from_row(row) for row in rows]
-
-    def save_anchor_change(
-        self, record: AnchorRecord, version: AnchorVersion, *, expected_version: int
-    ) -> None:
-        """Store an edited record and its history entry if the anchor is at ``expected_version``.
-
-        Raises
-        ------
-        StaleVersionError
-            Another edit moved the anchor past ``expected_version``; nothing is written.
-        AnchorNotFoundError
-            The anchor is not stored.
-        DuplicateAnchorError
-            The new credit code belongs to another anchor.
-        """
-        check_change_pair(record, version, expected_version)
-        with self._write() as connection:
-            _update_record(connection, record, version, expected_version)
-        logger.info(
-            "stored anchor %r at version %d in %s", record.anchor_id, record.version, self.path
-        )
-
-    def insert_anchor(self, record: AnchorRecord, version: AnchorVersion) -> None:
-        """Store a staff-added anchor (version 1) and its creation entry.
-
-        Raises
-        ------
-        DuplicateAnchorError
-            The id or the credit code is already stored; nothing is written.
-        """
-        check_new_pair(record, version)
-        with self._write() as connection:
-            _insert_record(connection, record, version)
-        logger.info("stored new anchor %r in %s", record.anchor_id, self.path)
-
-    def apply_merge(self, plan: MergePlan, *, expected_versions: Mapping[str, int]) -> int:
-        """Retire the merged anchors, move their postings to the survivor; return postings moved.
-
-        ``expected_versions`` has the version the plan was made from for each
-        merged anchor, and for the survivor when it is to be checked as well.
-        One transaction writes everything or, on any error, nothing.
-
-        Raises
-        ------
-        StaleVersionError
-            An anchor moved past its expected version.
-        AnchorNotFoundError, InvalidMergeError
-            The survivor is gone or was retired meanwhile.
-        """
-        updates = merge_updates(plan, expected_versions)
-        merged = json.dumps(list(plan.merged_ids))
-        with self._write() as connection:
-            found = connection.execute(
-                "SELECT version, state FROM anchors WHERE anchor_id = ?", (plan.survivor_id,)
-            ).fetchone()
-            check_survivor(plan.survivor_id, found, expected_versions.get(plan.survivor_id))
-            for record, entry, expected in updates:
-                _update_record(connection, record, entry, expected)
-
-            moved = connection.execute(
-                "UPDATE postings SET anchor_id = ?"
-                " WHERE anchor_id IN (SELECT value FROM json_each(?))",
-                (plan.survivor_id, merged),
-            ).rowcount
-            connection.execute(
-                "UPDATE anchors SET n_postings ="
-                " (SELECT count(*) FROM postings AS p WHERE p.anchor_id = anchors.anchor_id)"
-                " WHERE anchor_id = ? OR anchor_id IN (SELECT value FROM json_each(?))",
-                (plan.survivor_id, merged),
-            )
-        logger.info(
-            "merged anchors %s into %r in %s: %d postings moved",
-            list(plan.merged_ids),
-            plan.survivor_id,
-            self.path,
-            moved,
-        )
-        return moved
-
-    def apply_import(self, created: Sequence[tuple[AnchorRecord, AnchorVersion]]) -> int:
-        """Store every imported anchor with its creation entry, or none; return the count.
-
-        Raises
-        ------
-        DuplicateAnchorError
-            An id or credit code is already stored or repeated in the import.
-        """
-        for record, entry in created:
-            check_new_pair(record, entry)
-        with self._write() as connection:
-            for record, entry in created:
-                _insert_record(connection, record, entry)
-        logger.info("imported %d anchors into %s", len(created), self.path)
-        return len(created)
-
-    def precision_state_counts(self, by: str = "district") -> pd.DataFrame:
-        """Count anchors by district (or zone), precision and state.
-
-        Columns ``district_code`` (``zone_key`` when ``by="zone"``), ``precision``,
-        ``state`` and ``n``, ordered by key (missing last), precision, state.
-        """
-        column = count_column(by)
-        query = (
-            f"SELECT {column}, precision, state, count(*) AS n FROM anchors"
-            f" GROUP BY {column}, precision, state"
-        )
-        with self._connect() as connection:
-            frame = pd.read_sql_query(query, connection)
-        return tidy_counts(frame, column)
-
 
 def write_store(
     path: Path,
@@ -534,72 +327,4 @@ def _write_meta(connection: sqlite3.Connection, meta: dict[str, Any]) -> None:
     connection.executemany(
         "INSERT INTO meta VALUES (?, ?)",
         [(key, json.dumps(value, ensure_ascii=False, default=str)) for key, value in meta.items()],
-    )
-
-
-def _check_page(limit: int, offset: int) -> None:
-    if limit < 0:
-        raise ValueError(f"limit {limit} is invalid; expected 0 or more")
-    if offset < 0:
-        raise ValueError(f"offset {offset} is invalid; expected 0 or more")
-
-
-def _update_record(
-    connection: sqlite3.Connection,
-    record: AnchorRecord,
-    entry: AnchorVersion,
-    expected_version: int,
-) -> None:
-    """Update an anchor row at ``expected_version``, its R*Tree entry and its history."""
-    try:
-        cursor = connection.execute(
-            f"UPDATE anchors SET {update_assignments('?')} WHERE anchor_id = ? AND version = ?",
-            update_params(record, expected_version),
-        )
-    except sqlite3.IntegrityError as err:
-        raise duplicate_anchor_error(record, str(err)) from err
-
-    if cursor.rowcount != 1:
-        found = connection.execute(
-            "SELECT version FROM anchors WHERE anchor_id = ?", (record.anchor_id,)
-        ).fetchone()
-        raise stale_version_error(
-            record.anchor_id, expected_version, None if found is None else found[0]
-        )
-
-    connection.execute(
-        "UPDATE anchors_rtree SET min_lon = ?, max_lon = ?, min_lat = ?, max_lat = ?"
-        " WHERE anchor_row = (SELECT anchor_row FROM anchors WHERE anchor_id = ?)",
-        (record.lon, record.lon, record.lat, record.lat, record.anchor_id),
-    )
-    _insert_history(connection, entry)
-
-
-def _insert_record(
-    connection: sqlite3.Connection, record: AnchorRecord, entry: AnchorVersion
-) -> None:
-    """Insert a new anchor row with its R*Tree entry and its creation history entry."""
-    row = record_to_row(record)
-    columns = ["source", "location_label", "n_postings", *RECORD_COLUMNS]
-    values = [STAFF_SOURCE, location_label(record), 0, *(row[name] for name in RECORD_COLUMNS)]
-    try:
-        cursor = connection.execute(
-            f"INSERT INTO anchors ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",
-            values,
-        )
-    except sqlite3.IntegrityError as err:
-        raise duplicate_anchor_error(record, str(err)) from err
-
-    connection.execute(
-        "INSERT INTO anchors_rtree VALUES (?, ?, ?, ?, ?)",
-        (cursor.lastrowid, record.lon, record.lon, record.lat, record.lat),
-    )
-    _insert_history(connection, entry)
-
-
-def _insert_history(connection: sqlite3.Connection, entry: AnchorVersion) -> None:
-    placeholders = ", ".join("?" * len(HISTORY_COLUMNS))
-    connection.execute(
-        f"INSERT INTO anchor_history ({', '.join(HISTORY_COLUMNS)}) VALUES ({placeholders})",
-        history_params(entry, at=utc_time(entry.at).isoformat()),
     )

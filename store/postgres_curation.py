@@ -1,0 +1,295 @@
+"""Anchor curation on the PostgreSQL store: versioned anchor writes and their history.
+
+Each write runs in one READ COMMITTED transaction. Its
+``UPDATE ... WHERE version = expected`` takes the row lock, so of two concurrent
+edits of one version the second waits, then matches no row and fails as stale.
+"""
+
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import pandas as pd
+import psycopg
+from psycopg import sql
+from psycopg.rows import dict_row
+from psycopg_pool import ConnectionPool
+
+from geo.anchor_states import AnchorState, StaffScope
+from geo.curation import AnchorRecord, AnchorVersion
+from geo.duplicates import MergePlan
+from store.curation_tables import (
+    HISTORY_COLUMNS,
+    RECORD_COLUMNS,
+    STAFF_SOURCE,
+    check_change_pair,
+    check_new_pair,
+    check_survivor,
+    count_column,
+    duplicate_anchor_error,
+    history_from_row,
+    history_params,
+    location_label,
+    merge_updates,
+    record_from_row,
+    record_to_row,
+    stale_version_error,
+    tidy_counts,
+    update_params,
+    utc_time,
+)
+
+logger = logging.getLogger(__name__)
+
+Connection = psycopg.Connection[tuple[Any, ...]]
+
+_RECORD_LIST = sql.SQL(", ").join(sql.Identifier(name) for name in RECORD_COLUMNS)
+
+
+class PostgresCuration:
+    """The :class:`store.base.CurationStore` methods of :class:`store.postgres.PostgresStore`.
+
+    The host class sets both attributes in its ``__init__``.
+    """
+
+    _pool: ConnectionPool[Connection]
+    """The host store's open connection pool."""
+    _label: str
+    """The host store's description for logs, with the password masked."""
+
+    def _read_dicts(self, query: sql.Composed, params: Sequence[Any]) -> list[dict[str, Any]]:
+        with (
+            self._pool.connection() as connection,
+            connection.cursor(row_factory=dict_row) as cursor,
+        ):
+            return cursor.execute(query, params).fetchall()
+
+    def get_anchor(self, anchor_id: str) -> AnchorRecord | None:
+        """Return the stored record of one anchor, or None when the id is unknown."""
+        query = sql.SQL("SELECT {columns} FROM anchors WHERE anchor_id = %s")
+        rows = self._read_dicts(query.format(columns=_RECORD_LIST), (anchor_id,))
+        return record_from_row(rows[0]) if rows else None
+
+    def anchors_for_scope(
+        self,
+        scope: StaffScope,
+        *,
+        state: AnchorState | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[AnchorRecord]:
+        """Return anchors in the scope's districts or zones, optionally in one state.
+
+        Records are ordered by ``anchor_id`` in byte order (``COLLATE "C"``, as in
+        SQLite) and paged by ``limit`` and ``offset``.
+        """
+        _check_page(limit, offset)
+        query = sql.SQL(
+            "SELECT {columns} FROM anchors"
+            " WHERE (district_code = ANY(%s::text[]) OR zone_key = ANY(%s::text[]))"
+            " AND (%s::text IS NULL OR state = %s)"
+            ' ORDER BY anchor_id COLLATE "C" LIMIT %s OFFSET %s'
+        ).format(columns=_RECORD_LIST)
+        state_value = None if state is None else AnchorState(state).value
+        params = (
+            sorted(scope.district_codes),
+            sorted(scope.zone_keys),
+            state_value,
+            state_value,
+            limit,
+            offset,
+        )
+        return [record_from_row(row) for row in self._read_dicts(query, params)]
+
+    def anchor_history(self, anchor_id: str) -> list[AnchorVersion]:
+        """Return the history entries of one anchor, oldest first, with times in UTC."""
+        query = sql.SQL(
+            "SELECT {columns} FROM anchor_history WHERE anchor_id = %s ORDER BY version"
+        ).format(columns=_qualified(None, HISTORY_COLUMNS))
+        rows = self._read_dicts(query, (anchor_id,))
+        return [history_from_row(row) for row in rows]
+
+    def save_anchor_change(
+        self, record: AnchorRecord, version: AnchorVersion, *, expected_version: int
+    ) -> None:
+        """Store an edited record and its history entry if the anchor is at ``expected_version``.
+
+        Raises
+        ------
+        StaleVersionError
+            Another edit moved the anchor past ``expected_version``; nothing is written.
+        AnchorNotFoundError
+            The anchor is not stored.
+        DuplicateAnchorError
+            The new credit code belongs to another anchor.
+        """
+        check_change_pair(record, version, expected_version)
+        with self._pool.connection() as connection, connection.transaction():
+            _update_record(connection, record, version, expected_version)
+        logger.info(
+            "stored anchor %r at version %d in %s", record.anchor_id, record.version, self._label
+        )
+
+    def insert_anchor(self, record: AnchorRecord, version: AnchorVersion) -> None:
+        """Store a staff-added anchor (version 1) and its creation entry.
+
+        Raises
+        ------
+        DuplicateAnchorError
+            The id or the credit code is already stored; nothing is written.
+        """
+        check_new_pair(record, version)
+        with self._pool.connection() as connection, connection.transaction():
+            _insert_record(connection, record, version)
+        logger.info("stored new anchor %r in %s", record.anchor_id, self._label)
+
+    def apply_merge(self, plan: MergePlan, *, expected_versions: Mapping[str, int]) -> int:
+        """Retire the merged anchors, move their postings to the survivor; return postings moved.
+
+        ``expected_versions`` has the version the plan was made from for each
+        merged anchor, and for the survivor when it is to be checked as well.
+        One transaction writes everything or, on any error, nothing.
+
+        Raises
+        ------
+        StaleVersionError
+            An anchor moved past its expected version.
+        AnchorNotFoundError, InvalidMergeError
+            The survivor is gone or was retired meanwhile.
+        """
+        updates = merge_updates(plan, expected_versions)
+        merged = list(plan.merged_ids)
+        with self._pool.connection() as connection, connection.transaction():
+            found = connection.execute(
+                "SELECT version, state FROM anchors WHERE anchor_id = %s FOR UPDATE",
+                (plan.survivor_id,),
+            ).fetchone()
+            survivor = None if found is None else (int(found[0]), str(found[1]))
+            check_survivor(plan.survivor_id, survivor, expected_versions.get(plan.survivor_id))
+            for record, entry, expected in updates:
+                _update_record(connection, record, entry, expected)
+
+            moved = connection.execute(
+                "UPDATE postings SET anchor_id = %s WHERE anchor_id = ANY(%s::text[])",
+                (plan.survivor_id, merged),
+            ).rowcount
+            connection.execute(
+                "UPDATE anchors SET n_postings ="
+                " (SELECT count(*) FROM postings AS p WHERE p.anchor_id = anchors.anchor_id)"
+                " WHERE anchor_id = %s OR anchor_id = ANY(%s::text[])",
+                (plan.survivor_id, merged),
+            )
+        logger.info(
+            "merged anchors %s into %r in %s: %d postings moved",
+            merged,
+            plan.survivor_id,
+            self._label,
+            moved,
+        )
+        return moved
+
+    def apply_import(self, created: Sequence[tuple[AnchorRecord, AnchorVersion]]) -> int:
+        """Store every imported anchor with its creation entry, or none; return the count.
+
+        Raises
+        ------
+        DuplicateAnchorError
+            An id or credit code is already stored or repeated in the import.
+        """
+        for record, entry in created:
+            check_new_pair(record, entry)
+        with self._pool.connection() as connection, connection.transaction():
+            for record, entry in created:
+                _insert_record(connection, record, entry)
+        logger.info("imported %d anchors into %s", len(created), self._label)
+        return len(created)
+
+    def precision_state_counts(self, by: str = "district") -> pd.DataFrame:
+        """Count anchors by district (or zone), precision and state.
+
+        Columns ``district_code`` (``zone_key`` when ``by="zone"``), ``precision``,
+        ``state`` and ``n``, ordered by key (missing last), precision, state.
+        """
+        column = sql.Identifier(count_column(by))
+        query = sql.SQL(
+            "SELECT {column}, precision, state, count(*) AS n FROM anchors"
+            " GROUP BY {column}, precision, state"
+        ).format(column=column)
+        with self._pool.connection() as connection:
+            frame = _fetch_frame(connection, query)
+        return tidy_counts(frame, count_column(by))
+
+
+def _qualified(alias: str | None, columns: Sequence[str]) -> sql.Composed:
+    """Return a comma-separated, quoted column list, each prefixed by ``alias.`` if given."""
+    names = [sql.Identifier(alias, c) if alias else sql.Identifier(c) for c in columns]
+    return sql.SQL(", ").join(names)
+
+
+def _fetch_frame(
+    connection: psycopg.Connection[tuple[Any, ...]],
+    query: sql.Composed,
+    params: Sequence[Any] = (),
+) -> pd.DataFrame:
+    with connection.cursor() as cursor:
+        rows = cursor.execute(query, params).fetchall()
+        names = [column.name for column in cursor.description or ()]
+    return pd.DataFrame(rows, columns=names)
+
+
+def _check_page(limit: int, offset: int) -> None:
+    if limit < 0:
+        raise ValueError(f"limit {limit} is invalid; expected 0 or more")
+    if offset < 0:
+        raise ValueError(f"offset {offset} is invalid; expected 0 or more")
+
+
+def _update_record(
+    connection: Connection, record: AnchorRecord, entry: AnchorVersion, expected_version: int
+) -> None:
+    """Update an anchor row at ``expected_version`` and insert its history entry."""
+    assignments = sql.SQL(", ").join(
+        sql.SQL("{} = %s").format(sql.Identifier(name))
+        for name in RECORD_COLUMNS
+        if name != "anchor_id"
+    )
+    statement = sql.SQL("UPDATE anchors SET {} WHERE anchor_id = %s AND version = %s")
+    try:
+        cursor = connection.execute(
+            statement.format(assignments), update_params(record, expected_version)
+        )
+    except psycopg.errors.UniqueViolation as err:
+        raise duplicate_anchor_error(record, err.diag.constraint_name or "") from err
+
+    if cursor.rowcount != 1:
+        found = connection.execute(
+            "SELECT version FROM anchors WHERE anchor_id = %s", (record.anchor_id,)
+        ).fetchone()
+        raise stale_version_error(
+            record.anchor_id, expected_version, None if found is None else int(found[0])
+        )
+    _insert_history(connection, entry)
+
+
+def _insert_record(connection: Connection, record: AnchorRecord, entry: AnchorVersion) -> None:
+    """Insert a new anchor row and its creation history entry."""
+    row = record_to_row(record)
+    columns = ["source", "location_label", "n_postings", *RECORD_COLUMNS]
+    values = [STAFF_SOURCE, location_label(record), 0, *(row[name] for name in RECORD_COLUMNS)]
+    statement = sql.SQL("INSERT INTO anchors ({columns}) VALUES ({values})").format(
+        columns=_qualified(None, columns),
+        values=sql.SQL(", ").join([sql.Placeholder()] * len(columns)),
+    )
+    try:
+        connection.execute(statement, values)
+    except psycopg.errors.UniqueViolation as err:
+        raise duplicate_anchor_error(record, err.diag.constraint_name or "") from err
+    _insert_history(connection, entry)
+
+
+def _insert_history(connection: Connection, entry: AnchorVersion) -> None:
+    statement = sql.SQL("INSERT INTO anchor_history ({columns}) VALUES ({values})").format(
+        columns=_qualified(None, HISTORY_COLUMNS),
+        values=sql.SQL(", ").join([sql.Placeholder()] * len(HISTORY_COLUMNS)),
+    )
+    connection.execute(statement, history_params(entry, at=utc_time(entry.at)))
