@@ -89,13 +89,29 @@ class CurationStore(Protocol):
         scope: StaffScope,
         *,
         state: AnchorState | None = None,
+        name_contains: str | None = None,
         limit: int = 100,
         offset: int = 0,
     ) -> list[AnchorRecord]:
         """Return anchors in the scope's districts or zones, optionally in one state.
 
+        ``name_contains`` keeps anchors whose name contains it (case-sensitive).
         Records are ordered by ``anchor_id`` in byte order and paged by ``limit`` and ``offset``.
         """
+        ...
+
+    def count_for_scope(
+        self,
+        scope: StaffScope,
+        *,
+        state: AnchorState | None = None,
+        name_contains: str | None = None,
+    ) -> int:
+        """Count the anchors that :meth:`anchors_for_scope` pages through."""
+        ...
+
+    def posting_counts(self, anchor_ids: Collection[str]) -> dict[str, int]:
+        """Return the number of postings on each stored anchor of ``anchor_ids``."""
         ...
 
     def save_anchor_change(

@@ -6,7 +6,7 @@ edits of one version the second waits, then matches no row and fails as stale.
 """
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 import pandas as pd
@@ -75,31 +75,45 @@ class PostgresCuration:
         scope: StaffScope,
         *,
         state: AnchorState | None = None,
+        name_contains: str | None = None,
         limit: int = 100,
         offset: int = 0,
     ) -> list[AnchorRecord]:
         """Return anchors in the scope's districts or zones, optionally in one state.
 
+        ``name_contains`` keeps anchors whose name contains it (case-sensitive).
         Records are ordered by ``anchor_id`` in byte order (``COLLATE "C"``, as in
         SQLite) and paged by ``limit`` and ``offset``.
         """
         _check_page(limit, offset)
         query = sql.SQL(
-            "SELECT {columns} FROM anchors"
-            " WHERE (district_code = ANY(%s::text[]) OR zone_key = ANY(%s::text[]))"
-            " AND (%s::text IS NULL OR state = %s)"
+            "SELECT {columns} FROM anchors WHERE {scope}"
             ' ORDER BY anchor_id COLLATE "C" LIMIT %s OFFSET %s'
-        ).format(columns=_RECORD_LIST)
-        state_value = None if state is None else AnchorState(state).value
-        params = (
-            sorted(scope.district_codes),
-            sorted(scope.zone_keys),
-            state_value,
-            state_value,
-            limit,
-            offset,
-        )
+        ).format(columns=_RECORD_LIST, scope=_SCOPE_FILTER)
+        params = (*_scope_params(scope, state, name_contains), limit, offset)
         return [record_from_row(row) for row in self._read_dicts(query, params)]
+
+    def count_for_scope(
+        self,
+        scope: StaffScope,
+        *,
+        state: AnchorState | None = None,
+        name_contains: str | None = None,
+    ) -> int:
+        """Count the anchors that :meth:`anchors_for_scope` pages through."""
+        query = sql.SQL("SELECT count(*) AS n FROM anchors WHERE {scope}").format(
+            scope=_SCOPE_FILTER
+        )
+        rows = self._read_dicts(query, _scope_params(scope, state, name_contains))
+        return int(rows[0]["n"])
+
+    def posting_counts(self, anchor_ids: Collection[str]) -> dict[str, int]:
+        """Return the number of postings on each stored anchor of ``anchor_ids``."""
+        query = sql.SQL(
+            "SELECT anchor_id, n_postings FROM anchors WHERE anchor_id = ANY(%s::text[])"
+        ).format()
+        rows = self._read_dicts(query, (sorted(anchor_ids),))
+        return {str(row["anchor_id"]): int(row["n_postings"] or 0) for row in rows}
 
     def anchor_history(self, anchor_id: str) -> list[AnchorVersion]:
         """Return the history entries of one anchor, oldest first, with times in UTC."""
@@ -235,6 +249,29 @@ def _fetch_frame(
         rows = cursor.execute(query, params).fetchall()
         names = [column.name for column in cursor.description or ()]
     return pd.DataFrame(rows, columns=names)
+
+
+# The filter of anchors_for_scope and count_for_scope; parameters from _scope_params.
+_SCOPE_FILTER = sql.SQL(
+    "(district_code = ANY(%s::text[]) OR zone_key = ANY(%s::text[]))"
+    " AND (%s::text IS NULL OR state = %s)"
+    " AND (%s::text IS NULL OR strpos(name, %s) > 0)"
+)
+
+
+def _scope_params(
+    scope: StaffScope, state: AnchorState | None, name_contains: str | None
+) -> tuple[Any, ...]:
+    state_value = None if state is None else AnchorState(state).value
+    name_value = name_contains or None
+    return (
+        sorted(scope.district_codes),
+        sorted(scope.zone_keys),
+        state_value,
+        state_value,
+        name_value,
+        name_value,
+    )
 
 
 def _check_page(limit: int, offset: int) -> None:

@@ -8,7 +8,7 @@ connection in WAL mode with a busy timeout, and run each write in one
 import json
 import logging
 import sqlite3
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
@@ -94,31 +94,43 @@ class SqliteCuration:
         scope: StaffScope,
         *,
         state: AnchorState | None = None,
+        name_contains: str | None = None,
         limit: int = 100,
         offset: int = 0,
     ) -> list[AnchorRecord]:
         """Return anchors in the scope's districts or zones, optionally in one state.
 
+        ``name_contains`` keeps anchors whose name contains it (case-sensitive).
         Records are ordered by ``anchor_id`` in byte order and paged by ``limit`` and ``offset``.
         """
         _check_page(limit, offset)
         query = f"""
-            SELECT {", ".join(RECORD_COLUMNS)} FROM anchors
-            WHERE (district_code IN (SELECT value FROM json_each(?))
-                   OR zone_key IN (SELECT value FROM json_each(?)))
-              AND (? IS NULL OR state = ?)
+            SELECT {", ".join(RECORD_COLUMNS)} FROM anchors WHERE {_SCOPE_FILTER}
             ORDER BY anchor_id LIMIT ? OFFSET ?
         """
-        state_value = None if state is None else AnchorState(state).value
-        params = (
-            json.dumps(sorted(scope.district_codes)),
-            json.dumps(sorted(scope.zone_keys)),
-            state_value,
-            state_value,
-            limit,
-            offset,
-        )
+        params = (*_scope_params(scope, state, name_contains), limit, offset)
         return [record_from_row(row) for row in self._read_rows(query, params)]
+
+    def count_for_scope(
+        self,
+        scope: StaffScope,
+        *,
+        state: AnchorState | None = None,
+        name_contains: str | None = None,
+    ) -> int:
+        """Count the anchors that :meth:`anchors_for_scope` pages through."""
+        query = f"SELECT count(*) AS n FROM anchors WHERE {_SCOPE_FILTER}"
+        rows = self._read_rows(query, _scope_params(scope, state, name_contains))
+        return int(rows[0]["n"])
+
+    def posting_counts(self, anchor_ids: Collection[str]) -> dict[str, int]:
+        """Return the number of postings on each stored anchor of ``anchor_ids``."""
+        rows = self._read_rows(
+            "SELECT anchor_id, n_postings FROM anchors"
+            " WHERE anchor_id IN (SELECT value FROM json_each(?))",
+            (json.dumps(sorted(anchor_ids)),),
+        )
+        return {str(row["anchor_id"]): int(row["n_postings"] or 0) for row in rows}
 
     def anchor_history(self, anchor_id: str) -> list[AnchorVersion]:
         """Return the history entries of one anchor, oldest first."""
@@ -237,6 +249,30 @@ class SqliteCuration:
         with self._connect() as connection:
             frame = pd.read_sql_query(query, connection)
         return tidy_counts(frame, column)
+
+
+# The filter of anchors_for_scope and count_for_scope; parameters from _scope_params.
+_SCOPE_FILTER = """
+    (district_code IN (SELECT value FROM json_each(?))
+     OR zone_key IN (SELECT value FROM json_each(?)))
+    AND (? IS NULL OR state = ?)
+    AND (? IS NULL OR instr(name, ?) > 0)
+"""
+
+
+def _scope_params(
+    scope: StaffScope, state: AnchorState | None, name_contains: str | None
+) -> tuple[Any, ...]:
+    state_value = None if state is None else AnchorState(state).value
+    name_value = name_contains or None
+    return (
+        json.dumps(sorted(scope.district_codes)),
+        json.dumps(sorted(scope.zone_keys)),
+        state_value,
+        state_value,
+        name_value,
+        name_value,
+    )
 
 
 def _check_page(limit: int, offset: int) -> None:

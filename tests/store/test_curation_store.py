@@ -185,6 +185,31 @@ def test_scope_rejects_negative_limit(store: FullStore) -> None:
         store.anchors_for_scope(YANTA, limit=-1)
 
 
+def test_scope_filters_by_name(store: FullStore) -> None:
+    found = store.anchors_for_scope(YANTA, name_contains="丙")
+
+    assert [record.anchor_id for record in found] == ["anc-c"]
+    assert store.anchors_for_scope(YANTA, name_contains="丁") == []
+    assert len(store.anchors_for_scope(YANTA, name_contains="公司")) == 4
+
+
+def test_scope_count_ignores_paging(store: FullStore, rules: dict[str, Any]) -> None:
+    store.save_anchor_change(
+        *_edit(store, "anc-c", AnchorChange(state="pending_review"), rules), expected_version=1
+    )
+
+    assert store.count_for_scope(YANTA) == 4
+    assert store.count_for_scope(YANTA, state=AnchorState.PENDING_REVIEW) == 1
+    assert store.count_for_scope(YANTA, name_contains="甲") == 1
+    assert store.count_for_scope(StaffScope(frozenset({"610103"}))) == 0
+
+
+def test_posting_counts_by_anchor(store: FullStore) -> None:
+    counts = store.posting_counts(["anc-a", "anc-B", "anc-missing"])
+
+    assert counts == {"anc-a": 1, "anc-B": 2}
+
+
 # --- versioned edits ------------------------------------------------------------------
 
 
