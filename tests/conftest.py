@@ -8,6 +8,9 @@ import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
+# Fixture plugins shared by several test packages.
+pytest_plugins = ["tests.fix_redis"]
+
 
 @pytest.fixture(scope="session")
 def data_dir() -> Path:

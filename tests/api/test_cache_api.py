@@ -6,10 +6,7 @@ names its connections so the tests can find and kill only their own. The tests
 skip when Redis is unreachable, and under CI=true the root conftest fails that skip.
 """
 
-import os
 import re
-import secrets
-import socket
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -25,8 +22,7 @@ from api.settings import CacheSettings, DataSettings, Settings
 from store.cache import key_prefix
 from store.rate_limit import window_of
 from store.sqlite import SqliteStore
-
-REDIS_URL = os.environ.get("DOORSTEP_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+from tests.fix_redis import REDIS_URL, closed_port_url
 
 # The Bell Tower (钟楼), WGS84.
 NEARBY = {"lon": 108.9402, "lat": 34.26, "radius_m": 2000, "page_size": 10}
@@ -42,35 +38,6 @@ class CallCounter:
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         self.calls += 1
         return self.method(*args, **kwargs)
-
-
-@pytest.fixture(scope="module")
-def admin() -> Iterator[redis.Redis]:
-    """A plain client on the live Redis, for inspecting keys and connections."""
-    client = redis.Redis.from_url(REDIS_URL, socket_timeout=2)
-    try:
-        client.ping()
-    except redis.RedisError as err:
-        pytest.skip(f"Redis at {REDIS_URL} is unreachable: {err}")
-    yield client
-    client.close()
-
-
-@pytest.fixture(scope="module")
-def namespace(admin: redis.Redis) -> Iterator[str]:
-    """The module's random key namespace; its keys are deleted afterwards."""
-    name = f"doorstep-test-{secrets.token_hex(4)}"
-    yield name
-    for key in admin.scan_iter(match=f"{key_prefix(name)}*", count=500):
-        admin.delete(key)
-
-
-def closed_port_url() -> str:
-    """Return a redis:// URL on a loopback port that was free a moment ago."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    return f"redis://127.0.0.1:{port}/0"
 
 
 @contextmanager

@@ -6,9 +6,6 @@ when Redis is unreachable, and under CI=true the root conftest fails that skip.
 """
 
 import logging
-import os
-import secrets
-import socket
 from collections.abc import Iterator
 
 import pytest
@@ -26,8 +23,7 @@ from store.cache import (
     mask_redis_url,
     open_redis,
 )
-
-REDIS_URL = os.environ.get("DOORSTEP_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+from tests.fix_redis import REDIS_URL, closed_port_url
 
 
 class FakeClock:
@@ -38,29 +34,6 @@ class FakeClock:
 
     def __call__(self) -> float:
         return self.now
-
-
-def closed_port_url() -> str:
-    """Return a redis:// URL on a loopback port that was free a moment ago."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    return f"redis://127.0.0.1:{port}/0"
-
-
-@pytest.fixture(scope="module")
-def namespace() -> Iterator[str]:
-    """A random key namespace on the live Redis; its keys are deleted afterwards."""
-    admin = redis.Redis.from_url(REDIS_URL, socket_timeout=2)
-    try:
-        admin.ping()
-    except redis.RedisError as err:
-        pytest.skip(f"Redis at {REDIS_URL} is unreachable: {err}")
-    name = f"doorstep-test-{secrets.token_hex(4)}"
-    yield name
-    for key in admin.scan_iter(match=f"{key_prefix(name)}*", count=500):
-        admin.delete(key)
-    admin.close()
 
 
 @pytest.fixture

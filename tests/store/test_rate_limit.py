@@ -5,8 +5,6 @@ write only keys under a random namespace and delete them at the end. They skip
 when Redis is unreachable, and under CI=true the root conftest fails that skip.
 """
 
-import os
-import secrets
 import socket
 from collections.abc import Iterator
 
@@ -21,8 +19,7 @@ from store.rate_limit import (
     RedisRateLimiter,
     window_of,
 )
-
-REDIS_URL = os.environ.get("DOORSTEP_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+from tests.fix_redis import REDIS_URL
 
 # A Unix time (in 2026) 10 s into a window, so six requests never straddle two windows.
 WINDOW_START = 29_800_000 * WINDOW_S + 10.0
@@ -36,21 +33,6 @@ class FakeClock:
 
     def __call__(self) -> float:
         return self.now
-
-
-@pytest.fixture(scope="module")
-def namespace() -> Iterator[str]:
-    """A random key namespace on the live Redis; its keys are deleted afterwards."""
-    admin = redis.Redis.from_url(REDIS_URL, socket_timeout=2)
-    try:
-        admin.ping()
-    except redis.RedisError as err:
-        pytest.skip(f"Redis at {REDIS_URL} is unreachable: {err}")
-    name = f"doorstep-test-{secrets.token_hex(4)}"
-    yield name
-    for key in admin.scan_iter(match=f"{key_prefix(name)}*", count=500):
-        admin.delete(key)
-    admin.close()
 
 
 @pytest.fixture
