@@ -1,4 +1,4 @@
-"""Web pages: the city map (城市地图) and the seeker page (求职者页面).
+"""Web pages: the city map (城市地图), the seeker page (求职者页面) and staff curation (完善锚点).
 
 The pages are Jinja2 templates that load only same-origin files: Leaflet and
 leaflet.markercluster from ``node_modules`` (installed by ``npm ci`` from the pinned
@@ -220,3 +220,9 @@ def city_map_page(request: Request, lang: LangQuery = "zh") -> HTMLResponse:
 def seeker_page(request: Request, lang: LangQuery = "zh") -> HTMLResponse:
     """Seeker page (求职者页面): ranked jobs for a simulated seeker or a clicked point."""
     return render_page_in(request, "seeker.html", lang)
+
+
+@router.get("/staff", response_class=HTMLResponse, include_in_schema=False)
+def staff_page(request: Request, lang: LangQuery = "zh") -> HTMLResponse:
+    """Staff curation page (完善锚点): edit, move, merge and import employer anchors."""
+    return render_page_in(request, "staff.html", lang)
