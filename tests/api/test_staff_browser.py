@@ -1,0 +1,282 @@
+"""The staff curation page in Debian's headless Chromium, over the stub staff routes.
+
+Checks that every request stays on the test server, that the token never enters a URL,
+that payload names show as text, and that dragging, saving, 409, 422 and the import
+check behave. Screenshots go to var/screenshots/staff*.png.
+"""
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, Dialog, Page, Request, expect, sync_playwright
+
+from tests.api.test_browser import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    SCREENSHOTS,
+    TIMEOUT_MS,
+    PageRecord,
+    _foreign_requests,
+    _serve,
+)
+from tests.api.test_pages import XSS_PAYLOADS
+from tests.api.test_staff_page import STUB_TOKEN, StubCuration, build_staff_stub_app
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture
+def stub() -> StubCuration:
+    return StubCuration.with_payloads()
+
+
+@pytest.fixture
+def staff_url(data_dir: Path, stub: StubCuration) -> Iterator[str]:
+    with _serve(build_staff_stub_app(data_dir, stub)) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def staff_browser() -> Iterator[Browser]:
+    if not CHROMIUM.is_file():
+        pytest.fail(f"{CHROMIUM} not found; run scripts/test-deps.sh to install chromium")
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def staff_page(staff_browser: Browser) -> Iterator[tuple[Page, PageRecord]]:
+    context = staff_browser.new_context(viewport={"width": 1400, "height": 900}, locale="zh-CN")
+    opened = context.new_page()
+    opened.set_default_timeout(TIMEOUT_MS)
+    record = PageRecord()
+
+    def on_dialog(dialog: Dialog) -> None:
+        record.dialogs.append(dialog.message)
+        dialog.dismiss()
+
+    def on_request(request: Request) -> None:
+        record.requests.append(request.url)
+
+    opened.on("dialog", on_dialog)
+    opened.on("request", on_request)
+    yield opened, record
+    context.close()
+
+
+def _sign_in(page: Page, base_url: str) -> None:
+    page.goto(base_url + "/staff")
+    page.locator("#token").fill(STUB_TOKEN)
+    page.get_by_role("button", name="登录").click()
+    page.locator("#anchor-list button.anchor-item").first.wait_for()
+
+
+def _open_anchor(page: Page, index: int) -> None:
+    page.locator("#anchor-list button.anchor-item").nth(index).click()
+    expect(page.locator("#anchor-form")).to_be_visible()
+    page.locator("#history-list li").first.wait_for()
+
+
+def _screenshot(page: Page, name: str) -> None:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / name))
+
+
+def test_staff_list_shows_payloads(
+    staff_page: tuple[Page, PageRecord], staff_url: str, stub: StubCuration
+) -> None:
+    page, record = staff_page
+    _sign_in(page, staff_url)
+
+    names = page.locator("#anchor-list .anchor-name").all_inner_texts()
+    assert sorted(names) == sorted("单位" + payload for payload in XSS_PAYLOADS)
+    expect(page.locator("#staff-me")).to_contain_text("碑林区就业服务中心")
+    expect(page.locator("#summary-state")).to_contain_text("已核实")
+    expect(page.locator("#summary-state")).to_contain_text("1,234")
+
+    _open_anchor(page, 0)
+    expect(page.locator("#f-name")).to_have_value("单位" + XSS_PAYLOADS[0])
+    expect(page.locator("#anchor-version")).to_have_text("版本 3")
+    history = page.locator("#history-list .history-entry")
+    assert history.count() == 3
+    # Stored at 02:30 UTC, shown in Asia/Shanghai (UTC+8).
+    expect(history.first.locator(".history-head")).to_contain_text("10:30")
+    expect(history.first.locator(".history-reason")).to_have_text("核实地址" + XSS_PAYLOADS[0])
+    expect(history.first.locator(".change-new")).to_have_text("地址" + XSS_PAYLOADS[0])
+    # A draft may go to review or be retired.
+    buttons = page.locator("#state-actions button").all_inner_texts()
+    assert buttons == ["改为待审核", "改为已停用"]
+    _screenshot(page, "staff.png")
+
+    assert record.dialogs == []
+    assert _foreign_requests(record, staff_url) == []
+    assert [url for url in record.requests if STUB_TOKEN in url] == []
+    assert STUB_TOKEN not in page.content()
+    staff_requests = [url for url in record.requests if "/v1/staff/" in url]
+    assert staff_requests
+    for url in staff_requests:
+        assert "coord_sys=wgs84" in url
+
+
+def test_staff_drag_and_save(
+    staff_page: tuple[Page, PageRecord], staff_url: str, stub: StubCuration
+) -> None:
+    page, record = staff_page
+    _sign_in(page, staff_url)
+    _open_anchor(page, 0)
+    lon_before = page.locator("#f-lon").input_value()
+    lat_before = page.locator("#f-lat").input_value()
+
+    box = page.locator(".staff-pin").bounding_box()
+    assert box is not None
+    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    page.mouse.move(x, y)
+    page.mouse.down()
+    page.mouse.move(x + 40, y + 20, steps=5)
+    page.mouse.move(x + 80, y + 40, steps=5)
+    page.mouse.up()
+
+    expect(page.locator("#pin-moved")).to_be_visible()
+    lon_after = float(page.locator("#f-lon").input_value())
+    lat_after = float(page.locator("#f-lat").input_value())
+    assert lon_after > float(lon_before)
+    assert lat_after < float(lat_before)
+
+    page.locator("#f-reason").fill("现场核实入口位置")
+    with page.expect_request(lambda request: request.method == "PATCH") as patch_info:
+        page.get_by_role("button", name="保存").click()
+    body = json.loads(patch_info.value.post_data or "{}")
+    assert body["expected_version"] == 3
+    assert body["reason"] == "现场核实入口位置"
+    assert body["changes"]["coord_sys"] == "wgs84"
+    assert body["changes"]["lon"] == pytest.approx(lon_after, abs=1e-6)
+    assert set(body["changes"]) == {"lon", "lat", "coord_sys"}
+
+    expect(page.locator("#save-status")).to_have_text("已保存，当前版本 4。")
+    expect(page.locator("#anchor-version")).to_have_text("版本 4")
+    assert page.locator("#history-list .history-entry").count() == 4
+    assert stub.anchors["a0"]["lon"] == pytest.approx(lon_after, abs=1e-6)
+    assert record.dialogs == []
+    assert _foreign_requests(record, staff_url) == []
+
+
+def test_staff_reason_required(staff_page: tuple[Page, PageRecord], staff_url: str) -> None:
+    page, _ = staff_page
+    _sign_in(page, staff_url)
+    _open_anchor(page, 0)
+
+    page.locator("#f-address").fill("新地址")
+    page.get_by_role("button", name="保存").click()
+
+    expect(page.locator("#err-reason")).to_have_text("请填写修改原因。")
+
+
+def test_staff_conflict_notice(
+    staff_page: tuple[Page, PageRecord], staff_url: str, stub: StubCuration
+) -> None:
+    page, _ = staff_page
+    _sign_in(page, staff_url)
+    _open_anchor(page, 1)
+    stub.bump("a1")
+    stub.bump("a1")
+
+    page.locator("#f-address").fill("新地址")
+    page.locator("#f-reason").fill("更正地址")
+    page.get_by_role("button", name="保存").click()
+
+    notice = page.locator("#conflict")
+    expect(notice).to_be_visible()
+    expect(notice).to_contain_text("该锚点已被他人修改（当前版本 5），请刷新后重试")
+    _screenshot(page, "staff_conflict.png")
+    notice.get_by_role("button", name="刷新").click()
+    expect(notice).to_be_hidden()
+    expect(page.locator("#anchor-version")).to_have_text("版本 5")
+
+
+def test_staff_field_error_beside_field(
+    staff_page: tuple[Page, PageRecord], staff_url: str
+) -> None:
+    page, _ = staff_page
+    _sign_in(page, staff_url)
+    _open_anchor(page, 0)
+
+    page.locator("#f-contact_phone").fill("call me")
+    page.locator("#f-reason").fill("更新电话")
+    page.get_by_role("button", name="保存").click()
+
+    error = page.locator('.form-row[data-field="contact_phone"] .field-error')
+    expect(error).to_have_text("联系电话须为座机或400/800号码")
+    expect(page.locator("#f-contact_phone")).to_have_attribute("aria-invalid", "true")
+    _screenshot(page, "staff_invalid.png")
+
+
+def test_staff_expired_token(
+    staff_page: tuple[Page, PageRecord], staff_url: str, stub: StubCuration
+) -> None:
+    page, _ = staff_page
+    page.goto(staff_url + "/staff")
+    page.locator("#token").fill("wrong-token")
+    page.get_by_role("button", name="登录").click()
+
+    expect(page.locator("#auth-status")).to_have_text("登录已失效，请重新输入令牌")
+    stored = page.evaluate("window.sessionStorage.getItem('doorstep.staffToken')")
+    assert stored is None
+    expect(page.locator("#token")).to_have_value("")
+
+
+def test_staff_import_rejected_rows(staff_page: tuple[Page, PageRecord], staff_url: str) -> None:
+    page, record = staff_page
+    _sign_in(page, staff_url)
+    page.get_by_role("tab", name="批量导入").click()
+
+    bad = "name,contact_phone\n单位甲,029-1\n单位乙,bad\n"
+    page.locator("#import-file").set_input_files(
+        files=[{"name": "anchors.csv", "mimeType": "text/csv", "buffer": bad.encode()}]
+    )
+    page.get_by_role("button", name="检查").click()
+
+    rows = page.locator("#import-rejected tbody tr")
+    expect(rows).to_have_count(1)
+    cells = rows.first.locator("td").all_inner_texts()
+    assert cells == ["3", "联系电话", "联系电话无效" + XSS_PAYLOADS[0]]
+    expect(page.locator("#import-commit")).to_be_disabled()
+    _screenshot(page, "staff_import.png")
+
+    good = "name,contact_phone\n单位甲,029-1\n"
+    page.locator("#import-file").set_input_files(
+        files=[{"name": "anchors.csv", "mimeType": "text/csv", "buffer": good.encode()}]
+    )
+    page.get_by_role("button", name="检查").click()
+    expect(page.locator("#import-status")).to_have_text("检查通过：1 行可导入。")
+    expect(page.locator("#import-commit")).to_be_enabled()
+    page.get_by_role("button", name="正式导入").click()
+    expect(page.locator("#import-status")).to_have_text("已导入 1 行。")
+
+    imports = [url for url in record.requests if "/v1/staff/imports" in url]
+    assert ["dry_run=true" in url for url in imports] == [True, True, False]
+    assert record.dialogs == []
+
+
+def test_staff_duplicates_merge(staff_page: tuple[Page, PageRecord], staff_url: str) -> None:
+    page, record = staff_page
+    _sign_in(page, staff_url)
+    page.get_by_role("tab", name="疑似重复").click()
+
+    pair = page.locator("#duplicate-list li.duplicate").first
+    expect(pair.locator(".anchor-name").first).to_have_text("单位" + XSS_PAYLOADS[0])
+    pair.locator("input[type=radio]").nth(1).check()
+    pair.locator(".merge-reason").fill("同一单位")
+    with page.expect_request(lambda r: r.url.endswith("/merge") or "/merge?" in r.url) as info:
+        pair.get_by_role("button", name="合并").click()
+    body = json.loads(info.value.post_data or "{}")
+    assert body["survivor_id"] == "a5"
+    assert body["merged_ids"] == ["a0"]
+    assert body["expected_versions"] == {"a5": 3, "a0": 3}
+    expect(page.locator("#duplicates-status")).to_have_text("已合并，移动了 7 条招聘信息。")
+    _screenshot(page, "staff_duplicates.png")
+    assert record.dialogs == []
+    assert _foreign_requests(record, staff_url) == []
