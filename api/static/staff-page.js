@@ -14,8 +14,8 @@
   const ANCHOR_PAGE_SIZE = Math.min(50, D.config.max_page_size);
   const TEXT_FIELDS = ["name", "address", "credit_code", "industry_code", "contact_role", "contact_phone"];
   const FLAG_FIELDS = ["key_enterprise", "above_scale_industrial"];
-  // Fields the API empties through "clear" (geo.anchor_checks.CLEARABLE_FIELDS); other
-  // fields are sent as an empty string and the API decides.
+  // Fields the API empties through "clear" (geo.anchor_checks.CLEARABLE_FIELDS). Other
+  // emptied fields are sent as an empty string, which the API validates.
   const CLEARABLE = ["credit_code", "industry_code", "size", "contact_role", "contact_phone"];
   // Target states each state may move to (geo.anchor_states.ALLOWED_TRANSITIONS). A
   // retired anchor leaves only by reactivation, which sets it back to draft.
@@ -75,7 +75,7 @@
     byId("staff-me").hidden = true;
   }
 
-  // Send one request with the staff token; returns {status, body}. A 401 ends the session.
+  // Send one request with the staff token and return {status, body}. A 401 ends the session.
   async function staffRequest(path, params, options) {
     if (!token()) {
       throw new SessionExpired(t.staff_token_missing);
@@ -104,7 +104,7 @@
     return body && typeof body.detail === "string" ? body.detail : "HTTP " + status;
   }
 
-  // A request whose only good outcome is 2xx: the body, or an Error with the API's message.
+  // Return the body of a 2xx response, or throw an Error with the API's message.
   async function staffJson(path, params, options) {
     const result = await staffRequest(path, params, options);
     if (result.status < 200 || result.status >= 300) {
@@ -114,8 +114,11 @@
   }
 
   function showFailure(statusElement, err) {
+    // The session message in authStatus stays; other status lines drop "loading".
     if (err instanceof SessionExpired) {
-      statusElement.textContent = "";
+      if (statusElement !== authStatus) {
+        statusElement.textContent = "";
+      }
       return;
     }
     D.showError(statusElement, err);
@@ -436,6 +439,7 @@
         changes[name] = field(name).checked;
       }
     });
+
     const shifts = shiftList(field("shift_times").value);
     if (shifts.join(",") !== (anchor.shift_times || []).join(",")) {
       changes.shift_times = shifts;
@@ -445,6 +449,7 @@
       changes.lat = Number(moved.lat.toFixed(6));
       changes.coord_sys = D.config.coord_sys;
     }
+
     if (pendingState) {
       changes.state = pendingState.state;
       if (pendingState.reactivate) {
@@ -534,6 +539,7 @@
       label.appendChild(el("span", "anchor-name", side[2]));
       item.appendChild(label);
     });
+
     const facts = D.format(t.staff_duplicate_facts, {
       distance: Math.round(pair.distance_m), similarity: Number(pair.similarity).toFixed(2),
     });
@@ -543,6 +549,7 @@
     reason.maxLength = 500;
     reason.placeholder = t.staff_merge_reason_placeholder;
     item.appendChild(reason);
+
     const button = el("button", "merge-button", t.staff_merge);
     button.type = "button";
     const status = el("p", "merge-status");

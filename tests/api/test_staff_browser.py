@@ -10,7 +10,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Dialog, Page, Request, expect, sync_playwright
+from playwright.sync_api import (
+    Browser,
+    Dialog,
+    FilePayload,
+    Page,
+    Request,
+    expect,
+    sync_playwright,
+)
 
 from tests.api.test_browser import (
     CHROMIUM,
@@ -235,7 +243,7 @@ def test_staff_import_rejected_rows(staff_page: tuple[Page, PageRecord], staff_u
 
     bad = "name,contact_phone\n单位甲,029-1\n单位乙,bad\n"
     page.locator("#import-file").set_input_files(
-        files=[{"name": "anchors.csv", "mimeType": "text/csv", "buffer": bad.encode()}]
+        files=[FilePayload(name="anchors.csv", mimeType="text/csv", buffer=bad.encode())]
     )
     page.get_by_role("button", name="检查").click()
 
@@ -248,7 +256,7 @@ def test_staff_import_rejected_rows(staff_page: tuple[Page, PageRecord], staff_u
 
     good = "name,contact_phone\n单位甲,029-1\n"
     page.locator("#import-file").set_input_files(
-        files=[{"name": "anchors.csv", "mimeType": "text/csv", "buffer": good.encode()}]
+        files=[FilePayload(name="anchors.csv", mimeType="text/csv", buffer=good.encode())]
     )
     page.get_by_role("button", name="检查").click()
     expect(page.locator("#import-status")).to_have_text("检查通过：1 行可导入。")
