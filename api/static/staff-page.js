@@ -540,9 +540,12 @@
       item.appendChild(label);
     });
 
-    const facts = D.format(t.staff_duplicate_facts, {
-      distance: Math.round(pair.distance_m), similarity: Number(pair.similarity).toFixed(2),
-    });
+    // distance_m is null when one of the pair has no point on the map.
+    const facts = typeof pair.distance_m === "number"
+      ? D.format(t.staff_duplicate_facts, {
+        distance: Math.round(pair.distance_m), similarity: Number(pair.similarity).toFixed(2),
+      })
+      : null;
     item.appendChild(el("p", "duplicate-facts", [pair.reason, facts].filter(Boolean).join(" · ")));
     const reason = el("input", "merge-reason");
     reason.type = "text";
