@@ -256,7 +256,9 @@ def test_staff_page_defaults_to_chinese(client: TestClient) -> None:
     assert "<title>完善锚点" in response.text
     assert "疑似重复" in response.text
     assert "批量导入" in response.text
-    assert "模拟数据" in response.text
+    assert 'href="/staff?lang=zh" aria-current="page"' in response.text
+    # Staff curate real employers; the simulated-seekers note belongs to the other pages.
+    assert "模拟数据" not in response.text
 
 
 def test_staff_page_english(client: TestClient) -> None:
