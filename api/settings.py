@@ -5,8 +5,9 @@ no other module reads the environment.
 """
 
 from pathlib import Path
+from typing import Literal, Self
 
-from pydantic import Field
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from store.cache import RedisOptions
@@ -152,6 +153,57 @@ class CacheSettings(BaseSettings):
         )
 
 
+# Shortest accepted staff token secret in production: 32 bytes, the HS256 key size.
+MIN_SECRET_BYTES = 32
+
+# Secrets copied from examples; rejected in production whatever their length.
+PLACEHOLDER_SECRETS = frozenset(
+    {"changeme", "change-me", "change_me", "secret", "password", "default", "test", "example"}
+)
+
+
+class AuthSettings(BaseSettings):
+    """Signing of the interim staff tokens (HS256 JWT) and the deployment environment."""
+
+    model_config = SettingsConfigDict(env_prefix="DOORSTEP_", extra="ignore")
+
+    staff_token_secret: SecretStr | None = Field(
+        default=None,
+        description="HS256 key of staff tokens, at least 32 bytes in production. Unset in "
+        "development means the key in staff_token_secret_path, created on first use.",
+    )
+    staff_token_secret_path: Path = Field(
+        default=Path("var/staff_token_secret"),
+        description="Development only: file holding the generated staff token key (mode 0600).",
+    )
+    environment: Literal["development", "production"] = Field(
+        default="development", description="production rejects missing or weak secrets."
+    )
+
+    @model_validator(mode="after")
+    def _reject_weak_production_secret(self) -> Self:
+        if self.environment != "production":
+            return self
+        if self.staff_token_secret is None:
+            raise ValueError(
+                "DOORSTEP_STAFF_TOKEN_SECRET is missing; production needs a random key"
+                f" of at least {MIN_SECRET_BYTES} bytes"
+            )
+        secret = self.staff_token_secret.get_secret_value()
+        # The value itself is never quoted, only its length.
+        if secret.strip().lower() in PLACEHOLDER_SECRETS or len(set(secret)) < 8:
+            raise ValueError(
+                "DOORSTEP_STAFF_TOKEN_SECRET is a placeholder; set a random key"
+                f" of at least {MIN_SECRET_BYTES} bytes"
+            )
+        if len(secret.encode()) < MIN_SECRET_BYTES:
+            raise ValueError(
+                f"DOORSTEP_STAFF_TOKEN_SECRET has {len(secret.encode())} bytes;"
+                f" production needs at least {MIN_SECRET_BYTES}"
+            )
+        return self
+
+
 class Settings(BaseSettings):
     """All settings of one process."""
 
@@ -160,3 +212,4 @@ class Settings(BaseSettings):
     query: QuerySettings = Field(default_factory=QuerySettings)
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     cache: CacheSettings = Field(default_factory=CacheSettings)
+    auth: AuthSettings = Field(default_factory=AuthSettings)

@@ -1,8 +1,8 @@
 """The recommendation service: candidates, baseline score and reasons for a seeker or a point."""
 
 import logging
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import geopandas as gpd
@@ -51,11 +51,15 @@ class Recommender:
         Seekers indexed by ``seeker_id``.
     district_names : dict
         6-digit district code to Chinese name.
+    district_uncertainty : dict
+        6-digit district code to the uncertainty in metres of a district-level
+        location, as from :func:`geo.uncertainty.district_uncertainty_m`.
     """
 
     postings: pd.DataFrame
     seekers: pd.DataFrame
     district_names: dict[str, str]
+    district_uncertainty: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.index = JobIndex(self.postings)
@@ -67,10 +71,9 @@ class Recommender:
         names = dict(zip(districts["code"].astype(str), districts["name"].astype(str), strict=True))
         seekers = store.seekers_frame().set_index("seeker_id", drop=False)
         postings = store.postings_frame()
-        postings["uncertainty_m"] = posting_uncertainty_m(
-            postings, district_uncertainty_m(districts)
-        )
-        return cls(postings, seekers, names)
+        uncertainty = district_uncertainty_m(districts)
+        postings["uncertainty_m"] = posting_uncertainty_m(postings, uncertainty)
+        return cls(postings, seekers, names, uncertainty)
 
     @property
     def n_postings(self) -> int:
@@ -87,6 +90,56 @@ class Recommender:
         if code is None or (isinstance(code, float) and code != code):
             return None
         return self.district_names.get(str(code))
+
+    def refresh_anchor(
+        self,
+        anchor_id: str,
+        *,
+        lon: float,
+        lat: float,
+        precision: str,
+        district_code: str | None,
+        merged_ids: Collection[str] = (),
+    ) -> int:
+        """Move one anchor's postings in memory to its new place and rebuild the job index.
+
+        Parameters
+        ----------
+        anchor_id
+            The anchor whose pin moved, or the survivor of a merge.
+        lon, lat
+            The anchor's point, WGS84 degrees.
+        precision
+            A :class:`geo.location.Precision` value.
+        district_code
+            6-digit code of the district containing the point.
+        merged_ids
+            Anchors merged into ``anchor_id``; their postings move to it first.
+
+        Returns
+        -------
+        int
+            Number of active postings now on ``anchor_id``.
+        """
+        postings = self.postings.copy()
+        if merged_ids:
+            postings.loc[postings["anchor_id"].isin(list(merged_ids)), "anchor_id"] = anchor_id
+
+        on_anchor = postings["anchor_id"] == anchor_id
+        postings.loc[on_anchor, "lon"] = lon
+        postings.loc[on_anchor, "lat"] = lat
+        postings.loc[on_anchor, "precision"] = precision
+        postings.loc[on_anchor, "district_code"] = district_code
+        postings.loc[on_anchor, "uncertainty_m"] = posting_uncertainty_m(
+            postings.loc[on_anchor], self.district_uncertainty
+        )
+
+        # Readers keep using the old frame and index until both are swapped here.
+        index = JobIndex(postings)
+        self.postings, self.index = postings, index
+        moved = int(on_anchor.sum())
+        logger.info("refreshed %d postings of anchor %r in the job index", moved, anchor_id)
+        return moved
 
     def nearby(self, lon: float, lat: float, radius_m: float, lang: str = "zh") -> pd.DataFrame:
         """Return postings within ``radius_m`` metres of a WGS84 point, nearest first, with reasons.

@@ -1,0 +1,487 @@
+"""Staff curation routes (完善锚点, ``/v1/staff``) over the anchor rules and the curation store.
+
+Every route needs a staff token (:data:`api.staff_auth.StaffDep`) and works only
+inside the token's districts and zones. An anchor outside them answers 404 with
+the body of a missing anchor. A new or moved pin outside them is a 422 field
+error (rule ``out_of_scope``), because the point is the caller's own input.
+
+NOTE: staff reads and writes are not yet written to the tamper-evident operation
+log. Add the audit record here when the operation log exists.
+"""
+
+import logging
+import math
+import secrets
+import tempfile
+import threading
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path as FilePath
+from typing import Annotated, Any
+
+import pandas as pd
+from fastapi import APIRouter, Depends, FastAPI, File, Form, Query, Request, UploadFile, status
+from fastapi.responses import JSONResponse
+
+from api.curation_schemas import (
+    AnchorCreateIn,
+    AnchorDetail,
+    AnchorEdit,
+    AnchorList,
+    AnchorOut,
+    AnchorPatchIn,
+    CoordSysName,
+    DistrictOut,
+    DuplicateList,
+    DuplicateOut,
+    ImportReportOut,
+    ImportRowErrorOut,
+    MergeIn,
+    MergeOut,
+    StaffMe,
+    Summary,
+    SummaryItem,
+    anchor_out,
+    version_out,
+)
+from api.errors import chinese_message
+from api.routes import CoordSysDep, RecommenderDep
+from api.staff_auth import StaffContext, StaffDep
+from geo.anchor_fields import FieldError
+from geo.anchor_import import (
+    ImportRejectedError,
+    ImportReport,
+    apply_import,
+    check_anchor_rows,
+    read_anchor_table,
+)
+from geo.anchor_states import AnchorState, OutOfScopeError, ensure_in_scope
+from geo.crs import CoordSys
+from geo.curation import AnchorRecord, AnchorValidationError, apply_change, new_anchor
+from geo.duplicates import InvalidMergeError, find_duplicates, plan_merge
+from geo.errors import DoorstepError
+from geo.industry import IndustryCatalogue, load_industry_catalogue
+from geo.regions import Regions, load_regions
+from geo.zones import DevelopmentZone, load_zones
+from store.base import AnchorNotFoundError, CurationStore
+from store.cache import build_identity
+
+logger = logging.getLogger(__name__)
+
+MAX_IMPORT_BYTES = 2 * 1024 * 1024
+IMPORT_SUFFIXES = (".csv", ".xlsx")
+
+router = APIRouter(prefix="/v1/staff", tags=["staff curation"])
+
+_rules_lock = threading.Lock()
+
+
+@dataclass(frozen=True, slots=True)
+class CurationRules:
+    """Reference data of the curation rules: districts, development zones and GB/T 4754."""
+
+    regions: Regions
+    zones: list[DevelopmentZone]
+    industries: IndustryCatalogue
+
+    def keywords(self) -> dict[str, Any]:
+        """Return the reference data as the keyword arguments of the curation functions."""
+        return {"regions": self.regions, "zones": self.zones, "industries": self.industries}
+
+
+def _rules(request: Request) -> CurationRules:
+    """Load the reference data on the first staff request and keep it on the app."""
+    state = request.app.state
+    with _rules_lock:
+        rules: CurationRules | None = getattr(state, "curation_rules", None)
+        if rules is None:
+            data_dir = state.settings.data.data_dir
+            regions = load_regions(data_dir)
+            rules = CurationRules(
+                regions, load_zones(data_dir, regions), load_industry_catalogue(data_dir)
+            )
+            state.curation_rules = rules
+            logger.info("loaded curation reference data from %s", data_dir)
+    return rules
+
+
+def _curation_store(request: Request) -> CurationStore:
+    store = request.app.state.store
+    if not isinstance(store, CurationStore):
+        raise TypeError(f"store {type(store).__name__} does not implement CurationStore")
+    return store
+
+
+RulesDep = Annotated[CurationRules, Depends(_rules)]
+CurationStoreDep = Annotated[CurationStore, Depends(_curation_store)]
+
+
+def _anchor_outs(
+    records: list[AnchorRecord],
+    store: CurationStore,
+    rules: CurationRules,
+    coord_sys: CoordSys,
+) -> list[AnchorOut]:
+    counts = store.posting_counts([record.anchor_id for record in records])
+    return [
+        anchor_out(
+            record,
+            n_postings=counts.get(record.anchor_id, 0),
+            regions=rules.regions,
+            industries=rules.industries,
+            coord_sys=coord_sys,
+        )
+        for record in records
+    ]
+
+
+def _scoped_anchor(store: CurationStore, anchor_id: str, staff: StaffContext) -> AnchorRecord:
+    """Return a stored anchor in the caller's scope; 404 for a missing or foreign one alike."""
+    record = store.get_anchor(anchor_id)
+    if record is None:
+        raise AnchorNotFoundError(f"anchor {anchor_id!r} not found")
+    ensure_in_scope(record, staff.scope)
+    return record
+
+
+def _out_of_scope_point(anchor_id: str, err: OutOfScopeError) -> AnchorValidationError:
+    error = FieldError.of("lon", str(err), rule="out_of_scope")
+    return AnchorValidationError(anchor_id, [error])
+
+
+def _refresh_recommender(
+    request: Request, recommender: RecommenderDep, record: AnchorRecord, merged: list[str]
+) -> None:
+    """Move the anchor's postings in the job index and start new response-cache keys."""
+    recommender.refresh_anchor(
+        record.anchor_id,
+        lon=record.lon,
+        lat=record.lat,
+        precision=record.precision.value,
+        district_code=record.district_code,
+        merged_ids=merged,
+    )
+    # NOTE: only this process gets new cache keys; with several workers sharing Redis,
+    # the others serve cached nearby responses until their TTL ends.
+    base = build_identity(request.app.state.store.meta())
+    request.app.state.build_id = f"{base}-{secrets.token_hex(4)}"
+
+
+@router.get("/me", response_model=StaffMe)
+def me(staff: StaffDep, rules: RulesDep) -> StaffMe:
+    """Return the authenticated staff member, their organisation and scope."""
+    districts = []
+    for code in sorted(staff.scope.district_codes):
+        district = rules.regions.district(code)
+        districts.append(DistrictOut(code=code, name=None if district is None else district.name))
+    return StaffMe(
+        staff_id=staff.staff_id,
+        org=staff.org,
+        districts=districts,
+        zones=sorted(staff.scope.zone_keys),
+    )
+
+
+@router.get("/anchors", response_model=AnchorList)
+def list_anchors(
+    staff: StaffDep,
+    store: CurationStoreDep,
+    rules: RulesDep,
+    coord_sys: CoordSysDep,
+    state: Annotated[AnchorState | None, Query(description="Curation state filter.")] = None,
+    q: Annotated[str | None, Query(max_length=100, description="Name substring.")] = None,
+    limit: Annotated[int, Query(ge=1, le=200, description="Anchors per page.")] = 50,
+    offset: Annotated[int, Query(ge=0, description="Anchors to skip.")] = 0,
+) -> AnchorList:
+    """List anchors in the caller's scope, by id, with optional state and name filters."""
+    name = q.strip() if q else None
+    records = store.anchors_for_scope(
+        staff.scope, state=state, name_contains=name, limit=limit, offset=offset
+    )
+    total = store.count_for_scope(staff.scope, state=state, name_contains=name)
+    return AnchorList(items=_anchor_outs(records, store, rules, coord_sys), total=total)
+
+
+@router.get("/anchors/{anchor_id}", response_model=AnchorDetail)
+def get_anchor(
+    anchor_id: str,
+    staff: StaffDep,
+    store: CurationStoreDep,
+    rules: RulesDep,
+    coord_sys: CoordSysDep,
+) -> AnchorDetail:
+    """Return one anchor in the caller's scope with its history."""
+    record = _scoped_anchor(store, anchor_id, staff)
+    history = [version_out(entry) for entry in store.anchor_history(anchor_id)]
+    return AnchorDetail(anchor=_anchor_outs([record], store, rules, coord_sys)[0], history=history)
+
+
+@router.patch("/anchors/{anchor_id}", response_model=AnchorEdit)
+def patch_anchor(
+    anchor_id: str,
+    body: AnchorPatchIn,
+    request: Request,
+    staff: StaffDep,
+    store: CurationStoreDep,
+    rules: RulesDep,
+    recommender: RecommenderDep,
+) -> AnchorEdit:
+    """Apply one versioned edit to an anchor in the caller's scope."""
+    record = _scoped_anchor(store, anchor_id, staff)
+    try:
+        updated, entry = apply_change(
+            record,
+            body.changes.to_change(),
+            actor=staff.staff_id,
+            reason=body.reason,
+            expected_version=body.expected_version,
+            now=datetime.now(UTC),
+            scope=staff.scope,
+            **rules.keywords(),
+        )
+    except OutOfScopeError as err:
+        raise _out_of_scope_point(anchor_id, err) from err
+    store.save_anchor_change(updated, entry, expected_version=body.expected_version)
+
+    moved = {"lon", "lat", "precision", "district_code"} & {item.field for item in entry.changes}
+    if moved:
+        _refresh_recommender(request, recommender, updated, [])
+    anchor = _anchor_outs([updated], store, rules, CoordSys.WGS84)[0]
+    return AnchorEdit(anchor=anchor, version=version_out(entry))
+
+
+@router.post("/anchors", response_model=AnchorEdit, status_code=status.HTTP_201_CREATED)
+def create_anchor(
+    body: AnchorCreateIn,
+    staff: StaffDep,
+    store: CurationStoreDep,
+    rules: RulesDep,
+) -> AnchorEdit:
+    """Create a draft anchor at a point in the caller's scope."""
+    try:
+        record, entry = new_anchor(
+            body.name,
+            body.lon,
+            body.lat,
+            actor=staff.staff_id,
+            reason=body.reason,
+            now=datetime.now(UTC),
+            scope=staff.scope,
+            coord_sys=body.coord_sys,
+            details=body.details_change(),
+            **rules.keywords(),
+        )
+    except OutOfScopeError as err:
+        raise _out_of_scope_point("new", err) from err
+    store.insert_anchor(record, entry)
+    anchor = _anchor_outs([record], store, rules, CoordSys.WGS84)[0]
+    return AnchorEdit(anchor=anchor, version=version_out(entry))
+
+
+@router.get("/duplicates", response_model=DuplicateList)
+def duplicates(
+    staff: StaffDep,
+    store: CurationStoreDep,
+    limit: Annotated[int, Query(ge=1, le=500, description="Maximum pairs returned.")] = 50,
+) -> DuplicateList:
+    """List candidate duplicate anchor pairs among the caller's active anchors."""
+    total = store.count_for_scope(staff.scope)
+    records = store.anchors_for_scope(staff.scope, limit=total)
+    active = [record for record in records if record.state is not AnchorState.RETIRED]
+    frame = pd.DataFrame(
+        {
+            "anchor_id": [record.anchor_id for record in active],
+            "name": [record.name for record in active],
+            "lon": [record.lon for record in active],
+            "lat": [record.lat for record in active],
+            "credit_code": [record.credit_code for record in active],
+        }
+    )
+    pairs = find_duplicates(frame).head(limit) if len(frame) else frame
+    names = dict(zip(frame["anchor_id"], frame["name"], strict=True)) if len(frame) else {}
+    items = []
+    for row in pairs.to_dict("records"):
+        distance = float(row["distance_m"])
+        items.append(
+            DuplicateOut(
+                anchor_id_a=str(row["anchor_id_a"]),
+                anchor_id_b=str(row["anchor_id_b"]),
+                name_a=names[row["anchor_id_a"]],
+                name_b=names[row["anchor_id_b"]],
+                reason=str(row["reason"]),
+                distance_m=None if math.isnan(distance) else round(distance, 1),
+                similarity=round(float(row["similarity"]), 3),
+            )
+        )
+    return DuplicateList(items=items)
+
+
+@router.post("/anchors/merge", response_model=MergeOut)
+def merge_anchors(
+    body: MergeIn,
+    request: Request,
+    staff: StaffDep,
+    store: CurationStoreDep,
+    rules: RulesDep,
+    recommender: RecommenderDep,
+) -> MergeOut:
+    """Merge duplicate anchors into a survivor, moving their postings to it."""
+    ids = [body.survivor_id, *body.merged_ids]
+    records = {anchor_id: _scoped_anchor(store, anchor_id, staff) for anchor_id in ids}
+    missing = sorted(set(body.merged_ids) - set(body.expected_versions))
+    if missing:
+        raise InvalidMergeError(f"expected_versions lacks merged anchors {missing}")
+
+    # NOTE: the merge history entries carry the domain's fixed reason, not body.reason;
+    # body.reason is logged until the operation log stores it.
+    logger.info("merge by %r into %r: %s", staff.staff_id, body.survivor_id, body.reason)
+    plan = plan_merge(
+        body.survivor_id,
+        body.merged_ids,
+        recommender.postings[["posting_id", "anchor_id"]],
+        records=records,
+        actor=staff.staff_id,
+        now=datetime.now(UTC),
+    )
+    moved = store.apply_merge(plan, expected_versions=body.expected_versions)
+
+    survivor = records[body.survivor_id]
+    _refresh_recommender(request, recommender, survivor, list(plan.merged_ids))
+    fresh = store.get_anchor(body.survivor_id) or survivor
+    return MergeOut(
+        moved_postings=moved, survivor=_anchor_outs([fresh], store, rules, CoordSys.WGS84)[0]
+    )
+
+
+@router.post("/imports", response_model=ImportReportOut)
+async def import_anchors(
+    staff: StaffDep,
+    store: CurationStoreDep,
+    rules: RulesDep,
+    file: Annotated[UploadFile, File(description=".csv (UTF-8) or .xlsx, at most 2 MB.")],
+    dry_run: Annotated[bool, Query(description="Check only; false applies a clean file.")] = True,
+    coord_sys: Annotated[
+        CoordSysName | None, Query(description="System of rows whose coord_sys cell is empty.")
+    ] = None,
+    reason: Annotated[str, Form(max_length=500)] = "批量导入",
+) -> Any:
+    """Check an anchor import file, and apply it all or nothing unless dry_run."""
+    content = await file.read(MAX_IMPORT_BYTES + 1)
+    table = _import_table(file.filename or "", content)
+    report = check_anchor_rows(table, scope=staff.scope, coord_sys=coord_sys, **rules.keywords())
+    body = _report_out(report)
+    if dry_run:
+        return body
+    if not report.ok:
+        return JSONResponse(
+            status_code=status.HTTP_422_UNPROCESSABLE_CONTENT, content=body.model_dump()
+        )
+
+    created = apply_import(
+        report,
+        actor=staff.staff_id,
+        reason=reason,
+        scope=staff.scope,
+        now=datetime.now(UTC),
+        **rules.keywords(),
+    )
+    store.apply_import(created)
+    return body
+
+
+def _import_table(filename: str, content: bytes) -> pd.DataFrame:
+    """Read an uploaded import file through a temporary file with the upload's suffix."""
+    suffix = FilePath(filename).suffix.lower()
+    if suffix not in IMPORT_SUFFIXES:
+        raise ImportRejectedError(
+            f"import file type {suffix or '(none)'!r} is not accepted; expected .csv or .xlsx"
+        )
+    if len(content) > MAX_IMPORT_BYTES:
+        raise ImportRejectedError(
+            f"import file is larger than {MAX_IMPORT_BYTES} bytes; split it into smaller files"
+        )
+    with tempfile.TemporaryDirectory() as folder:
+        path = FilePath(folder) / f"upload{suffix}"
+        path.write_bytes(content)
+        return read_anchor_table(path)
+
+
+def _report_out(report: ImportReport) -> ImportReportOut:
+    rejected = [
+        ImportRowErrorOut(
+            row=error.row,
+            field=error.field,
+            rule=error.rule,
+            reason=error.reason,
+            reason_zh=error.message_zh,
+        )
+        for error in sorted(report.rejected, key=lambda error: (error.row, error.field))
+    ]
+    return ImportReportOut(ok=report.ok, accepted=len(report.accepted), rejected=rejected)
+
+
+@router.get("/summary", response_model=Summary)
+def summary(staff: StaffDep, store: CurationStoreDep, rules: RulesDep) -> Summary:
+    """Count the anchors of the caller's districts by district, precision and state."""
+    # NOTE: counts are by district only, so anchors filed under one of the caller's
+    # zones but lying in another district are not counted here.
+    counts = store.precision_state_counts("district")
+    mine = counts[counts["district_code"].isin(sorted(staff.scope.district_codes))]
+    items = []
+    for row in mine.to_dict("records"):
+        code = str(row["district_code"])
+        district = rules.regions.district(code)
+        items.append(
+            SummaryItem(
+                district_code=code,
+                district_name=None if district is None else district.name,
+                precision=str(row["precision"]),
+                state=str(row["state"]),
+                n=int(row["n"]),
+            )
+        )
+    return Summary(items=items)
+
+
+# --- error bodies ------------------------------------------------------------------------
+
+
+async def _handle_anchor_validation(request: Request, error: Exception) -> JSONResponse:
+    """Answer 422 with the usual detail and one entry per field error under ``errors``."""
+    assert isinstance(error, AnchorValidationError)
+    detail = {
+        "loc": ["body"],
+        "msg": str(error),
+        "msg_zh": chinese_message(error, "锚点修改无效"),
+        "type": type(error).__name__,
+    }
+    errors = [
+        {"field": item.field, "rule": item.rule, "msg": item.message, "msg_zh": item.message_zh}
+        for item in error.errors
+    ]
+    return JSONResponse(
+        status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
+        content={"detail": [detail], "errors": errors},
+    )
+
+
+async def _handle_rejected_request(request: Request, error: Exception) -> JSONResponse:
+    """Answer 422 for a rejected merge or import file, naming the rule that failed."""
+    assert isinstance(error, DoorstepError)
+    title_zh = "导入文件无效" if isinstance(error, ImportRejectedError) else "合并请求无效"
+    detail = {
+        "loc": ["body"],
+        "msg": str(error),
+        "msg_zh": chinese_message(error, title_zh),
+        "type": type(error).__name__,
+    }
+    return JSONResponse(
+        status_code=status.HTTP_422_UNPROCESSABLE_CONTENT, content={"detail": [detail]}
+    )
+
+
+def install_curation_error_handlers(app: FastAPI) -> None:
+    """Register the curation-specific 422 bodies, which take precedence over the error table."""
+    app.add_exception_handler(AnchorValidationError, _handle_anchor_validation)
+    app.add_exception_handler(ImportRejectedError, _handle_rejected_request)
+    app.add_exception_handler(InvalidMergeError, _handle_rejected_request)

@@ -1,0 +1,408 @@
+"""The staff curation API on both stores: scope, optimistic locking, validation, merges, imports.
+
+Each case runs against a small SQLite store written in the test and against the
+PostgreSQL test database, both holding the store contract's anchors and postings
+(four anchors in 雁塔区 610113). Rules use the real district polygons, zones and
+GB/T 4754 codes from the data folder.
+"""
+
+import io
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from openpyxl import Workbook
+from pydantic import SecretStr
+from stdnum.cn import uscc
+
+from api.app import create_app
+from api.settings import AuthSettings, CacheSettings, DataSettings, Settings
+from api.staff_auth import issue_staff_token
+from store.sqlite import SqliteStore, write_store
+from tests.store.conftest import make_database, pg_pool, pg_store, pg_url
+from tests.store.test_contract import _inputs
+
+# The PostgreSQL fixtures live in tests/store/conftest.py; importing them here lends
+# them to this module as well.
+__all__ = ["make_database", "pg_pool", "pg_store", "pg_url"]
+
+SECRET = secrets.token_hex(32)
+YANTA_POINT = (108.9480, 34.2230)  # inside 雁塔区 610113, about 1.7 km east of anc-c
+BELL_TOWER = (108.9402, 34.2600)  # inside 碑林区 610103
+
+
+def _token(*districts: str, staff_id: str = "staff-yanta-01") -> str:
+    return issue_staff_token(
+        SECRET.encode(),
+        staff_id=staff_id,
+        org="雁塔区就业服务中心",
+        districts=districts or ("610113",),
+    )
+
+
+def _credit_code(first17: str) -> str:
+    return first17 + uscc.calc_check_digit(first17)
+
+
+YANTA = {"Authorization": f"Bearer {_token('610113')}"}
+BEILIN = {"Authorization": f"Bearer {_token('610103', staff_id='staff-beilin-01')}"}
+
+
+def _store_inputs() -> dict[str, Any]:
+    """The store contract's inputs, with the pay columns that /v1/jobs/nearby explains."""
+    inputs = _inputs()
+    postings = inputs["postings"]
+    inputs["postings"] = postings.assign(salary_max_month=postings["salary_min_month"] + 1000)
+    return inputs
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def client(request: pytest.FixtureRequest, data_dir: Path, tmp_path: Path) -> Iterator[TestClient]:
+    """A client on each store in turn, holding the contract inputs."""
+    if request.param == "sqlite":
+        path = tmp_path / "store.sqlite"
+        write_store(path, **_store_inputs())
+        store: Any = SqliteStore(path)
+    else:
+        store = request.getfixturevalue("pg_store")
+        store.replace_all(**_store_inputs())
+
+    settings = Settings(
+        data=DataSettings(data_dir=data_dir, store_path=tmp_path / "unused.sqlite"),
+        cache=CacheSettings(rate_limit_per_minute=0),
+        auth=AuthSettings(staff_token_secret=SecretStr(SECRET)),
+    )
+    with TestClient(create_app(settings, store=store)) as test_client:
+        yield test_client
+
+
+def _anchor(client: TestClient, anchor_id: str) -> dict[str, Any]:
+    response = client.get(f"/v1/staff/anchors/{anchor_id}", headers=YANTA)
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def _patch(
+    client: TestClient,
+    anchor_id: str,
+    version: int,
+    headers: dict[str, str] = YANTA,
+    **changes: Any,
+) -> Any:
+    body = {"expected_version": version, "reason": "现场核实", "changes": changes}
+    return client.patch(f"/v1/staff/anchors/{anchor_id}", json=body, headers=headers)
+
+
+# --- identity and reads ------------------------------------------------------------------
+
+
+def test_me_names_districts(client: TestClient) -> None:
+    response = client.get("/v1/staff/me", headers=YANTA)
+
+    assert response.status_code == 200
+    assert response.json() == {
+        "staff_id": "staff-yanta-01",
+        "org": "雁塔区就业服务中心",
+        "districts": [{"code": "610113", "name": "雁塔区"}],
+        "zones": [],
+    }
+
+
+def test_missing_token_is_401(client: TestClient) -> None:
+    response = client.get("/v1/staff/anchors")
+
+    assert response.status_code == 401
+    assert response.headers["WWW-Authenticate"] == "Bearer"
+    assert "令牌" in response.json()["detail"][0]["msg_zh"]
+
+
+def test_list_anchors_in_scope(client: TestClient) -> None:
+    response = client.get("/v1/staff/anchors", headers=YANTA)
+
+    body = response.json()
+    assert response.status_code == 200
+    assert body["total"] == 4
+    assert [item["anchor_id"] for item in body["items"]] == ["anc-B", "anc-a", "anc-c", "anc-edge"]
+    first = body["items"][0]
+    assert first["district_name"] == "雁塔区"
+    assert first["state_label"] == "草稿"
+    assert first["n_postings"] == 2
+
+
+def test_list_filters_and_pages(client: TestClient) -> None:
+    named = client.get("/v1/staff/anchors", params={"q": "丙"}, headers=YANTA).json()
+    paged = client.get("/v1/staff/anchors", params={"limit": 1, "offset": 1}, headers=YANTA)
+    verified = client.get("/v1/staff/anchors", params={"state": "verified"}, headers=YANTA)
+
+    assert [item["anchor_id"] for item in named["items"]] == ["anc-c"]
+    assert named["total"] == 1
+    assert [item["anchor_id"] for item in paged.json()["items"]] == ["anc-a"]
+    assert paged.json()["total"] == 4
+    assert verified.json() == {"items": [], "total": 0}
+
+
+def test_list_converts_to_gcj02(client: TestClient) -> None:
+    wgs = client.get("/v1/staff/anchors", params={"q": "甲"}, headers=YANTA).json()
+    gcj = client.get(
+        "/v1/staff/anchors", params={"q": "甲", "coord_sys": "gcj02"}, headers=YANTA
+    ).json()
+
+    assert wgs["items"][0]["lon"] == pytest.approx(108.90)
+    # GCJ-02 shifts Xi'an by a few hundred metres, mostly to the east.
+    assert gcj["items"][0]["lon"] - wgs["items"][0]["lon"] > 0.003
+
+
+def test_other_district_sees_404(client: TestClient) -> None:
+    missing = client.get("/v1/staff/anchors/anc-none", headers=BEILIN)
+    foreign = client.get("/v1/staff/anchors/anc-a", headers=BEILIN)
+    patched = _patch(client, "anc-a", 1, headers=BEILIN, address="碑林区某路")
+
+    assert foreign.status_code == 404
+    assert patched.status_code == 404
+    assert foreign.json()["detail"][0]["msg_zh"] == "未找到"
+    assert missing.status_code == 404
+    assert client.get("/v1/staff/anchors", headers=BEILIN).json()["total"] == 0
+
+
+# --- edits -------------------------------------------------------------------------------
+
+
+def test_patch_writes_history(client: TestClient) -> None:
+    response = _patch(client, "anc-a", 1, address="雁塔区科技路 1 号", contact_role="人事部")
+
+    body = response.json()
+    assert response.status_code == 200, response.text
+    assert body["anchor"]["version"] == 2
+    assert body["anchor"]["address"] == "雁塔区科技路 1 号"
+    assert body["version"]["actor"] == "staff-yanta-01"
+    assert body["version"]["at"].endswith("+00:00")
+    assert {item["field"] for item in body["version"]["changes"]} == {"address", "contact_role"}
+    history = _anchor(client, "anc-a")["history"]
+    assert [entry["version"] for entry in history] == [2]
+
+
+def test_same_version_twice_is_409(client: TestClient) -> None:
+    first = _patch(client, "anc-a", 1, address="雁塔区科技路 1 号")
+    second = _patch(client, "anc-a", 1, address="雁塔区科技路 2 号")
+
+    assert first.status_code == 200
+    assert second.status_code == 409
+    assert second.json()["detail"][0]["current_version"] == 2
+    assert _anchor(client, "anc-a")["anchor"]["address"] == "雁塔区科技路 1 号"
+
+
+def test_invalid_fields_listed_in_chinese(client: TestClient) -> None:
+    response = _patch(
+        client,
+        "anc-a",
+        1,
+        credit_code="91610113MA6TXXXX01",
+        contact_phone="13812345678",
+        lon=BELL_TOWER[0],
+        lat=BELL_TOWER[1],
+        district_code="610113",
+    )
+
+    assert response.status_code == 422
+    errors = {item["field"]: item for item in response.json()["errors"]}
+    assert set(errors) >= {"credit_code", "contact_phone"}
+    assert errors["contact_phone"]["msg_zh"] == "联系电话须为单位电话，不能填写手机号码"
+    assert "校验位" in errors["credit_code"]["msg_zh"]
+    pin_errors = [item for item in response.json()["errors"] if item["rule"] == "outside_district"]
+    assert len(pin_errors) == 1
+    assert "雁塔区" in pin_errors[0]["msg_zh"]
+    assert _anchor(client, "anc-a")["anchor"]["version"] == 1
+
+
+def test_pin_move_out_of_scope_is_422(client: TestClient) -> None:
+    response = _patch(
+        client, "anc-a", 1, lon=BELL_TOWER[0], lat=BELL_TOWER[1], district_code="610103"
+    )
+
+    assert response.status_code == 422
+    assert [item["rule"] for item in response.json()["errors"]] == ["out_of_scope"]
+
+
+def test_pin_move_refreshes_nearby(client: TestClient) -> None:
+    query = {"lon": YANTA_POINT[0], "lat": YANTA_POINT[1], "radius_m": 300}
+    before = client.get("/v1/jobs/nearby", params=query).json()
+
+    response = _patch(client, "anc-c", 1, lon=YANTA_POINT[0], lat=YANTA_POINT[1])
+    after = client.get("/v1/jobs/nearby", params=query).json()
+
+    assert response.status_code == 200, response.text
+    assert response.json()["anchor"]["precision"] == "exact"
+    assert before["total"] == 0
+    assert after["total"] == 2
+    assert {item["title"] for item in after["items"]} == {"司机", "保洁"}
+
+
+def test_create_anchor_in_scope(client: TestClient) -> None:
+    body = {
+        "name": "雁塔某科技有限公司",
+        "lon": YANTA_POINT[0],
+        "lat": YANTA_POINT[1],
+        "reason": "站点新增",
+        "details": {"contact_role": "人事部", "industry_code": "6513"},
+    }
+    response = client.post("/v1/staff/anchors", json=body, headers=YANTA)
+
+    created = response.json()["anchor"]
+    assert response.status_code == 201, response.text
+    assert created["state"] == "draft"
+    assert created["district_code"] == "610113"
+    assert created["industry_name"]
+    assert created["n_postings"] == 0
+    assert _anchor(client, created["anchor_id"])["anchor"]["version"] == 1
+
+
+def test_create_outside_scope_is_422(client: TestClient) -> None:
+    body = {"name": "碑林某公司", "lon": BELL_TOWER[0], "lat": BELL_TOWER[1], "reason": "新增"}
+    response = client.post("/v1/staff/anchors", json=body, headers=YANTA)
+
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["msg_zh"] == "坐标不在您负责的区县或开发区范围内"
+
+
+# --- duplicates, merges and the summary --------------------------------------------------
+
+
+def test_duplicates_find_similar_name(client: TestClient) -> None:
+    body = {"name": "丙公司", "lon": 108.9305, "lat": 34.2202, "reason": "站点新增"}
+    created = client.post("/v1/staff/anchors", json=body, headers=YANTA)
+    assert created.status_code == 201, created.text
+
+    items = client.get("/v1/staff/duplicates", headers=YANTA).json()["items"]
+
+    assert len(items) == 1
+    pair = items[0]
+    assert {pair["anchor_id_a"], pair["anchor_id_b"]} == {
+        "anc-c",
+        created.json()["anchor"]["anchor_id"],
+    }
+    assert pair["reason"] == "similar_name_nearby"
+    assert pair["name_a"] == pair["name_b"] == "丙公司"
+    assert 40 < pair["distance_m"] < 80
+    assert client.get("/v1/staff/duplicates", headers=BEILIN).json()["items"] == []
+
+
+def test_merge_moves_postings(client: TestClient) -> None:
+    body = {
+        "survivor_id": "anc-a",
+        "merged_ids": ["anc-c"],
+        "expected_versions": {"anc-c": 1},
+        "reason": "同一单位",
+    }
+    response = client.post("/v1/staff/anchors/merge", json=body, headers=YANTA)
+
+    assert response.status_code == 200, response.text
+    assert response.json()["moved_postings"] == 2
+    assert response.json()["survivor"]["n_postings"] == 3
+    assert _anchor(client, "anc-c")["anchor"]["state"] == "retired"
+
+
+def test_merge_foreign_anchor_is_404(client: TestClient) -> None:
+    body = {
+        "survivor_id": "anc-a",
+        "merged_ids": ["anc-c"],
+        "expected_versions": {"anc-c": 1},
+        "reason": "同一单位",
+    }
+    response = client.post("/v1/staff/anchors/merge", json=body, headers=BEILIN)
+
+    assert response.status_code == 404
+    assert _anchor(client, "anc-c")["anchor"]["state"] == "draft"
+
+
+def test_summary_counts_scope(client: TestClient) -> None:
+    items = client.get("/v1/staff/summary", headers=YANTA).json()["items"]
+
+    assert sum(item["n"] for item in items) == 4
+    assert {item["district_name"] for item in items} == {"雁塔区"}
+    assert client.get("/v1/staff/summary", headers=BEILIN).json()["items"] == []
+
+
+# --- imports -----------------------------------------------------------------------------
+
+_GOOD_ROW = ["雁塔导入科技有限公司", _credit_code("91610113MA6TYYYY0"), "108.9480", "34.2230"]
+_BAD_ROW = ["导入错误公司", "91610113MA6TXXXX01", "34.2230", "108.9480"]
+_HEADER = ["单位名称", "统一社会信用代码", "经度", "纬度"]
+
+
+def _csv(*rows: list[str]) -> bytes:
+    lines = [",".join(_HEADER), *(",".join(row) for row in rows)]
+    return ("\n".join(lines) + "\n").encode("utf-8")
+
+
+def _xlsx(*rows: list[str]) -> bytes:
+    book = Workbook()
+    sheet = book.active
+    assert sheet is not None
+    sheet.append(_HEADER)
+    for row in rows:
+        sheet.append(row)
+    buffer = io.BytesIO()
+    book.save(buffer)
+    return buffer.getvalue()
+
+
+def _upload(client: TestClient, name: str, content: bytes, *, dry_run: bool) -> Any:
+    return client.post(
+        "/v1/staff/imports",
+        params={"dry_run": str(dry_run).lower(), "coord_sys": "wgs84"},
+        files={"file": (name, content)},
+        headers=YANTA,
+    )
+
+
+@pytest.mark.parametrize("name", ["anchors.csv", "anchors.xlsx"])
+def test_import_dry_run_reports_rows(client: TestClient, name: str) -> None:
+    content = _csv(_GOOD_ROW, _BAD_ROW) if name.endswith("csv") else _xlsx(_GOOD_ROW, _BAD_ROW)
+
+    report = _upload(client, name, content, dry_run=True).json()
+
+    assert report["ok"] is False
+    assert report["accepted"] == 1
+    assert {item["row"] for item in report["rejected"]} == {3}
+    rules = {item["rule"] for item in report["rejected"]}
+    assert "swapped_axes" in rules
+    assert "check_digit" in rules
+    assert all(item["reason_zh"] for item in report["rejected"])
+    assert client.get("/v1/staff/anchors", headers=YANTA).json()["total"] == 4
+
+
+def test_import_with_bad_rows_writes_nothing(client: TestClient) -> None:
+    response = _upload(client, "anchors.csv", _csv(_GOOD_ROW, _BAD_ROW), dry_run=False)
+
+    assert response.status_code == 422
+    assert response.json()["accepted"] == 1
+    assert client.get("/v1/staff/anchors", headers=YANTA).json()["total"] == 4
+
+
+def test_import_clean_file_creates_anchors(client: TestClient) -> None:
+    response = _upload(client, "anchors.xlsx", _xlsx(_GOOD_ROW), dry_run=False)
+
+    assert response.status_code == 200, response.text
+    assert response.json() == {"ok": True, "accepted": 1, "rejected": []}
+    found = client.get("/v1/staff/anchors", params={"q": "导入"}, headers=YANTA).json()
+    assert [item["name"] for item in found["items"]] == ["雁塔导入科技有限公司"]
+    assert found["items"][0]["state"] == "draft"
+
+
+def test_import_rejects_other_types(client: TestClient) -> None:
+    response = _upload(client, "anchors.json", b"[]", dry_run=True)
+
+    assert response.status_code == 422
+    assert ".csv or .xlsx" in response.json()["detail"][0]["msg"]
+
+
+def test_import_rejects_large_file(client: TestClient) -> None:
+    content = _csv(_GOOD_ROW) + b"#" * (2 * 1024 * 1024)
+    response = _upload(client, "anchors.csv", content, dry_run=True)
+
+    assert response.status_code == 422
+    assert "larger than" in response.json()["detail"][0]["msg"]
