@@ -8,7 +8,6 @@ from pathlib import Path
 import redis
 from fastapi import FastAPI
 
-from api.curation_routes import install_curation_error_handlers
 from api.curation_routes import router as curation_router
 from api.docs import mount_api_docs
 from api.errors import install_error_handlers
@@ -74,7 +73,6 @@ def create_app(settings: Settings, store: ReadStore | None = None) -> FastAPI:
     )
     app.state.settings = settings
     install_error_handlers(app)
-    install_curation_error_handlers(app)
     app.include_router(api_router)
     app.include_router(curation_router)
     app.include_router(pages_router)

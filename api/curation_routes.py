@@ -20,7 +20,7 @@ from pathlib import Path as FilePath
 from typing import Annotated, Any
 
 import pandas as pd
-from fastapi import APIRouter, Depends, FastAPI, File, Form, Query, Request, UploadFile, status
+from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile, status
 from fastapi.responses import JSONResponse
 
 from api.curation_schemas import (
@@ -44,7 +44,6 @@ from api.curation_schemas import (
     anchor_out,
     version_out,
 )
-from api.errors import chinese_message
 from api.routes import CoordSysDep, RecommenderDep
 from api.staff_auth import StaffContext, StaffDep
 from geo.anchor_fields import FieldError
@@ -59,7 +58,6 @@ from geo.anchor_states import AnchorState, OutOfScopeError, ensure_in_scope
 from geo.crs import CoordSys
 from geo.curation import AnchorRecord, AnchorValidationError, apply_change, new_anchor
 from geo.duplicates import InvalidMergeError, find_duplicates, plan_merge
-from geo.errors import DoorstepError
 from geo.industry import IndustryCatalogue, load_industry_catalogue
 from geo.regions import Regions, load_regions
 from geo.zones import DevelopmentZone, load_zones
@@ -441,47 +439,3 @@ def summary(staff: StaffDep, store: CurationStoreDep, rules: RulesDep) -> Summar
             )
         )
     return Summary(items=items)
-
-
-# --- error bodies ------------------------------------------------------------------------
-
-
-async def _handle_anchor_validation(request: Request, error: Exception) -> JSONResponse:
-    """Answer 422 with the usual detail and one entry per field error under ``errors``."""
-    assert isinstance(error, AnchorValidationError)
-    detail = {
-        "loc": ["body"],
-        "msg": str(error),
-        "msg_zh": chinese_message(error, "锚点修改无效"),
-        "type": type(error).__name__,
-    }
-    errors = [
-        {"field": item.field, "rule": item.rule, "msg": item.message, "msg_zh": item.message_zh}
-        for item in error.errors
-    ]
-    return JSONResponse(
-        status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
-        content={"detail": [detail], "errors": errors},
-    )
-
-
-async def _handle_rejected_request(request: Request, error: Exception) -> JSONResponse:
-    """Answer 422 for a rejected merge or import file, naming the rule that failed."""
-    assert isinstance(error, DoorstepError)
-    title_zh = "导入文件无效" if isinstance(error, ImportRejectedError) else "合并请求无效"
-    detail = {
-        "loc": ["body"],
-        "msg": str(error),
-        "msg_zh": chinese_message(error, title_zh),
-        "type": type(error).__name__,
-    }
-    return JSONResponse(
-        status_code=status.HTTP_422_UNPROCESSABLE_CONTENT, content={"detail": [detail]}
-    )
-
-
-def install_curation_error_handlers(app: FastAPI) -> None:
-    """Register the curation-specific 422 bodies, which take precedence over the error table."""
-    app.add_exception_handler(AnchorValidationError, _handle_anchor_validation)
-    app.add_exception_handler(ImportRejectedError, _handle_rejected_request)
-    app.add_exception_handler(InvalidMergeError, _handle_rejected_request)

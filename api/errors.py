@@ -13,9 +13,11 @@ from fastapi import FastAPI, Request, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
+from geo.anchor_import import ImportRejectedError
 from geo.anchor_rules import format_message_zh
 from geo.anchor_states import InvalidTransitionError, OutOfScopeError
 from geo.curation import AnchorValidationError, StaleVersionError
+from geo.duplicates import InvalidMergeError
 from geo.errors import DoorstepError, InvalidCoordinateError, UnknownCoordSysError
 from store.base import AnchorNotFoundError, DuplicateAnchorError
 from store.sqlite import LayerNotFoundError, StoreNotFoundError
@@ -67,6 +69,8 @@ _STATUS: list[tuple[type[DoorstepError], int, str]] = [
     (DuplicateAnchorError, status.HTTP_409_CONFLICT, "统一社会信用代码已被其他锚点使用"),
     (AnchorValidationError, status.HTTP_422_UNPROCESSABLE_CONTENT, "锚点修改无效"),
     (InvalidTransitionError, status.HTTP_422_UNPROCESSABLE_CONTENT, "锚点状态变更无效"),
+    (InvalidMergeError, status.HTTP_422_UNPROCESSABLE_CONTENT, "合并请求无效"),
+    (ImportRejectedError, status.HTTP_422_UNPROCESSABLE_CONTENT, "导入文件无效"),
     (
         StoreNotFoundError,
         status.HTTP_503_SERVICE_UNAVAILABLE,
@@ -151,6 +155,12 @@ async def _handle_domain_error(request: Request, error: Exception) -> JSONRespon
         detail.update(loc=["path"], msg="not found", msg_zh=title_zh, type="NotFoundError")
     if isinstance(error, StaleVersionError):
         detail["current_version"] = error.current_version
+    if isinstance(error, AnchorValidationError):
+        detail["loc"] = ["body"]
+        detail["errors"] = [
+            {"field": item.field, "rule": item.rule, "msg": item.message, "msg_zh": item.message_zh}
+            for item in error.errors
+        ]
     body = {"detail": [detail]}
     headers: dict[str, str] | None = getattr(error, "headers", None)
     return JSONResponse(status_code=status_code, content=body, headers=headers)

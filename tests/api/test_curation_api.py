@@ -208,11 +208,15 @@ def test_invalid_fields_listed_in_chinese(client: TestClient) -> None:
     )
 
     assert response.status_code == 422
-    errors = {item["field"]: item for item in response.json()["errors"]}
+    errors = {item["field"]: item for item in response.json()["detail"][0]["errors"]}
     assert set(errors) >= {"credit_code", "contact_phone"}
     assert errors["contact_phone"]["msg_zh"] == "联系电话须为单位电话，不能填写手机号码"
     assert "校验位" in errors["credit_code"]["msg_zh"]
-    pin_errors = [item for item in response.json()["errors"] if item["rule"] == "outside_district"]
+    pin_errors = [
+        item
+        for item in response.json()["detail"][0]["errors"]
+        if item["rule"] == "outside_district"
+    ]
     assert len(pin_errors) == 1
     assert "雁塔区" in pin_errors[0]["msg_zh"]
     assert _anchor(client, "anc-a")["anchor"]["version"] == 1
@@ -224,7 +228,7 @@ def test_pin_move_out_of_scope_is_422(client: TestClient) -> None:
     )
 
     assert response.status_code == 422
-    assert [item["rule"] for item in response.json()["errors"]] == ["out_of_scope"]
+    assert [item["rule"] for item in response.json()["detail"][0]["errors"]] == ["out_of_scope"]
 
 
 def test_pin_move_refreshes_nearby(client: TestClient) -> None:
@@ -265,7 +269,9 @@ def test_create_outside_scope_is_422(client: TestClient) -> None:
     response = client.post("/v1/staff/anchors", json=body, headers=YANTA)
 
     assert response.status_code == 422
-    assert response.json()["errors"][0]["msg_zh"] == "坐标不在您负责的区县或开发区范围内"
+    assert (
+        response.json()["detail"][0]["errors"][0]["msg_zh"] == "坐标不在您负责的区县或开发区范围内"
+    )
 
 
 # --- duplicates, merges and the summary --------------------------------------------------
