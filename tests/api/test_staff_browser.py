@@ -6,6 +6,7 @@ check behave. Screenshots go to var/screenshots/staff*.png.
 """
 
 import json
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,7 +20,12 @@ from playwright.sync_api import (
     expect,
     sync_playwright,
 )
+from pydantic import SecretStr
 
+from api.app import create_app
+from api.settings import AuthSettings, DataSettings, Settings
+from api.staff_auth import issue_staff_token
+from store.sqlite import SqliteStore
 from tests.api.test_browser import (
     CHROMIUM,
     CHROMIUM_ARGS,
@@ -288,3 +294,62 @@ def test_staff_duplicates_merge(staff_page: tuple[Page, PageRecord], staff_url: 
     _screenshot(page, "staff_duplicates.png")
     assert record.dialogs == []
     assert _foreign_requests(record, staff_url) == []
+
+
+def test_staff_real_app_drag_saves(
+    staff_page: tuple[Page, PageRecord], xss_store_copy: SqliteStore
+) -> None:
+    """The page against the real API and SQLite store: a dragged pin is saved and versioned."""
+    page, record = staff_page
+    secret = "s" * 16 + "t" * 16 + "0123456789abcdef"
+    settings = Settings(
+        data=DataSettings(store_path=xss_store_copy.path),
+        auth=AuthSettings(staff_token_secret=SecretStr(secret)),
+    )
+    token = issue_staff_token(
+        secret.encode(), staff_id="staff-beilin-01", org="碑林区就业服务中心", districts=["610103"]
+    )
+    anchors = xss_store_copy.anchors_frame()
+    in_district = anchors[anchors["district_code"] == "610103"]
+
+    with _serve(create_app(settings, store=xss_store_copy)) as url:
+        page.goto(url + "/staff")
+        page.locator("#token").fill(token)
+        page.get_by_role("button", name="登录").click()
+        page.locator("#anchor-list button.anchor-item").first.wait_for()
+        assert page.locator("#anchor-list button.anchor-item").count() == len(in_district)
+
+        page.locator("#anchor-list button.anchor-item").first.click()
+        expect(page.locator("#anchor-form")).to_be_visible()
+        version_before = page.locator("#anchor-version").inner_text()
+        box = page.locator(".staff-pin").bounding_box()
+        assert box is not None
+        x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+        page.mouse.move(x, y)
+        page.mouse.down()
+        page.mouse.move(x + 10, y + 5, steps=5)
+        page.mouse.move(x + 20, y + 10, steps=5)
+        page.mouse.up()
+        expect(page.locator("#pin-moved")).to_be_visible()
+
+        page.locator("#f-reason").fill("现场核实")
+        page.get_by_role("button", name="保存").click()
+        expect(page.locator("#save-status")).to_contain_text("已保存")
+        _screenshot(page, "staff_real_app.png")
+
+    saved = [xss_store_copy.get_anchor(a) for a in in_district["anchor_id"]]
+    moved = [record_ for record_ in saved if record_ is not None and record_.version == 2]
+    assert version_before == "版本 1"
+    assert len(moved) == 1
+    assert moved[0].precision == "exact"
+    assert len(xss_store_copy.anchor_history(moved[0].anchor_id)) >= 1
+    assert all(token not in url_ for url_ in record.requests)
+    assert record.dialogs == []
+
+
+@pytest.fixture
+def xss_store_copy(xss_store: SqliteStore, tmp_path: Path) -> SqliteStore:
+    """A private copy of the payload store, so saving does not change the shared one."""
+    copy = tmp_path / "store.sqlite"
+    shutil.copy(xss_store.path, copy)
+    return SqliteStore(copy)
