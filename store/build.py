@@ -4,6 +4,21 @@ Steps: regions and zones, occupation classifier, postings (parse, de-duplicate,
 classify), location of each posting (gazetteer), employer anchors, HR map
 layers, simulated seekers, then one write. :func:`collect_build` returns the
 frames, so the same result can be written to the SQLite file or to PostgreSQL.
+
+A rebuild keeps curation (both writers apply the rule of :mod:`store.rebuild`).
+Every anchor that staff touched keeps its curated record and its full history.
+Staff touched an anchor when its version is above 1 or its source is
+``curation`` (staff-created). The record contains the pin, precision, state,
+version and every curation field. The build's fresh anchors fill in the rest.
+Anchor ids come from the employer name and the gazetteer's precision and point
+(:mod:`geo.anchors`), so a posting of the new data attaches to a kept anchor
+when its computed ``anchor_id`` matches, and ``n_postings`` of kept anchors is
+recounted from the new postings. Staff-created anchors without postings are
+kept, and a kept anchor whose id the new data no longer produces keeps its
+record with 0 postings: a rebuild never drops curated data. The SQLite writer
+copies the kept rows from the old file into the new one before the atomic
+rename. The PostgreSQL writer keeps them inside its single transaction. So in
+both stores a failed write keeps the old data, curation included.
 """
 
 import dataclasses

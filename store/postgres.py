@@ -35,6 +35,7 @@ from geo.errors import DoorstepError, InvalidCoordinateError
 # _fetch_frame and _qualified live in the curation module, because importing them from
 # here would make an import cycle.
 from store.postgres_curation import PostgresCuration, _fetch_frame, _qualified
+from store.rebuild import KEPT_FILTER, anchor_positions, log_kept
 from store.sqlite import LayerNotFoundError, StoreNotFoundError
 
 logger = logging.getLogger(__name__)
@@ -335,7 +336,12 @@ class PostgresStore(PostgresCuration):
         layers: dict[str, tuple[Any, gpd.GeoDataFrame]],
         meta: dict[str, Any],
     ) -> None:
-        """Replace every table's rows in one transaction; on any error the old data stays.
+        """Replace the build's rows in one transaction; on any error the old data stays.
+
+        Curated anchors and their history are kept (the rule is in
+        :mod:`store.rebuild`); every other row of every table is replaced.
+        Curation writes wait for the transaction, because it locks the anchors
+        table against writers. Readers keep reading the old data until it commits.
 
         Parameters are those of :func:`store.sqlite.write_store`: postings with an
         ``anchor_id`` (each stored as active), anchors with WGS84 ``lon``/``lat``,
@@ -345,19 +351,23 @@ class PostgresStore(PostgresCuration):
         started = time.perf_counter()
         with self._pool.connection() as connection, connection.transaction():
             connection.execute(f"SET LOCAL statement_timeout = '{WRITE_STATEMENT_TIMEOUT}'")
-            _delete_all(connection)
-            _copy_frame(connection, _ANCHORS, anchors)
-            # Staff-added anchors number their rows after the ones the build wrote.
-            connection.execute(
-                "SELECT setval('anchors_anchor_row_seq', coalesce(max(anchor_row), 0) + 1, false)"
-                " FROM anchors"
-            )
+            # SHARE ROW EXCLUSIVE blocks curation writes but not reads.
+            connection.execute("LOCK TABLE anchors IN SHARE ROW EXCLUSIVE MODE")
+            kept_ids = _delete_build_rows(connection)
+            _write_anchors(connection, anchors, kept_ids)
             _copy_frame(connection, _POSTINGS, postings.drop(columns="active", errors="ignore"))
+            connection.execute(
+                "UPDATE anchors SET n_postings ="
+                " (SELECT count(*) FROM postings AS p WHERE p.anchor_id = anchors.anchor_id)"
+                " WHERE anchor_id = ANY(%s::text[])",
+                (kept_ids,),
+            )
             _copy_frame(connection, _SEEKERS, seekers)
             _write_layers(connection, layers)
             _write_meta(connection, meta)
             # Fresh statistics, so the planner estimates bbox queries from the new rows.
             connection.execute("ANALYZE anchors, postings, seekers, layer_features")
+        log_kept(kept_ids, anchors["anchor_id"].tolist(), self.describe())
         logger.info(
             "replaced store data in %s: %d postings, %d anchors, %d seekers, %d layers in %.1f s",
             self.describe(),
@@ -457,22 +467,63 @@ def _python_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
     return cast(list[dict[str, Any]], values.to_dict("records"))
 
 
-def _delete_all(connection: psycopg.Connection[tuple[Any, ...]]) -> None:
+def _delete_build_rows(connection: psycopg.Connection[tuple[Any, ...]]) -> list[str]:
+    """Delete every row a build wrote except the curated anchors; return their ids in row order.
+
+    The history of the deleted anchors goes with them. The kept anchors move to
+    negative ``anchor_row`` numbers, out of the way of the build's numbers.
+    """
     # DELETE, not TRUNCATE: TRUNCATE would block readers until the commit, while
     # DELETE lets them read the previous data until the new data is committed.
-    # NOTE: a rebuild drops the curation history with the anchors it replaces, as a
-    # rebuilt SQLite file does; curated anchors survive only until the next build.
-    tables = ("anchor_history", "layer_features", "layers", "postings", "seekers", "anchors")
-    for table in tables:
+    kept_filter = sql.SQL(KEPT_FILTER)
+    rows = connection.execute(
+        sql.SQL("SELECT anchor_id FROM anchors WHERE {} ORDER BY anchor_row").format(kept_filter)
+    ).fetchall()
+    kept_ids = [str(anchor_id) for (anchor_id,) in rows]
+
+    connection.execute(
+        "DELETE FROM anchor_history WHERE NOT (anchor_id = ANY(%s::text[]))", (kept_ids,)
+    )
+    for table in ("layer_features", "layers", "postings", "seekers"):
         connection.execute(sql.SQL("DELETE FROM {}").format(sql.Identifier(table)))
+    connection.execute(sql.SQL("DELETE FROM anchors WHERE NOT {}").format(kept_filter))
+    connection.execute("UPDATE anchors SET anchor_row = -anchor_row")
     connection.execute("DELETE FROM frame_columns")
     connection.execute("DELETE FROM meta")
+    return kept_ids
+
+
+def _write_anchors(
+    connection: psycopg.Connection[tuple[Any, ...]], anchors: pd.DataFrame, kept_ids: list[str]
+) -> None:
+    """COPY the fresh anchors that no kept anchor replaces, and number every row in order."""
+    positions = anchor_positions(anchors["anchor_id"].tolist(), kept_ids)
+    fresh = anchors[~anchors["anchor_id"].isin(kept_ids)]
+    _copy_frame(connection, _ANCHORS, fresh, positions=fresh["anchor_id"].map(positions).tolist())
+    connection.execute(
+        "UPDATE anchors SET anchor_row = kept.position"
+        " FROM unnest(%s::text[], %s::integer[]) AS kept (anchor_id, position)"
+        " WHERE anchors.anchor_id = kept.anchor_id",
+        (kept_ids, [positions[anchor_id] for anchor_id in kept_ids]),
+    )
+    # Staff-added anchors number their rows after the ones the build wrote.
+    connection.execute(
+        "SELECT setval('anchors_anchor_row_seq', coalesce(max(anchor_row), 0) + 1, false)"
+        " FROM anchors"
+    )
 
 
 def _copy_frame(
-    connection: psycopg.Connection[tuple[Any, ...]], table: _Table, frame: pd.DataFrame
+    connection: psycopg.Connection[tuple[Any, ...]],
+    table: _Table,
+    frame: pd.DataFrame,
+    *,
+    positions: Sequence[int] | None = None,
 ) -> None:
-    """COPY a frame into its table: typed columns as such, the other columns into ``extra``."""
+    """COPY a frame into its table: typed columns as such, the other columns into ``extra``.
+
+    Rows are numbered 1, 2, … in the table's row column unless ``positions`` gives the numbers.
+    """
     reserved = {table.row_column, "extra"} & set(frame.columns)
     if reserved:
         raise ValueError(
@@ -486,7 +537,8 @@ def _copy_frame(
         columns=_qualified(None, [table.row_column, *typed, "extra"]),
     )
     with connection.cursor() as cursor, cursor.copy(statement) as copy:
-        for position, record in enumerate(_python_records(frame), start=1):
+        numbers = range(1, len(frame) + 1) if positions is None else positions
+        for position, record in zip(numbers, _python_records(frame), strict=True):
             values = [_typed_value(record[c], c in table.integer_columns) for c in typed]
             payload = Jsonb({column: record[column] for column in extra}, dumps=_dumps)
             copy.write_row([position, *values, payload])

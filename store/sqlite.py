@@ -3,6 +3,8 @@
 The file is built into a temporary path and renamed into place, so a crashed or
 interrupted build never leaves a half-written store behind. Anchors are indexed
 with SQLite's R*Tree module so bounding-box queries go through a spatial index.
+A rebuild copies the curated anchors and their history from the old file into
+the new one before the rename (the rule is in :mod:`store.rebuild`).
 
 Reads open the file read-only. The anchor curation methods, which write through
 their own connection, come from :class:`store.sqlite_curation.SqliteCuration`.
@@ -22,7 +24,9 @@ import pandas as pd
 import shapely
 
 from geo.errors import DoorstepError
+from store.rebuild import log_kept
 from store.sqlite_curation import SqliteCuration
+from store.sqlite_rebuild import locked_old_store, read_kept, write_anchors
 
 logger = logging.getLogger(__name__)
 
@@ -246,6 +250,12 @@ def write_store(
 ) -> None:
     """Write a complete store to ``path`` atomically (temporary file, then rename).
 
+    When ``path`` is a store of the current schema, its curated anchors and
+    their history are copied into the new file (see :mod:`store.rebuild`). A
+    write lock on the old file is held from that read until the rename, so a
+    curation write waits meanwhile and is not lost. If anything fails before
+    the rename, the old file stays as it was.
+
     Parameters
     ----------
     path : pathlib.Path
@@ -262,6 +272,11 @@ def write_store(
         (:class:`geo.layers.LayerInfo`).
     meta : dict
         JSON-serialisable build metadata.
+
+    Raises
+    ------
+    store.sqlite_rebuild.StoreBusyError
+        Other connections kept writing to the old store's WAL; nothing was replaced.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(path.name + ".partial")
@@ -272,29 +287,28 @@ def write_store(
         # WAL is a property of the file: curation writers then never race to switch it.
         connection.execute("PRAGMA journal_mode = WAL")
         connection.executescript(_SCHEMA)
-        _write_anchors(connection, anchors)
         _write_frame(connection, "postings", postings.assign(active=1), "posting_id")
         # Merges re-point postings by anchor_id.
         connection.execute("CREATE INDEX postings_anchor_id ON postings(anchor_id)")
         _write_frame(connection, "seekers", seekers, "seeker_id")
         _write_layers(connection, layers)
         _write_meta(connection, {**meta, "schema_version": SCHEMA_VERSION})
-        connection.commit()
+
+        # Curated rows are read last, so the old file's write lock is held only for the copy.
+        with locked_old_store(path, BUSY_TIMEOUT_S) as old:
+            kept = read_kept(path, old, SCHEMA_VERSION)
+            write_anchors(connection, anchors, kept)
+            connection.commit()
+            connection.close()
+            os.replace(partial, path)
+        if kept.anchors:
+            log_kept(
+                [row["anchor_id"] for row in kept.anchors], anchors["anchor_id"].tolist(), str(path)
+            )
     finally:
         connection.close()
 
-    os.replace(partial, path)
     logger.info("wrote store %s", path)
-
-
-def _write_anchors(connection: sqlite3.Connection, anchors: pd.DataFrame) -> None:
-    rows = anchors.reset_index(drop=True)
-    rows.insert(0, "anchor_row", range(1, len(rows) + 1))
-    rows.to_sql("anchors", connection, if_exists="append", index=False)
-    connection.executemany(
-        "INSERT INTO anchors_rtree VALUES (?, ?, ?, ?, ?)",
-        zip(rows["anchor_row"], rows["lon"], rows["lon"], rows["lat"], rows["lat"], strict=True),
-    )
 
 
 def _write_frame(connection: sqlite3.Connection, table: str, frame: pd.DataFrame, key: str) -> None:

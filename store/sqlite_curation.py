@@ -7,6 +7,7 @@ connection in WAL mode with a busy timeout, and run each write in one
 
 import json
 import logging
+import os
 import sqlite3
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
@@ -18,6 +19,7 @@ import pandas as pd
 from geo.anchor_states import AnchorState, StaffScope
 from geo.curation import AnchorRecord, AnchorVersion
 from geo.duplicates import MergePlan
+from geo.errors import DoorstepError
 from store.curation_tables import (
     HISTORY_COLUMNS,
     RECORD_COLUMNS,
@@ -43,6 +45,10 @@ from store.curation_tables import (
 logger = logging.getLogger(__name__)
 
 
+class StoreReplacedError(DoorstepError, RuntimeError):
+    """A rebuild replaced the store file while a curation write waited; nothing was written."""
+
+
 class SqliteCuration:
     """The :class:`store.base.CurationStore` methods of :class:`store.sqlite.SqliteStore`.
 
@@ -63,11 +69,20 @@ class SqliteCuration:
 
         The transaction commits when the block ends and rolls back on any exception.
         """
+        opened = _file_identity(self.path)
         connection = sqlite3.connect(self.path, timeout=self.busy_timeout_s, isolation_level=None)
         try:
             connection.execute("PRAGMA journal_mode = WAL")
             connection.execute("PRAGMA foreign_keys = ON")
             connection.execute("BEGIN IMMEDIATE")
+            # A rebuild holds the old file's lock until it has renamed the new file into
+            # place, so a write that waited for it would otherwise land in the replaced file.
+            if _file_identity(self.path) != opened:
+                connection.execute("ROLLBACK")
+                raise StoreReplacedError(
+                    f"store file {self.path} was rebuilt while this write waited;"
+                    " nothing was written, reload the anchor and retry"
+                )
             try:
                 yield connection
             except BaseException:
@@ -273,6 +288,12 @@ def _scope_params(
         name_value,
         name_value,
     )
+
+
+def _file_identity(path: Path) -> tuple[int, int]:
+    """Return the (device, inode) of a file, which a rename over it changes."""
+    status = os.stat(path)
+    return status.st_dev, status.st_ino
 
 
 def _check_page(limit: int, offset: int) -> None:

@@ -82,7 +82,14 @@ def pg_pool(pg_url: str) -> Iterator[Pool]:
     pool.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def pg_store(pg_pool: Pool) -> PostgresStore:
-    """The PostgreSQL store on the session's test database (tests replace its data)."""
+    """The PostgreSQL store on the session's test database, with no anchors left from earlier tests.
+
+    Tests replace its data. ``replace_all`` keeps curated anchors, so the anchors
+    and their history are deleted first to keep one test's curation out of the next.
+    """
+    with pg_pool.connection() as connection:
+        connection.execute("DELETE FROM anchor_history")
+        connection.execute("DELETE FROM anchors")
     return PostgresStore(pg_pool)

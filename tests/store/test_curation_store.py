@@ -5,6 +5,7 @@ history entries come from the real curation rules (:mod:`geo.curation`) on the
 real district polygons, development zones and GB/T 4754 codes.
 """
 
+import os
 import sqlite3
 import threading
 from collections.abc import Callable
@@ -37,6 +38,7 @@ from geo.zones import DevelopmentZone, load_zones
 from store.base import AnchorNotFoundError, CurationStore, DuplicateAnchorError, ReadStore
 from store.migrations import MIGRATIONS_DIR, MigrationError, apply_migrations
 from store.sqlite import SqliteStore, StoreNotFoundError, write_store
+from store.sqlite_curation import StoreReplacedError
 from tests.store.test_contract import _inputs
 
 NOW = datetime(2024, 5, 6, 9, 30, tzinfo=UTC)
@@ -487,7 +489,7 @@ def test_merge_needs_every_version(store: FullStore) -> None:
         store.apply_merge(plan, expected_versions={"anc-c": 1})
 
 
-# --- summaries and rebuilds -----------------------------------------------------------
+# --- summaries ------------------------------------------------------------------------
 
 
 def test_precision_state_counts(store: FullStore, rules: dict[str, Any]) -> None:
@@ -526,22 +528,120 @@ def test_counts_reject_unknown_group(store: FullStore) -> None:
         store.precision_state_counts(by="street")
 
 
-def test_rebuild_resets_curation(
-    store: FullStore, rules: dict[str, Any], request: pytest.FixtureRequest, tmp_path: Path
-) -> None:
+# --- rebuilds -------------------------------------------------------------------------
+
+
+def _rebuild(store: FullStore, **inputs: Any) -> None:
+    """Write new build data over the store, as ``doorstep build --force`` does."""
+    if isinstance(store, SqliteStore):
+        write_store(store.path, **inputs)
+    else:
+        store.replace_all(**inputs)  # type: ignore[attr-defined]
+
+
+def _verified_at_new_pin(store: FullStore, anchor_id: str, rules: dict[str, Any]) -> None:
+    """Move an anchor's pin to YANTA_POINT and take it through review to verified."""
+    moved = AnchorChange(lon=YANTA_POINT[0], lat=YANTA_POINT[1], state="pending_review")
+    store.save_anchor_change(*_edit(store, anchor_id, moved, rules), expected_version=1)
+    verified = AnchorChange(state="verified")
     store.save_anchor_change(
-        *_edit(store, "anc-a", AnchorChange(name="甲公司一"), rules), expected_version=1
+        *_edit(store, anchor_id, verified, rules, minutes=5), expected_version=2
     )
 
-    if isinstance(store, SqliteStore):
-        write_store(store.path, **_inputs())
-    else:
-        store.replace_all(**_inputs())  # type: ignore[attr-defined]
 
+def test_rebuild_keeps_curated_anchor(store: FullStore, rules: dict[str, Any]) -> None:
+    _verified_at_new_pin(store, "anc-a", rules)
     record = store.get_anchor("anc-a")
+    history = store.anchor_history("anc-a")
+
+    _rebuild(store, **_inputs())
+
+    assert store.get_anchor("anc-a") == record
     assert record is not None
-    assert record.version == 1
-    assert store.anchor_history("anc-a") == []
+    assert record.version == 3
+    assert record.state is AnchorState.VERIFIED
+    assert (record.lon, record.lat) == pytest.approx(YANTA_POINT)
+    assert store.anchor_history("anc-a") == history
+    assert [entry.version for entry in history] == [2, 3]
+    assert store.posting_counts(["anc-a"]) == {"anc-a": 1}
+    postings = store.postings_frame().set_index("posting_id")
+    assert postings.loc["p1", "anchor_id"] == "anc-a"
+    assert postings.loc["p1", "lon"] == pytest.approx(YANTA_POINT[0])
+
+
+def test_rebuild_indexes_kept_pin(store: FullStore, rules: dict[str, Any]) -> None:
+    _verified_at_new_pin(store, "anc-a", rules)
+
+    _rebuild(store, **_inputs())
+
+    near = (YANTA_POINT[0] - 0.001, YANTA_POINT[1] - 0.001, YANTA_POINT[0] + 0.001, 34.224)
+    assert store.anchors_in_bbox(near, limit=10)["anchor_id"].tolist() == ["anc-a"]
+    assert len(store.anchors_frame()) == 5
+
+
+def test_rebuild_keeps_staff_anchor(store: FullStore, rules: dict[str, Any]) -> None:
+    record, entry = _created("雁塔新材料有限公司", rules, credit_code=CODE_A)
+    store.insert_anchor(record, entry)
+
+    _rebuild(store, **_inputs())
+
+    assert store.get_anchor(record.anchor_id) == record
+    assert store.anchor_history(record.anchor_id) == [entry]
+    assert store.posting_counts([record.anchor_id]) == {record.anchor_id: 0}
+    assert store.anchors_frame()["anchor_id"].tolist()[-1] == record.anchor_id
+
+
+def test_rebuild_replaces_uncurated_anchors(store: FullStore, rules: dict[str, Any]) -> None:
+    _verified_at_new_pin(store, "anc-c", rules)
+    inputs = _inputs()
+    anchors, postings = inputs["anchors"], inputs["postings"]
+    # The new data renames 乙公司 and no longer produces 丙公司 (anc-c) or 西安某公司 (anc-city).
+    anchors.loc[anchors["anchor_id"] == "anc-B", "name"] = "乙公司（新）"
+    inputs["anchors"] = anchors[~anchors["anchor_id"].isin(["anc-c", "anc-city"])]
+    inputs["postings"] = postings[~postings["anchor_id"].isin(["anc-c", "anc-city"])]
+
+    _rebuild(store, **inputs)
+
+    anc_b = store.get_anchor("anc-B")
+    assert anc_b is not None
+    assert anc_b.name == "乙公司（新）"
+    assert store.get_anchor("anc-city") is None
+    kept = store.get_anchor("anc-c")
+    assert kept is not None
+    assert kept.state is AnchorState.VERIFIED
+    assert store.posting_counts(["anc-c"]) == {"anc-c": 0}
+    assert len(store.anchor_history("anc-c")) == 2
+    assert store.anchors_frame()["anchor_id"].tolist() == ["anc-a", "anc-B", "anc-edge", "anc-c"]
+
+
+def test_rebuild_recounts_kept_postings(store: FullStore, rules: dict[str, Any]) -> None:
+    _verified_at_new_pin(store, "anc-a", rules)
+    inputs = _inputs()
+    postings = inputs["postings"]
+    # Two more postings of 甲公司 locate to the same place, so they get anc-a again.
+    extra = postings[postings["anchor_id"] == "anc-a"].assign(posting_id=["p8"])
+    more = postings[postings["anchor_id"] == "anc-a"].assign(posting_id=["p9"])
+    inputs["postings"] = pd.concat([postings, extra, more], ignore_index=True)
+
+    _rebuild(store, **inputs)
+
+    assert store.posting_counts(["anc-a"]) == {"anc-a": 3}
+    anchors = store.anchors_frame().set_index("anchor_id")
+    assert anchors.loc["anc-a", "n_postings"] == 3
+
+
+def test_failed_rebuild_keeps_curation(store: FullStore, rules: dict[str, Any]) -> None:
+    _verified_at_new_pin(store, "anc-a", rules)
+    record = store.get_anchor("anc-a")
+    broken = _inputs()
+    broken["seekers"] = pd.DataFrame({"seeker_id": ["a", "a"], "simulated": [True, True]})
+
+    with pytest.raises((sqlite3.IntegrityError, psycopg.errors.UniqueViolation)):
+        _rebuild(store, **broken)
+
+    assert store.get_anchor("anc-a") == record
+    assert len(store.anchor_history("anc-a")) == 2
+    assert store.posting_counts(["anc-a"]) == {"anc-a": 1}
 
 
 # --- SQLite only ----------------------------------------------------------------------
@@ -567,6 +667,53 @@ def test_sqlite_rejects_schema_one(tmp_path: Path) -> None:
 
     with pytest.raises(StoreNotFoundError, match="rebuild it"):
         SqliteStore(path)
+
+
+def test_sqlite_rebuilds_over_schema_one(tmp_path: Path) -> None:
+    path = tmp_path / "old.sqlite"
+    write_store(path, **_inputs())
+    with sqlite3.connect(path) as connection:
+        connection.execute("UPDATE meta SET value = '\"1\"' WHERE key = 'schema_version'")
+        connection.execute("UPDATE anchors SET version = 2 WHERE anchor_id = 'anc-a'")
+
+    write_store(path, **_inputs())
+
+    record = SqliteStore(path).get_anchor("anc-a")
+    assert record is not None
+    assert record.version == 1
+
+
+def test_sqlite_write_waiting_on_rebuild_fails(tmp_path: Path, rules: dict[str, Any]) -> None:
+    path = tmp_path / "store.sqlite"
+    write_store(path, **_inputs())
+    store = SqliteStore(path)
+    edit = _edit(store, "anc-a", AnchorChange(name="甲公司一"), rules)
+    rebuilt = tmp_path / "rebuilt.sqlite"
+    write_store(rebuilt, **_inputs())
+    errors: list[Exception] = []
+
+    def save() -> None:
+        try:
+            store.save_anchor_change(*edit, expected_version=1)
+        except Exception as err:  # the test checks which error the thread raised
+            errors.append(err)
+
+    # The lock a rebuild takes on the old file, held while the new file is renamed into place.
+    lock = sqlite3.connect(path, isolation_level=None)
+    lock.execute("BEGIN IMMEDIATE")
+    writer = threading.Thread(target=save)
+    writer.start()
+    writer.join(timeout=0.5)
+    os.replace(rebuilt, path)
+    lock.execute("ROLLBACK")
+    lock.close()
+    writer.join(timeout=10)
+
+    assert len(errors) == 1
+    assert isinstance(errors[0], StoreReplacedError)
+    record = store.get_anchor("anc-a")
+    assert record is not None
+    assert record.version == 1
 
 
 # --- PostgreSQL only ------------------------------------------------------------------
