@@ -9,6 +9,7 @@ import pyproj
 import shapely
 
 from api.schemas import Job, Point, SeekerDetail, SeekerSummary
+from geo.anchor_states import ANCHOR_STATE_LABELS_ZH, AnchorState
 from geo.crs import CoordSys, from_wgs84
 from geo.location import PRECISION_LABELS_ZH, Precision
 from matching.education import EDUCATION_LABELS_ZH, EducationLevel
@@ -54,6 +55,21 @@ def precision_label(precision: str, lang: str) -> str:
     """Return the display label of a precision level."""
     level = Precision(precision)
     return PRECISION_LABELS_ZH[level] if lang == "zh" else PRECISION_LABELS_EN[level]
+
+
+STATE_LABELS_EN = {
+    AnchorState.DRAFT: "draft",
+    AnchorState.PENDING_REVIEW: "pending review",
+    AnchorState.VERIFIED: "verified",
+    AnchorState.RETIRED: "retired",
+    AnchorState.REJECTED: "rejected",
+}
+
+
+def state_label(state: str, lang: str) -> str:
+    """Return the display label of an anchor curation state."""
+    level = AnchorState(state)
+    return ANCHOR_STATE_LABELS_ZH[level] if lang == "zh" else STATE_LABELS_EN[level]
 
 
 def jobs(

@@ -4,6 +4,7 @@ import math
 from collections.abc import Callable, Mapping
 from typing import Annotated, Any, Literal
 
+import pandas as pd
 import shapely
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from pydantic import BaseModel
@@ -11,6 +12,8 @@ from pydantic import BaseModel
 from api import presenters
 from api.errors import NotFoundError, QueryLimitError, RateLimitedError
 from api.schemas import (
+    DistrictCount,
+    DistrictCounts,
     Health,
     JobPage,
     LayerList,
@@ -19,11 +22,12 @@ from api.schemas import (
     Stats,
 )
 from api.settings import Settings
+from geo.anchor_states import AnchorState
 from geo.crs import XIAN_BOUNDS_WGS84, CoordSys, parse_coord_sys, to_wgs84, validate_and_convert
 from geo.layers import layer_geojson
 from geo.location import Precision
 from matching.recommend import Recommender, SeekerNotFoundError
-from store.base import ReadStore
+from store.base import Store
 from store.cache import ResponseCache, cache_key, fetch_or_compute
 from store.rate_limit import RateLimiter
 
@@ -55,8 +59,8 @@ def _recommender(request: Request) -> Recommender:
     return recommender
 
 
-def _store(request: Request) -> ReadStore:
-    store: ReadStore = request.app.state.store
+def _store(request: Request) -> Store:
+    store: Store = request.app.state.store
     return store
 
 
@@ -68,7 +72,7 @@ def _coord_sys(
 
 SettingsDep = Annotated[Settings, Depends(_settings)]
 RecommenderDep = Annotated[Recommender, Depends(_recommender)]
-StoreDep = Annotated[ReadStore, Depends(_store)]
+StoreDep = Annotated[Store, Depends(_store)]
 CoordSysDep = Annotated[CoordSys, Depends(_coord_sys)]
 Lang = Annotated[str, Query(pattern="^(zh|en)$", description="Language of reasons: zh or en.")]
 
@@ -216,17 +220,49 @@ def layer(
 
 
 @router.get("/v1/stats", response_model=Stats, tags=["map"])
-def stats(store: StoreDep) -> Stats:
-    """Return counts of postings, anchors by precision and seekers."""
-    meta = store.meta()
+def stats(store: StoreDep, recommender: RecommenderDep) -> Stats:
+    """Return counts of postings and anchors by precision and state, and of seekers."""
+    counts = store.precision_state_counts(by="district")
+    postings = recommender.postings["precision"].astype(str).value_counts()
     return Stats(
-        postings=meta["postings"],
-        anchors=meta["anchors"],
-        seekers=meta["seekers"],
-        simulated_seekers=meta["seekers_simulated"],
-        anchors_by_precision=meta["anchors_by_precision"],
-        postings_by_precision=meta["postings_by_precision"],
+        postings=recommender.n_postings,
+        anchors=int(counts["n"].sum()),
+        seekers=recommender.n_seekers,
+        simulated_seekers=bool(recommender.seekers["simulated"].all()),
+        anchors_by_precision=_totals(counts, "precision", [p.value for p in Precision]),
+        anchors_by_state=_totals(counts, "state", [s.value for s in AnchorState]),
+        postings_by_precision={p.value: int(postings.get(p.value, 0)) for p in Precision},
     )
+
+
+@router.get("/v1/stats/districts", response_model=DistrictCounts, tags=["map"])
+def district_stats(
+    store: StoreDep, recommender: RecommenderDep, lang: Lang = "zh"
+) -> DistrictCounts:
+    """Count anchors by district, location precision and curation state (锚点完善进度)."""
+    counts = store.precision_state_counts(by="district")
+    columns = ["district_code", "precision", "state", "n"]
+    items = []
+    for code, precision, state, n in zip(*(counts[c].tolist() for c in columns), strict=True):
+        known = isinstance(code, str)
+        items.append(
+            DistrictCount(
+                district_code=code if known else None,
+                district_name=recommender.district_name(code) if known else None,
+                precision=str(precision),
+                precision_label=presenters.precision_label(str(precision), lang),
+                state=str(state),
+                state_label=presenters.state_label(str(state), lang),
+                n=int(n),
+            )
+        )
+    return DistrictCounts(items=items)
+
+
+def _totals(counts: pd.DataFrame, column: str, levels: list[str]) -> dict[str, int]:
+    """Sum ``n`` per value of ``column``, listing every level, zeros included, in order."""
+    sums = counts.groupby(column)["n"].sum()
+    return {level: int(sums.get(level, 0)) for level in levels}
 
 
 def _cached_json(

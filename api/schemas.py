@@ -101,14 +101,33 @@ class LayerList(BaseModel):
 
 
 class Stats(BaseModel):
-    """Counts shown on the city map."""
+    """Counts shown on the city map; anchor and posting counts follow staff curation."""
 
     postings: int
     anchors: int
     seekers: int
     simulated_seekers: bool
     anchors_by_precision: dict[str, int]
+    anchors_by_state: dict[str, int]
     postings_by_precision: dict[str, int]
+
+
+class DistrictCount(BaseModel):
+    """Anchors of one district with one precision and one curation state."""
+
+    district_code: str | None
+    district_name: str | None
+    precision: str
+    precision_label: str
+    state: str
+    state_label: str
+    n: int
+
+
+class DistrictCounts(BaseModel):
+    """Anchors by district, precision and state, for the city map and analysts."""
+
+    items: list[DistrictCount]
 
 
 class Health(BaseModel):

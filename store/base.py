@@ -146,3 +146,8 @@ class CurationStore(Protocol):
         ``state`` and ``n``.
         """
         ...
+
+
+@runtime_checkable
+class Store(ReadStore, CurationStore, Protocol):
+    """A store the service runs on: built data to read, and anchors to curate."""

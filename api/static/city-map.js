@@ -279,9 +279,64 @@
     }
   }
 
+  // One popup per district: its anchors by curation state and by location precision,
+  // from /v1/stats/districts, so stations see how far curation has come.
+  function summaryList(title, counts, order, labels) {
+    const box = D.el("div", "district-summary-part");
+    box.appendChild(D.el("strong", null, title));
+    const list = D.el("ul");
+    order.forEach(function (key) {
+      if (counts[key]) {
+        list.appendChild(D.el("li", null, labels[key] + "：" + counts[key].toLocaleString()));
+      }
+    });
+    box.appendChild(list);
+    return box;
+  }
+
+  function districtPopup(name, rows) {
+    const box = D.el("div", "district-summary");
+    box.appendChild(D.el("h3", null, name));
+    if (!rows || rows.length === 0) {
+      box.appendChild(D.el("p", null, t.district_summary_none));
+      return box;
+    }
+    const byState = {};
+    const byPrecision = {};
+    rows.forEach(function (row) {
+      byState[row.state] = (byState[row.state] || 0) + row.n;
+      byPrecision[row.precision] = (byPrecision[row.precision] || 0) + row.n;
+    });
+    const states = Object.keys(t.state_labels);
+    box.appendChild(summaryList(t.district_summary_by_state, byState, states, t.state_labels));
+    box.appendChild(
+      summaryList(t.district_summary_by_precision, byPrecision, D.PRECISION_ORDER, t.precision_labels)
+    );
+    return box;
+  }
+
+  async function bindDistrictSummaries(districts) {
+    try {
+      const body = await D.fetchJson(D.apiUrl("/v1/stats/districts"));
+      const rowsByCode = {};
+      body.items.forEach(function (row) {
+        (rowsByCode[row.district_code] = rowsByCode[row.district_code] || []).push(row);
+      });
+      districts.eachLayer(function (layer) {
+        const props = layer.feature && layer.feature.properties;
+        if (props && props.code) {
+          layer.bindPopup(districtPopup(props.name, rowsByCode[props.code]));
+        }
+      });
+    } catch (err) {
+      D.showError(statusElement, err);
+    }
+  }
+
   async function start() {
     fillLegend();
     const districts = await D.addDistricts(map, statusElement);
+    bindDistrictSummaries(districts);
     await addLayerSwitcher(districts);
     map.on("moveend", loadAnchors);
     await Promise.all([loadAnchors(), loadStats()]);

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import httpx2
 import pytest
 import uvicorn
 from fastapi import FastAPI
@@ -424,3 +425,31 @@ def test_real_app_pages(page: tuple[Page, PageRecord], app_url: str) -> None:
     assert record.dialogs == []
     assert record.console_errors == []
     assert _foreign_requests(record, app_url) == []
+
+
+def test_real_app_district_summary(page: tuple[Page, PageRecord], app_url: str) -> None:
+    browser_page, record = page
+
+    browser_page.goto(app_url + "/")
+    browser_page.locator("#stats-items dd").first.wait_for()
+    browser_page.locator(".anchor-marker, .anchor-cluster").first.wait_for()
+    # The south-west of the whole-city view lies in a county far from the payload anchors,
+    # so the click lands on a district polygon rather than on a marker.
+    browser_page.locator("path.leaflet-interactive").first.wait_for()
+    browser_page.evaluate("window.scrollTo(0, 0)")
+    box = browser_page.locator("#map").bounding_box()
+    assert box is not None
+    browser_page.mouse.click(box["x"] + box["width"] * 0.25, box["y"] + box["height"] * 0.75)
+
+    popup = browser_page.locator(".leaflet-popup .district-summary")
+    popup.wait_for()
+    expect(popup.locator("h3")).not_to_be_empty()
+    assert record.dialogs == []
+    assert record.console_errors == []
+
+
+def test_real_app_payload_district_counts(app_url: str) -> None:
+    body = httpx2.get(app_url + "/v1/stats/districts").json()
+    beilin = [item for item in body["items"] if item["district_code"] == "610103"]
+    assert sum(item["n"] for item in beilin) == 6
+    assert {item["state_label"] for item in beilin} == {"草稿"}

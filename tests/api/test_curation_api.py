@@ -412,3 +412,31 @@ def test_import_rejects_large_file(client: TestClient) -> None:
 
     assert response.status_code == 422
     assert "larger than" in response.json()["detail"][0]["msg"]
+
+
+def test_stats_follow_curation(client: TestClient) -> None:
+    before = client.get("/v1/stats").json()
+    anchor = _anchor(client, "anc-c")["anchor"]
+
+    response = _patch(client, "anc-c", 1, lon=YANTA_POINT[0], lat=YANTA_POINT[1])
+    after = client.get("/v1/stats").json()
+
+    assert response.status_code == 200, response.text
+    assert anchor["precision"] != "exact"
+    assert after["anchors_by_precision"]["exact"] == before["anchors_by_precision"]["exact"] + 1
+    assert after["anchors"] == before["anchors"]
+    assert sum(after["anchors_by_state"].values()) == after["anchors"]
+    assert after["postings_by_precision"]["exact"] > before["postings_by_precision"]["exact"]
+
+
+def test_district_stats_count_every_anchor(client: TestClient) -> None:
+    items = client.get("/v1/stats/districts").json()["items"]
+    stats = client.get("/v1/stats").json()
+
+    assert sum(item["n"] for item in items) == stats["anchors"]
+    yanta = [item for item in items if item["district_code"] == "610113"]
+    assert yanta
+    assert {item["district_name"] for item in yanta} == {"雁塔区"}
+    assert all(item["state_label"] for item in items)
+    english = client.get("/v1/stats/districts", params={"lang": "en"}).json()["items"]
+    assert all(item["state_label"].isascii() for item in english)

@@ -239,6 +239,19 @@ def build_stub_app(
         return {"anchors_by_precision": counts, "postings": 73756, "seekers": 20000,
                 "simulated_seekers": True}  # fmt: skip
 
+    @app.get("/v1/stats/districts")
+    def district_stats() -> dict[str, Any]:
+        row = {
+            "district_code": "610103",
+            "district_name": "碑林区",
+            "precision": "poi",
+            "precision_label": "地图兴趣点",
+            "state": "draft",
+            "state_label": "草稿",
+            "n": 2,
+        }
+        return {"items": [row]}
+
     @app.get("/v1/seekers")
     def seeker_list(
         limit: int = 50, offset: int = 0, group: str | None = None, lang: str = "zh"
