@@ -21,6 +21,7 @@ from geo.duplicates import InvalidMergeError
 from geo.errors import DoorstepError, InvalidCoordinateError, UnknownCoordSysError
 from store.base import AnchorNotFoundError, DuplicateAnchorError
 from store.sqlite import LayerNotFoundError, StoreNotFoundError
+from store.sqlite_curation import StoreReplacedError
 
 logger = logging.getLogger(__name__)
 
@@ -71,6 +72,8 @@ _STATUS: list[tuple[type[DoorstepError], int, str]] = [
     (InvalidTransitionError, status.HTTP_422_UNPROCESSABLE_CONTENT, "锚点状态变更无效"),
     (InvalidMergeError, status.HTTP_422_UNPROCESSABLE_CONTENT, "合并请求无效"),
     (ImportRejectedError, status.HTTP_422_UNPROCESSABLE_CONTENT, "导入文件无效"),
+    # A rebuild swapped the store file while a curation write waited: retrying is safe.
+    (StoreReplacedError, status.HTTP_503_SERVICE_UNAVAILABLE, "数据正在重建，请稍后重试"),
     (
         StoreNotFoundError,
         status.HTTP_503_SERVICE_UNAVAILABLE,

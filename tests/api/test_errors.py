@@ -9,6 +9,7 @@ from geo.anchor_states import OutOfScopeError
 from geo.curation import AnchorValidationError, StaleVersionError
 from geo.errors import DoorstepError
 from store.base import AnchorNotFoundError, DuplicateAnchorError
+from store.sqlite_curation import StoreReplacedError
 
 
 def _client(error: DoorstepError) -> TestClient:
@@ -53,3 +54,8 @@ def test_validation_lists_chinese_messages() -> None:
     errors = [FieldError.of("contact_phone", "must be an organisation phone", rule="mobile_phone")]
     detail = _detail(AnchorValidationError("anc-3", errors), 422)
     assert detail["msg_zh"] == "联系电话须为单位电话，不能填写手机号码"
+
+
+def test_store_replaced_is_503() -> None:
+    detail = _detail(StoreReplacedError("store file was replaced by a rebuild"), 503)
+    assert detail["msg_zh"] == "数据正在重建，请稍后重试"
