@@ -15,7 +15,7 @@ from store.postgres import PoolOptions
 
 
 class DataSettings(BaseSettings):
-    """Where the source data and the embedded store live."""
+    """Locations of the source data and the embedded store."""
 
     model_config = SettingsConfigDict(env_prefix="DOORSTEP_", extra="ignore")
 

@@ -5,7 +5,7 @@ from enum import StrEnum
 
 
 class Precision(StrEnum):
-    """How exactly a location is known, from best to worst.
+    """Precision of a location, from best to worst.
 
     ``exact`` is a surveyed or staff-verified pin, ``poi`` a named map POI of the
     employer itself, ``building`` an office building or park, ``business_area`` a

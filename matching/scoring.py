@@ -69,7 +69,7 @@ TAU_MIN = 20.0
 UNKNOWN_DISTANCE_SCORE = 0.2
 
 # Score by the number of leading occupation levels shared (0 = none .. 4 = same code).
-# Sharing only the major group (大类, 8 in all) says little, so it scores near a mismatch.
+# Sharing only the major group (大类, 8 in all) is weak evidence, so it scores near a mismatch.
 OCCUPATION_SCORE_BY_SHARED_LEVELS = (0.0, 0.05, 0.4, 0.7, 1.0)
 
 # A posting's occupation code counts only when the title classifier's score reaches

@@ -53,7 +53,7 @@ SEEKER_STEPS = 5
 
 @dataclass
 class BuildReport:
-    """What a build read, made and wrote, for the terminal and the store's metadata."""
+    """Counts and timings of one build, for the terminal and the store's metadata."""
 
     postings: int = 0
     anchors: int = 0
