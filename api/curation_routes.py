@@ -9,6 +9,8 @@ NOTE: staff reads and writes are not yet written to the tamper-evident operation
 log. Add the audit record here when the operation log exists.
 """
 
+import hashlib
+import json
 import logging
 import math
 import secrets
@@ -20,7 +22,19 @@ from pathlib import Path as FilePath
 from typing import Annotated, Any
 
 import pandas as pd
-from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile, status
+from fastapi import (
+    APIRouter,
+    Depends,
+    File,
+    Form,
+    Header,
+    HTTPException,
+    Query,
+    Request,
+    Response,
+    UploadFile,
+    status,
+)
 from fastapi.responses import JSONResponse
 
 from api.curation_schemas import (
@@ -61,10 +75,19 @@ from geo.duplicates import InvalidMergeError, find_duplicates, plan_merge
 from geo.industry import IndustryCatalogue, load_industry_catalogue
 from geo.regions import Regions, load_regions
 from geo.zones import DevelopmentZone, load_zones
-from store.base import AnchorNotFoundError, CurationStore
+from store.base import (
+    AnchorNotFoundError,
+    CurationStore,
+    IdempotencyKeyConflictError,
+    KeyedInsert,
+)
 from store.cache import build_identity
 
 logger = logging.getLogger(__name__)
+
+IDEMPOTENCY_KEY_HEADER = "Idempotency-Key"
+REPLAYED_HEADER = "Idempotent-Replayed"
+MAX_IDEMPOTENCY_KEY_LENGTH = 128
 
 MAX_IMPORT_BYTES = 2 * 1024 * 1024
 IMPORT_SUFFIXES = (".csv", ".xlsx")
@@ -251,11 +274,22 @@ def patch_anchor(
 @router.post("/anchors", response_model=AnchorEdit, status_code=status.HTTP_201_CREATED)
 def create_anchor(
     body: AnchorCreateIn,
+    response: Response,
     staff: StaffDep,
     store: CurationStoreDep,
     rules: RulesDep,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            alias=IDEMPOTENCY_KEY_HEADER,
+            description="1-128 printable ASCII characters; a retry with the same key and"
+            " body returns the first anchor instead of creating another (24 hours).",
+        ),
+    ] = None,
 ) -> AnchorEdit:
-    """Create a draft anchor at a point in the caller's scope."""
+    """Create a draft anchor at a point in the caller's scope, once per idempotency key."""
+    if idempotency_key is not None:
+        _check_idempotency_key(idempotency_key)
     try:
         record, entry = new_anchor(
             body.name,
@@ -271,9 +305,70 @@ def create_anchor(
         )
     except OutOfScopeError as err:
         raise _out_of_scope_point("new", err) from err
-    store.insert_anchor(record, entry)
+    if idempotency_key is None:
+        store.insert_anchor(record, entry)
+        anchor = _anchor_outs([record], store, rules, CoordSys.WGS84)[0]
+        return AnchorEdit(anchor=anchor, version=version_out(entry))
+
+    try:
+        outcome = store.insert_anchor_once(
+            record,
+            entry,
+            staff_id=staff.staff_id,
+            key=idempotency_key,
+            body_hash=_body_hash(body),
+        )
+    except IdempotencyKeyConflictError as err:
+        raise _idempotency_error(
+            "Idempotency-Key was used with a different request body",
+            "同一个 Idempotency-Key 不能用于不同的请求内容",
+        ) from err
+    if not outcome.replayed:
+        anchor = _anchor_outs([record], store, rules, CoordSys.WGS84)[0]
+        return AnchorEdit(anchor=anchor, version=version_out(entry))
+    response.headers[REPLAYED_HEADER] = "true"
+    return _replayed_edit(outcome, store, rules)
+
+
+def _check_idempotency_key(key: str) -> None:
+    """Reject a key that is empty, longer than 128 characters or not printable ASCII."""
+    printable = all(" " <= char <= "~" for char in key)
+    if not (1 <= len(key) <= MAX_IDEMPOTENCY_KEY_LENGTH and printable):
+        raise _idempotency_error(
+            f"Idempotency-Key of length {len(key)} is invalid;"
+            f" expected 1-{MAX_IDEMPOTENCY_KEY_LENGTH} printable ASCII characters",
+            f"Idempotency-Key 须为 1-{MAX_IDEMPOTENCY_KEY_LENGTH} 个可打印的 ASCII 字符",
+        )
+
+
+def _idempotency_error(message: str, message_zh: str) -> HTTPException:
+    detail = [
+        {
+            "loc": ["header", IDEMPOTENCY_KEY_HEADER],
+            "msg": message,
+            "msg_zh": message_zh,
+            "type": "idempotency_key",
+        }
+    ]
+    return HTTPException(status_code=status.HTTP_422_UNPROCESSABLE_CONTENT, detail=detail)
+
+
+def _body_hash(body: AnchorCreateIn) -> str:
+    """Return the SHA-256 of the parsed body, so key order and spacing do not change it."""
+    canonical = json.dumps(body.model_dump(mode="json"), sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _replayed_edit(outcome: KeyedInsert, store: CurationStore, rules: CurationRules) -> AnchorEdit:
+    """Rebuild the first response of a replayed creation from the stored anchor and history."""
+    # NOTE: an anchor edited since its creation is returned as it is stored now,
+    # with its creation entry (version 1) as ``version``.
+    record = store.get_anchor(outcome.anchor_id)
+    history = store.anchor_history(outcome.anchor_id)
+    if record is None or not history:
+        raise AnchorNotFoundError(f"anchor {outcome.anchor_id!r} of a stored idempotency key")
     anchor = _anchor_outs([record], store, rules, CoordSys.WGS84)[0]
-    return AnchorEdit(anchor=anchor, version=version_out(entry))
+    return AnchorEdit(anchor=anchor, version=version_out(history[0]))
 
 
 @router.get("/duplicates", response_model=DuplicateList)

@@ -6,7 +6,10 @@ setting. Both implementations pass the contract suite in
 ``tests/store/test_contract.py``.
 """
 
+import logging
 from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any, Protocol, runtime_checkable
 
 import geopandas as gpd
@@ -17,6 +20,8 @@ from geo.curation import AnchorRecord, AnchorVersion
 from geo.duplicates import MergePlan
 from geo.errors import DoorstepError
 
+logger = logging.getLogger(__name__)
+
 
 class AnchorNotFoundError(DoorstepError, LookupError):
     """No stored anchor has the requested id."""
@@ -24,6 +29,43 @@ class AnchorNotFoundError(DoorstepError, LookupError):
 
 class DuplicateAnchorError(DoorstepError, ValueError):
     """A write would store a second anchor with the same id or credit code; nothing was written."""
+
+
+IDEMPOTENCY_KEY_TTL = timedelta(hours=24)
+"""Time after which a stored idempotency key is ignored and may be used for a new anchor."""
+
+
+class IdempotencyKeyConflictError(DoorstepError, ValueError):
+    """An idempotency key of a staff member was stored for another request body."""
+
+
+@dataclass(frozen=True, slots=True)
+class KeyedInsert:
+    """Outcome of :meth:`CurationStore.insert_anchor_once`."""
+
+    anchor_id: str
+    """The anchor stored under the key: the new one, or the one an earlier request created."""
+    replayed: bool
+    """True when the key was already stored, so nothing was written."""
+
+
+def replayed_insert(
+    staff_id: str, key: str, body_hash: str, stored_hash: str, anchor_id: str
+) -> KeyedInsert:
+    """Return the replay of a stored idempotency key, or raise if its body hash differs.
+
+    Raises
+    ------
+    IdempotencyKeyConflictError
+        ``stored_hash`` is not ``body_hash``: the key was used for another request body.
+    """
+    if stored_hash != body_hash:
+        raise IdempotencyKeyConflictError(
+            f"idempotency key {key!r} of {staff_id!r} was stored for another request body;"
+            " nothing was written, send a new key for a new anchor"
+        )
+    logger.info("idempotency key %r of %r replays anchor %r", key, staff_id, anchor_id)
+    return KeyedInsert(anchor_id, replayed=True)
 
 
 @runtime_checkable
@@ -125,6 +167,28 @@ class CurationStore(Protocol):
 
     def insert_anchor(self, record: AnchorRecord, version: AnchorVersion) -> None:
         """Store a staff-added anchor (version 1) and its creation entry."""
+        ...
+
+    def insert_anchor_once(
+        self,
+        record: AnchorRecord,
+        version: AnchorVersion,
+        *,
+        staff_id: str,
+        key: str,
+        body_hash: str,
+    ) -> KeyedInsert:
+        """Store a staff-added anchor under an idempotency key, or find the anchor of that key.
+
+        The anchor, its creation entry and the key row are written in one
+        transaction. When ``(staff_id, key)`` is stored with ``body_hash`` and is
+        younger than :data:`IDEMPOTENCY_KEY_TTL` at ``version.at``, nothing is
+        written and the stored anchor id is returned. Of concurrent calls with one
+        key, exactly one writes an anchor.
+
+        Raises ``IdempotencyKeyConflictError`` when the key is stored with another
+        body hash, and ``DuplicateAnchorError`` as :meth:`insert_anchor` does.
+        """
         ...
 
     def anchor_history(self, anchor_id: str) -> list[AnchorVersion]:

@@ -18,6 +18,7 @@ from psycopg_pool import ConnectionPool
 from geo.anchor_states import AnchorState, StaffScope
 from geo.curation import AnchorRecord, AnchorVersion
 from geo.duplicates import MergePlan
+from store.base import IDEMPOTENCY_KEY_TTL, KeyedInsert, replayed_insert
 from store.curation_tables import (
     HISTORY_COLUMNS,
     RECORD_COLUMNS,
@@ -156,6 +157,76 @@ class PostgresCuration:
         with self._pool.connection() as connection, connection.transaction():
             _insert_record(connection, record, version)
         logger.info("stored new anchor %r in %s", record.anchor_id, self._label)
+
+    def insert_anchor_once(
+        self,
+        record: AnchorRecord,
+        version: AnchorVersion,
+        *,
+        staff_id: str,
+        key: str,
+        body_hash: str,
+    ) -> KeyedInsert:
+        """Store a staff-added anchor under an idempotency key, or find the anchor of that key.
+
+        The key row is inserted first with ``ON CONFLICT DO NOTHING``: a concurrent
+        request with the same key waits on the primary key until the first commits
+        or rolls back, then either finds its row or inserts its own. Keys older than
+        :data:`store.base.IDEMPOTENCY_KEY_TTL` at ``version.at`` are deleted first,
+        skipping rows that another transaction has locked.
+
+        Raises
+        ------
+        IdempotencyKeyConflictError
+            The key is stored with another body hash; nothing is written.
+        DuplicateAnchorError
+            The id or the credit code is already stored; nothing is written.
+        """
+        check_new_pair(record, version)
+        created_at = utc_time(version.at)
+        expired = created_at - IDEMPOTENCY_KEY_TTL
+        with self._pool.connection() as connection, connection.transaction():
+            connection.execute(
+                "DELETE FROM idempotency_keys WHERE (staff_id, key) IN (SELECT staff_id, key"
+                " FROM idempotency_keys WHERE created_at < %s FOR UPDATE SKIP LOCKED)",
+                (expired,),
+            )
+            # A locked expired row of this key was skipped above; wait for it here.
+            connection.execute(
+                "DELETE FROM idempotency_keys WHERE staff_id = %s AND key = %s AND created_at < %s",
+                (staff_id, key, expired),
+            )
+            inserted = connection.execute(
+                "INSERT INTO idempotency_keys (staff_id, key, body_hash, anchor_id, created_at)"
+                " VALUES (%s, %s, %s, %s, %s) ON CONFLICT (staff_id, key) DO NOTHING"
+                " RETURNING anchor_id",
+                (staff_id, key, body_hash, record.anchor_id, created_at),
+            ).fetchone()
+            found = None
+            if inserted is None:
+                found = connection.execute(
+                    "SELECT body_hash, anchor_id FROM idempotency_keys"
+                    " WHERE staff_id = %s AND key = %s",
+                    (staff_id, key),
+                ).fetchone()
+                if found is None:
+                    # Only a delete between the two statements leads here; nothing is written.
+                    raise RuntimeError(
+                        f"idempotency key {key!r} of {staff_id!r} was deleted while this"
+                        " request waited for it; retry the request"
+                    )
+            else:
+                _insert_record(connection, record, version)
+        if found is not None:
+            return replayed_insert(staff_id, key, body_hash, str(found[0]), str(found[1]))
+        logger.info(
+            "stored new anchor %r under idempotency key %r of %r in %s",
+            record.anchor_id,
+            key,
+            staff_id,
+            self._label,
+        )
+        return KeyedInsert(record.anchor_id, replayed=False)
 
     def apply_merge(self, plan: MergePlan, *, expected_versions: Mapping[str, int]) -> int:
         """Retire the merged anchors, move their postings to the survivor; return postings moved.

@@ -8,6 +8,11 @@ computed ``anchor_id`` matches. A kept anchor whose id the new data no longer
 produces stays with 0 postings. Both stores recount ``n_postings`` of kept
 anchors from the new postings.
 
+Idempotency keys of staff anchor creation point only at staff-created anchors,
+which are always kept, so they survive as well: PostgreSQL leaves the
+``idempotency_keys`` table alone, and SQLite copies the keys of the kept
+anchors into the new file.
+
 NOTE: merges are not replayed. A posting that a merge moved to the survivor goes
 back to the retired anchor whose id it gets again.
 """

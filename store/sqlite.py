@@ -25,7 +25,7 @@ import shapely
 
 from geo.errors import DoorstepError
 from store.rebuild import log_kept
-from store.sqlite_curation import SqliteCuration
+from store.sqlite_curation import IDEMPOTENCY_KEYS_TABLE, SqliteCuration
 from store.sqlite_rebuild import locked_old_store, read_kept, write_anchors
 
 logger = logging.getLogger(__name__)
@@ -44,7 +44,8 @@ _BUILD_ANCHOR_COLUMNS = ", ".join(
     )
 )  # fmt: skip
 
-_SCHEMA = """
+_SCHEMA = (
+    """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE anchors (
     anchor_row INTEGER PRIMARY KEY,
@@ -103,6 +104,8 @@ CREATE TABLE layer_features (
 );
 CREATE INDEX layer_features_layer ON layer_features(layer);
 """
+    + IDEMPOTENCY_KEYS_TABLE
+)
 
 
 class StoreNotFoundError(DoorstepError, FileNotFoundError):

@@ -11,6 +11,7 @@ import os
 import sqlite3
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from geo.anchor_states import AnchorState, StaffScope
 from geo.curation import AnchorRecord, AnchorVersion
 from geo.duplicates import MergePlan
 from geo.errors import DoorstepError
+from store.base import IDEMPOTENCY_KEY_TTL, KeyedInsert, replayed_insert
 from store.curation_tables import (
     HISTORY_COLUMNS,
     RECORD_COLUMNS,
@@ -43,6 +45,22 @@ from store.curation_tables import (
 )
 
 logger = logging.getLogger(__name__)
+
+IDEMPOTENCY_KEYS_TABLE = """
+CREATE TABLE IF NOT EXISTS idempotency_keys (
+    staff_id TEXT NOT NULL,
+    key TEXT NOT NULL,
+    body_hash TEXT NOT NULL,
+    anchor_id TEXT NOT NULL REFERENCES anchors(anchor_id) ON DELETE CASCADE,
+    created_at TEXT NOT NULL,
+    PRIMARY KEY (staff_id, key)
+);
+"""
+"""The table of idempotency keys of staff anchor creation; ``created_at`` is ISO 8601 in UTC.
+
+``IF NOT EXISTS`` because store files written before the table existed get it on
+their first keyed insert.
+"""
 
 
 class StoreReplacedError(DoorstepError, RuntimeError):
@@ -190,6 +208,59 @@ class SqliteCuration:
             _insert_record(connection, record, version)
         logger.info("stored new anchor %r in %s", record.anchor_id, self.path)
 
+    def insert_anchor_once(
+        self,
+        record: AnchorRecord,
+        version: AnchorVersion,
+        *,
+        staff_id: str,
+        key: str,
+        body_hash: str,
+    ) -> KeyedInsert:
+        """Store a staff-added anchor under an idempotency key, or find the anchor of that key.
+
+        ``BEGIN IMMEDIATE`` makes concurrent writers queue, so the key lookup and the
+        inserts cannot interleave with another request using the same key. Keys
+        older than :data:`store.base.IDEMPOTENCY_KEY_TTL` at ``version.at`` are
+        deleted first.
+
+        Raises
+        ------
+        IdempotencyKeyConflictError
+            The key is stored with another body hash; nothing is written.
+        DuplicateAnchorError
+            The id or the credit code is already stored; nothing is written.
+        """
+        check_new_pair(record, version)
+        created_at = utc_time(version.at)
+        with self._write() as connection:
+            connection.execute(IDEMPOTENCY_KEYS_TABLE)
+            connection.execute(
+                "DELETE FROM idempotency_keys WHERE created_at < ?",
+                (_key_time(created_at - IDEMPOTENCY_KEY_TTL),),
+            )
+            found = connection.execute(
+                "SELECT body_hash, anchor_id FROM idempotency_keys WHERE staff_id = ? AND key = ?",
+                (staff_id, key),
+            ).fetchone()
+            if found is None:
+                _insert_record(connection, record, version)
+                connection.execute(
+                    "INSERT INTO idempotency_keys (staff_id, key, body_hash, anchor_id, created_at)"
+                    " VALUES (?, ?, ?, ?, ?)",
+                    (staff_id, key, body_hash, record.anchor_id, _key_time(created_at)),
+                )
+        if found is not None:
+            return replayed_insert(staff_id, key, body_hash, str(found[0]), str(found[1]))
+        logger.info(
+            "stored new anchor %r under idempotency key %r of %r in %s",
+            record.anchor_id,
+            key,
+            staff_id,
+            self.path,
+        )
+        return KeyedInsert(record.anchor_id, replayed=False)
+
     def apply_merge(self, plan: MergePlan, *, expected_versions: Mapping[str, int]) -> int:
         """Retire the merged anchors, move their postings to the survivor; return postings moved.
 
@@ -294,6 +365,11 @@ def _file_identity(path: Path) -> tuple[int, int]:
     """Return the (device, inode) of a file, which a rename over it changes."""
     status = os.stat(path)
     return status.st_dev, status.st_ino
+
+
+def _key_time(at: datetime) -> str:
+    """Format a UTC time with a fixed width, so stored key times compare as text."""
+    return at.isoformat(timespec="microseconds")
 
 
 def _check_page(limit: int, offset: int) -> None:

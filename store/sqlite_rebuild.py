@@ -2,9 +2,9 @@
 
 :func:`store.sqlite.write_store` builds a new file and renames it over the old
 one. Before the rename it locks the old file with :func:`locked_old_store`,
-reads the curated anchors and their history with :func:`read_kept`, and writes
-them with the build's anchors through :func:`write_anchors`. The rule of what
-is kept is in :mod:`store.rebuild`.
+reads the curated anchors, their history and the idempotency keys of those
+anchors with :func:`read_kept`, and writes them with the build's anchors
+through :func:`write_anchors`. The rule of what is kept is in :mod:`store.rebuild`.
 """
 
 import json
@@ -25,6 +25,9 @@ from store.rebuild import KEPT_FILTER, anchor_positions
 
 logger = logging.getLogger(__name__)
 
+KEY_COLUMNS = ("staff_id", "key", "body_hash", "anchor_id", "created_at")
+"""Columns of the ``idempotency_keys`` table that a rebuild copies."""
+
 WAL_CHECKPOINT_ATTEMPTS = 5
 """Times a rebuild tries to empty the old store's WAL before it gives up."""
 
@@ -35,10 +38,11 @@ class StoreBusyError(DoorstepError, RuntimeError):
 
 @dataclass
 class KeptCuration:
-    """Curated anchor rows (every column but ``anchor_row``) and their history rows."""
+    """Curated anchor rows (every column but ``anchor_row``), their history and idempotency keys."""
 
     anchors: list[dict[str, Any]] = field(default_factory=list)
     history: list[dict[str, Any]] = field(default_factory=list)
+    keys: list[dict[str, Any]] = field(default_factory=list)
 
 
 @contextmanager
@@ -129,13 +133,28 @@ def read_kept(path: Path, old: sqlite3.Connection | None, schema_version: str) -
     kept_anchors = [dict(row) for row in anchors]
     for row in kept_anchors:
         del row["anchor_row"]
-    return KeptCuration(kept_anchors, [dict(row) for row in history])
+    return KeptCuration(kept_anchors, [dict(row) for row in history], _read_keys(old, kept_anchors))
+
+
+def _read_keys(old: sqlite3.Connection, kept_anchors: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Read the idempotency keys of the kept anchors; a file from before the table has none."""
+    table = old.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'idempotency_keys'"
+    ).fetchone()
+    if table is None:
+        return []
+    rows = old.execute(
+        f"SELECT {', '.join(KEY_COLUMNS)} FROM idempotency_keys"
+        " WHERE anchor_id IN (SELECT value FROM json_each(?))",
+        (json.dumps([row["anchor_id"] for row in kept_anchors]),),
+    ).fetchall()
+    return [dict(row) for row in rows]
 
 
 def write_anchors(
     connection: sqlite3.Connection, anchors: pd.DataFrame, kept: KeptCuration
 ) -> None:
-    """Write the fresh anchors, the kept ones in their place, the R*Tree and the kept history."""
+    """Write the fresh anchors, the kept ones in their place, the R*Tree, kept history and keys."""
     kept_ids = [row["anchor_id"] for row in kept.anchors]
     positions = anchor_positions(anchors["anchor_id"].tolist(), kept_ids)
 
@@ -153,6 +172,11 @@ def write_anchors(
         f"INSERT INTO anchor_history ({', '.join(HISTORY_COLUMNS)})"
         f" VALUES ({', '.join('?' * len(HISTORY_COLUMNS))})",
         [[row[name] for name in HISTORY_COLUMNS] for row in kept.history],
+    )
+    connection.executemany(
+        f"INSERT INTO idempotency_keys ({', '.join(KEY_COLUMNS)})"
+        f" VALUES ({', '.join('?' * len(KEY_COLUMNS))})",
+        [[row[name] for name in KEY_COLUMNS] for row in kept.keys],
     )
     connection.execute(
         "UPDATE anchors SET n_postings ="

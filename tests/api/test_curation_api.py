@@ -274,6 +274,89 @@ def test_create_outside_scope_is_422(client: TestClient) -> None:
     )
 
 
+def _new_body(name: str = "雁塔幂等科技有限公司") -> dict[str, Any]:
+    return {"name": name, "lon": YANTA_POINT[0], "lat": YANTA_POINT[1], "reason": "站点新增"}
+
+
+def _keyed(key: str, headers: dict[str, str] = YANTA) -> dict[str, str]:
+    return {**headers, "Idempotency-Key": key}
+
+
+def _count_named(client: TestClient, name: str) -> int:
+    response = client.get("/v1/staff/anchors", params={"q": name}, headers=YANTA)
+    assert response.status_code == 200, response.text
+    return int(response.json()["total"])
+
+
+def test_create_retry_replays_anchor(client: TestClient) -> None:
+    first = client.post("/v1/staff/anchors", json=_new_body(), headers=_keyed("retry-1"))
+    retry = client.post("/v1/staff/anchors", json=_new_body(), headers=_keyed("retry-1"))
+
+    assert first.status_code == 201, first.text
+    assert "Idempotent-Replayed" not in first.headers
+    assert retry.status_code == 201, retry.text
+    assert retry.headers["Idempotent-Replayed"] == "true"
+    assert retry.json()["anchor"]["anchor_id"] == first.json()["anchor"]["anchor_id"]
+    assert retry.json()["version"] == first.json()["version"]
+    assert _count_named(client, "雁塔幂等科技有限公司") == 1
+
+
+def test_create_key_other_body_is_422(client: TestClient) -> None:
+    first = client.post("/v1/staff/anchors", json=_new_body(), headers=_keyed("retry-1"))
+    other = client.post(
+        "/v1/staff/anchors", json=_new_body("雁塔另一家有限公司"), headers=_keyed("retry-1")
+    )
+
+    detail = other.json()["detail"][0]
+    assert first.status_code == 201, first.text
+    assert other.status_code == 422
+    assert detail["loc"] == ["header", "Idempotency-Key"]
+    assert detail["msg"] == "Idempotency-Key was used with a different request body"
+    assert detail["msg_zh"] == "同一个 Idempotency-Key 不能用于不同的请求内容"
+    assert _count_named(client, "雁塔另一家有限公司") == 0
+
+
+def test_create_key_is_per_staff(client: TestClient) -> None:
+    other_staff = {"Authorization": f"Bearer {_token('610113', staff_id='staff-yanta-02')}"}
+    first = client.post("/v1/staff/anchors", json=_new_body(), headers=_keyed("retry-1"))
+    second = client.post(
+        "/v1/staff/anchors", json=_new_body(), headers=_keyed("retry-1", other_staff)
+    )
+
+    assert second.status_code == 201, second.text
+    assert "Idempotent-Replayed" not in second.headers
+    assert second.json()["anchor"]["anchor_id"] != first.json()["anchor"]["anchor_id"]
+
+
+@pytest.mark.parametrize("key", [b"", b"k" * 129, "键-1".encode(), b"tab\tkey"])
+def test_create_invalid_key_is_422(client: TestClient, key: bytes) -> None:
+    response = client.post(
+        "/v1/staff/anchors",
+        json=_new_body(),
+        headers={b"Authorization": YANTA["Authorization"].encode(), b"Idempotency-Key": key},
+    )
+
+    assert response.status_code == 422, response.text
+    assert response.json()["detail"][0]["loc"] == ["header", "Idempotency-Key"]
+    assert _count_named(client, "雁塔幂等科技有限公司") == 0
+
+
+def test_create_longest_key_accepted(client: TestClient) -> None:
+    response = client.post("/v1/staff/anchors", json=_new_body(), headers=_keyed("k" * 128))
+
+    assert response.status_code == 201, response.text
+
+
+def test_create_without_key_twice(client: TestClient) -> None:
+    first = client.post("/v1/staff/anchors", json=_new_body(), headers=YANTA)
+    second = client.post("/v1/staff/anchors", json=_new_body(), headers=YANTA)
+
+    assert first.status_code == 201, first.text
+    assert second.status_code == 201, second.text
+    assert "Idempotent-Replayed" not in second.headers
+    assert _count_named(client, "雁塔幂等科技有限公司") == 2
+
+
 # --- duplicates, merges and the summary --------------------------------------------------
 
 

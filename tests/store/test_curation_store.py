@@ -35,7 +35,14 @@ from geo.industry import IndustryCatalogue, load_industry_catalogue
 from geo.location import Precision
 from geo.regions import Regions, load_regions
 from geo.zones import DevelopmentZone, load_zones
-from store.base import AnchorNotFoundError, CurationStore, DuplicateAnchorError, ReadStore
+from store.base import (
+    AnchorNotFoundError,
+    CurationStore,
+    DuplicateAnchorError,
+    IdempotencyKeyConflictError,
+    KeyedInsert,
+    ReadStore,
+)
 from store.migrations import MIGRATIONS_DIR, MigrationError, apply_migrations
 from store.sqlite import SqliteStore, StoreNotFoundError, write_store
 from store.sqlite_curation import StoreReplacedError
@@ -390,6 +397,153 @@ def test_insert_rejects_version_two(store: FullStore, rules: dict[str, Any]) -> 
     assert store.get_anchor(record.anchor_id) is None
 
 
+# --- idempotent creation ---------------------------------------------------------------
+
+HASH_A = "a" * 64
+HASH_B = "b" * 64
+
+
+def _names(store: FullStore, name: str) -> list[str]:
+    anchors = store.anchors_frame()
+    return anchors.loc[anchors["name"] == name, "anchor_id"].tolist()
+
+
+def test_keyed_insert_stores_once(store: FullStore, rules: dict[str, Any]) -> None:
+    first, first_entry = _created("雁塔幂等有限公司", rules)
+    retry, retry_entry = _created("雁塔幂等有限公司", rules)
+
+    stored = store.insert_anchor_once(
+        first, first_entry, staff_id=STAFF, key="k-1", body_hash=HASH_A
+    )
+    replayed = store.insert_anchor_once(
+        retry, retry_entry, staff_id=STAFF, key="k-1", body_hash=HASH_A
+    )
+
+    assert stored.anchor_id == first.anchor_id
+    assert not stored.replayed
+    assert replayed.anchor_id == first.anchor_id
+    assert replayed.replayed
+    assert store.get_anchor(retry.anchor_id) is None
+    assert _names(store, "雁塔幂等有限公司") == [first.anchor_id]
+    assert store.anchor_history(first.anchor_id) == [first_entry]
+
+
+def test_keyed_insert_other_body_rejected(store: FullStore, rules: dict[str, Any]) -> None:
+    first, first_entry = _created("雁塔幂等有限公司", rules)
+    other, other_entry = _created("另一家有限公司", rules)
+    store.insert_anchor_once(first, first_entry, staff_id=STAFF, key="k-1", body_hash=HASH_A)
+
+    with pytest.raises(IdempotencyKeyConflictError, match="k-1"):
+        store.insert_anchor_once(other, other_entry, staff_id=STAFF, key="k-1", body_hash=HASH_B)
+
+    assert store.get_anchor(other.anchor_id) is None
+
+
+def test_keyed_insert_key_per_staff(store: FullStore, rules: dict[str, Any]) -> None:
+    first, first_entry = _created("雁塔幂等有限公司", rules)
+    second, second_entry = _created("雁塔幂等有限公司", rules)
+    store.insert_anchor_once(first, first_entry, staff_id=STAFF, key="k-1", body_hash=HASH_A)
+
+    outcome = store.insert_anchor_once(
+        second, second_entry, staff_id="staff-yanta-02", key="k-1", body_hash=HASH_A
+    )
+
+    assert outcome.anchor_id == second.anchor_id
+    assert not outcome.replayed
+    assert len(_names(store, "雁塔幂等有限公司")) == 2
+
+
+def test_keyed_insert_key_expires(store: FullStore, rules: dict[str, Any]) -> None:
+    first, first_entry = _created("雁塔幂等有限公司", rules)
+    late, late_entry = _created("另一家有限公司", rules)
+    late_entry = replace(late_entry, at=NOW + timedelta(hours=24, seconds=1))
+    store.insert_anchor_once(first, first_entry, staff_id=STAFF, key="k-1", body_hash=HASH_A)
+
+    outcome = store.insert_anchor_once(
+        late, late_entry, staff_id=STAFF, key="k-1", body_hash=HASH_B
+    )
+
+    assert outcome.anchor_id == late.anchor_id
+    assert not outcome.replayed
+    assert store.get_anchor(first.anchor_id) == first
+
+
+def test_keyed_insert_within_day_replays(store: FullStore, rules: dict[str, Any]) -> None:
+    first, first_entry = _created("雁塔幂等有限公司", rules)
+    retry, retry_entry = _created("雁塔幂等有限公司", rules)
+    retry_entry = replace(retry_entry, at=NOW + timedelta(hours=23, minutes=59))
+    store.insert_anchor_once(first, first_entry, staff_id=STAFF, key="k-1", body_hash=HASH_A)
+
+    outcome = store.insert_anchor_once(
+        retry, retry_entry, staff_id=STAFF, key="k-1", body_hash=HASH_A
+    )
+
+    assert outcome.anchor_id == first.anchor_id
+    assert outcome.replayed
+
+
+def test_failed_keyed_insert_keeps_no_key(store: FullStore, rules: dict[str, Any]) -> None:
+    taken, taken_entry = _created("雁塔新材料有限公司", rules, credit_code=CODE_A)
+    store.insert_anchor(taken, taken_entry)
+    clash, clash_entry = _created("雁塔幂等有限公司", rules, credit_code=CODE_A)
+    fixed, fixed_entry = _created("雁塔幂等有限公司", rules)
+
+    with pytest.raises(DuplicateAnchorError):
+        store.insert_anchor_once(clash, clash_entry, staff_id=STAFF, key="k-1", body_hash=HASH_A)
+    outcome = store.insert_anchor_once(
+        fixed, fixed_entry, staff_id=STAFF, key="k-1", body_hash=HASH_B
+    )
+
+    assert store.get_anchor(clash.anchor_id) is None
+    assert outcome.anchor_id == fixed.anchor_id
+    assert not outcome.replayed
+
+
+def test_concurrent_keyed_inserts_one_anchor(store: FullStore, rules: dict[str, Any]) -> None:
+    created = [_created("雁塔并发有限公司", rules) for _ in range(2)]
+    barrier = threading.Barrier(len(created))
+    outcomes: list[Any] = []
+
+    def insert(record: AnchorRecord, entry: AnchorVersion) -> None:
+        barrier.wait()
+        try:
+            outcomes.append(
+                store.insert_anchor_once(
+                    record, entry, staff_id=STAFF, key="k-same", body_hash=HASH_A
+                )
+            )
+        except Exception as err:
+            outcomes.append(err)
+
+    threads = [threading.Thread(target=insert, args=pair) for pair in created]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+
+    stored = _names(store, "雁塔并发有限公司")
+    assert len(stored) == 1
+    assert len(outcomes) == 2
+    assert all(isinstance(outcome, KeyedInsert) for outcome in outcomes), outcomes
+    assert {outcome.anchor_id for outcome in outcomes} == set(stored)
+    assert sorted(outcome.replayed for outcome in outcomes) == [False, True]
+
+
+def test_rebuild_keeps_idempotency_key(store: FullStore, rules: dict[str, Any]) -> None:
+    first, first_entry = _created("雁塔幂等有限公司", rules)
+    retry, retry_entry = _created("雁塔幂等有限公司", rules)
+    store.insert_anchor_once(first, first_entry, staff_id=STAFF, key="k-1", body_hash=HASH_A)
+
+    _rebuild(store, **_inputs())
+    outcome = store.insert_anchor_once(
+        retry, retry_entry, staff_id=STAFF, key="k-1", body_hash=HASH_A
+    )
+
+    assert outcome.anchor_id == first.anchor_id
+    assert outcome.replayed
+    assert _names(store, "雁塔幂等有限公司") == [first.anchor_id]
+
+
 def test_import_stores_every_anchor(store: FullStore, rules: dict[str, Any]) -> None:
     created = [_created(f"导入单位{i}", rules) for i in range(3)]
 
@@ -683,6 +837,28 @@ def test_sqlite_rebuilds_over_schema_one(tmp_path: Path) -> None:
     assert record.version == 1
 
 
+def test_sqlite_file_without_keys_table(tmp_path: Path, rules: dict[str, Any]) -> None:
+    path = tmp_path / "old.sqlite"
+    write_store(path, **_inputs())
+    with sqlite3.connect(path) as connection:
+        connection.execute("DROP TABLE idempotency_keys")
+    staff_made, staff_entry = _created("雁塔新材料有限公司", rules)
+    SqliteStore(path).insert_anchor(staff_made, staff_entry)
+
+    write_store(path, **_inputs())
+    store = SqliteStore(path)
+    with sqlite3.connect(path) as connection:
+        connection.execute("DROP TABLE idempotency_keys")
+    keyed, keyed_entry = _created("雁塔幂等有限公司", rules)
+    outcome = store.insert_anchor_once(
+        keyed, keyed_entry, staff_id=STAFF, key="k-1", body_hash="a" * 64
+    )
+
+    assert store.get_anchor(staff_made.anchor_id) == staff_made
+    assert outcome.anchor_id == keyed.anchor_id
+    assert store.get_anchor(keyed.anchor_id) == keyed
+
+
 def test_sqlite_write_waiting_on_rebuild_fails(tmp_path: Path, rules: dict[str, Any]) -> None:
     path = tmp_path / "store.sqlite"
     write_store(path, **_inputs())
@@ -744,3 +920,25 @@ def test_postgres_curation_migration_rolls_back(make_database: Callable[[], str]
     assert ("version",) not in columns
     assert ("state",) in columns
     assert apply_migrations(url) == ["0002_anchor_curation"]
+
+
+def test_postgres_keys_migration_rolls_back(make_database: Callable[[], str]) -> None:
+    url = make_database()
+    try:
+        apply_migrations(url)
+    except MigrationError as err:
+        pytest.skip(f"cannot migrate the test database (is PostGIS installed?): {err}")
+    backend = get_backend("postgresql+psycopg://" + url.partition("://")[2])
+    keys = read_migrations(str(MIGRATIONS_DIR)).filter(
+        lambda migration: migration.id == "0003_idempotency_keys"
+    )
+    try:
+        with backend.lock():
+            backend.rollback_migrations(backend.to_rollback(keys))
+    finally:
+        backend.connection.close()
+
+    with psycopg.connect(url) as connection:
+        table = connection.execute("SELECT to_regclass('idempotency_keys')").fetchone()
+    assert table == (None,)
+    assert apply_migrations(url) == ["0003_idempotency_keys"]
