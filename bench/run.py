@@ -1,11 +1,15 @@
 """Run the benchmarks and write their results: ``python -m bench.run [--full]``.
 
+The viewport benchmark needs PostgreSQL with PostGIS (``--postgres-url``). When the
+server is unreachable it is skipped, and the reason is logged, printed and recorded.
+
 Prints a Markdown table to stdout and writes ``var/bench/results-<timestamp>.json``.
 Logs go to stderr. Exits with status 1 when a subject and its baseline disagree.
 """
 
 import argparse
 import logging
+import os
 import shlex
 import sys
 import tempfile
@@ -22,10 +26,13 @@ from bench.recommend import bench_recommend, sample_seeker_ids
 from bench.report import markdown_report, run_record, write_json
 from bench.result import Comparison, ResultMismatchError
 from bench.store_build import bench_store_build
+from bench.viewport import bench_viewport, postgres_unreachable_reason, target_verdict
+from store.sqlite import SqliteStore
 
 logger = logging.getLogger(__name__)
 
-BENCHMARKS = ("candidates", "districts", "recommend")
+BENCHMARKS = ("candidates", "districts", "recommend", "viewport")
+DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 _LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -56,6 +63,16 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--repeats", type=int, default=5, help="timed repeats; median counts")
     parser.add_argument("--seed", type=int, default=settings.seed, help="seed of every draw")
     parser.add_argument(
+        "--postgres-url",
+        default=os.environ.get("DOORSTEP_TEST_POSTGRES_URL", DEFAULT_POSTGRES_URL),
+        help="server database that may create the throwaway viewport database "
+        "(default: DOORSTEP_TEST_POSTGRES_URL or %(default)s)",
+    )
+    parser.add_argument(
+        "--anchors", type=int, default=100_000, help="synthetic anchors the viewport writes"
+    )
+    parser.add_argument("--viewports", type=int, default=500, help="viewports timed")
+    parser.add_argument(
         "--only", choices=BENCHMARKS, action="append", help="run only this benchmark (repeatable)"
     )
 
@@ -80,8 +97,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def run_benchmarks(inputs: BenchInputs, args: argparse.Namespace) -> list[Comparison]:
-    """Run the selected benchmarks on ``inputs`` in the documented order."""
+def run_benchmarks(
+    inputs: BenchInputs, args: argparse.Namespace, skipped: dict[str, str] | None = None
+) -> list[Comparison]:
+    """Run the selected benchmarks on ``inputs`` in the documented order.
+
+    A benchmark that cannot run here is left out, and its reason is added to ``skipped``.
+    """
     selected = args.only or list(BENCHMARKS)
     comparisons: list[Comparison] = []
 
@@ -102,6 +124,9 @@ def run_benchmarks(inputs: BenchInputs, args: argparse.Namespace) -> list[Compar
         logger.info("recommend: %d seekers", len(seeker_ids))
         comparisons += bench_recommend(inputs.recommender, seeker_ids)
 
+    if "viewport" in selected:
+        comparisons += _viewport(inputs, args, {} if skipped is None else skipped)
+
     if args.full:
         comparisons += bench_store_build(args.data_dir, n_seekers=args.full_seekers, seed=args.seed)
     return comparisons
@@ -116,14 +141,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     with tempfile.TemporaryDirectory(prefix="doorstep-bench-") as work_dir:
         inputs = _prepare_inputs(args, Path(work_dir))
+        skipped: dict[str, str] = {}
         try:
-            comparisons = run_benchmarks(inputs, args)
+            comparisons = run_benchmarks(inputs, args, skipped)
         except ResultMismatchError as err:
             logger.error("benchmark results disagree: %s", err)
             return 1
 
     data = {**inputs.sizes(), "store": inputs.store_source, "commit": git_commit(REPO_ROOT)}
     data.update(_run_sizes(args))
+    data["skipped"] = skipped
     record = run_record(
         comparisons,
         started=started,
@@ -134,6 +161,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     path = write_json(record, args.out_dir, started)
     print(markdown_report(record))
+    if any(comparison.benchmark == "viewport" for comparison in comparisons):
+        print(f"\n{target_verdict(comparisons)}")
+    for name, reason in skipped.items():
+        print(f"\nSkipped {name}: {reason}")
     print(f"\nJSON: {path}")
     return 0
 
@@ -148,11 +179,34 @@ def _prepare_inputs(args: argparse.Namespace, work_dir: Path) -> BenchInputs:
     return load_inputs(args.data_dir, store_path, source)
 
 
+def _viewport(
+    inputs: BenchInputs, args: argparse.Namespace, skipped: dict[str, str]
+) -> list[Comparison]:
+    reason = postgres_unreachable_reason(args.postgres_url)
+    if reason is not None:
+        logger.warning("viewport skipped: %s", reason)
+        skipped["viewport"] = reason
+        return []
+
+    logger.info("viewport: %d synthetic anchors, %d viewports", args.anchors, args.viewports)
+    return bench_viewport(
+        args.postgres_url,
+        SqliteStore(inputs.store_path).anchors_frame(),
+        inputs.regions,
+        inputs.recommender,
+        n_anchors=args.anchors,
+        n_viewports=args.viewports,
+        seed=args.seed,
+    )
+
+
 def _run_sizes(args: argparse.Namespace) -> dict[str, object]:
     return {
         "candidate_queries": args.queries,
         "district_points": args.points,
         "recommend_seekers": args.seekers,
+        "viewport_synthetic_anchors": args.anchors,
+        "viewports": args.viewports,
         "repeats": args.repeats,
         "seed": args.seed,
     }

@@ -6,6 +6,7 @@ output, never in timed tests.
 
 import json
 import math
+import os
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +23,16 @@ from bench.recommend import bench_recommend, sample_seeker_ids
 from bench.result import ResultMismatchError
 from bench.run import main
 from bench.store_build import bench_store_build
+from bench.viewport import (
+    GEODATAFRAME,
+    STDLIB,
+    bench_viewport,
+    encoders,
+    postgres_unreachable_reason,
+    synthetic_anchors,
+    viewport_boxes,
+)
+from bench.viewport import SUBJECT as VIEWPORT_SUBJECT
 from geo.regions import Regions, load_regions
 from matching.recommend import Recommender
 from store.sqlite import SqliteStore
@@ -30,6 +41,20 @@ from store.sqlite import SqliteStore
 @pytest.fixture(scope="module")
 def regions(data_dir: Path) -> Regions:
     return load_regions(data_dir)
+
+
+POSTGRES_URL = os.environ.get(
+    "DOORSTEP_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+
+
+@pytest.fixture(scope="module")
+def postgres_url() -> str:
+    """The server the viewport benchmark creates its database on; skips when unreachable."""
+    reason = postgres_unreachable_reason(POSTGRES_URL)
+    if reason is not None:
+        pytest.skip(reason)
+    return POSTGRES_URL
 
 
 @pytest.fixture(scope="module")
@@ -156,6 +181,8 @@ def test_run_writes_json_and_table(
         "--points", "100",
         "--seekers", "4",
         "--repeats", "1",
+        "--anchors", "2000",
+        "--viewports", "10",
         "--out-dir", str(tmp_path),
     ]  # fmt: skip
 
@@ -165,13 +192,92 @@ def test_run_writes_json_and_table(
     (path,) = tmp_path.glob("results-*.json")
     record = json.loads(path.read_text(encoding="utf-8"))
     assert {"started", "command", "machine", "versions", "data", "results"} <= set(record)
-    assert {row["benchmark"] for row in record["results"]} == {
-        "candidates",
-        "districts",
-        "recommend",
-    }
+    ran = {row["benchmark"] for row in record["results"]}
+    assert ran - {"viewport"} == {"candidates", "districts", "recommend"}
+    # Without PostgreSQL the viewport benchmark is skipped with the reason, never silently.
+    skipped = record["data"]["skipped"]
+    assert ("viewport" in ran) != ("viewport" in skipped)
+    if "viewport" in skipped:
+        assert "unreachable" in skipped["viewport"]
     assert record["data"]["postings"] > 70_000
     assert record["data"]["candidate_queries"] == 10
     printed = capsys.readouterr().out
     assert "| Benchmark | Case |" in printed
+    assert ("Viewport target p99" in printed) == ("viewport" in ran)
     assert "AMD" in printed or record["machine"]["cpu_model"] in printed
+
+
+def test_synthetic_anchors_follow_real(full_store: SqliteStore, regions: Regions) -> None:
+    real = full_store.anchors_frame()
+
+    anchors = synthetic_anchors(real, regions, 2_000, seed=6)
+
+    assert len(anchors) == 2_000
+    assert anchors["anchor_id"].is_unique
+    assert set(anchors["precision"]) <= set(real["precision"].astype(str))
+    assert set(anchors["n_postings"]) <= set(real["n_postings"].astype(int))
+    assert (anchors["source"] == "synthetic").all()
+    assert shapely.contains_xy(regions.city_outline, anchors["lon"], anchors["lat"]).all()
+    # A point drawn inside its district's polygon is found in that district again.
+    with_code = anchors[anchors["district_code"].notna()]
+    found = regions.districts_at(with_code["lon"], with_code["lat"])
+    assert (found == with_code["district_code"].to_numpy()).mean() > 0.99
+
+
+def test_viewport_boxes_hold_targets(full_store: SqliteStore, regions: Regions) -> None:
+    anchors = synthetic_anchors(full_store.anchors_frame(), regions, 5_000, seed=8)
+    lons = anchors["lon"].to_numpy(np.float64)
+    lats = anchors["lat"].to_numpy(np.float64)
+
+    boxes = viewport_boxes(lons, lats, 30, seed=9)
+
+    for min_lon, min_lat, max_lon, max_lat in boxes:
+        inside = (lons >= min_lon) & (lons <= max_lon) & (lats >= min_lat) & (lats <= max_lat)
+        assert 200 <= inside.sum() <= 2_000
+
+
+def test_viewport_encoders_same_ids(
+    full_store: SqliteStore, regions: Regions, recommender: Recommender
+) -> None:
+    anchors = synthetic_anchors(full_store.anchors_frame(), regions, 300, seed=10)
+    # City-level anchors have no district, so the encoders must turn it into null.
+    assert anchors["district_code"].isna().any()
+
+    bodies = {name: json.loads(encode(anchors)) for name, encode in encoders(recommender).items()}
+
+    assert set(bodies) == {VIEWPORT_SUBJECT, GEODATAFRAME, STDLIB}
+    expected = anchors["anchor_id"].tolist()
+    for name, body in bodies.items():
+        assert body["type"] == "FeatureCollection", name
+        assert [f["properties"]["anchor_id"] for f in body["features"]] == expected, name
+    subject_properties = [f["properties"] for f in bodies[VIEWPORT_SUBJECT]["features"]]
+    assert [f["properties"] for f in bodies[STDLIB]["features"]] == subject_properties
+
+
+def test_viewport_on_postgres(
+    postgres_url: str, full_store: SqliteStore, regions: Regions, recommender: Recommender
+) -> None:
+    comparisons = bench_viewport(
+        postgres_url,
+        full_store.anchors_frame(),
+        regions,
+        recommender,
+        n_anchors=2_000,
+        n_viewports=10,
+        seed=11,
+    )
+
+    assert [(c.case, c.baseline) for c in comparisons] == [
+        ("p50", GEODATAFRAME),
+        ("p99", GEODATAFRAME),
+        ("p50", STDLIB),
+        ("p99", STDLIB),
+    ]
+    p50, p99 = comparisons[:2]
+    assert p50.subject_value <= p99.subject_value
+    assert p50.unit == "ms"
+    details = p50.details
+    assert len(details["seconds"][VIEWPORT_SUBJECT]["total"]) == 10
+    assert 200 <= details["min_anchors_per_viewport"] <= details["max_anchors_per_viewport"]
+    assert details["max_anchors_per_viewport"] <= 2_000
+    assert details["server"]["postgis"]

@@ -1,0 +1,373 @@
+"""Map viewport: `PostgresStore.anchors_in_bbox` and the API's GeoJSON body, against two encoders.
+
+The benchmark creates a throwaway database ``doorstep_bench_<random>`` on the server,
+migrates it, writes synthetic anchors and drops the database at the end, also after
+an error. The anchors are synthetic: their precision, posting count and district are
+drawn jointly from the real store's anchors, and each point is uniform in degrees
+inside its district polygon (city-level ones inside the Xi'an outline).
+
+Every path runs the same bbox query and then encodes the rows as a GeoJSON text:
+the subject with `api.presenters.anchors_geojson` and ``json.dumps`` as the API
+response does, one baseline with ``geopandas.GeoDataFrame.to_json`` and one with
+``json.dumps`` of a FeatureCollection built from plain column lists. All three emit
+the same properties. Before timing, every viewport's anchor ids are compared.
+"""
+
+import json
+import logging
+import secrets
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from functools import partial
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import psycopg
+from psycopg import sql
+
+from api.presenters import anchors_geojson, precision_label
+from bench.inputs import FloatArray, random_points_in
+from bench.result import SPEED_UP, Comparison, ResultMismatchError
+from bench.timing import percentile
+from geo.crs import CoordSys
+from geo.location import Precision
+from geo.regions import Regions
+from matching.recommend import Recommender
+from store.migrations import apply_migrations
+from store.postgres import PoolOptions, PostgresStore, mask_url, open_pool
+
+logger = logging.getLogger(__name__)
+
+VIEWPORT_LIMIT = 2_000
+MIN_TARGET_ANCHORS = 200
+SUBJECT = "anchors_in_bbox + presenters.anchors_geojson + json.dumps"
+GEODATAFRAME = "anchors_in_bbox + GeoDataFrame.to_json"
+STDLIB = "anchors_in_bbox + hand-built FeatureCollection + json.dumps"
+
+# The performance target of the viewport endpoint: p99 latency and speed-up over the
+# GeoDataFrame path, both at p50 and at p99.
+TARGET_P99_MS = 5.0
+TARGET_SPEED_UP = 10.0
+
+BBox = tuple[float, float, float, float]
+Encoder = Callable[[pd.DataFrame], str]
+
+# The separators and flags of FastAPI's JSONResponse.
+_dumps = partial(json.dumps, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+
+
+def postgres_unreachable_reason(admin_url: str) -> str | None:
+    """Return why PostgreSQL at ``admin_url`` cannot be used, or None when a connection opens."""
+    try:
+        with psycopg.connect(admin_url, connect_timeout=3) as connection:
+            connection.execute("SELECT 1")
+    except psycopg.Error as err:
+        return f"PostgreSQL at {mask_url(admin_url)} is unreachable: {err}".strip()
+    return None
+
+
+@contextmanager
+def throwaway_database(admin_url: str) -> Iterator[str]:
+    """Create an empty ``doorstep_bench_<random>`` database, yield its URL, then drop it."""
+    name = f"doorstep_bench_{secrets.token_hex(4)}"
+    with psycopg.connect(admin_url, autocommit=True, connect_timeout=3) as admin:
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    logger.info("created benchmark database %r", name)
+    try:
+        yield f"{admin_url.rpartition('/')[0]}/{name}"
+    finally:
+        with psycopg.connect(admin_url, autocommit=True, connect_timeout=3) as admin:
+            statement = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)")
+            admin.execute(statement.format(sql.Identifier(name)))
+        logger.info("dropped benchmark database %r", name)
+
+
+def synthetic_anchors(
+    real_anchors: pd.DataFrame, regions: Regions, count: int, seed: int
+) -> pd.DataFrame:
+    """Draw synthetic anchors whose precision, posting count and district follow the real ones.
+
+    Parameters
+    ----------
+    real_anchors
+        Anchors of a real store, with ``precision``, ``n_postings`` and ``district_code``.
+    regions
+        The Xi'an districts and outline, WGS84.
+    count
+        Number of anchors to draw.
+    seed
+        Seed of `numpy.random.default_rng` and of the point draws.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The anchor columns `PostgresStore.replace_all` writes, WGS84 ``lon``/``lat`` in
+        degrees, ids ``syn-000000`` onwards and source ``synthetic``.
+    """
+    rng = np.random.default_rng(seed)
+    rows = real_anchors.iloc[rng.integers(0, len(real_anchors), count)]
+    codes = [None if pd.isna(code) else str(code) for code in rows["district_code"]]
+    keys = np.array([code or "" for code in codes])
+    names = dict(zip(regions.districts["code"], regions.districts["name"], strict=True))
+    polygons = dict(zip(regions.districts["code"], regions.districts.geometry, strict=True))
+
+    # Anchors without a district, or with a code outside the regions, go anywhere in Xi'an.
+    lons = np.empty(count, dtype=np.float64)
+    lats = np.empty(count, dtype=np.float64)
+    for offset, key in enumerate(sorted(set(keys.tolist()))):
+        positions = np.flatnonzero(keys == key)
+        area = polygons.get(key, regions.city_outline)
+        lons[positions], lats[positions] = random_points_in(area, len(positions), seed + offset)
+
+    return pd.DataFrame(
+        {
+            "anchor_id": [f"syn-{i:06d}" for i in range(count)],
+            "name": [f"合成单位{i:06d}" for i in range(count)],
+            "lon": lons,
+            "lat": lats,
+            "precision": rows["precision"].astype(str).to_numpy(),
+            "source": "synthetic",
+            "location_label": [names.get(str(code), "西安市") for code in codes],
+            "district_code": codes,
+            "state": "draft",
+            "n_postings": rows["n_postings"].astype(int).to_numpy(),
+        }
+    )
+
+
+def viewport_boxes(
+    lons: FloatArray, lats: FloatArray, count: int, seed: int, limit: int = VIEWPORT_LIMIT
+) -> list[BBox]:
+    """Draw square WGS84 bboxes around random anchors holding about 200 to ``limit`` anchors.
+
+    Each box is centred on a random anchor and its half-width in degrees is the
+    Chebyshev distance to the k-th nearest anchor, with k uniform in 200..``limit``
+    (capped at the number of anchors). Ties on the edge can add a few anchors. The
+    boxes are square in degrees, so about 17 % narrower than tall in metres at 34° N.
+    """
+    rng = np.random.default_rng(seed)
+    high = min(limit, len(lons))
+    boxes = []
+    for center in rng.integers(0, len(lons), count):
+        k = int(rng.integers(min(MIN_TARGET_ANCHORS, high), high + 1))
+        distances = np.maximum(np.abs(lons - lons[center]), np.abs(lats - lats[center]))
+        half = float(np.partition(distances, k - 1)[k - 1])
+        lon, lat = float(lons[center]), float(lats[center])
+        boxes.append((lon - half, lat - half, lon + half, lat + half))
+    return boxes
+
+
+def bench_viewport(
+    admin_url: str,
+    real_anchors: pd.DataFrame,
+    regions: Regions,
+    recommender: Recommender,
+    *,
+    n_anchors: int,
+    n_viewports: int,
+    seed: int,
+) -> list[Comparison]:
+    """Time viewport queries plus GeoJSON encoding on a throwaway, migrated database.
+
+    Parameters
+    ----------
+    admin_url
+        URL of a PostgreSQL + PostGIS server database that may create databases.
+    real_anchors
+        Anchors of the real store, whose distribution the synthetic ones follow.
+    regions
+        The Xi'an districts and outline, WGS84.
+    recommender
+        Provides the district names the API's GeoJSON body carries.
+    n_anchors, n_viewports
+        Synthetic anchors written, and viewports timed.
+    seed
+        Seed of the anchors and of the viewports.
+
+    Returns
+    -------
+    list of Comparison
+        Latency in ms at p50 and p99, against the GeoDataFrame path, then against the
+        stdlib path. Ratios are speed-ups.
+
+    Raises
+    ------
+    ResultMismatchError
+        When the paths return different anchor ids for any viewport.
+    """
+    anchors = synthetic_anchors(real_anchors, regions, n_anchors, seed)
+    boxes = viewport_boxes(
+        anchors["lon"].to_numpy(np.float64), anchors["lat"].to_numpy(np.float64), n_viewports, seed
+    )
+
+    with throwaway_database(admin_url) as url:
+        apply_migrations(url)
+        pool = open_pool(url, PoolOptions(min_size=1, max_size=1, name="bench"))
+        try:
+            store = PostgresStore(pool)
+            _write_anchors(store, anchors)
+            paths = encoders(recommender)
+            counts = _check_same_ids(store, paths, boxes)
+            seconds = _time_paths(store, paths, boxes)
+            server = store.server_versions()
+        finally:
+            pool.close()
+
+    sizes = {"anchors": n_anchors, "viewports": n_viewports, "limit": VIEWPORT_LIMIT}
+    details = {**sizes, "mean_anchors_per_viewport": float(np.mean(counts)), "server": server}
+    details["min_anchors_per_viewport"] = int(np.min(counts))
+    details["max_anchors_per_viewport"] = int(np.max(counts))
+    return _comparisons(seconds, details)
+
+
+def target_verdict(comparisons: list[Comparison]) -> str:
+    """State whether the subject meets p99 <= 5 ms and a 10x speed-up over the GeoDataFrame path."""
+    frame = {(c.case, c.baseline): c for c in comparisons if c.benchmark == "viewport"}
+    p50 = frame[("p50", GEODATAFRAME)]
+    p99 = frame[("p99", GEODATAFRAME)]
+    latency = "met" if p99.subject_value <= TARGET_P99_MS else "NOT met"
+    speed_up = "met" if min(p50.ratio, p99.ratio) >= TARGET_SPEED_UP else "NOT met"
+    return (
+        f"Viewport target p99 <= {TARGET_P99_MS:g} ms: {latency} "
+        f"(p99 {p99.subject_value:.2f} ms, {p99.subject_value / TARGET_P99_MS:.1f}x the target).\n"
+        f"Viewport target >= {TARGET_SPEED_UP:g}x the GeoDataFrame path: {speed_up} "
+        f"({p50.ratio:.2f}x at p50, {p99.ratio:.2f}x at p99)."
+    )
+
+
+def _write_anchors(store: PostgresStore, anchors: pd.DataFrame) -> None:
+    started = time.perf_counter()
+    store.replace_all(
+        postings=pd.DataFrame({"posting_id": pd.Series(dtype=str), "anchor_id": ""}),
+        anchors=anchors,
+        seekers=pd.DataFrame({"seeker_id": pd.Series(dtype=str), "simulated": False}),
+        layers={},
+        meta={"note": "synthetic anchors for the viewport benchmark"},
+    )
+    logger.info("wrote %d synthetic anchors in %.1f s", len(anchors), time.perf_counter() - started)
+
+
+def encoders(recommender: Recommender) -> dict[str, Encoder]:
+    """Return the subject's and the two baselines' GeoJSON encoders of `anchors_in_bbox` rows."""
+
+    def subject(frame: pd.DataFrame) -> str:
+        return _dumps(anchors_geojson(frame, CoordSys.WGS84, recommender, "zh"))
+
+    def geodataframe(frame: pd.DataFrame) -> str:
+        properties = pd.DataFrame(_property_lists(frame, recommender))
+        geometry = gpd.points_from_xy(frame["lon"], frame["lat"], crs="EPSG:4326")
+        return str(gpd.GeoDataFrame(properties, geometry=geometry).to_json(drop_id=True))
+
+    def stdlib(frame: pd.DataFrame) -> str:
+        columns = _property_lists(frame, recommender)
+        features = [
+            {
+                "type": "Feature",
+                "geometry": {"type": "Point", "coordinates": [lon, lat]},
+                "properties": dict(zip(columns, values, strict=True)),
+            }
+            for lon, lat, *values in zip(
+                frame["lon"].tolist(), frame["lat"].tolist(), *columns.values(), strict=True
+            )
+        ]
+        return _dumps({"type": "FeatureCollection", "features": features})
+
+    return {SUBJECT: subject, GEODATAFRAME: geodataframe, STDLIB: stdlib}
+
+
+def _property_lists(frame: pd.DataFrame, recommender: Recommender) -> dict[str, list[Any]]:
+    """Build the properties `anchors_geojson` emits as plain lists, column by column.
+
+    Missing labels are None, not NaN, because ``json.dumps(allow_nan=False)`` rejects NaN.
+    """
+    precision = frame["precision"].astype(str).tolist()
+    labels = {level.value: precision_label(level.value, "zh") for level in Precision}
+    approximate = {level.value: level.is_approximate for level in Precision}
+    return {
+        "anchor_id": frame["anchor_id"].astype(str).tolist(),
+        "name": frame["name"].astype(str).tolist(),
+        "precision": precision,
+        "precision_label": [labels[value] for value in precision],
+        "approximate": [approximate[value] for value in precision],
+        "n_postings": frame["n_postings"].astype(int).tolist(),
+        "location_label": [_text_or_none(value) for value in frame["location_label"]],
+        "district_name": [recommender.district_name(code) for code in frame["district_code"]],
+    }
+
+
+def _text_or_none(value: object) -> str | None:
+    return None if value is None or pd.isna(value) else str(value)  # type: ignore[call-overload]
+
+
+def _check_same_ids(
+    store: PostgresStore, paths: dict[str, Encoder], boxes: list[BBox]
+) -> list[int]:
+    """Run every path on every box and compare the anchor ids; return the result sizes."""
+    counts = []
+    for bbox in boxes:
+        found = {}
+        for name, encode in paths.items():
+            body = json.loads(encode(store.anchors_in_bbox(bbox, VIEWPORT_LIMIT)))
+            found[name] = [feature["properties"]["anchor_id"] for feature in body["features"]]
+        for name, ids in found.items():
+            if ids != found[SUBJECT]:
+                raise ResultMismatchError(
+                    f"viewport {bbox!r}: {name} returned {len(ids)} anchor ids, the subject "
+                    f"{len(found[SUBJECT])}; {len(set(ids) ^ set(found[SUBJECT]))} differ, "
+                    "expected the same ids in the same order"
+                )
+        counts.append(len(found[SUBJECT]))
+    return counts
+
+
+def _time_paths(
+    store: PostgresStore, paths: dict[str, Encoder], boxes: list[BBox]
+) -> dict[str, dict[str, list[float]]]:
+    """Time each path once per box, rotating which path goes first; query and total seconds."""
+    seconds: dict[str, dict[str, list[float]]] = {
+        name: {"total": [], "query": []} for name in paths
+    }
+    names = list(paths)
+    for position, bbox in enumerate(boxes):
+        shift = position % len(names)
+        for name in names[shift:] + names[:shift]:
+            started = time.perf_counter()
+            frame = store.anchors_in_bbox(bbox, VIEWPORT_LIMIT)
+            queried = time.perf_counter()
+            paths[name](frame)
+            seconds[name]["total"].append(time.perf_counter() - started)
+            seconds[name]["query"].append(queried - started)
+    return seconds
+
+
+def _comparisons(
+    seconds: dict[str, dict[str, list[float]]], details: dict[str, Any]
+) -> list[Comparison]:
+    query_ms = {
+        name: {q: percentile(parts["query"], q) * 1000 for q in (50, 99)}
+        for name, parts in seconds.items()
+    }
+    shared = {**details, "query_ms_by_path": query_ms, "seconds": seconds}
+    comparisons = []
+    for baseline in (GEODATAFRAME, STDLIB):
+        for q in (50, 99):
+            subject_ms = percentile(seconds[SUBJECT]["total"], q) * 1000
+            baseline_ms = percentile(seconds[baseline]["total"], q) * 1000
+            comparisons.append(
+                Comparison(
+                    benchmark="viewport",
+                    case=f"p{q}",
+                    unit="ms",
+                    subject=SUBJECT,
+                    baseline=baseline,
+                    subject_value=subject_ms,
+                    baseline_value=baseline_ms,
+                    ratio=baseline_ms / subject_ms,
+                    ratio_meaning=SPEED_UP,
+                    details=shared,
+                )
+            )
+    return comparisons
