@@ -10,7 +10,7 @@ import shapely
 
 from api.schemas import Job, Point, SeekerDetail, SeekerSummary
 from geo.anchor_states import ANCHOR_STATE_LABELS_ZH, AnchorState
-from geo.crs import CoordSys, from_wgs84
+from geo.crs import CoordSys, from_wgs84, from_wgs84_arrays
 from geo.location import PRECISION_LABELS_ZH, Precision
 from matching.education import EDUCATION_LABELS_ZH, EducationLevel
 from matching.recommend import Recommender
@@ -141,27 +141,41 @@ def _seeker_fields(row: pd.Series, recommender: Recommender, lang: str) -> dict[
 def anchors_geojson(
     frame: pd.DataFrame, coord_sys: CoordSys, recommender: Recommender, lang: str
 ) -> dict[str, Any]:
-    """Return anchors as a GeoJSON FeatureCollection with points in ``coord_sys``."""
-    features = []
-    for _, row in frame.iterrows():
-        lon, lat = from_wgs84(float(row["lon"]), float(row["lat"]), coord_sys)
-        precision = str(row["precision"])
-        features.append(
-            {
-                "type": "Feature",
-                "geometry": {"type": "Point", "coordinates": [lon, lat]},
-                "properties": {
-                    "anchor_id": row["anchor_id"],
-                    "name": row["name"],
-                    "precision": precision,
-                    "precision_label": precision_label(precision, lang),
-                    "approximate": Precision(precision).is_approximate,
-                    "n_postings": int(row["n_postings"]),
-                    "location_label": row["location_label"],
-                    "district_name": recommender.district_name(row["district_code"]),
-                },
-            }
-        )
+    """Return anchors as a GeoJSON FeatureCollection with points in ``coord_sys``.
+
+    Columns are converted once as arrays and the features built from plain lists,
+    because per-row ``iterrows`` dominated the map's response time.
+    """
+    lons, lats = from_wgs84_arrays(
+        frame["lon"].to_numpy(dtype=float), frame["lat"].to_numpy(dtype=float), coord_sys
+    )
+    labels = {level.value: precision_label(level.value, lang) for level in Precision}
+    approximate = {level.value: level.is_approximate for level in Precision}
+    districts = {
+        code: recommender.district_name(code)
+        for code in frame["district_code"].unique()
+        if isinstance(code, str)
+    }
+
+    columns = ["anchor_id", "name", "precision", "n_postings", "location_label", "district_code"]
+    rows = zip(lons.tolist(), lats.tolist(), *(frame[c].tolist() for c in columns), strict=True)
+    features = [
+        {
+            "type": "Feature",
+            "geometry": {"type": "Point", "coordinates": [lon, lat]},
+            "properties": {
+                "anchor_id": anchor_id,
+                "name": name,
+                "precision": precision,
+                "precision_label": labels[precision],
+                "approximate": approximate[precision],
+                "n_postings": int(n_postings),
+                "location_label": location_label,
+                "district_name": districts.get(district_code),
+            },
+        }
+        for lon, lat, anchor_id, name, precision, n_postings, location_label, district_code in rows
+    ]
     return {"type": "FeatureCollection", "features": features}
 
 
