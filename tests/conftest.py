@@ -9,7 +9,7 @@ import pytest
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 # Fixture plugins shared by several test packages.
-pytest_plugins = ["tests.fix_redis"]
+pytest_plugins = ["tests.fix_browser", "tests.fix_redis"]
 
 
 @pytest.fixture(scope="session")

@@ -4,27 +4,14 @@ Run ``scripts/test-deps.sh`` first; Playwright drives /usr/bin/chromium and neve
 downloads a browser of its own. Screenshots go to var/screenshots/.
 """
 
-import socket
-import threading
-import time
 from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import httpx2
 import pytest
-import uvicorn
-from fastapi import FastAPI
 from playwright.sync_api import (
-    Browser,
-    ConsoleMessage,
-    Dialog,
     Page,
-    Request,
     expect,
-    sync_playwright,
 )
 
 from api.app import create_app
@@ -35,69 +22,29 @@ from tests.api.test_pages import (
     XSS_PAYLOADS,
     build_stub_app,
 )
+from tests.fix_browser import SCREENSHOTS, PageRecord, foreign_requests, serve
 
 pytestmark = pytest.mark.browser
-
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-REPO_ROOT = Path(__file__).resolve().parents[2]
-SCREENSHOTS = REPO_ROOT / "var" / "screenshots"
-TIMEOUT_MS = 15_000
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-@contextmanager
-def _serve(app: FastAPI) -> Iterator[str]:
-    """Serve an app with uvicorn on a free 127.0.0.1 port in a thread; yield its base URL."""
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            pytest.fail(f"uvicorn did not start on 127.0.0.1:{port} within 10 s")
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
 
 
 @pytest.fixture(scope="module")
 def base_url(data_dir: Path) -> Iterator[str]:
     """The pages over stub JSON routes whose anchors sit far apart (no clustering)."""
-    with _serve(build_stub_app(data_dir)) as url:
+    with serve(build_stub_app(data_dir)) as url:
         yield url
 
 
 @pytest.fixture(scope="module")
 def paging_url(data_dir: Path) -> Iterator[str]:
     """The stub pages with a server page-size limit of 40, below the picker's 50."""
-    with _serve(build_stub_app(data_dir, max_page_size=40)) as url:
+    with serve(build_stub_app(data_dir, max_page_size=40)) as url:
         yield url
 
 
 @pytest.fixture(scope="module")
 def truncated_url(data_dir: Path) -> Iterator[str]:
     """The stub pages whose anchor route cuts every response at 3 features."""
-    with _serve(build_stub_app(data_dir, anchor_limit=3)) as url:
+    with serve(build_stub_app(data_dir, anchor_limit=3)) as url:
         yield url
 
 
@@ -105,61 +52,8 @@ def truncated_url(data_dir: Path) -> Iterator[str]:
 def app_url(xss_store: SqliteStore) -> Iterator[str]:
     """The real application on the small store of XSS payloads."""
     settings = Settings(data=DataSettings(store_path=xss_store.path))
-    with _serve(create_app(settings, store=xss_store)) as url:
+    with serve(create_app(settings, store=xss_store)) as url:
         yield url
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    if not CHROMIUM.is_file():
-        pytest.fail(f"{CHROMIUM} not found; run scripts/test-deps.sh to install chromium")
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield launched
-        launched.close()
-
-
-@dataclass
-class PageRecord:
-    """What a page did while the test drove it."""
-
-    requests: list[str] = field(default_factory=list)
-    dialogs: list[str] = field(default_factory=list)
-    console_errors: list[str] = field(default_factory=list)
-
-
-@pytest.fixture
-def page(browser: Browser) -> Iterator[tuple[Page, PageRecord]]:
-    context = browser.new_context(viewport={"width": 1400, "height": 900}, locale="zh-CN")
-    opened = context.new_page()
-    opened.set_default_timeout(TIMEOUT_MS)
-    record = PageRecord()
-
-    def on_dialog(dialog: Dialog) -> None:
-        record.dialogs.append(dialog.message)
-        dialog.dismiss()
-
-    def on_console(message: ConsoleMessage) -> None:
-        if message.type == "error":
-            record.console_errors.append(message.text)
-
-    def on_request(request: Request) -> None:
-        record.requests.append(request.url)
-
-    opened.on("dialog", on_dialog)
-    opened.on("console", on_console)
-    opened.on("request", on_request)
-    yield opened, record
-    context.close()
-
-
-def _foreign_requests(record: PageRecord, base_url: str) -> list[str]:
-    origin = urlsplit(base_url)
-    return [
-        url
-        for url in record.requests
-        if (urlsplit(url).scheme, urlsplit(url).netloc) != (origin.scheme, origin.netloc)
-    ]
 
 
 def test_city_map_page(page: tuple[Page, PageRecord], base_url: str) -> None:
@@ -225,7 +119,7 @@ def test_city_map_page(page: tuple[Page, PageRecord], base_url: str) -> None:
 
     assert record.dialogs == []
     assert record.console_errors == []
-    assert _foreign_requests(record, base_url) == []
+    assert foreign_requests(record, base_url) == []
     anchor_requests = [url for url in record.requests if "/v1/anchors?" in url]
     assert anchor_requests
     for url in anchor_requests:
@@ -306,7 +200,7 @@ def test_seeker_page_recommendations(page: tuple[Page, PageRecord], base_url: st
 
     assert record.dialogs == []
     assert record.console_errors == []
-    assert _foreign_requests(record, base_url) == []
+    assert foreign_requests(record, base_url) == []
 
 
 def test_seeker_page_map_click(page: tuple[Page, PageRecord], base_url: str) -> None:
@@ -339,7 +233,7 @@ def test_seeker_page_map_click(page: tuple[Page, PageRecord], base_url: str) -> 
 
     assert record.dialogs == []
     assert record.console_errors == []
-    assert _foreign_requests(record, base_url) == []
+    assert foreign_requests(record, base_url) == []
 
 
 def test_seeker_list_paging_and_group(page: tuple[Page, PageRecord], paging_url: str) -> None:
@@ -379,7 +273,7 @@ def test_seeker_list_paging_and_group(page: tuple[Page, PageRecord], paging_url:
     browser_page.screenshot(path=str(SCREENSHOTS / "seeker_group.png"))
 
     assert record.console_errors == []
-    assert _foreign_requests(record, paging_url) == []
+    assert foreign_requests(record, paging_url) == []
 
 
 def test_seeker_open_by_id(page: tuple[Page, PageRecord], base_url: str) -> None:
@@ -424,7 +318,7 @@ def test_real_app_pages(page: tuple[Page, PageRecord], app_url: str) -> None:
     assert browser_page.locator("#jobs-status.error").count() == 0
     assert record.dialogs == []
     assert record.console_errors == []
-    assert _foreign_requests(record, app_url) == []
+    assert foreign_requests(record, app_url) == []
 
 
 def test_real_app_district_summary(page: tuple[Page, PageRecord], app_url: str) -> None:

@@ -12,13 +12,9 @@ from pathlib import Path
 
 import pytest
 from playwright.sync_api import (
-    Browser,
-    Dialog,
     FilePayload,
     Page,
-    Request,
     expect,
-    sync_playwright,
 )
 from pydantic import SecretStr
 
@@ -26,17 +22,9 @@ from api.app import create_app
 from api.settings import AuthSettings, DataSettings, Settings
 from api.staff_auth import issue_staff_token
 from store.sqlite import SqliteStore
-from tests.api.test_browser import (
-    CHROMIUM,
-    CHROMIUM_ARGS,
-    SCREENSHOTS,
-    TIMEOUT_MS,
-    PageRecord,
-    _foreign_requests,
-    _serve,
-)
 from tests.api.test_pages import XSS_PAYLOADS
 from tests.api.test_staff_page import STUB_TOKEN, StubCuration, build_staff_stub_app
+from tests.fix_browser import SCREENSHOTS, PageRecord, foreign_requests, serve
 
 pytestmark = pytest.mark.browser
 
@@ -48,38 +36,8 @@ def stub() -> StubCuration:
 
 @pytest.fixture
 def staff_url(data_dir: Path, stub: StubCuration) -> Iterator[str]:
-    with _serve(build_staff_stub_app(data_dir, stub)) as url:
+    with serve(build_staff_stub_app(data_dir, stub)) as url:
         yield url
-
-
-@pytest.fixture(scope="module")
-def staff_browser() -> Iterator[Browser]:
-    if not CHROMIUM.is_file():
-        pytest.fail(f"{CHROMIUM} not found; run scripts/test-deps.sh to install chromium")
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield launched
-        launched.close()
-
-
-@pytest.fixture
-def staff_page(staff_browser: Browser) -> Iterator[tuple[Page, PageRecord]]:
-    context = staff_browser.new_context(viewport={"width": 1400, "height": 900}, locale="zh-CN")
-    opened = context.new_page()
-    opened.set_default_timeout(TIMEOUT_MS)
-    record = PageRecord()
-
-    def on_dialog(dialog: Dialog) -> None:
-        record.dialogs.append(dialog.message)
-        dialog.dismiss()
-
-    def on_request(request: Request) -> None:
-        record.requests.append(request.url)
-
-    opened.on("dialog", on_dialog)
-    opened.on("request", on_request)
-    yield opened, record
-    context.close()
 
 
 def _sign_in(page: Page, base_url: str) -> None:
@@ -101,9 +59,9 @@ def _screenshot(page: Page, name: str) -> None:
 
 
 def test_staff_list_shows_payloads(
-    staff_page: tuple[Page, PageRecord], staff_url: str, stub: StubCuration
+    page: tuple[Page, PageRecord], staff_url: str, stub: StubCuration
 ) -> None:
-    page, record = staff_page
+    page, record = page
     _sign_in(page, staff_url)
 
     names = page.locator("#anchor-list .anchor-name").all_inner_texts()
@@ -127,7 +85,7 @@ def test_staff_list_shows_payloads(
     _screenshot(page, "staff.png")
 
     assert record.dialogs == []
-    assert _foreign_requests(record, staff_url) == []
+    assert foreign_requests(record, staff_url) == []
     assert [url for url in record.requests if STUB_TOKEN in url] == []
     assert STUB_TOKEN not in page.content()
     staff_requests = [url for url in record.requests if "/v1/staff/" in url]
@@ -137,9 +95,9 @@ def test_staff_list_shows_payloads(
 
 
 def test_staff_drag_and_save(
-    staff_page: tuple[Page, PageRecord], staff_url: str, stub: StubCuration
+    page: tuple[Page, PageRecord], staff_url: str, stub: StubCuration
 ) -> None:
-    page, record = staff_page
+    page, record = page
     _sign_in(page, staff_url)
     _open_anchor(page, 0)
     lon_before = page.locator("#f-lon").input_value()
@@ -175,11 +133,11 @@ def test_staff_drag_and_save(
     assert page.locator("#history-list .history-entry").count() == 4
     assert stub.anchors["a0"]["lon"] == pytest.approx(lon_after, abs=1e-6)
     assert record.dialogs == []
-    assert _foreign_requests(record, staff_url) == []
+    assert foreign_requests(record, staff_url) == []
 
 
-def test_staff_reason_required(staff_page: tuple[Page, PageRecord], staff_url: str) -> None:
-    page, _ = staff_page
+def test_staff_reason_required(page: tuple[Page, PageRecord], staff_url: str) -> None:
+    page, _ = page
     _sign_in(page, staff_url)
     _open_anchor(page, 0)
 
@@ -190,9 +148,9 @@ def test_staff_reason_required(staff_page: tuple[Page, PageRecord], staff_url: s
 
 
 def test_staff_conflict_notice(
-    staff_page: tuple[Page, PageRecord], staff_url: str, stub: StubCuration
+    page: tuple[Page, PageRecord], staff_url: str, stub: StubCuration
 ) -> None:
-    page, _ = staff_page
+    page, _ = page
     _sign_in(page, staff_url)
     _open_anchor(page, 1)
     stub.bump("a1")
@@ -211,10 +169,8 @@ def test_staff_conflict_notice(
     expect(page.locator("#anchor-version")).to_have_text("版本 5")
 
 
-def test_staff_field_error_beside_field(
-    staff_page: tuple[Page, PageRecord], staff_url: str
-) -> None:
-    page, _ = staff_page
+def test_staff_field_error_beside_field(page: tuple[Page, PageRecord], staff_url: str) -> None:
+    page, _ = page
     _sign_in(page, staff_url)
     _open_anchor(page, 0)
 
@@ -229,9 +185,9 @@ def test_staff_field_error_beside_field(
 
 
 def test_staff_expired_token(
-    staff_page: tuple[Page, PageRecord], staff_url: str, stub: StubCuration
+    page: tuple[Page, PageRecord], staff_url: str, stub: StubCuration
 ) -> None:
-    page, _ = staff_page
+    page, _ = page
     page.goto(staff_url + "/staff")
     page.locator("#token").fill("wrong-token")
     page.get_by_role("button", name="登录").click()
@@ -242,8 +198,8 @@ def test_staff_expired_token(
     expect(page.locator("#token")).to_have_value("")
 
 
-def test_staff_import_rejected_rows(staff_page: tuple[Page, PageRecord], staff_url: str) -> None:
-    page, record = staff_page
+def test_staff_import_rejected_rows(page: tuple[Page, PageRecord], staff_url: str) -> None:
+    page, record = page
     _sign_in(page, staff_url)
     page.get_by_role("tab", name="批量导入").click()
 
@@ -275,8 +231,8 @@ def test_staff_import_rejected_rows(staff_page: tuple[Page, PageRecord], staff_u
     assert record.dialogs == []
 
 
-def test_staff_duplicates_merge(staff_page: tuple[Page, PageRecord], staff_url: str) -> None:
-    page, record = staff_page
+def test_staff_duplicates_merge(page: tuple[Page, PageRecord], staff_url: str) -> None:
+    page, record = page
     _sign_in(page, staff_url)
     page.get_by_role("tab", name="疑似重复").click()
 
@@ -293,14 +249,14 @@ def test_staff_duplicates_merge(staff_page: tuple[Page, PageRecord], staff_url: 
     expect(page.locator("#duplicates-status")).to_have_text("已合并，移动了 7 条招聘信息。")
     _screenshot(page, "staff_duplicates.png")
     assert record.dialogs == []
-    assert _foreign_requests(record, staff_url) == []
+    assert foreign_requests(record, staff_url) == []
 
 
 def test_staff_real_app_drag_saves(
-    staff_page: tuple[Page, PageRecord], xss_store_copy: SqliteStore
+    page: tuple[Page, PageRecord], xss_store_copy: SqliteStore
 ) -> None:
     """The page against the real API and SQLite store: a dragged pin is saved and versioned."""
-    page, record = staff_page
+    page, record = page
     secret = "s" * 16 + "t" * 16 + "0123456789abcdef"
     settings = Settings(
         data=DataSettings(store_path=xss_store_copy.path),
@@ -312,7 +268,7 @@ def test_staff_real_app_drag_saves(
     anchors = xss_store_copy.anchors_frame()
     in_district = anchors[anchors["district_code"] == "610103"]
 
-    with _serve(create_app(settings, store=xss_store_copy)) as url:
+    with serve(create_app(settings, store=xss_store_copy)) as url:
         page.goto(url + "/staff")
         page.locator("#token").fill(token)
         page.get_by_role("button", name="登录").click()
