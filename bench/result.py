@@ -18,7 +18,7 @@ class Comparison:
 
     ``subject_value`` and ``baseline_value`` share ``unit``. ``ratio`` is computed from
     the underlying times or sizes as ``ratio_meaning`` states, so it does not depend on
-    whether ``unit`` is a rate or a duration. ``details`` holds sizes, repeat counts
+    whether ``unit`` is a rate or a duration. ``details`` contains sizes, repeat counts
     and raw timings in seconds.
     """
 

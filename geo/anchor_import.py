@@ -501,7 +501,9 @@ def apply_import(
 
     created = []
     for change in report.accepted.values():
-        assert change.name is not None and change.lon is not None and change.lat is not None
+        assert change.name is not None
+        assert change.lon is not None
+        assert change.lat is not None
         created.append(
             new_anchor(
                 change.name,

@@ -131,7 +131,7 @@ def ensure_in_scope(target: "AnchorRecord | PlacedPoint", scope: StaffScope) -> 
     Raises
     ------
     OutOfScopeError
-        Otherwise. The API answers 404, so anchors of other organisations stay invisible.
+        Otherwise. The API returns 404, so anchors of other organisations stay invisible.
     """
     if target.zone_key is not None and target.zone_key in scope.zone_keys:
         return

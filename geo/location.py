@@ -23,7 +23,7 @@ class Precision(StrEnum):
 
     @property
     def is_approximate(self) -> bool:
-        """True when the point stands for an area, so maps and reasons say 约."""
+        """True when the point stands for an area, so maps and reasons show 约."""
         return self in APPROXIMATE_PRECISIONS
 
     @property

@@ -189,7 +189,7 @@ class SqliteStore(SqliteCuration):
         """Return up to ``limit`` anchors inside a WGS84 bbox (min_lon, min_lat, max_lon, max_lat).
 
         Anchors whose precision is in ``exclude_precisions`` are left out.
-        Anchors with the most postings come first when the box holds more than ``limit``.
+        Anchors with the most postings come first when the box contains more than ``limit``.
         The R*Tree keeps float32 bounds rounded outwards, so it selects by overlap and
         the exact ``lon``/``lat`` columns decide, keeping points on the box edge.
         """
