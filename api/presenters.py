@@ -1,9 +1,11 @@
 """Turn store and matching frames into response bodies, in the requested language and coord_sys."""
 
+import json
 import math
 from importlib import metadata
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pyproj
 import shapely
@@ -14,6 +16,7 @@ from geo.crs import CoordSys, from_wgs84, from_wgs84_arrays
 from geo.location import PRECISION_LABELS_ZH, Precision
 from matching.education import EDUCATION_LABELS_ZH, EducationLevel
 from matching.recommend import Recommender
+from store.anchor_map import MapLabels
 
 GROUP_LABELS = {
     "zh": {
@@ -138,45 +141,41 @@ def _seeker_fields(row: pd.Series, recommender: Recommender, lang: str) -> dict[
     }
 
 
-def anchors_geojson(
-    frame: pd.DataFrame, coord_sys: CoordSys, recommender: Recommender, lang: str
-) -> dict[str, Any]:
-    """Return anchors as a GeoJSON FeatureCollection with points in ``coord_sys``.
-
-    Columns are converted once as arrays and the features built from plain lists,
-    because per-row ``iterrows`` dominated the map's response time.
-    """
-    lons, lats = from_wgs84_arrays(
-        frame["lon"].to_numpy(dtype=float), frame["lat"].to_numpy(dtype=float), coord_sys
+def map_labels(recommender: Recommender, lang: str) -> MapLabels:
+    """Return the labels that the map's anchor features carry in ``lang``."""
+    return MapLabels(
+        precision_labels={level.value: precision_label(level.value, lang) for level in Precision},
+        approximate={level.value: level.is_approximate for level in Precision},
+        district_names=dict(recommender.district_names),
     )
-    labels = {level.value: precision_label(level.value, lang) for level in Precision}
-    approximate = {level.value: level.is_approximate for level in Precision}
-    districts = {
-        code: recommender.district_name(code)
-        for code in frame["district_code"].unique()
-        if isinstance(code, str)
-    }
 
-    columns = ["anchor_id", "name", "precision", "n_postings", "location_label", "district_code"]
-    rows = zip(lons.tolist(), lats.tolist(), *(frame[c].tolist() for c in columns), strict=True)
-    features = [
-        {
-            "type": "Feature",
-            "geometry": {"type": "Point", "coordinates": [lon, lat]},
-            "properties": {
-                "anchor_id": anchor_id,
-                "name": name,
-                "precision": precision,
-                "precision_label": labels[precision],
-                "approximate": approximate[precision],
-                "n_postings": int(n_postings),
-                "location_label": location_label,
-                "district_name": districts.get(district_code),
-            },
-        }
-        for lon, lat, anchor_id, name, precision, n_postings, location_label, district_code in rows
-    ]
-    return {"type": "FeatureCollection", "features": features}
+
+def anchor_map_in(text: str, coord_sys: CoordSys) -> dict[str, Any]:
+    """Return the map's GeoJSON text (WGS84) with every point and cluster bbox in ``coord_sys``.
+
+    The conversion runs once over all coordinates as arrays.
+    """
+    body: dict[str, Any] = json.loads(text)
+    features = body["features"]
+    corners = [f["properties"]["bbox"] for f in features if "bbox" in f["properties"]]
+    points = [f["geometry"]["coordinates"] for f in features]
+    points += [corner[:2] for corner in corners] + [corner[2:] for corner in corners]
+    if not points:
+        return body
+    lons, lats = from_wgs84_arrays(
+        np.array([p[0] for p in points], dtype=np.float64),
+        np.array([p[1] for p in points], dtype=np.float64),
+        coord_sys,
+    )
+    converted = list(zip(lons.tolist(), lats.tolist(), strict=True))
+    for feature, (lon, lat) in zip(features, converted, strict=False):
+        feature["geometry"]["coordinates"] = [lon, lat]
+    low = converted[len(features) : len(features) + len(corners)]
+    high = converted[len(features) + len(corners) :]
+    clusters = (f for f in features if "bbox" in f["properties"])
+    for feature, (x0, y0), (x1, y1) in zip(clusters, low, high, strict=True):
+        feature["properties"]["bbox"] = [x0, y0, x1, y1]
+    return body
 
 
 def versions() -> dict[str, str]:

@@ -1,5 +1,6 @@
 """JSON routes of the API (``/v1``) and the health check."""
 
+import json
 import math
 from collections.abc import Callable, Mapping
 from typing import Annotated, Any, Literal
@@ -186,18 +187,20 @@ def anchors(
         bool, Query(description="Also return anchors known only as 西安 (all on one point).")
     ] = False,
     lang: Lang = "zh",
-) -> dict[str, Any]:
+) -> Response:
     """Return employer anchors inside a bbox as GeoJSON, most postings first.
 
-    ``truncated`` is true when more anchors lie in the bbox than the configured limit.
+    Above the configured number of anchors in view the features are grid clusters
+    (``clustered`` true) with a ``count`` each, so no response exceeds that number of
+    features; ``total`` is the number of anchors in view either way.
     """
     wgs_bbox = _parse_bbox(bbox, coord_sys)
-    limit = settings.query.max_bbox_features
     excluded = () if include_city else (Precision.CITY.value,)
-    found = store.anchors_in_bbox(wgs_bbox, limit + 1, exclude_precisions=excluded)
-    body = presenters.anchors_geojson(found.head(limit), coord_sys, recommender, lang)
-    body["truncated"] = len(found) > limit
-    return body
+    labels = presenters.map_labels(recommender, lang)
+    text = store.anchor_map(wgs_bbox, settings.query.max_bbox_features, labels, excluded)
+    if coord_sys is not CoordSys.WGS84:
+        text = _json_text(presenters.anchor_map_in(text, coord_sys))
+    return Response(content=text.encode(), media_type="application/json")
 
 
 @router.get("/v1/layers", response_model=LayerList, tags=["map"])
@@ -276,6 +279,11 @@ def _cached_json(
     key = cache_key(kind, request.app.state.build_id, query)
     body = fetch_or_compute(cache, key, lambda: compute().model_dump_json(by_alias=True).encode())
     return Response(content=body, media_type="application/json")
+
+
+def _json_text(body: object) -> str:
+    """Encode a body as compact JSON, as FastAPI's JSONResponse does."""
+    return json.dumps(body, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
 
 
 def _check_radius(radius_m: float, limit: float) -> None:

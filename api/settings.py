@@ -10,6 +10,7 @@ from typing import Literal, Self
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from store.anchor_map import MAX_MAP_FEATURES
 from store.cache import RedisOptions
 from store.postgres import PoolOptions
 
@@ -60,7 +61,10 @@ class QuerySettings(BaseSettings):
     max_radius_m: float = Field(default=50_000, gt=0, description="Largest radius_m accepted.")
     max_page_size: int = Field(default=100, ge=1, description="Largest page_size accepted.")
     max_bbox_features: int = Field(
-        default=20_000, ge=1, description="Most anchors returned for one bbox query."
+        default=MAX_MAP_FEATURES,
+        ge=1,
+        le=MAX_MAP_FEATURES,
+        description="Most features in one map response; above it anchors come as clusters.",
     )
 
 

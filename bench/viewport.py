@@ -6,11 +6,14 @@ an error. The anchors are synthetic: their precision, posting count and district
 drawn jointly from the real store's anchors, and each point is uniform in degrees
 inside its district polygon (city-level ones inside the Xi'an outline).
 
-Every path runs the same bbox query and then encodes the rows as a GeoJSON text:
-the subject with `api.presenters.anchors_geojson` and ``json.dumps`` as the API
-response does, one baseline with ``geopandas.GeoDataFrame.to_json`` and one with
-``json.dumps`` of a FeatureCollection built from plain column lists. All three emit
-the same properties. Before timing, every viewport's anchor ids are compared.
+The subject is what the ``/v1/anchors`` route calls: `PostgresStore.anchor_map`,
+which has PostgreSQL concatenate the stored GeoJSON fragment of each anchor in view
+into the response text. The two baselines run `PostgresStore.anchors_in_bbox` with
+the same bbox, order and limit into a DataFrame, then encode it, one with
+``geopandas.GeoDataFrame.to_json`` and one with ``json.dumps`` of a
+FeatureCollection built from plain column lists. All three emit the same features
+and properties; before timing, every viewport's anchor ids and properties are
+compared.
 """
 
 import json
@@ -28,12 +31,10 @@ import pandas as pd
 import psycopg
 from psycopg import sql
 
-from api.presenters import anchors_geojson, precision_label
+from api.presenters import map_labels
 from bench.inputs import FloatArray, random_points_in
 from bench.result import SPEED_UP, Comparison, ResultMismatchError
 from bench.timing import percentile
-from geo.crs import CoordSys
-from geo.location import Precision
 from geo.regions import Regions
 from matching.recommend import Recommender
 from store.migrations import apply_migrations
@@ -43,7 +44,7 @@ logger = logging.getLogger(__name__)
 
 VIEWPORT_LIMIT = 2_000
 MIN_TARGET_ANCHORS = 200
-SUBJECT = "anchors_in_bbox + presenters.anchors_geojson + json.dumps"
+SUBJECT = "PostgresStore.anchor_map (GeoJSON text built in PostgreSQL)"
 GEODATAFRAME = "anchors_in_bbox + GeoDataFrame.to_json"
 STDLIB = "anchors_in_bbox + hand-built FeatureCollection + json.dumps"
 
@@ -54,6 +55,7 @@ TARGET_SPEED_UP = 10.0
 
 BBox = tuple[float, float, float, float]
 Encoder = Callable[[pd.DataFrame], str]
+Path = Callable[[PostgresStore, BBox], str]
 
 # The separators and flags of FastAPI's JSONResponse.
 _dumps = partial(json.dumps, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
@@ -209,8 +211,8 @@ def bench_viewport(
         try:
             store = PostgresStore(pool)
             _write_anchors(store, anchors)
-            paths = encoders(recommender)
-            counts = _check_same_ids(store, paths, boxes)
+            paths = viewport_paths(recommender)
+            counts = _check_same_bodies(store, paths, boxes)
             seconds = _time_paths(store, paths, boxes)
             server = store.server_versions()
         finally:
@@ -250,16 +252,35 @@ def _write_anchors(store: PostgresStore, anchors: pd.DataFrame) -> None:
     logger.info("wrote %d synthetic anchors in %.1f s", len(anchors), time.perf_counter() - started)
 
 
-def encoders(recommender: Recommender) -> dict[str, Encoder]:
-    """Return the subject's and the two baselines' GeoJSON encoders of `anchors_in_bbox` rows."""
+def viewport_paths(recommender: Recommender) -> dict[str, Path]:
+    """Return the subject and the two baselines: bbox in, GeoJSON text out."""
+    labels = map_labels(recommender, "zh")
 
-    def subject(frame: pd.DataFrame) -> str:
-        return _dumps(anchors_geojson(frame, CoordSys.WGS84, recommender, "zh"))
+    def subject(store: PostgresStore, bbox: BBox) -> str:
+        return store.anchor_map(bbox, VIEWPORT_LIMIT, labels)
+
+    def queried(encode: Encoder) -> Path:
+        def path(store: PostgresStore, bbox: BBox) -> str:
+            return encode(store.anchors_in_bbox(bbox, VIEWPORT_LIMIT))
+
+        return path
+
+    encode = encoders(recommender)
+    return {
+        SUBJECT: subject,
+        GEODATAFRAME: queried(encode[GEODATAFRAME]),
+        STDLIB: queried(encode[STDLIB]),
+    }
+
+
+def encoders(recommender: Recommender) -> dict[str, Encoder]:
+    """Return the two baselines' GeoJSON encoders of `anchors_in_bbox` rows."""
 
     def geodataframe(frame: pd.DataFrame) -> str:
         properties = pd.DataFrame(_property_lists(frame, recommender))
         geometry = gpd.points_from_xy(frame["lon"], frame["lat"], crs="EPSG:4326")
-        return str(gpd.GeoDataFrame(properties, geometry=geometry).to_json(drop_id=True))
+        body = gpd.GeoDataFrame(properties, geometry=geometry).to_json(drop_id=True)
+        return _collection(json.loads(body)["features"], frame)
 
     def stdlib(frame: pd.DataFrame) -> str:
         columns = _property_lists(frame, recommender)
@@ -273,28 +294,36 @@ def encoders(recommender: Recommender) -> dict[str, Encoder]:
                 frame["lon"].tolist(), frame["lat"].tolist(), *columns.values(), strict=True
             )
         ]
-        return _dumps({"type": "FeatureCollection", "features": features})
+        return _collection(features, frame)
 
-    return {SUBJECT: subject, GEODATAFRAME: geodataframe, STDLIB: stdlib}
+    return {GEODATAFRAME: geodataframe, STDLIB: stdlib}
+
+
+def _collection(features: list[Any], frame: pd.DataFrame) -> str:
+    """Wrap features as the route's body: not clustered, with the anchor total."""
+    body = {"type": "FeatureCollection", "clustered": False, "total": len(frame)}
+    return _dumps({**body, "features": features})
 
 
 def _property_lists(frame: pd.DataFrame, recommender: Recommender) -> dict[str, list[Any]]:
-    """Build the properties `anchors_geojson` emits as plain lists, column by column.
+    """Build the properties `PostgresStore.anchor_map` emits as plain lists, column by column.
 
-    Missing labels are None, not NaN, because ``json.dumps(allow_nan=False)`` rejects NaN.
+    Missing values are None, not NaN, because ``json.dumps(allow_nan=False)`` rejects NaN.
     """
+    labels = map_labels(recommender, "zh")
     precision = frame["precision"].astype(str).tolist()
-    labels = {level.value: precision_label(level.value, "zh") for level in Precision}
-    approximate = {level.value: level.is_approximate for level in Precision}
+    districts = [_text_or_none(code) for code in frame["district_code"]]
     return {
         "anchor_id": frame["anchor_id"].astype(str).tolist(),
         "name": frame["name"].astype(str).tolist(),
         "precision": precision,
-        "precision_label": [labels[value] for value in precision],
-        "approximate": [approximate[value] for value in precision],
+        "state": frame["state"].astype(str).tolist(),
         "n_postings": frame["n_postings"].astype(int).tolist(),
         "location_label": [_text_or_none(value) for value in frame["location_label"]],
-        "district_name": [recommender.district_name(code) for code in frame["district_code"]],
+        "district_code": districts,
+        "approximate": [labels.approximate[value] for value in precision],
+        "precision_label": [labels.precision_labels[value] for value in precision],
+        "district_name": [labels.district_names.get(code or "") for code in districts],
     }
 
 
@@ -302,55 +331,67 @@ def _text_or_none(value: object) -> str | None:
     return None if value is None or pd.isna(value) else str(value)  # type: ignore[call-overload]
 
 
-def _check_same_ids(
-    store: PostgresStore, paths: dict[str, Encoder], boxes: list[BBox]
+def _check_same_bodies(
+    store: PostgresStore, paths: dict[str, Path], boxes: list[BBox]
 ) -> list[int]:
-    """Run every path on every box and compare the anchor ids; return the result sizes."""
+    """Run every path on every box and compare the features; return the result sizes.
+
+    Coordinates are compared to 1e-12 degrees, everything else exactly.
+    """
     counts = []
     for bbox in boxes:
-        found = {}
-        for name, encode in paths.items():
-            body = json.loads(encode(store.anchors_in_bbox(bbox, VIEWPORT_LIMIT)))
-            found[name] = [feature["properties"]["anchor_id"] for feature in body["features"]]
-        for name, ids in found.items():
-            if ids != found[SUBJECT]:
-                raise ResultMismatchError(
-                    f"viewport {bbox!r}: {name} returned {len(ids)} anchor ids, the subject "
-                    f"{len(found[SUBJECT])}; {len(set(ids) ^ set(found[SUBJECT]))} differ, "
-                    "expected the same ids in the same order"
-                )
-        counts.append(len(found[SUBJECT]))
+        bodies = {name: json.loads(path(store, bbox)) for name, path in paths.items()}
+        expected = bodies[SUBJECT]
+        if expected["clustered"]:
+            raise ResultMismatchError(
+                f"viewport {bbox!r}: the subject sent clusters; every viewport must hold at"
+                f" most {VIEWPORT_LIMIT} anchors"
+            )
+        for name, body in bodies.items():
+            _compare_features(bbox, name, body["features"], expected["features"])
+        counts.append(len(expected["features"]))
     return counts
 
 
+def _compare_features(bbox: BBox, name: str, features: list[Any], expected: list[Any]) -> None:
+    ids = [feature["properties"]["anchor_id"] for feature in features]
+    expected_ids = [feature["properties"]["anchor_id"] for feature in expected]
+    if ids != expected_ids:
+        raise ResultMismatchError(
+            f"viewport {bbox!r}: {name} returned {len(ids)} anchor ids, the subject "
+            f"{len(expected_ids)}; {len(set(ids) ^ set(expected_ids))} differ, "
+            "expected the same ids in the same order"
+        )
+    for feature, reference in zip(features, expected, strict=True):
+        points = np.array(
+            [feature["geometry"]["coordinates"], reference["geometry"]["coordinates"]]
+        )
+        if feature["properties"] != reference["properties"] or np.ptp(points, axis=0).max() > 1e-12:
+            raise ResultMismatchError(
+                f"viewport {bbox!r}: {name} differs from the subject on anchor"
+                f" {reference['properties']['anchor_id']!r}"
+            )
+
+
 def _time_paths(
-    store: PostgresStore, paths: dict[str, Encoder], boxes: list[BBox]
+    store: PostgresStore, paths: dict[str, Path], boxes: list[BBox]
 ) -> dict[str, dict[str, list[float]]]:
-    """Time each path once per box, rotating which path goes first; query and total seconds."""
-    seconds: dict[str, dict[str, list[float]]] = {
-        name: {"total": [], "query": []} for name in paths
-    }
+    """Time each path once per box, rotating which path goes first."""
+    seconds: dict[str, dict[str, list[float]]] = {name: {"total": []} for name in paths}
     names = list(paths)
     for position, bbox in enumerate(boxes):
         shift = position % len(names)
         for name in names[shift:] + names[:shift]:
             started = time.perf_counter()
-            frame = store.anchors_in_bbox(bbox, VIEWPORT_LIMIT)
-            queried = time.perf_counter()
-            paths[name](frame)
+            paths[name](store, bbox)
             seconds[name]["total"].append(time.perf_counter() - started)
-            seconds[name]["query"].append(queried - started)
     return seconds
 
 
 def _comparisons(
     seconds: dict[str, dict[str, list[float]]], details: dict[str, Any]
 ) -> list[Comparison]:
-    query_ms = {
-        name: {q: percentile(parts["query"], q) * 1000 for q in (50, 99)}
-        for name, parts in seconds.items()
-    }
-    shared = {**details, "query_ms_by_path": query_ms, "seconds": seconds}
+    shared = {**details, "seconds": seconds}
     comparisons = []
     for baseline in (GEODATAFRAME, STDLIB):
         for q in (50, 99):

@@ -19,6 +19,7 @@ from geo.anchor_states import AnchorState, StaffScope
 from geo.curation import AnchorRecord, AnchorVersion
 from geo.duplicates import MergePlan
 from geo.errors import DoorstepError
+from store.anchor_map import MapLabels
 
 logger = logging.getLogger(__name__)
 
@@ -97,6 +98,21 @@ class ReadStore(Protocol):
         """Return up to ``limit`` anchors inside a WGS84 bbox (min_lon, min_lat, max_lon, max_lat).
 
         Rows are ordered by ``n_postings`` descending, then ``anchor_id``.
+        """
+        ...
+
+    def anchor_map(
+        self,
+        bbox: tuple[float, float, float, float],
+        max_features: int,
+        labels: MapLabels,
+        exclude_precisions: Collection[str] = (),
+    ) -> str:
+        """Return the anchors inside a WGS84 bbox as the map's GeoJSON text.
+
+        At most ``max_features`` anchors come as single features, most postings first;
+        above that, as at most ``max_features`` grid clusters. The body is described in
+        :mod:`store.anchor_map`.
         """
         ...
 

@@ -34,6 +34,7 @@ from geo.errors import DoorstepError, InvalidCoordinateError
 
 # _fetch_frame and _qualified live in the curation module, because importing them from
 # here would make an import cycle.
+from store.anchor_map import ClusterGrid, MapLabels
 from store.postgres_curation import PostgresCuration, _fetch_frame, _qualified
 from store.rebuild import KEPT_FILTER, anchor_positions, log_kept
 from store.sqlite import LayerNotFoundError, StoreNotFoundError
@@ -77,6 +78,64 @@ class PoolOptions:
     connect_timeout_s: int = 5
     statement_timeout_ms: int = 30_000
     name: str = "doorstep"
+
+
+# The anchors of a viewport as one GeoJSON text: the stored fragment of each anchor
+# (migration 0004) with the labels of the request's language appended. The text is
+# NULL when more than %(max_features)s anchors are in view; the caller then asks for
+# clusters.
+_ANCHOR_MAP_SQL = """
+WITH hits AS (
+    SELECT map_feature, "precision", district_code, n_postings, anchor_id
+    FROM anchors
+    WHERE geom && ST_MakeEnvelope(%(min_lon)s, %(min_lat)s, %(max_lon)s, %(max_lat)s, 4326)
+      AND "precision" <> ALL(%(excluded)s::text[])
+    ORDER BY n_postings DESC, anchor_id COLLATE "C"
+    LIMIT %(max_features)s + 1
+), labels AS (
+    SELECT %(precision_labels)s::jsonb AS precision_labels,
+           %(approximate)s::jsonb AS approximate,
+           %(district_names)s::jsonb AS district_names
+)
+SELECT CASE WHEN count(*) > %(max_features)s THEN NULL ELSE
+    '{"type":"FeatureCollection","clustered":false,"total":' || count(*)
+    || ',"features":[' || coalesce(string_agg(
+        h.map_feature
+        || ',"approximate":' || coalesce((l.approximate -> h."precision")::text, 'null')
+        || ',"precision_label":' || coalesce((l.precision_labels -> h."precision")::text, 'null')
+        || ',"district_name":' || coalesce((l.district_names -> h.district_code)::text, 'null')
+        || '}}',
+        ',' ORDER BY h.n_postings DESC, h.anchor_id COLLATE "C"), '') || ']}'
+    END
+FROM hits AS h CROSS JOIN labels AS l
+"""
+
+# Grid clusters of a viewport (see store.anchor_map.ClusterGrid for the cell formula).
+_CLUSTER_MAP_SQL = """
+WITH cells AS (
+    SELECT least(greatest(floor((lon - %(grid_min_lon)s) / %(cell_lon)s)::bigint, 0), %(cols)s - 1)
+               AS col,
+           least(greatest(floor((lat - %(grid_min_lat)s) / %(cell_lat)s)::bigint, 0), %(rows)s - 1)
+               AS row,
+           lon, lat, n_postings
+    FROM anchors
+    WHERE geom && ST_MakeEnvelope(%(min_lon)s, %(min_lat)s, %(max_lon)s, %(max_lat)s, 4326)
+      AND "precision" <> ALL(%(excluded)s::text[])
+), clusters AS (
+    SELECT row, col, count(*) AS n, sum(n_postings) AS postings, avg(lon) AS lon, avg(lat) AS lat,
+           min(lon) AS min_lon, min(lat) AS min_lat, max(lon) AS max_lon, max(lat) AS max_lat
+    FROM cells GROUP BY row, col
+)
+SELECT '{"type":"FeatureCollection","clustered":true,"total":' || coalesce(sum(n), 0)
+    || ',"features":' || coalesce(json_agg(json_build_object(
+        'type', 'Feature',
+        'geometry', json_build_object('type', 'Point', 'coordinates', json_build_array(lon, lat)),
+        'properties', json_build_object(
+            'cluster', true, 'count', n, 'n_postings', postings,
+            'bbox', json_build_array(min_lon, min_lat, max_lon, max_lat)))
+        ORDER BY n DESC, row, col)::text, '[]') || '}'
+FROM clusters
+"""
 
 
 @dataclass(frozen=True)
@@ -278,6 +337,40 @@ class PostgresStore(PostgresCuration):
             ' ORDER BY n_postings DESC, anchor_id COLLATE "C" LIMIT %s'
         ).format(columns=_qualified(None, _ANCHORS.columns))
         return self._anchors(query, (*bbox, sorted(exclude_precisions), limit))
+
+    def anchor_map(
+        self,
+        bbox: tuple[float, float, float, float],
+        max_features: int,
+        labels: MapLabels,
+        exclude_precisions: Collection[str] = (),
+    ) -> str:
+        """Return the anchors inside a WGS84 bbox as the map's GeoJSON text.
+
+        See :mod:`store.anchor_map`. PostgreSQL builds the text: the common case of at
+        most ``max_features`` anchors is one statement that concatenates stored
+        fragments; above that a second statement in the same snapshot builds the grid
+        clusters.
+        """
+        min_lon, min_lat, max_lon, max_lat = bbox
+        params: dict[str, Any] = {
+            "min_lon": min_lon,
+            "min_lat": min_lat,
+            "max_lon": max_lon,
+            "max_lat": max_lat,
+            "excluded": sorted(exclude_precisions),
+            "max_features": max_features,
+            **labels.as_json(),
+        }
+        with self._snapshot() as connection:
+            row = connection.execute(_ANCHOR_MAP_SQL, params, prepare=True).fetchone()
+            if row is not None and row[0] is not None:
+                return str(row[0])
+            grid = ClusterGrid.for_bbox(bbox, max_features)
+            row = connection.execute(_CLUSTER_MAP_SQL, {**params, **grid.as_params()}).fetchone()
+        if row is None:
+            raise RuntimeError("the cluster query returned no row")
+        return str(row[0])
 
     def anchors_within(self, lon: float, lat: float, radius_m: float) -> pd.DataFrame:
         """Return the anchors within ``radius_m`` metres of a WGS84 point, nearest first.
@@ -498,7 +591,7 @@ def _write_anchors(
 ) -> None:
     """COPY the fresh anchors that no kept anchor replaces, and number every row in order."""
     positions = anchor_positions(anchors["anchor_id"].tolist(), kept_ids)
-    fresh = anchors[~anchors["anchor_id"].isin(kept_ids)]
+    fresh = _in_hilbert_order(anchors[~anchors["anchor_id"].isin(kept_ids)])
     _copy_frame(connection, _ANCHORS, fresh, positions=fresh["anchor_id"].map(positions).tolist())
     connection.execute(
         "UPDATE anchors SET anchor_row = kept.position"
@@ -511,6 +604,19 @@ def _write_anchors(
         "SELECT setval('anchors_anchor_row_seq', coalesce(max(anchor_row), 0) + 1, false)"
         " FROM anchors"
     )
+
+
+def _in_hilbert_order(anchors: pd.DataFrame) -> pd.DataFrame:
+    """Sort anchors along a Hilbert curve, so that neighbours share table pages.
+
+    A viewport's anchors then sit on a few pages instead of one page each, which cuts
+    the heap reads of a bbox query. ``anchor_row`` still keeps the build's order.
+    """
+    if len(anchors) < 2:
+        return anchors
+    points = gpd.GeoSeries.from_xy(anchors["lon"], anchors["lat"], crs="EPSG:4326")
+    order = np.argsort(points.hilbert_distance().to_numpy(), kind="stable")
+    return anchors.iloc[order]
 
 
 def _copy_frame(

@@ -20,10 +20,12 @@ from pathlib import Path
 from typing import Any
 
 import geopandas as gpd
+import numpy as np
 import pandas as pd
 import shapely
 
 from geo.errors import DoorstepError
+from store.anchor_map import ClusterGrid, MapLabels, anchors_collection, clusters_collection
 from store.rebuild import log_kept
 from store.sqlite_curation import IDEMPOTENCY_KEYS_TABLE, SqliteCuration
 from store.sqlite_rebuild import locked_old_store, read_kept, write_anchors
@@ -214,6 +216,30 @@ class SqliteStore(SqliteCuration):
                     limit,
                 ),
             )
+
+    def anchor_map(
+        self,
+        bbox: tuple[float, float, float, float],
+        max_features: int,
+        labels: MapLabels,
+        exclude_precisions: Collection[str] = (),
+    ) -> str:
+        """Return the anchors inside a WGS84 bbox as the map's GeoJSON text.
+
+        See :mod:`store.anchor_map`: single anchors when at most ``max_features`` are in
+        view, grid clusters above that.
+        """
+        found = self.anchors_in_bbox(bbox, max_features + 1, exclude_precisions)
+        if len(found) <= max_features:
+            return anchors_collection(found, labels)
+        # SQLite reads LIMIT -1 as no limit.
+        everything = self.anchors_in_bbox(bbox, -1, exclude_precisions)
+        return clusters_collection(
+            everything["lon"].to_numpy(np.float64),
+            everything["lat"].to_numpy(np.float64),
+            everything["n_postings"].to_numpy(np.int64),
+            ClusterGrid.for_bbox(bbox, max_features),
+        )
 
     def anchors_frame(self) -> pd.DataFrame:
         """Return every anchor."""

@@ -6,7 +6,7 @@
   const D = window.Doorstep;
   const t = D.messages;
   const statusElement = document.getElementById("stats-status");
-  const truncatedNote = document.getElementById("truncated-note");
+  const clusteredNote = document.getElementById("clustered-note");
 
   // HR layers are drawn with symbols of their own (squares, a diamond, a triangle, rings)
   // whose colours differ from the precision colours, so a symbol is never read as an
@@ -55,8 +55,7 @@
 
   // A neutral cluster icon, so that cluster colours are not read as precision colours.
   // The count is a number placed with textContent.
-  function clusterIcon(cluster) {
-    const count = cluster.getChildCount();
+  function countIcon(count) {
     let size = 44;
     if (count < 100) {
       size = 32;
@@ -71,10 +70,41 @@
     });
   }
 
+  // A client cluster counts anchors: a server cluster among its markers counts for all
+  // of the anchors it stands for.
+  function clusterIcon(cluster) {
+    let count = 0;
+    cluster.getAllChildMarkers().forEach(function (marker) {
+      count += marker.options.anchorCount || 1;
+    });
+    return countIcon(count);
+  }
+
+  // A cluster the server made because too many anchors were in view. Clicking it zooms
+  // to the extent of its anchors.
+  function serverCluster(feature, latlng) {
+    const props = feature.properties;
+    const marker = L.marker(latlng, {
+      icon: countIcon(props.count),
+      anchorCount: props.count,
+      title: D.format(t.cluster_title, { n: D.formatCount(props.count) }),
+    });
+    marker.on("click", function () {
+      const box = props.bbox;
+      const bounds = L.latLngBounds([box[1], box[0]], [box[3], box[2]]);
+      if (bounds.getNorthEast().equals(bounds.getSouthWest())) {
+        map.setView(bounds.getCenter(), Math.min(map.getZoom() + 3, map.getMaxZoom()));
+      } else {
+        map.fitBounds(bounds.pad(0.2));
+      }
+    });
+    return marker;
+  }
+
   // Anchors in the view padded by half its size on each side, reloaded when a pan
   // leaves the loaded area or the zoom changes. Small pans (such as a popup panning into
   // view) keep the markers, so an open popup stays open. A newer request cancels the
-  // one still running.
+  // one still running. Above the server's limit the features are clusters.
   const anchors = L.markerClusterGroup({
     chunkedLoading: true,
     maxClusterRadius: 50,
@@ -84,14 +114,14 @@
   let anchorRequest = null;
   let loaded = null; // {bounds, zoom} of the markers on the map
 
-  function showTruncated(collection) {
-    if (collection && collection.truncated === true) {
-      truncatedNote.textContent = D.format(t.truncated_note, {
-        n: D.formatCount(collection.features.length),
+  function showClustered(collection) {
+    if (collection && collection.clustered === true) {
+      clusteredNote.textContent = D.format(t.clustered_note, {
+        n: D.formatCount(collection.total),
       });
-      truncatedNote.hidden = false;
+      clusteredNote.hidden = false;
     } else {
-      truncatedNote.hidden = true;
+      clusteredNote.hidden = true;
     }
   }
 
@@ -108,9 +138,13 @@
     const url = D.apiUrl("/v1/anchors", { bbox: bounds.toBBoxString(), include_city: "false" });
     try {
       const collection = await D.fetchJson(url, { signal: anchorRequest.signal });
+      const clustered = collection.clustered === true;
       anchors.clearLayers();
-      anchors.addLayer(L.geoJSON(collection, { filter: isMappedAnchor, pointToLayer: anchorMarker }));
-      showTruncated(collection);
+      anchors.addLayer(L.geoJSON(collection, {
+        filter: clustered ? null : isMappedAnchor,
+        pointToLayer: clustered ? serverCluster : anchorMarker,
+      }));
+      showClustered(collection);
       loaded = { bounds: bounds, zoom: map.getZoom() };
     } catch (err) {
       D.showError(statusElement, err);

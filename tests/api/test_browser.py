@@ -4,6 +4,7 @@ Run ``scripts/test-deps.sh`` first; Playwright drives /usr/bin/chromium and neve
 downloads a browser of its own. Screenshots go to var/screenshots/.
 """
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -42,8 +43,8 @@ def paging_url(data_dir: Path) -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def truncated_url(data_dir: Path) -> Iterator[str]:
-    """The stub pages whose anchor route cuts every response at 3 features."""
+def clustered_url(data_dir: Path) -> Iterator[str]:
+    """The stub pages whose anchor route sends grid clusters above 3 anchors in view."""
     with serve(build_stub_app(data_dir, anchor_limit=3)) as url:
         yield url
 
@@ -82,7 +83,7 @@ def test_city_map_page(page: tuple[Page, PageRecord], base_url: str) -> None:
         "仅知在西安：5,174 个锚点，未在地图上标出"
     )
     assert browser_page.locator("#stats-items", has_text="仅知在西安").count() == 0
-    assert browser_page.locator("#truncated-note").is_hidden()
+    assert browser_page.locator("#clustered-note").is_hidden()
 
     browser_page.get_by_label("人社/就业服务机构").check()
     hr_office = browser_page.locator(".layer-hr_offices").first
@@ -150,16 +151,30 @@ def test_city_map_clusters_are_neutral(page: tuple[Page, PageRecord], base_url: 
     assert record.console_errors == []
 
 
-def test_city_map_truncated_notice(page: tuple[Page, PageRecord], truncated_url: str) -> None:
+def test_city_map_server_clusters(page: tuple[Page, PageRecord], clustered_url: str) -> None:
     browser_page, record = page
-    browser_page.goto(truncated_url + "/")
+    browser_page.goto(clustered_url + "/")
 
-    note = browser_page.locator("#truncated-note")
+    note = browser_page.locator("#clustered-note")
     expect(note).to_be_visible()
-    expect(note).to_contain_text("当前范围内锚点过多，仅显示前 3 个")
-    assert browser_page.locator("path.anchor-marker").count() == 3
+    expect(note).to_contain_text("当前范围内共有")
+    assert browser_page.locator("path.anchor-marker").count() == 0
+    clusters = browser_page.locator(".anchor-cluster.leaflet-marker-icon")
+    clusters.first.wait_for()
+    # Client clusters add up the anchors of the server clusters they hold.
+    total = sum(int(text.replace(",", "")) for text in clusters.all_inner_texts())
+    assert total == int(re.search(r"共有 ([\d,]+) 个", note.inner_text()).group(1).replace(",", ""))
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    browser_page.screenshot(path=str(SCREENSHOTS / "city_map_truncated.png"))
+    browser_page.screenshot(path=str(SCREENSHOTS / "city_map_clustered.png"))
+
+    # Clicking a cluster zooms in until single anchors come back.
+    for _ in range(8):
+        if browser_page.locator("path.anchor-marker").count():
+            break
+        browser_page.locator(".anchor-cluster.leaflet-marker-icon").first.click()
+        browser_page.wait_for_timeout(700)
+    assert browser_page.locator("path.anchor-marker").count() > 0
+    expect(note).to_be_hidden()
     assert record.console_errors == []
 
 

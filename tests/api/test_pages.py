@@ -12,6 +12,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from fastapi import FastAPI, HTTPException, Query
 from fastapi.testclient import TestClient
@@ -31,6 +32,7 @@ from geo.layers import load_layers
 from geo.location import Precision
 from geo.regions import load_regions
 from matching.seeker_simulation import GROUPS as SEEKER_GROUPS
+from store.anchor_map import ClusterGrid, clusters_collection
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -162,9 +164,10 @@ def build_stub_app(
     """Build an app with the page router, the assets and stub JSON routes.
 
     The stub behaves like the real API: it rejects a limit or page_size above
-    ``max_page_size`` with 422, filters seekers by ``group``, labels by ``lang``, and cuts
-    the anchors at ``anchor_limit`` with ``"truncated": true``. Like an older server it
-    still sends the city-level anchor, which the city map must not draw.
+    ``max_page_size`` with 422, filters seekers by ``group``, labels by ``lang``, and
+    above ``anchor_limit`` anchors in view sends grid clusters built by
+    `store.anchor_map`, as the stores do. Like an older server it still sends the
+    city-level anchor, which the city map must not draw.
     """
     districts = _districts(data_dir)
     by_name = {f["properties"]["name"]: f for f in districts["features"]}
@@ -227,10 +230,14 @@ def build_stub_app(
             for job in _stub_jobs(points, lang)
             if min_lon <= job["lon"] <= max_lon and min_lat <= job["lat"] <= max_lat
         ]
-        truncated = anchor_limit is not None and len(features) > anchor_limit
-        if truncated:
-            features = features[:anchor_limit]
-        return {"type": "FeatureCollection", "features": features, "truncated": truncated}
+        if anchor_limit is None or len(features) <= anchor_limit:
+            return {"type": "FeatureCollection", "clustered": False, "total": len(features),
+                    "features": features}  # fmt: skip
+        lons = np.array([f["geometry"]["coordinates"][0] for f in features])
+        lats = np.array([f["geometry"]["coordinates"][1] for f in features])
+        grid = ClusterGrid.for_bbox((min_lon, min_lat, max_lon, max_lat), anchor_limit)
+        text = clusters_collection(lons, lats, np.full(len(features), 3), grid)
+        return json.loads(text)  # type: ignore[no-any-return]
 
     @app.get("/v1/stats")
     def stats() -> dict[str, Any]:
@@ -548,7 +555,7 @@ def test_group_labels_match_api(client: TestClient) -> None:
 def test_city_map_has_notes(client: TestClient) -> None:
     html = client.get("/").text
 
-    assert 'id="truncated-note"' in html
+    assert 'id="clustered-note"' in html
     assert 'id="city-note"' in html
     assert 'id="legend-layer-items"' in html
     assert "人社地图图层" in html
@@ -586,5 +593,5 @@ def test_city_note_message_format() -> None:
     assert messages["zh"]["city_anchors_note"].replace("{n}", "5,174") == (
         "仅知在西安：5,174 个锚点，未在地图上标出"
     )
-    assert "{n}" in messages["zh"]["truncated_note"]
-    assert messages["zh"]["truncated_note"].startswith("当前范围内锚点过多，仅显示前 {n} 个")
+    assert "{n}" in messages["zh"]["clustered_note"]
+    assert messages["zh"]["clustered_note"].startswith("当前范围内共有 {n} 个锚点")

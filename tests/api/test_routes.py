@@ -1,11 +1,14 @@
 """JSON routes against the store built from the real data folder."""
 
+import json
 import math
 
 import pytest
 from fastapi.testclient import TestClient
 
-from geo.crs import from_wgs84
+from api import presenters
+from geo.crs import CoordSys, from_wgs84
+from store.sqlite import SqliteStore
 
 # The Bell Tower (钟楼), WGS84.
 BELL_TOWER = (108.9402, 34.2600)
@@ -143,10 +146,11 @@ def test_recommendations_unknown_seeker(real_client: TestClient) -> None:
 
 
 def test_anchors_inside_bbox(real_client: TestClient) -> None:
-    bbox = (108.90, 34.20, 108.98, 34.28)
+    bbox = (108.86, 34.18, 108.90, 34.22)
     response = real_client.get("/v1/anchors", params={"bbox": ",".join(map(str, bbox))})
     features = response.json()["features"]
     assert response.status_code == 200
+    assert response.json()["clustered"] is False
     assert features
     for feature in features:
         lon, lat = feature["geometry"]["coordinates"]
@@ -221,14 +225,78 @@ def test_coordinate_error_in_chinese(real_client: TestClient) -> None:
     assert detail["msg_zh"] == "经纬度疑似颠倒，请交换后重试"
 
 
-def test_anchors_leave_out_city_level(real_client: TestClient) -> None:
-    default = real_client.get("/v1/anchors").json()
-    with_city = real_client.get("/v1/anchors", params={"include_city": "true"}).json()
-    default_levels = {f["properties"]["precision"] for f in default["features"]}
-    city_levels = {f["properties"]["precision"] for f in with_city["features"]}
-    assert "city" not in default_levels
-    assert "city" in city_levels
-    assert default["truncated"] is False
+def test_anchors_leave_out_city_level(real_client: TestClient, full_store: SqliteStore) -> None:
+    # The Bell Tower, where every city-level anchor sits, and its surroundings.
+    centre = {"bbox": "108.93,34.25,108.95,34.27"}
+    default = real_client.get("/v1/anchors", params=centre).json()
+    with_city = real_client.get("/v1/anchors", params={**centre, "include_city": "true"}).json()
+    anchors = full_store.anchors_frame()
+
+    assert default["clustered"] is False
+    assert "city" not in {f["properties"]["precision"] for f in default["features"]}
+    # Thousands of city-level anchors on one point are clustered.
+    assert with_city["clustered"] is True
+    n_city = int((anchors["precision"] == "city").sum())
+    assert with_city["total"] == default["total"] + n_city
+
+
+def test_anchors_cluster_above_the_limit(real_client: TestClient, full_store: SqliteStore) -> None:
+    body = real_client.get("/v1/anchors").json()
+    anchors = full_store.anchors_frame()
+    located = anchors["precision"] != "city"
+
+    assert located.sum() > 2_000
+    assert body["clustered"] is True
+    assert body["total"] == located.sum()
+    assert 0 < len(body["features"]) <= 2_000
+    assert sum(f["properties"]["count"] for f in body["features"]) == located.sum()
+    postings = sum(f["properties"]["n_postings"] for f in body["features"])
+    assert postings == anchors.loc[located, "n_postings"].sum()
+
+
+def test_anchors_in_gcj02(real_client: TestClient) -> None:
+    corners = (
+        *from_wgs84(108.86, 34.18, CoordSys.GCJ02),
+        *from_wgs84(108.90, 34.22, CoordSys.GCJ02),
+    )
+    params = {"bbox": ",".join(map(str, corners)), "coord_sys": "gcj02"}
+    gcj = real_client.get("/v1/anchors", params=params).json()
+    wgs = real_client.get("/v1/anchors", params={"bbox": "108.86,34.18,108.90,34.22"}).json()
+    assert wgs["clustered"] is False
+    by_id = {f["properties"]["anchor_id"]: f for f in wgs["features"]}
+
+    assert gcj["features"]
+    for feature in gcj["features"]:
+        original = by_id.get(feature["properties"]["anchor_id"])
+        if original is not None:
+            expected = from_wgs84(*original["geometry"]["coordinates"], CoordSys.GCJ02)
+            assert feature["geometry"]["coordinates"] == pytest.approx(list(expected), abs=1e-9)
+
+
+def test_anchor_map_converts_cluster_bboxes() -> None:
+    text = json.dumps(
+        {
+            "type": "FeatureCollection",
+            "clustered": True,
+            "total": 3,
+            "features": [
+                {
+                    "type": "Feature",
+                    "geometry": {"type": "Point", "coordinates": [108.95, 34.25]},
+                    "properties": {"cluster": True, "count": 3, "bbox": [108.9, 34.2, 109.0, 34.3]},
+                }
+            ],
+        }
+    )
+    body = presenters.anchor_map_in(text, CoordSys.BD09)
+    (feature,) = body["features"]
+    assert feature["geometry"]["coordinates"] == pytest.approx(
+        list(from_wgs84(108.95, 34.25, CoordSys.BD09))
+    )
+    assert feature["properties"]["bbox"] == pytest.approx(
+        [*from_wgs84(108.9, 34.2, CoordSys.BD09), *from_wgs84(109.0, 34.3, CoordSys.BD09)]
+    )
+    assert body["total"] == 3
 
 
 def test_anchors_bbox_swapped(real_client: TestClient) -> None:

@@ -1,5 +1,6 @@
 """The store contract: the same tests run against the SQLite and the PostgreSQL store."""
 
+import json
 import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -14,6 +15,7 @@ import pytest
 import shapely
 
 from geo.layers import LayerInfo
+from store.anchor_map import MapLabels
 from store.base import ReadStore
 from store.sqlite import LayerNotFoundError, SqliteStore, write_store
 
@@ -330,3 +332,109 @@ def test_anchor_reads_keep_build_columns(case: StoreCase) -> None:
 
     assert list(store.anchors_frame().columns) == expected
     assert list(store.anchors_in_bbox((108.0, 34.0, 110.0, 35.0), limit=10).columns) == expected
+
+
+_LABELS = MapLabels(
+    precision_labels={"poi": "地点级", "building": "楼宇级", "district": "区县级", "city": "市级"},
+    approximate={"poi": False, "building": False, "district": True, "city": True},
+    district_names={"610113": "雁塔区"},
+)
+
+
+def test_anchor_map_lists_anchors_with_labels(case: StoreCase) -> None:
+    store = case.write(**_inputs())
+    body = json.loads(store.anchor_map((108.85, 34.15, 108.94, 34.25), 10, _LABELS))
+
+    assert body["clustered"] is False
+    assert body["total"] == 2
+    # anc-c has more postings than anc-a, so it comes first.
+    assert body["features"] == [
+        {
+            "type": "Feature",
+            "geometry": {"type": "Point", "coordinates": [108.93, 34.22]},
+            "properties": {
+                "anchor_id": "anc-c",
+                "name": "丙公司",
+                "precision": "building",
+                "state": "draft",
+                "n_postings": 2,
+                "location_label": "丙大厦",
+                "district_code": "610113",
+                "approximate": False,
+                "precision_label": "楼宇级",
+                "district_name": "雁塔区",
+            },
+        },
+        {
+            "type": "Feature",
+            "geometry": {"type": "Point", "coordinates": [108.9, 34.2]},
+            "properties": {
+                "anchor_id": "anc-a",
+                "name": "甲公司",
+                "precision": "poi",
+                "state": "draft",
+                "n_postings": 1,
+                "location_label": "甲",
+                "district_code": "610113",
+                "approximate": False,
+                "precision_label": "地点级",
+                "district_name": "雁塔区",
+            },
+        },
+    ]
+
+
+def test_anchor_map_escapes_text_and_keeps_unknown_labels_null(case: StoreCase) -> None:
+    inputs = _inputs()
+    anchors = inputs["anchors"]
+    anchors.loc[0, "name"] = '甲"公司\\一\n部'
+    anchors.loc[0, "district_code"] = "610199"
+    store = case.write(**inputs)
+
+    body = json.loads(store.anchor_map((108.85, 34.15, 108.92, 34.21), 10, _LABELS))
+    (feature,) = body["features"]
+    assert feature["properties"]["name"] == '甲"公司\\一\n部'
+    assert feature["properties"]["district_name"] is None
+    # "exact" has no label in _LABELS: the property is null, not an error.
+    edge = json.loads(store.anchor_map((108.99, 34.29, 109.0, 34.3), 10, _LABELS))
+    assert edge["features"][0]["properties"]["precision_label"] is None
+
+
+def test_anchor_map_clusters_above_the_limit(case: StoreCase) -> None:
+    store = case.write(**_inputs())
+    bbox = (108.85, 34.15, 109.05, 34.35)
+    body = json.loads(store.anchor_map(bbox, 4, _LABELS))
+
+    # A 2 x 2 grid of 0.1° cells; five anchors in view exceed the limit of four.
+    assert body["clustered"] is True
+    assert body["total"] == 5
+    counts = [f["properties"]["count"] for f in body["features"]]
+    postings = [f["properties"]["n_postings"] for f in body["features"]]
+    assert counts == [2, 2, 1]
+    assert postings == [3, 3, 1]
+    first, second, third = body["features"]
+    # anc-a and anc-c, then anc-B and anc-edge, then anc-city.
+    assert first["geometry"]["coordinates"] == pytest.approx([108.915, 34.21])
+    assert first["properties"]["bbox"] == pytest.approx([108.9, 34.2, 108.93, 34.22])
+    assert second["properties"]["bbox"] == pytest.approx([108.95, 34.26, 109.0, 34.3])
+    assert third["properties"]["bbox"] == pytest.approx([108.9402, 34.26, 108.9402, 34.26])
+    assert all(f["properties"]["cluster"] is True for f in body["features"])
+
+
+def test_anchor_map_excludes_precisions_before_counting(case: StoreCase) -> None:
+    store = case.write(**_inputs())
+    bbox = (108.85, 34.15, 109.05, 34.35)
+    body = json.loads(store.anchor_map(bbox, 4, _LABELS, exclude_precisions=["city"]))
+    assert body["clustered"] is False
+    assert [f["properties"]["anchor_id"] for f in body["features"]] == [
+        "anc-B",
+        "anc-c",
+        "anc-a",
+        "anc-edge",
+    ]
+
+
+def test_anchor_map_empty_view(case: StoreCase) -> None:
+    store = case.write(**_inputs())
+    body = json.loads(store.anchor_map((100.0, 30.0, 100.1, 30.1), 10, _LABELS))
+    assert body == {"type": "FeatureCollection", "clustered": False, "total": 0, "features": []}

@@ -5,6 +5,7 @@ history entries come from the real curation rules (:mod:`geo.curation`) on the
 real district polygons, development zones and GB/T 4754 codes.
 """
 
+import json
 import os
 import sqlite3
 import threading
@@ -44,8 +45,10 @@ from store.base import (
     ReadStore,
 )
 from store.migrations import MIGRATIONS_DIR, MigrationError, apply_migrations
+from store.postgres import PoolOptions, PostgresStore, open_pool
 from store.sqlite import SqliteStore, StoreNotFoundError, write_store
 from store.sqlite_curation import StoreReplacedError
+from tests.store.test_contract import _LABELS as MAP_LABELS
 from tests.store.test_contract import _inputs
 
 NOW = datetime(2024, 5, 6, 9, 30, tzinfo=UTC)
@@ -343,6 +346,10 @@ def test_moved_pin_found_by_bbox(store: FullStore, rules: dict[str, Any]) -> Non
 
     assert around_new["anchor_id"].tolist() == ["anc-a"]
     assert around_old["anchor_id"].tolist() == []
+    # The map body follows the move too (PostgreSQL rewrites its stored fragment).
+    body = json.loads(store.anchor_map((108.943, 34.218, 108.953, 34.228), 10, MAP_LABELS))
+    assert body["features"][0]["geometry"]["coordinates"] == list(YANTA_POINT)
+    assert body["features"][0]["properties"]["name"] == "甲公司"
 
 
 def test_taken_credit_code_rejected(store: FullStore, rules: dict[str, Any]) -> None:
@@ -376,6 +383,9 @@ def test_insert_anchor_round_trip(store: FullStore, rules: dict[str, Any]) -> No
     assert anchors.loc[record.anchor_id, "location_label"] == "科技路"
     found = store.anchors_in_bbox((108.943, 34.218, 108.953, 34.228), limit=10)
     assert found["anchor_id"].tolist() == [record.anchor_id]
+    body = json.loads(store.anchor_map((108.943, 34.218, 108.953, 34.228), 10, MAP_LABELS))
+    assert body["features"][0]["properties"]["anchor_id"] == record.anchor_id
+    assert body["features"][0]["properties"]["n_postings"] == 0
 
 
 def test_insert_existing_id_rejected(store: FullStore, rules: dict[str, Any]) -> None:
@@ -942,3 +952,43 @@ def test_postgres_keys_migration_rolls_back(make_database: Callable[[], str]) ->
         table = connection.execute("SELECT to_regclass('idempotency_keys')").fetchone()
     assert table == (None,)
     assert apply_migrations(url) == ["0003_idempotency_keys"]
+
+
+def test_postgres_map_feature_migration_fills_stored_rows(
+    make_database: Callable[[], str],
+) -> None:
+    url = make_database()
+    try:
+        apply_migrations(url)
+    except MigrationError as err:
+        pytest.skip(f"cannot migrate the test database (is PostGIS installed?): {err}")
+    pool = open_pool(url, PoolOptions(min_size=1, max_size=2, name="test-0004"))
+    try:
+        PostgresStore(pool).replace_all(**_inputs())
+    finally:
+        pool.close()
+    backend = get_backend("postgresql+psycopg://" + url.partition("://")[2])
+    fragments = read_migrations(str(MIGRATIONS_DIR)).filter(
+        lambda migration: migration.id == "0004_anchor_map_feature"
+    )
+    try:
+        with backend.lock():
+            backend.rollback_migrations(backend.to_rollback(fragments))
+    finally:
+        backend.connection.close()
+
+    with psycopg.connect(url) as connection:
+        columns = connection.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = 'anchors'"
+        ).fetchall()
+    assert ("map_feature",) not in columns
+
+    assert apply_migrations(url) == ["0004_anchor_map_feature"]
+    with psycopg.connect(url) as connection:
+        rows = connection.execute(
+            'SELECT anchor_id, map_feature FROM anchors ORDER BY anchor_id COLLATE "C"'
+        ).fetchall()
+    assert len(rows) == 5
+    for anchor_id, fragment in rows:
+        feature = json.loads(fragment + "}}")
+        assert feature["properties"]["anchor_id"] == anchor_id

@@ -1,6 +1,7 @@
 """PostgreSQL-only behaviour: the pool, timeouts, migrations, radius queries and the API on it."""
 
 import logging
+import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -172,6 +173,21 @@ def _copy_inputs(source: SqliteStore) -> dict[str, Any]:
     }
 
 
+def _close(found: object, expected: object) -> bool:
+    """Tell whether two JSON values are equal, floats to 1e-9 relative."""
+    if isinstance(found, float) and isinstance(expected, float):
+        return math.isclose(found, expected, rel_tol=1e-9)
+    if isinstance(found, dict) and isinstance(expected, dict):
+        return found.keys() == expected.keys() and all(
+            _close(found[key], expected[key]) for key in found
+        )
+    if isinstance(found, list) and isinstance(expected, list):
+        return len(found) == len(expected) and all(
+            _close(a, b) for a, b in zip(found, expected, strict=True)
+        )
+    return found == expected
+
+
 def test_api_matches_sqlite_store(
     full_store: SqliteStore, pg_store: PostgresStore, pg_url: str
 ) -> None:
@@ -198,4 +214,5 @@ def test_api_matches_sqlite_store(
             expected = sqlite_client.get(path, params=params)
             answered = pg_client.get(path, params=params)
             assert answered.status_code == expected.status_code == 200, path
-            assert answered.json() == expected.json(), (path, params)
+            # Cluster centroids are means, which the two stores sum in different orders.
+            assert _close(answered.json(), expected.json()), (path, params)

@@ -1,0 +1,217 @@
+"""The map's anchor layer as GeoJSON text: single anchors, or grid clusters when too many.
+
+Both stores answer `ReadStore.anchor_map` with the same body. When at most
+``max_features`` anchors lie in the viewport, each is one Point feature. Above that,
+the viewport is cut into a grid of about square cells (`ClusterGrid`) with at most
+``max_features`` cells, and each occupied cell becomes one cluster feature, placed at
+the mean position of its anchors. So no response carries more than ``max_features``
+features, whatever the zoom.
+
+The body is a FeatureCollection with two members besides ``features``:
+``clustered`` (true when the features are clusters) and ``total`` (anchors in view).
+
+Anchor feature properties: ``anchor_id``, ``name``, ``precision``, ``state``,
+``n_postings``, ``location_label``, ``district_code``, then the labels the request's
+language adds: ``approximate``, ``precision_label`` and ``district_name``.
+
+Cluster feature properties: ``cluster`` (true), ``count`` (anchors), ``n_postings``
+(their sum) and ``bbox`` (the extent of its anchors, WGS84, for zooming in).
+
+The embedded store builds the text here in Python. PostgreSQL builds the same text in
+SQL (`store.postgres`), from a per-anchor fragment a trigger keeps up to date; the
+contract suite checks that both give equal bodies.
+"""
+
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+BBox = tuple[float, float, float, float]
+FloatArray = npt.NDArray[np.float64]
+
+MAX_MAP_FEATURES = 2_000
+"""The most features one map response may carry (the issue's limit)."""
+
+# Metres per degree at Xi'an's latitude are only needed to make cells about square on
+# the ground; a spherical approximation is enough for that.
+_METRES_PER_DEGREE = 111_320.0
+
+_dumps = partial(json.dumps, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+
+
+@dataclass(frozen=True)
+class MapLabels:
+    """The language-dependent labels that anchor features carry."""
+
+    precision_labels: Mapping[str, str]
+    """Label of each precision value (``poi`` → ``地点级`` in Chinese)."""
+    approximate: Mapping[str, bool]
+    """Whether each precision value stands for an area rather than a point."""
+    district_names: Mapping[str, str]
+    """Name of each 6-digit district code."""
+
+    def as_json(self) -> dict[str, str]:
+        """Return the three mappings as JSON texts, the parameters of the SQL query."""
+        return {
+            "precision_labels": _dumps(dict(self.precision_labels)),
+            "approximate": _dumps(dict(self.approximate)),
+            "district_names": _dumps(dict(self.district_names)),
+        }
+
+
+@dataclass(frozen=True)
+class ClusterGrid:
+    """A grid over a WGS84 bbox whose cells are about square on the ground.
+
+    Cell ``(col, row)`` holds the points with
+    ``col = min(floor((lon - min_lon) / cell_lon), cols - 1)`` and the same for rows;
+    both stores compute this formula, so they put every point in the same cell.
+    """
+
+    min_lon: float
+    min_lat: float
+    cell_lon: float
+    cell_lat: float
+    cols: int
+    rows: int
+
+    @classmethod
+    def for_bbox(cls, bbox: BBox, max_cells: int) -> "ClusterGrid":
+        """Return a grid over ``bbox`` with at most ``max_cells`` cells of about equal sides.
+
+        Raises
+        ------
+        ValueError
+            ``max_cells`` is below 1, or the bbox is empty or inverted.
+        """
+        min_lon, min_lat, max_lon, max_lat = bbox
+        if max_cells < 1:
+            raise ValueError(f"max_cells {max_cells!r} is invalid; expected at least 1")
+        if not (max_lon > min_lon and max_lat > min_lat):
+            raise ValueError(f"bbox {bbox!r} is invalid; expected min < max on both axes")
+        mid_lat = math.radians((min_lat + max_lat) / 2)
+        width_m = (max_lon - min_lon) * _METRES_PER_DEGREE * max(math.cos(mid_lat), 1e-6)
+        height_m = (max_lat - min_lat) * _METRES_PER_DEGREE
+        cell_m = math.sqrt(width_m * height_m / max_cells)
+        # Rounding may overshoot by a row or column; capping rows (and, for a box far
+        # wider than tall, columns) keeps cols * rows <= max_cells.
+        cols = min(max(1, round(width_m / cell_m)), max_cells)
+        rows = min(max(1, round(height_m / cell_m)), max_cells // cols)
+        return cls(
+            min_lon=min_lon,
+            min_lat=min_lat,
+            cell_lon=(max_lon - min_lon) / cols,
+            cell_lat=(max_lat - min_lat) / rows,
+            cols=cols,
+            rows=rows,
+        )
+
+    def cells(self, lons: FloatArray, lats: FloatArray) -> tuple[npt.NDArray[np.int64], ...]:
+        """Return the column and row index of each point."""
+        cols = np.floor((lons - self.min_lon) / self.cell_lon).astype(np.int64)
+        rows = np.floor((lats - self.min_lat) / self.cell_lat).astype(np.int64)
+        return np.clip(cols, 0, self.cols - 1), np.clip(rows, 0, self.rows - 1)
+
+    def as_params(self) -> dict[str, Any]:
+        """Return the grid as named SQL parameters."""
+        return {
+            "grid_min_lon": self.min_lon,
+            "grid_min_lat": self.min_lat,
+            "cell_lon": self.cell_lon,
+            "cell_lat": self.cell_lat,
+            "cols": self.cols,
+            "rows": self.rows,
+        }
+
+
+def anchors_collection(anchors: pd.DataFrame, labels: MapLabels) -> str:
+    """Return anchors (rows of `ReadStore.anchors_in_bbox`) as the map's GeoJSON text."""
+    columns = ["anchor_id", "name", "precision", "state", "n_postings", "location_label"]
+    records = pd.DataFrame({column: anchors[column].tolist() for column in columns})
+    records["n_postings"] = anchors["n_postings"].astype(int).tolist()
+    records["district_code"] = [None if pd.isna(c) else str(c) for c in anchors["district_code"]]
+    features = []
+    for lon, lat, properties in zip(
+        anchors["lon"].astype(float).tolist(),
+        anchors["lat"].astype(float).tolist(),
+        records.to_dict("records"),
+        strict=True,
+    ):
+        precision, district = properties["precision"], properties["district_code"]
+        properties["approximate"] = labels.approximate.get(precision)
+        properties["precision_label"] = labels.precision_labels.get(precision)
+        properties["district_name"] = labels.district_names.get(district) if district else None
+        features.append(
+            {
+                "type": "Feature",
+                "geometry": {"type": "Point", "coordinates": [lon, lat]},
+                "properties": properties,
+            }
+        )
+    body = {"type": "FeatureCollection", "clustered": False, "total": len(features)}
+    return _dumps({**body, "features": features})
+
+
+def clusters_collection(
+    lons: FloatArray, lats: FloatArray, n_postings: npt.NDArray[np.int64], grid: ClusterGrid
+) -> str:
+    """Return points grouped into the grid's cells as the map's GeoJSON text.
+
+    Clusters come largest first, then by row and column.
+    """
+    cols, rows = grid.cells(lons, lats)
+    frame = pd.DataFrame(
+        {"col": cols, "row": rows, "lon": lons, "lat": lats, "n_postings": n_postings}
+    )
+    cells = (
+        frame.groupby(["row", "col"], sort=True)
+        .agg(
+            count=("lon", "size"),
+            n_postings=("n_postings", "sum"),
+            lon=("lon", "mean"),
+            lat=("lat", "mean"),
+            min_lon=("lon", "min"),
+            min_lat=("lat", "min"),
+            max_lon=("lon", "max"),
+            max_lat=("lat", "max"),
+        )
+        .reset_index()
+        .sort_values(["count", "row", "col"], ascending=[False, True, True], kind="stable")
+    )
+    features = [
+        {
+            "type": "Feature",
+            "geometry": {"type": "Point", "coordinates": [lon, lat]},
+            "properties": {
+                "cluster": True,
+                "count": int(count),
+                "n_postings": int(postings),
+                "bbox": [x0, y0, x1, y1],
+            },
+        }
+        for lon, lat, count, postings, x0, y0, x1, y1 in zip(
+            *(
+                cells[column].tolist()
+                for column in (
+                    "lon",
+                    "lat",
+                    "count",
+                    "n_postings",
+                    "min_lon",
+                    "min_lat",
+                    "max_lon",
+                    "max_lat",
+                )
+            ),
+            strict=True,
+        )
+    ]
+    body = {"type": "FeatureCollection", "clustered": True, "total": len(lons)}
+    return _dumps({**body, "features": features})
