@@ -35,7 +35,8 @@ from geo.errors import DoorstepError, InvalidCoordinateError
 # _fetch_frame and _qualified live in the curation module, because importing them from
 # here would make an import cycle.
 from store.postgres_curation import PostgresCuration, _fetch_frame, _qualified
-from store.rebuild import KEPT_FILTER, anchor_positions, log_kept
+from store.postgres_rebuild import delete_build_rows, replay_merges
+from store.rebuild import anchor_positions, log_kept, log_replayed
 from store.sqlite import LayerNotFoundError, StoreNotFoundError
 
 logger = logging.getLogger(__name__)
@@ -338,8 +339,9 @@ class PostgresStore(PostgresCuration):
     ) -> None:
         """Replace the build's rows in one transaction; on any error the old data stays.
 
-        Curated anchors and their history are kept (the rule is in
-        :mod:`store.rebuild`); every other row of every table is replaced.
+        Curated anchors, merge survivors and their history are kept, and the
+        postings of merged anchors move to their survivors (the rule is in
+        :mod:`store.rebuild`). Every other row of every table is replaced.
         Curation writes wait for the transaction, because it locks the anchors
         table against writers. Readers keep reading the old data until it commits.
 
@@ -347,15 +349,21 @@ class PostgresStore(PostgresCuration):
         ``anchor_id`` (each stored as active), anchors with WGS84 ``lon``/``lat``,
         seekers with ``seeker_id`` and ``simulated``, layers as name to (info,
         GeoDataFrame in EPSG:4326), and JSON-serialisable metadata.
+
+        Raises
+        ------
+        store.rebuild.MergeCycleError
+            The stored merge links form a cycle; nothing was replaced.
         """
         started = time.perf_counter()
         with self._pool.connection() as connection, connection.transaction():
             connection.execute(f"SET LOCAL statement_timeout = '{WRITE_STATEMENT_TIMEOUT}'")
             # SHARE ROW EXCLUSIVE blocks curation writes but not reads.
             connection.execute("LOCK TABLE anchors IN SHARE ROW EXCLUSIVE MODE")
-            kept_ids = _delete_build_rows(connection)
+            kept_ids = delete_build_rows(connection)
             _write_anchors(connection, anchors, kept_ids)
             _copy_frame(connection, _POSTINGS, postings.drop(columns="active", errors="ignore"))
+            n_merged, moved = replay_merges(connection)
             connection.execute(
                 "UPDATE anchors SET n_postings ="
                 " (SELECT count(*) FROM postings AS p WHERE p.anchor_id = anchors.anchor_id)"
@@ -368,6 +376,8 @@ class PostgresStore(PostgresCuration):
             # Fresh statistics, so the planner estimates bbox queries from the new rows.
             connection.execute("ANALYZE anchors, postings, seekers, layer_features")
         log_kept(kept_ids, anchors["anchor_id"].tolist(), self.describe())
+        if n_merged:
+            log_replayed(n_merged, moved, self.describe())
         logger.info(
             "replaced store data in %s: %d postings, %d anchors, %d seekers, %d layers in %.1f s",
             self.describe(),
@@ -465,32 +475,6 @@ def _python_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
     """Return the rows as dicts of plain Python values, with None for NaN and other nulls."""
     values = frame.astype(object).where(frame.notna(), None)
     return cast(list[dict[str, Any]], values.to_dict("records"))
-
-
-def _delete_build_rows(connection: psycopg.Connection[tuple[Any, ...]]) -> list[str]:
-    """Delete every row a build wrote except the curated anchors; return their ids in row order.
-
-    The history of the deleted anchors goes with them. The kept anchors move to
-    negative ``anchor_row`` numbers, out of the way of the build's numbers.
-    """
-    # DELETE, not TRUNCATE: TRUNCATE would block readers until the commit, while
-    # DELETE lets them read the previous data until the new data is committed.
-    kept_filter = sql.SQL(KEPT_FILTER)
-    rows = connection.execute(
-        sql.SQL("SELECT anchor_id FROM anchors WHERE {} ORDER BY anchor_row").format(kept_filter)
-    ).fetchall()
-    kept_ids = [str(anchor_id) for (anchor_id,) in rows]
-
-    connection.execute(
-        "DELETE FROM anchor_history WHERE NOT (anchor_id = ANY(%s::text[]))", (kept_ids,)
-    )
-    for table in ("layer_features", "layers", "postings", "seekers"):
-        connection.execute(sql.SQL("DELETE FROM {}").format(sql.Identifier(table)))
-    connection.execute(sql.SQL("DELETE FROM anchors WHERE NOT {}").format(kept_filter))
-    connection.execute("UPDATE anchors SET anchor_row = -anchor_row")
-    connection.execute("DELETE FROM frame_columns")
-    connection.execute("DELETE FROM meta")
-    return kept_ids
 
 
 def _write_anchors(

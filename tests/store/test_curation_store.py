@@ -9,6 +9,7 @@ import os
 import sqlite3
 import threading
 from collections.abc import Callable
+from contextlib import closing
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -35,6 +36,7 @@ from geo.industry import IndustryCatalogue, load_industry_catalogue
 from geo.location import Precision
 from geo.regions import Regions, load_regions
 from geo.zones import DevelopmentZone, load_zones
+from matching.recommend import Recommender
 from store.base import (
     AnchorNotFoundError,
     CurationStore,
@@ -44,6 +46,7 @@ from store.base import (
     ReadStore,
 )
 from store.migrations import MIGRATIONS_DIR, MigrationError, apply_migrations
+from store.rebuild import MergeCycleError
 from store.sqlite import SqliteStore, StoreNotFoundError, write_store
 from store.sqlite_curation import StoreReplacedError
 from tests.store.test_contract import _inputs
@@ -796,6 +799,138 @@ def test_failed_rebuild_keeps_curation(store: FullStore, rules: dict[str, Any]) 
     assert store.get_anchor("anc-a") == record
     assert len(store.anchor_history("anc-a")) == 2
     assert store.posting_counts(["anc-a"]) == {"anc-a": 1}
+
+
+# --- merges replayed by rebuilds ------------------------------------------------------
+
+
+def _merge(store: FullStore, survivor: str, merged: list[str]) -> None:
+    """Merge anchors that are at version 1 into ``survivor``."""
+    plan = _merge_plan(store, survivor, merged)
+    store.apply_merge(plan, expected_versions=dict.fromkeys(merged, 1))
+
+
+def _execute(store: FullStore, request: pytest.FixtureRequest, statement: str) -> None:
+    """Run one SQL statement on the store's database, outside the store's own checks."""
+    if isinstance(store, SqliteStore):
+        with closing(sqlite3.connect(store.path)) as connection, connection:
+            connection.execute(statement)
+        return
+    pool = request.getfixturevalue("pg_pool")
+    with pool.connection() as connection:
+        connection.execute(statement)
+
+
+def test_rebuild_replays_merge(store: FullStore) -> None:
+    # anc-B has p2 and p3, anc-c has p4 and p5; the new data computes anc-c for p4 and p5 again.
+    _merge(store, "anc-B", ["anc-c"])
+
+    _rebuild(store, **_inputs())
+
+    postings = store.postings_frame().set_index("posting_id")
+    assert postings.loc[["p2", "p3", "p4", "p5"], "anchor_id"].tolist() == ["anc-B"] * 4
+    assert postings.loc["p4", "lon"] == pytest.approx(108.95)
+    assert postings.loc["p4", "lat"] == pytest.approx(34.26)
+    assert store.posting_counts(["anc-B", "anc-c"]) == {"anc-B": 4, "anc-c": 0}
+    anchors = store.anchors_frame().set_index("anchor_id")
+    assert anchors.loc["anc-B", "n_postings"] == 4
+    assert anchors["n_postings"].sum() == len(postings)
+    retired = store.get_anchor("anc-c")
+    assert retired is not None
+    assert retired.state is AnchorState.RETIRED
+    assert len(store.anchor_history("anc-c")) == 1
+
+
+def test_rebuild_replays_merge_twice(store: FullStore) -> None:
+    _merge(store, "anc-B", ["anc-c"])
+
+    _rebuild(store, **_inputs())
+    _rebuild(store, **_inputs())
+
+    assert store.posting_counts(["anc-B", "anc-c"]) == {"anc-B": 4, "anc-c": 0}
+    postings = store.postings_frame().set_index("posting_id")
+    assert postings.loc[["p4", "p5"], "anchor_id"].tolist() == ["anc-B", "anc-B"]
+
+
+def test_rebuild_keeps_merge_survivor(store: FullStore) -> None:
+    _merge(store, "anc-B", ["anc-c"])
+    inputs = _inputs()
+    anchors, postings = inputs["anchors"], inputs["postings"]
+    # The new data no longer produces 乙公司 (anc-B), the survivor that staff never edited.
+    inputs["anchors"] = anchors[anchors["anchor_id"] != "anc-B"]
+    inputs["postings"] = postings[postings["anchor_id"] != "anc-B"]
+
+    _rebuild(store, **inputs)
+
+    survivor = store.get_anchor("anc-B")
+    assert survivor is not None
+    assert survivor.version == 1
+    assert survivor.state is AnchorState.DRAFT
+    assert store.posting_counts(["anc-B", "anc-c"]) == {"anc-B": 2, "anc-c": 0}
+    postings_after = store.postings_frame().set_index("posting_id")
+    assert sorted(postings_after.index[postings_after["anchor_id"] == "anc-B"]) == ["p4", "p5"]
+
+
+def test_rebuild_follows_merge_chain(store: FullStore) -> None:
+    # 甲 (anc-a) merged into 乙 (anc-B), then 乙 merged into 丙 (anc-c).
+    _merge(store, "anc-B", ["anc-a"])
+    _merge(store, "anc-c", ["anc-B"])
+
+    _rebuild(store, **_inputs())
+
+    postings = store.postings_frame().set_index("posting_id")
+    on_c = ["p1", "p2", "p3", "p4", "p5"]
+    assert postings.loc[on_c, "anchor_id"].tolist() == ["anc-c"] * 5
+    counts = store.posting_counts(["anc-a", "anc-B", "anc-c"])
+    assert counts == {"anc-a": 0, "anc-B": 0, "anc-c": 5}
+    anchors = store.anchors_frame().set_index("anchor_id")
+    assert anchors["n_postings"].sum() == len(postings)
+
+
+def test_rebuild_after_reactivation(store: FullStore, rules: dict[str, Any]) -> None:
+    _merge(store, "anc-B", ["anc-c"])
+    reactivate = _edit(store, "anc-c", AnchorChange(reactivate=True), rules, minutes=5)
+    store.save_anchor_change(*reactivate, expected_version=2)
+
+    _rebuild(store, **_inputs())
+
+    postings = store.postings_frame().set_index("posting_id")
+    assert postings.loc[["p4", "p5"], "anchor_id"].tolist() == ["anc-c", "anc-c"]
+    assert store.posting_counts(["anc-B", "anc-c"]) == {"anc-B": 2, "anc-c": 2}
+
+
+def test_recommender_sees_merge_survivor(store: FullStore) -> None:
+    _merge(store, "anc-B", ["anc-c"])
+
+    _rebuild(store, **_inputs())
+
+    recommender = Recommender.from_store(store)
+    # anc-B is district-level, so its uncertainty widens distance_m; the pin is at 108.95, 34.26.
+    found = recommender.index.within(108.95, 34.26, 50_000.0)
+    at_pin = found[found["point_distance_m"] < 1.0]
+    assert sorted(at_pin["posting_id"]) == ["p2", "p3", "p4", "p5"]
+    assert set(at_pin["anchor_id"]) == {"anc-B"}
+    assert set(at_pin["precision"]) == {"district"}
+
+
+def test_merge_cycle_fails_rebuild(store: FullStore, request: pytest.FixtureRequest) -> None:
+    _merge(store, "anc-B", ["anc-c"])
+    # No curation write makes a cycle, because a survivor must not be retired.
+    _execute(
+        store,
+        request,
+        "UPDATE anchors SET state = 'retired', merged_into = 'anc-c' WHERE anchor_id = 'anc-B'",
+    )
+    inputs = _inputs()
+    inputs["meta"] = {"note": "never written"}
+
+    with pytest.raises(MergeCycleError, match="anc-B -> anc-c -> anc-B"):
+        _rebuild(store, **inputs)
+
+    assert store.meta()["note"] == "模拟数据"
+    postings = store.postings_frame().set_index("posting_id")
+    assert postings.loc[["p4", "p5"], "anchor_id"].tolist() == ["anc-B", "anc-B"]
+    assert store.posting_counts(["anc-B", "anc-c"]) == {"anc-B": 4, "anc-c": 0}
 
 
 # --- SQLite only ----------------------------------------------------------------------
