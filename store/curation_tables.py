@@ -141,7 +141,7 @@ def record_from_row(row: Mapping[str, Any]) -> AnchorRecord:
 MERGE_LINK_ASSIGNMENT = "merged_into = CASE WHEN {state} = 'retired' THEN merged_into END"
 """Assignment that every versioned anchor update makes, with ``{state}`` the new state's marker.
 
-A merge link holds only while its anchor stays retired. A retired anchor
+A merge link is valid only while its anchor stays retired. A retired anchor
 accepts no edit but reactivation, so the link goes when the anchor is reactivated.
 """
 

@@ -41,8 +41,9 @@ KEPT_FILTER = (
 )
 """SQL condition that selects the anchors a rebuild keeps: curated ones and merge survivors.
 
-It needs the ``merged_into`` column, so SQLite files written before that column
-use :data:`CURATED_FILTER` and add the survivors themselves.
+The PostgreSQL rebuild uses it. The SQLite rebuild combines :data:`CURATED_FILTER`
+with the survivors it has read, because files written before the ``merged_into``
+column lack it.
 """
 
 
@@ -106,8 +107,8 @@ def resolve_merges(links: Mapping[str, str]) -> dict[str, str]:
             if target in chain:
                 cycle = " -> ".join([*chain[chain.index(target) :], target])
                 raise MergeCycleError(
-                    f"merged_into links form a cycle: {cycle}; reactivate one of these"
-                    " anchors, or set its merged_into to NULL, and run the build again"
+                    f"merged_into links form a cycle: {cycle}. Reactivate one of these"
+                    " anchors or set its merged_into to NULL, then run the build again"
                 )
             chain.append(target)
             target = links[target]

@@ -3,9 +3,9 @@
 A merge stores the survivor's id in each merged anchor's ``merged_into``. Store
 files written before that column existed get it on their first curation write,
 filled from the history, and a rebuild reads their links from the history too.
-The history holds the link because a retired anchor accepts no edit but
-reactivation, so the entry at a retired anchor's current version is its
-retirement, and a merge writes :data:`geo.duplicates.MERGE_REASON` there.
+A retired anchor accepts no edit but reactivation, so the history entry at its
+current version is its retirement, and a merge writes
+:data:`geo.duplicates.MERGE_REASON` there.
 """
 
 import json

@@ -42,8 +42,8 @@ class StoreBusyError(DoorstepError, RuntimeError):
 class KeptCuration:
     """Kept anchor rows, their history, merge links and idempotency keys from the old store.
 
-    The anchor rows hold every column but ``anchor_row`` and ``merged_into``,
-    which ``merges`` holds as merged anchor id to survivor id.
+    The anchor rows have every column but ``anchor_row`` and ``merged_into``.
+    ``merges`` maps each merged anchor id to its survivor id instead.
     """
 
     anchors: list[dict[str, Any]] = field(default_factory=list)

@@ -49,6 +49,7 @@ from store.migrations import MIGRATIONS_DIR, MigrationError, apply_migrations
 from store.rebuild import MergeCycleError
 from store.sqlite import SqliteStore, StoreNotFoundError, write_store
 from store.sqlite_curation import StoreReplacedError
+from store.sqlite_merges import MERGED_INTO_COLUMN
 from tests.store.test_contract import _inputs
 
 NOW = datetime(2024, 5, 6, 9, 30, tzinfo=UTC)
@@ -924,13 +925,17 @@ def test_merge_cycle_fails_rebuild(store: FullStore, request: pytest.FixtureRequ
     inputs = _inputs()
     inputs["meta"] = {"note": "never written"}
 
-    with pytest.raises(MergeCycleError, match="anc-B -> anc-c -> anc-B"):
-        _rebuild(store, **inputs)
+    try:
+        with pytest.raises(MergeCycleError, match="anc-B -> anc-c -> anc-B"):
+            _rebuild(store, **inputs)
 
-    assert store.meta()["note"] == "模拟数据"
-    postings = store.postings_frame().set_index("posting_id")
-    assert postings.loc[["p4", "p5"], "anchor_id"].tolist() == ["anc-B", "anc-B"]
-    assert store.posting_counts(["anc-B", "anc-c"]) == {"anc-B": 4, "anc-c": 0}
+        assert store.meta()["note"] == "模拟数据"
+        postings = store.postings_frame().set_index("posting_id")
+        assert postings.loc[["p4", "p5"], "anchor_id"].tolist() == ["anc-B", "anc-B"]
+        assert store.posting_counts(["anc-B", "anc-c"]) == {"anc-B": 4, "anc-c": 0}
+    finally:
+        # Other PostgreSQL tests rebuild the session's database without deleting anchors first.
+        _execute(store, request, "UPDATE anchors SET merged_into = NULL")
 
 
 # --- SQLite only ----------------------------------------------------------------------
@@ -992,6 +997,67 @@ def test_sqlite_file_without_keys_table(tmp_path: Path, rules: dict[str, Any]) -
     assert store.get_anchor(staff_made.anchor_id) == staff_made
     assert outcome.anchor_id == keyed.anchor_id
     assert store.get_anchor(keyed.anchor_id) == keyed
+
+
+def _drop_merged_into(path: Path) -> None:
+    """Rewrite the anchors table without ``merged_into``, as files written before it had it."""
+    with closing(sqlite3.connect(path, isolation_level=None)) as connection:
+        connection.execute("PRAGMA legacy_alter_table = ON")
+        create = connection.execute(
+            "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'anchors'"
+        ).fetchone()[0]
+        legacy_create = create.replace(f",\n    {MERGED_INTO_COLUMN}", "")
+        assert "merged_into" not in legacy_create
+        columns = ", ".join(
+            row[1]
+            for row in connection.execute("PRAGMA table_info(anchors)")
+            if row[1] != "merged_into"
+        )
+        connection.execute("BEGIN")
+        connection.execute("ALTER TABLE anchors RENAME TO anchors_with_links")
+        connection.execute(legacy_create)
+        connection.execute(
+            f"INSERT INTO anchors ({columns}) SELECT {columns} FROM anchors_with_links"
+        )
+        connection.execute("DROP TABLE anchors_with_links")
+        connection.execute("COMMIT")
+
+
+def _merge_links(path: Path) -> list[tuple[str, str]]:
+    with closing(sqlite3.connect(path)) as connection:
+        rows = connection.execute(
+            "SELECT anchor_id, merged_into FROM anchors WHERE merged_into IS NOT NULL"
+        ).fetchall()
+    return [(str(merged), str(survivor)) for merged, survivor in rows]
+
+
+def test_sqlite_rebuild_reads_old_merges(tmp_path: Path) -> None:
+    path = tmp_path / "old.sqlite"
+    write_store(path, **_inputs())
+    _merge(SqliteStore(path), "anc-B", ["anc-c"])
+    _drop_merged_into(path)
+
+    write_store(path, **_inputs())
+
+    store = SqliteStore(path)
+    postings = store.postings_frame().set_index("posting_id")
+    assert postings.loc[["p4", "p5"], "anchor_id"].tolist() == ["anc-B", "anc-B"]
+    assert store.posting_counts(["anc-B", "anc-c"]) == {"anc-B": 4, "anc-c": 0}
+    assert _merge_links(path) == [("anc-c", "anc-B")]
+
+
+def test_sqlite_write_adds_merge_column(tmp_path: Path, rules: dict[str, Any]) -> None:
+    path = tmp_path / "old.sqlite"
+    write_store(path, **_inputs())
+    store = SqliteStore(path)
+    _merge(store, "anc-B", ["anc-a"])
+    _drop_merged_into(path)
+
+    store.insert_anchor(*_created("雁塔新材料有限公司", rules))
+
+    assert _merge_links(path) == [("anc-a", "anc-B")]
+    _merge(store, "anc-B", ["anc-c"])
+    assert sorted(_merge_links(path)) == [("anc-a", "anc-B"), ("anc-c", "anc-B")]
 
 
 def test_sqlite_write_waiting_on_rebuild_fails(tmp_path: Path, rules: dict[str, Any]) -> None:
@@ -1077,3 +1143,78 @@ def test_postgres_keys_migration_rolls_back(make_database: Callable[[], str]) ->
         table = connection.execute("SELECT to_regclass('idempotency_keys')").fetchone()
     assert table == (None,)
     assert apply_migrations(url) == ["0003_idempotency_keys"]
+
+
+def test_postgres_merge_links_migration_rolls_back(make_database: Callable[[], str]) -> None:
+    url = make_database()
+    try:
+        apply_migrations(url)
+    except MigrationError as err:
+        pytest.skip(f"cannot migrate the test database (is PostGIS installed?): {err}")
+    backend = get_backend("postgresql+psycopg://" + url.partition("://")[2])
+    links = read_migrations(str(MIGRATIONS_DIR)).filter(
+        lambda migration: migration.id == "0004_merge_links"
+    )
+    try:
+        with backend.lock():
+            backend.rollback_migrations(backend.to_rollback(links))
+    finally:
+        backend.connection.close()
+
+    with psycopg.connect(url) as connection:
+        columns = connection.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = 'anchors'"
+        ).fetchall()
+    assert ("merged_into",) not in columns
+    assert ("version",) in columns
+    assert apply_migrations(url) == ["0004_merge_links"]
+
+
+_MERGE_REASON = "merged into anchor anc-survivor as a duplicate"
+
+# (anchor_id, state, version, (reason, state) of each history entry from version 2 on)
+_OLD_ANCHORS = [
+    ("anc-survivor", "draft", 1, []),
+    ("anc-merged", "retired", 2, [(_MERGE_REASON, "retired")]),
+    ("anc-orphan", "retired", 2, [("merged into anchor anc-gone as a duplicate", "retired")]),
+    ("anc-closed", "retired", 2, [("企业停业", "retired")]),
+    ("anc-back", "draft", 3, [(_MERGE_REASON, "retired"), ("误合并，恢复", "draft")]),
+]
+
+
+def test_postgres_migration_reads_old_merges(make_database: Callable[[], str]) -> None:
+    url = make_database()
+    backend = get_backend("postgresql+psycopg://" + url.partition("://")[2])
+    earlier = read_migrations(str(MIGRATIONS_DIR)).filter(
+        lambda migration: migration.id != "0004_merge_links"
+    )
+    try:
+        with backend.lock():
+            backend.apply_migrations(backend.to_apply(earlier))
+    except psycopg.Error as err:
+        pytest.skip(f"cannot migrate the test database (is PostGIS installed?): {err}")
+    finally:
+        backend.connection.close()
+    with psycopg.connect(url) as connection:
+        for row, (anchor_id, state, version, entries) in enumerate(_OLD_ANCHORS, start=1):
+            connection.execute(
+                "INSERT INTO anchors (anchor_id, anchor_row, name, lon, lat, precision, source,"
+                " location_label, state, n_postings, version)"
+                " VALUES (%s, %s, '甲公司', 108.9, 34.2, 'poi', 'test', '甲', %s, 0, %s)",
+                (anchor_id, row, state, version),
+            )
+            for entry_version, (reason, entry_state) in enumerate(entries, start=2):
+                connection.execute(
+                    "INSERT INTO anchor_history"
+                    " (anchor_id, version, actor, at, reason, changes, state)"
+                    " VALUES (%s, %s, %s, %s, %s, '[]', %s)",
+                    (anchor_id, entry_version, STAFF, NOW, reason, entry_state),
+                )
+
+    assert apply_migrations(url) == ["0004_merge_links"]
+
+    with psycopg.connect(url) as connection:
+        links = connection.execute(
+            "SELECT anchor_id, merged_into FROM anchors WHERE merged_into IS NOT NULL"
+        ).fetchall()
+    assert links == [("anc-merged", "anc-survivor")]
