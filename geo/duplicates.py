@@ -33,6 +33,14 @@ logger = logging.getLogger(__name__)
 
 DUPLICATE_COLUMNS = ["anchor_id_a", "anchor_id_b", "reason", "distance_m", "similarity"]
 
+MERGE_REASON = "merged into anchor {survivor_id} as a duplicate"
+"""History reason of each anchor that a merge retires, formatted with the survivor's id.
+
+Stores keep the survivor in an anchor's ``merged_into`` column. Merges stored
+before that column existed are read back from this reason with
+:func:`survivor_from_reason`.
+"""
+
 
 class InvalidMergeError(DoorstepError, ValueError):
     """A merge request naming unknown, repeated or retired anchors."""
@@ -219,7 +227,7 @@ def plan_merge(
         }
     )
 
-    reason = f"merged into anchor {survivor_id} as a duplicate"
+    reason = MERGE_REASON.format(survivor_id=survivor_id)
     retired, history = [], []
     for anchor_id in merged:
         record = records[anchor_id]
@@ -234,6 +242,16 @@ def plan_merge(
         "merge plan: %d anchors into %r, %d postings move", len(merged), survivor_id, len(moves)
     )
     return MergePlan(survivor_id, merged, moves, tuple(retired), tuple(history))
+
+
+def survivor_from_reason(reason: str) -> str | None:
+    """Return the survivor id in a history reason written by :func:`plan_merge`, else None."""
+    prefix, _, suffix = MERGE_REASON.partition("{survivor_id}")
+    if len(reason) <= len(prefix) + len(suffix):
+        return None
+    if not (reason.startswith(prefix) and reason.endswith(suffix)):
+        return None
+    return reason[len(prefix) : len(reason) - len(suffix)]
 
 
 def _check_merge_ids(

@@ -18,7 +18,7 @@ Cluster feature properties: ``cluster`` (true), ``count`` (anchors), ``n_posting
 (their sum) and ``bbox`` (the extent of its anchors, WGS84, for zooming in).
 
 The embedded store builds the text here in Python. PostgreSQL builds the same text in
-SQL (`store.postgres`), from a per-anchor fragment a trigger keeps up to date; the
+SQL (`store.postgres_map`), from a per-anchor fragment a trigger keeps up to date; the
 contract suite checks that both give equal bodies.
 """
 

@@ -15,7 +15,9 @@ Anchor ids come from the employer name and the gazetteer's precision and point
 when its computed ``anchor_id`` matches, and ``n_postings`` of kept anchors is
 recounted from the new postings. Staff-created anchors without postings are
 kept, and a kept anchor whose id the new data no longer produces keeps its
-record with 0 postings: a rebuild never drops curated data. The SQLite writer
+record with 0 postings: a rebuild never drops curated data. Merges are
+replayed: postings whose computed ``anchor_id`` is a merged anchor move to its
+survivor, which is kept as well. The SQLite writer
 copies the kept rows from the old file into the new one before the atomic
 rename. The PostgreSQL writer keeps them inside its single transaction. So in
 both stores a failed write keeps the old data, curation included.

@@ -138,21 +138,30 @@ def record_from_row(row: Mapping[str, Any]) -> AnchorRecord:
     )
 
 
+MERGE_LINK_ASSIGNMENT = "merged_into = CASE WHEN {state} = 'retired' THEN merged_into END"
+"""Assignment that every versioned anchor update makes, with ``{state}`` the new state's marker.
+
+A merge link is valid only while its anchor stays retired. A retired anchor
+accepts no edit but reactivation, so the link goes when the anchor is reactivated.
+"""
+
+
 def update_assignments(placeholder: str) -> str:
-    """Return ``col = ?, ...`` for every record column except ``anchor_id``.
+    """Return ``col = ?, ...`` for every record column except ``anchor_id``, and the merge link.
 
     ``placeholder`` is the driver's parameter marker (``?`` for sqlite3). The
     column names are constants of this module, never input. The PostgreSQL store
     composes the same list with :mod:`psycopg.sql` identifiers.
     """
-    return ", ".join(f"{name} = {placeholder}" for name in RECORD_COLUMNS if name != "anchor_id")
+    columns = [f"{name} = {placeholder}" for name in RECORD_COLUMNS if name != "anchor_id"]
+    return ", ".join([*columns, MERGE_LINK_ASSIGNMENT.format(state=placeholder)])
 
 
 def update_params(record: AnchorRecord, expected_version: int) -> list[Any]:
     """Return the parameters of ``UPDATE anchors SET <assignments> WHERE anchor_id AND version``."""
     row = record_to_row(record)
     values = [row[name] for name in RECORD_COLUMNS if name != "anchor_id"]
-    return [*values, record.anchor_id, expected_version]
+    return [*values, record.state.value, record.anchor_id, expected_version]
 
 
 # --- history -------------------------------------------------------------------------

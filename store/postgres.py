@@ -34,9 +34,11 @@ from geo.errors import DoorstepError, InvalidCoordinateError
 
 # _fetch_frame and _qualified live in the curation module, because importing them from
 # here would make an import cycle.
-from store.anchor_map import ClusterGrid, MapLabels
+from store.anchor_map import MapLabels
 from store.postgres_curation import PostgresCuration, _fetch_frame, _qualified
-from store.rebuild import KEPT_FILTER, anchor_positions, log_kept
+from store.postgres_map import anchor_map_text
+from store.postgres_rebuild import delete_build_rows, replay_merges
+from store.rebuild import anchor_positions, log_kept, log_replayed
 from store.sqlite import LayerNotFoundError, StoreNotFoundError
 
 logger = logging.getLogger(__name__)
@@ -78,64 +80,6 @@ class PoolOptions:
     connect_timeout_s: int = 5
     statement_timeout_ms: int = 30_000
     name: str = "doorstep"
-
-
-# The anchors of a viewport as one GeoJSON text: the stored fragment of each anchor
-# (migration 0004) with the labels of the request's language appended. The text is
-# NULL when more than %(max_features)s anchors are in view; the caller then asks for
-# clusters.
-_ANCHOR_MAP_SQL = """
-WITH hits AS (
-    SELECT map_feature, "precision", district_code, n_postings, anchor_id
-    FROM anchors
-    WHERE geom && ST_MakeEnvelope(%(min_lon)s, %(min_lat)s, %(max_lon)s, %(max_lat)s, 4326)
-      AND "precision" <> ALL(%(excluded)s::text[])
-    ORDER BY n_postings DESC, anchor_id COLLATE "C"
-    LIMIT %(max_features)s + 1
-), labels AS (
-    SELECT %(precision_labels)s::jsonb AS precision_labels,
-           %(approximate)s::jsonb AS approximate,
-           %(district_names)s::jsonb AS district_names
-)
-SELECT CASE WHEN count(*) > %(max_features)s THEN NULL ELSE
-    '{"type":"FeatureCollection","clustered":false,"total":' || count(*)
-    || ',"features":[' || coalesce(string_agg(
-        h.map_feature
-        || ',"approximate":' || coalesce((l.approximate -> h."precision")::text, 'null')
-        || ',"precision_label":' || coalesce((l.precision_labels -> h."precision")::text, 'null')
-        || ',"district_name":' || coalesce((l.district_names -> h.district_code)::text, 'null')
-        || '}}',
-        ',' ORDER BY h.n_postings DESC, h.anchor_id COLLATE "C"), '') || ']}'
-    END
-FROM hits AS h CROSS JOIN labels AS l
-"""
-
-# Grid clusters of a viewport (see store.anchor_map.ClusterGrid for the cell formula).
-_CLUSTER_MAP_SQL = """
-WITH cells AS (
-    SELECT least(greatest(floor((lon - %(grid_min_lon)s) / %(cell_lon)s)::bigint, 0), %(cols)s - 1)
-               AS col,
-           least(greatest(floor((lat - %(grid_min_lat)s) / %(cell_lat)s)::bigint, 0), %(rows)s - 1)
-               AS row,
-           lon, lat, n_postings
-    FROM anchors
-    WHERE geom && ST_MakeEnvelope(%(min_lon)s, %(min_lat)s, %(max_lon)s, %(max_lat)s, 4326)
-      AND "precision" <> ALL(%(excluded)s::text[])
-), clusters AS (
-    SELECT row, col, count(*) AS n, sum(n_postings) AS postings, avg(lon) AS lon, avg(lat) AS lat,
-           min(lon) AS min_lon, min(lat) AS min_lat, max(lon) AS max_lon, max(lat) AS max_lat
-    FROM cells GROUP BY row, col
-)
-SELECT '{"type":"FeatureCollection","clustered":true,"total":' || coalesce(sum(n), 0)
-    || ',"features":' || coalesce(json_agg(json_build_object(
-        'type', 'Feature',
-        'geometry', json_build_object('type', 'Point', 'coordinates', json_build_array(lon, lat)),
-        'properties', json_build_object(
-            'cluster', true, 'count', n, 'n_postings', postings,
-            'bbox', json_build_array(min_lon, min_lat, max_lon, max_lat)))
-        ORDER BY n DESC, row, col)::text, '[]') || '}'
-FROM clusters
-"""
 
 
 @dataclass(frozen=True)
@@ -345,32 +289,10 @@ class PostgresStore(PostgresCuration):
         labels: MapLabels,
         exclude_precisions: Collection[str] = (),
     ) -> str:
-        """Return the anchors inside a WGS84 bbox as the map's GeoJSON text.
-
-        See :mod:`store.anchor_map`. PostgreSQL builds the text: the common case of at
-        most ``max_features`` anchors is one statement that concatenates stored
-        fragments; above that a second statement in the same snapshot builds the grid
-        clusters.
-        """
-        min_lon, min_lat, max_lon, max_lat = bbox
-        params: dict[str, Any] = {
-            "min_lon": min_lon,
-            "min_lat": min_lat,
-            "max_lon": max_lon,
-            "max_lat": max_lat,
-            "excluded": sorted(exclude_precisions),
-            "max_features": max_features,
-            **labels.as_json(),
-        }
-        with self._snapshot() as connection:
-            row = connection.execute(_ANCHOR_MAP_SQL, params, prepare=True).fetchone()
-            if row is not None and row[0] is not None:
-                return str(row[0])
-            grid = ClusterGrid.for_bbox(bbox, max_features)
-            row = connection.execute(_CLUSTER_MAP_SQL, {**params, **grid.as_params()}).fetchone()
-        if row is None:
-            raise RuntimeError("the cluster query returned no row")
-        return str(row[0])
+        """Return the anchors inside a WGS84 bbox as the map's GeoJSON text (see
+        :mod:`store.anchor_map` and :func:`store.postgres_map.anchor_map_text`)."""
+        with self._pool.connection() as connection:
+            return anchor_map_text(connection, bbox, max_features, labels, exclude_precisions)
 
     def anchors_within(self, lon: float, lat: float, radius_m: float) -> pd.DataFrame:
         """Return the anchors within ``radius_m`` metres of a WGS84 point, nearest first.
@@ -431,8 +353,9 @@ class PostgresStore(PostgresCuration):
     ) -> None:
         """Replace the build's rows in one transaction; on any error the old data stays.
 
-        Curated anchors and their history are kept (the rule is in
-        :mod:`store.rebuild`); every other row of every table is replaced.
+        Curated anchors, merge survivors and their history are kept, and the
+        postings of merged anchors move to their survivors (the rule is in
+        :mod:`store.rebuild`). Every other row of every table is replaced.
         Curation writes wait for the transaction, because it locks the anchors
         table against writers. Readers keep reading the old data until it commits.
 
@@ -440,15 +363,21 @@ class PostgresStore(PostgresCuration):
         ``anchor_id`` (each stored as active), anchors with WGS84 ``lon``/``lat``,
         seekers with ``seeker_id`` and ``simulated``, layers as name to (info,
         GeoDataFrame in EPSG:4326), and JSON-serialisable metadata.
+
+        Raises
+        ------
+        store.rebuild.MergeCycleError
+            The stored merge links form a cycle; nothing was replaced.
         """
         started = time.perf_counter()
         with self._pool.connection() as connection, connection.transaction():
             connection.execute(f"SET LOCAL statement_timeout = '{WRITE_STATEMENT_TIMEOUT}'")
             # SHARE ROW EXCLUSIVE blocks curation writes but not reads.
             connection.execute("LOCK TABLE anchors IN SHARE ROW EXCLUSIVE MODE")
-            kept_ids = _delete_build_rows(connection)
+            kept_ids = delete_build_rows(connection)
             _write_anchors(connection, anchors, kept_ids)
             _copy_frame(connection, _POSTINGS, postings.drop(columns="active", errors="ignore"))
+            n_merged, moved = replay_merges(connection)
             connection.execute(
                 "UPDATE anchors SET n_postings ="
                 " (SELECT count(*) FROM postings AS p WHERE p.anchor_id = anchors.anchor_id)"
@@ -461,6 +390,8 @@ class PostgresStore(PostgresCuration):
             # Fresh statistics, so the planner estimates bbox queries from the new rows.
             connection.execute("ANALYZE anchors, postings, seekers, layer_features")
         log_kept(kept_ids, anchors["anchor_id"].tolist(), self.describe())
+        if n_merged:
+            log_replayed(n_merged, moved, self.describe())
         logger.info(
             "replaced store data in %s: %d postings, %d anchors, %d seekers, %d layers in %.1f s",
             self.describe(),
@@ -558,32 +489,6 @@ def _python_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
     """Return the rows as dicts of plain Python values, with None for NaN and other nulls."""
     values = frame.astype(object).where(frame.notna(), None)
     return cast(list[dict[str, Any]], values.to_dict("records"))
-
-
-def _delete_build_rows(connection: psycopg.Connection[tuple[Any, ...]]) -> list[str]:
-    """Delete every row a build wrote except the curated anchors; return their ids in row order.
-
-    The history of the deleted anchors goes with them. The kept anchors move to
-    negative ``anchor_row`` numbers, out of the way of the build's numbers.
-    """
-    # DELETE, not TRUNCATE: TRUNCATE would block readers until the commit, while
-    # DELETE lets them read the previous data until the new data is committed.
-    kept_filter = sql.SQL(KEPT_FILTER)
-    rows = connection.execute(
-        sql.SQL("SELECT anchor_id FROM anchors WHERE {} ORDER BY anchor_row").format(kept_filter)
-    ).fetchall()
-    kept_ids = [str(anchor_id) for (anchor_id,) in rows]
-
-    connection.execute(
-        "DELETE FROM anchor_history WHERE NOT (anchor_id = ANY(%s::text[]))", (kept_ids,)
-    )
-    for table in ("layer_features", "layers", "postings", "seekers"):
-        connection.execute(sql.SQL("DELETE FROM {}").format(sql.Identifier(table)))
-    connection.execute(sql.SQL("DELETE FROM anchors WHERE NOT {}").format(kept_filter))
-    connection.execute("UPDATE anchors SET anchor_row = -anchor_row")
-    connection.execute("DELETE FROM frame_columns")
-    connection.execute("DELETE FROM meta")
-    return kept_ids
 
 
 def _write_anchors(

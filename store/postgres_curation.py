@@ -21,6 +21,7 @@ from geo.duplicates import MergePlan
 from store.base import IDEMPOTENCY_KEY_TTL, KeyedInsert, replayed_insert
 from store.curation_tables import (
     HISTORY_COLUMNS,
+    MERGE_LINK_ASSIGNMENT,
     RECORD_COLUMNS,
     STAFF_SOURCE,
     check_change_pair,
@@ -233,7 +234,9 @@ class PostgresCuration:
 
         ``expected_versions`` has the version the plan was made from for each
         merged anchor, and for the survivor when it is to be checked as well.
-        One transaction writes everything or, on any error, nothing.
+        Each merged anchor's ``merged_into`` is set to the survivor, so a rebuild
+        moves the postings again. One transaction writes everything or, on any
+        error, nothing.
 
         Raises
         ------
@@ -253,6 +256,11 @@ class PostgresCuration:
             check_survivor(plan.survivor_id, survivor, expected_versions.get(plan.survivor_id))
             for record, entry, expected in updates:
                 _update_record(connection, record, entry, expected)
+            # A rebuild reads this link to move the postings again (store.rebuild).
+            connection.execute(
+                "UPDATE anchors SET merged_into = %s WHERE anchor_id = ANY(%s::text[])",
+                (plan.survivor_id, merged),
+            )
 
             moved = connection.execute(
                 "UPDATE postings SET anchor_id = %s WHERE anchor_id = ANY(%s::text[])",
@@ -356,11 +364,13 @@ def _update_record(
     connection: Connection, record: AnchorRecord, entry: AnchorVersion, expected_version: int
 ) -> None:
     """Update an anchor row at ``expected_version`` and insert its history entry."""
-    assignments = sql.SQL(", ").join(
+    columns = [
         sql.SQL("{} = %s").format(sql.Identifier(name))
         for name in RECORD_COLUMNS
         if name != "anchor_id"
-    )
+    ]
+    merge_link = sql.SQL(MERGE_LINK_ASSIGNMENT.format(state="%s::text"))
+    assignments = sql.SQL(", ").join([*columns, merge_link])
     statement = sql.SQL("UPDATE anchors SET {} WHERE anchor_id = %s AND version = %s")
     try:
         cursor = connection.execute(

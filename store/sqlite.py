@@ -4,7 +4,8 @@ The file is built into a temporary path and renamed into place, so a crashed or
 interrupted build never leaves a half-written store behind. Anchors are indexed
 with SQLite's R*Tree module so bounding-box queries go through a spatial index.
 A rebuild copies the curated anchors and their history from the old file into
-the new one before the rename (the rule is in :mod:`store.rebuild`).
+the new one before the rename, and moves the postings of merged anchors to their
+survivors (the rule is in :mod:`store.rebuild`).
 
 Reads open the file read-only. The anchor curation methods, which write through
 their own connection, come from :class:`store.sqlite_curation.SqliteCuration`.
@@ -26,8 +27,9 @@ import shapely
 
 from geo.errors import DoorstepError
 from store.anchor_map import ClusterGrid, MapLabels, anchors_collection, clusters_collection
-from store.rebuild import log_kept
+from store.rebuild import log_kept, log_replayed
 from store.sqlite_curation import IDEMPOTENCY_KEYS_TABLE, SqliteCuration
+from store.sqlite_merges import MERGED_INTO_COLUMN
 from store.sqlite_rebuild import locked_old_store, read_kept, write_anchors
 
 logger = logging.getLogger(__name__)
@@ -47,7 +49,7 @@ _BUILD_ANCHOR_COLUMNS = ", ".join(
 )  # fmt: skip
 
 _SCHEMA = (
-    """
+    f"""
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE anchors (
     anchor_row INTEGER PRIMARY KEY,
@@ -74,7 +76,8 @@ CREATE TABLE anchors (
     contact_role TEXT,
     contact_phone TEXT,
     shift_times TEXT NOT NULL DEFAULT '[]',
-    shuttle_stop TEXT
+    shuttle_stop TEXT,
+    {MERGED_INTO_COLUMN}
 );
 CREATE UNIQUE INDEX anchors_credit_code ON anchors(credit_code) WHERE credit_code IS NOT NULL;
 CREATE INDEX anchors_district_code ON anchors(district_code);
@@ -279,8 +282,9 @@ def write_store(
 ) -> None:
     """Write a complete store to ``path`` atomically (temporary file, then rename).
 
-    When ``path`` is a store of the current schema, its curated anchors and
-    their history are copied into the new file (see :mod:`store.rebuild`). A
+    When ``path`` is a store of the current schema, its curated anchors, merge
+    survivors and their history are copied into the new file, and postings of
+    merged anchors move to their survivors (see :mod:`store.rebuild`). A
     write lock on the old file is held from that read until the rename, so a
     curation write waits meanwhile and is not lost. If anything fails before
     the rename, the old file stays as it was.
@@ -306,6 +310,8 @@ def write_store(
     ------
     store.sqlite_rebuild.StoreBusyError
         Other connections kept writing to the old store's WAL; nothing was replaced.
+    store.rebuild.MergeCycleError
+        The old store's merge links form a cycle; nothing was replaced.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(path.name + ".partial")
@@ -326,7 +332,7 @@ def write_store(
         # Curated rows are read last, so the old file's write lock is held only for the copy.
         with locked_old_store(path, BUSY_TIMEOUT_S) as old:
             kept = read_kept(path, old, SCHEMA_VERSION)
-            write_anchors(connection, anchors, kept)
+            moved = write_anchors(connection, anchors, kept)
             connection.commit()
             connection.close()
             os.replace(partial, path)
@@ -334,6 +340,8 @@ def write_store(
             log_kept(
                 [row["anchor_id"] for row in kept.anchors], anchors["anchor_id"].tolist(), str(path)
             )
+        if kept.merges:
+            log_replayed(len(kept.merges), moved, str(path))
     finally:
         connection.close()
 

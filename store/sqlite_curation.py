@@ -43,6 +43,7 @@ from store.curation_tables import (
     update_params,
     utc_time,
 )
+from store.sqlite_merges import add_merged_into
 
 logger = logging.getLogger(__name__)
 
@@ -86,6 +87,7 @@ class SqliteCuration:
         """Lend a writable WAL connection inside one ``BEGIN IMMEDIATE`` transaction.
 
         The transaction commits when the block ends and rolls back on any exception.
+        A store file written before the ``merged_into`` column gets it here.
         """
         opened = _file_identity(self.path)
         connection = sqlite3.connect(self.path, timeout=self.busy_timeout_s, isolation_level=None)
@@ -102,6 +104,7 @@ class SqliteCuration:
                     " nothing was written, reload the anchor and retry"
                 )
             try:
+                add_merged_into(connection, self.path)
                 yield connection
             except BaseException:
                 connection.execute("ROLLBACK")
@@ -266,7 +269,9 @@ class SqliteCuration:
 
         ``expected_versions`` has the version the plan was made from for each
         merged anchor, and for the survivor when it is to be checked as well.
-        One transaction writes everything or, on any error, nothing.
+        Each merged anchor's ``merged_into`` is set to the survivor, so a rebuild
+        moves the postings again. One transaction writes everything or, on any
+        error, nothing.
 
         Raises
         ------
@@ -284,6 +289,12 @@ class SqliteCuration:
             check_survivor(plan.survivor_id, found, expected_versions.get(plan.survivor_id))
             for record, entry, expected in updates:
                 _update_record(connection, record, entry, expected)
+            # A rebuild reads this link to move the postings again (store.rebuild).
+            connection.execute(
+                "UPDATE anchors SET merged_into = ?"
+                " WHERE anchor_id IN (SELECT value FROM json_each(?))",
+                (plan.survivor_id, merged),
+            )
 
             moved = connection.execute(
                 "UPDATE postings SET anchor_id = ?"

@@ -2,9 +2,10 @@
 
 :func:`store.sqlite.write_store` builds a new file and renames it over the old
 one. Before the rename it locks the old file with :func:`locked_old_store`,
-reads the curated anchors, their history and the idempotency keys of those
-anchors with :func:`read_kept`, and writes them with the build's anchors
-through :func:`write_anchors`. The rule of what is kept is in :mod:`store.rebuild`.
+reads the curated anchors, merge survivors, their history, merge links and
+idempotency keys with :func:`read_kept`, and writes them with the build's
+anchors through :func:`write_anchors`, which also moves the postings of merged
+anchors to their survivors. The rule of what is kept is in :mod:`store.rebuild`.
 """
 
 import json
@@ -21,7 +22,8 @@ import pandas as pd
 
 from geo.errors import DoorstepError
 from store.curation_tables import HISTORY_COLUMNS
-from store.rebuild import KEPT_FILTER, anchor_positions
+from store.rebuild import CURATED_FILTER, anchor_positions, resolve_merges
+from store.sqlite_merges import read_merge_links
 
 logger = logging.getLogger(__name__)
 
@@ -38,11 +40,16 @@ class StoreBusyError(DoorstepError, RuntimeError):
 
 @dataclass
 class KeptCuration:
-    """Curated anchor rows (every column but ``anchor_row``), their history and idempotency keys."""
+    """Kept anchor rows, their history, merge links and idempotency keys from the old store.
+
+    The anchor rows have every column but ``anchor_row`` and ``merged_into``.
+    ``merges`` maps each merged anchor id to its survivor id instead.
+    """
 
     anchors: list[dict[str, Any]] = field(default_factory=list)
     history: list[dict[str, Any]] = field(default_factory=list)
     keys: list[dict[str, Any]] = field(default_factory=list)
+    merges: dict[str, str] = field(default_factory=dict)
 
 
 @contextmanager
@@ -99,10 +106,11 @@ def _lock_with_empty_wal(connection: sqlite3.Connection, path: Path) -> None:
 
 
 def read_kept(path: Path, old: sqlite3.Connection | None, schema_version: str) -> KeptCuration:
-    """Read the curated anchors (in write order) and their history from the old store.
+    """Read the kept anchors (in write order), their history and merge links from the old store.
 
-    An old store of another schema version has nothing to carry over, because
-    schema 1 had no curation; its version is logged.
+    Kept anchors are the curated ones and the survivors of merges. An old store
+    of another schema version has nothing to carry over, because schema 1 had
+    no curation; its version is logged.
     """
     if old is None:
         return KeptCuration()
@@ -120,20 +128,26 @@ def read_kept(path: Path, old: sqlite3.Connection | None, schema_version: str) -
         )
         return KeptCuration()
 
+    merges = read_merge_links(old)
+    survivors = json.dumps(sorted(set(merges.values())))
+    kept_filter = f"({CURATED_FILTER} OR anchor_id IN (SELECT value FROM json_each(?)))"
     old.row_factory = sqlite3.Row
     anchors = old.execute(
-        f"SELECT * FROM anchors WHERE {KEPT_FILTER} ORDER BY anchor_row"
+        f"SELECT * FROM anchors WHERE {kept_filter} ORDER BY anchor_row", (survivors,)
     ).fetchall()
     history = old.execute(
         f"SELECT {', '.join(HISTORY_COLUMNS)} FROM anchor_history"
-        f" WHERE anchor_id IN (SELECT anchor_id FROM anchors WHERE {KEPT_FILTER})"
-        " ORDER BY history_id"
+        f" WHERE anchor_id IN (SELECT anchor_id FROM anchors WHERE {kept_filter})"
+        " ORDER BY history_id",
+        (survivors,),
     ).fetchall()
-    # The new file numbers the rows again.
+    # The new file numbers the rows again, and write_anchors sets the merge links.
     kept_anchors = [dict(row) for row in anchors]
     for row in kept_anchors:
         del row["anchor_row"]
-    return KeptCuration(kept_anchors, [dict(row) for row in history], _read_keys(old, kept_anchors))
+        row.pop("merged_into", None)
+    keys = _read_keys(old, kept_anchors)
+    return KeptCuration(kept_anchors, [dict(row) for row in history], keys, merges)
 
 
 def _read_keys(old: sqlite3.Connection, kept_anchors: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -151,10 +165,18 @@ def _read_keys(old: sqlite3.Connection, kept_anchors: list[dict[str, Any]]) -> l
     return [dict(row) for row in rows]
 
 
-def write_anchors(
-    connection: sqlite3.Connection, anchors: pd.DataFrame, kept: KeptCuration
-) -> None:
-    """Write the fresh anchors, the kept ones in their place, the R*Tree, kept history and keys."""
+def write_anchors(connection: sqlite3.Connection, anchors: pd.DataFrame, kept: KeptCuration) -> int:
+    """Write the fresh anchors, the kept ones in their place, the R*Tree, kept history and keys.
+
+    The postings must be written already: the postings of merged anchors move
+    to their survivors, and the kept anchors' ``n_postings`` are recounted.
+    Returns the number of postings moved.
+
+    Raises
+    ------
+    store.rebuild.MergeCycleError
+        If the merge links form a cycle.
+    """
     kept_ids = [row["anchor_id"] for row in kept.anchors]
     positions = anchor_positions(anchors["anchor_id"].tolist(), kept_ids)
 
@@ -178,6 +200,11 @@ def write_anchors(
         f" VALUES ({', '.join('?' * len(KEY_COLUMNS))})",
         [[row[name] for name in KEY_COLUMNS] for row in kept.keys],
     )
+    connection.executemany(
+        "UPDATE anchors SET merged_into = ? WHERE anchor_id = ?",
+        [(survivor, merged) for merged, survivor in kept.merges.items()],
+    )
+    moved = _replay_merges(connection, kept.merges)
     connection.execute(
         "UPDATE anchors SET n_postings ="
         " (SELECT count(*) FROM postings AS p WHERE p.anchor_id = anchors.anchor_id)"
@@ -187,3 +214,14 @@ def write_anchors(
     connection.execute(
         "INSERT INTO anchors_rtree SELECT anchor_row, lon, lon, lat, lat FROM anchors"
     )
+    return moved
+
+
+def _replay_merges(connection: sqlite3.Connection, merges: dict[str, str]) -> int:
+    """Move postings from merged anchors to the end of their merge chains; return how many."""
+    resolved = resolve_merges(merges)
+    cursor = connection.executemany(
+        "UPDATE postings SET anchor_id = ? WHERE anchor_id = ?",
+        [(survivor, merged) for merged, survivor in resolved.items()],
+    )
+    return max(cursor.rowcount, 0)

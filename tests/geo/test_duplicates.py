@@ -10,7 +10,12 @@ from stdnum.cn import uscc
 from geo.anchor_states import AnchorState, InvalidTransitionError
 from geo.company_index import load_company_pois
 from geo.curation import AnchorRecord
-from geo.duplicates import InvalidMergeError, find_duplicates, plan_merge
+from geo.duplicates import (
+    InvalidMergeError,
+    find_duplicates,
+    plan_merge,
+    survivor_from_reason,
+)
 from geo.location import Precision
 
 CODE = "91610103MA6W12345"
@@ -99,6 +104,25 @@ def test_plan_merge_moves_postings() -> None:
     assert [record.state for record in plan.retired] == [AnchorState.RETIRED] * 2
     assert [record.version for record in plan.retired] == [3, 3]
     assert "merged into anchor a" in plan.history[0].reason
+
+
+def test_survivor_read_from_merge_reason() -> None:
+    records = {
+        "anc-1 x": _record("anc-1 x", AnchorState.VERIFIED),
+        "b": _record("b", AnchorState.DRAFT),
+    }
+    postings = pd.DataFrame({"posting_id": [], "anchor_id": []})
+    plan = plan_merge("anc-1 x", ["b"], postings, records=records, actor="s", now=NOW)
+
+    assert survivor_from_reason(plan.history[0].reason) == "anc-1 x"
+
+
+@pytest.mark.parametrize(
+    "reason",
+    ["现场核实", "merged into anchor  as a duplicate", "merged into anchor a", "as a duplicate"],
+)
+def test_survivor_none_for_other_reasons(reason: str) -> None:
+    assert survivor_from_reason(reason) is None
 
 
 def test_plan_merge_rejects_bad_ids() -> None:

@@ -10,6 +10,7 @@ import os
 import sqlite3
 import threading
 from collections.abc import Callable
+from contextlib import closing
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -36,6 +37,7 @@ from geo.industry import IndustryCatalogue, load_industry_catalogue
 from geo.location import Precision
 from geo.regions import Regions, load_regions
 from geo.zones import DevelopmentZone, load_zones
+from matching.recommend import Recommender
 from store.base import (
     AnchorNotFoundError,
     CurationStore,
@@ -46,8 +48,10 @@ from store.base import (
 )
 from store.migrations import MIGRATIONS_DIR, MigrationError, apply_migrations
 from store.postgres import PoolOptions, PostgresStore, open_pool
+from store.rebuild import MergeCycleError
 from store.sqlite import SqliteStore, StoreNotFoundError, write_store
 from store.sqlite_curation import StoreReplacedError
+from store.sqlite_merges import MERGED_INTO_COLUMN
 from tests.store.test_contract import _LABELS as MAP_LABELS
 from tests.store.test_contract import _inputs
 
@@ -808,6 +812,142 @@ def test_failed_rebuild_keeps_curation(store: FullStore, rules: dict[str, Any]) 
     assert store.posting_counts(["anc-a"]) == {"anc-a": 1}
 
 
+# --- merges replayed by rebuilds ------------------------------------------------------
+
+
+def _merge(store: FullStore, survivor: str, merged: list[str]) -> None:
+    """Merge anchors that are at version 1 into ``survivor``."""
+    plan = _merge_plan(store, survivor, merged)
+    store.apply_merge(plan, expected_versions=dict.fromkeys(merged, 1))
+
+
+def _execute(store: FullStore, request: pytest.FixtureRequest, statement: str) -> None:
+    """Run one SQL statement on the store's database, outside the store's own checks."""
+    if isinstance(store, SqliteStore):
+        with closing(sqlite3.connect(store.path)) as connection, connection:
+            connection.execute(statement)
+        return
+    pool = request.getfixturevalue("pg_pool")
+    with pool.connection() as connection:
+        connection.execute(statement)
+
+
+def test_rebuild_replays_merge(store: FullStore) -> None:
+    # anc-B has p2 and p3, anc-c has p4 and p5; the new data computes anc-c for p4 and p5 again.
+    _merge(store, "anc-B", ["anc-c"])
+
+    _rebuild(store, **_inputs())
+
+    postings = store.postings_frame().set_index("posting_id")
+    assert postings.loc[["p2", "p3", "p4", "p5"], "anchor_id"].tolist() == ["anc-B"] * 4
+    assert postings.loc["p4", "lon"] == pytest.approx(108.95)
+    assert postings.loc["p4", "lat"] == pytest.approx(34.26)
+    assert store.posting_counts(["anc-B", "anc-c"]) == {"anc-B": 4, "anc-c": 0}
+    anchors = store.anchors_frame().set_index("anchor_id")
+    assert anchors.loc["anc-B", "n_postings"] == 4
+    assert anchors["n_postings"].sum() == len(postings)
+    retired = store.get_anchor("anc-c")
+    assert retired is not None
+    assert retired.state is AnchorState.RETIRED
+    assert len(store.anchor_history("anc-c")) == 1
+
+
+def test_rebuild_replays_merge_twice(store: FullStore) -> None:
+    _merge(store, "anc-B", ["anc-c"])
+
+    _rebuild(store, **_inputs())
+    _rebuild(store, **_inputs())
+
+    assert store.posting_counts(["anc-B", "anc-c"]) == {"anc-B": 4, "anc-c": 0}
+    postings = store.postings_frame().set_index("posting_id")
+    assert postings.loc[["p4", "p5"], "anchor_id"].tolist() == ["anc-B", "anc-B"]
+
+
+def test_rebuild_keeps_merge_survivor(store: FullStore) -> None:
+    _merge(store, "anc-B", ["anc-c"])
+    inputs = _inputs()
+    anchors, postings = inputs["anchors"], inputs["postings"]
+    # The new data no longer produces 乙公司 (anc-B), the survivor that staff never edited.
+    inputs["anchors"] = anchors[anchors["anchor_id"] != "anc-B"]
+    inputs["postings"] = postings[postings["anchor_id"] != "anc-B"]
+
+    _rebuild(store, **inputs)
+
+    survivor = store.get_anchor("anc-B")
+    assert survivor is not None
+    assert survivor.version == 1
+    assert survivor.state is AnchorState.DRAFT
+    assert store.posting_counts(["anc-B", "anc-c"]) == {"anc-B": 2, "anc-c": 0}
+    postings_after = store.postings_frame().set_index("posting_id")
+    assert sorted(postings_after.index[postings_after["anchor_id"] == "anc-B"]) == ["p4", "p5"]
+
+
+def test_rebuild_follows_merge_chain(store: FullStore) -> None:
+    # 甲 (anc-a) merged into 乙 (anc-B), then 乙 merged into 丙 (anc-c).
+    _merge(store, "anc-B", ["anc-a"])
+    _merge(store, "anc-c", ["anc-B"])
+
+    _rebuild(store, **_inputs())
+
+    postings = store.postings_frame().set_index("posting_id")
+    on_c = ["p1", "p2", "p3", "p4", "p5"]
+    assert postings.loc[on_c, "anchor_id"].tolist() == ["anc-c"] * 5
+    counts = store.posting_counts(["anc-a", "anc-B", "anc-c"])
+    assert counts == {"anc-a": 0, "anc-B": 0, "anc-c": 5}
+    anchors = store.anchors_frame().set_index("anchor_id")
+    assert anchors["n_postings"].sum() == len(postings)
+
+
+def test_rebuild_after_reactivation(store: FullStore, rules: dict[str, Any]) -> None:
+    _merge(store, "anc-B", ["anc-c"])
+    reactivate = _edit(store, "anc-c", AnchorChange(reactivate=True), rules, minutes=5)
+    store.save_anchor_change(*reactivate, expected_version=2)
+
+    _rebuild(store, **_inputs())
+
+    postings = store.postings_frame().set_index("posting_id")
+    assert postings.loc[["p4", "p5"], "anchor_id"].tolist() == ["anc-c", "anc-c"]
+    assert store.posting_counts(["anc-B", "anc-c"]) == {"anc-B": 2, "anc-c": 2}
+
+
+def test_recommender_sees_merge_survivor(store: FullStore) -> None:
+    _merge(store, "anc-B", ["anc-c"])
+
+    _rebuild(store, **_inputs())
+
+    recommender = Recommender.from_store(store)
+    # anc-B is district-level, so its uncertainty widens distance_m; the pin is at 108.95, 34.26.
+    found = recommender.index.within(108.95, 34.26, 50_000.0)
+    at_pin = found[found["point_distance_m"] < 1.0]
+    assert sorted(at_pin["posting_id"]) == ["p2", "p3", "p4", "p5"]
+    assert set(at_pin["anchor_id"]) == {"anc-B"}
+    assert set(at_pin["precision"]) == {"district"}
+
+
+def test_merge_cycle_fails_rebuild(store: FullStore, request: pytest.FixtureRequest) -> None:
+    _merge(store, "anc-B", ["anc-c"])
+    # No curation write makes a cycle, because a survivor must not be retired.
+    _execute(
+        store,
+        request,
+        "UPDATE anchors SET state = 'retired', merged_into = 'anc-c' WHERE anchor_id = 'anc-B'",
+    )
+    inputs = _inputs()
+    inputs["meta"] = {"note": "never written"}
+
+    try:
+        with pytest.raises(MergeCycleError, match="anc-B -> anc-c -> anc-B"):
+            _rebuild(store, **inputs)
+
+        assert store.meta()["note"] == "模拟数据"
+        postings = store.postings_frame().set_index("posting_id")
+        assert postings.loc[["p4", "p5"], "anchor_id"].tolist() == ["anc-B", "anc-B"]
+        assert store.posting_counts(["anc-B", "anc-c"]) == {"anc-B": 4, "anc-c": 0}
+    finally:
+        # Other PostgreSQL tests rebuild the session's database without deleting anchors first.
+        _execute(store, request, "UPDATE anchors SET merged_into = NULL")
+
+
 # --- SQLite only ----------------------------------------------------------------------
 
 
@@ -867,6 +1007,67 @@ def test_sqlite_file_without_keys_table(tmp_path: Path, rules: dict[str, Any]) -
     assert store.get_anchor(staff_made.anchor_id) == staff_made
     assert outcome.anchor_id == keyed.anchor_id
     assert store.get_anchor(keyed.anchor_id) == keyed
+
+
+def _drop_merged_into(path: Path) -> None:
+    """Rewrite the anchors table without ``merged_into``, as files written before it had it."""
+    with closing(sqlite3.connect(path, isolation_level=None)) as connection:
+        connection.execute("PRAGMA legacy_alter_table = ON")
+        create = connection.execute(
+            "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'anchors'"
+        ).fetchone()[0]
+        legacy_create = create.replace(f",\n    {MERGED_INTO_COLUMN}", "")
+        assert "merged_into" not in legacy_create
+        columns = ", ".join(
+            row[1]
+            for row in connection.execute("PRAGMA table_info(anchors)")
+            if row[1] != "merged_into"
+        )
+        connection.execute("BEGIN")
+        connection.execute("ALTER TABLE anchors RENAME TO anchors_with_links")
+        connection.execute(legacy_create)
+        connection.execute(
+            f"INSERT INTO anchors ({columns}) SELECT {columns} FROM anchors_with_links"
+        )
+        connection.execute("DROP TABLE anchors_with_links")
+        connection.execute("COMMIT")
+
+
+def _merge_links(path: Path) -> list[tuple[str, str]]:
+    with closing(sqlite3.connect(path)) as connection:
+        rows = connection.execute(
+            "SELECT anchor_id, merged_into FROM anchors WHERE merged_into IS NOT NULL"
+        ).fetchall()
+    return [(str(merged), str(survivor)) for merged, survivor in rows]
+
+
+def test_sqlite_rebuild_reads_old_merges(tmp_path: Path) -> None:
+    path = tmp_path / "old.sqlite"
+    write_store(path, **_inputs())
+    _merge(SqliteStore(path), "anc-B", ["anc-c"])
+    _drop_merged_into(path)
+
+    write_store(path, **_inputs())
+
+    store = SqliteStore(path)
+    postings = store.postings_frame().set_index("posting_id")
+    assert postings.loc[["p4", "p5"], "anchor_id"].tolist() == ["anc-B", "anc-B"]
+    assert store.posting_counts(["anc-B", "anc-c"]) == {"anc-B": 4, "anc-c": 0}
+    assert _merge_links(path) == [("anc-c", "anc-B")]
+
+
+def test_sqlite_write_adds_merge_column(tmp_path: Path, rules: dict[str, Any]) -> None:
+    path = tmp_path / "old.sqlite"
+    write_store(path, **_inputs())
+    store = SqliteStore(path)
+    _merge(store, "anc-B", ["anc-a"])
+    _drop_merged_into(path)
+
+    store.insert_anchor(*_created("雁塔新材料有限公司", rules))
+
+    assert _merge_links(path) == [("anc-a", "anc-B")]
+    _merge(store, "anc-B", ["anc-c"])
+    assert sorted(_merge_links(path)) == [("anc-a", "anc-B"), ("anc-c", "anc-B")]
 
 
 def test_sqlite_write_waiting_on_rebuild_fails(tmp_path: Path, rules: dict[str, Any]) -> None:
@@ -954,6 +1155,81 @@ def test_postgres_keys_migration_rolls_back(make_database: Callable[[], str]) ->
     assert apply_migrations(url) == ["0003_idempotency_keys"]
 
 
+def test_postgres_merge_links_migration_rolls_back(make_database: Callable[[], str]) -> None:
+    url = make_database()
+    try:
+        apply_migrations(url)
+    except MigrationError as err:
+        pytest.skip(f"cannot migrate the test database (is PostGIS installed?): {err}")
+    backend = get_backend("postgresql+psycopg://" + url.partition("://")[2])
+    links = read_migrations(str(MIGRATIONS_DIR)).filter(
+        lambda migration: migration.id == "0004_merge_links"
+    )
+    try:
+        with backend.lock():
+            backend.rollback_migrations(backend.to_rollback(links))
+    finally:
+        backend.connection.close()
+
+    with psycopg.connect(url) as connection:
+        columns = connection.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = 'anchors'"
+        ).fetchall()
+    assert ("merged_into",) not in columns
+    assert ("version",) in columns
+    assert apply_migrations(url) == ["0004_merge_links"]
+
+
+_MERGE_REASON = "merged into anchor anc-survivor as a duplicate"
+
+# (anchor_id, state, version, (reason, state) of each history entry from version 2 on)
+_OLD_ANCHORS = [
+    ("anc-survivor", "draft", 1, []),
+    ("anc-merged", "retired", 2, [(_MERGE_REASON, "retired")]),
+    ("anc-orphan", "retired", 2, [("merged into anchor anc-gone as a duplicate", "retired")]),
+    ("anc-closed", "retired", 2, [("企业停业", "retired")]),
+    ("anc-back", "draft", 3, [(_MERGE_REASON, "retired"), ("误合并，恢复", "draft")]),
+]
+
+
+def test_postgres_migration_reads_old_merges(make_database: Callable[[], str]) -> None:
+    url = make_database()
+    backend = get_backend("postgresql+psycopg://" + url.partition("://")[2])
+    earlier = read_migrations(str(MIGRATIONS_DIR)).filter(
+        lambda migration: migration.id != "0004_merge_links"
+    )
+    try:
+        with backend.lock():
+            backend.apply_migrations(backend.to_apply(earlier))
+    except psycopg.Error as err:
+        pytest.skip(f"cannot migrate the test database (is PostGIS installed?): {err}")
+    finally:
+        backend.connection.close()
+    with psycopg.connect(url) as connection:
+        for row, (anchor_id, state, version, entries) in enumerate(_OLD_ANCHORS, start=1):
+            connection.execute(
+                "INSERT INTO anchors (anchor_id, anchor_row, name, lon, lat, precision, source,"
+                " location_label, state, n_postings, version)"
+                " VALUES (%s, %s, '甲公司', 108.9, 34.2, 'poi', 'test', '甲', %s, 0, %s)",
+                (anchor_id, row, state, version),
+            )
+            for entry_version, (reason, entry_state) in enumerate(entries, start=2):
+                connection.execute(
+                    "INSERT INTO anchor_history"
+                    " (anchor_id, version, actor, at, reason, changes, state)"
+                    " VALUES (%s, %s, %s, %s, %s, '[]', %s)",
+                    (anchor_id, entry_version, STAFF, NOW, reason, entry_state),
+                )
+
+    assert apply_migrations(url) == ["0004_merge_links"]
+
+    with psycopg.connect(url) as connection:
+        links = connection.execute(
+            "SELECT anchor_id, merged_into FROM anchors WHERE merged_into IS NOT NULL"
+        ).fetchall()
+    assert links == [("anc-merged", "anc-survivor")]
+
+
 def test_postgres_map_feature_migration_fills_stored_rows(
     make_database: Callable[[], str],
 ) -> None:
@@ -962,14 +1238,14 @@ def test_postgres_map_feature_migration_fills_stored_rows(
         apply_migrations(url)
     except MigrationError as err:
         pytest.skip(f"cannot migrate the test database (is PostGIS installed?): {err}")
-    pool = open_pool(url, PoolOptions(min_size=1, max_size=2, name="test-0004"))
+    pool = open_pool(url, PoolOptions(min_size=1, max_size=2, name="test-0005"))
     try:
         PostgresStore(pool).replace_all(**_inputs())
     finally:
         pool.close()
     backend = get_backend("postgresql+psycopg://" + url.partition("://")[2])
     fragments = read_migrations(str(MIGRATIONS_DIR)).filter(
-        lambda migration: migration.id == "0004_anchor_map_feature"
+        lambda migration: migration.id == "0005_anchor_map_feature"
     )
     try:
         with backend.lock():
@@ -983,7 +1259,7 @@ def test_postgres_map_feature_migration_fills_stored_rows(
         ).fetchall()
     assert ("map_feature",) not in columns
 
-    assert apply_migrations(url) == ["0004_anchor_map_feature"]
+    assert apply_migrations(url) == ["0005_anchor_map_feature"]
     with psycopg.connect(url) as connection:
         rows = connection.execute(
             'SELECT anchor_id, map_feature FROM anchors ORDER BY anchor_id COLLATE "C"'

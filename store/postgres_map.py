@@ -1,0 +1,104 @@
+"""The map's anchor layer built in PostgreSQL (see :mod:`store.anchor_map` for the body).
+
+The common case, at most ``max_features`` anchors in view, is one statement that
+concatenates the GeoJSON fragment stored with each anchor (migration 0005 keeps it
+up to date with a trigger) and appends the labels of the request's language. Above
+that, a second statement groups the anchors into grid cells.
+"""
+
+from collections.abc import Collection
+from typing import Any
+
+import psycopg
+
+from store.anchor_map import ClusterGrid, MapLabels
+
+# The anchors of a viewport as one GeoJSON text: the stored fragment of each anchor
+# (migration 0005) with the labels of the request's language appended. The text is
+# NULL when more than %(max_features)s anchors are in view; the caller then asks for
+# clusters.
+_ANCHOR_MAP_SQL = """
+WITH hits AS (
+    SELECT map_feature, "precision", district_code, n_postings, anchor_id
+    FROM anchors
+    WHERE geom && ST_MakeEnvelope(%(min_lon)s, %(min_lat)s, %(max_lon)s, %(max_lat)s, 4326)
+      AND "precision" <> ALL(%(excluded)s::text[])
+    ORDER BY n_postings DESC, anchor_id COLLATE "C"
+    LIMIT %(max_features)s + 1
+), labels AS (
+    SELECT %(precision_labels)s::jsonb AS precision_labels,
+           %(approximate)s::jsonb AS approximate,
+           %(district_names)s::jsonb AS district_names
+)
+SELECT CASE WHEN count(*) > %(max_features)s THEN NULL ELSE
+    '{"type":"FeatureCollection","clustered":false,"total":' || count(*)
+    || ',"features":[' || coalesce(string_agg(
+        h.map_feature
+        || ',"approximate":' || coalesce((l.approximate -> h."precision")::text, 'null')
+        || ',"precision_label":' || coalesce((l.precision_labels -> h."precision")::text, 'null')
+        || ',"district_name":' || coalesce((l.district_names -> h.district_code)::text, 'null')
+        || '}}',
+        ',' ORDER BY h.n_postings DESC, h.anchor_id COLLATE "C"), '') || ']}'
+    END
+FROM hits AS h CROSS JOIN labels AS l
+"""
+
+# Grid clusters of a viewport (see store.anchor_map.ClusterGrid for the cell formula).
+_CLUSTER_MAP_SQL = """
+WITH cells AS (
+    SELECT least(greatest(floor((lon - %(grid_min_lon)s) / %(cell_lon)s)::bigint, 0), %(cols)s - 1)
+               AS col,
+           least(greatest(floor((lat - %(grid_min_lat)s) / %(cell_lat)s)::bigint, 0), %(rows)s - 1)
+               AS row,
+           lon, lat, n_postings
+    FROM anchors
+    WHERE geom && ST_MakeEnvelope(%(min_lon)s, %(min_lat)s, %(max_lon)s, %(max_lat)s, 4326)
+      AND "precision" <> ALL(%(excluded)s::text[])
+), clusters AS (
+    SELECT row, col, count(*) AS n, sum(n_postings) AS postings, avg(lon) AS lon, avg(lat) AS lat,
+           min(lon) AS min_lon, min(lat) AS min_lat, max(lon) AS max_lon, max(lat) AS max_lat
+    FROM cells GROUP BY row, col
+)
+SELECT '{"type":"FeatureCollection","clustered":true,"total":' || coalesce(sum(n), 0)
+    || ',"features":' || coalesce(json_agg(json_build_object(
+        'type', 'Feature',
+        'geometry', json_build_object('type', 'Point', 'coordinates', json_build_array(lon, lat)),
+        'properties', json_build_object(
+            'cluster', true, 'count', n, 'n_postings', postings,
+            'bbox', json_build_array(min_lon, min_lat, max_lon, max_lat)))
+        ORDER BY n DESC, row, col)::text, '[]') || '}'
+FROM clusters
+"""
+
+
+def anchor_map_text(
+    connection: psycopg.Connection[tuple[Any, ...]],
+    bbox: tuple[float, float, float, float],
+    max_features: int,
+    labels: MapLabels,
+    exclude_precisions: Collection[str] = (),
+) -> str:
+    """Return the anchors inside a WGS84 bbox as the map's GeoJSON text.
+
+    The two statements need no common snapshot: when anchors change between them,
+    the clusters simply show the newer data.
+    """
+    min_lon, min_lat, max_lon, max_lat = bbox
+    params: dict[str, Any] = {
+        "min_lon": min_lon,
+        "min_lat": min_lat,
+        "max_lon": max_lon,
+        "max_lat": max_lat,
+        "excluded": sorted(exclude_precisions),
+        "max_features": max_features,
+        **labels.as_json(),
+    }
+    row = connection.execute(_ANCHOR_MAP_SQL, params, prepare=True).fetchone()
+    if row is not None and row[0] is not None:
+        return str(row[0])
+
+    grid = ClusterGrid.for_bbox(bbox, max_features)
+    row = connection.execute(_CLUSTER_MAP_SQL, {**params, **grid.as_params()}).fetchone()
+    if row is None:
+        raise RuntimeError("the cluster query returned no row")
+    return str(row[0])
