@@ -1,6 +1,6 @@
 """The map's anchor layer as GeoJSON text: single anchors, or grid clusters when too many.
 
-Both stores answer `ReadStore.anchor_map` with the same body. When at most
+Both stores return the same body from `ReadStore.anchor_map`. When at most
 ``max_features`` anchors lie in the viewport, each is one Point feature. Above that,
 the viewport is cut into a grid of about square cells (`ClusterGrid`) with at most
 ``max_features`` cells, and each occupied cell becomes one cluster feature, placed at
@@ -37,7 +37,7 @@ BBox = tuple[float, float, float, float]
 FloatArray = npt.NDArray[np.float64]
 
 MAX_MAP_FEATURES = 2_000
-"""The most features one map response may carry (the issue's limit)."""
+"""The maximum number of features in one map response."""
 
 # Metres per degree at Xi'an's latitude are only needed to make cells about square on
 # the ground; a spherical approximation is enough for that.

@@ -15,8 +15,8 @@ from store.anchor_map import ClusterGrid, MapLabels
 
 # The anchors of a viewport as one GeoJSON text: the stored fragment of each anchor
 # (migration 0005) with the labels of the request's language appended. The text is
-# NULL when more than %(max_features)s anchors are in view; the caller then asks for
-# clusters.
+# NULL when more than %(max_features)s anchors are in view, and the caller then
+# requests clusters.
 _ANCHOR_MAP_SQL = """
 WITH hits AS (
     SELECT map_feature, "precision", district_code, n_postings, anchor_id

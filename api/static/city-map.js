@@ -70,8 +70,8 @@
     });
   }
 
-  // A client cluster counts anchors: a server cluster among its markers counts for all
-  // of the anchors it stands for.
+  // A client cluster shows the number of anchors, so a server cluster among its markers
+  // adds the count of anchors it contains.
   function clusterIcon(cluster) {
     let count = 0;
     cluster.getAllChildMarkers().forEach(function (marker) {
@@ -80,7 +80,7 @@
     return countIcon(count);
   }
 
-  // A cluster the server made because too many anchors were in view. Clicking it zooms
+  // Marker of a server cluster, sent when too many anchors are in view. A click zooms
   // to the extent of its anchors.
   function serverCluster(feature, latlng) {
     const props = feature.properties;

@@ -80,7 +80,8 @@ def test_clusters_sum_to_the_points() -> None:
     for feature in body["features"]:
         lon, lat = feature["geometry"]["coordinates"]
         x0, y0, x1, y1 = feature["properties"]["bbox"]
-        assert x0 <= lon <= x1 and y0 <= lat <= y1
+        assert x0 <= lon <= x1
+        assert y0 <= lat <= y1
 
 
 def test_anchor_text_has_no_nan() -> None:

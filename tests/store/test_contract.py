@@ -384,7 +384,7 @@ def test_anchor_map_lists_anchors_with_labels(case: StoreCase) -> None:
     ]
 
 
-def test_anchor_map_escapes_text_and_keeps_unknown_labels_null(case: StoreCase) -> None:
+def test_anchor_map_escapes_unknown_labels(case: StoreCase) -> None:
     inputs = _inputs()
     anchors = inputs["anchors"]
     anchors.loc[0, "name"] = '甲"公司\\一\n部'
