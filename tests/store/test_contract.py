@@ -384,7 +384,7 @@ def test_anchor_map_lists_anchors_with_labels(case: StoreCase) -> None:
     ]
 
 
-def test_anchor_map_escapes_unknown_labels(case: StoreCase) -> None:
+def test_anchor_map_escaping_and_unknown_labels(case: StoreCase) -> None:
     inputs = _inputs()
     anchors = inputs["anchors"]
     anchors.loc[0, "name"] = '甲"公司\\一\n部'
