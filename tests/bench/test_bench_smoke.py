@@ -285,3 +285,5 @@ def test_viewport_on_postgres(
     assert 200 <= details["min_anchors_per_viewport"] <= details["max_anchors_per_viewport"]
     assert details["max_anchors_per_viewport"] <= 2_000
     assert details["server"]["postgis"]
+    clusters = details["city_view_cluster_ms"]
+    assert 0 < clusters["p50"] <= clusters["p99"]
