@@ -57,13 +57,24 @@ class MapLabels:
     district_names: Mapping[str, str]
     """Name of each 6-digit district code."""
 
-    def as_json(self) -> dict[str, str]:
-        """Return the three mappings as JSON texts, the parameters of the SQL query."""
-        return {
-            "precision_labels": _dumps(dict(self.precision_labels)),
-            "approximate": _dumps(dict(self.approximate)),
-            "district_names": _dumps(dict(self.district_names)),
+    def as_sql_params(self) -> dict[str, str]:
+        """Return the labels as two JSON objects of ready-made property text, for the SQL query.
+
+        ``precision_suffixes`` maps a precision value to its ``"approximate"`` and
+        ``"precision_label"`` members, and ``district_suffixes`` maps a district code to
+        its ``"district_name"`` member and the braces that close the feature. The query
+        appends both to the stored fragment with one lookup each.
+        """
+        precision = {
+            value: f',"approximate":{_dumps(self.approximate.get(value))}'
+            f',"precision_label":{_dumps(label)}'
+            for value, label in self.precision_labels.items()
         }
+        district = {
+            code: f',"district_name":{_dumps(name)}}}}}'
+            for code, name in self.district_names.items()
+        }
+        return {"precision_suffixes": _dumps(precision), "district_suffixes": _dumps(district)}
 
 
 @dataclass(frozen=True)

@@ -26,18 +26,16 @@ WITH hits AS (
     ORDER BY n_postings DESC, anchor_id COLLATE "C"
     LIMIT %(max_features)s + 1
 ), labels AS (
-    SELECT %(precision_labels)s::jsonb AS precision_labels,
-           %(approximate)s::jsonb AS approximate,
-           %(district_names)s::jsonb AS district_names
+    SELECT %(precision_suffixes)s::jsonb AS precision_suffixes,
+           %(district_suffixes)s::jsonb AS district_suffixes
 )
 SELECT CASE WHEN count(*) > %(max_features)s THEN NULL ELSE
     '{"type":"FeatureCollection","clustered":false,"total":' || count(*)
     || ',"features":[' || coalesce(string_agg(
         h.map_feature
-        || ',"approximate":' || coalesce((l.approximate -> h."precision")::text, 'null')
-        || ',"precision_label":' || coalesce((l.precision_labels -> h."precision")::text, 'null')
-        || ',"district_name":' || coalesce((l.district_names -> h.district_code)::text, 'null')
-        || '}}',
+        || coalesce(l.precision_suffixes ->> h."precision",
+                    ',"approximate":null,"precision_label":null')
+        || coalesce(l.district_suffixes ->> h.district_code, ',"district_name":null}}'),
         ',' ORDER BY h.n_postings DESC, h.anchor_id COLLATE "C"), '') || ']}'
     END
 FROM hits AS h CROSS JOIN labels AS l
@@ -91,7 +89,7 @@ def anchor_map_text(
         "max_lat": max_lat,
         "excluded": sorted(exclude_precisions),
         "max_features": max_features,
-        **labels.as_json(),
+        **labels.as_sql_params(),
     }
     row = connection.execute(_ANCHOR_MAP_SQL, params, prepare=True).fetchone()
     if row is not None and row[0] is not None:
