@@ -1,6 +1,10 @@
-// Staff curation page (完善锚点): list the anchors in the staff member's scope, edit one
-// in the form, move its pin by dragging the marker, read its history, merge possible
-// duplicates and import anchors from a file.
+// Staff curation page (完善锚点): list the anchors in the staff member's scope and draw
+// them on the map, edit one in the form, move its pin by dragging the marker, read its
+// history, merge possible duplicates and import anchors from a file.
+//
+// Map marks show two things at once: the fill colour is the curation state and the ring
+// and size are the location precision. pages.css defines both as classes, which the
+// legend in staff.html reuses.
 //
 // The staff token lives in sessionStorage only. It is sent in the Authorization header,
 // never in a URL, never written to the page and never logged.
@@ -52,6 +56,7 @@
 
   const map = D.createMap("map");
   const listLayer = L.featureGroup().addTo(map);
+  const marks = new Map(); // anchor_id -> the anchor's mark in listLayer
   let pin = null;
 
   const query = { page: 1, pages: 1 };
@@ -163,12 +168,24 @@
 
   // --- anchor list ---------------------------------------------------------------
 
+  // Classes of an anchor's mark: fill by state, ring and size by precision (pages.css).
+  function markClass(anchor) {
+    return "anchor-mark mark-state-" + anchor.state + " mark-precision-" + anchor.precision;
+  }
+
+  function markSwatch(anchor) {
+    const swatch = el("span", markClass(anchor));
+    swatch.setAttribute("aria-hidden", "true");
+    return swatch;
+  }
+
   function anchorItem(anchor) {
     const item = el("li");
     const button = el("button", "anchor-item");
     button.type = "button";
     button.dataset.anchorId = anchor.anchor_id;
     button.setAttribute("aria-pressed", String(Boolean(current && current.anchor.anchor_id === anchor.anchor_id)));
+    button.appendChild(markSwatch(anchor));
     button.appendChild(el("span", "anchor-name", anchor.name));
     button.appendChild(el("span", "badge state-" + anchor.state, stateLabel(anchor)));
     const facts = [D.precisionLabel(anchor.precision, anchor.precision_label), anchor.district_name,
@@ -181,17 +198,30 @@
     return item;
   }
 
-  function anchorDot(anchor) {
+  // Draw (or redraw) an anchor's mark. iconSize null leaves the size and centring to the
+  // mark's CSS classes, which differ by precision.
+  function anchorMark(anchor) {
+    const old = marks.get(anchor.anchor_id);
+    if (old) {
+      listLayer.removeLayer(old);
+      marks.delete(anchor.anchor_id);
+    }
     if (anchor.precision === D.CITY || typeof anchor.lon !== "number") {
       return;
     }
-    const dot = L.circleMarker([anchor.lat, anchor.lon], {
-      className: "staff-anchor-dot", radius: 5, color: "#fff", weight: 1,
-      fillColor: D.PRECISION_COLORS[anchor.precision] || "#777", fillOpacity: 0.85,
+    const mark = L.marker([anchor.lat, anchor.lon], {
+      icon: L.divIcon({ className: markClass(anchor), iconSize: null }),
+      keyboard: false,
     });
-    dot.bindTooltip(el("span", null, anchor.name));
-    dot.on("click", function () { selectAnchor(anchor.anchor_id); });
-    listLayer.addLayer(dot);
+    mark.bindTooltip(el("span", null, D.format(t.staff_mark_tooltip, {
+      name: anchor.name,
+      state: stateLabel(anchor),
+      precision: D.precisionLabel(anchor.precision, anchor.precision_label),
+    })));
+    mark.on("click", function () { selectAnchor(anchor.anchor_id); });
+    listLayer.addLayer(mark);
+    mark.getElement().dataset.anchorId = anchor.anchor_id;
+    marks.set(anchor.anchor_id, mark);
   }
 
   async function loadAnchors() {
@@ -206,9 +236,10 @@
       });
       anchorList.replaceChildren();
       listLayer.clearLayers();
+      marks.clear();
       body.items.forEach(function (anchor) {
         anchorList.appendChild(anchorItem(anchor));
-        anchorDot(anchor);
+        anchorMark(anchor);
       });
       anchorsStatus.textContent = body.items.length === 0 ? t.staff_no_anchors : "";
       query.pages = Math.max(1, Math.ceil(body.total / ANCHOR_PAGE_SIZE));
@@ -223,11 +254,17 @@
     }
   }
 
-  function replaceListItem(anchor) {
+  // Refresh an anchor's list item and mark. An anchor missing from the page, such as a
+  // new one on another page, is put first in the list.
+  function showListed(anchor) {
     const old = anchorList.querySelector('button[data-anchor-id="' + CSS.escape(anchor.anchor_id) + '"]');
     if (old) {
       old.parentElement.replaceWith(anchorItem(anchor));
+    } else {
+      anchorList.prepend(anchorItem(anchor));
+      anchorsStatus.textContent = "";
     }
+    anchorMark(anchor);
   }
 
   // --- the form ------------------------------------------------------------------
@@ -266,6 +303,7 @@
     pin = L.marker([anchor.lat, anchor.lon], {
       draggable: true,
       autoPan: true,
+      zIndexOffset: 1000, // above the anchor's own mark, which lies at the same point
       title: anchor.name,
       icon: L.divIcon({ className: "staff-pin", iconSize: [22, 22] }),
     }).addTo(map);
@@ -388,6 +426,7 @@
     }
   }
 
+  // Show an anchor in the form; return whether it loaded.
   async function selectAnchor(anchorId) {
     saveStatus.classList.remove("error");
     saveStatus.textContent = t.loading;
@@ -397,13 +436,15 @@
       conflict.hidden = true;
       fillForm(body.anchor);
       renderHistory(body.history);
-      replaceListItem(body.anchor);
+      showListed(body.anchor);
       anchorList.querySelectorAll("button.anchor-item").forEach(function (button) {
         button.setAttribute("aria-pressed", String(button.dataset.anchorId === anchorId));
       });
       saveStatus.textContent = "";
+      return true;
     } catch (err) {
       showFailure(saveStatus, err);
+      return false;
     }
   }
 

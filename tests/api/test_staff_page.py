@@ -336,6 +336,19 @@ def test_staff_page_form_fields(client: TestClient) -> None:
         assert label in html
 
 
+def test_staff_page_legend(client: TestClient) -> None:
+    html = client.get("/staff").text
+
+    assert "锚点状态（填充颜色）" in html
+    assert "位置精度（边框和大小）" in html
+    for state in STATE_LABELS:
+        assert f"anchor-mark mark-legend-state mark-state-{state}" in html, state
+    for precision in ("exact", "poi", "building", "business_area", "zone", "district"):
+        assert f"mark-precision-{precision}" in html, precision
+    # City-level anchors are never drawn, so the legend explains them in a note instead.
+    assert "mark-precision-city" not in html
+
+
 def test_staff_messages_in_both_languages() -> None:
     messages = load_messages()
 
