@@ -1,6 +1,7 @@
 // Staff curation page (完善锚点): list the anchors in the staff member's scope and draw
 // them on the map, edit one in the form, move its pin by dragging the marker, read its
-// history, merge possible duplicates and import anchors from a file.
+// history, merge possible duplicates and import anchors from a file. The new-anchor form
+// is in staff-create.js.
 //
 // Map marks show two things at once: the fill colour is the curation state and the ring
 // and size are the location precision. pages.css defines both as classes, which the
@@ -143,6 +144,7 @@
       .concat((me.zones || []).map(function (z) { return typeof z === "string" ? z : z.name || z.key; }));
     box.appendChild(el("p", "staff-scope", D.format(t.staff_scope, { areas: areas.join("、") })));
     box.hidden = false;
+    createForm.setScope(me);
   }
 
   function fillCounts(list, counts, labels) {
@@ -428,6 +430,9 @@
 
   // Show an anchor in the form; return whether it loaded.
   async function selectAnchor(anchorId) {
+    if (createForm.isOpen()) {
+      createForm.close(false);
+    }
     saveStatus.classList.remove("error");
     saveStatus.textContent = t.loading;
     try {
@@ -699,6 +704,39 @@
     }
   }
 
+  // --- new anchors ---------------------------------------------------------------
+
+  const editPanel = byId("edit-panel");
+  const createForm = window.DoorstepStaffCreate.setup({
+    map: map,
+    request: staffRequest,
+    detailText: detailText,
+    showFailure: showFailure,
+    // The edit pin leaves the map while the new-anchor form is open and comes back as it
+    // was, an unsaved drag included.
+    onOpen: function () {
+      editPanel.hidden = true;
+      if (pin) {
+        map.removeLayer(pin);
+      }
+    },
+    onClose: function () {
+      editPanel.hidden = false;
+      if (pin) {
+        pin.addTo(map);
+      }
+    },
+    onCreated: showCreated,
+  });
+
+  async function showCreated(anchor) {
+    await loadAnchors();
+    if (await selectAnchor(anchor.anchor_id)) {
+      saveStatus.textContent = D.format(t.staff_created, { name: anchor.name });
+    }
+    loadSummary().catch(function (err) { showFailure(authStatus, err); });
+  }
+
   // --- tabs, session, events -----------------------------------------------------
 
   function showTab(name) {
@@ -715,6 +753,7 @@
     authStatus.classList.remove("error");
     authStatus.textContent = "";
     tokenClear.hidden = false;
+    byId("create-open").hidden = false;
     loadMe().catch(function (err) { showFailure(authStatus, err); });
     loadSummary().catch(function (err) { showFailure(authStatus, err); });
     loadAnchors();
@@ -754,6 +793,7 @@
     loadAnchors();
   });
   form.addEventListener("submit", save);
+  byId("create-open").addEventListener("click", function () { createForm.open(); });
   byId("reset").addEventListener("click", function () {
     if (current) {
       fillForm(current.anchor);

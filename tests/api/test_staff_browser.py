@@ -347,6 +347,64 @@ def test_staff_marks_ring_by_precision(
     _screenshot(page, "staff_legend.png")
 
 
+def test_staff_legend_and_form_english(page: tuple[Page, PageRecord], staff_url: str) -> None:
+    page, _ = page
+    page.goto(staff_url + "/staff?lang=en")
+    page.locator("#token").fill(STUB_TOKEN)
+    page.get_by_role("button", name="Sign in").click()
+    page.locator("#anchor-list button.anchor-item").first.wait_for()
+
+    legend = page.locator("#staff-legend")
+    expect(legend.locator("#legend-state-title")).to_have_text("Anchor state (fill colour)")
+    states = legend.locator("#legend-states .legend-item").all_inner_texts()
+    assert states == ["draft", "pending review", "verified", "retired", "rejected"]
+    expect(legend.locator('[data-precision="district"]')).to_have_text("District estimate")
+
+    page.get_by_role("button", name="Add anchor").click()
+    panel = page.locator("#create-panel")
+    expect(panel.get_by_role("heading", name="New anchor")).to_be_visible()
+    expect(panel.get_by_label("Stop name")).to_be_visible()
+    expect(page.locator("#new-coord_sys option:checked")).to_have_text("WGS84 (GPS, Tianditu)")
+    panel.get_by_role("button", name="Create anchor").click()
+    expect(page.locator("#new-name-error")).to_have_text("Enter the name.")
+    expect(page.locator("#new-reason-error")).to_have_text(
+        "Enter the reason for adding this anchor."
+    )
+
+
+def test_staff_create_checks_required_fields(page: tuple[Page, PageRecord], staff_url: str) -> None:
+    page, _ = page
+    posts: list[str] = []
+    page.on(
+        "request", lambda request: posts.append(request.url) if request.method == "POST" else None
+    )
+    _sign_in(page, staff_url)
+    page.get_by_role("button", name="新增锚点").click()
+
+    page.locator("#new-entrance_lon").fill("东经108度")
+    page.get_by_role("button", name="创建锚点").click()
+
+    expect(page.locator("#new-name-error")).to_have_text("请填写名称。")
+    expect(page.locator("#new-point-error")).to_have_text("请在地图上点击选择位置，或输入经纬度。")
+    expect(page.locator("#new-entrance-error")).to_have_text(
+        "经度须为以度为单位的数字，如 108.94。"
+    )
+    expect(page.locator("#new-reason-error")).to_have_text("请填写新增原因。")
+    expect(page.locator("#new-name")).to_have_attribute("aria-invalid", "true")
+    expect(page.locator("#create-status")).to_have_text("未通过检查，请按提示更正。")
+    assert posts == []
+    # The stub token serves no development zone, so the zone choice stays hidden.
+    expect(page.locator("#new-zone_key")).to_be_hidden()
+    assert page.locator("#new-district_code option").all_inner_texts() == [
+        "按位置自动判断",
+        "碑林区",
+    ]
+
+    page.get_by_role("button", name="取消").click()
+    expect(page.locator("#create-panel")).to_be_hidden()
+    expect(page.locator("#editor-hint")).to_be_visible()
+
+
 def test_staff_real_app_drag_saves(
     page: tuple[Page, PageRecord], xss_store_copy: SqliteStore
 ) -> None:
