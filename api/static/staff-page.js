@@ -130,8 +130,14 @@
     D.showError(statusElement, err);
   }
 
+  // Labels come from the page's messages first, because the API's labels are Chinese
+  // only and the legend uses the messages too.
   function stateLabel(anchor) {
-    return anchor.state_label || t.state_labels[anchor.state] || anchor.state;
+    return t.state_labels[anchor.state] || anchor.state_label || anchor.state;
+  }
+
+  function precisionLabel(anchor) {
+    return t.precision_labels[anchor.precision] || D.precisionLabel(anchor.precision, anchor.precision_label);
   }
 
   // --- who am I, summary -----------------------------------------------------------
@@ -190,7 +196,7 @@
     button.appendChild(markSwatch(anchor));
     button.appendChild(el("span", "anchor-name", anchor.name));
     button.appendChild(el("span", "badge state-" + anchor.state, stateLabel(anchor)));
-    const facts = [D.precisionLabel(anchor.precision, anchor.precision_label), anchor.district_name,
+    const facts = [precisionLabel(anchor), anchor.district_name,
       D.format(t.staff_postings, { n: anchor.n_postings || 0 })];
     button.appendChild(el("span", "anchor-facts", facts.filter(Boolean).join(" · ")));
     button.addEventListener("click", function () {
@@ -218,7 +224,7 @@
     mark.bindTooltip(el("span", null, D.format(t.staff_mark_tooltip, {
       name: anchor.name,
       state: stateLabel(anchor),
-      precision: D.precisionLabel(anchor.precision, anchor.precision_label),
+      precision: precisionLabel(anchor),
     })));
     mark.on("click", function () { selectAnchor(anchor.anchor_id); });
     listLayer.addLayer(mark);
@@ -364,7 +370,7 @@
     field("lon").value = typeof anchor.lon === "number" ? anchor.lon.toFixed(6) : "";
     field("lat").value = typeof anchor.lat === "number" ? anchor.lat.toFixed(6) : "";
     field("reason").value = "";
-    const meta = [stateLabel(anchor), D.precisionLabel(anchor.precision, anchor.precision_label),
+    const meta = [stateLabel(anchor), precisionLabel(anchor),
       anchor.district_name, anchor.industry_name];
     byId("anchor-meta").textContent = meta.filter(Boolean).join(" · ");
     const version = byId("anchor-version");

@@ -354,6 +354,10 @@ def test_staff_legend_and_form_english(page: tuple[Page, PageRecord], staff_url:
     page.get_by_role("button", name="Sign in").click()
     page.locator("#anchor-list button.anchor-item").first.wait_for()
 
+    # The stub API sends Chinese labels, as the real one does; the page shows its own.
+    first_item = page.locator("#anchor-list button.anchor-item").first
+    expect(first_item.locator(".badge")).to_have_text("draft")
+    expect(first_item.locator(".anchor-facts")).to_contain_text("Exact location")
     legend = page.locator("#staff-legend")
     expect(legend.locator("#legend-state-title")).to_have_text("Anchor state (fill colour)")
     states = legend.locator("#legend-states .legend-item").all_inner_texts()
