@@ -1,6 +1,11 @@
-// Staff curation page (完善锚点): list the anchors in the staff member's scope, edit one
-// in the form, move its pin by dragging the marker, read its history, merge possible
-// duplicates and import anchors from a file.
+// Staff curation page (完善锚点): list the anchors in the staff member's scope and draw
+// them on the map, edit one in the form, move its pin by dragging the marker, read its
+// history, merge possible duplicates and import anchors from a file. The new-anchor form
+// is in staff-create.js.
+//
+// Map marks show two things at once: the fill colour is the curation state and the ring
+// and size are the location precision. pages.css defines both as classes, which the
+// legend in staff.html reuses.
 //
 // The staff token lives in sessionStorage only. It is sent in the Authorization header,
 // never in a URL, never written to the page and never logged.
@@ -52,6 +57,7 @@
 
   const map = D.createMap("map");
   const listLayer = L.featureGroup().addTo(map);
+  const marks = new Map(); // anchor_id -> the anchor's mark in listLayer
   let pin = null;
 
   const query = { page: 1, pages: 1 };
@@ -124,8 +130,14 @@
     D.showError(statusElement, err);
   }
 
+  // Labels come from the page's messages first, because the API's labels are Chinese
+  // only and the legend uses the messages too.
   function stateLabel(anchor) {
-    return anchor.state_label || t.state_labels[anchor.state] || anchor.state;
+    return t.state_labels[anchor.state] || anchor.state_label || anchor.state;
+  }
+
+  function precisionLabel(anchor) {
+    return t.precision_labels[anchor.precision] || D.precisionLabel(anchor.precision, anchor.precision_label);
   }
 
   // --- who am I, summary -----------------------------------------------------------
@@ -138,6 +150,7 @@
       .concat((me.zones || []).map(function (z) { return typeof z === "string" ? z : z.name || z.key; }));
     box.appendChild(el("p", "staff-scope", D.format(t.staff_scope, { areas: areas.join("、") })));
     box.hidden = false;
+    createForm.setScope(me);
   }
 
   function fillCounts(list, counts, labels) {
@@ -163,15 +176,27 @@
 
   // --- anchor list ---------------------------------------------------------------
 
+  // Classes of an anchor's mark: fill by state, ring and size by precision (pages.css).
+  function markClass(anchor) {
+    return "anchor-mark mark-state-" + anchor.state + " mark-precision-" + anchor.precision;
+  }
+
+  function markSwatch(anchor) {
+    const swatch = el("span", markClass(anchor));
+    swatch.setAttribute("aria-hidden", "true");
+    return swatch;
+  }
+
   function anchorItem(anchor) {
     const item = el("li");
     const button = el("button", "anchor-item");
     button.type = "button";
     button.dataset.anchorId = anchor.anchor_id;
     button.setAttribute("aria-pressed", String(Boolean(current && current.anchor.anchor_id === anchor.anchor_id)));
+    button.appendChild(markSwatch(anchor));
     button.appendChild(el("span", "anchor-name", anchor.name));
     button.appendChild(el("span", "badge state-" + anchor.state, stateLabel(anchor)));
-    const facts = [D.precisionLabel(anchor.precision, anchor.precision_label), anchor.district_name,
+    const facts = [precisionLabel(anchor), anchor.district_name,
       D.format(t.staff_postings, { n: anchor.n_postings || 0 })];
     button.appendChild(el("span", "anchor-facts", facts.filter(Boolean).join(" · ")));
     button.addEventListener("click", function () {
@@ -181,17 +206,30 @@
     return item;
   }
 
-  function anchorDot(anchor) {
+  // Draw (or redraw) an anchor's mark. iconSize null leaves the size and centring to the
+  // mark's CSS classes, which differ by precision.
+  function anchorMark(anchor) {
+    const old = marks.get(anchor.anchor_id);
+    if (old) {
+      listLayer.removeLayer(old);
+      marks.delete(anchor.anchor_id);
+    }
     if (anchor.precision === D.CITY || typeof anchor.lon !== "number") {
       return;
     }
-    const dot = L.circleMarker([anchor.lat, anchor.lon], {
-      className: "staff-anchor-dot", radius: 5, color: "#fff", weight: 1,
-      fillColor: D.PRECISION_COLORS[anchor.precision] || "#777", fillOpacity: 0.85,
+    const mark = L.marker([anchor.lat, anchor.lon], {
+      icon: L.divIcon({ className: markClass(anchor), iconSize: null }),
+      keyboard: false,
     });
-    dot.bindTooltip(el("span", null, anchor.name));
-    dot.on("click", function () { selectAnchor(anchor.anchor_id); });
-    listLayer.addLayer(dot);
+    mark.bindTooltip(el("span", null, D.format(t.staff_mark_tooltip, {
+      name: anchor.name,
+      state: stateLabel(anchor),
+      precision: precisionLabel(anchor),
+    })));
+    mark.on("click", function () { selectAnchor(anchor.anchor_id); });
+    listLayer.addLayer(mark);
+    mark.getElement().dataset.anchorId = anchor.anchor_id;
+    marks.set(anchor.anchor_id, mark);
   }
 
   async function loadAnchors() {
@@ -206,9 +244,10 @@
       });
       anchorList.replaceChildren();
       listLayer.clearLayers();
+      marks.clear();
       body.items.forEach(function (anchor) {
         anchorList.appendChild(anchorItem(anchor));
-        anchorDot(anchor);
+        anchorMark(anchor);
       });
       anchorsStatus.textContent = body.items.length === 0 ? t.staff_no_anchors : "";
       query.pages = Math.max(1, Math.ceil(body.total / ANCHOR_PAGE_SIZE));
@@ -223,11 +262,17 @@
     }
   }
 
-  function replaceListItem(anchor) {
+  // Refresh an anchor's list item and mark. An anchor missing from the page, such as a
+  // new one on another page, is put first in the list.
+  function showListed(anchor) {
     const old = anchorList.querySelector('button[data-anchor-id="' + CSS.escape(anchor.anchor_id) + '"]');
     if (old) {
       old.parentElement.replaceWith(anchorItem(anchor));
+    } else {
+      anchorList.prepend(anchorItem(anchor));
+      anchorsStatus.textContent = "";
     }
+    anchorMark(anchor);
   }
 
   // --- the form ------------------------------------------------------------------
@@ -266,6 +311,7 @@
     pin = L.marker([anchor.lat, anchor.lon], {
       draggable: true,
       autoPan: true,
+      zIndexOffset: 1000, // above the anchor's own mark, which lies at the same point
       title: anchor.name,
       icon: L.divIcon({ className: "staff-pin", iconSize: [22, 22] }),
     }).addTo(map);
@@ -324,7 +370,7 @@
     field("lon").value = typeof anchor.lon === "number" ? anchor.lon.toFixed(6) : "";
     field("lat").value = typeof anchor.lat === "number" ? anchor.lat.toFixed(6) : "";
     field("reason").value = "";
-    const meta = [stateLabel(anchor), D.precisionLabel(anchor.precision, anchor.precision_label),
+    const meta = [stateLabel(anchor), precisionLabel(anchor),
       anchor.district_name, anchor.industry_name];
     byId("anchor-meta").textContent = meta.filter(Boolean).join(" · ");
     const version = byId("anchor-version");
@@ -388,7 +434,11 @@
     }
   }
 
+  // Show an anchor in the form; return whether it loaded.
   async function selectAnchor(anchorId) {
+    if (createForm.isOpen()) {
+      createForm.close(false);
+    }
     saveStatus.classList.remove("error");
     saveStatus.textContent = t.loading;
     try {
@@ -397,13 +447,15 @@
       conflict.hidden = true;
       fillForm(body.anchor);
       renderHistory(body.history);
-      replaceListItem(body.anchor);
+      showListed(body.anchor);
       anchorList.querySelectorAll("button.anchor-item").forEach(function (button) {
         button.setAttribute("aria-pressed", String(button.dataset.anchorId === anchorId));
       });
       saveStatus.textContent = "";
+      return true;
     } catch (err) {
       showFailure(saveStatus, err);
+      return false;
     }
   }
 
@@ -658,6 +710,39 @@
     }
   }
 
+  // --- new anchors ---------------------------------------------------------------
+
+  const editPanel = byId("edit-panel");
+  const createForm = window.DoorstepStaffCreate.setup({
+    map: map,
+    request: staffRequest,
+    detailText: detailText,
+    showFailure: showFailure,
+    // The edit pin leaves the map while the new-anchor form is open and comes back as it
+    // was, an unsaved drag included.
+    onOpen: function () {
+      editPanel.hidden = true;
+      if (pin) {
+        map.removeLayer(pin);
+      }
+    },
+    onClose: function () {
+      editPanel.hidden = false;
+      if (pin) {
+        pin.addTo(map);
+      }
+    },
+    onCreated: showCreated,
+  });
+
+  async function showCreated(anchor) {
+    await loadAnchors();
+    if (await selectAnchor(anchor.anchor_id)) {
+      saveStatus.textContent = D.format(t.staff_created, { name: anchor.name });
+    }
+    loadSummary().catch(function (err) { showFailure(authStatus, err); });
+  }
+
   // --- tabs, session, events -----------------------------------------------------
 
   function showTab(name) {
@@ -674,6 +759,7 @@
     authStatus.classList.remove("error");
     authStatus.textContent = "";
     tokenClear.hidden = false;
+    byId("create-open").hidden = false;
     loadMe().catch(function (err) { showFailure(authStatus, err); });
     loadSummary().catch(function (err) { showFailure(authStatus, err); });
     loadAnchors();
@@ -713,6 +799,7 @@
     loadAnchors();
   });
   form.addEventListener("submit", save);
+  byId("create-open").addEventListener("click", function () { createForm.open(); });
   byId("reset").addEventListener("click", function () {
     if (current) {
       fillForm(current.anchor);

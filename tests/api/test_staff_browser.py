@@ -6,6 +6,7 @@ check behave. Screenshots go to var/screenshots/staff*.png.
 """
 
 import json
+import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,6 +14,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import (
     FilePayload,
+    Locator,
     Page,
     expect,
 )
@@ -178,7 +180,7 @@ def test_staff_field_error_beside_field(page: tuple[Page, PageRecord], staff_url
     page.locator("#f-reason").fill("更新电话")
     page.get_by_role("button", name="保存").click()
 
-    error = page.locator('.form-row[data-field="contact_phone"] .field-error')
+    error = page.locator('#anchor-form .form-row[data-field="contact_phone"] .field-error')
     expect(error).to_have_text("联系电话须为座机或400/800号码")
     expect(page.locator("#f-contact_phone")).to_have_attribute("aria-invalid", "true")
     _screenshot(page, "staff_invalid.png")
@@ -250,6 +252,161 @@ def test_staff_duplicates_merge(page: tuple[Page, PageRecord], staff_url: str) -
     _screenshot(page, "staff_duplicates.png")
     assert record.dialogs == []
     assert foreign_requests(record, staff_url) == []
+
+
+def _computed(locator: Locator, prop: str) -> str:
+    value: str = locator.evaluate(f"(node) => getComputedStyle(node).{prop}")
+    return value
+
+
+def _map_mark(page: Page, anchor_id: str) -> Locator:
+    return page.locator(f'.leaflet-marker-icon[data-anchor-id="{anchor_id}"]')
+
+
+def test_staff_legend_names_states_and_precisions(
+    page: tuple[Page, PageRecord], staff_url: str
+) -> None:
+    page, record = page
+    _sign_in(page, staff_url)
+
+    legend = page.locator("#staff-legend")
+    expect(legend).to_be_visible()
+    expect(legend.locator("#legend-state-title")).to_have_text("锚点状态（填充颜色）")
+    expect(legend.locator("#legend-precision-title")).to_have_text("位置精度（边框和大小）")
+    states = legend.locator("#legend-states .legend-item").all_inner_texts()
+    assert states == ["草稿", "待审核", "已核实", "已停用", "已驳回"]
+    precisions = legend.locator("#legend-precisions .legend-item").all_inner_texts()
+    assert precisions == [
+        "精确位置",
+        "地图兴趣点",
+        "楼宇/园区",
+        "商圈级估计",
+        "开发区级估计",
+        "区县级估计",
+    ]
+    expect(legend.locator(".legend-note")).to_contain_text("仅知在西安")
+    assert record.console_errors == []
+
+
+def test_staff_marks_fill_by_state(
+    page: tuple[Page, PageRecord], staff_url: str, stub: StubCuration
+) -> None:
+    page, _ = page
+    _sign_in(page, staff_url)
+
+    fills = {}
+    for anchor_id, anchor in stub.anchors.items():
+        mark = _map_mark(page, anchor_id)
+        swatch = page.locator(f'#legend-states [data-state="{anchor["state"]}"] .anchor-mark')
+        fill = (_computed(mark, "backgroundColor"), _computed(mark, "backgroundImage"))
+        assert fill == (
+            _computed(swatch, "backgroundColor"),
+            _computed(swatch, "backgroundImage"),
+        ), anchor_id
+        fills[anchor["state"]] = fill
+        muted = anchor["state"] in ("retired", "rejected")
+        assert (float(_computed(mark, "opacity")) < 1) == muted, anchor_id
+
+    assert len(set(fills.values())) == 5
+    assert fills["draft"][0] == "rgb(86, 180, 233)"
+    assert fills["pending_review"][0] == "rgb(230, 159, 0)"
+    assert fills["verified"][0] == "rgb(0, 158, 115)"
+    # The marks overlap at the fitted zoom, so the hover is dispatched to the mark itself.
+    _map_mark(page, "a2").dispatch_event("mouseover")
+    expect(page.locator(".leaflet-tooltip")).to_have_text("单位${alert(1)}（已核实 · 精确位置）")
+    # The list item carries the same mark as the map.
+    item_mark = page.locator('#anchor-list button[data-anchor-id="a2"] .anchor-mark')
+    assert _computed(item_mark, "backgroundColor") == fills["verified"][0]
+
+
+def test_staff_marks_ring_by_precision(
+    page: tuple[Page, PageRecord], staff_url: str, stub: StubCuration
+) -> None:
+    page, _ = page
+    stub.anchors["a1"]["precision"] = "district"
+    stub.anchors["a2"]["precision"] = "building"
+    _sign_in(page, staff_url)
+
+    rings = {}
+    for anchor_id in ("a0", "a1", "a2"):
+        precision = stub.anchors[anchor_id]["precision"]
+        mark = _map_mark(page, anchor_id)
+        swatch = page.locator(f'#legend-precisions [data-precision="{precision}"] .anchor-mark')
+        expect(mark).to_have_class(re.compile(rf"\bmark-precision-{precision}\b"))
+        ring = (_computed(mark, "borderTopStyle"), _computed(mark, "width"))
+        assert ring == (_computed(swatch, "borderTopStyle"), _computed(swatch, "width"))
+        rings[precision] = ring
+
+    assert rings["exact"] == ("solid", "16px")
+    assert rings["building"] == ("dotted", "16px")
+    assert rings["district"] == ("dashed", "28px")
+    # An anchor known only as Xi'an has no point, so it has no mark.
+    stub.anchors["a3"]["precision"] = "city"
+    page.get_by_role("button", name="搜索").click()
+    expect(_map_mark(page, "a3")).to_have_count(0)
+    _screenshot(page, "staff_legend.png")
+
+
+def test_staff_legend_and_form_english(page: tuple[Page, PageRecord], staff_url: str) -> None:
+    page, _ = page
+    page.goto(staff_url + "/staff?lang=en")
+    page.locator("#token").fill(STUB_TOKEN)
+    page.get_by_role("button", name="Sign in").click()
+    page.locator("#anchor-list button.anchor-item").first.wait_for()
+
+    # The stub API sends Chinese labels, as the real one does; the page shows its own.
+    first_item = page.locator("#anchor-list button.anchor-item").first
+    expect(first_item.locator(".badge")).to_have_text("draft")
+    expect(first_item.locator(".anchor-facts")).to_contain_text("Exact location")
+    legend = page.locator("#staff-legend")
+    expect(legend.locator("#legend-state-title")).to_have_text("Anchor state (fill colour)")
+    states = legend.locator("#legend-states .legend-item").all_inner_texts()
+    assert states == ["draft", "pending review", "verified", "retired", "rejected"]
+    expect(legend.locator('[data-precision="district"]')).to_have_text("District estimate")
+
+    page.get_by_role("button", name="Add anchor").click()
+    panel = page.locator("#create-panel")
+    expect(panel.get_by_role("heading", name="New anchor")).to_be_visible()
+    expect(panel.get_by_label("Stop name")).to_be_visible()
+    expect(page.locator("#new-coord_sys option:checked")).to_have_text("WGS84 (GPS, Tianditu)")
+    panel.get_by_role("button", name="Create anchor").click()
+    expect(page.locator("#new-name-error")).to_have_text("Enter the name.")
+    expect(page.locator("#new-reason-error")).to_have_text(
+        "Enter the reason for adding this anchor."
+    )
+
+
+def test_staff_create_checks_required_fields(page: tuple[Page, PageRecord], staff_url: str) -> None:
+    page, _ = page
+    posts: list[str] = []
+    page.on(
+        "request", lambda request: posts.append(request.url) if request.method == "POST" else None
+    )
+    _sign_in(page, staff_url)
+    page.get_by_role("button", name="新增锚点").click()
+
+    page.locator("#new-entrance_lon").fill("东经108度")
+    page.get_by_role("button", name="创建锚点").click()
+
+    expect(page.locator("#new-name-error")).to_have_text("请填写名称。")
+    expect(page.locator("#new-point-error")).to_have_text("请在地图上点击选择位置，或输入经纬度。")
+    expect(page.locator("#new-entrance-error")).to_have_text(
+        "经度须为以度为单位的数字，如 108.94。"
+    )
+    expect(page.locator("#new-reason-error")).to_have_text("请填写新增原因。")
+    expect(page.locator("#new-name")).to_have_attribute("aria-invalid", "true")
+    expect(page.locator("#create-status")).to_have_text("未通过检查，请按提示更正。")
+    assert posts == []
+    # The stub token serves no development zone, so the zone choice stays hidden.
+    expect(page.locator("#new-zone_key")).to_be_hidden()
+    assert page.locator("#new-district_code option").all_inner_texts() == [
+        "按位置自动判断",
+        "碑林区",
+    ]
+
+    page.get_by_role("button", name="取消").click()
+    expect(page.locator("#create-panel")).to_be_hidden()
+    expect(page.locator("#editor-hint")).to_be_visible()
 
 
 def test_staff_real_app_drag_saves(

@@ -9,11 +9,12 @@ field), duplicates, merge, imports and the summary.
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, get_args
 
 from fastapi import FastAPI, Header, HTTPException, Request, UploadFile
 from fastapi.testclient import TestClient
 
+from api.curation_schemas import CoordSysName
 from api.pages import load_messages, mount_assets, router
 from api.settings import ServerSettings, Settings
 from tests.api.test_pages import REPO_ROOT, XSS_PAYLOADS, _districts, _external, _references
@@ -334,6 +335,69 @@ def test_staff_page_form_fields(client: TestClient) -> None:
         assert f'id="f-{name}"' in html, name
     for label in ("规上工业企业", "修改原因", "草稿", "待审核", "已核实", "已停用", "已驳回"):
         assert label in html
+
+
+def test_staff_page_legend(client: TestClient) -> None:
+    html = client.get("/staff").text
+
+    assert "锚点状态（填充颜色）" in html
+    assert "位置精度（边框和大小）" in html
+    for state in STATE_LABELS:
+        assert f"anchor-mark mark-legend-state mark-state-{state}" in html, state
+    for precision in ("exact", "poi", "building", "business_area", "zone", "district"):
+        assert f"mark-precision-{precision}" in html, precision
+    # City-level anchors are never drawn, so the legend explains them in a note instead.
+    assert "mark-precision-city" not in html
+
+
+def test_staff_page_create_form_fields(client: TestClient) -> None:
+    html = client.get("/staff").text
+
+    for name in (
+        "name",
+        "lon",
+        "lat",
+        "coord_sys",
+        "address",
+        "entrance_lon",
+        "entrance_lat",
+        "credit_code",
+        "industry_code",
+        "size",
+        "key_enterprise",
+        "above_scale_industrial",
+        "contact_role",
+        "contact_phone",
+        "shift_times",
+        "shuttle_name",
+        "shuttle_lon",
+        "shuttle_lat",
+        "district_code",
+        "zone_key",
+        "reason",
+    ):
+        assert f'id="new-{name}"' in html, name
+    options = re.findall(r'<select id="new-coord_sys".*?</select>', html, re.S)
+    assert len(options) == 1
+    assert re.findall(r'<option value="(\w+)"', options[0]) == ["wgs84", "gcj02", "bd09"]
+    assert '<option value="wgs84" selected>' in options[0]
+    assert "/static/staff-create.js" in _references(html)
+
+
+def test_staff_create_form_english(client: TestClient) -> None:
+    html = client.get("/staff", params={"lang": "en"}).text
+
+    assert "Anchor state (fill colour)" in html
+    assert "Add anchor" in html
+    assert "GCJ-02 (Amap, Tencent)" in html
+    assert "新增锚点" not in html
+
+
+def test_staff_coord_sys_labels_match_api() -> None:
+    messages = load_messages()
+
+    for lang in ("zh", "en"):
+        assert set(messages[lang]["staff_coord_sys_labels"]) == set(get_args(CoordSysName))
 
 
 def test_staff_messages_in_both_languages() -> None:
