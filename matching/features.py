@@ -44,7 +44,7 @@ _C = "candidate."
 
 FEATURES: tuple[FeatureSpec, ...] = (
     FeatureSpec(
-        "commute_min",
+        "commute_fastest_min",
         "minutes",
         "estimated one-way commute by the fastest allowed mode; NaN for city-level postings",
         (_C + "estimated_commute_min", _C + "distance_m", _S + "modes"),
@@ -76,11 +76,11 @@ FEATURES: tuple[FeatureSpec, ...] = (
     FeatureSpec(
         "commute_share_of_limit",
         "ratio",
-        "commute_min divided by the seeker's commute limit",
+        "commute_fastest_min divided by the seeker's commute limit",
         (_C + "estimated_commute_min", _S + "max_commute_min"),
     ),
     FeatureSpec(
-        "distance_m",
+        "straight_line_m",
         "metres",
         "straight-line distance, widened by the location's uncertainty",
         (_C + "distance_m",),
@@ -128,7 +128,7 @@ FEATURES: tuple[FeatureSpec, ...] = (
         (_P + "occupation_score",),
     ),
     FeatureSpec(
-        "text_relevance",
+        "title_similarity",
         "0..1",
         "best character 1-2-gram Dice of one wish keyword with the title",
         (_P + "title", _S + "keywords", _S + "occupation_wish_name"),
@@ -405,7 +405,7 @@ def _commute_features(pairs: pd.DataFrame, candidates: pd.DataFrame) -> dict[str
     limit = pairs["max_commute_min"].to_numpy(dtype=np.float64)
     precision = candidates["precision"].astype(str).map(PRECISION_RANK)
     return {
-        "commute_min": commute,
+        "commute_fastest_min": commute,
         "commute_walk_min": per_mode["walk"],
         "commute_bike_min": per_mode["bike"],
         "commute_transit_min": per_mode["transit"],
@@ -413,7 +413,7 @@ def _commute_features(pairs: pd.DataFrame, candidates: pd.DataFrame) -> dict[str
         "commute_share_of_limit": np.divide(
             commute, limit, out=np.full(len(commute), np.nan), where=limit > 0
         ),
-        "distance_m": distance,
+        "straight_line_m": distance,
         "location_precision_rank": precision.to_numpy(dtype=np.float64),
         "location_uncertainty_m": _column(candidates, "uncertainty_m"),
     }
@@ -448,7 +448,7 @@ def _text_features(pairs: pd.DataFrame, candidates: pd.DataFrame) -> dict[str, F
     }
     keyword_lists = pairs["seeker_id"].astype(str).map(keywords_by_seeker)
     dice, containment = keyword_title_similarity(keyword_lists, candidates["title"])
-    return {"text_relevance": dice, "keyword_containment": containment}
+    return {"title_similarity": dice, "keyword_containment": containment}
 
 
 def _requirement_features(pairs: pd.DataFrame, candidates: pd.DataFrame) -> dict[str, FloatArray]:

@@ -2,7 +2,7 @@
 
 The labels are simulated (`models.simulation`): no interaction log of the bureau
 exists yet. `TrainingData.simulated` is always True here, and every report built on
-this data must say so.
+this data must state that its labels are simulated.
 """
 
 import logging

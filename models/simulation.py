@@ -196,8 +196,9 @@ class BehaviourParameters:
     employer_selectivity_sd: float = 0.5
 
     # --- funnel after the click ---
-    # Assumption: intercepts give roughly 25 % of clicks applying, 30 % of
-    # applications interviewed and 35 % of interviews hired at zero utility.
+    # Assumption: at zero utility the intercepts give about 25 % of clicks applying,
+    # 30 % of applications interviewed (at 4,000 competing seekers) and 27 % of
+    # interviews hired.
     apply_intercept: float = -1.1
     apply_slope: float = 0.6
     apply_underqualified_per_level: float = 0.7
