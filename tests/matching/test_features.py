@@ -136,7 +136,8 @@ def test_commute_from_distance_when_absent() -> None:
 def test_title_similarity_dice() -> None:
     # Keywords: "Java开发" and the wish name; title "Java工程师".
     # Java开发 grams: j,a,v,a,开,发 -> {j,a,v,开,发} + {ja,av,va,a开,开发} = 10
-    # Java工程师 grams: {j,a,v,工,程,师} + {ja,av,va,a工,工程,程师} = 12; shared {j,a,v,ja,av,va} = 6
+    # Java工程师 grams: {j,a,v,工,程,师} + {ja,av,va,a工,工程,程师} = 12
+    # Shared: {j,a,v,ja,av,va} = 6
     row = _features(title="Java工程师")
     assert row["title_similarity"] == pytest.approx(2 * 6 / (10 + 12))
     assert row["keyword_containment"] == pytest.approx(3 / 5)
