@@ -1,0 +1,197 @@
+"""Tests of the behaviour simulation on hand-made postings and seekers (labels simulated)."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from models.behaviour import (
+    LABEL_APPLIED,
+    LABEL_CLICKED,
+    LABEL_HIRED,
+    LABEL_INTERVIEWED,
+    draw_labels,
+    draw_taste,
+    posting_traits,
+    utility,
+)
+from models.simulation import IMPRESSION_COLUMNS, BehaviourParameters, simulate_interactions
+
+HOME_LON, HOME_LAT = 108.95, 34.25
+# About 0.009 degrees of latitude per km here.
+NEAR_LAT, FAR_LAT = HOME_LAT + 0.009, HOME_LAT + 0.07
+
+
+def _postings(n_per_place: int = 30) -> pd.DataFrame:
+    """Identical postings, half about 1 km and half about 7.8 km north of the homes."""
+    rows = []
+    for place, lat in (("near", NEAR_LAT), ("far", FAR_LAT)):
+        for i in range(n_per_place):
+            rows.append(
+                {
+                    "posting_id": f"{place}-{i:03d}",
+                    "title": "会计",
+                    "categories": "财务",
+                    "experience_text": "",
+                    "lon": HOME_LON,
+                    "lat": lat,
+                    "precision": "poi",
+                    "uncertainty_m": 0.0,
+                    "district_code": "610113",
+                    "occupation_code": "2-06-03-01",
+                    "occupation_score": 1.0,
+                    "education": 3,
+                    "experience_min_years": 0.0,
+                    "experience_max_years": float("nan"),
+                    "graduate_ok": True,
+                    "salary_min_month": 5000.0,
+                    "salary_max_month": 7000.0,
+                    # Publication dates spread over three weeks.
+                    "published_on": f"2018-09-{1 + i % 21:02d}",
+                    "employer_size_class": float("nan"),
+                    "key_enterprise": float("nan"),
+                    "employer_active_postings": 1.0,
+                    "competition_seekers": 100.0,
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def _seekers(n: int = 40) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "seeker_id": [f"sim-{i:06d}" for i in range(1, n + 1)],
+            "group": "general",
+            "education": 4,
+            "experience_years": 2.0,
+            "occupation_wish_code": "2-06-03-01",
+            "occupation_wish_name": "会计专业人员",
+            "keywords": "会计",
+            "salary_wish_min": 5000.0,
+            "salary_wish_max": 7000.0,
+            "max_commute_min": 60,
+            "modes": "walk;transit",
+            "home_lon": HOME_LON,
+            "home_lat": HOME_LAT,
+        }
+    )
+
+
+@pytest.fixture(scope="module")
+def impressions() -> pd.DataFrame:
+    return simulate_interactions(_postings(), _seekers(), seed=3)
+
+
+def test_columns_and_labels(impressions: pd.DataFrame) -> None:
+    assert tuple(impressions.columns) == IMPRESSION_COLUMNS
+    assert impressions["label"].dtype == np.int8
+    assert set(impressions["label"].unique()) <= {0, 1, 2, 3, 4}
+    assert impressions["position"].between(1, 20).all()
+
+
+def test_same_seed_same_frame(impressions: pd.DataFrame) -> None:
+    again = simulate_interactions(_postings(), _seekers(), seed=3)
+    pd.testing.assert_frame_equal(impressions, again)
+
+
+def test_other_seed_other_frame(impressions: pd.DataFrame) -> None:
+    other = simulate_interactions(_postings(), _seekers(), seed=4)
+    assert not impressions.equals(other)
+
+
+def test_funnel_is_monotone(impressions: pd.DataFrame) -> None:
+    labels = impressions["label"]
+    counts = [int((labels >= stage).sum()) for stage in range(5)]
+    assert counts[0] == len(impressions)
+    assert counts[0] >= counts[1] >= counts[2] >= counts[3] >= counts[4]
+    assert counts[1] > 0  # some clicks, so the check is not vacuous
+
+
+def test_never_shown_before_publication(impressions: pd.DataFrame) -> None:
+    published = _postings().set_index("posting_id")["published_on"]
+    shown_on = pd.to_datetime(impressions["posting_id"].map(published))
+    assert (impressions["query_time"] >= shown_on).all()
+    assert impressions["query_time"].nunique() > 1
+
+
+def test_query_id_is_seeker_and_day(impressions: pd.DataFrame) -> None:
+    expected = impressions["seeker_id"] + "@" + impressions["query_time"].dt.strftime("%Y-%m-%d")
+    assert (impressions["query_id"] == expected).all()
+    assert not impressions.duplicated(["query_id", "posting_id"]).any()
+
+
+def test_nearer_jobs_hired_more() -> None:
+    """At the same positions and with the same tastes, near postings reach hire more often."""
+    params = BehaviourParameters()
+    postings = _postings(1)
+    seeker = _seekers(1).iloc[0]
+    traits = posting_traits(postings, np.random.default_rng(0), params)
+    rng = np.random.default_rng(1)
+
+    n = 20_000
+    rows = np.repeat(np.arange(2), n)  # row 0 near, row 1 far
+    positions = np.ones(2 * n, dtype=np.int64)
+    commute = np.where(rows == 0, 5.0, 40.0)
+    taste = draw_taste(rng, params)
+    value = utility(seeker, taste, traits, rows, commute, params)
+    labels = draw_labels(
+        rng, seeker, taste, traits, rows, positions, value, np.full(2 * n, 100.0), params
+    )
+    near, far = labels[rows == 0], labels[rows == 1]
+    assert (near == LABEL_HIRED).mean() > 1.5 * (far == LABEL_HIRED).mean()
+    assert (near >= LABEL_APPLIED).mean() > (far >= LABEL_APPLIED).mean()
+
+
+def test_nearer_jobs_clicked_more_end_to_end() -> None:
+    impressions = simulate_interactions(_postings(), _seekers(150), seed=5)
+    near = impressions["posting_id"].str.startswith("near")
+    positive = impressions["label"] >= LABEL_CLICKED
+    assert positive[near].mean() > positive[~near].mean()
+
+
+def test_position_bias_visible() -> None:
+    params = BehaviourParameters()
+    postings = _postings(1)
+    seeker = _seekers(1).iloc[0]
+    traits = posting_traits(postings, np.random.default_rng(0), params)
+    rng = np.random.default_rng(2)
+    n = 20_000
+    rows = np.zeros(2 * n, dtype=np.int64)
+    positions = np.repeat(np.asarray([1, 10], dtype=np.int64), n)
+    taste = draw_taste(rng, params)
+    value = utility(seeker, taste, traits, rows, np.full(2 * n, 10.0), params)
+    labels = draw_labels(
+        rng, seeker, taste, traits, rows, positions, value, np.zeros(2 * n), params
+    )
+    first, tenth = labels[positions == 1], labels[positions == 10]
+    assert (first >= LABEL_CLICKED).mean() > 5 * (tenth >= LABEL_CLICKED).mean()
+
+
+def test_interview_needs_application() -> None:
+    params = BehaviourParameters()
+    postings = _postings(1)
+    seeker = _seekers(1).iloc[0]
+    traits = posting_traits(postings, np.random.default_rng(0), params)
+    rng = np.random.default_rng(4)
+    n = 5_000
+    rows = np.zeros(n, dtype=np.int64)
+    taste = draw_taste(rng, params)
+    value = utility(seeker, taste, traits, rows, np.full(n, 10.0), params)
+    labels = draw_labels(
+        rng, seeker, taste, traits, rows, np.ones(n, dtype=np.int64), value, np.zeros(n), params
+    )
+    # Every funnel stage occurs, and each is rarer than the one before.
+    rates = [
+        (labels >= stage).mean()
+        for stage in (LABEL_CLICKED, LABEL_APPLIED, LABEL_INTERVIEWED, LABEL_HIRED)
+    ]
+    assert all(rate > 0 for rate in rates)
+    assert rates == sorted(rates, reverse=True)
+    assert rates[-1] < rates[0]
+
+
+def test_parameters_serialise() -> None:
+    values = BehaviourParameters().to_dict()
+    assert (
+        values["commute_decay_per_min"]["assistance"] > values["commute_decay_per_min"]["general"]
+    )
+    assert isinstance(values["occupation_interest"], list)
