@@ -190,7 +190,9 @@ def _rank(frame: pd.DataFrame, scores: FloatArray) -> _Ranked:
 def _dcg(ranked: _Ranked, k: int) -> FloatArray:
     gains = np.power(2.0, ranked.label) - 1.0
     discounted = np.where(ranked.rank <= k, gains / np.log2(ranked.rank + 1.0), 0.0)
-    return np.bincount(ranked.query, weights=discounted, minlength=ranked.n_queries)
+    return np.bincount(ranked.query, weights=discounted, minlength=ranked.n_queries).astype(
+        np.float64
+    )
 
 
 def _nan_mean(values: FloatArray) -> float:
