@@ -59,7 +59,7 @@ def make_training_data(
     features = _features(rng, rows)
     group = np.repeat(query_group, IMPRESSIONS_PER_QUERY)
     utility = _utility(features, group) + rng.normal(0.0, 0.6, size=rows)
-    label = np.digitize(utility, [0.6, 1.4, 2.0, 2.6]).astype(np.int8)
+    label = np.digitize(utility, [1.9, 2.5, 3.0, 3.5]).astype(np.int8)
 
     frame = pd.DataFrame(
         {
