@@ -47,11 +47,14 @@ def make_training_data(
     rng = np.random.default_rng(seed)
     rows = n_queries * IMPRESSIONS_PER_QUERY
 
-    seekers = np.array([f"sim-{i:06d}" for i in range(n_queries // 3 + 1)])
-    query_seeker = rng.choice(seekers, size=n_queries)
-    query_group = np.array(GROUPS)[rng.integers(0, len(GROUPS), size=n_queries)]
-    start = np.datetime64("2018-03-01")
-    query_day = start + rng.integers(0, n_days, size=n_queries).astype("timedelta64[D]")
+    n_seekers = n_queries // 3 + 1
+    seeker_group = np.array(GROUPS)[rng.integers(0, len(GROUPS), size=n_seekers)]
+    # Distinct (seeker, day) pairs, so every query id is unique, as in the real data.
+    pairs = rng.choice(n_seekers * n_days, size=n_queries, replace=False)
+    query_seeker_index, query_day_offset = np.divmod(pairs, n_days)
+    query_seeker = np.array([f"sim-{i:06d}" for i in query_seeker_index])
+    query_group = seeker_group[query_seeker_index]
+    query_day = np.datetime64("2018-03-01") + query_day_offset.astype("timedelta64[D]")
     query_ids = np.array(
         [f"{s}@{np.datetime_as_string(d)}" for s, d in zip(query_seeker, query_day, strict=True)]
     )
