@@ -290,7 +290,8 @@ def train(
         int | None, typer.Option(help="Seed of the behaviour simulation; DOORSTEP_SEED if omitted.")
     ] = None,
     rounds: Annotated[
-        int, typer.Option(min=1, help="Most boosting rounds; early stopping usually ends sooner.")
+        int,
+        typer.Option(min=1, help="Maximum boosting rounds; early stopping usually ends sooner."),
     ] = RankerParams.n_estimators,
 ) -> None:
     """Train the LambdaRank ranker on simulated labels, evaluate it and save it to the registry."""
