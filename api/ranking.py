@@ -1,4 +1,4 @@
-"""Which ranker the service uses: the newest valid registry model, else the baseline score."""
+"""Selection of the ranker the service uses: the newest valid registry model, else the baseline."""
 
 import logging
 from dataclasses import dataclass
@@ -13,7 +13,7 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class RankerStatus:
-    """What ``/health`` reports about the ranker: its kind, model id and why."""
+    """The ranker state that ``/health`` reports: kind, model id and reason."""
 
     kind: Literal["lightgbm", "baseline"]
     model_id: str | None

@@ -99,7 +99,7 @@ class EvaluationReport:
 
     @property
     def goal_met(self) -> bool:
-        """Whether the goal holds overall and in every group that has graded queries."""
+        """Whether the goal is met overall and in every group that has graded queries."""
         scored = [group for group in self.groups if not math.isnan(group.ndcg_ratio)]
         return self.overall.goal_met and all(group.goal_met for group in scored)
 

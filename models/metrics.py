@@ -13,7 +13,7 @@ Definitions, with ``rel_i`` the label at rank ``i`` (1-based) and ``k`` the cut-
   have IDCG = 0 and are left out.
 - MAP@k: the mean over queries of ``AP@k = sum_{i<=k} P@i * [rel_i >= 2] / min(R, k)``,
   where ``R`` is the number of relevant rows of the query. A row counts as relevant
-  from label 2 (applied) up: a click alone says little about fit, while an application
+  from label 2 (applied) up: a click alone is weak evidence of fit, while an application
   means the seeker judged the job worth acting on. Dividing by ``min(R, k)`` gives a
   perfect ranking 1.0 even when a query has more than ``k`` relevant rows.
 - Recall@k: relevant rows in the top ``k`` divided by ``R``.

@@ -9,7 +9,7 @@ import pandas as pd
 
 from models.registry import LoadedModel
 
-# Builds the model's feature columns from aligned seeker and posting rows; the signature
+# Builds the model's feature columns from seeker rows and candidate rows; the signature
 # of matching.features.build_features.
 FeatureBuilder = Callable[[pd.DataFrame, pd.DataFrame], pd.DataFrame]
 
@@ -38,8 +38,8 @@ class ModelScorer:
         """
         if candidates.empty:
             return np.zeros(0, dtype=np.float64)
-        # NOTE: assumes build_features pairs row i of the seeker frame with row i of the
-        # candidates, so the seeker row is repeated once per candidate.
-        seeker_rows = pd.DataFrame([seeker.to_dict()] * len(candidates))
+        # One seeker row: build_features pairs it with every candidate when the
+        # candidates carry no seeker_id column.
+        seeker_rows = pd.DataFrame([seeker.to_dict()])
         features = self.build_features(seeker_rows, candidates.reset_index(drop=True))
         return self.model.predict(features)

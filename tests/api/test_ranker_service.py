@@ -30,7 +30,7 @@ KEY = "service-test-model-key-32-bytes-long"
 
 def _stand_in_features(seeker_rows: pd.DataFrame, candidates: pd.DataFrame) -> pd.DataFrame:
     """Fill the synthetic feature columns from candidate commute and distance."""
-    assert len(seeker_rows) == len(candidates)
+    assert len(seeker_rows) == 1
     features = pd.DataFrame(0.0, index=candidates.index, columns=list(FEATURE_NAMES))
     features["commute_min"] = candidates["estimated_commute_min"].to_numpy()
     features["distance_m"] = candidates["distance_m"].to_numpy()
