@@ -13,6 +13,7 @@ from api.docs import mount_api_docs
 from api.errors import install_error_handlers
 from api.pages import mount_assets
 from api.pages import router as pages_router
+from api.ranking import load_ranker
 from api.routes import router as api_router
 from api.settings import Settings
 from matching.recommend import Recommender
@@ -44,6 +45,8 @@ def create_app(settings: Settings, store: ReadStore | None = None) -> FastAPI:
     Otherwise it reads the SQLite file at ``settings.data.store_path``.
     With ``settings.cache.redis_url`` set, responses are cached and requests counted
     in Redis, and the client is closed on shutdown. Otherwise both stay in process.
+    The newest valid model in ``settings.model.model_dir`` orders recommendations;
+    without one the baseline score does, and ``/health`` says which and why.
     """
 
     @asynccontextmanager
@@ -52,13 +55,15 @@ def create_app(settings: Settings, store: ReadStore | None = None) -> FastAPI:
             opened = store or _open_store(settings, resources)
             app.state.store = opened
             app.state.recommender = Recommender.from_store(opened)
+            app.state.ranker_status, app.state.recommender.scorer = load_ranker(settings)
             app.state.build_id = build_identity(opened.meta())
             app.state.cache, app.state.rate_limiter = _open_cache(settings, resources)
             logger.info(
-                "service ready: %d postings, %d seekers from %s",
+                "service ready: %d postings, %d seekers from %s, ranker %s",
                 app.state.recommender.n_postings,
                 app.state.recommender.n_seekers,
                 opened.describe(),
+                app.state.recommender.ranker_id,
             )
             yield
             logger.info("service stopping")

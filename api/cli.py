@@ -1,13 +1,14 @@
-"""The ``doorstep`` command: migrate, build the store, serve, recommend, export, versions."""
+"""The ``doorstep`` command: migrate, build, serve, recommend, export, train, evaluate, versions."""
 
 import csv
+import json
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from pydantic import ValidationError
@@ -24,10 +25,18 @@ from rich.table import Table
 
 from api.settings import Settings
 from geo.errors import DoorstepError
+from models.ranker import RankerParams
 from store.base import ReadStore
 from store.build import BuildReport, collect_build
 from store.postgres import PostgresStore, mask_url, open_pool
 from store.sqlite import SqliteStore, write_store
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from models.evaluation import EvaluationReport
+    from models.ranker import TrainingSet
+    from models.registry import LoadedModel, ModelRegistry
 
 logger = logging.getLogger(__name__)
 
@@ -48,7 +57,17 @@ STAGE_LABELS = {
     "layers": "人社地图图层 HR map layers",
     "seekers": "模拟求职者 simulated seekers",
     "write": "写入存储 writing store",
+    "data": "模拟行为数据 simulated training data",
+    "split": "按时间划分 chronological split",
+    "rounds": "训练轮次 boosting rounds",
+    "evaluate": "测试期评估 test-period evaluation",
+    "save": "保存模型 saving model",
 }
+
+SIMULATED_LABELS_NOTE = (
+    "注意：训练标签来自行为模拟，不是真实交互日志 · "
+    "labels are simulated by the behaviour simulation, not real interaction logs"
+)
 
 
 @app.callback()
@@ -261,6 +280,93 @@ def export_matches(
 
 
 @app.command()
+def train(
+    ctx: typer.Context,
+    seekers: Annotated[
+        int | None,
+        typer.Option(min=1, help="Simulated seekers whose sessions to simulate; all when omitted."),
+    ] = None,
+    seed: Annotated[
+        int | None, typer.Option(help="Seed of the behaviour simulation; DOORSTEP_SEED if omitted.")
+    ] = None,
+    rounds: Annotated[
+        int,
+        typer.Option(min=1, help="Maximum boosting rounds; early stopping usually ends sooner."),
+    ] = RankerParams.n_estimators,
+) -> None:
+    """Train the LambdaRank ranker on simulated labels, evaluate it and save it to the registry."""
+    from api.ranking import open_registry
+    from models.training import fit_and_evaluate, save_run
+
+    settings: Settings = ctx.obj
+    seed = settings.data.seed if seed is None else seed
+    console.print(SIMULATED_LABELS_NOTE)
+    registry = open_registry(settings)
+    with _read_store(settings) as store:
+        data = _training_data(store, n_seekers=seekers, seed=seed)
+    _print_data_summary(data.frame)
+
+    with _progress() as progress:
+        run = fit_and_evaluate(
+            data,
+            RankerParams(n_estimators=rounds),
+            n_jobs=settings.model.n_jobs,
+            progress=_stage_reporter(progress),
+        )
+        command = {"seekers": seekers, "seed": seed, "rounds": rounds}
+        path = save_run(registry, run, data, command)
+    console.print(
+        f"best round {run.ranker.best_iteration} · validation NDCG@10 "
+        f"{run.ranker.validation_ndcg_at_10:.4f} · split {run.split.describe()}",
+        soft_wrap=True,
+    )
+    _print_report(run.report)
+    console.print(f"saved model to {path}", soft_wrap=True)
+
+
+@app.command()
+def evaluate(
+    ctx: typer.Context,
+    model: Annotated[
+        str | None, typer.Option(help="Model id in the registry; the newest valid when omitted.")
+    ] = None,
+    out_dir: Annotated[Path, typer.Option(help="Folder of the JSON report.")] = Path("var/reports"),
+) -> None:
+    """Evaluate a saved ranker and the baselines on the test period; write a JSON report."""
+    from datetime import UTC, datetime
+
+    from api.ranking import open_registry
+    from models.training import evaluate_saved
+
+    settings: Settings = ctx.obj
+    console.print(SIMULATED_LABELS_NOTE)
+    loaded = _load_model(open_registry(settings), model, _feature_names())
+    command = loaded.manifest.get("training_command", {})
+    if "seed" not in command:
+        raise typer.BadParameter(
+            f"model {loaded.model_id} records no training command; retrain it with doorstep train"
+        )
+    with _read_store(settings) as store:
+        data = _training_data(store, n_seekers=command.get("seekers"), seed=command["seed"])
+
+    report, same_data = evaluate_saved(loaded, data)
+    if not same_data:
+        console.print(
+            "[yellow]warning:[/yellow] the rebuilt data differs from the model's training data; "
+            "the test period may include rows the model was trained on",
+            soft_wrap=True,
+        )
+    _print_report(report)
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    out = out_dir / f"evaluation-{loaded.model_id}-{stamp}.json"
+    body = {"model_id": loaded.model_id, "same_training_data": same_data, **report.to_dict()}
+    out.write_text(json.dumps(body, ensure_ascii=False, indent=2, allow_nan=False) + "\n")
+    console.print(f"model {loaded.model_id} · wrote {out}", soft_wrap=True)
+
+
+@app.command()
 def versions(ctx: typer.Context) -> None:
     """Print the versions of GEOS, PROJ, the main libraries and the loaded store."""
     from api.presenters import versions as library_versions
@@ -268,7 +374,7 @@ def versions(ctx: typer.Context) -> None:
     settings: Settings = ctx.obj
     for name, version in library_versions().items():
         console.print(f"{name}: {version}")
-    console.print("model: baseline score (no learned model loaded)")
+    _print_model_version(settings)
     if settings.database.database_url is not None:
         with _database_store(settings) as store:
             for name, version in store.server_versions().items():
@@ -363,6 +469,101 @@ def _print_build_report(report: BuildReport, seconds: float) -> None:
     console.print(table)
 
 
+def _training_data(store: ReadStore, *, n_seekers: int | None, seed: int) -> "TrainingSet":
+    """Build the simulated training impressions of the store's seekers."""
+    from models.dataset import build_training_data
+
+    data: TrainingSet = build_training_data(store, n_seekers=n_seekers, seed=seed, progress=True)
+    return data
+
+
+def _feature_names() -> tuple[str, ...]:
+    """Return the feature names the code builds, in model order."""
+    from matching.features import FEATURE_NAMES
+
+    return tuple(FEATURE_NAMES)
+
+
+def _load_model(
+    registry: "ModelRegistry", model: str | None, feature_names: tuple[str, ...]
+) -> "LoadedModel":
+    from models.registry import ModelNotFoundError
+
+    if model is not None:
+        return registry.load(model, feature_names)
+    loaded, _ = registry.newest_valid(feature_names)
+    if loaded is None:
+        raise ModelNotFoundError(
+            f"no valid model in {registry.root}; run `doorstep train` (skipped models are logged)"
+        )
+    return loaded
+
+
+def _stage_reporter(progress: Progress) -> "Callable[[str, int, int], None]":
+    tasks: dict[str, TaskID] = {}
+
+    def report(stage: str, done: int, total: int) -> None:
+        if stage not in tasks:
+            tasks[stage] = progress.add_task(STAGE_LABELS.get(stage, stage), total=total)
+        progress.update(tasks[stage], completed=done, total=total)
+
+    return report
+
+
+def _print_data_summary(frame: "pd.DataFrame") -> None:
+    labels = frame["label"].value_counts().sort_index()
+    console.print(
+        f"impressions {len(frame):,} · queries {frame['query_id'].nunique():,} · "
+        f"days {frame['query_time'].dt.normalize().nunique():,} · labels "
+        + ", ".join(f"{label}: {count:,}" for label, count in labels.items()),
+        soft_wrap=True,
+    )
+
+
+def _print_report(report: "EvaluationReport") -> None:
+    """Print NDCG@10 of the model against the best baseline per segment, then the model's
+    MAP@10, Recall@20 and coverage@10, and whether the goal is met."""
+    segments = [report.overall, *report.groups, *report.commute_bands]
+    goal = Table(
+        "segment",
+        "queries",
+        "model",
+        "best baseline",
+        "ratio",
+        "goal",
+        title="NDCG@10 测试期 test period (模拟标签 simulated labels)",
+    )
+    for segment in segments:
+        best = segment.best_baseline
+        ratio = segment.ndcg_ratio
+        goal.add_row(
+            segment.segment,
+            f"{segment.metrics['model'].n_queries_graded:,}",
+            _metric(segment.metrics["model"].ndcg_at_10),
+            f"{best} {_metric(segment.metrics[best].ndcg_at_10)}",
+            "" if ratio != ratio else f"{ratio:.3f}",
+            "yes" if segment.goal_met else "no",
+        )
+    console.print(goal)
+
+    model = Table("segment", "MAP@10", "Recall@20", "coverage@10", title="model 模型")
+    for segment in segments:
+        metrics = segment.metrics["model"]
+        model.add_row(
+            segment.segment,
+            _metric(metrics.map_at_10),
+            _metric(metrics.recall_at_20),
+            _metric(metrics.coverage_at_10),
+        )
+    console.print(model)
+    verdict = "met 达到" if report.goal_met else "not met 未达到"
+    console.print(f"goal NDCG@10 >= 1.10 x best baseline, overall and per group: {verdict}")
+
+
+def _metric(value: float) -> str:
+    return "" if value != value else f"{value:.4f}"
+
+
 def _progress() -> Progress:
     return Progress(
         TextColumn("{task.description}"),
@@ -371,6 +572,16 @@ def _progress() -> Progress:
         TimeElapsedColumn(),
         console=console,
     )
+
+
+def _print_model_version(settings: Settings) -> None:
+    from api.ranking import load_ranker
+
+    status, _ = load_ranker(settings)
+    if status.kind == "baseline":
+        console.print(f"model: baseline score ({status.reason})", soft_wrap=True)
+    else:
+        console.print(f"model: lightgbm {status.model_id}", soft_wrap=True)
 
 
 def _round(value: Any) -> str:

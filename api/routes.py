@@ -12,12 +12,14 @@ from pydantic import BaseModel
 
 from api import presenters
 from api.errors import NotFoundError, QueryLimitError, RateLimitedError
+from api.ranking import RankerStatus
 from api.schemas import (
     DistrictCount,
     DistrictCounts,
     Health,
     JobPage,
     LayerList,
+    RankerHealth,
     Recommendations,
     SeekerList,
     Stats,
@@ -79,13 +81,15 @@ Lang = Annotated[str, Query(pattern="^(zh|en)$", description="Language of reason
 
 
 @router.get("/health", response_model=Health, tags=["service"])
-def health(recommender: RecommenderDep) -> Health:
-    """Report liveness, loaded counts and library versions."""
+def health(request: Request, recommender: RecommenderDep) -> Health:
+    """Report liveness, loaded counts, library versions and the ranker in use."""
+    status: RankerStatus = request.app.state.ranker_status
     return Health(
         status="ok",
         postings=recommender.n_postings,
         seekers=recommender.n_seekers,
         versions=presenters.versions(),
+        ranker=RankerHealth(kind=status.kind, model_id=status.model_id, reason=status.reason),
     )
 
 
@@ -170,7 +174,13 @@ def seeker_recommendations(
             simulated=bool(seeker["simulated"]),
         )
 
-    query = {"seeker_id": seeker_id, "limit": limit, "coord_sys": coord_sys.value, "lang": lang}
+    query = {
+        "seeker_id": seeker_id,
+        "limit": limit,
+        "coord_sys": coord_sys.value,
+        "lang": lang,
+        "ranker": recommender.ranker_id,
+    }
     return _cached_json(request, "seeker_recommendations", query, recommendations)
 
 

@@ -1,6 +1,6 @@
 """Response bodies of the JSON API."""
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -130,6 +130,14 @@ class DistrictCounts(BaseModel):
     items: list[DistrictCount]
 
 
+class RankerHealth(BaseModel):
+    """The ranker that orders recommendations: a registry model or the baseline score."""
+
+    kind: Literal["lightgbm", "baseline"]
+    model_id: str | None = None
+    reason: str
+
+
 class Health(BaseModel):
     """Liveness and what the service has loaded."""
 
@@ -137,3 +145,4 @@ class Health(BaseModel):
     postings: int
     seekers: int
     versions: dict[str, Any]
+    ranker: RankerHealth

@@ -208,6 +208,33 @@ class AuthSettings(BaseSettings):
         return self
 
 
+class ModelSettings(BaseSettings):
+    """The learned ranker: registry folder, integrity key and training threads."""
+
+    model_config = SettingsConfigDict(env_prefix="DOORSTEP_", extra="ignore")
+
+    model_dir: Path = Field(
+        default=Path("var/models"),
+        description="Registry folder of trained rankers, one sub-folder per model.",
+    )
+    model_key: SecretStr | None = Field(
+        default=None,
+        description="HMAC-SHA256 key that signs and checks models, at least 32 bytes in "
+        "production. Unset in development means the key in model_key_path, created on first use.",
+    )
+    model_key_path: Path = Field(
+        default=Path("var/model_key"),
+        description="Development only: file holding the generated model key (mode 0600).",
+    )
+    n_jobs: int = Field(
+        default=1,
+        ge=1,
+        le=256,
+        description="LightGBM threads for training. LightGBM promises the same model only "
+        "for the same thread count, so the default of 1 gives the same model on every machine.",
+    )
+
+
 class Settings(BaseSettings):
     """All settings of one process."""
 
@@ -217,3 +244,22 @@ class Settings(BaseSettings):
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     cache: CacheSettings = Field(default_factory=CacheSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
+    model: ModelSettings = Field(default_factory=ModelSettings)
+
+    @model_validator(mode="after")
+    def _reject_weak_production_model_key(self) -> Self:
+        if self.auth.environment != "production":
+            return self
+        key = self.model.model_key
+        if key is None:
+            raise ValueError(
+                "DOORSTEP_MODEL_KEY is missing; production needs a random key"
+                f" of at least {MIN_SECRET_BYTES} bytes to check model integrity"
+            )
+        # The value itself is never quoted, only its length.
+        if len(key.get_secret_value().encode()) < MIN_SECRET_BYTES:
+            raise ValueError(
+                f"DOORSTEP_MODEL_KEY has {len(key.get_secret_value().encode())} bytes;"
+                f" production needs at least {MIN_SECRET_BYTES}"
+            )
+        return self

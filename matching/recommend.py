@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 import geopandas as gpd
+import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
 from geo.errors import DoorstepError
@@ -39,6 +41,15 @@ class SupportsFrames(Protocol):
     def layer_frame(self, name: str) -> gpd.GeoDataFrame: ...
 
 
+class CandidateScorer(Protocol):
+    """A learned ranker that scores one seeker's candidates; higher ranks first."""
+
+    @property
+    def model_id(self) -> str: ...
+
+    def score(self, seeker: pd.Series, candidates: pd.DataFrame) -> npt.NDArray[np.float64]: ...
+
+
 @dataclass
 class Recommender:
     """Ranks active postings for seekers and points; built once per process.
@@ -54,12 +65,17 @@ class Recommender:
     district_uncertainty : dict
         6-digit district code to the uncertainty in metres of a district-level
         location, as from :func:`geo.uncertainty.district_uncertainty_m`.
+    scorer : CandidateScorer, optional
+        The learned ranker. When set, recommendations are ordered by its score
+        (column ``model_score``); ``score`` stays the baseline score the reasons
+        explain. When ``None``, the baseline score orders them.
     """
 
     postings: pd.DataFrame
     seekers: pd.DataFrame
     district_names: dict[str, str]
     district_uncertainty: dict[str, float] = field(default_factory=dict)
+    scorer: CandidateScorer | None = None
 
     def __post_init__(self) -> None:
         self.index = JobIndex(self.postings)
@@ -79,6 +95,11 @@ class Recommender:
     def n_postings(self) -> int:
         """Number of active postings in the index."""
         return len(self.index)
+
+    @property
+    def ranker_id(self) -> str:
+        """Id of the learned model that orders recommendations, or ``"baseline"``."""
+        return "baseline" if self.scorer is None else self.scorer.model_id
 
     @property
     def n_seekers(self) -> int:
@@ -169,7 +190,11 @@ class Recommender:
             _modes(seeker["modes"]),
             min_results=max(limit, MIN_RESULTS),
         )
-        ranked = score_jobs(seeker, candidates).head(limit)
+        scored = score_jobs(seeker, candidates)
+        if self.scorer is not None:
+            scored["model_score"] = self.scorer.score(seeker, scored)
+            scored = scored.sort_values("model_score", ascending=False, kind="stable")
+        ranked = scored.head(limit)
         return seeker, explain_frame(ranked, seeker, lang)
 
     def seeker(self, seeker_id: str) -> pd.Series:

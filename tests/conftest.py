@@ -1,6 +1,7 @@
 """Fixtures shared by every test package."""
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -10,6 +11,16 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 
 # Fixture plugins shared by several test packages.
 pytest_plugins = ["tests.fix_browser", "tests.fix_redis"]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def empty_model_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Point DOORSTEP_MODEL_DIR at an empty folder, so a model in var/models stays out of tests."""
+    path = tmp_path_factory.mktemp("model-registry")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("DOORSTEP_MODEL_DIR", str(path))
+        patch.setenv("DOORSTEP_MODEL_KEY_PATH", str(path.parent / "model_key"))
+        yield path
 
 
 @pytest.fixture(scope="session")

@@ -8,6 +8,7 @@ their outputs, are written to the test's ``tmp_path``.
 """
 
 import json
+import pickle
 import sys
 from pathlib import Path
 from typing import Any
@@ -18,11 +19,14 @@ from jupyter_client.kernelspec import KernelSpecManager
 from jupyter_client.manager import AsyncKernelManager
 from nbclient import NotebookClient
 
+from models.ranker import RankerParams
+from models.training import fit_and_evaluate
 from store.sqlite import SqliteStore
 from tests.conftest import REPO_ROOT
+from tests.models.synthetic import make_training_data
 
 NOTEBOOKS_DIR = REPO_ROOT / "notebooks"
-NOTEBOOKS = ("ingest_overview.ipynb", "occupation_evaluation.ipynb")
+NOTEBOOKS = ("ingest_overview.ipynb", "occupation_evaluation.ipynb", "ranker_evaluation.ipynb")
 KERNEL_NAME = "python3"
 CELL_TIMEOUT_S = 600
 
@@ -151,6 +155,43 @@ def test_occupation_evaluation_golden(
     assert metrics["accuracy"] == pytest.approx(OCCUPATION_ACCURACY_GOLDEN, abs=GOLDEN_TOLERANCE)
     assert metrics["accuracy_major"] >= metrics["accuracy"]
     assert metrics["accuracy_middle"] >= metrics["accuracy"]
+
+
+RANKER_ROUNDS = 60
+
+
+def test_ranker_evaluation_metrics(tmp_path: Path, venv_kernel_specs: KernelSpecManager) -> None:
+    data = make_training_data(n_queries=400, seed=9)
+    frame_path = tmp_path / "training.pickle"
+    with frame_path.open("wb") as handle:
+        pickle.dump(
+            {"frame": data.frame, "feature_names": data.feature_names, "params": data.params},
+            handle,
+        )
+    metrics_path = tmp_path / "ranker_metrics.json"
+    parameters = {
+        "TRAINING_FRAME_PATH": str(frame_path),
+        "ROUNDS": RANKER_ROUNDS,
+        "METRICS_PATH": str(metrics_path),
+    }
+
+    execute_notebook("ranker_evaluation.ipynb", parameters, tmp_path, venv_kernel_specs)
+    metrics = read_metrics(metrics_path)
+    # The same data and parameters in this process give the same model and report.
+    expected = fit_and_evaluate(data, RankerParams(n_estimators=RANKER_ROUNDS), n_jobs=1)
+    overall = expected.report.overall
+
+    assert metrics["simulated"] is True
+    assert metrics["n_rows"] == len(data.frame)
+    assert metrics["best_iteration"] == expected.ranker.best_iteration
+    assert metrics["ndcg_at_10"]["model"] == pytest.approx(overall.metrics["model"].ndcg_at_10)
+    assert metrics["ndcg_at_10"]["baseline"] == pytest.approx(
+        overall.metrics["baseline"].ndcg_at_10
+    )
+    assert metrics["ratio"] == pytest.approx(overall.ndcg_ratio)
+    assert set(metrics["group_ratio"]) == {"graduate", "talent", "assistance", "general"}
+    assert metrics["goal_met"] == expected.report.goal_met
+    assert metrics["top_feature"] in data.feature_names
 
 
 @pytest.mark.parametrize("name", NOTEBOOKS)
