@@ -13,7 +13,7 @@ from api.docs import mount_api_docs
 from api.errors import install_error_handlers
 from api.pages import mount_assets
 from api.pages import router as pages_router
-from api.ranking import load_ranker
+from api.ranking import load_ranker, with_serving_context
 from api.routes import router as api_router
 from api.settings import Settings
 from matching.recommend import Recommender
@@ -55,7 +55,10 @@ def create_app(settings: Settings, store: ReadStore | None = None) -> FastAPI:
             opened = store or _open_store(settings, resources)
             app.state.store = opened
             app.state.recommender = Recommender.from_store(opened)
-            app.state.ranker_status, app.state.recommender.scorer = load_ranker(settings)
+            app.state.ranker_status, scorer = load_ranker(settings)
+            app.state.recommender.scorer = with_serving_context(
+                scorer, opened, app.state.recommender
+            )
             app.state.build_id = build_identity(opened.meta())
             app.state.cache, app.state.rate_limiter = _open_cache(settings, resources)
             logger.info(

@@ -1,12 +1,15 @@
 """Selection of the ranker the service uses: the newest valid registry model, else the baseline."""
 
 import logging
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, replace
 from typing import Literal
 
 from api.settings import ModelSettings, Settings
+from matching.recommend import Recommender
 from models.registry import ModelRegistry, development_model_key
-from models.serving import ModelScorer
+from models.serving import ModelScorer, serving_context
+from store.base import ReadStore
 
 logger = logging.getLogger(__name__)
 
@@ -66,3 +69,25 @@ def load_ranker(settings: Settings) -> tuple[RankerStatus, ModelScorer | None]:
         reason += f"; {len(skipped)} models failed the checks and were skipped, see the log"
     logger.info("ranker: model %r loaded from %s", model.model_id, model.path)
     return RankerStatus("lightgbm", model.model_id, reason), ModelScorer(model, build_features)
+
+
+def with_serving_context(
+    scorer: ModelScorer | None, store: ReadStore, recommender: Recommender
+) -> ModelScorer | None:
+    """Return the scorer with the posting context and age date it needs on the request path.
+
+    Nothing is computed when no model is loaded, so the baseline start stays fast.
+    """
+    if scorer is None:
+        return None
+    from models.dataset import curated_anchors
+
+    started = time.perf_counter()
+    context = serving_context(recommender.postings, recommender.seekers, curated_anchors(store))
+    logger.info(
+        "ranker: posting context for %d postings in %.1f s, posting age measured at %s",
+        len(context.posting_context),
+        time.perf_counter() - started,
+        context.as_of.date(),
+    )
+    return replace(scorer, context=context)

@@ -109,11 +109,11 @@ def _load_inputs(store: ReadStore) -> tuple[pd.DataFrame, pd.DataFrame]:
     seekers = store.seekers_frame().sort_values("seeker_id", kind="stable").reset_index(drop=True)
     uncertainty = district_uncertainty_m(store.layer_frame("districts"))
     postings["uncertainty_m"] = posting_uncertainty_m(postings, uncertainty)
-    postings = attach_posting_context(postings, seekers, _curated_anchors(store))
+    postings = attach_posting_context(postings, seekers, curated_anchors(store))
     return postings, seekers
 
 
-def _curated_anchors(store: ReadStore) -> pd.DataFrame | None:
+def curated_anchors(store: ReadStore) -> pd.DataFrame | None:
     """Read the curation fields of anchors that staff have curated, None when there are none."""
     if not isinstance(store, CurationStore):
         return None

@@ -1,4 +1,16 @@
-"""Scoring of one seeker's candidate postings with a loaded ranker, for the request path."""
+"""Scoring of one seeker's candidate postings with a loaded ranker, for the request path.
+
+The features must be computed as in training (`models.dataset`). Two inputs are not
+in a posting row and are prepared once when the service starts (`serving_context`):
+
+- the posting context of `matching.posting_context` (employer size, key-enterprise
+  flag, postings per employer, competition), joined to candidates by ``posting_id``;
+- the date posting age is measured at. The postings are historical (mostly 2018), so
+  measuring age at today's date would put every posting years outside the ages the
+  model saw in training. The service uses the 95th percentile of publication dates,
+  which is near the end of the data and ignores the few much newer postings. With a
+  live posting feed this becomes today's date.
+"""
 
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -7,11 +19,45 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from matching.posting_context import CONTEXT_COLUMNS, attach_posting_context
 from models.registry import LoadedModel
+
+AGE_REFERENCE_QUANTILE = 0.95
+"""Quantile of publication dates that serves as "today" for posting age on the request path."""
 
 # Builds the model's feature columns from seeker rows and candidate rows; the signature
 # of matching.features.build_features.
-FeatureBuilder = Callable[[pd.DataFrame, pd.DataFrame], pd.DataFrame]
+FeatureBuilder = Callable[..., pd.DataFrame]
+
+
+@dataclass(frozen=True)
+class ServingContext:
+    """Inputs of the features that a posting row lacks, prepared once per process."""
+
+    posting_context: pd.DataFrame
+    """`CONTEXT_COLUMNS` indexed by ``posting_id``."""
+    as_of: pd.Timestamp
+    """Date that posting age is measured at."""
+
+
+def serving_context(
+    postings: pd.DataFrame, seekers: pd.DataFrame, curated: pd.DataFrame | None
+) -> ServingContext:
+    """Compute the posting context and the posting-age date for the request path.
+
+    Raises
+    ------
+    ValueError
+        No posting has a readable ``published_on`` date.
+    """
+    context = attach_posting_context(postings, seekers, curated)
+    published = pd.to_datetime(postings["published_on"], errors="coerce").dropna()
+    if published.empty:
+        raise ValueError("no posting has a valid published_on date; expected YYYY-MM-DD")
+    days = published.to_numpy(dtype="datetime64[D]").astype(np.int64)
+    reference = int(np.quantile(days, AGE_REFERENCE_QUANTILE, method="lower"))
+    as_of = pd.Timestamp(np.datetime64(reference, "D"))
+    return ServingContext(context.set_index("posting_id")[list(CONTEXT_COLUMNS)], as_of)
 
 
 @dataclass(frozen=True)
@@ -20,6 +66,8 @@ class ModelScorer:
 
     model: LoadedModel
     build_features: FeatureBuilder
+    context: ServingContext | None = None
+    """Posting context and age date; without it those features are NaN or aged to today."""
 
     @property
     def model_id(self) -> str:
@@ -41,5 +89,12 @@ class ModelScorer:
         # One seeker row: build_features pairs it with every candidate when the
         # candidates carry no seeker_id column.
         seeker_rows = pd.DataFrame([seeker.to_dict()])
-        features = self.build_features(seeker_rows, candidates.reset_index(drop=True))
+        rows = candidates.reset_index(drop=True)
+        if self.context is None:
+            features = self.build_features(seeker_rows, rows)
+        else:
+            known = self.context.posting_context.reindex(rows["posting_id"])
+            rows = rows.drop(columns=list(CONTEXT_COLUMNS), errors="ignore")
+            rows = pd.concat([rows, known.reset_index(drop=True)], axis=1)
+            features = self.build_features(seeker_rows, rows, as_of=self.context.as_of)
         return self.model.predict(features)

@@ -111,3 +111,23 @@ def test_versions_names_loaded_model(
 
     assert result.exit_code == 0, result.output
     assert f"model: lightgbm {folder.name}" in result.output
+
+
+def test_train_and_evaluate_on_simulated_labels(full_store: SqliteStore, tmp_path: Path) -> None:
+    # The real simulation and feature builder, on a few seekers of the test store.
+    args = ["train", "--seekers", "60", "--seed", "7", "--rounds", "20"]
+    trained = runner.invoke(cli.app, args, env=_env(full_store, tmp_path))
+    assert trained.exit_code == 0, trained.output
+    assert "simulated" in trained.output.lower()
+    (folder,) = (tmp_path / "models").iterdir()
+    manifest = json.loads((folder / MANIFEST_FILE).read_text())
+    assert manifest["simulated"] is True
+
+    out_dir = tmp_path / "reports"
+    evaluated = runner.invoke(
+        cli.app, ["evaluate", "--out-dir", str(out_dir)], env=_env(full_store, tmp_path)
+    )
+    assert evaluated.exit_code == 0, evaluated.output
+    (report_file,) = out_dir.iterdir()
+    report = json.loads(report_file.read_text())
+    assert report

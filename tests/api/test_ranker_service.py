@@ -1,12 +1,10 @@
 """The service's ranker: the newest valid model orders recommendations, else the baseline.
 
-The feature builder here is a stand-in module registered as ``matching.features``
-that fills the synthetic feature columns from the candidate frame, so these tests
-check the wiring, not the features.
+The model is trained on simulated labels for a few seekers of the test store with the
+real feature builder, so these tests also check that the request path computes the
+features as training does.
 """
 
-import sys
-import types
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,35 +17,20 @@ from pydantic import SecretStr
 from api.app import create_app
 from api.ranking import load_ranker
 from api.settings import DataSettings, ModelSettings, Settings
+from matching.features import FEATURE_NAMES, build_features
 from matching.recommend import Recommender
+from models.dataset import build_training_data
 from models.ranker import RankerParams, split_chronologically, train_ranker
 from models.registry import MODEL_FILE, ModelRegistry
+from models.serving import ModelScorer
 from store.sqlite import SqliteStore
-from tests.models.synthetic import FEATURE_NAMES, make_training_data
 
 KEY = "service-test-model-key-32-bytes-long"
 
 
-def _stand_in_features(seeker_rows: pd.DataFrame, candidates: pd.DataFrame) -> pd.DataFrame:
-    """Fill the synthetic feature columns from candidate commute and distance."""
-    assert len(seeker_rows) == 1
-    features = pd.DataFrame(0.0, index=candidates.index, columns=list(FEATURE_NAMES))
-    features["commute_min"] = candidates["estimated_commute_min"].to_numpy()
-    features["distance_m"] = candidates["distance_m"].to_numpy()
-    return features.astype(np.float32)
-
-
-@pytest.fixture
-def stand_in_features(monkeypatch: pytest.MonkeyPatch) -> None:
-    module = types.ModuleType("matching.features")
-    module.FEATURE_NAMES = FEATURE_NAMES  # type: ignore[attr-defined]
-    module.build_features = _stand_in_features  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "matching.features", module)
-
-
 @pytest.fixture(scope="module")
-def model_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    data = make_training_data(n_queries=300, seed=11)
+def model_folder(full_store: SqliteStore, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    data = build_training_data(full_store, n_seekers=80, seed=11, progress=False)
     split = split_chronologically(data.frame)
     ranker = train_ranker(split, FEATURE_NAMES, RankerParams(n_estimators=20), n_jobs=1)
     registry = ModelRegistry(tmp_path_factory.mktemp("registry"), KEY.encode())
@@ -62,9 +45,7 @@ def _settings(store: SqliteStore, model_dir: Path) -> Settings:
 
 
 @pytest.fixture
-def model_client(
-    full_store: SqliteStore, model_folder: Path, stand_in_features: None
-) -> Iterator[TestClient]:
+def model_client(full_store: SqliteStore, model_folder: Path) -> Iterator[TestClient]:
     app = create_app(_settings(full_store, model_folder.parent), store=full_store)
     with TestClient(app) as client:
         yield client
@@ -99,8 +80,35 @@ def test_recommendations_follow_model_score(model_client: TestClient) -> None:
     assert ids == list(ranked["posting_id"].head(5))
 
 
+def test_request_features_match_training(model_client: TestClient) -> None:
+    recommender: Recommender = model_client.app.state.recommender  # type: ignore[attr-defined]
+    scorer = recommender.scorer
+    assert isinstance(scorer, ModelScorer)
+    assert scorer.context is not None
+    seeker = recommender.seeker("sim-000001")
+    candidates = recommender.index.for_commute(
+        seeker["home_lon"], seeker["home_lat"], seeker["max_commute_min"], seeker["modes"]
+    )
+    located = candidates.loc[candidates["precision"] != "city"].head(200).reset_index(drop=True)
+    context = scorer.context.posting_context.reindex(located["posting_id"]).reset_index(drop=True)
+
+    features = build_features(
+        pd.DataFrame([seeker.to_dict()]),
+        pd.concat([located, context], axis=1),
+        as_of=scorer.context.as_of,
+    )
+
+    # The context features come from the service's table, not NaN as without it.
+    assert features["competition_seekers"].notna().all()
+    assert features["employer_active_postings"].notna().all()
+    # Posting age is measured near the end of the data, within the ages training saw.
+    assert scorer.context.as_of.year == 2018
+    assert features["posting_age_days"].median() < 365
+    assert np.allclose(scorer.score(seeker, located), scorer.model.predict(features))
+
+
 def test_tampered_model_keeps_baseline(
-    full_store: SqliteStore, model_folder: Path, tmp_path: Path, stand_in_features: None
+    full_store: SqliteStore, model_folder: Path, tmp_path: Path
 ) -> None:
     copy = tmp_path / "models" / model_folder.name
     copy.mkdir(parents=True)
