@@ -305,8 +305,8 @@
     });
   }
 
-  // Show a message in a field's error slot and mark the inputs of its row as invalid;
-  // unknown fields go to the form's slot.
+  // Show a message in a field's error slot and mark the inputs of its row as invalid.
+  // Unknown fields go to the form's slot.
   function showFieldError(name, text) {
     const slot = byId("err-" + name) || byId("form-errors");
     slot.textContent = slot.textContent ? slot.textContent + "；" + text : text;
@@ -385,8 +385,8 @@
     return typed.toFixed(6) === stored.toFixed(6);
   }
 
-  // Add the entrance and shuttle-stop changes; a point is typed in the page's coord_sys.
-  // Emptied points go to "clear". An incomplete point is sent as it is, so the API names
+  // Add the entrance and shuttle-stop changes, typed in the page's coord_sys. Emptied
+  // points go to "clear". An incomplete point is sent as it is, so the API names
   // the missing part beside the field.
   function addPointChanges(anchor, typed, changes, clear) {
     const entrance = anchor.entrance || {};
@@ -409,7 +409,7 @@
     }
   }
 
-  // Read both points, reporting non-numbers beside their fields; null when one is invalid.
+  // Read both points and report non-numbers beside their fields. Return null when one is invalid.
   function readPoints() {
     const entrance = points.entrance.readChecked(function (message) { showFieldError("entrance", message); });
     const shuttle = points.shuttle.readChecked(function (message) { showFieldError("shuttle_stop", message); });
@@ -580,7 +580,7 @@
     return text.split(/[,，;；\s]+/).filter(Boolean);
   }
 
-  // The changed fields only, plus "clear" for emptied optional fields. typed holds the
+  // The changed fields only, plus "clear" for emptied optional fields. typed contains the
   // entrance and shuttle-stop points from readPoints.
   function collectChanges(anchor, typed) {
     const changes = {};

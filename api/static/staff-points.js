@@ -18,7 +18,7 @@ window.DoorstepStaffPoints = (function () {
     return point.lon !== null && point.lat !== null && Number.isFinite(point.lon) && Number.isFinite(point.lat);
   }
 
-  // The prompt shown after a "在地图上选取" button; label names the point (入口, 班车站点).
+  // The prompt shown after a "在地图上选取" button, where label names the point (入口, 班车站点).
   function pickPrompt(label) {
     return D.format(t.staff_pick_prompt, { target: label });
   }
@@ -63,7 +63,7 @@ window.DoorstepStaffPoints = (function () {
       }
     }
 
-    // Draw the typed point; an incomplete point or one that is not a number has no marker.
+    // Draw the typed point. An incomplete point, or one that is not a number, has no marker.
     function show() {
       const point = read();
       if (!isDrawable(point)) {
