@@ -55,6 +55,7 @@ from api.curation_schemas import (
     StaffMe,
     Summary,
     SummaryItem,
+    ZoneOut,
     anchor_out,
     version_out,
 )
@@ -195,12 +196,9 @@ def me(staff: StaffDep, rules: RulesDep) -> StaffMe:
     for code in sorted(staff.scope.district_codes):
         district = rules.regions.district(code)
         districts.append(DistrictOut(code=code, name=None if district is None else district.name))
-    return StaffMe(
-        staff_id=staff.staff_id,
-        org=staff.org,
-        districts=districts,
-        zones=sorted(staff.scope.zone_keys),
-    )
+    zone_names = {zone.key: zone.name for zone in rules.zones}
+    zones = [ZoneOut(key=key, name=zone_names.get(key)) for key in sorted(staff.scope.zone_keys)]
+    return StaffMe(staff_id=staff.staff_id, org=staff.org, districts=districts, zones=zones)
 
 
 @router.get("/anchors", response_model=AnchorList)
@@ -246,8 +244,9 @@ def patch_anchor(
     store: CurationStoreDep,
     rules: RulesDep,
     recommender: RecommenderDep,
+    coord_sys: CoordSysDep,
 ) -> AnchorEdit:
-    """Apply one versioned edit to an anchor in the caller's scope."""
+    """Apply one versioned edit to an anchor in the caller's scope and return it in coord_sys."""
     record = _scoped_anchor(store, anchor_id, staff)
     try:
         updated, entry = apply_change(
@@ -267,7 +266,7 @@ def patch_anchor(
     moved = {"lon", "lat", "precision", "district_code"} & {item.field for item in entry.changes}
     if moved:
         _refresh_recommender(request, recommender, updated, [])
-    anchor = _anchor_outs([updated], store, rules, CoordSys.WGS84)[0]
+    anchor = _anchor_outs([updated], store, rules, coord_sys)[0]
     return AnchorEdit(anchor=anchor, version=version_out(entry))
 
 

@@ -118,8 +118,23 @@ class MergeIn(BaseModel):
     reason: str = Field(min_length=1, max_length=500)
 
 
+class PointOut(BaseModel):
+    """A point in the request's ``coord_sys``, in degrees."""
+
+    lon: float
+    lat: float
+
+
+class ShuttleStopOut(BaseModel):
+    """A shuttle-bus stop with its point in the request's ``coord_sys``, or no point."""
+
+    name: str
+    lon: float | None
+    lat: float | None
+
+
 class AnchorOut(BaseModel):
-    """An anchor as shown to station staff."""
+    """An anchor as shown to station staff, with its points in the request's ``coord_sys``."""
 
     anchor_id: str
     name: str
@@ -134,6 +149,7 @@ class AnchorOut(BaseModel):
     district_name: str | None
     zone_key: str | None
     address: str
+    entrance: PointOut | None
     credit_code: str | None
     industry_code: str | None
     industry_name: str | None
@@ -143,7 +159,7 @@ class AnchorOut(BaseModel):
     contact_role: str | None
     contact_phone: str | None
     shift_times: list[str]
-    shuttle_stop: dict[str, Any] | None
+    shuttle_stop: ShuttleStopOut | None
     n_postings: int
 
 
@@ -237,13 +253,20 @@ class DistrictOut(BaseModel):
     name: str | None
 
 
+class ZoneOut(BaseModel):
+    """A development zone key with its Chinese name, which is null for an unknown key."""
+
+    key: str
+    name: str | None
+
+
 class StaffMe(BaseModel):
     """The authenticated staff member and the scope they curate."""
 
     staff_id: str
     org: str
     districts: list[DistrictOut]
-    zones: list[str]
+    zones: list[ZoneOut]
 
 
 class SummaryItem(BaseModel):
@@ -275,6 +298,25 @@ def json_value(value: object) -> Any:
     return value
 
 
+def _point_out(lon: float | None, lat: float | None, coord_sys: CoordSys) -> PointOut | None:
+    """Convert a stored WGS84 point to ``coord_sys``, or return None when a part is missing."""
+    if lon is None or lat is None or not (math.isfinite(lon) and math.isfinite(lat)):
+        return None
+    out_lon, out_lat = from_wgs84(lon, lat, coord_sys)
+    return PointOut(lon=out_lon, lat=out_lat)
+
+
+def _shuttle_stop_out(stop: ShuttleStop | None, coord_sys: CoordSys) -> ShuttleStopOut | None:
+    if stop is None:
+        return None
+    point = _point_out(stop.lon, stop.lat, coord_sys)
+    return ShuttleStopOut(
+        name=stop.name,
+        lon=None if point is None else point.lon,
+        lat=None if point is None else point.lat,
+    )
+
+
 def anchor_out(
     record: AnchorRecord,
     *,
@@ -283,18 +325,15 @@ def anchor_out(
     industries: IndustryCatalogue,
     coord_sys: CoordSys = CoordSys.WGS84,
 ) -> AnchorOut:
-    """Build the response of one anchor, its pin converted from WGS84 to ``coord_sys``."""
-    lon, lat = record.lon, record.lat
-    if math.isfinite(lon) and math.isfinite(lat):
-        lon, lat = from_wgs84(lon, lat, coord_sys)
+    """Build the response of one anchor, converting its points from WGS84 to ``coord_sys``."""
+    pin = _point_out(record.lon, record.lat, coord_sys)
     district = regions.district(record.district_code) if record.district_code else None
     industry = industries.lookup(record.industry_code) if record.industry_code else None
-    shuttle = json_value(record.shuttle_stop)
     return AnchorOut(
         anchor_id=record.anchor_id,
         name=record.name,
-        lon=json_value(lon),
-        lat=json_value(lat),
+        lon=None if pin is None else pin.lon,
+        lat=None if pin is None else pin.lat,
         precision=record.precision.value,
         precision_label=PRECISION_LABELS_ZH[record.precision],
         state=record.state.value,
@@ -304,6 +343,7 @@ def anchor_out(
         district_name=None if district is None else district.name,
         zone_key=record.zone_key,
         address=record.address,
+        entrance=_point_out(record.entrance_lon, record.entrance_lat, coord_sys),
         credit_code=record.credit_code,
         industry_code=record.industry_code,
         industry_name=None if industry is None else industry.name,
@@ -313,7 +353,7 @@ def anchor_out(
         contact_role=record.contact_role,
         contact_phone=record.contact_phone,
         shift_times=list(record.shift_times),
-        shuttle_stop=shuttle if isinstance(shuttle, dict) else None,
+        shuttle_stop=_shuttle_stop_out(record.shuttle_stop, coord_sys),
         n_postings=n_postings,
     )
 

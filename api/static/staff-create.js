@@ -12,6 +12,7 @@ window.DoorstepStaffCreate = (function () {
   const D = window.Doorstep;
   const t = D.messages;
   const el = D.el;
+  const Points = window.DoorstepStaffPoints;
 
   // Optional text inputs sent in "details" when not empty.
   const DETAIL_TEXTS = ["address", "credit_code", "industry_code", "contact_role", "contact_phone"];
@@ -61,7 +62,18 @@ window.DoorstepStaffCreate = (function () {
     const status = byId("create-status");
     const pickStatus = byId("new-pick-status");
     const submitButton = byId("create-submit");
-    const markers = { pin: null, entrance: null, shuttle: null };
+    // The pin is larger than the optional points, so it is easier to drag.
+    const points = {};
+    Object.keys(POINT_PREFIXES).forEach(function (target) {
+      const prefix = POINT_PREFIXES[target];
+      points[target] = Points.pointField(map, {
+        lon: input(prefix + "lon"),
+        lat: input(prefix + "lat"),
+        kind: target,
+        size: target === "pin" ? 18 : 14,
+        draggable: target === "pin",
+      });
+    });
     let pickTarget = "pin";
     // NOTE: the attempt lives in page memory only, so a retry after reloading the page
     // sends a new key and may create a second anchor.
@@ -70,66 +82,26 @@ window.DoorstepStaffCreate = (function () {
 
     // --- points on the map ---------------------------------------------------------
 
-    function pointInputs(target) {
-      const prefix = POINT_PREFIXES[target];
-      return { lon: input(prefix + "lon"), lat: input(prefix + "lat") };
-    }
-
     function inPageSystem() {
       return input("coord_sys").value === D.config.coord_sys;
     }
 
     function anyPointTyped() {
-      return Object.keys(POINT_PREFIXES).some(function (target) {
-        const inputs = pointInputs(target);
-        return inputs.lon.value.trim() !== "" || inputs.lat.value.trim() !== "";
-      });
-    }
-
-    function removeMarker(target) {
-      if (markers[target]) {
-        map.removeLayer(markers[target]);
-        markers[target] = null;
-      }
+      return Object.keys(points).some(function (target) { return points[target].anyTyped(); });
     }
 
     // Draw a target's typed point on the map. Only points in the basemap's system can be drawn.
     function showPoint(target) {
-      const inputs = pointInputs(target);
-      const lon = Number(inputs.lon.value.trim());
-      const lat = Number(inputs.lat.value.trim());
-      const typed = inputs.lon.value.trim() !== "" && inputs.lat.value.trim() !== "";
-      if (!typed || !inPageSystem() || !Number.isFinite(lon) || !Number.isFinite(lat)) {
-        removeMarker(target);
-        return;
+      if (inPageSystem()) {
+        points[target].show();
+      } else {
+        points[target].remove();
       }
-      if (markers[target]) {
-        markers[target].setLatLng([lat, lon]);
-        return;
-      }
-      markers[target] = L.marker([lat, lon], {
-        draggable: target === "pin",
-        keyboard: false,
-        zIndexOffset: 1000,
-        icon: L.divIcon({ className: "staff-new-point staff-new-" + target, iconSize: [18, 18] }),
-      }).addTo(map);
-      if (target === "pin") {
-        markers.pin.on("dragend", function () {
-          setPoint("pin", markers.pin.getLatLng());
-        });
-      }
-    }
-
-    function setPoint(target, latlng) {
-      const inputs = pointInputs(target);
-      inputs.lon.value = latlng.lng.toFixed(6);
-      inputs.lat.value = latlng.lat.toFixed(6);
-      showPoint(target);
     }
 
     // Bring a typed pin into view; a clicked one is in view already.
     function revealPin() {
-      const latlng = markers.pin && markers.pin.getLatLng();
+      const latlng = points.pin.latLng();
       if (latlng && !map.getBounds().contains(latlng)) {
         map.setView(latlng, Math.max(map.getZoom(), 14), { animate: false });
       }
@@ -157,7 +129,7 @@ window.DoorstepStaffCreate = (function () {
         }
         input("coord_sys").value = D.config.coord_sys;
       }
-      setPoint(pickTarget, event.latlng);
+      points[pickTarget].set(event.latlng);
       pickTarget = "pin";
       pickStatus.textContent = "";
     }
@@ -165,7 +137,7 @@ window.DoorstepStaffCreate = (function () {
     function startPick(target) {
       pickTarget = target;
       const label = target === "entrance" ? t.staff_field_labels.entrance : t.staff_field_labels.shuttle_stop;
-      pickStatus.textContent = D.format(t.staff_pick_prompt, { target: label });
+      pickStatus.textContent = Points.pickPrompt(label);
     }
 
     // --- errors ----------------------------------------------------------------------
@@ -230,24 +202,9 @@ window.DoorstepStaffCreate = (function () {
 
     // --- the request body --------------------------------------------------------------
 
-    // A coordinate typed as text: null when empty, NaN when not a number.
-    function readCoordinate(node) {
-      const text = node.value.trim();
-      return text === "" ? null : Number(text);
-    }
-
     // Read one point; report a non-number in the slot and return undefined for it.
     function readPoint(target, slot) {
-      const inputs = pointInputs(target);
-      const point = { lon: readCoordinate(inputs.lon), lat: readCoordinate(inputs.lat) };
-      let valid = true;
-      [["lon", inputs.lon], ["lat", inputs.lat]].forEach(function (pair) {
-        if (point[pair[0]] !== null && !Number.isFinite(point[pair[0]])) {
-          showError(slot, D.format(t.staff_not_a_number, { label: t.staff_field_labels[pair[0]] }));
-          valid = false;
-        }
-      });
-      return valid ? point : undefined;
+      return points[target].readChecked(function (message) { showError(slot, message); });
     }
 
     function shiftList(text) {
@@ -415,7 +372,7 @@ window.DoorstepStaffCreate = (function () {
     function close(created) {
       panel.hidden = true;
       map.getContainer().classList.remove("picking");
-      Object.keys(POINT_PREFIXES).forEach(removeMarker);
+      Object.keys(points).forEach(function (target) { points[target].remove(); });
       pickTarget = "pin";
       pickStatus.textContent = "";
       if (created) {
@@ -443,8 +400,9 @@ window.DoorstepStaffCreate = (function () {
       fillSelect(input("district_code"), (me.districts || []).map(function (district) {
         return { value: district.code, label: district.name || district.code };
       }));
+      // The zone data has Chinese names only, so the English page shows them too.
       fillSelect(input("zone_key"), (me.zones || []).map(function (zone) {
-        return { value: zone, label: zone };
+        return { value: zone.key, label: zone.name || zone.key };
       }));
       input("zone_key").closest(".form-row").hidden = !(me.zones || []).length;
     }

@@ -1,7 +1,8 @@
 // Staff curation page (完善锚点): list the anchors in the staff member's scope and draw
 // them on the map, edit one in the form, move its pin by dragging the marker, read its
-// history, merge possible duplicates and import anchors from a file. The new-anchor form
-// is in staff-create.js.
+// history, merge possible duplicates and import anchors from a file. The entrance and the
+// shuttle stop are typed or picked on the map (staff-points.js) in the map's coordinate
+// system. The new-anchor form is in staff-create.js.
 //
 // Map marks show two things at once: the fill colour is the curation state and the ring
 // and size are the location precision. pages.css defines both as classes, which the
@@ -54,11 +55,24 @@
   const form = byId("anchor-form");
   const saveStatus = byId("save-status");
   const conflict = byId("conflict");
+  const editPanel = byId("edit-panel");
 
   const map = D.createMap("map");
   const listLayer = L.featureGroup().addTo(map);
   const marks = new Map(); // anchor_id -> the anchor's mark in listLayer
   let pin = null;
+  const Points = window.DoorstepStaffPoints;
+  const points = {
+    entrance: Points.pointField(map, {
+      lon: byId("f-entrance_lon"), lat: byId("f-entrance_lat"), kind: "entrance", title: t.staff_field_labels.entrance,
+    }),
+    shuttle: Points.pointField(map, {
+      lon: byId("f-shuttle_lon"), lat: byId("f-shuttle_lat"), kind: "shuttle", title: t.staff_field_labels.shuttle_stop,
+    }),
+  };
+  const POINT_LABELS = { entrance: t.staff_field_labels.entrance, shuttle: t.staff_field_labels.shuttle_stop };
+  const pickStatus = byId("edit-pick-status");
+  let pickTarget = null; // "entrance" or "shuttle" after its "在地图上选取" button
 
   const query = { page: 1, pages: 1 };
   let current = null; // {anchor, history} on show in the form
@@ -291,13 +305,115 @@
     });
   }
 
+  // Show a message in a field's error slot and mark the inputs of its row as invalid.
+  // Unknown fields go to the form's slot.
   function showFieldError(name, text) {
     const slot = byId("err-" + name) || byId("form-errors");
     slot.textContent = slot.textContent ? slot.textContent + "；" + text : text;
     slot.hidden = false;
-    if (field(name)) {
-      field(name).setAttribute("aria-invalid", "true");
+    const row = slot.closest(".form-row");
+    if (row) {
+      row.querySelectorAll("input, select, textarea").forEach(function (node) {
+        node.setAttribute("aria-invalid", "true");
+      });
     }
+  }
+
+  // --- entrance and shuttle stop ---------------------------------------------------
+
+  function coordinateText(value) {
+    return typeof value === "number" ? value.toFixed(6) : "";
+  }
+
+  function fillPoints(anchor) {
+    const entrance = anchor.entrance || {};
+    const stop = anchor.shuttle_stop || {};
+    field("entrance_lon").value = coordinateText(entrance.lon);
+    field("entrance_lat").value = coordinateText(entrance.lat);
+    field("shuttle_name").value = stop.name || "";
+    field("shuttle_lon").value = coordinateText(stop.lon);
+    field("shuttle_lat").value = coordinateText(stop.lat);
+    stopPick();
+    showPoints();
+  }
+
+  function showPoints() {
+    points.entrance.show();
+    points.shuttle.show();
+  }
+
+  function hidePoints() {
+    points.entrance.remove();
+    points.shuttle.remove();
+  }
+
+  function startPick(target) {
+    pickTarget = target;
+    map.getContainer().classList.add("picking");
+    pickStatus.textContent = Points.pickPrompt(POINT_LABELS[target]);
+  }
+
+  function stopPick() {
+    pickTarget = null;
+    map.getContainer().classList.remove("picking");
+    pickStatus.textContent = "";
+  }
+
+  function onMapClick(event) {
+    if (pickTarget === null || form.hidden || editPanel.hidden) {
+      return;
+    }
+    points[pickTarget].set(event.latlng);
+    stopPick();
+  }
+
+  function clearPoint(target) {
+    points[target].clear();
+    if (target === "shuttle") {
+      field("shuttle_name").value = "";
+    }
+    if (pickTarget === target) {
+      stopPick();
+    }
+  }
+
+  // Equal when both are absent, or both round to the same 6 decimals (about 0.1 m).
+  function sameCoordinate(typed, stored) {
+    if (typed === null || typeof stored !== "number") {
+      return typed === null && typeof stored !== "number";
+    }
+    return typed.toFixed(6) === stored.toFixed(6);
+  }
+
+  // Add the entrance and shuttle-stop changes, typed in the page's coord_sys. Emptied
+  // points go to "clear". An incomplete point is sent as it is, so the API names
+  // the missing part beside the field.
+  function addPointChanges(anchor, typed, changes, clear) {
+    const entrance = anchor.entrance || {};
+    const entranceEmpty = typed.entrance.lon === null && typed.entrance.lat === null;
+    if (entranceEmpty && anchor.entrance) {
+      clear.push("entrance");
+    } else if (!sameCoordinate(typed.entrance.lon, entrance.lon) || !sameCoordinate(typed.entrance.lat, entrance.lat)) {
+      changes.entrance_lon = typed.entrance.lon;
+      changes.entrance_lat = typed.entrance.lat;
+    }
+
+    const stop = anchor.shuttle_stop || {};
+    const name = field("shuttle_name").value.trim();
+    const stopEmpty = name === "" && typed.shuttle.lon === null && typed.shuttle.lat === null;
+    if (stopEmpty && anchor.shuttle_stop) {
+      clear.push("shuttle_stop");
+    } else if (!stopEmpty && (name !== (stop.name || "")
+        || !sameCoordinate(typed.shuttle.lon, stop.lon) || !sameCoordinate(typed.shuttle.lat, stop.lat))) {
+      changes.shuttle_stop = { name: name, lon: typed.shuttle.lon, lat: typed.shuttle.lat };
+    }
+  }
+
+  // Read both points and report non-numbers beside their fields. Return null when one is invalid.
+  function readPoints() {
+    const entrance = points.entrance.readChecked(function (message) { showFieldError("entrance", message); });
+    const shuttle = points.shuttle.readChecked(function (message) { showFieldError("shuttle_stop", message); });
+    return entrance === undefined || shuttle === undefined ? null : { entrance: entrance, shuttle: shuttle };
   }
 
   function placePin(anchor) {
@@ -384,6 +500,7 @@
     form.hidden = false;
     byId("editor-hint").hidden = true;
     placePin(anchor);
+    fillPoints(anchor);
   }
 
   function valueText(value) {
@@ -463,8 +580,9 @@
     return text.split(/[,，;；\s]+/).filter(Boolean);
   }
 
-  // The changed fields only, plus "clear" for emptied optional fields.
-  function collectChanges(anchor) {
+  // The changed fields only, plus "clear" for emptied optional fields. typed contains the
+  // entrance and shuttle-stop points from readPoints.
+  function collectChanges(anchor, typed) {
     const changes = {};
     const clear = [];
     TEXT_FIELDS.forEach(function (name) {
@@ -499,6 +617,9 @@
     if (moved) {
       changes.lon = Number(moved.lon.toFixed(6));
       changes.lat = Number(moved.lat.toFixed(6));
+    }
+    addPointChanges(anchor, typed, changes, clear);
+    if (moved || "entrance_lon" in changes || "shuttle_stop" in changes) {
       changes.coord_sys = D.config.coord_sys;
     }
 
@@ -541,11 +662,16 @@
     saveStatus.classList.remove("error");
     const anchor = current.anchor;
     const reason = field("reason").value.trim();
+    const typed = readPoints();
     if (!reason) {
       showFieldError("reason", t.staff_reason_missing);
+    }
+    if (!reason || typed === null) {
+      saveStatus.textContent = t.staff_invalid;
+      saveStatus.classList.add("error");
       return;
     }
-    const changes = collectChanges(anchor);
+    const changes = collectChanges(anchor, typed);
     if (Object.keys(changes).length === 0) {
       saveStatus.textContent = t.staff_no_changes;
       return;
@@ -712,7 +838,6 @@
 
   // --- new anchors ---------------------------------------------------------------
 
-  const editPanel = byId("edit-panel");
   const createForm = window.DoorstepStaffCreate.setup({
     map: map,
     request: staffRequest,
@@ -722,6 +847,8 @@
     // was, an unsaved drag included.
     onOpen: function () {
       editPanel.hidden = true;
+      stopPick();
+      hidePoints();
       if (pin) {
         map.removeLayer(pin);
       }
@@ -730,6 +857,9 @@
       editPanel.hidden = false;
       if (pin) {
         pin.addTo(map);
+      }
+      if (!form.hidden) {
+        showPoints();
       }
     },
     onCreated: showCreated,
@@ -799,6 +929,16 @@
     loadAnchors();
   });
   form.addEventListener("submit", save);
+  form.querySelectorAll(".pick-button").forEach(function (button) {
+    const target = button.dataset.target;
+    button.addEventListener("click", button.classList.contains("clear-point")
+      ? function () { clearPoint(target); }
+      : function () { startPick(target); });
+  });
+  ["entrance_lon", "entrance_lat", "shuttle_lon", "shuttle_lat"].forEach(function (name) {
+    field(name).addEventListener("change", showPoints);
+  });
+  map.on("click", onMapClick);
   byId("create-open").addEventListener("click", function () { createForm.open(); });
   byId("reset").addEventListener("click", function () {
     if (current) {

@@ -21,6 +21,7 @@ from stdnum.cn import uscc
 from api.app import create_app
 from api.settings import AuthSettings, CacheSettings, DataSettings, Settings
 from api.staff_auth import issue_staff_token
+from geo.crs import CoordSys, from_wgs84, to_wgs84
 from store.sqlite import SqliteStore, write_store
 from tests.store.conftest import make_database, pg_pool, pg_store, pg_url
 from tests.store.test_contract import _inputs
@@ -31,15 +32,18 @@ __all__ = ["make_database", "pg_pool", "pg_store", "pg_url"]
 
 SECRET = secrets.token_hex(32)
 YANTA_POINT = (108.9480, 34.2230)  # inside 雁塔区 610113, about 1.7 km east of anc-c
+ANC_A_ENTRANCE = (108.9005, 34.2003)  # WGS84, about 60 m north-east of anc-a's pin
+ANC_A_STOP = (108.9020, 34.2010)  # WGS84, about 220 m north-east of anc-a's pin
 BELL_TOWER = (108.9402, 34.2600)  # inside 碑林区 610103
 
 
-def _token(*districts: str, staff_id: str = "staff-yanta-01") -> str:
+def _token(*districts: str, staff_id: str = "staff-yanta-01", zones: tuple[str, ...] = ()) -> str:
     return issue_staff_token(
         SECRET.encode(),
         staff_id=staff_id,
         org="雁塔区就业服务中心",
         districts=districts or ("610113",),
+        zones=zones,
     )
 
 
@@ -110,6 +114,18 @@ def test_me_names_districts(client: TestClient) -> None:
         "districts": [{"code": "610113", "name": "雁塔区"}],
         "zones": [],
     }
+
+
+def test_me_names_zones(client: TestClient) -> None:
+    token = _token("610113", zones=("高新", "未知开发区"))
+
+    response = client.get("/v1/staff/me", headers={"Authorization": f"Bearer {token}"})
+
+    assert response.status_code == 200
+    assert response.json()["zones"] == [
+        {"key": "未知开发区", "name": None},
+        {"key": "高新", "name": "西安高新技术产业开发区"},
+    ]
 
 
 def test_missing_token_is_401(client: TestClient) -> None:
@@ -243,6 +259,101 @@ def test_pin_move_refreshes_nearby(client: TestClient) -> None:
     assert before["total"] == 0
     assert after["total"] == 2
     assert {item["title"] for item in after["items"]} == {"司机", "保洁"}
+
+
+def _set_entrance_and_stop(client: TestClient) -> Any:
+    return _patch(
+        client,
+        "anc-a",
+        1,
+        entrance_lon=ANC_A_ENTRANCE[0],
+        entrance_lat=ANC_A_ENTRANCE[1],
+        shuttle_stop={"name": "科技路站", "lon": ANC_A_STOP[0], "lat": ANC_A_STOP[1]},
+    )
+
+
+def test_anchor_without_entrance_is_null(client: TestClient) -> None:
+    anchor = _anchor(client, "anc-a")["anchor"]
+
+    assert anchor["entrance"] is None
+    assert anchor["shuttle_stop"] is None
+
+
+def test_entrance_in_wgs84_responses(client: TestClient) -> None:
+    response = _set_entrance_and_stop(client)
+    got = _anchor(client, "anc-a")["anchor"]
+
+    assert response.status_code == 200, response.text
+    for anchor in (response.json()["anchor"], got):
+        assert anchor["entrance"] == pytest.approx(
+            {"lon": ANC_A_ENTRANCE[0], "lat": ANC_A_ENTRANCE[1]}, abs=1e-9
+        )
+        assert anchor["shuttle_stop"] == pytest.approx(
+            {"name": "科技路站", "lon": ANC_A_STOP[0], "lat": ANC_A_STOP[1]}, abs=1e-9
+        )
+
+
+def test_entrance_in_gcj02_get(client: TestClient) -> None:
+    assert _set_entrance_and_stop(client).status_code == 200
+
+    response = client.get("/v1/staff/anchors/anc-a", params={"coord_sys": "gcj02"}, headers=YANTA)
+    listed = client.get(
+        "/v1/staff/anchors", params={"q": "甲", "coord_sys": "gcj02"}, headers=YANTA
+    )
+
+    entrance = from_wgs84(*ANC_A_ENTRANCE, CoordSys.GCJ02)
+    stop = from_wgs84(*ANC_A_STOP, CoordSys.GCJ02)
+    for anchor in (response.json()["anchor"], listed.json()["items"][0]):
+        assert anchor["entrance"] == pytest.approx({"lon": entrance[0], "lat": entrance[1]})
+        assert anchor["shuttle_stop"]["lon"] == pytest.approx(stop[0])
+        assert anchor["shuttle_stop"]["lat"] == pytest.approx(stop[1])
+        # The GCJ-02 offset in Xi'an is a few hundred metres, mostly to the east.
+        assert anchor["entrance"]["lon"] - ANC_A_ENTRANCE[0] > 0.003
+
+
+def test_entrance_in_gcj02_patch(client: TestClient) -> None:
+    entrance_gcj = from_wgs84(*ANC_A_ENTRANCE, CoordSys.GCJ02)
+    body = {
+        "expected_version": 1,
+        "reason": "现场核实",
+        "changes": {
+            "coord_sys": "gcj02",
+            "entrance_lon": entrance_gcj[0],
+            "entrance_lat": entrance_gcj[1],
+        },
+    }
+
+    response = client.patch(
+        "/v1/staff/anchors/anc-a", params={"coord_sys": "gcj02"}, json=body, headers=YANTA
+    )
+    wgs = _anchor(client, "anc-a")["anchor"]
+
+    assert response.status_code == 200, response.text
+    anchor = response.json()["anchor"]
+    assert anchor["entrance"] == pytest.approx(
+        {"lon": entrance_gcj[0], "lat": entrance_gcj[1]}, abs=1e-6
+    )
+    assert anchor["lon"] == pytest.approx(from_wgs84(108.90, 34.20, CoordSys.GCJ02)[0])
+    stored = to_wgs84(*entrance_gcj, CoordSys.GCJ02)
+    assert wgs["entrance"] == pytest.approx({"lon": stored[0], "lat": stored[1]}, abs=1e-6)
+    # History values stay as stored, in WGS84.
+    changes = {item["field"]: item["new"] for item in response.json()["version"]["changes"]}
+    assert changes["entrance_lon"] == pytest.approx(stored[0])
+
+
+def test_clear_removes_entrance_and_stop(client: TestClient) -> None:
+    assert _set_entrance_and_stop(client).status_code == 200
+
+    response = _patch(client, "anc-a", 2, clear=["entrance", "shuttle_stop"])
+
+    assert response.status_code == 200, response.text
+    assert response.json()["anchor"]["entrance"] is None
+    assert response.json()["anchor"]["shuttle_stop"] is None
+    anchor = _anchor(client, "anc-a")["anchor"]
+    assert anchor["entrance"] is None
+    assert anchor["shuttle_stop"] is None
+    changes = {item["field"] for item in response.json()["version"]["changes"]}
+    assert changes == {"entrance_lon", "entrance_lat", "shuttle_stop"}
 
 
 def test_create_anchor_in_scope(client: TestClient) -> None:

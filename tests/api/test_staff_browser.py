@@ -105,7 +105,7 @@ def test_staff_drag_and_save(
     lon_before = page.locator("#f-lon").input_value()
     lat_before = page.locator("#f-lat").input_value()
 
-    box = page.locator(".staff-pin").bounding_box()
+    box = page.locator("#map .staff-pin").bounding_box()
     assert box is not None
     x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
     page.mouse.move(x, y)
@@ -435,7 +435,7 @@ def test_staff_real_app_drag_saves(
         page.locator("#anchor-list button.anchor-item").first.click()
         expect(page.locator("#anchor-form")).to_be_visible()
         version_before = page.locator("#anchor-version").inner_text()
-        box = page.locator(".staff-pin").bounding_box()
+        box = page.locator("#map .staff-pin").bounding_box()
         assert box is not None
         x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
         page.mouse.move(x, y)

@@ -138,13 +138,13 @@ def test_create_by_map_click_double_submit(
     _sign_in(page, server)
     # Opening an anchor zooms the map to it, so a click just below it is inside 碑林区.
     page.locator("#anchor-list button.anchor-item").first.click()
-    box = page.locator(".staff-pin").bounding_box()
+    box = page.locator("#map .staff-pin").bounding_box()
     assert box is not None
     _open_create_form(page, name)
-    expect(page.locator(".staff-pin")).to_have_count(0)
+    expect(page.locator("#map .staff-pin")).to_have_count(0)
 
     page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2 + 40)
-    expect(page.locator(".staff-new-pin")).to_be_visible()
+    expect(page.locator("#map .staff-point-pin")).to_be_visible()
     lon = float(page.locator("#new-lon").input_value())
     lat = float(page.locator("#new-lat").input_value())
     assert 108.9 < lon < 109.0
@@ -159,7 +159,7 @@ def test_create_by_map_click_double_submit(
     page.locator('[data-field="entrance"]').get_by_role("button", name="在地图上选取").click()
     expect(page.locator("#new-pick-status")).to_have_text("请在地图上点击入口的位置。")
     page.mouse.click(box["x"] + box["width"] / 2 + 10, box["y"] + box["height"] / 2 + 40)
-    expect(page.locator(".staff-new-entrance")).to_be_visible()
+    expect(page.locator("#map .staff-point-entrance")).to_be_visible()
     entrance_lon = float(page.locator("#new-entrance_lon").input_value())
     assert entrance_lon > lon
     # The entrance pick does not move the pin.
@@ -344,7 +344,7 @@ def test_create_typed_gcj02_point(
     page.locator("#new-entrance_lat").blur()
 
     # The basemap is WGS84, so a GCJ-02 point is not drawn before the API converts it.
-    expect(page.locator(".staff-new-pin")).to_have_count(0)
+    expect(page.locator("#map .staff-point-pin")).to_have_count(0)
     expect(page.locator("#new-pick-status")).to_contain_text("创建后才显示在地图上")
     page.get_by_role("button", name="创建锚点").click()
     expect(page.locator("#save-status")).to_contain_text("已创建锚点")

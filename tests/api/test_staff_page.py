@@ -43,6 +43,7 @@ def _anchor(index: int, name: str, state: str) -> dict[str, Any]:
         "district_name": "碑林区",
         "zone_key": None,
         "address": "地址" + name,
+        "entrance": None,
         "credit_code": None,
         "industry_code": "C39",
         "industry_name": "计算机、通信和其他电子设备制造业",

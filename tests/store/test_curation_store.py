@@ -234,6 +234,8 @@ def test_change_round_trip(store: FullStore, rules: dict[str, Any]) -> None:
         lon=YANTA_POINT[0],
         lat=YANTA_POINT[1],
         address="雁塔区科技路 1 号",
+        entrance_lon=YANTA_POINT[0] + 0.0005,
+        entrance_lat=YANTA_POINT[1] + 0.0003,
         credit_code=CODE_A,
         industry_code="6513",
         size="medium",
@@ -250,7 +252,29 @@ def test_change_round_trip(store: FullStore, rules: dict[str, Any]) -> None:
     assert store.get_anchor("anc-a") == updated
     assert updated.size is EnterpriseSize.MEDIUM
     assert updated.precision is Precision.EXACT
+    assert updated.entrance_lon == pytest.approx(YANTA_POINT[0] + 0.0005)
     assert store.anchor_history("anc-a") == [entry]
+
+
+def test_cleared_entrance_round_trip(store: FullStore, rules: dict[str, Any]) -> None:
+    change = AnchorChange(
+        entrance_lon=108.9005,
+        entrance_lat=34.2003,
+        shuttle_stop=ShuttleStop("科技路站", 108.902, 34.201),
+    )
+    store.save_anchor_change(*_edit(store, "anc-a", change, rules), expected_version=1)
+    cleared = _edit(
+        store, "anc-a", AnchorChange(clear=frozenset({"entrance", "shuttle_stop"})), rules
+    )
+
+    store.save_anchor_change(*cleared, expected_version=2)
+
+    record = store.get_anchor("anc-a")
+    assert record is not None
+    assert record.entrance_lon is None
+    assert record.entrance_lat is None
+    assert record.shuttle_stop is None
+    assert store.anchor_history("anc-a")[-1] == cleared[1]
 
 
 def test_history_oldest_first_in_utc(store: FullStore, rules: dict[str, Any]) -> None:
