@@ -8,6 +8,16 @@ radians (lat, lon), then the distances are recomputed with `geo.crs.haversine_m`
 that the inclusion rule ``distance_m <= radius_m`` is the same as a brute-force filter
 with that function.
 
+Commute estimates
+-----------------
+With a transit network (`NetworkCommuteEstimator`, such as
+`geo.transit.TransitNetwork`), `JobIndex.for_commute` takes door-to-door minutes
+from the home to each posting's point from the network, walking directly always
+allowed. Without one it falls back to `StraightLineCommute`, which converts the
+straight-line distance with a detour factor and a speed per mode. Either way, the
+search radius is an upper bound of the straight-line distance reachable in the
+limit, so that no posting within reach is left out before its minutes are computed.
+
 City-level postings
 -------------------
 A posting with precision ``city`` sits on the city centre and means only "somewhere in
@@ -25,7 +35,9 @@ When the postings frame has an ``uncertainty_m`` column (see `geo.uncertainty`),
 posting's distance is ``hypot(point distance, uncertainty_m)``: a district-level job
 near the seeker's district seat is not 250 m away but somewhere in the district. That
 distance is the one the radius filter, the commute estimate and the ordering use;
-``point_distance_m`` keeps the straight-line distance to the point itself.
+``point_distance_m`` keeps the straight-line distance to the point itself. With a
+transit network, such a posting's minutes are the network minutes to its point plus
+the straight-line estimate of the added distance ``distance_m - point_distance_m``.
 """
 
 import logging
@@ -41,6 +53,7 @@ from sklearn.neighbors import BallTree
 from geo.crs import EARTH_RADIUS_M, haversine_m
 from geo.errors import InvalidCoordinateError
 from geo.location import APPROXIMATE_PRECISIONS, Precision
+from geo.transit.modes import parse_travel_modes
 
 logger = logging.getLogger(__name__)
 
@@ -75,6 +88,28 @@ class CommuteEstimator(Protocol):
 
     def reach_m(self, max_commute_min: float, mode: str) -> float:
         """Return the largest straight-line distance in metres reachable in the time."""
+        ...
+
+
+class NetworkCommuteEstimator(Protocol):
+    """Estimates door-to-door minutes from origin points to destination points, per mode."""
+
+    def reach_m(self, max_commute_min: float, mode: str) -> float:
+        """Return an upper bound of the straight-line metres reachable in the time.
+
+        The bound must be convex in ``max_commute_min`` (for example affine).
+        """
+        ...
+
+    def mode_matrices(
+        self,
+        origins_lon: npt.ArrayLike,
+        origins_lat: npt.ArrayLike,
+        dest_lon: npt.ArrayLike,
+        dest_lat: npt.ArrayLike,
+        modes: str | Iterable[str],
+    ) -> dict[str, npt.NDArray[np.float32]]:
+        """Return minutes of shape (origins, destinations) for each requested mode."""
         ...
 
 
@@ -132,11 +167,20 @@ class JobIndex:
         to order city-level fill-ins when present. Rows with a NaN coordinate are
         left out with a warning.
     estimator
-        Commute model used by `for_commute`; defaults to `StraightLineCommute`.
+        Straight-line commute model used by `for_commute` without a network, and for
+        the distance an approximate location adds; defaults to `StraightLineCommute`.
+    network
+        Transit network used by `for_commute` for the minutes to each posting's point.
     """
 
-    def __init__(self, postings: pd.DataFrame, estimator: CommuteEstimator | None = None) -> None:
+    def __init__(
+        self,
+        postings: pd.DataFrame,
+        estimator: CommuteEstimator | None = None,
+        network: NetworkCommuteEstimator | None = None,
+    ) -> None:
         self.estimator: CommuteEstimator = estimator or StraightLineCommute()
+        self.network = network
 
         is_city = postings["precision"].astype(str).to_numpy() == Precision.CITY.value
         has_point = np.isfinite(postings["lon"].to_numpy(dtype=np.float64)) & np.isfinite(
@@ -223,9 +267,10 @@ class JobIndex:
     ) -> pd.DataFrame:
         """Find postings reachable from a point within a commute limit.
 
-        The search radius is the largest `CommuteEstimator.reach_m` over the allowed
-        modes. Each posting gets ``estimated_commute_min`` from the fastest allowed
-        mode, and postings above ``max_commute_min`` are dropped.
+        The search radius is the largest reach over the allowed modes (see
+        `_reach_m`). Each posting gets ``estimated_commute_min`` from the fastest
+        allowed mode, and postings above ``max_commute_min`` are dropped. With a
+        network, walking is always allowed.
 
         Parameters
         ----------
@@ -251,10 +296,12 @@ class JobIndex:
                 f"max_commute_min {max_commute_min!r} is invalid; expected minutes >= 0"
             )
         mode_list = parse_modes(modes)
+        if self.network is not None:
+            mode_list = list(parse_travel_modes(["walk", *mode_list]))
 
-        radius_m = max(self.estimator.reach_m(max_commute_min, mode) for mode in mode_list)
+        radius_m = max(self._reach_m(max_commute_min, mode) for mode in mode_list)
         found = self.within(lon, lat, radius_m)
-        found = self._add_commute(found, mode_list)
+        found = self._add_commute(found, lon, lat, mode_list)
         found = found.loc[found["estimated_commute_min"] <= max_commute_min]
         found = found.sort_values("estimated_commute_min", kind="stable").reset_index(drop=True)
 
@@ -262,6 +309,22 @@ class JobIndex:
         if shortfall > 0 and len(self._city):
             found = pd.concat([found, self._city_fill(shortfall)], ignore_index=True)
         return found
+
+    def _reach_m(self, max_commute_min: float, mode: str) -> float:
+        """Return the search radius in metres for one mode.
+
+        With a network, a posting's minutes are ``n + s``: ``n`` network minutes to
+        its point at straight-line distance ``d``, and ``s`` straight-line minutes for
+        the ``x`` metres its uncertainty adds. For ``n + s <= t``, ``d <= N(n)`` and
+        ``x <= S(t - n)``, where ``N`` and ``S`` are the two models' reach functions.
+        ``N`` is convex and ``S`` linear, so ``d + x`` is largest at ``n = 0`` or
+        ``n = t``, which gives ``max(N(t), N(0) + S(t))``.
+        """
+        fallback = self.estimator.reach_m(max_commute_min, mode)
+        if self.network is None:
+            return fallback
+        network = self.network.reach_m(max_commute_min, mode)
+        return max(network, self.network.reach_m(0.0, mode) + fallback)
 
     def _query_positions(self, lon: float, lat: float, radius_m: float) -> npt.NDArray[np.intp]:
         if self._tree is None:
@@ -288,9 +351,10 @@ class JobIndex:
         )
         return result
 
-    def _add_commute(self, found: pd.DataFrame, modes: list[str]) -> pd.DataFrame:
-        distances = found["distance_m"].to_numpy(dtype=np.float64)
-        per_mode = np.vstack([self.estimator.minutes(distances, mode) for mode in modes])
+    def _add_commute(
+        self, found: pd.DataFrame, lon: float, lat: float, modes: list[str]
+    ) -> pd.DataFrame:
+        per_mode = self._minutes_per_mode(found, lon, lat, modes)
         found = found.copy()
         if len(found):
             fastest = np.argmin(per_mode, axis=0)
@@ -300,6 +364,29 @@ class JobIndex:
             found["estimated_commute_min"] = np.empty(0, dtype=np.float64)
             found["commute_mode"] = np.empty(0, dtype=object)
         return found
+
+    def _minutes_per_mode(
+        self, found: pd.DataFrame, lon: float, lat: float, modes: list[str]
+    ) -> FloatArray:
+        """Return minutes of shape (modes, postings)."""
+        distances = found["distance_m"].to_numpy(dtype=np.float64)
+        if self.network is None:
+            return np.vstack([self.estimator.minutes(distances, mode) for mode in modes])
+
+        added_m = distances - found["point_distance_m"].to_numpy(dtype=np.float64)
+        by_mode = self.network.mode_matrices(
+            [lon],
+            [lat],
+            found["lon"].to_numpy(dtype=np.float64),
+            found["lat"].to_numpy(dtype=np.float64),
+            modes,
+        )
+        return np.vstack(
+            [
+                by_mode[mode][0].astype(np.float64) + self.estimator.minutes(added_m, mode)
+                for mode in modes
+            ]
+        )
 
     def _city_fill(self, count: int) -> pd.DataFrame:
         ordered: pd.DataFrame = self._city

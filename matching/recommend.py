@@ -10,7 +10,7 @@ import pandas as pd
 
 from geo.errors import DoorstepError
 from geo.uncertainty import district_uncertainty_m, posting_uncertainty_m
-from matching.candidates import JobIndex
+from matching.candidates import JobIndex, NetworkCommuteEstimator
 from matching.explain import explain_frame
 from matching.scoring import score_jobs
 
@@ -54,26 +54,32 @@ class Recommender:
     district_uncertainty : dict
         6-digit district code to the uncertainty in metres of a district-level
         location, as from :func:`geo.uncertainty.district_uncertainty_m`.
+    transit : NetworkCommuteEstimator, optional
+        The transit network (`geo.transit.TransitNetwork`) that commute estimates
+        come from; without it they come from the straight-line model.
     """
 
     postings: pd.DataFrame
     seekers: pd.DataFrame
     district_names: dict[str, str]
     district_uncertainty: dict[str, float] = field(default_factory=dict)
+    transit: NetworkCommuteEstimator | None = None
 
     def __post_init__(self) -> None:
-        self.index = JobIndex(self.postings)
+        self.index = JobIndex(self.postings, network=self.transit)
 
     @classmethod
-    def from_store(cls, store: "SupportsFrames") -> "Recommender":
-        """Load postings, seekers and district names from a store."""
+    def from_store(
+        cls, store: "SupportsFrames", transit: NetworkCommuteEstimator | None = None
+    ) -> "Recommender":
+        """Load postings, seekers and district names from a store; see the class for ``transit``."""
         districts = store.layer_frame("districts")
         names = dict(zip(districts["code"].astype(str), districts["name"].astype(str), strict=True))
         seekers = store.seekers_frame().set_index("seeker_id", drop=False)
         postings = store.postings_frame()
         uncertainty = district_uncertainty_m(districts)
         postings["uncertainty_m"] = posting_uncertainty_m(postings, uncertainty)
-        return cls(postings, seekers, names, uncertainty)
+        return cls(postings, seekers, names, uncertainty, transit)
 
     @property
     def n_postings(self) -> int:
@@ -135,7 +141,7 @@ class Recommender:
         )
 
         # Readers keep using the old frame and index until both are swapped here.
-        index = JobIndex(postings)
+        index = JobIndex(postings, network=self.transit)
         self.postings, self.index = postings, index
         moved = int(on_anchor.sum())
         logger.info("refreshed %d postings of anchor %r in the job index", moved, anchor_id)
