@@ -3,6 +3,7 @@
 import logging
 from collections.abc import AsyncIterator
 from contextlib import ExitStack, asynccontextmanager
+from functools import lru_cache
 from pathlib import Path
 
 import redis
@@ -14,7 +15,9 @@ from api.errors import install_error_handlers
 from api.pages import mount_assets
 from api.pages import router as pages_router
 from api.routes import router as api_router
-from api.settings import Settings
+from api.settings import DataSettings, Settings
+from geo.errors import DataSourceError
+from geo.transit import TransitNetwork
 from matching.recommend import Recommender
 from store.base import ReadStore
 from store.cache import (
@@ -51,7 +54,8 @@ def create_app(settings: Settings, store: ReadStore | None = None) -> FastAPI:
         with ExitStack() as resources:
             opened = store or _open_store(settings, resources)
             app.state.store = opened
-            app.state.recommender = Recommender.from_store(opened)
+            transit = load_transit_network(settings.data)
+            app.state.recommender = Recommender.from_store(opened, transit=transit)
             app.state.build_id = build_identity(opened.meta())
             app.state.cache, app.state.rate_limiter = _open_cache(settings, resources)
             logger.info(
@@ -79,6 +83,28 @@ def create_app(settings: Settings, store: ReadStore | None = None) -> FastAPI:
     mount_assets(app, REPO_ROOT)
     mount_api_docs(app, REPO_ROOT)
     return app
+
+
+def load_transit_network(settings: DataSettings) -> TransitNetwork | None:
+    """Return the transit network of ``settings.data_dir``, or None when it is off or missing.
+
+    The network depends only on the data folder, so it is built once per process and
+    folder and shared by every application and command. Its stop-to-stop minutes are
+    cached beside the store file, which saves most of the build on the next start.
+    """
+    if not settings.transit_model:
+        logger.info("transit model off: commute estimates use straight lines")
+        return None
+    return _build_transit_network(settings.data_dir.resolve(), settings.store_path.parent)
+
+
+@lru_cache(maxsize=2)
+def _build_transit_network(data_dir: Path, cache_dir: Path) -> TransitNetwork | None:
+    try:
+        return TransitNetwork.from_data_dir(data_dir, cache_dir=cache_dir)
+    except DataSourceError as err:
+        logger.warning("transit model not built, commute estimates use straight lines: %s", err)
+        return None
 
 
 def _open_store(settings: Settings, resources: ExitStack) -> ReadStore:

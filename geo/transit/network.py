@@ -27,12 +27,13 @@ from sklearn.neighbors import BallTree
 from geo.crs import EARTH_RADIUS_M, haversine_m, validate_point
 from geo.errors import InvalidCoordinateError
 from geo.transit.bus import BusStops, load_bus_stops
-from geo.transit.graph import build_graph, stop_to_stop_minutes
+from geo.transit.graph import build_graph
 from geo.transit.itinerary import Leg, LegKind, Route
 from geo.transit.metro import MetroData, load_metro
 from geo.transit.modes import parse_travel_modes
 from geo.transit.parameters import TransitParameters
 from geo.transit.paths import path_legs
+from geo.transit.stop_times import stop_times
 
 logger = logging.getLogger(__name__)
 
@@ -42,9 +43,6 @@ IntArray = npt.NDArray[np.intp]
 
 # Upper bound on the float32 elements of one broadcast block (64 MiB).
 _BLOCK_ELEMENTS = 1 << 24
-
-# Relative margin added to the transit reach bound.
-_REACH_MARGIN = 1e-6
 
 
 class TransitNetwork:
@@ -62,19 +60,28 @@ class TransitNetwork:
     graph : TransitGraph
     stop_minutes : numpy.ndarray of float32
         Network minutes from each access node to each egress node, ``inf`` beyond
-        ``params.max_transit_min``.
+        ``params.max_transit_min``; read from ``cache_dir`` when a cache file of the
+        same network is there.
     build_seconds : float
         Wall time of the build; :meth:`from_data_dir` includes reading the files.
     """
 
     def __init__(
-        self, metro: MetroData, bus: BusStops, params: TransitParameters | None = None
+        self,
+        metro: MetroData,
+        bus: BusStops,
+        params: TransitParameters | None = None,
+        *,
+        cache_dir: Path | None = None,
     ) -> None:
         started = time.perf_counter()
         self.params = params or TransitParameters()
         self.metro, self.bus = metro, bus
         self.graph = build_graph(metro, bus, self.params)
-        self.stop_minutes = stop_to_stop_minutes(self.graph, self.params.max_transit_min)
+        times = stop_times(self.graph, metro, bus, self.params, cache_dir)
+        self.stop_minutes = times.minutes
+        self._transit_speed = times.reach_speed_m_per_min
+        self._transit_slack_m = times.reach_slack_m
 
         self._station_tree = BallTree(
             np.radians(np.column_stack([metro.lats, metro.lons])), metric="haversine"
@@ -82,14 +89,27 @@ class TransitNetwork:
         self._stop_tree = BallTree(
             np.radians(np.column_stack([bus.stop_lats, bus.stop_lons])), metric="haversine"
         )
-        self._transit_speed, self._transit_slack_m = self._transit_reach_bound()
         self.build_seconds = time.perf_counter() - started
 
     @classmethod
     def from_data_dir(
-        cls, data_dir: Path, params: TransitParameters | None = None
+        cls,
+        data_dir: Path,
+        params: TransitParameters | None = None,
+        *,
+        cache_dir: Path | None = None,
     ) -> "TransitNetwork":
         """Read the metro and bus data from ``data_dir`` and build the network.
+
+        Parameters
+        ----------
+        data_dir
+            The data folder with ``xian_metro_openmetro`` and ``xian_transit_lines_cityvein``.
+        params
+            Model parameters; the defaults of `TransitParameters` when None.
+        cache_dir
+            Folder where the stop-to-stop minutes are cached (see
+            `geo.transit.stop_times`); None always computes them.
 
         Raises
         ------
@@ -100,7 +120,7 @@ class TransitNetwork:
         params = params or TransitParameters()
         metro = load_metro(data_dir)
         bus = load_bus_stops(data_dir, params.bus_stop_spacing_m, params.bus_cell_m)
-        network = cls(metro, bus, params)
+        network = cls(metro, bus, params, cache_dir=cache_dir)
         network.build_seconds = time.perf_counter() - started
         logger.info(
             "transit network built from %s in %.2f s: %d access nodes",
@@ -370,43 +390,6 @@ class TransitNetwork:
             bus=self.bus,
             params=self.params,
         )
-
-    def _transit_reach_bound(self) -> tuple[float, float]:
-        """Return (metres per minute, metres) bounding transit's straight-line reach.
-
-        A transit trip walks from the origin to a station or a pseudo-stop of access
-        node ``a``, rides to egress node ``e`` and walks on. Its straight-line length
-        is at most the two walks, plus the distance between the positions of ``a``
-        and ``e`` (station, or mean position of a cell's stops), plus the distance
-        from each cell's mean position to its farthest pseudo-stop. The speed is the
-        largest ratio of position distance to ``stop_minutes`` over all pairs, and at
-        least the walking speed. The constant is twice the largest cell radius, plus the
-        distance of any pair joined in zero minutes.
-        """
-        params = self.params
-        lons = np.radians(np.concatenate([self.metro.lons, self.bus.cell_lons]))
-        lats = np.radians(np.concatenate([self.metro.lats, self.bus.cell_lats]))
-        unit = np.column_stack(
-            [np.cos(lats) * np.cos(lons), np.cos(lats) * np.sin(lons), np.sin(lats)]
-        )
-        speed = params.walk_m_per_min / params.walk_detour_factor
-        slack = 0.0
-        rows = max(1, _BLOCK_ELEMENTS // len(unit))
-        for start in range(0, len(unit), rows):
-            block = slice(start, start + rows)
-            # Great-circle distance from the chord between unit vectors, as haversine_m.
-            chord = np.sqrt(np.clip(2.0 - 2.0 * (unit[block] @ unit.T), 0.0, 4.0))
-            metres = 2.0 * EARTH_RADIUS_M * np.arcsin(np.minimum(chord / 2.0, 1.0))
-            minutes = self.stop_minutes[block]
-            moving = np.isfinite(minutes) & (minutes > 0)
-            ratio = np.divide(metres, minutes, out=np.zeros_like(metres), where=moving)
-            speed = max(speed, float(ratio.max()))
-            # Distinct places joined in zero minutes would have no speed; count them as slack.
-            instant = float(metres.max(where=minutes == 0, initial=0.0))
-            slack = max(slack, instant)
-        slack += 2.0 * float(self.bus.cell_radius_m.max(initial=0.0))
-        # The relative margin covers rounding between this formula and haversine_m.
-        return speed * (1.0 + _REACH_MARGIN), slack * (1.0 + _REACH_MARGIN)
 
 
 def _points(lons: npt.ArrayLike, lats: npt.ArrayLike, name: str) -> tuple[FloatArray, FloatArray]:

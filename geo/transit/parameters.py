@@ -102,9 +102,11 @@ class TransitParameters:
     drive_overhead_min: float = 5.0
 
     # Modelling limit: network trips between stops longer than this are not searched,
-    # so the other modes decide those pairs. It is twice the longest commute limit
-    # (60 minutes) that the seeker simulation draws.
-    max_transit_min: float = 120.0
+    # so the other modes decide those pairs. It is 1.5 times the longest commute limit
+    # (60 minutes) that the seeker simulation draws, and it sets most of the build time
+    # (the all-pairs search stops there).
+    # NOTE: a seeker limit above about 90 minutes misses transit trips longer than this.
+    max_transit_min: float = 90.0
 
     def metro_wait_min(self, line_id: str) -> float:
         """Return the expected wait in minutes for a train of ``line_id``."""

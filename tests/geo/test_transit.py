@@ -1,5 +1,9 @@
 """Tests of the transit commute model on the real Xi'an metro and bus data."""
 
+import logging
+from dataclasses import replace
+from pathlib import Path
+
 import numpy as np
 import numpy.typing as npt
 import pyproj
@@ -15,6 +19,7 @@ from geo.transit import (
     TransitParameters,
     parse_travel_modes,
 )
+from geo.transit.stop_times import CACHE_PREFIX
 
 WGS84 = pyproj.Geod(ellps="WGS84")
 
@@ -317,3 +322,49 @@ def test_parameters_waits() -> None:
 def test_build_time_recorded(transit_network: TransitNetwork) -> None:
     assert transit_network.build_seconds > 0
     assert transit_network.stop_minutes.shape == (248 + transit_network.bus.n_cells,) * 2
+
+
+def _small_network(
+    network: TransitNetwork, cache_dir: Path, max_transit_min: float
+) -> TransitNetwork:
+    """Rebuild the network with a short search limit, which keeps the all-pairs step quick."""
+    params = replace(network.params, max_transit_min=max_transit_min)
+    return TransitNetwork(network.metro, network.bus, params, cache_dir=cache_dir)
+
+
+def test_stop_times_read_from_cache(
+    transit_network: TransitNetwork, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    first = _small_network(transit_network, tmp_path, 10.0)
+
+    with caplog.at_level(logging.INFO, logger="geo.transit.stop_times"):
+        second = _small_network(transit_network, tmp_path, 10.0)
+
+    assert "read stop-to-stop minutes" in caplog.text
+    np.testing.assert_array_equal(first.stop_minutes, second.stop_minutes)
+    assert second.reach_m(20.0, "transit") == first.reach_m(20.0, "transit")
+    assert len(list(tmp_path.glob(f"{CACHE_PREFIX}*.npz"))) == 1
+
+
+def test_changed_network_replaces_cache(transit_network: TransitNetwork, tmp_path: Path) -> None:
+    _small_network(transit_network, tmp_path, 10.0)
+    (old,) = tmp_path.glob(f"{CACHE_PREFIX}*.npz")
+
+    _small_network(transit_network, tmp_path, 12.0)
+
+    (new,) = tmp_path.glob(f"{CACHE_PREFIX}*.npz")
+    assert new != old
+
+
+def test_unreadable_cache_recomputed(
+    transit_network: TransitNetwork, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    first = _small_network(transit_network, tmp_path, 10.0)
+    (path,) = tmp_path.glob(f"{CACHE_PREFIX}*.npz")
+    path.write_bytes(b"not a zip file")
+
+    with caplog.at_level(logging.WARNING, logger="geo.transit.stop_times"):
+        again = _small_network(transit_network, tmp_path, 10.0)
+
+    assert "ignored unreadable transit cache" in caplog.text
+    np.testing.assert_array_equal(first.stop_minutes, again.stop_minutes)
