@@ -4,7 +4,7 @@ A transit trip is: walk (straight line times the detour factor) to one of the
 nearest metro stations or derived bus stops, ride the network, walk to the
 destination. Stop-to-stop times come from one all-pairs Dijkstra run over the graph
 (`geo.transit.graph`), made once when the network is built. A query then only
-finds the nearest stops of each point (scikit-learn ``BallTree``, haversine) and
+finds the nearest stops of each point (scipy ``cKDTree`` in EPSG:4545) and
 takes the minimum over access stop, egress stop and mode with numpy broadcasting:
 
     transit(o, d) = min over i, j of walk(o, i) + stop_minutes[i, j] + walk(j, d)
@@ -22,9 +22,9 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 from scipy.sparse.csgraph import dijkstra
-from sklearn.neighbors import BallTree
+from scipy.spatial import cKDTree
 
-from geo.crs import EARTH_RADIUS_M, haversine_m, validate_point
+from geo.crs import haversine_m, to_metric, validate_point
 from geo.errors import InvalidCoordinateError
 from geo.transit.bus import BusStops, load_bus_stops
 from geo.transit.graph import build_graph
@@ -41,8 +41,8 @@ FloatArray = npt.NDArray[np.float64]
 Float32Array = npt.NDArray[np.float32]
 IntArray = npt.NDArray[np.intp]
 
-# Upper bound on the float32 elements of one broadcast block (64 MiB).
-_BLOCK_ELEMENTS = 1 << 24
+# Upper bound on the float32 elements of one broadcast block (16 MiB).
+_BLOCK_ELEMENTS = 1 << 22
 
 
 class TransitNetwork:
@@ -83,12 +83,8 @@ class TransitNetwork:
         self._transit_speed = times.reach_speed_m_per_min
         self._transit_slack_m = times.reach_slack_m
 
-        self._station_tree = BallTree(
-            np.radians(np.column_stack([metro.lats, metro.lons])), metric="haversine"
-        )
-        self._stop_tree = BallTree(
-            np.radians(np.column_stack([bus.stop_lats, bus.stop_lons])), metric="haversine"
-        )
+        self._station_tree = cKDTree(np.column_stack(to_metric(metro.lons, metro.lats)))
+        self._stop_tree = cKDTree(np.column_stack(to_metric(bus.stop_lons, bus.stop_lats)))
         self.build_seconds = time.perf_counter() - started
 
     @classmethod
@@ -327,23 +323,46 @@ class TransitNetwork:
                 result[mode][block] = overhead + metres * detour / metres_per_min
         return result
 
-    def _candidates(self, points: FloatArray) -> tuple[IntArray, Float32Array]:
-        """Find each point's nearest stations and bus stops.
+    def nearest_stops(
+        self, lons: npt.ArrayLike, lats: npt.ArrayLike
+    ) -> tuple[IntArray, Float32Array]:
+        """Find the stations and bus stops each point may walk to, as a trip's first or last leg.
 
-        Returns access (or egress) indices, stations first then cells, and the walking
-        minutes to each, ``inf`` beyond ``params.max_access_walk_m``. Both arrays have
-        one row per point.
+        Parameters
+        ----------
+        lons, lats
+            WGS84 degrees, 1-D and of equal length.
+
+        Returns
+        -------
+        indices : numpy.ndarray of intp
+            Shape (points, k): rows of ``stop_minutes`` for a trip's start (columns for
+            its end), stations first in `MetroData` order, then cells. The same place
+            can appear more than once.
+        minutes : numpy.ndarray of float32
+            Walking minutes to each, ``inf`` beyond ``params.max_access_walk_m``.
         """
+        lon, lat = _points(lons, lats, "points")
+        return self._candidates(np.column_stack([lon, lat]))
+
+    def _candidates(self, points: FloatArray) -> tuple[IntArray, Float32Array]:
+        """Run `nearest_stops` on an (n, 2) array of (lon, lat) rows."""
         params = self.params
-        query = np.radians(points[:, ::-1])
         n_stations = len(self.metro)
         station_k = min(params.access_stations, n_stations)
         stop_k = min(params.access_bus_stops, len(self.bus.stop_lons))
-        station_rad, station_index = self._station_tree.query(query, k=station_k)
-        stop_rad, stop_index = self._stop_tree.query(query, k=stop_k)
+        if len(points) == 0:
+            shape = (0, station_k + stop_k)
+            return np.empty(shape, dtype=np.intp), np.empty(shape, dtype=np.float32)
+        # Neighbours are searched in EPSG:4545; the walks use haversine metres.
+        query = np.column_stack(to_metric(points[:, 0], points[:, 1]))
+        _, station_index = self._station_tree.query(query, k=[*range(1, station_k + 1)])
+        _, stop_index = self._stop_tree.query(query, k=[*range(1, stop_k + 1)])
+        lons = np.hstack([self.metro.lons[station_index], self.bus.stop_lons[stop_index]])
+        lats = np.hstack([self.metro.lats[station_index], self.bus.stop_lats[stop_index]])
+        metres = haversine_m(points[:, 0, None], points[:, 1, None], lons, lats)
 
         index = np.hstack([station_index, n_stations + self.bus.stop_cell[stop_index]])
-        metres = np.hstack([station_rad, stop_rad]) * EARTH_RADIUS_M
         minutes = metres * params.walk_detour_factor / params.walk_m_per_min
         minutes[metres > params.max_access_walk_m] = np.inf
         return index.astype(np.intp), minutes.astype(np.float32)
@@ -351,14 +370,20 @@ class TransitNetwork:
     def _transit_minutes(self, origins: FloatArray, dests: FloatArray) -> Float32Array:
         access, access_min = self._candidates(origins)
         egress, egress_min = self._candidates(dests)
-        result = np.empty((len(origins), len(dests)), dtype=np.float32)
-        width = max(len(dests) * egress.shape[1], self.stop_minutes.shape[1] * access.shape[1])
-        rows = max(1, _BLOCK_ELEMENTS // max(1, width))
+        result = np.full((len(origins), len(dests)), np.inf, dtype=np.float32)
+        rows = max(1, _BLOCK_ELEMENTS // max(1, len(dests), self.stop_minutes.shape[1]))
         for start in range(0, len(origins), rows):
             block = slice(start, start + rows)
-            # Fastest time from each origin to every egress node, then to each destination.
-            to_egress = (access_min[block, :, None] + self.stop_minutes[access[block]]).min(axis=1)
-            result[block] = (to_egress[:, egress] + egress_min[None, :, :]).min(axis=2)
+            # Fastest time from each origin to every egress node, one access stop at a time.
+            shape = (len(access[block]), self.stop_minutes.shape[1])
+            to_egress = np.full(shape, np.inf, dtype=np.float32)
+            for column in range(access.shape[1]):
+                via = access_min[block, column, None] + self.stop_minutes[access[block, column]]
+                np.minimum(to_egress, via, out=to_egress)
+            # Then from the egress nodes to each destination, one egress stop at a time.
+            for column in range(egress.shape[1]):
+                via = to_egress[:, egress[:, column]] + egress_min[None, :, column]
+                np.minimum(result[block], via, out=result[block])
         return result
 
     def _transit_legs(
