@@ -85,7 +85,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--homes-as-destinations",
         type=int,
-        default=10_000,
+        default=3_000,
         help="other home anchors the second transit matrix ends at (distinct points)",
     )
     parser.add_argument(

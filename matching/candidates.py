@@ -43,7 +43,7 @@ the straight-line estimate of the added distance ``distance_m - point_distance_m
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, NamedTuple, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -250,11 +250,7 @@ class JobIndex:
         if not np.isfinite(radius_m) or radius_m < 0:
             raise ValueError(f"radius_m {radius_m!r} is invalid; expected a finite value >= 0")
 
-        positions = self._query_positions(lon, lat, radius_m)
-        point_distances = haversine_m(lon, lat, self._lons[positions], self._lats[positions])
-        distances = np.hypot(point_distances, self._uncertainty[positions])
-        keep = distances <= radius_m
-        return self._result_frame(positions[keep], distances[keep], point_distances[keep])
+        return self._result_frame(self._within_arrays(lon, lat, radius_m))
 
     def for_commute(
         self,
@@ -299,11 +295,20 @@ class JobIndex:
         if self.network is not None:
             mode_list = list(parse_travel_modes(["walk", *mode_list]))
 
+        _check_point(lon, lat)
         radius_m = max(self._reach_m(max_commute_min, mode) for mode in mode_list)
-        found = self.within(lon, lat, radius_m)
-        found = self._add_commute(found, lon, lat, mode_list)
-        found = found.loc[found["estimated_commute_min"] <= max_commute_min]
-        found = found.sort_values("estimated_commute_min", kind="stable").reset_index(drop=True)
+        nearby = self._within_arrays(lon, lat, radius_m)
+        minutes, fastest = self._fastest_commute(nearby, lon, lat, mode_list)
+        reachable = minutes <= max_commute_min
+
+        # Rows are built only for reachable postings, which saves most of the time
+        # when the radius holds much of the city.
+        found = self._result_frame(
+            nearby.subset(reachable),
+            first_by=minutes[reachable],
+            estimated_commute_min=minutes[reachable],
+            commute_mode=np.asarray(mode_list, dtype=object)[fastest[reachable]],
+        )
 
         shortfall = min_results - len(found)
         if shortfall > 0 and len(self._city):
@@ -334,51 +339,60 @@ class JobIndex:
         (positions,) = self._tree.query_radius(query, r=radius_rad)
         return np.asarray(positions, dtype=np.intp)
 
+    def _within_arrays(self, lon: float, lat: float, radius_m: float) -> "_Nearby":
+        positions = self._query_positions(lon, lat, radius_m)
+        point_distances = haversine_m(lon, lat, self._lons[positions], self._lats[positions])
+        distances = np.hypot(point_distances, self._uncertainty[positions])
+        keep = distances <= radius_m
+        return _Nearby(positions[keep], distances[keep], point_distances[keep])
+
     def _result_frame(
         self,
-        positions: npt.NDArray[np.intp],
-        distances: FloatArray,
-        point_distances: FloatArray,
+        nearby: "_Nearby",
+        first_by: FloatArray | None = None,
+        **columns: npt.NDArray[Any],
     ) -> pd.DataFrame:
-        order = np.argsort(distances, kind="stable")
-        result: pd.DataFrame = self._located.iloc[positions[order]].reset_index(drop=True)
-        result["distance_m"] = distances[order]
-        result["point_distance_m"] = point_distances[order]
+        """Build the rows of ``nearby`` with ``columns`` added.
+
+        Rows are sorted by ``first_by`` when given, then by distance.
+        """
+        keys = (nearby.distances,) if first_by is None else (nearby.distances, first_by)
+        order = np.lexsort(keys)
+        result: pd.DataFrame = self._located.iloc[nearby.positions[order]].reset_index(drop=True)
+        result["distance_m"] = nearby.distances[order]
+        result["point_distance_m"] = nearby.point_distances[order]
         result["distance_is_estimate"] = (
             result["precision"]
             .astype(str)
             .isin([precision.value for precision in APPROXIMATE_PRECISIONS])
         )
+        for name, values in columns.items():
+            result[name] = values[order]
         return result
 
-    def _add_commute(
-        self, found: pd.DataFrame, lon: float, lat: float, modes: list[str]
-    ) -> pd.DataFrame:
-        per_mode = self._minutes_per_mode(found, lon, lat, modes)
-        found = found.copy()
-        if len(found):
-            fastest = np.argmin(per_mode, axis=0)
-            found["estimated_commute_min"] = per_mode[fastest, np.arange(len(found))]
-            found["commute_mode"] = np.asarray(modes, dtype=object)[fastest]
-        else:
-            found["estimated_commute_min"] = np.empty(0, dtype=np.float64)
-            found["commute_mode"] = np.empty(0, dtype=object)
-        return found
+    def _fastest_commute(
+        self, nearby: "_Nearby", lon: float, lat: float, modes: list[str]
+    ) -> tuple[FloatArray, npt.NDArray[np.intp]]:
+        """Return each posting's minutes by its fastest mode, and that mode's index."""
+        per_mode = self._minutes_per_mode(nearby, lon, lat, modes)
+        if per_mode.shape[1] == 0:
+            return np.empty(0, dtype=np.float64), np.empty(0, dtype=np.intp)
+        fastest = np.argmin(per_mode, axis=0)
+        return per_mode[fastest, np.arange(per_mode.shape[1])], fastest
 
     def _minutes_per_mode(
-        self, found: pd.DataFrame, lon: float, lat: float, modes: list[str]
+        self, nearby: "_Nearby", lon: float, lat: float, modes: list[str]
     ) -> FloatArray:
         """Return minutes of shape (modes, postings)."""
-        distances = found["distance_m"].to_numpy(dtype=np.float64)
         if self.network is None:
-            return np.vstack([self.estimator.minutes(distances, mode) for mode in modes])
+            return np.vstack([self.estimator.minutes(nearby.distances, mode) for mode in modes])
 
-        added_m = distances - found["point_distance_m"].to_numpy(dtype=np.float64)
+        added_m = nearby.distances - nearby.point_distances
         by_mode = self.network.mode_matrices(
             [lon],
             [lat],
-            found["lon"].to_numpy(dtype=np.float64),
-            found["lat"].to_numpy(dtype=np.float64),
+            self._lons[nearby.positions],
+            self._lats[nearby.positions],
             modes,
         )
         return np.vstack(
@@ -399,6 +413,18 @@ class JobIndex:
         fill["estimated_commute_min"] = np.nan
         fill["commute_mode"] = None
         return fill
+
+
+class _Nearby(NamedTuple):
+    """Located postings found by a radius query: row positions and metres to each."""
+
+    positions: npt.NDArray[np.intp]
+    distances: FloatArray
+    point_distances: FloatArray
+
+    def subset(self, keep: npt.NDArray[np.bool_]) -> "_Nearby":
+        """Return the postings where ``keep`` is True."""
+        return _Nearby(self.positions[keep], self.distances[keep], self.point_distances[keep])
 
 
 def _check_point(lon: float, lat: float) -> None:

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
+import pandas as pd
 from scipy.sparse.csgraph import dijkstra
 from scipy.spatial import cKDTree
 
@@ -441,8 +442,10 @@ def _points(lons: npt.ArrayLike, lats: npt.ArrayLike, name: str) -> tuple[FloatA
 
 def _distinct(lons: FloatArray, lats: FloatArray) -> tuple[FloatArray, IntArray]:
     """Return the distinct (lon, lat) rows and, per input point, its row among them."""
-    points, inverse = np.unique(np.column_stack([lons, lats]), axis=0, return_inverse=True)
-    return points, inverse.ravel().astype(np.intp)
+    # A complex number holds both floats exactly, and hashing it is faster than sorting rows.
+    inverse, distinct = pd.factorize(lons + 1j * lats)
+    points = np.column_stack([distinct.real, distinct.imag])
+    return points, inverse.astype(np.intp)
 
 
 def _trace(predecessors: IntArray, source: int, target: int) -> IntArray:
