@@ -1,9 +1,9 @@
 """FastAPI application factory and the service state it holds."""
 
 import logging
+import threading
 from collections.abc import AsyncIterator
 from contextlib import ExitStack, asynccontextmanager
-from functools import lru_cache
 from pathlib import Path
 
 import redis
@@ -85,20 +85,32 @@ def create_app(settings: Settings, store: ReadStore | None = None) -> FastAPI:
     return app
 
 
+# Networks built in this process, by resolved data folder; None when its files are missing.
+_transit_networks: dict[Path, TransitNetwork | None] = {}
+_transit_lock = threading.Lock()
+
+
 def load_transit_network(settings: DataSettings) -> TransitNetwork | None:
     """Return the transit network of ``settings.data_dir``, or None when it is off or missing.
 
     The network depends only on the data folder, so it is built once per process and
-    folder and shared by every application and command. Its stop-to-stop minutes are
-    cached beside the store file, which saves most of the build on the next start.
+    folder and shared by every application and command. The first build caches its
+    stop-to-stop minutes beside the store file, which saves most of the build on the
+    next start.
     """
     if not settings.transit_model:
         logger.info("transit model off: commute estimates use straight lines")
         return None
-    return _build_transit_network(settings.data_dir.resolve(), settings.store_path.parent)
+
+    data_dir = settings.data_dir.resolve()
+    with _transit_lock:
+        if data_dir not in _transit_networks:
+            _transit_networks[data_dir] = _build_transit_network(
+                data_dir, settings.store_path.parent
+            )
+        return _transit_networks[data_dir]
 
 
-@lru_cache(maxsize=2)
 def _build_transit_network(data_dir: Path, cache_dir: Path) -> TransitNetwork | None:
     try:
         return TransitNetwork.from_data_dir(data_dir, cache_dir=cache_dir)
