@@ -1,6 +1,6 @@
 """Bus lines from the city-vein polylines, with pseudo-stops derived along each line.
 
-The file ``xian_transit_lines_cityvein/xian_bus_lines_gcj02.geojson`` holds 529
+The file ``xian_transit_lines_cityvein/xian_bus_lines_gcj02.geojson`` contains 529
 LineStrings in GCJ-02, one per route direction or variant, collected around 2020.
 They have no names and **no stop points**. The stops used here are therefore
 derived, not observed:
@@ -90,7 +90,7 @@ def load_bus_stops(data_dir: Path, spacing_m: float, cell_m: float) -> BusStops:
     Raises
     ------
     DataSourceError
-        When the file is missing or holds no LineString with an ``idx`` property.
+        When the file is missing or has no LineString with an ``idx`` property.
     """
     line_ids, lines = _read_lines(data_dir / BUS_LINES_FILE)
     lengths = shapely.length(lines)

@@ -45,12 +45,12 @@ logger = logging.getLogger(__name__)
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.intp]
 
-# Rows of the all-pairs search per scipy call; each row holds a float64 per node.
+# Rows of the all-pairs search per scipy call; each row has a float64 per node.
 _SOURCES_PER_CALL = 128
 
 
 class NodeKind(IntEnum):
-    """Kind of a graph node; `TransitGraph.ref` says which station, cell or route stop."""
+    """Kind of a graph node; `TransitGraph.ref` gives the station, cell or route stop."""
 
     STATION_IN = 0
     STATION_OUT = 1

@@ -5,7 +5,7 @@ from enum import StrEnum
 
 
 class LegKind(StrEnum):
-    """What a leg of a trip is."""
+    """Kind of a trip leg."""
 
     WALK = "walk"
     METRO = "metro"

@@ -1,6 +1,6 @@
 """Metro stations and line orders read from the openmetro export in the data folder.
 
-The folder ``xian_metro_openmetro`` holds ``stations.csv`` (one row per physical
+The folder ``xian_metro_openmetro`` contains ``stations.csv`` (one row per physical
 station, GCJ-02 coordinates), ``lines.csv`` (one row per line, ``loop`` true for the
 ring line 8) and ``line_sequences.csv`` (the ordered stations of each line). Station
 coordinates are converted to WGS84 here and only the WGS84 values are kept.

@@ -61,8 +61,8 @@ class TransitNetwork:
     graph : TransitGraph
     stop_minutes : numpy.ndarray of float32
         Network minutes from each access node to each egress node, ``inf`` beyond
-        ``params.max_transit_min``; read from ``cache_dir`` when a cache file of the
-        same network is there.
+        ``params.max_transit_min``. They are read from ``cache_dir`` when it has a
+        cache file of the same network.
     build_seconds : float
         Wall time of the build; :meth:`from_data_dir` includes reading the files.
     """
@@ -392,7 +392,8 @@ class TransitNetwork:
     ) -> tuple[Leg, ...]:
         access, access_min = self._candidates(np.array([origin], dtype=np.float64))
         egress, egress_min = self._candidates(np.array([destination], dtype=np.float64))
-        # The same float32 sums as `_transit_minutes`, so the same pair wins.
+        # `_transit_minutes` takes the minimum of these float32 sums, so the best pair
+        # here gives exactly the matrix entry.
         pairs = (
             access_min[0][:, None] + self.stop_minutes[np.ix_(access[0], egress[0])]
         ) + egress_min[0][None, :]
@@ -442,7 +443,7 @@ def _points(lons: npt.ArrayLike, lats: npt.ArrayLike, name: str) -> tuple[FloatA
 
 def _distinct(lons: FloatArray, lats: FloatArray) -> tuple[FloatArray, IntArray]:
     """Return the distinct (lon, lat) rows and, per input point, its row among them."""
-    # A complex number holds both floats exactly, and hashing it is faster than sorting rows.
+    # A complex number stores both floats exactly, and hashing it is faster than sorting rows.
     inverse, distinct = pd.factorize(lons + 1j * lats)
     points = np.column_stack([distinct.real, distinct.imag])
     return points, inverse.astype(np.intp)

@@ -32,11 +32,10 @@ class TransitParameters:
     # systematic review and meta-analysis", Sports Medicine 51:125-141: usual outdoor
     # pace 1.31 m/s, which is 4.7 km/h.
     walk_speed_kmh: float = 4.7
-    # Assumption. A ratio of network to straight-line distance of about 1.2 between
-    # random urban points (Newell 1980) and 1.21-1.23 around transit stations
-    # (O'Sullivan 1996) are reported on the Wikibooks page "Transportation Geography
-    # and Network Science/Circuity"; gated residential compounds make walks in Xi'an
-    # longer, so 1.3 is used.
+    # Assumption. The Wikibooks page "Transportation Geography and Network
+    # Science/Circuity" reports ratios of network to straight-line distance of about 1.2
+    # between random urban points (Newell 1980) and 1.21-1.23 around transit stations
+    # (O'Sullivan 1996). Gated residential compounds make walks in Xi'an longer, so 1.3.
     walk_detour_factor: float = 1.3
     # Assumption: the farthest metro station or bus stop a commuter walks to, straight
     # line (about 17 minutes on foot with the detour factor).
@@ -50,10 +49,10 @@ class TransitParameters:
 
     # Metro.
     # In-vehicle speed over the straight-line distance between consecutive stations,
-    # dwell times included. Calibrated on line 2: its first phase, 西安北站 (then 北客站)
-    # to 韦曲南 over 20 sections, took 47 minutes per Xi'an Metro (sanqinyou.com report of
-    # 2014-06-16), and the straight-line distances between those 21 stations sum to
-    # 26.50 km, which gives 33.8 km/h.
+    # dwell times included. Calibrated on line 2: Xi'an Metro stated 47 minutes for its
+    # first phase, 西安北站 (then 北客站) to 韦曲南 over 20 sections (sanqinyou.com report
+    # of 2014-06-16). The straight lines between those 21 stations sum to 26.50 km, so
+    # the speed is 33.8 km/h.
     metro_speed_kmh: float = 33.8
     # Headway per line id at the peak, minutes; lines not listed use the default.
     metro_headway_min: tuple[tuple[str, float], ...] = METRO_HEADWAYS_MIN
@@ -74,8 +73,8 @@ class TransitParameters:
 
     # Bus.
     # Xi'an Transport Bureau: peak-hour operating speed of city buses 17.27 km/h in the
-    # first half of a year (report republished at m.91383.cn/2803/256171.html; the page
-    # does not state the year).
+    # first half of a year. The report is republished at m.91383.cn/2803/256171.html,
+    # and the page does not state the year.
     bus_speed_kmh: float = 17.0
     # Assumption: a 10-minute peak headway, so an expected wait of 5 minutes.
     bus_headway_min: float = 10.0

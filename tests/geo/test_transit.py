@@ -59,7 +59,7 @@ def test_metro_network_from_openmetro(transit_network: TransitNetwork) -> None:
 
 
 def test_stations_stored_in_wgs84(transit_network: TransitNetwork) -> None:
-    # 钟楼 in stations.csv, GCJ-02.
+    # 钟楼 station as the openmetro export gives it, GCJ-02.
     gcj_lon, gcj_lat = 108.947068, 34.261023
 
     stored = transit_network.station_point("钟楼")
