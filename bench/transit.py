@@ -3,10 +3,10 @@
 The subject computes minutes from every origin to every destination with walking
 and transit allowed: each point's nearest stops, the stop-to-stop minutes computed
 when the network was built, and numpy broadcasting. The baseline is the direct
-way to get the same numbers. It adds the destinations to the network graph once
-(an edge from each of their nearest stops, weighted by the walk), then for each
-origin adds the origin (edges to its nearest stops) and runs scipy's Dijkstra from
-it, without a search limit, and takes the minimum with walking directly. Both sides
+way to get the same numbers. It adds the destinations to the network graph once,
+with an edge from each of their nearest stops weighted by the walk. For each origin
+it then adds the origin with edges to its nearest stops, runs scipy's Dijkstra from
+it without a search limit, and takes the minimum with walking directly. Both sides
 use the same nearest stops, so they agree wherever the baseline's transit trip
 takes at most ``max_transit_min`` minutes; beyond that the subject's stop-to-stop
 search stops and it may only be slower. The check allows 1e-3 minutes for the

@@ -302,7 +302,7 @@ class JobIndex:
         reachable = minutes <= max_commute_min
 
         # Rows are built only for reachable postings, which saves most of the time
-        # when the radius holds much of the city.
+        # when the radius covers much of the city.
         found = self._result_frame(
             nearby.subset(reachable),
             first_by=minutes[reachable],
