@@ -1,6 +1,7 @@
 """FastAPI application factory and the service state it holds."""
 
 import logging
+import threading
 from collections.abc import AsyncIterator
 from contextlib import ExitStack, asynccontextmanager
 from pathlib import Path
@@ -15,7 +16,9 @@ from api.pages import mount_assets
 from api.pages import router as pages_router
 from api.ranking import load_ranker, with_serving_context
 from api.routes import router as api_router
-from api.settings import Settings
+from api.settings import DataSettings, Settings
+from geo.errors import DataSourceError
+from geo.transit import TransitNetwork
 from matching.recommend import Recommender
 from store.base import ReadStore
 from store.cache import (
@@ -54,7 +57,8 @@ def create_app(settings: Settings, store: ReadStore | None = None) -> FastAPI:
         with ExitStack() as resources:
             opened = store or _open_store(settings, resources)
             app.state.store = opened
-            app.state.recommender = Recommender.from_store(opened)
+            transit = load_transit_network(settings.data)
+            app.state.recommender = Recommender.from_store(opened, transit=transit)
             app.state.ranker_status, scorer = load_ranker(settings)
             app.state.recommender.scorer = with_serving_context(
                 scorer, opened, app.state.recommender
@@ -87,6 +91,40 @@ def create_app(settings: Settings, store: ReadStore | None = None) -> FastAPI:
     mount_assets(app, REPO_ROOT)
     mount_api_docs(app, REPO_ROOT)
     return app
+
+
+# Networks built in this process, by resolved data folder; None when its files are missing.
+_transit_networks: dict[Path, TransitNetwork | None] = {}
+_transit_lock = threading.Lock()
+
+
+def load_transit_network(settings: DataSettings) -> TransitNetwork | None:
+    """Return the transit network of ``settings.data_dir``, or None when it is off or missing.
+
+    The network depends only on the data folder, so it is built once per process and
+    folder and shared by every application and command. The first build caches its
+    stop-to-stop minutes beside the store file, which saves most of the build on the
+    next start.
+    """
+    if not settings.transit_model:
+        logger.info("transit model off: commute estimates use straight lines")
+        return None
+
+    data_dir = settings.data_dir.resolve()
+    with _transit_lock:
+        if data_dir not in _transit_networks:
+            _transit_networks[data_dir] = _build_transit_network(
+                data_dir, settings.store_path.parent
+            )
+        return _transit_networks[data_dir]
+
+
+def _build_transit_network(data_dir: Path, cache_dir: Path) -> TransitNetwork | None:
+    try:
+        return TransitNetwork.from_data_dir(data_dir, cache_dir=cache_dir)
+    except DataSourceError as err:
+        logger.warning("transit model not built, commute estimates use straight lines: %s", err)
+        return None
 
 
 def _open_store(settings: Settings, resources: ExitStack) -> ReadStore:

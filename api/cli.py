@@ -200,11 +200,12 @@ def recommend(
     lang: Annotated[Language, typer.Option(help="Language of the reasons.")] = Language.ZH,
 ) -> None:
     """Print the ranked jobs of one seeker as a table."""
+    from api.app import load_transit_network
     from matching.recommend import Recommender
 
     settings: Settings = ctx.obj
     with _read_store(settings) as store:
-        recommender = Recommender.from_store(store)
+        recommender = Recommender.from_store(store, transit=load_transit_network(settings.data))
     row, ranked = recommender.recommend(seeker, limit, lang=lang.value)
 
     console.print(
@@ -224,6 +225,56 @@ def recommend(
     console.print(table)
 
 
+@app.command()
+def route(
+    ctx: typer.Context,
+    origin: Annotated[str, typer.Option(help="Start point as LON,LAT, e.g. 108.9421,34.2224.")],
+    destination: Annotated[str, typer.Option(help="End point as LON,LAT.")],
+    modes: Annotated[
+        str, typer.Option(help="Allowed modes joined by ';': walk, bike, transit, drive.")
+    ] = "walk;transit",
+    coord_sys: Annotated[
+        str, typer.Option(help="Coordinate system of both points: wgs84, gcj02 or bd09.")
+    ] = "wgs84",
+    lang: Annotated[Language, typer.Option(help="Language of the itinerary.")] = Language.ZH,
+) -> None:
+    """Print the door-to-door minutes and the itinerary between two points."""
+    from api.app import load_transit_network
+    from geo.crs import validate_and_convert
+    from geo.transit import parse_travel_modes
+
+    settings: Settings = ctx.obj
+    allowed = parse_travel_modes(modes)
+    start = validate_and_convert(*_lon_lat(origin, "origin"), coord_sys, field="origin")
+    end = validate_and_convert(
+        *_lon_lat(destination, "destination"), coord_sys, field="destination"
+    )
+    network = load_transit_network(settings.data.model_copy(update={"transit_model": True}))
+    if network is None:
+        raise typer.BadParameter(f"no transit data in {settings.data.data_dir}", param_hint="data")
+
+    trip = network.route(start, end, allowed)
+    console.print(f"{trip.minutes:.1f} 分钟 min · {trip.mode}")
+    console.print(trip.text(lang.value))
+    table = Table("出行段 leg", "分钟 min", "其中候车 wait")
+    for leg in trip.legs:
+        table.add_row(leg.kind.value, f"{leg.minutes:.1f}", f"{leg.wait_min:.1f}")
+    console.print(table)
+
+
+def _lon_lat(text: str, name: str) -> tuple[float, float]:
+    """Parse ``LON,LAT`` given on the command line."""
+    parts = text.split(",")
+    try:
+        lon, lat = (float(part) for part in parts)
+    except ValueError as err:
+        raise typer.BadParameter(
+            f"{text!r} is not LON,LAT; expected two numbers such as 108.9421,34.2224",
+            param_hint=f"--{name}",
+        ) from err
+    return lon, lat
+
+
 @app.command("export-matches")
 def export_matches(
     ctx: typer.Context,
@@ -232,11 +283,12 @@ def export_matches(
     per_seeker: Annotated[int, typer.Option(min=1, max=100, help="Jobs per seeker.")] = 10,
 ) -> None:
     """Write the top matches of the first N seekers to CSV (UTF-8 with BOM for Excel)."""
+    from api.app import load_transit_network
     from matching.recommend import Recommender
 
     settings: Settings = ctx.obj
     with _read_store(settings) as store:
-        recommender = Recommender.from_store(store)
+        recommender = Recommender.from_store(store, transit=load_transit_network(settings.data))
     ids = list(recommender.seekers.index[:seekers])
     out.parent.mkdir(parents=True, exist_ok=True)
 

@@ -32,6 +32,11 @@ class DataSettings(BaseSettings):
         default=20_000, ge=0, le=1_000_000, description="Simulated seekers generated at build."
     )
     seed: int = Field(default=20261204, description="Random seed of the seeker simulation.")
+    transit_model: bool = Field(
+        default=True,
+        description="Build the transit commute model from data_dir at start (a few seconds); "
+        "false keeps straight-line commute estimates.",
+    )
 
 
 class ServerSettings(BaseSettings):

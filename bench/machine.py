@@ -18,7 +18,16 @@ _CPUINFO = Path("/proc/cpuinfo")
 _MEMINFO = Path("/proc/meminfo")
 
 # Distributions whose versions change the numbers, by their PyPI names.
-_DISTRIBUTIONS = ("numpy", "pandas", "shapely", "pyproj", "scikit-learn", "geopandas", "lightgbm")
+_DISTRIBUTIONS = (
+    "numpy",
+    "pandas",
+    "shapely",
+    "pyproj",
+    "scipy",
+    "scikit-learn",
+    "geopandas",
+    "lightgbm",
+)
 
 
 def machine_info() -> dict[str, Any]:

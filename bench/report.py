@@ -74,8 +74,9 @@ def markdown_report(record: dict[str, Any]) -> str:
         "",
         markdown_table([Comparison(**row) for row in record["results"]]),
         "",
-        "Ratios: candidates and districts are speed-ups (baseline time / subject time); "
-        "recommend and store build are costs (subject / baseline).",
+        "Ratios: candidates, districts and the transit matrix are speed-ups (baseline "
+        "time / subject time); recommend, store build, transit build and transit "
+        "for_commute are costs (subject / baseline).",
     ]
     return "\n".join(lines)
 

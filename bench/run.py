@@ -26,12 +26,19 @@ from bench.recommend import bench_recommend, sample_seeker_ids
 from bench.report import markdown_report, run_record, write_json
 from bench.result import Comparison, ResultMismatchError
 from bench.store_build import bench_store_build
+from bench.transit import (
+    anchor_points,
+    bench_transit_build,
+    bench_transit_candidates,
+    bench_transit_matrix,
+    home_points,
+)
 from bench.viewport import bench_viewport, postgres_unreachable_reason, target_verdict
 from store.sqlite import SqliteStore
 
 logger = logging.getLogger(__name__)
 
-BENCHMARKS = ("candidates", "districts", "recommend", "viewport")
+BENCHMARKS = ("candidates", "districts", "recommend", "viewport", "transit_matrix")
 DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -72,6 +79,15 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--anchors", type=int, default=100_000, help="synthetic anchors the viewport writes"
     )
     parser.add_argument("--viewports", type=int, default=500, help="viewports timed")
+    parser.add_argument(
+        "--origins", type=int, default=1_000, help="home anchors the transit matrix starts from"
+    )
+    parser.add_argument(
+        "--homes-as-destinations",
+        type=int,
+        default=3_000,
+        help="other home anchors the second transit matrix ends at (distinct points)",
+    )
     parser.add_argument(
         "--only", choices=BENCHMARKS, action="append", help="run only this benchmark (repeatable)"
     )
@@ -126,6 +142,9 @@ def run_benchmarks(
 
     if "viewport" in selected:
         comparisons += _viewport(inputs, args, {} if skipped is None else skipped)
+
+    if "transit_matrix" in selected:
+        comparisons += _transit(inputs, args)
 
     if args.full:
         comparisons += bench_store_build(args.data_dir, n_seekers=args.full_seekers, seed=args.seed)
@@ -200,6 +219,26 @@ def _viewport(
     )
 
 
+def _transit(inputs: BenchInputs, args: argparse.Namespace) -> list[Comparison]:
+    network, comparisons = bench_transit_build(args.data_dir)
+    lons, lats = home_points(args.data_dir, args.origins + args.homes_as_destinations, args.seed)
+    origins = (lons[: args.origins], lats[: args.origins])
+    homes = (lons[args.origins :], lats[args.origins :])
+    anchors = anchor_points(inputs.recommender.postings)
+    logger.info(
+        "transit_matrix: %d origins, %d anchors, %d homes",
+        args.origins,
+        len(anchors[0]),
+        len(homes[0]),
+    )
+    comparisons += bench_transit_matrix(network, origins, anchors, repeats=args.repeats)
+    comparisons += bench_transit_matrix(network, origins, homes, repeats=args.repeats)
+    comparisons += bench_transit_candidates(
+        inputs.recommender.postings, network, inputs.recommender.seekers
+    )
+    return comparisons
+
+
 def _run_sizes(args: argparse.Namespace) -> dict[str, object]:
     return {
         "candidate_queries": args.queries,
@@ -207,6 +246,8 @@ def _run_sizes(args: argparse.Namespace) -> dict[str, object]:
         "recommend_seekers": args.seekers,
         "viewport_synthetic_anchors": args.anchors,
         "viewports": args.viewports,
+        "transit_origins": args.origins,
+        "transit_home_destinations": args.homes_as_destinations,
         "repeats": args.repeats,
         "seed": args.seed,
     }

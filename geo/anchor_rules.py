@@ -42,6 +42,7 @@ FIELD_LABELS_ZH: dict[str, str] = {
     "actor": "操作人员",
     "reason": "修改原因",
     "change": "修改内容",
+    "modes": "出行方式",
 }
 """Chinese label of each anchor field and import column, used as ``{label}`` in messages."""
 
@@ -92,6 +93,9 @@ RULE_MESSAGES_ZH: dict[str, str] = {
     "missing_number": "{label}未填写",
     "entrance_too_far": "入口距离定位点 {distance} 米，超过上限 {max_distance} 米",
     "no_pin_to_confirm": "该锚点还没有定位点，无法确认",
+    # Travel modes (geo.transit).
+    "unknown_travel_mode": "出行方式“{value}”无效，须为 walk、bike、transit 或 drive",
+    "no_travel_mode": "{label}不能为空，请至少选择 walk、bike、transit 或 drive 中的一种",
     # Places and scope.
     "unknown_district": "区县“{value}”不是西安市的区县",
     "unknown_zone": "开发区“{value}”不是已登记的开发区",

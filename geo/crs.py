@@ -421,6 +421,11 @@ def _metric_transformer() -> pyproj.Transformer:
 
 
 @lru_cache(maxsize=1)
+def _inverse_metric_transformer() -> pyproj.Transformer:
+    return pyproj.Transformer.from_crs(METRIC_CRS, "EPSG:4326", always_xy=True)
+
+
+@lru_cache(maxsize=1)
 def _wgs84_geod() -> pyproj.Geod:
     return pyproj.Geod(ellps="WGS84")
 
@@ -442,6 +447,25 @@ def to_metric(lons: npt.ArrayLike, lats: npt.ArrayLike) -> tuple[FloatArray, Flo
         np.asarray(lons, dtype=np.float64), np.asarray(lats, dtype=np.float64)
     )
     return np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+
+
+def from_metric(x: npt.ArrayLike, y: npt.ArrayLike) -> tuple[FloatArray, FloatArray]:
+    """Unproject ``METRIC_CRS`` (EPSG:4545) points to WGS84, the inverse of :func:`to_metric`.
+
+    Parameters
+    ----------
+    x, y
+        Easting and northing in metres.
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        Longitudes and latitudes in WGS84 degrees.
+    """
+    lons, lats = _inverse_metric_transformer().transform(
+        np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    )
+    return np.asarray(lons, dtype=np.float64), np.asarray(lats, dtype=np.float64)
 
 
 def geodesic_distance_m(

@@ -51,5 +51,12 @@ class UnknownCoordSysError(RuleError, ValueError):
         super().__init__(message, field, rule="unknown_coord_sys", rule_params={"value": value})
 
 
+class InvalidTravelModeError(RuleError, ValueError):
+    """A travel mode list is empty or names a mode other than walk, bike, transit or drive."""
+
+    def __init__(self, message: str, field: str = "modes", *, rule: str, value: str = "") -> None:
+        super().__init__(message, field, rule=rule, rule_params={"value": value})
+
+
 class DataSourceError(DoorstepError, OSError):
     """A file in the data folder is missing or does not have the documented shape."""

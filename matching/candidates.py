@@ -8,6 +8,16 @@ radians (lat, lon), then the distances are recomputed with `geo.crs.haversine_m`
 that the inclusion rule ``distance_m <= radius_m`` is the same as a brute-force filter
 with that function.
 
+Commute estimates
+-----------------
+With a transit network (`NetworkCommuteEstimator`, such as
+`geo.transit.TransitNetwork`), `JobIndex.for_commute` takes door-to-door minutes
+from the home to each posting's point from the network, walking directly always
+allowed. Without one it falls back to `StraightLineCommute`, which converts the
+straight-line distance with a detour factor and a speed per mode. Either way, the
+search radius is an upper bound of the straight-line distance reachable in the
+limit, so that no posting within reach is left out before its minutes are computed.
+
 City-level postings
 -------------------
 A posting with precision ``city`` sits on the city centre and means only "somewhere in
@@ -25,13 +35,15 @@ When the postings frame has an ``uncertainty_m`` column (see `geo.uncertainty`),
 posting's distance is ``hypot(point distance, uncertainty_m)``: a district-level job
 near the seeker's district seat is not 250 m away but somewhere in the district. That
 distance is the one the radius filter, the commute estimate and the ordering use;
-``point_distance_m`` keeps the straight-line distance to the point itself.
+``point_distance_m`` keeps the straight-line distance to the point itself. With a
+transit network, such a posting's minutes are the network minutes to its point plus
+the straight-line estimate of the added distance ``distance_m - point_distance_m``.
 """
 
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, NamedTuple, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -41,6 +53,7 @@ from sklearn.neighbors import BallTree
 from geo.crs import EARTH_RADIUS_M, haversine_m
 from geo.errors import InvalidCoordinateError
 from geo.location import APPROXIMATE_PRECISIONS, Precision
+from geo.transit.modes import parse_travel_modes
 
 logger = logging.getLogger(__name__)
 
@@ -75,6 +88,28 @@ class CommuteEstimator(Protocol):
 
     def reach_m(self, max_commute_min: float, mode: str) -> float:
         """Return the largest straight-line distance in metres reachable in the time."""
+        ...
+
+
+class NetworkCommuteEstimator(Protocol):
+    """Estimates door-to-door minutes from origin points to destination points, per mode."""
+
+    def reach_m(self, max_commute_min: float, mode: str) -> float:
+        """Return an upper bound of the straight-line metres reachable in the time.
+
+        The bound must be convex in ``max_commute_min`` (for example affine).
+        """
+        ...
+
+    def mode_matrices(
+        self,
+        origins_lon: npt.ArrayLike,
+        origins_lat: npt.ArrayLike,
+        dest_lon: npt.ArrayLike,
+        dest_lat: npt.ArrayLike,
+        modes: str | Iterable[str],
+    ) -> dict[str, npt.NDArray[np.float32]]:
+        """Return minutes of shape (origins, destinations) for each requested mode."""
         ...
 
 
@@ -132,11 +167,20 @@ class JobIndex:
         to order city-level fill-ins when present. Rows with a NaN coordinate are
         left out with a warning.
     estimator
-        Commute model used by `for_commute`; defaults to `StraightLineCommute`.
+        Straight-line commute model used by `for_commute` without a network, and for
+        the distance an approximate location adds; defaults to `StraightLineCommute`.
+    network
+        Transit network used by `for_commute` for the minutes to each posting's point.
     """
 
-    def __init__(self, postings: pd.DataFrame, estimator: CommuteEstimator | None = None) -> None:
+    def __init__(
+        self,
+        postings: pd.DataFrame,
+        estimator: CommuteEstimator | None = None,
+        network: NetworkCommuteEstimator | None = None,
+    ) -> None:
         self.estimator: CommuteEstimator = estimator or StraightLineCommute()
+        self.network = network
 
         is_city = postings["precision"].astype(str).to_numpy() == Precision.CITY.value
         has_point = np.isfinite(postings["lon"].to_numpy(dtype=np.float64)) & np.isfinite(
@@ -206,11 +250,7 @@ class JobIndex:
         if not np.isfinite(radius_m) or radius_m < 0:
             raise ValueError(f"radius_m {radius_m!r} is invalid; expected a finite value >= 0")
 
-        positions = self._query_positions(lon, lat, radius_m)
-        point_distances = haversine_m(lon, lat, self._lons[positions], self._lats[positions])
-        distances = np.hypot(point_distances, self._uncertainty[positions])
-        keep = distances <= radius_m
-        return self._result_frame(positions[keep], distances[keep], point_distances[keep])
+        return self._result_frame(self._within_arrays(lon, lat, radius_m))
 
     def for_commute(
         self,
@@ -223,9 +263,10 @@ class JobIndex:
     ) -> pd.DataFrame:
         """Find postings reachable from a point within a commute limit.
 
-        The search radius is the largest `CommuteEstimator.reach_m` over the allowed
-        modes. Each posting gets ``estimated_commute_min`` from the fastest allowed
-        mode, and postings above ``max_commute_min`` are dropped.
+        The search radius is the largest reach over the allowed modes (see
+        `_reach_m`). Each posting gets ``estimated_commute_min`` from the fastest
+        allowed mode, and postings above ``max_commute_min`` are dropped. With a
+        network, walking is always allowed.
 
         Parameters
         ----------
@@ -251,17 +292,44 @@ class JobIndex:
                 f"max_commute_min {max_commute_min!r} is invalid; expected minutes >= 0"
             )
         mode_list = parse_modes(modes)
+        if self.network is not None:
+            mode_list = list(parse_travel_modes(["walk", *mode_list]))
 
-        radius_m = max(self.estimator.reach_m(max_commute_min, mode) for mode in mode_list)
-        found = self.within(lon, lat, radius_m)
-        found = self._add_commute(found, mode_list)
-        found = found.loc[found["estimated_commute_min"] <= max_commute_min]
-        found = found.sort_values("estimated_commute_min", kind="stable").reset_index(drop=True)
+        _check_point(lon, lat)
+        radius_m = max(self._reach_m(max_commute_min, mode) for mode in mode_list)
+        nearby = self._within_arrays(lon, lat, radius_m)
+        minutes, fastest = self._fastest_commute(nearby, lon, lat, mode_list)
+        reachable = minutes <= max_commute_min
+
+        # Rows are built only for reachable postings, which saves most of the time
+        # when the radius covers much of the city.
+        found = self._result_frame(
+            nearby.subset(reachable),
+            first_by=minutes[reachable],
+            estimated_commute_min=minutes[reachable],
+            commute_mode=np.asarray(mode_list, dtype=object)[fastest[reachable]],
+        )
 
         shortfall = min_results - len(found)
         if shortfall > 0 and len(self._city):
             found = pd.concat([found, self._city_fill(shortfall)], ignore_index=True)
         return found
+
+    def _reach_m(self, max_commute_min: float, mode: str) -> float:
+        """Return the search radius in metres for one mode.
+
+        With a network, a posting's minutes are ``n + s``: ``n`` network minutes to
+        its point at straight-line distance ``d``, and ``s`` straight-line minutes for
+        the ``x`` metres its uncertainty adds. For ``n + s <= t``, ``d <= N(n)`` and
+        ``x <= S(t - n)``, where ``N`` and ``S`` are the two models' reach functions.
+        ``N`` is convex and ``S`` linear, so ``d + x`` is largest at ``n = 0`` or
+        ``n = t``, which gives ``max(N(t), N(0) + S(t))``.
+        """
+        fallback = self.estimator.reach_m(max_commute_min, mode)
+        if self.network is None:
+            return fallback
+        network = self.network.reach_m(max_commute_min, mode)
+        return max(network, self.network.reach_m(0.0, mode) + fallback)
 
     def _query_positions(self, lon: float, lat: float, radius_m: float) -> npt.NDArray[np.intp]:
         if self._tree is None:
@@ -271,35 +339,68 @@ class JobIndex:
         (positions,) = self._tree.query_radius(query, r=radius_rad)
         return np.asarray(positions, dtype=np.intp)
 
+    def _within_arrays(self, lon: float, lat: float, radius_m: float) -> "_Nearby":
+        positions = self._query_positions(lon, lat, radius_m)
+        point_distances = haversine_m(lon, lat, self._lons[positions], self._lats[positions])
+        distances = np.hypot(point_distances, self._uncertainty[positions])
+        keep = distances <= radius_m
+        return _Nearby(positions[keep], distances[keep], point_distances[keep])
+
     def _result_frame(
         self,
-        positions: npt.NDArray[np.intp],
-        distances: FloatArray,
-        point_distances: FloatArray,
+        nearby: "_Nearby",
+        first_by: FloatArray | None = None,
+        **columns: npt.NDArray[Any],
     ) -> pd.DataFrame:
-        order = np.argsort(distances, kind="stable")
-        result: pd.DataFrame = self._located.iloc[positions[order]].reset_index(drop=True)
-        result["distance_m"] = distances[order]
-        result["point_distance_m"] = point_distances[order]
+        """Build the rows of ``nearby`` with ``columns`` added.
+
+        Rows are sorted by ``first_by`` when given, then by distance.
+        """
+        keys = (nearby.distances,) if first_by is None else (nearby.distances, first_by)
+        order = np.lexsort(keys)
+        result: pd.DataFrame = self._located.iloc[nearby.positions[order]].reset_index(drop=True)
+        result["distance_m"] = nearby.distances[order]
+        result["point_distance_m"] = nearby.point_distances[order]
         result["distance_is_estimate"] = (
             result["precision"]
             .astype(str)
             .isin([precision.value for precision in APPROXIMATE_PRECISIONS])
         )
+        for name, values in columns.items():
+            result[name] = values[order]
         return result
 
-    def _add_commute(self, found: pd.DataFrame, modes: list[str]) -> pd.DataFrame:
-        distances = found["distance_m"].to_numpy(dtype=np.float64)
-        per_mode = np.vstack([self.estimator.minutes(distances, mode) for mode in modes])
-        found = found.copy()
-        if len(found):
-            fastest = np.argmin(per_mode, axis=0)
-            found["estimated_commute_min"] = per_mode[fastest, np.arange(len(found))]
-            found["commute_mode"] = np.asarray(modes, dtype=object)[fastest]
-        else:
-            found["estimated_commute_min"] = np.empty(0, dtype=np.float64)
-            found["commute_mode"] = np.empty(0, dtype=object)
-        return found
+    def _fastest_commute(
+        self, nearby: "_Nearby", lon: float, lat: float, modes: list[str]
+    ) -> tuple[FloatArray, npt.NDArray[np.intp]]:
+        """Return each posting's minutes by its fastest mode, and that mode's index."""
+        per_mode = self._minutes_per_mode(nearby, lon, lat, modes)
+        if per_mode.shape[1] == 0:
+            return np.empty(0, dtype=np.float64), np.empty(0, dtype=np.intp)
+        fastest = np.argmin(per_mode, axis=0)
+        return per_mode[fastest, np.arange(per_mode.shape[1])], fastest
+
+    def _minutes_per_mode(
+        self, nearby: "_Nearby", lon: float, lat: float, modes: list[str]
+    ) -> FloatArray:
+        """Return minutes of shape (modes, postings)."""
+        if self.network is None:
+            return np.vstack([self.estimator.minutes(nearby.distances, mode) for mode in modes])
+
+        added_m = nearby.distances - nearby.point_distances
+        by_mode = self.network.mode_matrices(
+            [lon],
+            [lat],
+            self._lons[nearby.positions],
+            self._lats[nearby.positions],
+            modes,
+        )
+        return np.vstack(
+            [
+                by_mode[mode][0].astype(np.float64) + self.estimator.minutes(added_m, mode)
+                for mode in modes
+            ]
+        )
 
     def _city_fill(self, count: int) -> pd.DataFrame:
         ordered: pd.DataFrame = self._city
@@ -312,6 +413,18 @@ class JobIndex:
         fill["estimated_commute_min"] = np.nan
         fill["commute_mode"] = None
         return fill
+
+
+class _Nearby(NamedTuple):
+    """Located postings found by a radius query: row positions and metres to each."""
+
+    positions: npt.NDArray[np.intp]
+    distances: FloatArray
+    point_distances: FloatArray
+
+    def subset(self, keep: npt.NDArray[np.bool_]) -> "_Nearby":
+        """Return the postings where ``keep`` is True."""
+        return _Nearby(self.positions[keep], self.distances[keep], self.point_distances[keep])
 
 
 def _check_point(lon: float, lat: float) -> None:

@@ -12,7 +12,7 @@ import pandas as pd
 
 from geo.errors import DoorstepError
 from geo.uncertainty import district_uncertainty_m, posting_uncertainty_m
-from matching.candidates import JobIndex
+from matching.candidates import JobIndex, NetworkCommuteEstimator
 from matching.explain import explain_frame
 from matching.scoring import score_jobs
 
@@ -69,6 +69,9 @@ class Recommender:
         The learned ranker. When set, recommendations are ordered by its score
         (column ``model_score``); ``score`` stays the baseline score the reasons
         explain. When ``None``, the baseline score orders them.
+    transit : NetworkCommuteEstimator, optional
+        The transit network (`geo.transit.TransitNetwork`) that commute estimates
+        come from; without it they come from the straight-line model.
     """
 
     postings: pd.DataFrame
@@ -76,20 +79,23 @@ class Recommender:
     district_names: dict[str, str]
     district_uncertainty: dict[str, float] = field(default_factory=dict)
     scorer: CandidateScorer | None = None
+    transit: NetworkCommuteEstimator | None = None
 
     def __post_init__(self) -> None:
-        self.index = JobIndex(self.postings)
+        self.index = JobIndex(self.postings, network=self.transit)
 
     @classmethod
-    def from_store(cls, store: "SupportsFrames") -> "Recommender":
-        """Load postings, seekers and district names from a store."""
+    def from_store(
+        cls, store: "SupportsFrames", transit: NetworkCommuteEstimator | None = None
+    ) -> "Recommender":
+        """Load postings, seekers and district names from a store; see the class for ``transit``."""
         districts = store.layer_frame("districts")
         names = dict(zip(districts["code"].astype(str), districts["name"].astype(str), strict=True))
         seekers = store.seekers_frame().set_index("seeker_id", drop=False)
         postings = store.postings_frame()
         uncertainty = district_uncertainty_m(districts)
         postings["uncertainty_m"] = posting_uncertainty_m(postings, uncertainty)
-        return cls(postings, seekers, names, uncertainty)
+        return cls(postings, seekers, names, uncertainty, transit=transit)
 
     @property
     def n_postings(self) -> int:
@@ -156,7 +162,7 @@ class Recommender:
         )
 
         # Readers keep using the old frame and index until both are swapped here.
-        index = JobIndex(postings)
+        index = JobIndex(postings, network=self.transit)
         self.postings, self.index = postings, index
         moved = int(on_anchor.sum())
         logger.info("refreshed %d postings of anchor %r in the job index", moved, anchor_id)

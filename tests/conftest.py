@@ -43,7 +43,16 @@ def full_store(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> "Sql
     return SqliteStore(path)
 
 
+@pytest.fixture(scope="session")
+def transit_network(data_dir: Path) -> "TransitNetwork":
+    """The transit network built from the real data folder with the default parameters."""
+    from geo.transit import TransitNetwork
+
+    return TransitNetwork.from_data_dir(data_dir)
+
+
 if TYPE_CHECKING:
+    from geo.transit import TransitNetwork
     from store.sqlite import SqliteStore
 
 

@@ -102,3 +102,57 @@ def test_recommend_rejects_unknown_language(full_store: SqliteStore) -> None:
     args = ["recommend", "--seeker", "sim-000001", "--lang", "fr"]
     result = runner.invoke(app, args, env=_env(full_store))
     assert result.exit_code == 2
+
+
+def test_route_prints_itinerary(full_store: SqliteStore) -> None:
+    # Near 小寨 and 北大街 stations, WGS84.
+    args = ["route", "--origin", "108.9421,34.2224", "--destination", "108.9425,34.2735"]
+    result = runner.invoke(app, args, env=_env(full_store))
+    assert result.exit_code == 0, result.output
+    assert "地铁2号线 小寨→北大街（5站）" in result.output
+    assert "transit" in result.output
+
+
+def test_route_in_gcj02_english(full_store: SqliteStore) -> None:
+    # The same points in GCJ-02, as a map app shows them.
+    args = [
+        "route",
+        "--origin", "108.9468,34.2208",
+        "--destination", "108.9472,34.2719",
+        "--coord-sys", "gcj02",
+        "--lang", "en",
+    ]  # fmt: skip
+    result = runner.invoke(app, args, env=_env(full_store))
+    assert result.exit_code == 0, result.output
+    assert "Metro Line 2 Xiao Zhai→Bei Da Jie (5 stops)" in result.output
+
+
+def test_route_rejects_malformed_point(full_store: SqliteStore) -> None:
+    args = ["route", "--origin", "108.9421", "--destination", "108.9425,34.2735"]
+    result = runner.invoke(app, args, env=_env(full_store))
+    assert result.exit_code == 2
+    assert "LON,LAT" in result.output
+
+
+def test_route_unknown_mode_exits_2(full_store: SqliteStore) -> None:
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from api.cli import main; main()",
+            "route",
+            "--origin",
+            "108.9421,34.2224",
+            "--destination",
+            "108.9425,34.2735",
+            "--modes",
+            "walk;teleport",
+        ],
+        capture_output=True,
+        text=True,
+        env={"DOORSTEP_STORE_PATH": str(full_store.path), "PATH": "/usr/bin:/bin"},
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "'teleport' is not a travel mode" in result.stdout
+    assert "Traceback" not in result.stdout + result.stderr

@@ -7,6 +7,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api import presenters
+from api.app import create_app
+from api.settings import DataSettings, Settings
 from geo.crs import CoordSys, from_wgs84
 from store.sqlite import SqliteStore
 
@@ -330,3 +332,22 @@ def test_docs_served_locally(real_client: TestClient) -> None:
     assert "http://" not in page.text
     assert real_client.get("/assets/swagger-ui/swagger-ui-bundle.js").status_code == 200
     assert real_client.get("/redoc").status_code == 404
+
+
+def test_service_uses_transit_model(real_client: TestClient) -> None:
+    recommender = real_client.app.state.recommender
+
+    assert recommender.transit is not None
+    assert recommender.index.network is recommender.transit
+
+
+def test_transit_model_can_be_off(full_store: SqliteStore) -> None:
+    settings = Settings(data=DataSettings(store_path=full_store.path, transit_model=False))
+
+    with TestClient(create_app(settings, store=full_store)) as client:
+        recommender = client.app.state.recommender
+        response = client.get("/v1/seekers/sim-000001/recommendations")
+
+    assert recommender.transit is None
+    assert recommender.index.network is None
+    assert response.status_code == 200, response.text

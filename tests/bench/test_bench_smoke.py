@@ -16,13 +16,24 @@ import shapely
 from bench.candidates import BASELINE as CANDIDATE_BASELINE
 from bench.candidates import SUBJECT as CANDIDATE_SUBJECT
 from bench.candidates import TREE_ONLY, bench_candidates
-from bench.districts import _check_same, bench_districts
+from bench.districts import _check_same as check_same_districts
+from bench.districts import bench_districts
 from bench.inputs import random_points_in
 from bench.machine import library_versions, machine_info
 from bench.recommend import bench_recommend, sample_seeker_ids
 from bench.result import ResultMismatchError
 from bench.run import main
 from bench.store_build import bench_store_build
+from bench.transit import (
+    BASELINE as TRANSIT_BASELINE,
+)
+from bench.transit import (
+    _check_same,
+    anchor_points,
+    bench_transit_candidates,
+    bench_transit_matrix,
+    home_points,
+)
 from bench.viewport import (
     GEODATAFRAME,
     STDLIB,
@@ -34,6 +45,7 @@ from bench.viewport import (
 )
 from bench.viewport import SUBJECT as VIEWPORT_SUBJECT
 from geo.regions import Regions, load_regions
+from geo.transit import TransitNetwork
 from matching.recommend import Recommender
 from store.sqlite import SqliteStore
 
@@ -122,7 +134,7 @@ def test_district_check_rejects_difference() -> None:
     baseline = np.array(["610102", "610104", "610113"], dtype=object)
 
     with pytest.raises(ResultMismatchError, match="1 of 3 points"):
-        _check_same(subject, baseline, "test baseline")
+        check_same_districts(subject, baseline, "test baseline")
 
 
 def test_recommend_percentiles(recommender: Recommender) -> None:
@@ -183,6 +195,8 @@ def test_run_writes_json_and_table(
         "--repeats", "1",
         "--anchors", "2000",
         "--viewports", "10",
+        "--origins", "4",
+        "--homes-as-destinations", "30",
         "--out-dir", str(tmp_path),
     ]  # fmt: skip
 
@@ -193,7 +207,7 @@ def test_run_writes_json_and_table(
     record = json.loads(path.read_text(encoding="utf-8"))
     assert {"started", "command", "machine", "versions", "data", "results"} <= set(record)
     ran = {row["benchmark"] for row in record["results"]}
-    assert ran - {"viewport"} == {"candidates", "districts", "recommend"}
+    assert ran - {"viewport"} == {"candidates", "districts", "recommend", "transit_matrix"}
     # Without PostgreSQL the viewport benchmark is skipped with the reason, never silently.
     skipped = record["data"]["skipped"]
     assert ("viewport" in ran) != ("viewport" in skipped)
@@ -287,3 +301,55 @@ def test_viewport_on_postgres(
     assert details["server"]["postgis"]
     clusters = details["city_view_cluster_ms"]
     assert 0 < clusters["p50"] <= clusters["p99"]
+
+
+def test_transit_matrix_sides_agree(
+    data_dir: Path, recommender: Recommender, transit_network: TransitNetwork
+) -> None:
+    origins = home_points(data_dir, 5, seed=12)
+    lons, lats = anchor_points(recommender.postings)
+
+    (comparison,) = bench_transit_matrix(
+        transit_network, origins, (lons[:400], lats[:400]), repeats=1
+    )
+
+    assert comparison.case == "5 × 400"
+    assert comparison.baseline == TRANSIT_BASELINE
+    assert comparison.details["pairs"] == 2_000
+    # District and zone anchors share their area's point.
+    assert comparison.details["distinct_destination_points"] < 400
+    # Most anchors are within the stop-to-stop limit of most homes.
+    assert comparison.details["pairs_checked_equal"] > 1_000
+    assert comparison.ratio > 0
+
+
+def test_transit_check_rejects_difference() -> None:
+    expected = np.array([[10.0, 95.0], [30.0, 100.0]])
+    subject = np.array([[10.0, 95.0], [31.0, 100.0]], dtype=np.float32)
+
+    with pytest.raises(ResultMismatchError, match=r"differs .* at 1 pairs"):
+        _check_same(subject, expected, 90.0)
+    # Beyond the limit the subject may be slower, never faster.
+    slower_beyond = np.array([[10.0, 99.0], [30.0, 104.0]], dtype=np.float32)
+    assert _check_same(slower_beyond, expected, 90.0) == 2
+
+
+def test_home_points_distinct(data_dir: Path) -> None:
+    lons, lats = home_points(data_dir, 50, seed=13)
+
+    assert len(set(zip(lons.tolist(), lats.tolist(), strict=True))) == 50
+
+
+def test_transit_candidates_costs(
+    recommender: Recommender, transit_network: TransitNetwork
+) -> None:
+    seekers = recommender.seekers.head(4)
+
+    comparisons = bench_transit_candidates(recommender.postings, transit_network, seekers)
+
+    assert [c.case for c in comparisons] == [
+        "for_commute p50 over 4 seekers",
+        "for_commute p95 over 4 seekers",
+    ]
+    assert comparisons[0].subject_value <= comparisons[1].subject_value
+    assert comparisons[0].details["mean_candidates_with_network"] > 0

@@ -30,7 +30,7 @@ def _template_names(template: str) -> set[str]:
 def _rule_codes_in_geo() -> set[str]:
     """Collect every literal rule code in geo/: ``rule=`` arguments, defaults and assignments."""
     codes: set[str] = set()
-    for path in Path(geo.__file__).parent.glob("*.py"):
+    for path in Path(geo.__file__).parent.rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if isinstance(node, ast.keyword) and node.arg == "rule":
                 value: ast.expr | None = node.value

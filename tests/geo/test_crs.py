@@ -13,6 +13,7 @@ from geo.crs import (
     XIAN_BOUNDS_WGS84,
     CoordSys,
     axes_look_swapped,
+    from_metric,
     from_wgs84,
     from_wgs84_arrays,
     geodesic_distance_m,
@@ -224,3 +225,12 @@ def test_to_metric_false_easting() -> None:
     x, _ = to_metric(108.0, 34.0)
     # EPSG:4545 puts the 108E central meridian at a false easting of 500 km.
     assert float(x) == pytest.approx(500_000.0, abs=0.01)
+
+
+def test_from_metric_inverts_to_metric() -> None:
+    x, y = to_metric(XIAN_GRID_LONS, XIAN_GRID_LATS)
+
+    lons, lats = from_metric(x, y)
+
+    np.testing.assert_allclose(lons, XIAN_GRID_LONS, atol=1e-9)
+    np.testing.assert_allclose(lats, XIAN_GRID_LATS, atol=1e-9)

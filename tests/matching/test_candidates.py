@@ -8,7 +8,8 @@ import pyproj
 import pytest
 
 from geo.crs import EARTH_RADIUS_M, haversine_m
-from geo.errors import InvalidCoordinateError
+from geo.errors import InvalidCoordinateError, InvalidTravelModeError
+from geo.transit import TRAVEL_MODES, TransitNetwork, parse_travel_modes
 from matching.candidates import (
     DETOUR_FACTOR,
     MODE_SPEEDS_KMH,
@@ -206,3 +207,97 @@ def test_uncertainty_widens_distance() -> None:
         math.hypot(found["point_distance_m"].iloc[1], 3_000.0)
     )
     assert near["posting_id"].tolist() == ["exact"]
+
+
+def test_mode_names_match_transit_model() -> None:
+    assert set(MODE_SPEEDS_KMH) == set(TRAVEL_MODES)
+
+
+@pytest.fixture(scope="module")
+def city_frame() -> pd.DataFrame:
+    """3,000 postings spread over central Xi'an, a third of them approximate."""
+    rng = np.random.default_rng(20261205)
+    n = 3_000
+    precision = rng.choice(["poi", "district", "zone", "business_area"], n, p=[0.6, 0.2, 0.1, 0.1])
+    uncertainty = np.select(
+        [precision == "district", precision == "zone", precision == "business_area"],
+        [rng.uniform(1_500.0, 6_000.0, n), 3_000.0, 1_000.0],
+        default=0.0,
+    )
+    frame = pd.DataFrame(
+        {
+            "posting_id": [f"p{i}" for i in range(n)],
+            "lon": rng.uniform(108.80, 109.10, n),
+            "lat": rng.uniform(34.15, 34.38, n),
+            "precision": precision,
+            "uncertainty_m": uncertainty,
+            "published_on": "2018-09-26",
+        }
+    )
+    city = pd.DataFrame([_posting("city-only", *HOME, precision="city")])
+    return pd.concat([frame, city], ignore_index=True)
+
+
+def _brute_force_minutes(
+    network: TransitNetwork, frame: pd.DataFrame, home: tuple[float, float], modes: str
+) -> pd.Series:
+    """Minutes to every located posting without a search radius, as `for_commute` defines them."""
+    located = frame[frame["precision"] != "city"]
+    lons = located["lon"].to_numpy()
+    lats = located["lat"].to_numpy()
+    point_m = haversine_m(home[0], home[1], lons, lats)
+    added_m = np.hypot(point_m, located["uncertainty_m"].to_numpy()) - point_m
+    tried = parse_travel_modes(["walk", *parse_modes(modes)])
+    by_mode = network.mode_matrices([home[0]], [home[1]], lons, lats, tried)
+    straight = StraightLineCommute()
+    minutes = np.min([by_mode[mode][0] + straight.minutes(added_m, mode) for mode in tried], axis=0)
+    return pd.Series(minutes, index=located["posting_id"].to_numpy())
+
+
+@pytest.mark.parametrize("modes", ["walk;transit", "walk;bike", "transit;drive"])
+def test_network_commute_cuts_nothing_reachable(
+    transit_network: TransitNetwork, city_frame: pd.DataFrame, modes: str
+) -> None:
+    index = JobIndex(city_frame, network=transit_network)
+    homes = [(108.9480, 34.2600), (108.8850, 34.2300), (109.0100, 34.3200)]
+
+    for home in homes:
+        expected = _brute_force_minutes(transit_network, city_frame, home, modes)
+        for limit in (15.0, 30.0, 60.0):
+            found = index.for_commute(*home, limit, modes).set_index("posting_id")
+            reachable = expected[expected <= limit]
+            assert set(found.index) == set(reachable.index), (home, limit)
+            np.testing.assert_allclose(
+                found.loc[reachable.index, "estimated_commute_min"], reachable, rtol=1e-6
+            )
+
+
+def test_network_commute_sorted_with_modes(
+    transit_network: TransitNetwork, city_frame: pd.DataFrame
+) -> None:
+    found = JobIndex(city_frame, network=transit_network).for_commute(
+        108.9480, 34.2600, 45.0, "walk;transit"
+    )
+
+    assert found["estimated_commute_min"].is_monotonic_increasing
+    assert set(found["commute_mode"]) == {"walk", "transit"}
+
+
+def test_network_commute_walks_next_door(transit_network: TransitNetwork) -> None:
+    frame = pd.DataFrame([_posting("next-door", *_at(150.0, 45.0))])
+
+    found = JobIndex(frame, network=transit_network).for_commute(*HOME, 30.0, "transit")
+
+    assert found["commute_mode"].tolist() == ["walk"]
+    walked = 150.0 * transit_network.params.walk_detour_factor
+    expected = walked / transit_network.params.walk_m_per_min
+    assert found["estimated_commute_min"].iloc[0] == pytest.approx(expected, rel=1e-4)
+
+
+def test_network_commute_rejects_unknown_mode(transit_network: TransitNetwork) -> None:
+    frame = pd.DataFrame([_posting("d100", *_at(100.0, 0.0))])
+
+    with pytest.raises(InvalidTravelModeError, match="'teleport'") as caught:
+        JobIndex(frame, network=transit_network).for_commute(*HOME, 15.0, "walk;teleport")
+
+    assert caught.value.field == "modes"
