@@ -355,7 +355,7 @@ def train(
     console.print(SIMULATED_LABELS_NOTE)
     registry = open_registry(settings)
     with _read_store(settings) as store:
-        data = _training_data(store, n_seekers=seekers, seed=seed)
+        data = _training_data(store, settings, n_seekers=seekers, seed=seed)
     _print_data_summary(data.frame)
 
     with _progress() as progress:
@@ -399,7 +399,9 @@ def evaluate(
             f"model {loaded.model_id} records no training command; retrain it with doorstep train"
         )
     with _read_store(settings) as store:
-        data = _training_data(store, n_seekers=command.get("seekers"), seed=command["seed"])
+        data = _training_data(
+            store, settings, n_seekers=command.get("seekers"), seed=command["seed"]
+        )
 
     report, same_data = evaluate_saved(loaded, data)
     if not same_data:
@@ -521,11 +523,23 @@ def _print_build_report(report: BuildReport, seconds: float) -> None:
     console.print(table)
 
 
-def _training_data(store: ReadStore, *, n_seekers: int | None, seed: int) -> "TrainingSet":
-    """Build the simulated training impressions of the store's seekers."""
+def _training_data(
+    store: ReadStore, settings: Settings, *, n_seekers: int | None, seed: int
+) -> "TrainingSet":
+    """Build the simulated training impressions of the store's seekers.
+
+    Commute minutes come from the transit network the service uses, when it is on.
+    """
+    from api.app import load_transit_network
     from models.dataset import build_training_data
 
-    data: TrainingSet = build_training_data(store, n_seekers=n_seekers, seed=seed, progress=True)
+    data: TrainingSet = build_training_data(
+        store,
+        n_seekers=n_seekers,
+        seed=seed,
+        progress=True,
+        network=load_transit_network(settings.data),
+    )
     return data
 
 

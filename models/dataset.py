@@ -15,6 +15,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from geo.uncertainty import district_uncertainty_m, posting_uncertainty_m
+from matching.candidates import NetworkCommuteEstimator
 from matching.features import FEATURE_NAMES, build_features
 from matching.posting_context import CURATED_STATES, attach_posting_context
 from models.simulation import BehaviourParameters, simulate_interactions
@@ -58,7 +59,12 @@ class TrainingData:
 
 
 def build_training_data(
-    store: ReadStore, *, n_seekers: int | None, seed: int, progress: bool = True
+    store: ReadStore,
+    *,
+    n_seekers: int | None,
+    seed: int,
+    progress: bool = True,
+    network: NetworkCommuteEstimator | None = None,
 ) -> TrainingData:
     """Simulate sessions of store seekers on store postings and compute their features.
 
@@ -75,6 +81,10 @@ def build_training_data(
         same frame.
     progress
         Show tqdm bars for the simulation and the feature chunks.
+    network
+        Transit network of the commute minutes (`geo.transit.TransitNetwork`); pass the
+        one the service uses, so that the commute feature means the same in training
+        and on the request path. The straight-line model when None.
 
     Returns
     -------
@@ -87,7 +97,7 @@ def build_training_data(
 
     params = BehaviourParameters()
     impressions = simulate_interactions(
-        postings, chosen, seed=seed, params=params, progress=progress
+        postings, chosen, seed=seed, params=params, progress=progress, network=network
     )
     frame = _with_features(impressions, postings, chosen, progress)
     frame = _ordered(frame)
@@ -99,7 +109,14 @@ def build_training_data(
         time.perf_counter() - started,
     )
     return TrainingData(
-        frame, FEATURE_NAMES, {"seed": seed, "n_seekers": len(chosen), **params.to_dict()}
+        frame,
+        FEATURE_NAMES,
+        {
+            "seed": seed,
+            "n_seekers": len(chosen),
+            "commute_model": "straight_line" if network is None else "transit_network",
+            **params.to_dict(),
+        },
     )
 
 

@@ -62,7 +62,7 @@ from tqdm.auto import tqdm
 
 from geo.crs import EARTH_RADIUS_M, haversine_m
 from geo.location import Precision
-from matching.candidates import StraightLineCommute, parse_modes
+from matching.candidates import JobIndex, NetworkCommuteEstimator, StraightLineCommute, parse_modes
 from matching.scoring import score_jobs
 from models.behaviour import (
     PostingTraits,
@@ -230,6 +230,7 @@ def simulate_interactions(
     seed: int,
     params: BehaviourParameters | None = None,
     progress: bool = False,
+    network: NetworkCommuteEstimator | None = None,
 ) -> pd.DataFrame:
     """Simulate sessions of ``seekers`` on ``postings`` and return one row per impression.
 
@@ -249,6 +250,11 @@ def simulate_interactions(
         Simulation parameters; `BehaviourParameters` defaults when None.
     progress
         Show a tqdm bar over seekers.
+    network
+        Transit network that commute minutes come from, as `matching.candidates.JobIndex`
+        uses it on the request path; the straight-line model when None. Seekers
+        experience these minutes in the simulation, and the ranker's commute feature
+        sees the same minutes in training and in the service.
 
     Returns
     -------
@@ -262,7 +268,7 @@ def simulate_interactions(
     rng = np.random.default_rng(seed)
     shown_postings = _showable(postings)
     traits = posting_traits(shown_postings, rng, params)
-    world = _World.build(shown_postings, traits, params)
+    world = _World.build(shown_postings, traits, params, network)
 
     frames = []
     rows = tqdm(
@@ -316,10 +322,18 @@ class _World:
     last_day: np.datetime64
     middle_codes: npt.NDArray[np.object_]
     popularity: FloatArray
+    index: JobIndex | None = None
+    """Job index over the network, when commute minutes come from a transit network."""
+    row_of: dict[str, int] | None = None
+    """Row of each ``posting_id`` in ``postings``, to map the index's results back."""
 
     @classmethod
     def build(
-        cls, postings: pd.DataFrame, traits: PostingTraits, params: BehaviourParameters
+        cls,
+        postings: pd.DataFrame,
+        traits: PostingTraits,
+        params: BehaviourParameters,
+        network: NetworkCommuteEstimator | None = None,
     ) -> "_World":
         is_city = postings["precision"].astype(str).to_numpy() == Precision.CITY.value
         located = np.flatnonzero(~is_city & np.isfinite(postings["lat"].to_numpy(dtype=np.float64)))
@@ -344,6 +358,10 @@ class _World:
             .str.slice(0, 4)
             .to_numpy(dtype=object),
             popularity=np.log1p(active) / max(np.log1p(active.max()), 1.0),
+            index=None if network is None else JobIndex(postings, network=network),
+            row_of=None
+            if network is None
+            else {pid: row for row, pid in enumerate(postings["posting_id"].astype(str))},
         )
 
 
@@ -419,6 +437,31 @@ def _candidate_pool(
     """Return pool rows of ``world.postings``, their distances (m) and commute minutes."""
     modes = parse_modes(str(seeker["modes"] or "transit"))
     limit = float(seeker["max_commute_min"])
+    if world.index is not None:
+        located, distance, commute = _reachable_on_network(seeker, world, limit, modes)
+    else:
+        located, distance, commute = _reachable_straight_line(seeker, world, limit, modes)
+
+    positions = _sample_located(seeker, world, located, rng, params)
+    chosen = located[positions]
+    city = (
+        rng.choice(world.city, min(params.pool_city, world.city.size), replace=False)
+        if world.city.size
+        else np.empty(0, dtype=np.int64)
+    )
+    pool = np.concatenate([chosen, city]).astype(np.int64)
+    nan = np.full(city.size, np.nan)
+    return (
+        pool,
+        np.concatenate([distance[positions], nan]),
+        np.concatenate([commute[positions], nan]),
+    )
+
+
+def _reachable_straight_line(
+    seeker: pd.Series, world: _World, limit: float, modes: list[str]
+) -> tuple[IntArray, FloatArray, FloatArray]:
+    """Return located rows within ``limit`` straight-line minutes, with metres and minutes."""
     estimator = StraightLineCommute()
     located = np.empty(0, dtype=np.int64)
     if world.tree is not None:
@@ -434,21 +477,22 @@ def _candidate_pool(
         else np.empty(0)
     )
     reachable = commute <= limit
-    located, distance, commute = located[reachable], distance[reachable], commute[reachable]
+    return located[reachable], distance[reachable], commute[reachable]
 
-    positions = _sample_located(seeker, world, located, rng, params)
-    chosen = located[positions]
-    city = (
-        rng.choice(world.city, min(params.pool_city, world.city.size), replace=False)
-        if world.city.size
-        else np.empty(0, dtype=np.int64)
+
+def _reachable_on_network(
+    seeker: pd.Series, world: _World, limit: float, modes: list[str]
+) -> tuple[IntArray, FloatArray, FloatArray]:
+    """Return located rows within ``limit`` minutes on the network, as the service finds them."""
+    assert world.index is not None and world.row_of is not None
+    found = world.index.for_commute(
+        float(seeker["home_lon"]), float(seeker["home_lat"]), limit, modes
     )
-    pool = np.concatenate([chosen, city]).astype(np.int64)
-    nan = np.full(city.size, np.nan)
+    rows = np.array([world.row_of[pid] for pid in found["posting_id"].astype(str)], dtype=np.int64)
     return (
-        pool,
-        np.concatenate([distance[positions], nan]),
-        np.concatenate([commute[positions], nan]),
+        rows,
+        found["distance_m"].to_numpy(dtype=np.float64),
+        found["estimated_commute_min"].to_numpy(dtype=np.float64),
     )
 
 

@@ -25,7 +25,9 @@ def synthetic_training(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, object
     """Serve the synthetic frame in place of the simulation; record each request."""
     requests: list[dict[str, object]] = []
 
-    def training_data(store: object, *, n_seekers: int | None, seed: int) -> SyntheticTrainingData:
+    def training_data(
+        store: object, settings: object, *, n_seekers: int | None, seed: int
+    ) -> SyntheticTrainingData:
         requests.append({"n_seekers": n_seekers, "seed": seed})
         return make_training_data(n_queries=400, seed=seed)
 

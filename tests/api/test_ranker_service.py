@@ -17,6 +17,7 @@ from pydantic import SecretStr
 from api.app import create_app
 from api.ranking import load_ranker
 from api.settings import DataSettings, ModelSettings, Settings
+from geo.transit import TransitNetwork
 from matching.features import FEATURE_NAMES, build_features
 from matching.recommend import Recommender
 from models.dataset import build_training_data
@@ -29,8 +30,14 @@ KEY = "service-test-model-key-32-bytes-long"
 
 
 @pytest.fixture(scope="module")
-def model_folder(full_store: SqliteStore, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    data = build_training_data(full_store, n_seekers=80, seed=11, progress=False)
+def model_folder(
+    full_store: SqliteStore,
+    transit_network: TransitNetwork,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Path:
+    data = build_training_data(
+        full_store, n_seekers=80, seed=11, progress=False, network=transit_network
+    )
     split = split_chronologically(data.frame)
     ranker = train_ranker(split, FEATURE_NAMES, RankerParams(n_estimators=20), n_jobs=1)
     registry = ModelRegistry(tmp_path_factory.mktemp("registry"), KEY.encode())

@@ -4,6 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from geo.transit import TransitNetwork
+from matching.candidates import JobIndex
 from models.behaviour import (
     LABEL_APPLIED,
     LABEL_CLICKED,
@@ -195,3 +197,22 @@ def test_parameters_serialise() -> None:
         values["commute_decay_per_min"]["assistance"] > values["commute_decay_per_min"]["general"]
     )
     assert isinstance(values["occupation_interest"], list)
+
+
+def test_network_minutes_match_job_index(transit_network: TransitNetwork) -> None:
+    postings = _postings(n_per_place=10)
+    seekers = _seekers(n=5)
+
+    shown = simulate_interactions(postings, seekers, seed=5, network=transit_network)
+
+    # The service's candidate step gives the same minutes for the same home and posting.
+    found = JobIndex(postings, network=transit_network).for_commute(
+        HOME_LON, HOME_LAT, 60, "walk;transit"
+    )
+    expected = found.set_index("posting_id")["estimated_commute_min"]
+    assert len(shown) > 0
+    np.testing.assert_allclose(
+        shown["commute_min"].to_numpy(), expected.loc[shown["posting_id"]].to_numpy()
+    )
+    straight = simulate_interactions(postings, seekers, seed=5)
+    assert not np.allclose(straight["commute_min"].mean(), shown["commute_min"].mean())
