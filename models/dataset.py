@@ -82,9 +82,9 @@ def build_training_data(
     progress
         Show tqdm bars for the simulation and the feature chunks.
     network
-        Transit network of the commute minutes (`geo.transit.TransitNetwork`); pass the
-        one the service uses, so that the commute feature means the same in training
-        and on the request path. The straight-line model when None.
+        Transit network of the commute minutes (`geo.transit.TransitNetwork`). Pass the
+        network the service uses, because then the commute feature has the same meaning
+        in training and on the request path. None uses the straight-line model.
 
     Returns
     -------
