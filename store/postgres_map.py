@@ -16,14 +16,14 @@ from store.anchor_map import ClusterGrid, MapLabels
 # The anchors of a viewport as one GeoJSON text: the stored fragment of each anchor
 # (migration 0005) with the labels of the request's language appended. The text is
 # NULL when more than %(max_features)s anchors are in view, and the caller then
-# requests clusters.
+# requests clusters. `hits` takes any max_features + 1 rows without sorting, because
+# only their count matters there; string_agg sorts the rows it keeps.
 _ANCHOR_MAP_SQL = """
 WITH hits AS (
     SELECT map_feature, "precision", district_code, n_postings, anchor_id
     FROM anchors
     WHERE geom && ST_MakeEnvelope(%(min_lon)s, %(min_lat)s, %(max_lon)s, %(max_lat)s, 4326)
       AND "precision" <> ALL(%(excluded)s::text[])
-    ORDER BY n_postings DESC, anchor_id COLLATE "C"
     LIMIT %(max_features)s + 1
 ), labels AS (
     SELECT %(precision_suffixes)s::jsonb AS precision_suffixes,
@@ -91,7 +91,9 @@ def anchor_map_text(
         "max_features": max_features,
         **labels.as_sql_params(),
     }
-    row = connection.execute(_ANCHOR_MAP_SQL, params, prepare=True).fetchone()
+    # Not prepared: a generic plan does not know the bbox and, with LIMIT and no
+    # ORDER BY, may pick a sequential scan.
+    row = connection.execute(_ANCHOR_MAP_SQL, params, prepare=False).fetchone()
     if row is not None and row[0] is not None:
         return str(row[0])
 
