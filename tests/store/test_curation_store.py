@@ -1130,21 +1130,32 @@ def test_sqlite_write_waiting_on_rebuild_fails(tmp_path: Path, rules: dict[str, 
 # --- PostgreSQL only ------------------------------------------------------------------
 
 
-def test_postgres_curation_migration_rolls_back(make_database: Callable[[], str]) -> None:
+def _migrated(make_database: Callable[[], str]) -> str:
+    """Return the URL of a new, fully migrated database; skip when migrations fail."""
     url = make_database()
     try:
         apply_migrations(url)
     except MigrationError as err:
         pytest.skip(f"cannot migrate the test database (is PostGIS installed?): {err}")
+    return url
+
+
+def _roll_back(url: str, migration_id: str) -> None:
+    """Roll back one applied migration with yoyo, as an operator would."""
     backend = get_backend("postgresql+psycopg://" + url.partition("://")[2])
-    curation = read_migrations(str(MIGRATIONS_DIR)).filter(
-        lambda migration: migration.id == "0002_anchor_curation"
+    chosen = read_migrations(str(MIGRATIONS_DIR)).filter(
+        lambda migration: migration.id == migration_id
     )
     try:
         with backend.lock():
-            backend.rollback_migrations(backend.to_rollback(curation))
+            backend.rollback_migrations(backend.to_rollback(chosen))
     finally:
         backend.connection.close()
+
+
+def test_postgres_curation_migration_rolls_back(make_database: Callable[[], str]) -> None:
+    url = _migrated(make_database)
+    _roll_back(url, "0002_anchor_curation")
 
     with psycopg.connect(url) as connection:
         history = connection.execute("SELECT to_regclass('anchor_history')").fetchone()
@@ -1158,20 +1169,8 @@ def test_postgres_curation_migration_rolls_back(make_database: Callable[[], str]
 
 
 def test_postgres_keys_migration_rolls_back(make_database: Callable[[], str]) -> None:
-    url = make_database()
-    try:
-        apply_migrations(url)
-    except MigrationError as err:
-        pytest.skip(f"cannot migrate the test database (is PostGIS installed?): {err}")
-    backend = get_backend("postgresql+psycopg://" + url.partition("://")[2])
-    keys = read_migrations(str(MIGRATIONS_DIR)).filter(
-        lambda migration: migration.id == "0003_idempotency_keys"
-    )
-    try:
-        with backend.lock():
-            backend.rollback_migrations(backend.to_rollback(keys))
-    finally:
-        backend.connection.close()
+    url = _migrated(make_database)
+    _roll_back(url, "0003_idempotency_keys")
 
     with psycopg.connect(url) as connection:
         table = connection.execute("SELECT to_regclass('idempotency_keys')").fetchone()
@@ -1180,20 +1179,8 @@ def test_postgres_keys_migration_rolls_back(make_database: Callable[[], str]) ->
 
 
 def test_postgres_merge_links_migration_rolls_back(make_database: Callable[[], str]) -> None:
-    url = make_database()
-    try:
-        apply_migrations(url)
-    except MigrationError as err:
-        pytest.skip(f"cannot migrate the test database (is PostGIS installed?): {err}")
-    backend = get_backend("postgresql+psycopg://" + url.partition("://")[2])
-    links = read_migrations(str(MIGRATIONS_DIR)).filter(
-        lambda migration: migration.id == "0004_merge_links"
-    )
-    try:
-        with backend.lock():
-            backend.rollback_migrations(backend.to_rollback(links))
-    finally:
-        backend.connection.close()
+    url = _migrated(make_database)
+    _roll_back(url, "0004_merge_links")
 
     with psycopg.connect(url) as connection:
         columns = connection.execute(
@@ -1257,25 +1244,13 @@ def test_postgres_migration_reads_old_merges(make_database: Callable[[], str]) -
 def test_postgres_map_feature_migration_fills_stored_rows(
     make_database: Callable[[], str],
 ) -> None:
-    url = make_database()
-    try:
-        apply_migrations(url)
-    except MigrationError as err:
-        pytest.skip(f"cannot migrate the test database (is PostGIS installed?): {err}")
+    url = _migrated(make_database)
     pool = open_pool(url, PoolOptions(min_size=1, max_size=2, name="test-0005"))
     try:
         PostgresStore(pool).replace_all(**_inputs())
     finally:
         pool.close()
-    backend = get_backend("postgresql+psycopg://" + url.partition("://")[2])
-    fragments = read_migrations(str(MIGRATIONS_DIR)).filter(
-        lambda migration: migration.id == "0005_anchor_map_feature"
-    )
-    try:
-        with backend.lock():
-            backend.rollback_migrations(backend.to_rollback(fragments))
-    finally:
-        backend.connection.close()
+    _roll_back(url, "0005_anchor_map_feature")
 
     with psycopg.connect(url) as connection:
         columns = connection.execute(
