@@ -49,7 +49,7 @@ def create_app(settings: Settings, store: ReadStore | None = None) -> FastAPI:
     With ``settings.cache.redis_url`` set, responses are cached and requests counted
     in Redis, and the client is closed on shutdown. Otherwise both stay in process.
     The newest valid model in ``settings.model.model_dir`` orders recommendations;
-    without one the baseline score does, and ``/health`` says which and why.
+    without one the baseline score does, and ``/health`` reports which and why.
     """
 
     @asynccontextmanager

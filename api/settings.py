@@ -69,7 +69,7 @@ class QuerySettings(BaseSettings):
         default=MAX_MAP_FEATURES,
         ge=1,
         le=MAX_MAP_FEATURES,
-        description="Most features in one map response; above it anchors come as clusters.",
+        description="Maximum features in one map response; above it anchors come as clusters.",
     )
 
 

@@ -399,7 +399,7 @@ def _time_paths(
 def _time_clusters(store: PostgresStore, recommender: Recommender, count: int) -> list[float]:
     """Time `PostgresStore.anchor_map` on the whole of Xi'an, where every anchor is in view.
 
-    With more than `VIEWPORT_LIMIT` anchors the answer is grid clusters. No baseline
+    With more than `VIEWPORT_LIMIT` anchors the response is grid clusters. No baseline
     sends the same body, so these timings go into the details, not into a ratio.
     """
     labels = map_labels(recommender, "zh")

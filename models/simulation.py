@@ -254,7 +254,7 @@ def simulate_interactions(
         Transit network that commute minutes come from, as `matching.candidates.JobIndex`
         uses it on the request path; the straight-line model when None. Seekers
         experience these minutes in the simulation, and the ranker's commute feature
-        sees the same minutes in training and in the service.
+        uses the same minutes in training and in the service.
 
     Returns
     -------

@@ -18,8 +18,8 @@ Cluster feature properties: ``cluster`` (true), ``count`` (anchors), ``n_posting
 (their sum) and ``bbox`` (the extent of its anchors, WGS84, for zooming in).
 
 The embedded store builds the text here in Python. PostgreSQL builds the same text in
-SQL (`store.postgres_map`), from a per-anchor fragment a trigger keeps up to date; the
-contract suite checks that both give equal bodies.
+SQL (`store.postgres_map`) from a per-anchor fragment that a trigger keeps up to date.
+The contract suite checks that both stores return equal bodies.
 """
 
 import json
@@ -81,9 +81,9 @@ class MapLabels:
 class ClusterGrid:
     """A grid over a WGS84 bbox whose cells are about square on the ground.
 
-    Cell ``(col, row)`` holds the points with
-    ``col = min(floor((lon - min_lon) / cell_lon), cols - 1)`` and the same for rows;
-    both stores compute this formula, so they put every point in the same cell.
+    Cell ``(col, row)`` contains the points with
+    ``col = min(floor((lon - min_lon) / cell_lon), cols - 1)``, and rows likewise.
+    Both stores compute this formula, so they put every point in the same cell.
     """
 
     min_lon: float
