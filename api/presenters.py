@@ -150,8 +150,8 @@ def map_labels(recommender: Recommender, lang: str) -> MapLabels:
     )
 
 
-def anchor_map_in(text: str, coord_sys: CoordSys) -> dict[str, Any]:
-    """Return the map's GeoJSON text (WGS84) with every point and cluster bbox in ``coord_sys``.
+def anchor_map_in(text: str | bytes, coord_sys: CoordSys) -> dict[str, Any]:
+    """Return the map's GeoJSON body (WGS84) with every point and cluster bbox in ``coord_sys``.
 
     The conversion runs once over all coordinates as arrays.
     """

@@ -207,10 +207,10 @@ def anchors(
     wgs_bbox = _parse_bbox(bbox, coord_sys)
     excluded = () if include_city else (Precision.CITY.value,)
     labels = presenters.map_labels(recommender, lang)
-    text = store.anchor_map(wgs_bbox, settings.query.max_bbox_features, labels, excluded)
+    body = store.anchor_map(wgs_bbox, settings.query.max_bbox_features, labels, excluded)
     if coord_sys is not CoordSys.WGS84:
-        text = _json_text(presenters.anchor_map_in(text, coord_sys))
-    return Response(content=text.encode(), media_type="application/json")
+        body = _json_text(presenters.anchor_map_in(body, coord_sys)).encode()
+    return Response(content=body, media_type="application/json")
 
 
 @router.get("/v1/layers", response_model=LayerList, tags=["map"])

@@ -19,7 +19,8 @@ Cluster feature properties: ``cluster`` (true), ``count`` (anchors), ``n_posting
 
 The embedded store builds the text here in Python. PostgreSQL builds the same text in
 SQL (`store.postgres_map`) from a per-anchor fragment that a trigger keeps up to date.
-The contract suite checks that both stores return equal bodies.
+The contract suite checks that both stores return equal bodies, up to the order of
+anchors with equal ``n_postings``: PostgreSQL leaves ties in scan order.
 """
 
 import json

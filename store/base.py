@@ -107,11 +107,12 @@ class ReadStore(Protocol):
         max_features: int,
         labels: MapLabels,
         exclude_precisions: Collection[str] = (),
-    ) -> str:
-        """Return the anchors inside a WGS84 bbox as the map's GeoJSON text.
+    ) -> bytes:
+        """Return the anchors inside a WGS84 bbox as the map's GeoJSON body, UTF-8 encoded.
 
-        At most ``max_features`` anchors come as single features, most postings first;
-        above that, as at most ``max_features`` grid clusters. The body is described in
+        At most ``max_features`` anchors come as single features, most postings first.
+        The order of anchors with equal ``n_postings`` is not specified. Above that, as
+        at most ``max_features`` grid clusters. The body is described in
         :mod:`store.anchor_map`.
         """
         ...

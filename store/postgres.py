@@ -36,7 +36,7 @@ from geo.errors import DoorstepError, InvalidCoordinateError
 # here would make an import cycle.
 from store.anchor_map import MapLabels
 from store.postgres_curation import PostgresCuration, _fetch_frame, _qualified
-from store.postgres_map import anchor_map_text
+from store.postgres_map import anchor_map_body
 from store.postgres_rebuild import delete_build_rows, replay_merges
 from store.rebuild import anchor_positions, log_kept, log_replayed
 from store.sqlite import LayerNotFoundError, StoreNotFoundError
@@ -288,11 +288,11 @@ class PostgresStore(PostgresCuration):
         max_features: int,
         labels: MapLabels,
         exclude_precisions: Collection[str] = (),
-    ) -> str:
-        """Return the anchors inside a WGS84 bbox as the map's GeoJSON text (see
-        :mod:`store.anchor_map` and :func:`store.postgres_map.anchor_map_text`)."""
+    ) -> bytes:
+        """Return the anchors inside a WGS84 bbox as the map's GeoJSON body, UTF-8 encoded
+        (see :mod:`store.anchor_map` and :func:`store.postgres_map.anchor_map_body`)."""
         with self._pool.connection() as connection:
-            return anchor_map_text(connection, bbox, max_features, labels, exclude_precisions)
+            return anchor_map_body(connection, bbox, max_features, labels, exclude_precisions)
 
     def anchors_within(self, lon: float, lat: float, radius_m: float) -> pd.DataFrame:
         """Return the anchors within ``radius_m`` metres of a WGS84 point, nearest first.

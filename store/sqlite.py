@@ -226,15 +226,16 @@ class SqliteStore(SqliteCuration):
         max_features: int,
         labels: MapLabels,
         exclude_precisions: Collection[str] = (),
-    ) -> str:
-        """Return the anchors inside a WGS84 bbox as the map's GeoJSON text.
+    ) -> bytes:
+        """Return the anchors inside a WGS84 bbox as the map's GeoJSON body, UTF-8 encoded.
 
         See :mod:`store.anchor_map`: single anchors when at most ``max_features`` are in
-        view, grid clusters above that.
+        view, grid clusters above that. Anchors with equal ``n_postings`` come in
+        ``anchor_id`` order here.
         """
         found = self.anchors_in_bbox(bbox, max_features + 1, exclude_precisions)
         if len(found) <= max_features:
-            return anchors_collection(found, labels)
+            return anchors_collection(found, labels).encode()
         # SQLite reads LIMIT -1 as no limit.
         everything = self.anchors_in_bbox(bbox, -1, exclude_precisions)
         return clusters_collection(
@@ -242,7 +243,7 @@ class SqliteStore(SqliteCuration):
             everything["lat"].to_numpy(np.float64),
             everything["n_postings"].to_numpy(np.int64),
             ClusterGrid.for_bbox(bbox, max_features),
-        )
+        ).encode()
 
     def anchors_frame(self) -> pd.DataFrame:
         """Return every anchor."""

@@ -8,6 +8,7 @@ import json
 import math
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -37,6 +38,7 @@ from bench.transit import (
 from bench.viewport import (
     GEODATAFRAME,
     STDLIB,
+    _compare_features,
     bench_viewport,
     encoders,
     postgres_unreachable_reason,
@@ -270,6 +272,25 @@ def test_viewport_baselines_agree(
         "anchor_id", "name", "precision", "state", "n_postings", "location_label",
         "district_code", "approximate", "precision_label", "district_name",
     }  # fmt: skip
+
+
+def _feature(anchor_id: str, n_postings: int) -> dict[str, Any]:
+    return {
+        "type": "Feature",
+        "geometry": {"type": "Point", "coordinates": [108.9, 34.2]},
+        "properties": {"anchor_id": anchor_id, "n_postings": n_postings},
+    }
+
+
+def test_viewport_comparison_accepts_any_order_within_a_tie() -> None:
+    expected = [_feature("b", 3), _feature("a", 1), _feature("c", 1)]
+    reordered_tie = [_feature("b", 3), _feature("c", 1), _feature("a", 1)]
+    _compare_features((0, 0, 1, 1), "path", reordered_tie, expected)
+
+    with pytest.raises(ResultMismatchError, match="most postings first"):
+        _compare_features((0, 0, 1, 1), "path", [_feature("a", 1), _feature("b", 3)], expected)
+    with pytest.raises(ResultMismatchError, match="anchor ids"):
+        _compare_features((0, 0, 1, 1), "path", [_feature("b", 3), _feature("a", 1)], expected)
 
 
 def test_viewport_on_postgres(
