@@ -5,7 +5,7 @@ real store's located postings, each point moved by a normal offset of
 ``JITTER_M`` metres per axis, with new ids ``syn-0000000`` onwards. Every other
 column, the posting context included, is that of the source posting. The seekers are
 the store's simulated seekers. The model is a LambdaRank model of fixed size,
-trained here on simulated labels; its quality does not matter, its tree count sets
+trained here on simulated labels. Its quality does not matter, because only its tree count sets
 the cost of predicting and of the contributions.
 
 Three paths answer the same request, "the 20 best jobs within the seeker's commute
@@ -262,11 +262,16 @@ class StraightforwardPipeline:
         seeker = self.recommender.seeker(seeker_id)
         scored = score_jobs(seeker, self.candidates(seeker)).reset_index(drop=True)
         features = self.scorer.features(seeker, scored)
-        scored["model_score"] = self.scorer.model.booster.predict(
-            features.loc[:, list(FEATURE_NAMES)], num_threads=1
+        scored["model_score"] = (
+            self.scorer.model.booster.predict(features.loc[:, list(FEATURE_NAMES)], num_threads=1)
+            if len(features)
+            else np.zeros(0)
         )
         top = scored.sort_values("model_score", ascending=False, kind="stable").head(PAGE)
         top_features = features.loc[top.index].reset_index(drop=True)
+        if top.empty:
+            empty = pd.DataFrame(columns=list(FEATURE_NAMES), dtype=np.float64)
+            return seeker, top.reset_index(drop=True), top_features, empty
         if self.explainer is None:
             import shap
 
@@ -276,7 +281,7 @@ class StraightforwardPipeline:
         return seeker, top.reset_index(drop=True), top_features, shap_frame
 
     def body(self, seeker_id: str) -> bytes:
-        """Answer the request and encode it as FastAPI does by default."""
+        """Build the response body and encode it as FastAPI does by default."""
         seeker, top, features, shap_frame = self.ranked(seeker_id)
         reasons = model_reasons(top, features, shap_frame, seeker)
         texts = pd.Series([[reason.text for reason in row] for row in reasons], dtype=object)
@@ -295,7 +300,8 @@ class StraightforwardPipeline:
         x, y, radius = home
         inside = (self.x32 - x) ** 2 + (self.y32 - y) ** 2 <= radius * radius
         np.flatnonzero(inside)
-        self.scorer.model.booster.predict(features, num_threads=1)
+        if len(features):
+            self.scorer.model.booster.predict(features, num_threads=1)
 
 
 def _subject_body(recommender: Recommender, seeker_id: str) -> bytes:

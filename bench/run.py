@@ -93,7 +93,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--nearby-jobs", type=int, default=200_000, help="synthetic postings of nearby_jobs"
     )
     parser.add_argument(
-        "--nearby-seekers", type=int, default=30, help="seekers timed by nearby_jobs"
+        "--nearby-seekers", type=int, default=20, help="seekers timed by nearby_jobs"
     )
     parser.add_argument(
         "--model-trees", type=int, default=200, help="trees of the nearby_jobs model"
