@@ -27,6 +27,7 @@ compared, and their TreeSHAP values on the same rows must agree.
 
 import logging
 import time
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -273,7 +274,11 @@ class StraightforwardPipeline:
             empty = pd.DataFrame(columns=list(FEATURE_NAMES), dtype=np.float64)
             return seeker, top.reset_index(drop=True), top_features, empty
         if self.explainer is None:
-            import shap
+            # NOTE: shap 0.51 imports matplotlib colormaps with a call that matplotlib
+            # marks as pending deprecation; the warning is about shap, not this code.
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", PendingDeprecationWarning)
+                import shap
 
             self.explainer = shap.TreeExplainer(self.scorer.model.booster)
         values = self.explainer.shap_values(top_features)
