@@ -15,6 +15,7 @@ from api.errors import install_error_handlers
 from api.pages import mount_assets
 from api.pages import router as pages_router
 from api.ranking import load_ranker, with_serving_context
+from api.route_routes import router as route_router
 from api.routes import router as api_router
 from api.settings import DataSettings, Settings
 from geo.errors import DataSourceError
@@ -58,6 +59,7 @@ def create_app(settings: Settings, store: ReadStore | None = None) -> FastAPI:
             opened = store or _open_store(settings, resources)
             app.state.store = opened
             transit = load_transit_network(settings.data)
+            app.state.transit = transit
             app.state.recommender = Recommender.from_store(opened, transit=transit)
             app.state.ranker_status, scorer = load_ranker(settings)
             app.state.recommender.scorer = with_serving_context(
@@ -86,6 +88,7 @@ def create_app(settings: Settings, store: ReadStore | None = None) -> FastAPI:
     app.state.settings = settings
     install_error_handlers(app)
     app.include_router(api_router)
+    app.include_router(route_router)
     app.include_router(curation_router)
     app.include_router(pages_router)
     mount_assets(app, REPO_ROOT)

@@ -199,19 +199,24 @@ def recommend(
     limit: Annotated[int, typer.Option(min=1, max=100, help="Jobs to show.")] = 10,
     lang: Annotated[Language, typer.Option(help="Language of the reasons.")] = Language.ZH,
 ) -> None:
-    """Print the ranked jobs of one seeker as a table."""
+    """Print the ranked jobs of one seeker as a table, ordered by the service's ranker."""
     from api.app import load_transit_network
+    from api.ranking import load_ranker, with_serving_context
     from matching.recommend import Recommender
 
     settings: Settings = ctx.obj
     with _read_store(settings) as store:
         recommender = Recommender.from_store(store, transit=load_transit_network(settings.data))
+        status, scorer = load_ranker(settings)
+        recommender.scorer = with_serving_context(scorer, store, recommender)
     row, ranked = recommender.recommend(seeker, limit, lang=lang.value)
 
+    console.print(f"排序 ranker: {status.kind} {status.model_id or ''} ({status.reason})")
     console.print(
         f"[bold]{row['seeker_id']}[/bold] (模拟 simulated) · {row['group']} · "
         f"{row['occupation_wish_name']} · {row['home_label']} · ≤{int(row['max_commute_min'])} 分钟"
     )
+    score_column = "model_score" if "model_score" in ranked.columns else "score"
     table = Table("#", "岗位 job", "单位 employer", "薪资 pay", "得分 score", "理由 reasons")
     for rank, job in enumerate(ranked.to_dict("records"), start=1):
         table.add_row(
@@ -219,7 +224,7 @@ def recommend(
             str(job["title"]),
             str(job["company"]),
             str(job["salary_text"] or "面议"),
-            f"{job['score']:.3f}",
+            f"{job[score_column]:.3f}",
             "；".join(job["reasons"]),
         )
     console.print(table)

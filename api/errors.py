@@ -18,7 +18,12 @@ from geo.anchor_rules import format_message_zh
 from geo.anchor_states import InvalidTransitionError, OutOfScopeError
 from geo.curation import AnchorValidationError, StaleVersionError
 from geo.duplicates import InvalidMergeError
-from geo.errors import DoorstepError, InvalidCoordinateError, UnknownCoordSysError
+from geo.errors import (
+    DoorstepError,
+    InvalidCoordinateError,
+    InvalidTravelModeError,
+    UnknownCoordSysError,
+)
 from store.base import AnchorNotFoundError, DuplicateAnchorError
 from store.sqlite import LayerNotFoundError, StoreNotFoundError
 from store.sqlite_curation import StoreReplacedError
@@ -43,6 +48,14 @@ class NotFoundError(DoorstepError, LookupError):
         self.message_zh = message_zh
 
 
+class ServiceUnavailableError(DoorstepError):
+    """A part of the service that the request needs is not loaded in this process."""
+
+    def __init__(self, message: str, message_zh: str) -> None:
+        super().__init__(message)
+        self.message_zh = message_zh
+
+
 class RateLimitedError(DoorstepError):
     """A client sent more requests in the current minute than the rate limit allows."""
 
@@ -59,9 +72,11 @@ class RateLimitedError(DoorstepError):
 _STATUS: list[tuple[type[DoorstepError], int, str]] = [
     (InvalidCoordinateError, status.HTTP_422_UNPROCESSABLE_CONTENT, "坐标无效"),
     (UnknownCoordSysError, status.HTTP_422_UNPROCESSABLE_CONTENT, "坐标系不受支持"),
+    (InvalidTravelModeError, status.HTTP_422_UNPROCESSABLE_CONTENT, "出行方式无效"),
     (QueryLimitError, status.HTTP_422_UNPROCESSABLE_CONTENT, "查询参数无效"),
     (NotFoundError, status.HTTP_404_NOT_FOUND, "未找到"),
     (RateLimitedError, status.HTTP_429_TOO_MANY_REQUESTS, "请求过于频繁"),
+    (ServiceUnavailableError, status.HTTP_503_SERVICE_UNAVAILABLE, "服务暂不可用"),
     (LayerNotFoundError, status.HTTP_404_NOT_FOUND, "图层不存在"),
     # Curation: another organisation's anchor is reported as not found, not forbidden.
     (OutOfScopeError, status.HTTP_404_NOT_FOUND, "未找到"),
@@ -97,6 +112,9 @@ PARAMETER_LABELS_ZH: dict[str, str] = {
     "seeker_id": "求职者编号",
     "group": "求职者类别 group",
     "include_city": "include_city",
+    "from": "起点 from",
+    "to": "终点 to",
+    "modes": "出行方式 modes",
 }
 
 # Chinese templates for pydantic's error types; {label} is the parameter's name.

@@ -94,6 +94,8 @@ def _job(row: pd.Series, coord_sys: CoordSys, recommender: Recommender, lang: st
         salary_max_month=_number(row.get("salary_max_month")),
         distance_m=_number(row.get("distance_m")) if precision != Precision.CITY else None,
         estimated_commute_min=_number(row.get("estimated_commute_min")),
+        commute_mode=_text(row.get("commute_mode")) or None,
+        itinerary=_text(row.get("itinerary")) or None,
         precision=precision,
         precision_label=precision_label(precision, lang),
         approximate=Precision(precision).is_approximate,
@@ -103,6 +105,8 @@ def _job(row: pd.Series, coord_sys: CoordSys, recommender: Recommender, lang: st
         lat=lat,
         score=_number(row.get("score")),
         reasons=list(row.get("reasons") or []),
+        reason_keys=_list(row.get("reason_keys")),
+        reason_source=_text(row.get("reason_source")) or None,  # type: ignore[arg-type]
         published_on=_text(row.get("published_on")) or None,
     )
 
@@ -205,6 +209,12 @@ def _number(value: Any) -> float | None:
         return None
     number = float(value)
     return None if math.isnan(number) else number
+
+
+def _list(value: Any) -> list[str] | None:
+    if isinstance(value, list | tuple):
+        return [str(item) for item in value]
+    return None
 
 
 def _text(value: Any) -> str:

@@ -38,7 +38,7 @@ from store.rate_limit import RateLimiter
 CACHE_COORD_DECIMALS = 6
 
 
-def _enforce_rate_limit(request: Request) -> None:
+def enforce_rate_limit(request: Request) -> None:
     """Raise RateLimitedError when the client address is over the per-minute limit on /v1."""
     limiter: RateLimiter | None = request.app.state.rate_limiter
     if limiter is None or not request.url.path.startswith("/v1/"):
@@ -49,7 +49,7 @@ def _enforce_rate_limit(request: Request) -> None:
         raise RateLimitedError(decision.limit, decision.retry_after_s)
 
 
-router = APIRouter(dependencies=[Depends(_enforce_rate_limit)])
+router = APIRouter(dependencies=[Depends(enforce_rate_limit)])
 
 
 def _settings(request: Request) -> Settings:

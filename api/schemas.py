@@ -18,6 +18,14 @@ class Job(BaseModel):
         description="Straight-line metres from the query point; null for city-level locations."
     )
     estimated_commute_min: float | None = None
+    commute_mode: str | None = Field(
+        default=None, description="Fastest allowed mode: walk, bike, transit or drive."
+    )
+    itinerary: str | None = Field(
+        default=None,
+        description="One-line trip from the seeker's home, e.g. 步行6分钟 → 地铁2号线 小寨→北大街"
+        "（5站）→ 步行5分钟; null without the transit network or for an approximate location.",
+    )
     precision: str
     precision_label: str
     approximate: bool = Field(description="True when the point stands for an area (约).")
@@ -27,6 +35,16 @@ class Job(BaseModel):
     lat: float = Field(description="Latitude in the requested coord_sys.")
     score: float | None = None
     reasons: list[str]
+    reason_keys: list[str] | None = Field(
+        default=None,
+        description="Feature group behind each model reason (commute, occupation, salary …);"
+        " null for baseline reasons.",
+    )
+    reason_source: Literal["model", "baseline"] | None = Field(
+        default=None,
+        description="model: from the ranker's feature contributions; baseline: from the"
+        " baseline score's rules; null for the anonymous nearby search.",
+    )
     published_on: str | None
 
 
@@ -146,3 +164,26 @@ class Health(BaseModel):
     seekers: int
     versions: dict[str, Any]
     ranker: RankerHealth
+
+
+class RouteLeg(BaseModel):
+    """One leg of a trip, with names in the requested language."""
+
+    kind: Literal["walk", "metro", "bus", "transfer", "bike", "drive"]
+    minutes: float
+    wait_min: float = Field(description="Expected wait before boarding, included in minutes.")
+    line: str | None = Field(description="Metro line id, or the upstream index of a bus line.")
+    line_name: str | None
+    from_stop: str | None = Field(description="Boarding station or derived stop.")
+    to_stop: str | None = Field(description="Alighting station or derived stop.")
+    stops: int = Field(description="Stations, or derived bus stops, travelled.")
+
+
+class RouteBody(BaseModel):
+    """The fastest door-to-door trip between two points under the allowed modes."""
+
+    minutes: float
+    mode: Literal["walk", "bike", "transit", "drive"]
+    text: str = Field(description="The itinerary on one line.")
+    legs: list[RouteLeg]
+    modes: list[str] = Field(description="Modes allowed, walking always included.")

@@ -22,6 +22,7 @@ from bench.candidates import DEFAULT_RADII_M, bench_candidates
 from bench.districts import bench_districts
 from bench.inputs import BenchInputs, build_bench_store, load_inputs, random_points_in
 from bench.machine import git_commit, library_versions, machine_info
+from bench.nearby_jobs import bench_nearby_jobs
 from bench.recommend import bench_recommend, sample_seeker_ids
 from bench.report import markdown_report, run_record, write_json
 from bench.result import Comparison, ResultMismatchError
@@ -38,7 +39,7 @@ from store.sqlite import SqliteStore
 
 logger = logging.getLogger(__name__)
 
-BENCHMARKS = ("candidates", "districts", "recommend", "viewport", "transit_matrix")
+BENCHMARKS = ("candidates", "districts", "recommend", "nearby_jobs", "viewport", "transit_matrix")
 DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -87,6 +88,15 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         type=int,
         default=3_000,
         help="other home anchors the second transit matrix ends at (distinct points)",
+    )
+    parser.add_argument(
+        "--nearby-jobs", type=int, default=200_000, help="synthetic postings of nearby_jobs"
+    )
+    parser.add_argument(
+        "--nearby-seekers", type=int, default=20, help="seekers timed by nearby_jobs"
+    )
+    parser.add_argument(
+        "--model-trees", type=int, default=200, help="trees of the nearby_jobs model"
     )
     parser.add_argument(
         "--only", choices=BENCHMARKS, action="append", help="run only this benchmark (repeatable)"
@@ -139,6 +149,20 @@ def run_benchmarks(
         seeker_ids = sample_seeker_ids(inputs.recommender, args.seekers, args.seed)
         logger.info("recommend: %d seekers", len(seeker_ids))
         comparisons += bench_recommend(inputs.recommender, seeker_ids)
+
+    if "nearby_jobs" in selected:
+        logger.info(
+            "nearby_jobs: %d synthetic jobs, %d seekers", args.nearby_jobs, args.nearby_seekers
+        )
+        comparisons += bench_nearby_jobs(
+            SqliteStore(inputs.store_path),
+            inputs.recommender,
+            n_jobs=args.nearby_jobs,
+            n_seekers=args.nearby_seekers,
+            training_seekers=min(100, inputs.recommender.n_seekers),
+            trees=args.model_trees,
+            seed=args.seed,
+        )
 
     if "viewport" in selected:
         comparisons += _viewport(inputs, args, {} if skipped is None else skipped)
@@ -244,6 +268,9 @@ def _run_sizes(args: argparse.Namespace) -> dict[str, object]:
         "candidate_queries": args.queries,
         "district_points": args.points,
         "recommend_seekers": args.seekers,
+        "nearby_synthetic_jobs": args.nearby_jobs,
+        "nearby_seekers": args.nearby_seekers,
+        "nearby_model_trees": args.model_trees,
         "viewport_synthetic_anchors": args.anchors,
         "viewports": args.viewports,
         "transit_origins": args.origins,

@@ -3,7 +3,7 @@
 import logging
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import geopandas as gpd
 import numpy as np
@@ -11,9 +11,12 @@ import numpy.typing as npt
 import pandas as pd
 
 from geo.errors import DoorstepError
+from geo.location import APPROXIMATE_PRECISIONS, Precision
+from geo.transit.itinerary import Route
 from geo.uncertainty import district_uncertainty_m, posting_uncertainty_m
 from matching.candidates import JobIndex, NetworkCommuteEstimator
 from matching.explain import explain_frame
+from matching.model_reasons import model_reasons
 from matching.scoring import score_jobs
 
 logger = logging.getLogger(__name__)
@@ -25,6 +28,13 @@ MIN_RESULTS = 20
 # Columns that describe the posting, not the seeker; the anonymous nearby search
 # explains only these (distance, precision and whether pay is stated).
 _POINT_REASON_COLUMNS = ["distance_m", "precision", "salary_min_month", "salary_max_month"]
+
+# An itinerary to an area's stand-in point would look exact, so only these get one.
+_ROUTED_PRECISIONS = frozenset(
+    precision.value
+    for precision in Precision
+    if precision not in APPROXIMATE_PRECISIONS and precision is not Precision.CITY
+)
 
 
 class SeekerNotFoundError(DoorstepError, LookupError):
@@ -49,6 +59,25 @@ class CandidateScorer(Protocol):
 
     def score(self, seeker: pd.Series, candidates: pd.DataFrame) -> npt.NDArray[np.float64]: ...
 
+    def features(self, seeker: pd.Series, candidates: pd.DataFrame) -> pd.DataFrame: ...
+
+    def predict(self, features: pd.DataFrame) -> npt.NDArray[np.float64]: ...
+
+    def contributions(self, features: pd.DataFrame) -> pd.DataFrame: ...
+
+
+@runtime_checkable
+class ItineraryPlanner(Protocol):
+    """Plans door-to-door trips from one origin, such as `geo.transit.TransitNetwork`."""
+
+    def routes(
+        self,
+        origin: tuple[float, float],
+        dest_lon: npt.ArrayLike,
+        dest_lat: npt.ArrayLike,
+        modes: str | Iterable[str],
+    ) -> list[Route]: ...
+
 
 @dataclass
 class Recommender:
@@ -67,11 +96,17 @@ class Recommender:
         location, as from :func:`geo.uncertainty.district_uncertainty_m`.
     scorer : CandidateScorer, optional
         The learned ranker. When set, recommendations are ordered by its score
-        (column ``model_score``); ``score`` stays the baseline score the reasons
-        explain. When ``None``, the baseline score orders them.
+        (column ``model_score``) and their reasons come from its feature
+        contributions (`matching.model_reasons`); ``score`` stays the baseline
+        score. When ``None``, the baseline score orders them and
+        `matching.explain` gives the reasons.
     transit : NetworkCommuteEstimator, optional
         The transit network (`geo.transit.TransitNetwork`) that commute estimates
         come from; without it they come from the straight-line model.
+    planner : ItineraryPlanner, optional
+        Gives each recommended posting with a point location its itinerary
+        (columns ``itinerary`` and ``itinerary_kinds``); `from_store` uses
+        ``transit`` when it can plan routes.
     """
 
     postings: pd.DataFrame
@@ -80,6 +115,7 @@ class Recommender:
     district_uncertainty: dict[str, float] = field(default_factory=dict)
     scorer: CandidateScorer | None = None
     transit: NetworkCommuteEstimator | None = None
+    planner: ItineraryPlanner | None = None
 
     def __post_init__(self) -> None:
         self.index = JobIndex(self.postings, network=self.transit)
@@ -95,7 +131,8 @@ class Recommender:
         postings = store.postings_frame()
         uncertainty = district_uncertainty_m(districts)
         postings["uncertainty_m"] = posting_uncertainty_m(postings, uncertainty)
-        return cls(postings, seekers, names, uncertainty, transit=transit)
+        planner = transit if isinstance(transit, ItineraryPlanner) else None
+        return cls(postings, seekers, names, uncertainty, transit=transit, planner=planner)
 
     @property
     def n_postings(self) -> int:
@@ -196,12 +233,59 @@ class Recommender:
             _modes(seeker["modes"]),
             min_results=max(limit, MIN_RESULTS),
         )
-        scored = score_jobs(seeker, candidates)
-        if self.scorer is not None:
-            scored["model_score"] = self.scorer.score(seeker, scored)
-            scored = scored.sort_values("model_score", ascending=False, kind="stable")
-        ranked = scored.head(limit)
-        return seeker, explain_frame(ranked, seeker, lang)
+        scored = score_jobs(seeker, candidates).reset_index(drop=True)
+        if self.scorer is None:
+            ranked = self._with_itineraries(seeker, scored.head(limit), lang)
+            return seeker, explain_frame(ranked, seeker, lang).assign(reason_source="baseline")
+        return seeker, self._rank_by_model(self.scorer, seeker, scored, limit, lang)
+
+    def _rank_by_model(
+        self,
+        scorer: CandidateScorer,
+        seeker: pd.Series,
+        scored: pd.DataFrame,
+        limit: int,
+        lang: str,
+    ) -> pd.DataFrame:
+        """Order by the model's score and explain the page by its feature contributions."""
+        features = scorer.features(seeker, scored)
+        scored["model_score"] = scorer.predict(features)
+        ranked = scored.sort_values("model_score", ascending=False, kind="stable").head(limit)
+
+        # Contributions cost rows times trees, so only the page gets them.
+        page_features = features.loc[ranked.index].reset_index(drop=True)
+        contributions = scorer.contributions(page_features)
+        ranked = self._with_itineraries(seeker, ranked.reset_index(drop=True), lang)
+        reasons = model_reasons(ranked, page_features, contributions, seeker, lang)
+        texts = pd.Series([[reason.text for reason in row] for row in reasons], dtype=object)
+        keys = pd.Series([[reason.key for reason in row] for row in reasons], dtype=object)
+        return ranked.assign(reasons=texts, reason_keys=keys, reason_source="model")
+
+    def _with_itineraries(self, seeker: pd.Series, ranked: pd.DataFrame, lang: str) -> pd.DataFrame:
+        """Add ``itinerary`` (one-line text) and ``itinerary_kinds`` (leg kinds) to point postings.
+
+        Rows without a planner, or located only as an area, get None.
+        """
+        ranked = ranked.assign(itinerary=None, itinerary_kinds=None)
+        if self.planner is None or ranked.empty:
+            return ranked
+        routed = np.flatnonzero(ranked["precision"].astype(str).isin(_ROUTED_PRECISIONS))
+        if len(routed) == 0:
+            return ranked
+        home = (float(seeker["home_lon"]), float(seeker["home_lat"]))
+        rows = ranked.iloc[routed]
+        trips = self.planner.routes(
+            home,
+            rows["lon"].to_numpy(dtype=np.float64),
+            rows["lat"].to_numpy(dtype=np.float64),
+            list(_modes(seeker["modes"])),
+        )
+        texts = np.full(len(ranked), None, dtype=object)
+        kinds = np.full(len(ranked), None, dtype=object)
+        for position, trip in zip(routed, trips, strict=True):
+            texts[position] = trip.text(lang)
+            kinds[position] = tuple(leg.kind.value for leg in trip.legs)
+        return ranked.assign(itinerary=texts, itinerary_kinds=kinds)
 
     def seeker(self, seeker_id: str) -> pd.Series:
         """Return one seeker row."""

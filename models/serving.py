@@ -86,15 +86,59 @@ class ModelScorer:
         """
         if candidates.empty:
             return np.zeros(0, dtype=np.float64)
+        return self.model.predict(self.features(seeker, candidates))
+
+    def features(self, seeker: pd.Series, candidates: pd.DataFrame) -> pd.DataFrame:
+        """Build the model's features of one seeker's candidates, as in training.
+
+        Returns
+        -------
+        pandas.DataFrame
+            One float32 column per model feature and one row per candidate, in row
+            order, with a fresh ``RangeIndex``.
+        """
         # One seeker row: build_features pairs it with every candidate when the
         # candidates carry no seeker_id column.
         seeker_rows = pd.DataFrame([seeker.to_dict()])
         rows = candidates.reset_index(drop=True)
         if self.context is None:
-            features = self.build_features(seeker_rows, rows)
-        else:
-            known = self.context.posting_context.reindex(rows["posting_id"])
-            rows = rows.drop(columns=list(CONTEXT_COLUMNS), errors="ignore")
-            rows = pd.concat([rows, known.reset_index(drop=True)], axis=1)
-            features = self.build_features(seeker_rows, rows, as_of=self.context.as_of)
+            return self.build_features(seeker_rows, rows)
+        known = self.context.posting_context.reindex(rows["posting_id"])
+        rows = rows.drop(columns=list(CONTEXT_COLUMNS), errors="ignore")
+        rows = pd.concat([rows, known.reset_index(drop=True)], axis=1)
+        return self.build_features(seeker_rows, rows, as_of=self.context.as_of)
+
+    def predict(self, features: pd.DataFrame) -> npt.NDArray[np.float64]:
+        """Return the model score of rows of `features`; higher ranks first."""
+        if features.empty:
+            return np.zeros(0, dtype=np.float64)
         return self.model.predict(features)
+
+    def contributions(self, features: pd.DataFrame) -> pd.DataFrame:
+        """Return each feature's contribution to each row's score (exact TreeSHAP).
+
+        LightGBM computes the values itself (``pred_contrib=True``) at the model's
+        best iteration. A row's contributions plus the model's bias (``bias`` column)
+        add up to its score. The cost grows with rows times trees, so the request path
+        calls this on the shown page only.
+
+        Returns
+        -------
+        pandas.DataFrame
+            One column per model feature in model order, then ``bias``; index as
+            ``features``.
+        """
+        names = list(self.model.feature_names)
+        if features.empty:
+            return pd.DataFrame(columns=[*names, "bias"], dtype=np.float64)
+        booster = self.model.booster
+        iteration = booster.best_iteration if booster.best_iteration > 0 else None
+        values = booster.predict(
+            features.loc[:, names].astype(np.float32),
+            num_iteration=iteration,
+            pred_contrib=True,
+            num_threads=1,
+        )
+        return pd.DataFrame(
+            np.asarray(values, dtype=np.float64), columns=[*names, "bias"], index=features.index
+        )

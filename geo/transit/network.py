@@ -252,6 +252,59 @@ class TransitNetwork:
             legs = (Leg(kind=LegKind(mode), minutes=minutes),)
         return Route(minutes=minutes, mode=mode, legs=legs)
 
+    def routes(
+        self,
+        origin: tuple[float, float],
+        dest_lon: npt.ArrayLike,
+        dest_lat: npt.ArrayLike,
+        modes: str | Iterable[str],
+    ) -> list[Route]:
+        """Find the fastest trip from one origin to each destination, as `route` does.
+
+        The transit legs of all destinations come from one Dijkstra call over their
+        distinct boarding nodes, which is what makes a page of 20 itineraries cheap
+        enough for a request.
+
+        Parameters
+        ----------
+        origin
+            (lon, lat) in WGS84 degrees, inside the Xi'an area.
+        dest_lon, dest_lat
+            Destinations, WGS84 degrees, 1-D and of equal length.
+        modes
+            Allowed modes as for :meth:`matrix`; walking directly is always allowed.
+
+        Returns
+        -------
+        list of Route
+            One per destination, equal to ``route(origin, (lon, lat), modes)``.
+
+        Raises
+        ------
+        InvalidCoordinateError
+            With field ``origin``, or ``dest`` for a destination.
+        InvalidTravelModeError
+            With field ``modes``.
+        """
+        validate_point(*origin, field="origin")
+        allowed = ("walk", *parse_travel_modes(modes))
+        d_lon, d_lat = _points(dest_lon, dest_lat, "dest")
+        by_mode = self.mode_matrices([origin[0]], [origin[1]], d_lon, d_lat, allowed)
+        names = list(by_mode)
+        stacked = np.vstack([by_mode[mode][0] for mode in names])
+        # argmin returns the first minimum, so ties go to the first mode as in `route`.
+        chosen = [names[row] for row in np.argmin(stacked, axis=0)]
+
+        by_transit = [i for i, mode in enumerate(chosen) if mode == "transit"]
+        transit_legs = self._many_transit_legs(origin, d_lon[by_transit], d_lat[by_transit])
+        legs_of = dict(zip(by_transit, transit_legs, strict=True))
+        result = []
+        for i, mode in enumerate(chosen):
+            minutes = float(by_mode[mode][0, i])
+            legs = legs_of.get(i) or (Leg(kind=LegKind(mode), minutes=minutes),)
+            result.append(Route(minutes=minutes, mode=mode, legs=legs))
+        return result
+
     def reach_m(self, max_commute_min: float, mode: str) -> float:
         """Return an upper bound of the straight-line distance reachable in the time.
 
@@ -417,6 +470,48 @@ class TransitNetwork:
             bus=self.bus,
             params=self.params,
         )
+
+    def _many_transit_legs(
+        self, origin: tuple[float, float], d_lon: FloatArray, d_lat: FloatArray
+    ) -> list[tuple[Leg, ...]]:
+        """Return the transit legs from one origin to each destination, one Dijkstra call."""
+        if len(d_lon) == 0:
+            return []
+        access, access_min = self._candidates(np.array([origin], dtype=np.float64))
+        egress, egress_min = self._candidates(np.column_stack([d_lon, d_lat]))
+        # The same float32 sums as `_transit_legs`, so each best pair is its matrix entry.
+        pairs = (
+            access_min[0][None, :, None]
+            + self.stop_minutes[access[0][None, :, None], egress[:, None, :]]
+        ) + egress_min[:, None, :]
+        flat = pairs.reshape(len(d_lon), -1).argmin(axis=1)
+        first, last = np.unravel_index(flat, pairs.shape[1:])
+        sources = self.graph.access_nodes[access[0][first]].astype(np.intp)
+        targets = self.graph.egress_nodes[egress[np.arange(len(d_lon)), last]].astype(np.intp)
+
+        distinct_sources = np.unique(sources)
+        _, predecessors = dijkstra(
+            self.graph.weights,
+            directed=True,
+            indices=distinct_sources,
+            return_predecessors=True,
+            limit=self.params.max_transit_min,
+        )
+        row_of = {int(source): row for row, source in enumerate(distinct_sources)}
+        return [
+            path_legs(
+                _trace(predecessors[row_of[int(source)]], int(source), int(target)),
+                float(access_min[0][start]),
+                float(egress_min[i][end]),
+                graph=self.graph,
+                metro=self.metro,
+                bus=self.bus,
+                params=self.params,
+            )
+            for i, (source, target, start, end) in enumerate(
+                zip(sources, targets, first, last, strict=True)
+            )
+        ]
 
 
 def _points(lons: npt.ArrayLike, lats: npt.ArrayLike, name: str) -> tuple[FloatArray, FloatArray]:

@@ -19,6 +19,7 @@ from api.ranking import load_ranker
 from api.settings import DataSettings, ModelSettings, Settings
 from geo.transit import TransitNetwork
 from matching.features import FEATURE_NAMES, build_features
+from matching.model_reasons import REASON_FEATURES
 from matching.recommend import Recommender
 from models.dataset import build_training_data
 from models.ranker import RankerParams, split_chronologically, train_ranker
@@ -135,3 +136,65 @@ def test_missing_registry_keeps_baseline(full_store: SqliteStore, tmp_path: Path
 
     assert scorer is None
     assert "no model registry" in status.reason
+
+
+def _group_sums(scorer: ModelScorer, seeker: pd.Series, ranked: pd.DataFrame) -> pd.DataFrame:
+    """Sum LightGBM's own contributions per reason group, computed apart from the service."""
+    features = scorer.features(seeker, ranked)
+    values = scorer.model.booster.predict(
+        features.loc[:, list(FEATURE_NAMES)].astype(np.float32), pred_contrib=True
+    )
+    frame = pd.DataFrame(np.asarray(values)[:, :-1], columns=list(FEATURE_NAMES))
+    return pd.DataFrame(
+        {key: frame.loc[:, list(names)].sum(axis=1) for key, names in REASON_FEATURES.items()}
+    )
+
+
+def test_model_reasons_are_top_positive_groups(model_client: TestClient) -> None:
+    recommender: Recommender = model_client.app.state.recommender  # type: ignore[attr-defined]
+    scorer = recommender.scorer
+    assert isinstance(scorer, ModelScorer)
+    stated = 0
+    for seeker_id in ("sim-000001", "sim-000002", "sim-000003", "sim-000004"):
+        seeker, ranked = recommender.recommend(seeker_id, 20)
+        sums = _group_sums(scorer, seeker, ranked)
+
+        assert (ranked["reason_source"] == "model").all()
+        for position, keys in enumerate(ranked["reason_keys"]):
+            assert len(keys) <= 3
+            row_sums = sums.iloc[position]
+            # Every stated group raised the score, and they come largest first.
+            assert all(row_sums[key] > 0 for key in keys), (seeker_id, position, keys)
+            assert list(keys) == sorted(keys, key=lambda key: -row_sums[key])
+            # Skipped groups are those without a true text, never larger positive ones.
+            positive = [key for key in row_sums.sort_values(ascending=False).index]
+            ordered = [key for key in positive if key in keys]
+            assert ordered == list(keys)
+            stated += len(keys)
+    assert stated > 0
+
+
+def test_model_reasons_in_english(model_client: TestClient) -> None:
+    path = "/v1/seekers/sim-000002/recommendations"
+
+    zh = model_client.get(path, params={"limit": 5}).json()["items"]
+    en = model_client.get(path, params={"limit": 5, "lang": "en"}).json()["items"]
+
+    assert [item["reason_keys"] for item in zh] == [item["reason_keys"] for item in en]
+    assert any(item["reasons"] for item in en)
+    for item in en:
+        assert item["reason_source"] == "model"
+        assert all(reason.isascii() or "（" not in reason for reason in item["reasons"])
+    for zh_item, en_item in zip(zh, en, strict=True):
+        assert len(zh_item["reasons"]) == len(en_item["reasons"])
+        if zh_item["reasons"]:
+            assert zh_item["reasons"] != en_item["reasons"]
+
+
+def test_baseline_reasons_without_model(real_client: TestClient) -> None:
+    body = real_client.get("/v1/seekers/sim-000001/recommendations", params={"limit": 5}).json()
+
+    for item in body["items"]:
+        assert item["reason_source"] == "baseline"
+        assert item["reason_keys"] is None
+        assert item["reasons"]

@@ -21,6 +21,10 @@ from bench.districts import _check_same as check_same_districts
 from bench.districts import bench_districts
 from bench.inputs import random_points_in
 from bench.machine import library_versions, machine_info
+from bench.nearby_jobs import PIPELINE as NEARBY_PIPELINE
+from bench.nearby_jobs import PROBE as NEARBY_PROBE
+from bench.nearby_jobs import SUBJECT as NEARBY_SUBJECT
+from bench.nearby_jobs import bench_nearby_jobs, synthetic_postings
 from bench.recommend import bench_recommend, sample_seeker_ids
 from bench.result import ResultMismatchError
 from bench.run import main
@@ -199,6 +203,9 @@ def test_run_writes_json_and_table(
         "--viewports", "10",
         "--origins", "4",
         "--homes-as-destinations", "30",
+        "--nearby-jobs", "2000",
+        "--nearby-seekers", "2",
+        "--model-trees", "5",
         "--out-dir", str(tmp_path),
     ]  # fmt: skip
 
@@ -209,7 +216,9 @@ def test_run_writes_json_and_table(
     record = json.loads(path.read_text(encoding="utf-8"))
     assert {"started", "command", "machine", "versions", "data", "results"} <= set(record)
     ran = {row["benchmark"] for row in record["results"]}
-    assert ran - {"viewport"} == {"candidates", "districts", "recommend", "transit_matrix"}
+    assert ran - {"viewport"} == {
+        "candidates", "districts", "recommend", "nearby_jobs", "transit_matrix",
+    }  # fmt: skip
     # Without PostgreSQL the viewport benchmark is skipped with the reason, never silently.
     skipped = record["data"]["skipped"]
     assert ("viewport" in ran) != ("viewport" in skipped)
@@ -374,3 +383,50 @@ def test_transit_candidates_costs(
     ]
     assert comparisons[0].subject_value <= comparisons[1].subject_value
     assert comparisons[0].details["mean_candidates_with_network"] > 0
+
+
+def test_nearby_jobs_paths_agree(full_store: SqliteStore, recommender: Recommender) -> None:
+    comparisons = bench_nearby_jobs(
+        full_store,
+        recommender,
+        n_jobs=3_000,
+        n_seekers=3,
+        training_seekers=20,
+        trees=10,
+        seed=14,
+        warmup=1,
+    )
+
+    assert [(c.case, c.baseline) for c in comparisons] == [
+        ("p50 over 3 seekers", NEARBY_PIPELINE),
+        ("p99 over 3 seekers", NEARBY_PIPELINE),
+        ("p50 over 3 seekers", NEARBY_PROBE),
+        ("p99 over 3 seekers", NEARBY_PROBE),
+    ]
+    details = comparisons[0].details
+    assert details["synthetic_jobs"] == 3_000
+    assert details["model_trees"] == 10
+    assert len(details["seconds"][NEARBY_SUBJECT]) == 3
+    assert set(details["stages_ms_p50"]) == {"candidates", "features", "predict", "contrib"}
+    for comparison in comparisons:
+        assert comparison.benchmark == "nearby_jobs"
+        assert comparison.subject_value > 0
+        assert math.isfinite(comparison.ratio)
+
+
+def test_synthetic_postings_labelled(recommender: Recommender) -> None:
+    postings = synthetic_postings(recommender.postings, 500, seed=15)
+
+    assert len(postings) == 500
+    assert postings["posting_id"].is_unique
+    assert (postings["source"] == "synthetic").all()
+    assert (postings["precision"] != "city").all()
+    assert set(postings["source_posting_id"]) <= set(recommender.postings["posting_id"])
+    real = recommender.postings.set_index("posting_id").loc[postings["source_posting_id"]]
+    # The jitter is 300 m per axis, so nearly every point stays within 2 km of its source.
+    moved = np.hypot(
+        (postings["lon"].to_numpy() - real["lon"].to_numpy()) * 92_000,
+        (postings["lat"].to_numpy() - real["lat"].to_numpy()) * 111_000,
+    )
+    assert np.median(moved) < 600
+    assert (moved < 2_000).mean() > 0.99

@@ -368,3 +368,17 @@ def test_unreadable_cache_recomputed(
 
     assert "ignored unreadable transit cache" in caplog.text
     np.testing.assert_array_equal(first.stop_minutes, again.stop_minutes)
+
+
+def test_routes_equal_single_routes(transit_network: TransitNetwork) -> None:
+    origin = transit_network.station_point("小寨")
+    rng = np.random.default_rng(21)
+    lons = 108.85 + rng.random(25) * 0.2
+    lats = 34.20 + rng.random(25) * 0.15
+
+    trips = transit_network.routes(origin, lons, lats, "walk;transit;bike")
+
+    assert len(trips) == 25
+    assert {trip.mode for trip in trips} >= {"transit"}
+    for trip, lon, lat in zip(trips, lons, lats, strict=True):
+        assert trip == transit_network.route(origin, (lon, lat), "walk;transit;bike")
