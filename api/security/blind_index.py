@@ -2,7 +2,7 @@
 
 The index key is separate from the SM4 data keys. Each kind of value is
 normalised first (an ID number to its 18-character form, a mobile number to
-11 digits), so every spelling of one number gives the same index entry, and the
+11 digits), so every spelling of one number gives the same index entry. The
 kind is part of the message, so equal text of two kinds gives two entries.
 """
 

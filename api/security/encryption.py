@@ -28,7 +28,7 @@ KEY_ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,32}")
 
 
 class UnknownKeyError(DoorstepError, LookupError):
-    """An envelope names a key id that the key provider does not hold."""
+    """An envelope names a key id that is not configured in the key provider."""
 
 
 class DecryptionError(DoorstepError, ValueError):
@@ -37,7 +37,7 @@ class DecryptionError(DoorstepError, ValueError):
 
 @dataclass(frozen=True, slots=True)
 class FieldContext:
-    """Where an encrypted value is stored; bound to the ciphertext as associated data."""
+    """Storage location of an encrypted value, bound to the ciphertext as associated data."""
 
     table: str
     column: str

@@ -4,7 +4,7 @@
   ``610103********1234``.
 - Mobile: the first 3 and the last 4 digits stay, ``138****1234``.
 - Name: the first character stays and every other character becomes ``*``
-  (``张三`` → ``张*``, ``张三丰`` → ``张**``, ``欧阳娜娜`` → ``欧***``); a one-character
+  (``张三`` → ``张*``, ``张三丰`` → ``张**``, ``欧阳娜娜`` → ``欧***``). A one-character
   name becomes ``*``. Compound surnames are not detected, so they lose their
   second character too.
 - Home location: only the community, its street and its district remain; the

@@ -114,7 +114,9 @@ def parse_id_number(raw: str, *, field: str = "id_number", today: date | None = 
 
     region_code = first_17[:6]
     if region_code[:2] not in PROVINCE_CODES:
-        raise PersonalFieldError(field, "region", "the first two digits are no province code")
+        raise PersonalFieldError(
+            field, "region", "the first two digits are not a known province code"
+        )
     birth = _birth_date(first_17[6:14], field, today or date.today())
     check = id_check_character(first_17)
     if expected_check is not None and expected_check != check:
@@ -128,7 +130,9 @@ def _birth_date(digits: str, field: str, today: date) -> date:
     try:
         birth = date(int(digits[:4]), int(digits[4:6]), int(digits[6:8]))
     except ValueError as err:
-        raise PersonalFieldError(field, "birth_date", "the birth date is no calendar date") from err
+        raise PersonalFieldError(
+            field, "birth_date", "the birth date is invalid: no such calendar date"
+        ) from err
     if birth.year < EARLIEST_BIRTH_YEAR or birth > today:
         raise PersonalFieldError(
             field, "birth_date", f"the birth date is outside {EARLIEST_BIRTH_YEAR}..today"
