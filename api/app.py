@@ -17,10 +17,13 @@ from api.pages import router as pages_router
 from api.ranking import load_ranker, with_serving_context
 from api.route_routes import router as route_router
 from api.routes import router as api_router
+from api.security.audit import install_audit
+from api.security.keys import load_key_material
 from api.settings import DataSettings, Settings
 from geo.errors import DataSourceError
 from geo.transit import TransitNetwork
 from matching.recommend import Recommender
+from store.audit import AuditChain
 from store.base import ReadStore
 from store.cache import (
     MemoryCache,
@@ -58,6 +61,7 @@ def create_app(settings: Settings, store: ReadStore | None = None) -> FastAPI:
         with ExitStack() as resources:
             opened = store or _open_store(settings, resources)
             app.state.store = opened
+            app.state.audit_chain = AuditChain(load_key_material(settings).audit_key)
             transit = load_transit_network(settings.data)
             app.state.transit = transit
             app.state.recommender = Recommender.from_store(opened, transit=transit)
@@ -87,6 +91,7 @@ def create_app(settings: Settings, store: ReadStore | None = None) -> FastAPI:
     )
     app.state.settings = settings
     install_error_handlers(app)
+    install_audit(app)
     app.include_router(api_router)
     app.include_router(route_router)
     app.include_router(curation_router)

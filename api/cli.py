@@ -1,4 +1,4 @@
-"""The ``doorstep`` command: migrate, build, serve, recommend, export, train, evaluate, versions."""
+"""The ``doorstep`` command: migrate, build, serve, audit, recommend, export, train, evaluate."""
 
 import csv
 import json
@@ -190,6 +190,35 @@ def staff_token(
         hours=hours,
     )
     typer.echo(token)
+
+
+audit_app = typer.Typer(help="The operation log (操作日志) and its hash chain.")
+app.add_typer(audit_app, name="audit")
+
+
+@audit_app.command("verify")
+def audit_verify(ctx: typer.Context) -> None:
+    """Check the operation log's HMAC-SM3 chain; exit 1 at the first broken record."""
+    from api.security.keys import load_key_material
+    from store.audit import AuditChain, AuditLog
+
+    settings: Settings = ctx.obj
+    chain = AuditChain(load_key_material(settings).audit_key)
+    with _read_store(settings) as store:
+        if not isinstance(store, AuditLog):
+            raise typer.BadParameter(f"store {store.describe()} has no operation log")
+        report = chain.verify(store.audit_records(), store.audit_head())
+        where = store.describe()
+    if report.problem is None:
+        console.print(f"audit chain of {where} verified: {report.checked} records", soft_wrap=True)
+        return
+    console.print(
+        f"[red]audit chain of {where} is broken at record {report.problem.seq}"
+        f" ({report.problem.kind}):[/red] {report.problem.message};"
+        f" {report.checked} records before it verified",
+        soft_wrap=True,
+    )
+    raise typer.Exit(1)
 
 
 @app.command()

@@ -5,8 +5,11 @@ inside the token's districts and zones. An anchor outside them returns 404 with
 the body of a missing anchor. A new or moved pin outside them is a 422 field
 error (rule ``out_of_scope``), because the point is the caller's own input.
 
-NOTE: staff reads and writes are not yet written to the tamper-evident operation
-log. Add the audit record here when the operation log exists.
+Every write leaves one operation-log record (:mod:`api.security.audit`): a
+write that reaches the store appends it in the write's transaction, and the
+middleware records every other outcome, denied and failed calls included.
+NOTE: staff reads are not recorded, because no staff route returns personal
+information yet.
 """
 
 import hashlib
@@ -60,6 +63,7 @@ from api.curation_schemas import (
     version_out,
 )
 from api.routes import CoordSysDep, RecommenderDep
+from api.security.audit import recorded_write
 from api.staff_auth import StaffContext, StaffDep
 from geo.anchor_fields import FieldError
 from geo.anchor_import import (
@@ -261,7 +265,10 @@ def patch_anchor(
         )
     except OutOfScopeError as err:
         raise _out_of_scope_point(anchor_id, err) from err
-    store.save_anchor_change(updated, entry, expected_version=body.expected_version)
+    with recorded_write(request, staff, "anchor.update", f"anchor:{anchor_id}") as audit:
+        store.save_anchor_change(
+            updated, entry, expected_version=body.expected_version, audit=audit
+        )
 
     moved = {"lon", "lat", "precision", "district_code"} & {item.field for item in entry.changes}
     if moved:
@@ -273,6 +280,7 @@ def patch_anchor(
 @router.post("/anchors", response_model=AnchorEdit, status_code=status.HTTP_201_CREATED)
 def create_anchor(
     body: AnchorCreateIn,
+    request: Request,
     response: Response,
     staff: StaffDep,
     store: CurationStoreDep,
@@ -304,19 +312,28 @@ def create_anchor(
         )
     except OutOfScopeError as err:
         raise _out_of_scope_point("new", err) from err
+    created = status.HTTP_201_CREATED
+    object_id = f"anchor:{record.anchor_id}"
     if idempotency_key is None:
-        store.insert_anchor(record, entry)
+        with recorded_write(
+            request, staff, "anchor.create", object_id, status_code=created
+        ) as audit:
+            store.insert_anchor(record, entry, audit=audit)
         anchor = _anchor_outs([record], store, rules, CoordSys.WGS84)[0]
         return AnchorEdit(anchor=anchor, version=version_out(entry))
 
     try:
-        outcome = store.insert_anchor_once(
-            record,
-            entry,
-            staff_id=staff.staff_id,
-            key=idempotency_key,
-            body_hash=_body_hash(body),
-        )
+        with recorded_write(
+            request, staff, "anchor.create", object_id, status_code=created
+        ) as audit:
+            outcome = store.insert_anchor_once(
+                record,
+                entry,
+                staff_id=staff.staff_id,
+                key=idempotency_key,
+                body_hash=_body_hash(body),
+                audit=audit,
+            )
     except IdempotencyKeyConflictError as err:
         raise _idempotency_error(
             "Idempotency-Key was used with a different request body",
@@ -424,8 +441,8 @@ def merge_anchors(
     if missing:
         raise InvalidMergeError(f"expected_versions lacks merged anchors {missing}")
 
-    # NOTE: the merge history entries carry the domain's fixed reason, not body.reason;
-    # body.reason is logged until the operation log stores it.
+    # NOTE: the merge history entries carry the domain's fixed reason and the
+    # operation log has no reason field, so body.reason is only logged.
     logger.info("merge by %r into %r: %s", staff.staff_id, body.survivor_id, body.reason)
     plan = plan_merge(
         body.survivor_id,
@@ -435,7 +452,9 @@ def merge_anchors(
         actor=staff.staff_id,
         now=datetime.now(UTC),
     )
-    moved = store.apply_merge(plan, expected_versions=body.expected_versions)
+    object_id = f"anchor:{body.survivor_id}<-" + ",".join(body.merged_ids)
+    with recorded_write(request, staff, "anchor.merge", object_id) as audit:
+        moved = store.apply_merge(plan, expected_versions=body.expected_versions, audit=audit)
 
     survivor = records[body.survivor_id]
     _refresh_recommender(request, recommender, survivor, list(plan.merged_ids))
@@ -447,6 +466,7 @@ def merge_anchors(
 
 @router.post("/imports", response_model=ImportReportOut)
 async def import_anchors(
+    request: Request,
     staff: StaffDep,
     store: CurationStoreDep,
     rules: RulesDep,
@@ -477,7 +497,10 @@ async def import_anchors(
         now=datetime.now(UTC),
         **rules.keywords(),
     )
-    store.apply_import(created)
+    # The uploaded file is named by the SHA-256 of its bytes, its first 16 hex digits.
+    object_id = f"import:{hashlib.sha256(content).hexdigest()[:16]}"
+    with recorded_write(request, staff, "anchor.import", object_id) as audit:
+        store.apply_import(created, audit=audit)
     return body
 
 

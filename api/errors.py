@@ -24,6 +24,7 @@ from geo.errors import (
     InvalidTravelModeError,
     UnknownCoordSysError,
 )
+from store.audit import AuditWriteError
 from store.base import AnchorNotFoundError, DuplicateAnchorError
 from store.sqlite import LayerNotFoundError, StoreNotFoundError
 from store.sqlite_curation import StoreReplacedError
@@ -87,6 +88,12 @@ _STATUS: list[tuple[type[DoorstepError], int, str]] = [
     (InvalidTransitionError, status.HTTP_422_UNPROCESSABLE_CONTENT, "锚点状态变更无效"),
     (InvalidMergeError, status.HTTP_422_UNPROCESSABLE_CONTENT, "合并请求无效"),
     (ImportRejectedError, status.HTTP_422_UNPROCESSABLE_CONTENT, "导入文件无效"),
+    # The write's audit record failed, so the write was rolled back: retrying is safe.
+    (
+        AuditWriteError,
+        status.HTTP_503_SERVICE_UNAVAILABLE,
+        "操作日志暂不可用，操作未执行，请稍后重试",
+    ),
     # A rebuild swapped the store file while a curation write waited: retrying is safe.
     (StoreReplacedError, status.HTTP_503_SERVICE_UNAVAILABLE, "数据正在重建，请稍后重试"),
     (
@@ -172,6 +179,8 @@ async def _handle_domain_error(request: Request, error: Exception) -> JSONRespon
         "type": type(error).__name__,
     }
     if isinstance(error, OutOfScopeError):
+        # The operation log records the denial that the response hides.
+        request.state.audit_result = "denied"
         # Another organisation's record must look exactly like a missing one.
         detail.update(loc=["path"], msg="not found", msg_zh=title_zh, type="NotFoundError")
     if isinstance(error, StaleVersionError):

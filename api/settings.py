@@ -240,6 +240,43 @@ class ModelSettings(BaseSettings):
     )
 
 
+# Shortest accepted HMAC-SM3 key of the blind index and of the audit chain, in bytes.
+MIN_HMAC_KEY_BYTES = 32
+
+
+class PrivacySettings(BaseSettings):
+    """Keys of personal-information encryption, the blind index and the audit chain.
+
+    Unset keys in development come from ``pi_key_path``, created on first use;
+    production requires all three keys.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="DOORSTEP_", extra="ignore")
+
+    pi_keys: SecretStr | None = Field(
+        default=None,
+        description="SM4 data keys as comma-separated KEY_ID:BASE64 entries, 16 bytes each. "
+        "Old keys stay listed until rotation has re-encrypted every value.",
+    )
+    pi_active_key: str | None = Field(
+        default=None,
+        pattern="^[A-Za-z0-9_-]{1,32}$",
+        description="Key id that encrypts new values; the first of pi_keys when unset.",
+    )
+    pi_index_key: SecretStr | None = Field(
+        default=None,
+        description=f"HMAC-SM3 key of the blind index, at least {MIN_HMAC_KEY_BYTES} bytes.",
+    )
+    audit_key: SecretStr | None = Field(
+        default=None,
+        description=f"HMAC-SM3 key of the audit hash chain, at least {MIN_HMAC_KEY_BYTES} bytes.",
+    )
+    pi_key_path: Path = Field(
+        default=Path("var/pi_keys.json"),
+        description="Development only: generated data, index and audit keys (mode 0600).",
+    )
+
+
 class Settings(BaseSettings):
     """All settings of one process."""
 
@@ -250,6 +287,7 @@ class Settings(BaseSettings):
     cache: CacheSettings = Field(default_factory=CacheSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
     model: ModelSettings = Field(default_factory=ModelSettings)
+    privacy: PrivacySettings = Field(default_factory=PrivacySettings)
 
     @model_validator(mode="after")
     def _reject_weak_production_model_key(self) -> Self:
@@ -267,4 +305,24 @@ class Settings(BaseSettings):
                 f"DOORSTEP_MODEL_KEY has {len(key.get_secret_value().encode())} bytes;"
                 f" production needs at least {MIN_SECRET_BYTES}"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _reject_missing_production_privacy_keys(self) -> Self:
+        if self.auth.environment != "production":
+            return self
+        privacy = self.privacy
+        if privacy.pi_keys is None:
+            raise ValueError("DOORSTEP_PI_KEYS is missing; production needs KEY_ID:BASE64 SM4 keys")
+        for variable, key in (
+            ("DOORSTEP_PI_INDEX_KEY", privacy.pi_index_key),
+            ("DOORSTEP_AUDIT_KEY", privacy.audit_key),
+        ):
+            # Only the length is quoted, never the key.
+            length = 0 if key is None else len(key.get_secret_value().encode())
+            if length < MIN_HMAC_KEY_BYTES:
+                raise ValueError(
+                    f"{variable} has {length} bytes; production needs a random key"
+                    f" of at least {MIN_HMAC_KEY_BYTES}"
+                )
         return self

@@ -197,12 +197,15 @@ def current_staff(
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise _unauthorized("请先登录：缺少工作人员令牌", "missing bearer token")
     try:
-        return decode_staff_token(credentials.credentials, _app_secret(request))
+        staff = decode_staff_token(credentials.credentials, _app_secret(request))
     except StaffTokenError as err:
         logger.info("staff token rejected on %s: %s", request.url.path, err)
         expired = isinstance(err, StaffTokenExpiredError)
         message_zh = "工作人员令牌已过期，请重新获取" if expired else "工作人员令牌无效"
         raise _unauthorized(message_zh, str(err)) from err
+    # The operation log names this actor even when the route later fails.
+    request.state.staff = staff
+    return staff
 
 
 StaffDep = Annotated[StaffContext, Depends(current_staff)]

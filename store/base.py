@@ -20,6 +20,7 @@ from geo.curation import AnchorRecord, AnchorVersion
 from geo.duplicates import MergePlan
 from geo.errors import DoorstepError
 from store.anchor_map import MapLabels
+from store.audit import AuditLog, AuditWrite
 
 logger = logging.getLogger(__name__)
 
@@ -135,6 +136,9 @@ class CurationStore(Protocol):
     """Versioned writes of curated employer anchors and their history.
 
     Every write runs in one transaction and writes all of its rows or none.
+    A write given ``audit`` appends that record to the operation log
+    (:mod:`store.audit`) in the same transaction, so it is stored only if the
+    record is; a failed append raises ``AuditWriteError`` and writes nothing.
     Records and history entries come from :mod:`geo.curation`,
     :mod:`geo.duplicates` and :mod:`geo.anchor_import`, which apply the rules.
     """
@@ -174,7 +178,12 @@ class CurationStore(Protocol):
         ...
 
     def save_anchor_change(
-        self, record: AnchorRecord, version: AnchorVersion, *, expected_version: int
+        self,
+        record: AnchorRecord,
+        version: AnchorVersion,
+        *,
+        expected_version: int,
+        audit: AuditWrite | None = None,
     ) -> None:
         """Store an edited record and its history entry if the anchor is at ``expected_version``.
 
@@ -182,7 +191,9 @@ class CurationStore(Protocol):
         """
         ...
 
-    def insert_anchor(self, record: AnchorRecord, version: AnchorVersion) -> None:
+    def insert_anchor(
+        self, record: AnchorRecord, version: AnchorVersion, *, audit: AuditWrite | None = None
+    ) -> None:
         """Store a staff-added anchor (version 1) and its creation entry."""
         ...
 
@@ -194,6 +205,7 @@ class CurationStore(Protocol):
         staff_id: str,
         key: str,
         body_hash: str,
+        audit: AuditWrite | None = None,
     ) -> KeyedInsert:
         """Store a staff-added anchor under an idempotency key, or find the anchor of that key.
 
@@ -212,11 +224,22 @@ class CurationStore(Protocol):
         """Return the history entries of one anchor, oldest first."""
         ...
 
-    def apply_merge(self, plan: MergePlan, *, expected_versions: Mapping[str, int]) -> int:
+    def apply_merge(
+        self,
+        plan: MergePlan,
+        *,
+        expected_versions: Mapping[str, int],
+        audit: AuditWrite | None = None,
+    ) -> int:
         """Retire the merged anchors, move their postings to the survivor; return postings moved."""
         ...
 
-    def apply_import(self, created: Sequence[tuple[AnchorRecord, AnchorVersion]]) -> int:
+    def apply_import(
+        self,
+        created: Sequence[tuple[AnchorRecord, AnchorVersion]],
+        *,
+        audit: AuditWrite | None = None,
+    ) -> int:
         """Store every imported anchor with its creation entry, or none; return the count."""
         ...
 
@@ -230,5 +253,5 @@ class CurationStore(Protocol):
 
 
 @runtime_checkable
-class Store(ReadStore, CurationStore, Protocol):
-    """A store the service runs on: built data to read, and anchors to curate."""
+class Store(ReadStore, CurationStore, AuditLog, Protocol):
+    """A store the service runs on: built data to read, anchors to curate, the operation log."""

@@ -35,6 +35,7 @@ from geo.errors import DoorstepError, InvalidCoordinateError
 # _fetch_frame and _qualified live in the curation module, because importing them from
 # here would make an import cycle.
 from store.anchor_map import MapLabels
+from store.postgres_audit import PostgresAudit
 from store.postgres_curation import PostgresCuration, _fetch_frame, _qualified
 from store.postgres_map import anchor_map_body
 from store.postgres_rebuild import delete_build_rows, replay_merges
@@ -191,7 +192,7 @@ def open_pool(database_url: str, options: PoolOptions | None = None) -> Pool:
     return pool
 
 
-class PostgresStore(PostgresCuration):
+class PostgresStore(PostgresCuration, PostgresAudit):
     """Read and replace the data in a migrated PostgreSQL + PostGIS database.
 
     Parameters

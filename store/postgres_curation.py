@@ -6,7 +6,8 @@ edits of one version the second waits, then matches no row and fails as stale.
 """
 
 import logging
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import pandas as pd
@@ -18,6 +19,7 @@ from psycopg_pool import ConnectionPool
 from geo.anchor_states import AnchorState, StaffScope
 from geo.curation import AnchorRecord, AnchorVersion
 from geo.duplicates import MergePlan
+from store.audit import AuditWrite
 from store.base import IDEMPOTENCY_KEY_TTL, KeyedInsert, replayed_insert
 from store.curation_tables import (
     HISTORY_COLUMNS,
@@ -40,6 +42,7 @@ from store.curation_tables import (
     update_params,
     utc_time,
 )
+from store.postgres_audit import append_audit
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +61,18 @@ class PostgresCuration:
     """The host store's open connection pool."""
     _label: str
     """The host store's description for logs, with the password masked."""
+
+    @contextmanager
+    def _audited(self, audit: AuditWrite | None) -> Iterator[Connection]:
+        """Lend a pooled connection inside one transaction that ends by appending ``audit``.
+
+        The record is appended after the block, so a write whose audit record
+        fails rolls back with it, and the chain head is locked only briefly.
+        """
+        with self._pool.connection() as connection, connection.transaction():
+            yield connection
+            if audit is not None:
+                append_audit(connection, audit)
 
     def _read_dicts(self, query: sql.Composed, params: Sequence[Any]) -> list[dict[str, Any]]:
         with (
@@ -126,7 +141,12 @@ class PostgresCuration:
         return [history_from_row(row) for row in rows]
 
     def save_anchor_change(
-        self, record: AnchorRecord, version: AnchorVersion, *, expected_version: int
+        self,
+        record: AnchorRecord,
+        version: AnchorVersion,
+        *,
+        expected_version: int,
+        audit: AuditWrite | None = None,
     ) -> None:
         """Store an edited record and its history entry if the anchor is at ``expected_version``.
 
@@ -140,13 +160,15 @@ class PostgresCuration:
             The new credit code belongs to another anchor.
         """
         check_change_pair(record, version, expected_version)
-        with self._pool.connection() as connection, connection.transaction():
+        with self._audited(audit) as connection:
             _update_record(connection, record, version, expected_version)
         logger.info(
             "stored anchor %r at version %d in %s", record.anchor_id, record.version, self._label
         )
 
-    def insert_anchor(self, record: AnchorRecord, version: AnchorVersion) -> None:
+    def insert_anchor(
+        self, record: AnchorRecord, version: AnchorVersion, *, audit: AuditWrite | None = None
+    ) -> None:
         """Store a staff-added anchor (version 1) and its creation entry.
 
         Raises
@@ -155,7 +177,7 @@ class PostgresCuration:
             The id or the credit code is already stored; nothing is written.
         """
         check_new_pair(record, version)
-        with self._pool.connection() as connection, connection.transaction():
+        with self._audited(audit) as connection:
             _insert_record(connection, record, version)
         logger.info("stored new anchor %r in %s", record.anchor_id, self._label)
 
@@ -167,6 +189,7 @@ class PostgresCuration:
         staff_id: str,
         key: str,
         body_hash: str,
+        audit: AuditWrite | None = None,
     ) -> KeyedInsert:
         """Store a staff-added anchor under an idempotency key, or find the anchor of that key.
 
@@ -186,7 +209,7 @@ class PostgresCuration:
         check_new_pair(record, version)
         created_at = utc_time(version.at)
         expired = created_at - IDEMPOTENCY_KEY_TTL
-        with self._pool.connection() as connection, connection.transaction():
+        with self._audited(audit) as connection:
             connection.execute(
                 "DELETE FROM idempotency_keys WHERE (staff_id, key) IN (SELECT staff_id, key"
                 " FROM idempotency_keys WHERE created_at < %s FOR UPDATE SKIP LOCKED)",
@@ -229,7 +252,13 @@ class PostgresCuration:
         )
         return KeyedInsert(record.anchor_id, replayed=False)
 
-    def apply_merge(self, plan: MergePlan, *, expected_versions: Mapping[str, int]) -> int:
+    def apply_merge(
+        self,
+        plan: MergePlan,
+        *,
+        expected_versions: Mapping[str, int],
+        audit: AuditWrite | None = None,
+    ) -> int:
         """Retire the merged anchors, move their postings to the survivor; return postings moved.
 
         ``expected_versions`` has the version the plan was made from for each
@@ -247,7 +276,7 @@ class PostgresCuration:
         """
         updates = merge_updates(plan, expected_versions)
         merged = list(plan.merged_ids)
-        with self._pool.connection() as connection, connection.transaction():
+        with self._audited(audit) as connection:
             found = connection.execute(
                 "SELECT version, state FROM anchors WHERE anchor_id = %s FOR UPDATE",
                 (plan.survivor_id,),
@@ -281,7 +310,12 @@ class PostgresCuration:
         )
         return moved
 
-    def apply_import(self, created: Sequence[tuple[AnchorRecord, AnchorVersion]]) -> int:
+    def apply_import(
+        self,
+        created: Sequence[tuple[AnchorRecord, AnchorVersion]],
+        *,
+        audit: AuditWrite | None = None,
+    ) -> int:
         """Store every imported anchor with its creation entry, or none; return the count.
 
         Raises
@@ -291,7 +325,7 @@ class PostgresCuration:
         """
         for record, entry in created:
             check_new_pair(record, entry)
-        with self._pool.connection() as connection, connection.transaction():
+        with self._audited(audit) as connection:
             for record, entry in created:
                 _insert_record(connection, record, entry)
         logger.info("imported %d anchors into %s", len(created), self._label)

@@ -3,9 +3,9 @@
 The file is built into a temporary path and renamed into place, so a crashed or
 interrupted build never leaves a half-written store behind. Anchors are indexed
 with SQLite's R*Tree module so bounding-box queries go through a spatial index.
-A rebuild copies the curated anchors and their history from the old file into
-the new one before the rename, and moves the postings of merged anchors to their
-survivors (the rule is in :mod:`store.rebuild`).
+A rebuild copies the curated anchors, their history and the operation log from the
+old file into the new one before the rename, and moves the postings of merged
+anchors to their survivors (the rule is in :mod:`store.rebuild`).
 
 Reads open the file read-only. The anchor curation methods, which write through
 their own connection, come from :class:`store.sqlite_curation.SqliteCuration`.
@@ -28,6 +28,7 @@ import shapely
 from geo.errors import DoorstepError
 from store.anchor_map import ClusterGrid, MapLabels, anchors_collection, clusters_collection
 from store.rebuild import log_kept, log_replayed
+from store.sqlite_audit import copy_audit
 from store.sqlite_curation import IDEMPOTENCY_KEYS_TABLE, SqliteCuration
 from store.sqlite_merges import MERGED_INTO_COLUMN
 from store.sqlite_rebuild import locked_old_store, read_kept, write_anchors
@@ -288,7 +289,8 @@ def write_store(
     merged anchors move to their survivors (see :mod:`store.rebuild`). A
     write lock on the old file is held from that read until the rename, so a
     curation write waits meanwhile and is not lost. If anything fails before
-    the rename, the old file stays as it was.
+    the rename, the old file stays as it was. Every audit record and the chain
+    head are copied too, whatever the old file's schema version.
 
     Parameters
     ----------
@@ -334,6 +336,7 @@ def write_store(
         with locked_old_store(path, BUSY_TIMEOUT_S) as old:
             kept = read_kept(path, old, SCHEMA_VERSION)
             moved = write_anchors(connection, anchors, kept)
+            n_audit = copy_audit(old, connection)
             connection.commit()
             connection.close()
             os.replace(partial, path)
@@ -343,6 +346,8 @@ def write_store(
             )
         if kept.merges:
             log_replayed(len(kept.merges), moved, str(path))
+        if n_audit:
+            logger.info("carried %d audit records over into %s", n_audit, path)
     finally:
         connection.close()
 

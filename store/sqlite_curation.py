@@ -21,6 +21,7 @@ from geo.anchor_states import AnchorState, StaffScope
 from geo.curation import AnchorRecord, AnchorVersion
 from geo.duplicates import MergePlan
 from geo.errors import DoorstepError
+from store.audit import AuditWrite, AuditWriteError, StoredAudit
 from store.base import IDEMPOTENCY_KEY_TTL, KeyedInsert, replayed_insert
 from store.curation_tables import (
     HISTORY_COLUMNS,
@@ -43,6 +44,7 @@ from store.curation_tables import (
     update_params,
     utc_time,
 )
+from store.sqlite_audit import append_audit, read_audit_head, read_audit_records
 from store.sqlite_merges import add_merged_into
 
 logger = logging.getLogger(__name__)
@@ -83,10 +85,12 @@ class SqliteCuration:
     """The host store's factory of read-only connections to the store file."""
 
     @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
+    def _write(self, audit: AuditWrite | None = None) -> Iterator[sqlite3.Connection]:
         """Lend a writable WAL connection inside one ``BEGIN IMMEDIATE`` transaction.
 
         The transaction commits when the block ends and rolls back on any exception.
+        ``audit`` is appended to the operation log after the block, in the same
+        transaction, so a write whose audit record fails is rolled back too.
         A store file written before the ``merged_into`` column gets it here.
         """
         opened = _file_identity(self.path)
@@ -106,6 +110,8 @@ class SqliteCuration:
             try:
                 add_merged_into(connection, self.path)
                 yield connection
+                if audit is not None:
+                    append_audit(connection, audit)
             except BaseException:
                 connection.execute("ROLLBACK")
                 raise
@@ -178,7 +184,12 @@ class SqliteCuration:
         return [history_from_row(row) for row in rows]
 
     def save_anchor_change(
-        self, record: AnchorRecord, version: AnchorVersion, *, expected_version: int
+        self,
+        record: AnchorRecord,
+        version: AnchorVersion,
+        *,
+        expected_version: int,
+        audit: AuditWrite | None = None,
     ) -> None:
         """Store an edited record and its history entry if the anchor is at ``expected_version``.
 
@@ -192,13 +203,15 @@ class SqliteCuration:
             The new credit code belongs to another anchor.
         """
         check_change_pair(record, version, expected_version)
-        with self._write() as connection:
+        with self._write(audit) as connection:
             _update_record(connection, record, version, expected_version)
         logger.info(
             "stored anchor %r at version %d in %s", record.anchor_id, record.version, self.path
         )
 
-    def insert_anchor(self, record: AnchorRecord, version: AnchorVersion) -> None:
+    def insert_anchor(
+        self, record: AnchorRecord, version: AnchorVersion, *, audit: AuditWrite | None = None
+    ) -> None:
         """Store a staff-added anchor (version 1) and its creation entry.
 
         Raises
@@ -207,7 +220,7 @@ class SqliteCuration:
             The id or the credit code is already stored; nothing is written.
         """
         check_new_pair(record, version)
-        with self._write() as connection:
+        with self._write(audit) as connection:
             _insert_record(connection, record, version)
         logger.info("stored new anchor %r in %s", record.anchor_id, self.path)
 
@@ -219,6 +232,7 @@ class SqliteCuration:
         staff_id: str,
         key: str,
         body_hash: str,
+        audit: AuditWrite | None = None,
     ) -> KeyedInsert:
         """Store a staff-added anchor under an idempotency key, or find the anchor of that key.
 
@@ -236,7 +250,7 @@ class SqliteCuration:
         """
         check_new_pair(record, version)
         created_at = utc_time(version.at)
-        with self._write() as connection:
+        with self._write(audit) as connection:
             connection.execute(IDEMPOTENCY_KEYS_TABLE)
             connection.execute(
                 "DELETE FROM idempotency_keys WHERE created_at < ?",
@@ -264,7 +278,13 @@ class SqliteCuration:
         )
         return KeyedInsert(record.anchor_id, replayed=False)
 
-    def apply_merge(self, plan: MergePlan, *, expected_versions: Mapping[str, int]) -> int:
+    def apply_merge(
+        self,
+        plan: MergePlan,
+        *,
+        expected_versions: Mapping[str, int],
+        audit: AuditWrite | None = None,
+    ) -> int:
         """Retire the merged anchors, move their postings to the survivor; return postings moved.
 
         ``expected_versions`` has the version the plan was made from for each
@@ -282,7 +302,7 @@ class SqliteCuration:
         """
         updates = merge_updates(plan, expected_versions)
         merged = json.dumps(list(plan.merged_ids))
-        with self._write() as connection:
+        with self._write(audit) as connection:
             found = connection.execute(
                 "SELECT version, state FROM anchors WHERE anchor_id = ?", (plan.survivor_id,)
             ).fetchone()
@@ -316,7 +336,12 @@ class SqliteCuration:
         )
         return moved
 
-    def apply_import(self, created: Sequence[tuple[AnchorRecord, AnchorVersion]]) -> int:
+    def apply_import(
+        self,
+        created: Sequence[tuple[AnchorRecord, AnchorVersion]],
+        *,
+        audit: AuditWrite | None = None,
+    ) -> int:
         """Store every imported anchor with its creation entry, or none; return the count.
 
         Raises
@@ -326,11 +351,36 @@ class SqliteCuration:
         """
         for record, entry in created:
             check_new_pair(record, entry)
-        with self._write() as connection:
+        with self._write(audit) as connection:
             for record, entry in created:
                 _insert_record(connection, record, entry)
         logger.info("imported %d anchors into %s", len(created), self.path)
         return len(created)
+
+    def append_audit(self, write: AuditWrite) -> int:
+        """Append one audit record in its own transaction; return its sequence number.
+
+        Raises
+        ------
+        AuditWriteError
+            The record could not be stored.
+        """
+        try:
+            with self._write() as connection:
+                seq = append_audit(connection, write)
+        except sqlite3.Error as err:
+            raise AuditWriteError(f"audit log of {self.path} is not writable: {err}") from err
+        return seq
+
+    def audit_records(self) -> Iterator[StoredAudit]:
+        """Yield every audit record in sequence order."""
+        with self._connect() as connection:
+            yield from read_audit_records(connection)
+
+    def audit_head(self) -> tuple[int, bytes]:
+        """Return the chain head: the last sequence number and tag (0 and zeros when empty)."""
+        with self._connect() as connection:
+            return read_audit_head(connection)
 
     def precision_state_counts(self, by: str = "district") -> pd.DataFrame:
         """Count anchors by district (or zone), precision and state.

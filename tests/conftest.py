@@ -15,11 +15,15 @@ pytest_plugins = ["tests.fix_browser", "tests.fix_redis"]
 
 @pytest.fixture(scope="session", autouse=True)
 def empty_model_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """Point DOORSTEP_MODEL_DIR at an empty folder, so a model in var/models stays out of tests."""
+    """Point DOORSTEP_MODEL_DIR at an empty folder, so a model in var/models stays out of tests.
+
+    The model key and the development personal-information keys go beside it, out of var/.
+    """
     path = tmp_path_factory.mktemp("model-registry")
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("DOORSTEP_MODEL_DIR", str(path))
         patch.setenv("DOORSTEP_MODEL_KEY_PATH", str(path.parent / "model_key"))
+        patch.setenv("DOORSTEP_PI_KEY_PATH", str(path.parent / "pi_keys.json"))
         yield path
 
 
