@@ -26,6 +26,7 @@ from playwright.sync_api import (
 )
 
 CHROMIUM = Path("/usr/bin/chromium")
+_START_TIMEOUT_S = 30
 CHROMIUM_ARGS = [
     "--headless=new",
     "--no-sandbox",
@@ -55,10 +56,11 @@ def serve(app: FastAPI) -> Iterator[str]:
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
 
-    deadline = time.monotonic() + 10
+    # Generous, because app start-up loads the store and runs beside other jobs on 2 cores.
+    deadline = time.monotonic() + _START_TIMEOUT_S
     while not server.started:
         if time.monotonic() > deadline or not thread.is_alive():
-            pytest.fail(f"uvicorn did not start on 127.0.0.1:{port} within 10 s")
+            pytest.fail(f"uvicorn did not start on 127.0.0.1:{port} within {_START_TIMEOUT_S} s")
         time.sleep(0.05)
     try:
         yield f"http://127.0.0.1:{port}"
