@@ -243,18 +243,27 @@ def organisations_from_regions(regions: Regions) -> list[Organisation]:
     the region names with the usual office suffix.
     """
     tree = [
-        Organisation(CITY_ORG_ID, None, "city", "西安市人力资源和社会保障局", CITY_REGION_CODE, None)
+        Organisation(
+            CITY_ORG_ID, None, "city", "西安市人力资源和社会保障局", CITY_REGION_CODE, None
+        )
     ]
     for code, name in regions.districts[["code", "name"]].itertuples(index=False):
         tree.append(
-            Organisation(f"district:{code}", CITY_ORG_ID, "district", f"{name}就业服务中心", code, code)
+            Organisation(
+                f"district:{code}", CITY_ORG_ID, "district", f"{name}就业服务中心", code, code
+            )
         )
     districts = set(regions.districts["code"])
     streets = regions.streets[regions.streets["district_code"].isin(districts)]
     for code, name, district in streets[["code", "name", "district_code"]].itertuples(index=False):
         tree.append(
             Organisation(
-                f"street:{code}", f"district:{district}", "street", f"{name}劳动保障所", code, district
+                f"street:{code}",
+                f"district:{district}",
+                "street",
+                f"{name}劳动保障所",
+                code,
+                district,
             )
         )
     street_codes = set(streets["code"])
@@ -263,7 +272,12 @@ def organisations_from_regions(regions: Regions) -> list[Organisation]:
     for code, name, street, district in communities[columns].itertuples(index=False):
         tree.append(
             Organisation(
-                f"station:{code}", f"street:{street}", "station", f"{name}就业服务站", code, district
+                f"station:{code}",
+                f"street:{street}",
+                "station",
+                f"{name}就业服务站",
+                code,
+                district,
             )
         )
     return tree

@@ -225,7 +225,14 @@ class SqlIdentity(ABC):
             row = found[0]
             roles = tx.rows("SELECT role FROM account_roles WHERE account_id = %s", (row[0],))
         return Account(
-            *row[:8],
+            account_id=row[0],
+            kind=row[1],
+            login=row[2],
+            org_id=row[3],
+            name_enc=row[4],
+            mobile_enc=row[5],
+            mobile_index=row[6],
+            password_hash=row[7],
             password_changed_at=self._time_or_none(row[8]),
             second_factor=row[9],
             totp_secret_enc=row[10],
@@ -253,9 +260,7 @@ class SqlIdentity(ABC):
         """Count a failed login; lock the account when ``limit`` failures fall within ``window``."""
         with self.transaction() as tx:
             # The account row lock serialises concurrent failures of one account.
-            tx.rows(
-                f"SELECT 1 FROM accounts WHERE account_id = %s{self.for_update}", (account_id,)
-            )
+            tx.rows(f"SELECT 1 FROM accounts WHERE account_id = %s{self.for_update}", (account_id,))
             tx.run(
                 "DELETE FROM login_failures WHERE account_id = %s AND at <= %s",
                 (account_id, self.to_db_time(at - window)),
@@ -316,9 +321,7 @@ class SqlIdentity(ABC):
         if not found:
             return None
         row = found[0]
-        return Session(
-            row[0], row[1], row[2], self.from_db_time(row[3]), self.from_db_time(row[4])
-        )
+        return Session(row[0], row[1], row[2], self.from_db_time(row[3]), self.from_db_time(row[4]))
 
     def revoke_session(self, session_id: str, at: datetime, reason: str) -> bool:
         """Revoke one session; return whether it was live."""
@@ -384,7 +387,8 @@ class SqlIdentity(ABC):
         with self.transaction() as tx:
             tx.run(
                 "INSERT INTO one_time_codes (code_id, mobile_index, purpose, code_hash,"
-                " created_at, expires_at, used_at, attempts) VALUES (%s, %s, %s, %s, %s, %s, NULL, 0)",
+                " created_at, expires_at, used_at, attempts)"
+                " VALUES (%s, %s, %s, %s, %s, %s, NULL, 0)",
                 (code.code_id, code.mobile_index, code.purpose, code.code_hash,
                  self.to_db_time(code.created_at), self.to_db_time(code.expires_at)),
             )  # fmt: skip

@@ -4,6 +4,7 @@ Each test creates its own account ids, so the tests share one migrated
 PostgreSQL database and one small organisation tree.
 """
 
+import dataclasses
 import sqlite3
 import threading
 import uuid
@@ -36,10 +37,19 @@ NOW = datetime(2026, 12, 4, 9, 30, tzinfo=UTC)
 
 TREE = [
     Organisation(CITY_ORG_ID, None, "city", "西安市人力资源和社会保障局", "610100", None),
-    Organisation("district:610113", CITY_ORG_ID, "district", "雁塔区就业服务中心", "610113", "610113"),
-    Organisation("district:610102", CITY_ORG_ID, "district", "新城区就业服务中心", "610102", "610102"),
     Organisation(
-        "street:610113001", "district:610113", "street", "小寨路街道劳动保障所", "610113001", "610113"
+        "district:610113", CITY_ORG_ID, "district", "雁塔区就业服务中心", "610113", "610113"
+    ),
+    Organisation(
+        "district:610102", CITY_ORG_ID, "district", "新城区就业服务中心", "610102", "610102"
+    ),
+    Organisation(
+        "street:610113001",
+        "district:610113",
+        "street",
+        "小寨路街道劳动保障所",
+        "610113001",
+        "610113",
     ),
     Organisation(
         "station:610113001001",
@@ -112,7 +122,9 @@ def test_is_within_follows_parents(identity: SqlIdentity) -> None:
 
 
 def test_parent_must_be_one_level_up(identity: SqlIdentity) -> None:
-    wrong = Organisation("station:x", "district:610113", "station", "错层", "610113999999", "610113")
+    wrong = Organisation(
+        "station:x", "district:610113", "station", "错层", "610113999999", "610113"
+    )
     with pytest.raises((sqlite3.IntegrityError, psycopg.errors.CheckViolation)):
         identity.seed_organisations([wrong])
     assert identity.organisation("station:x") is None
@@ -137,7 +149,7 @@ def test_duplicate_login_rejected(identity: SqlIdentity) -> None:
     first = _account(None, Role.SEEKER, kind="seeker")
     identity.create_account(first)
     second = _account(None, Role.SEEKER, kind="seeker")
-    clash = Account(**{**_fields(second), "mobile_index": first.mobile_index})
+    clash = dataclasses.replace(second, mobile_index=first.mobile_index)
     with pytest.raises(AccountExistsError):
         identity.create_account(clash)
     assert identity.account(clash.account_id) is None
@@ -224,11 +236,17 @@ def test_failures_outside_window_do_not_lock(identity: SqlIdentity) -> None:
 def test_cleared_failures_start_over(identity: SqlIdentity) -> None:
     account = _account()
     identity.create_account(account)
-    options = {"window": timedelta(minutes=15), "limit": 5, "lock_for": timedelta(minutes=30)}
+    window, lock_for = timedelta(minutes=15), timedelta(minutes=30)
     for i in range(4):
-        identity.record_login_failure(account.account_id, NOW + timedelta(seconds=i), **options)
+        at = NOW + timedelta(seconds=i)
+        identity.record_login_failure(
+            account.account_id, at, window=window, limit=5, lock_for=lock_for
+        )
     identity.clear_login_failures(account.account_id)
-    assert identity.record_login_failure(account.account_id, NOW, **options) is None
+    again = identity.record_login_failure(
+        account.account_id, NOW, window=window, limit=5, lock_for=lock_for
+    )
+    assert again is None
 
 
 def test_session_idle_and_revoke(identity: SqlIdentity) -> None:
@@ -347,7 +365,3 @@ def test_tree_from_real_regions(data_dir: Path, tmp_path: Path) -> None:
     yanta = store.subtree_district_codes("district:610113")
     assert yanta == {"610113"}
     assert store.subtree_district_codes(CITY_ORG_ID) == set(regions.districts["code"])
-
-
-def _fields(account: Account) -> dict[str, object]:
-    return {name: getattr(account, name) for name in Account.__slots__}
