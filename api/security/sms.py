@@ -51,3 +51,11 @@ class OutboxSmsGateway:
             return []
         lines = self.path.read_text(encoding="utf-8").splitlines()
         return [json.loads(line) for line in lines if line.strip()]
+
+
+class UnconfiguredSmsGateway:
+    """Production placeholder: the development outbox keeps codes in plaintext, so it is refused."""
+
+    def send(self, mobile: str, text: str, at: datetime) -> None:
+        """Raise OSError, because no SMS provider is configured."""
+        raise OSError("no SMS gateway is configured; SMS codes cannot be sent")
