@@ -2,7 +2,6 @@
 
 import re
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from fastapi import APIRouter, FastAPI
@@ -113,7 +112,7 @@ def _login_as(client: TestClient, role: Role, org_id: str) -> tuple[str, dict[st
 
 
 def _routes() -> list[APIRoute]:
-    routes = []
+    routes: list[APIRoute] = []
     for router in ROUTERS:
         routes.extend(route for route in router.routes if isinstance(route, APIRoute))
     return routes
@@ -146,14 +145,14 @@ def test_every_route_declares_one() -> None:
 
 
 @pytest.mark.parametrize("role", list(Role), ids=str)
-@pytest.mark.parametrize("route", PROTECTED, ids=lambda r: f"{sorted(r.methods)[0]} {r.path}")
+@pytest.mark.parametrize("route", PROTECTED, ids=lambda r: f"{sorted(r.methods or ())[0]} {r.path}")
 def test_role_route_matrix(app_client: TestClient, role: Role, route: APIRoute) -> None:
     """A role without the permission gets 403; with it, a route never answers 401 or 403."""
     permission = declared_permission(route)
     assert permission is not None
     _, headers = _login_as(app_client, role, "district:610113")
     target, _ = _login_as(app_client, Role.STATION_STAFF, "station:610113001001")
-    method = sorted(route.methods)[0]
+    method = sorted(route.methods or ())[0]
     response = app_client.request(
         method, _request_path(route, target), headers=headers, json=SAMPLE_BODIES.get(route.path)
     )
@@ -177,7 +176,7 @@ def test_other_organisation_is_404(app_client: TestClient, route: APIRoute) -> N
     _, headers = _login_as(app_client, role, "district:610113")
     own, _ = _login_as(app_client, Role.STATION_STAFF, "station:610113001001")
     other, _ = _login_as(app_client, Role.STATION_STAFF, "district:610102")
-    method = sorted(route.methods)[0]
+    method = sorted(route.methods or ())[0]
     body = SAMPLE_BODIES.get(route.path)
     own_response = app_client.request(method, _request_path(route, own), headers=headers, json=body)
     other_response = app_client.request(
