@@ -9,11 +9,14 @@ from pathlib import Path
 import redis
 from fastapi import FastAPI
 
+from api.auth_routes import router as auth_router
 from api.curation_routes import router as curation_router
 from api.docs import mount_api_docs
 from api.errors import install_error_handlers
+from api.identity_setup import open_identity
 from api.pages import mount_assets
 from api.pages import router as pages_router
+from api.permissions import check_route_permissions
 from api.ranking import load_ranker, with_serving_context
 from api.route_routes import router as route_router
 from api.routes import router as api_router
@@ -71,6 +74,7 @@ def create_app(settings: Settings, store: ReadStore | None = None) -> FastAPI:
             )
             app.state.build_id = build_identity(opened.meta())
             app.state.cache, app.state.rate_limiter = _open_cache(settings, resources)
+            app.state.identity = open_identity(settings, opened, app.state.cache)
             logger.info(
                 "service ready: %d postings, %d seekers from %s, ranker %s",
                 app.state.recommender.n_postings,
@@ -92,12 +96,12 @@ def create_app(settings: Settings, store: ReadStore | None = None) -> FastAPI:
     app.state.settings = settings
     install_error_handlers(app)
     install_audit(app)
-    app.include_router(api_router)
-    app.include_router(route_router)
-    app.include_router(curation_router)
-    app.include_router(pages_router)
+    routers = [api_router, route_router, curation_router, auth_router, pages_router]
+    for router in routers:
+        app.include_router(router)
     mount_assets(app, REPO_ROOT)
     mount_api_docs(app, REPO_ROOT)
+    check_route_permissions(app, routers)
     return app
 
 

@@ -40,6 +40,7 @@ from fastapi import (
 )
 from fastapi.responses import JSONResponse
 
+from api.auth import require
 from api.curation_schemas import (
     AnchorCreateIn,
     AnchorDetail,
@@ -62,6 +63,7 @@ from api.curation_schemas import (
     anchor_out,
     version_out,
 )
+from api.permissions import Permission
 from api.routes import CoordSysDep, RecommenderDep
 from api.security.audit import recorded_write
 from api.staff_auth import StaffContext, StaffDep
@@ -193,7 +195,7 @@ def _refresh_recommender(
     request.app.state.build_id = f"{base}-{secrets.token_hex(4)}"
 
 
-@router.get("/me", response_model=StaffMe)
+@router.get("/me", response_model=StaffMe, dependencies=[require(Permission.ANCHOR_READ)])
 def me(staff: StaffDep, rules: RulesDep) -> StaffMe:
     """Return the authenticated staff member, their organisation and scope."""
     districts = []
@@ -205,7 +207,7 @@ def me(staff: StaffDep, rules: RulesDep) -> StaffMe:
     return StaffMe(staff_id=staff.staff_id, org=staff.org, districts=districts, zones=zones)
 
 
-@router.get("/anchors", response_model=AnchorList)
+@router.get("/anchors", response_model=AnchorList, dependencies=[require(Permission.ANCHOR_READ)])
 def list_anchors(
     staff: StaffDep,
     store: CurationStoreDep,
@@ -225,7 +227,11 @@ def list_anchors(
     return AnchorList(items=_anchor_outs(records, store, rules, coord_sys), total=total)
 
 
-@router.get("/anchors/{anchor_id}", response_model=AnchorDetail)
+@router.get(
+    "/anchors/{anchor_id}",
+    response_model=AnchorDetail,
+    dependencies=[require(Permission.ANCHOR_READ)],
+)
 def get_anchor(
     anchor_id: str,
     staff: StaffDep,
@@ -239,7 +245,11 @@ def get_anchor(
     return AnchorDetail(anchor=_anchor_outs([record], store, rules, coord_sys)[0], history=history)
 
 
-@router.patch("/anchors/{anchor_id}", response_model=AnchorEdit)
+@router.patch(
+    "/anchors/{anchor_id}",
+    response_model=AnchorEdit,
+    dependencies=[require(Permission.ANCHOR_WRITE)],
+)
 def patch_anchor(
     anchor_id: str,
     body: AnchorPatchIn,
@@ -277,7 +287,12 @@ def patch_anchor(
     return AnchorEdit(anchor=anchor, version=version_out(entry))
 
 
-@router.post("/anchors", response_model=AnchorEdit, status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/anchors",
+    response_model=AnchorEdit,
+    status_code=status.HTTP_201_CREATED,
+    dependencies=[require(Permission.ANCHOR_WRITE)],
+)
 def create_anchor(
     body: AnchorCreateIn,
     request: Request,
@@ -387,7 +402,9 @@ def _replayed_edit(outcome: KeyedInsert, store: CurationStore, rules: CurationRu
     return AnchorEdit(anchor=anchor, version=version_out(history[0]))
 
 
-@router.get("/duplicates", response_model=DuplicateList)
+@router.get(
+    "/duplicates", response_model=DuplicateList, dependencies=[require(Permission.ANCHOR_READ)]
+)
 def duplicates(
     staff: StaffDep,
     store: CurationStoreDep,
@@ -425,7 +442,9 @@ def duplicates(
     return DuplicateList(items=items)
 
 
-@router.post("/anchors/merge", response_model=MergeOut)
+@router.post(
+    "/anchors/merge", response_model=MergeOut, dependencies=[require(Permission.ANCHOR_WRITE)]
+)
 def merge_anchors(
     body: MergeIn,
     request: Request,
@@ -464,7 +483,9 @@ def merge_anchors(
     )
 
 
-@router.post("/imports", response_model=ImportReportOut)
+@router.post(
+    "/imports", response_model=ImportReportOut, dependencies=[require(Permission.ANCHOR_WRITE)]
+)
 async def import_anchors(
     request: Request,
     staff: StaffDep,
@@ -535,7 +556,7 @@ def _report_out(report: ImportReport) -> ImportReportOut:
     return ImportReportOut(ok=report.ok, accepted=len(report.accepted), rejected=rejected)
 
 
-@router.get("/summary", response_model=Summary)
+@router.get("/summary", response_model=Summary, dependencies=[require(Permission.ANCHOR_READ)])
 def summary(staff: StaffDep, store: CurationStoreDep, rules: RulesDep) -> Summary:
     """Count the anchors of the caller's districts by district, precision and state."""
     # NOTE: counts are by district only, so anchors filed under one of the caller's

@@ -12,7 +12,9 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
+from api.auth import require
 from api.pages import MissingAssetsError
+from api.permissions import Permission
 
 SWAGGER_PREFIX = "/assets/swagger-ui"
 
@@ -26,7 +28,7 @@ def mount_api_docs(app: FastAPI, repo_root: Path) -> None:
         )
     app.mount(SWAGGER_PREFIX, StaticFiles(directory=folder), name="swagger-ui")
 
-    @app.get("/docs", include_in_schema=False)
+    @app.get("/docs", include_in_schema=False, dependencies=[require(Permission.PUBLIC)])
     def docs() -> HTMLResponse:
         return get_swagger_ui_html(
             openapi_url=app.openapi_url or "/openapi.json",

@@ -13,6 +13,16 @@ from fastapi import FastAPI, Request, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
+from api.auth import PasswordChangeRequiredError, PermissionDeniedError
+from api.security.identity import (
+    AccountLockedError,
+    CodeRateLimitedError,
+    DeviceNotBoundError,
+    LoginFailedError,
+    SessionInvalidError,
+)
+from api.security.passwords import PasswordPolicyError
+from api.security.validation import PersonalFieldError
 from geo.anchor_import import ImportRejectedError
 from geo.anchor_rules import format_message_zh
 from geo.anchor_states import InvalidTransitionError, OutOfScopeError
@@ -26,6 +36,7 @@ from geo.errors import (
 )
 from store.audit import AuditWriteError
 from store.base import AnchorNotFoundError, DuplicateAnchorError
+from store.identity import RoleConflictError
 from store.sqlite import LayerNotFoundError, StoreNotFoundError
 from store.sqlite_curation import StoreReplacedError
 
@@ -71,6 +82,17 @@ class RateLimitedError(DoorstepError):
 
 
 _STATUS: list[tuple[type[DoorstepError], int, str]] = [
+    # Identity: the more specific classes come first, because the first match wins.
+    (AccountLockedError, status.HTTP_423_LOCKED, "账号已锁定，请稍后再试"),
+    (CodeRateLimitedError, status.HTTP_429_TOO_MANY_REQUESTS, "验证码发送过于频繁"),
+    (DeviceNotBoundError, status.HTTP_403_FORBIDDEN, "设备未绑定到此账号"),
+    (LoginFailedError, status.HTTP_401_UNAUTHORIZED, "账号、密码或验证码错误"),
+    (SessionInvalidError, status.HTTP_401_UNAUTHORIZED, "登录已失效，请重新登录"),
+    (PermissionDeniedError, status.HTTP_403_FORBIDDEN, "无权执行此操作"),
+    (PasswordChangeRequiredError, status.HTTP_403_FORBIDDEN, "请先修改密码"),
+    (PasswordPolicyError, status.HTTP_422_UNPROCESSABLE_CONTENT, "密码不符合复杂度要求"),
+    (PersonalFieldError, status.HTTP_422_UNPROCESSABLE_CONTENT, "个人信息格式无效"),
+    (RoleConflictError, status.HTTP_409_CONFLICT, "三类管理员角色不能由同一账号兼任"),
     (InvalidCoordinateError, status.HTTP_422_UNPROCESSABLE_CONTENT, "坐标无效"),
     (UnknownCoordSysError, status.HTTP_422_UNPROCESSABLE_CONTENT, "坐标系不受支持"),
     (InvalidTravelModeError, status.HTTP_422_UNPROCESSABLE_CONTENT, "出行方式无效"),
@@ -193,6 +215,10 @@ async def _handle_domain_error(request: Request, error: Exception) -> JSONRespon
         ]
     body = {"detail": [detail]}
     headers: dict[str, str] | None = getattr(error, "headers", None)
+    if isinstance(error, CodeRateLimitedError):
+        headers = {"Retry-After": str(error.retry_after_s)}
+    if status_code == status.HTTP_401_UNAUTHORIZED:
+        headers = {"WWW-Authenticate": "Bearer"}
     return JSONResponse(status_code=status_code, content=body, headers=headers)
 
 

@@ -20,6 +20,8 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from jinja2 import Environment, FileSystemLoader
 
+from api.auth import require
+from api.permissions import Permission
 from api.settings import ServerSettings
 from geo.errors import DoorstepError
 
@@ -47,7 +49,7 @@ JOB_PAGE_SIZE = 20
 # The rejected lang value is echoed on the error page (escaped) up to this length.
 LANG_ECHO_MAX_CHARS = 40
 
-router = APIRouter()
+router = APIRouter(dependencies=[require(Permission.PUBLIC)])
 
 templates = Jinja2Templates(
     env=Environment(loader=FileSystemLoader(TEMPLATES_DIR), autoescape=True)

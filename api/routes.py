@@ -11,7 +11,9 @@ from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from pydantic import BaseModel
 
 from api import presenters
+from api.auth import require
 from api.errors import NotFoundError, QueryLimitError, RateLimitedError
+from api.permissions import Permission
 from api.ranking import RankerStatus
 from api.schemas import (
     DistrictCount,
@@ -49,7 +51,9 @@ def enforce_rate_limit(request: Request) -> None:
         raise RateLimitedError(decision.limit, decision.retry_after_s)
 
 
-router = APIRouter(dependencies=[Depends(enforce_rate_limit)])
+# TODO: /v1/seekers lists simulated seekers openly; give it a staff permission when
+# seeker records become real.
+router = APIRouter(dependencies=[Depends(enforce_rate_limit), require(Permission.PUBLIC)])
 
 
 def _settings(request: Request) -> Settings:

@@ -188,6 +188,14 @@ class AuthSettings(BaseSettings):
     environment: Literal["development", "production"] = Field(
         default="development", description="production rejects missing or weak secrets."
     )
+    identity_path: Path = Field(
+        default=Path("var/identity.sqlite"),
+        description="SQLite file of accounts, sessions and devices when no database_url is set.",
+    )
+    sms_outbox_path: Path = Field(
+        default=Path("var/sms_outbox.jsonl"),
+        description="Development only: file the default SMS gateway appends one-time codes to.",
+    )
 
     @model_validator(mode="after")
     def _reject_weak_production_secret(self) -> Self:

@@ -193,19 +193,50 @@ def current_staff(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> StaffContext:
-    """Authenticate the ``Authorization: Bearer`` staff token of a request."""
+    """Return the staff caller: the logged-in account, or in development an interim token.
+
+    The route's :func:`api.auth.require` dependency runs first and stores a
+    logged-in caller in ``request.state.principal``; its scope is the districts
+    of the account's organisation subtree.
+    """
+    known: StaffContext | None = getattr(request.state, "staff", None)
+    if known is not None:
+        return known
+    principal = getattr(request.state, "principal", None)
+    if principal is not None:
+        staff = _context_of(request, principal.account.account_id, principal.account.org_id)
+    else:
+        staff = _interim_context(request, credentials)
+    # The operation log names this actor even when the route later fails.
+    request.state.staff = staff
+    return staff
+
+
+def _context_of(request: Request, account_id: str, org_id: str | None) -> StaffContext:
+    store = request.app.state.identity.store
+    organisation = None if org_id is None else store.organisation(org_id)
+    if organisation is None:
+        raise _unauthorized("账号未关联机构", "account has no organisation")
+    districts = store.subtree_district_codes(organisation.org_id)
+    # NOTE: anchors carry a district, not a street or community, so street and station
+    # staff curate their whole district until anchors record the finer region codes.
+    return StaffContext(account_id, organisation.name, StaffScope(districts))
+
+
+def _interim_context(
+    request: Request, credentials: HTTPAuthorizationCredentials | None
+) -> StaffContext:
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise _unauthorized("请先登录：缺少工作人员令牌", "missing bearer token")
+    if request.app.state.settings.auth.environment != "development":
+        raise _unauthorized("请先登录", "interim staff tokens are accepted in development only")
     try:
-        staff = decode_staff_token(credentials.credentials, _app_secret(request))
+        return decode_staff_token(credentials.credentials, _app_secret(request))
     except StaffTokenError as err:
         logger.info("staff token rejected on %s: %s", request.url.path, err)
         expired = isinstance(err, StaffTokenExpiredError)
         message_zh = "工作人员令牌已过期，请重新获取" if expired else "工作人员令牌无效"
         raise _unauthorized(message_zh, str(err)) from err
-    # The operation log names this actor even when the route later fails.
-    request.state.staff = staff
-    return staff
 
 
 StaffDep = Annotated[StaffContext, Depends(current_staff)]

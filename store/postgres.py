@@ -213,6 +213,11 @@ class PostgresStore(PostgresCuration, PostgresAudit):
                 " apply the migrations with `doorstep migrate`"
             )
 
+    @property
+    def pool(self) -> Pool:
+        """The connection pool, shared with the identity tables of the same database."""
+        return self._pool
+
     def describe(self) -> str:
         """Return the masked connection string and the pool name."""
         return self._label

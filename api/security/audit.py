@@ -19,12 +19,16 @@ import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from fastapi import FastAPI, Request, Response, status
 from fastapi.responses import JSONResponse
 
 from api.staff_auth import STATION_STAFF_ROLE, StaffContext
 from store.audit import AuditChain, AuditEntry, AuditLog, AuditResult, AuditWrite, AuditWriteError
+
+if TYPE_CHECKING:
+    from api.security.identity import Principal
 
 logger = logging.getLogger(__name__)
 
@@ -112,6 +116,11 @@ async def audit_middleware(
     return response
 
 
+def middleware_records(request: Request) -> bool:
+    """Return whether :func:`audit_middleware` records this request's outcome itself."""
+    return _audited_action(request) is not None
+
+
 def _audited_action(request: Request) -> str | None:
     if request.method in _READ_METHODS or not request.url.path.startswith(_STAFF_PREFIX):
         return None
@@ -176,3 +185,42 @@ def _audit_unavailable(rid: str) -> JSONResponse:
         content={"detail": [detail]},
         headers={REQUEST_ID_HEADER: rid},
     )
+
+
+def record_event(
+    request: Request,
+    principal: "Principal | None",
+    *,
+    action: str,
+    object_id: str,
+    result: AuditResult,
+    status_code: int,
+    actor: str | None = None,
+) -> None:
+    """Append one operation-log record of an identity event (login, logout, denial).
+
+    ``actor`` names the caller when no session exists yet, such as a staff login
+    name on a failed login; it must never be a personal field in plaintext.
+
+    Raises
+    ------
+    AuditWriteError
+        The record could not be stored; the caller's request must fail with 503.
+    """
+    account = None if principal is None else principal.account
+    entry = AuditEntry(
+        at=datetime.now(UTC),
+        actor=account.account_id if account is not None else (actor or ANONYMOUS),
+        role="" if account is None else ",".join(sorted(role.value for role in account.roles)),
+        org="" if account is None else (account.org_id or ""),
+        action=action,
+        object_id=object_id,
+        result=result,
+        status_code=status_code,
+        source=request.client.host if request.client else "unknown",
+        request_id=request_id(request),
+    )
+    store = request.app.state.store
+    if not isinstance(store, AuditLog):
+        raise AuditWriteError(f"store {type(store).__name__} has no operation log")
+    store.append_audit(AuditWrite(entry, _chain(request)))
