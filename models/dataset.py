@@ -52,8 +52,9 @@ class TrainingData:
         1-based position the logging policy showed the posting at), ``label`` (int8:
         0 shown, 1 clicked, 2 applied, 3 interviewed, 4 hired, as logged),
         ``label_if_examined`` (int8, the same scale with examination removed, see
-        `models.behaviour.FunnelLabels`), one float32 column per feature name, then float64 ``baseline_score``, ``distance_m``,
-        ``commute_min`` and ``text_relevance``. Rows of a query are contiguous;
+        `models.behaviour.FunnelLabels`), one float32 column per feature name,
+        then float64 ``baseline_score``, ``distance_m``, ``commute_min`` and
+        ``text_relevance``. Rows of a query are contiguous;
         queries are sorted by ``query_time``, then ``query_id``.
     feature_names
         `matching.features.FEATURE_NAMES`, in model order.

@@ -19,10 +19,10 @@ How a session is simulated
    lists are neither the baseline order nor random.
 4. Behaviour (`models.behaviour`). A position-based click model: the seeker looks at
    position ``k`` with chance ``(1/k)**eta`` and clicks with chance
-   ``sigmoid(utility)``. Each row also records the stage the seeker would have reached
-   had they looked at every position, which the evaluation uses. Clicks lead to applications, employers choose whom to
+   ``sigmoid(utility)``. Clicks lead to applications, employers choose whom to
    interview, and interviews end in hires, each stage drawn only for those who
-   reached the one before.
+   reached the one before. Each row also records the stage the seeker would have
+   reached had they looked at every position, which the evaluation uses.
 
 How the labels differ from the baseline score
 ---------------------------------------------

@@ -99,7 +99,7 @@ def _logged_positions(policy_score: np.ndarray) -> np.ndarray:
     """Return the 1-based position of each row when every query is ordered by ``policy_score``."""
     by_query = policy_score.reshape(-1, IMPRESSIONS_PER_QUERY)
     order = np.argsort(-by_query, axis=1, kind="stable")
-    position = np.empty_like(order)
+    position: np.ndarray = np.empty(order.shape, dtype=np.int64)
     ranks = np.broadcast_to(np.arange(1, IMPRESSIONS_PER_QUERY + 1), order.shape)
     np.put_along_axis(position, order, ranks, axis=1)
     return position.ravel()

@@ -60,9 +60,10 @@ def test_logged_label_needs_examination(training: TrainingData) -> None:
 
 def test_queries_contiguous_and_sorted(training: TrainingData) -> None:
     frame = training.frame
-    assert frame.groupby("query_id", sort=False)["position"].apply(
+    positions_in_order = frame.groupby("query_id", sort=False)["position"].apply(
         lambda positions: positions.tolist() == list(range(1, len(positions) + 1))
-    ).all()
+    )
+    assert positions_in_order.all()
     starts = frame["query_id"].ne(frame["query_id"].shift())
     assert starts.sum() == frame["query_id"].nunique()
     queries = frame.loc[starts, ["query_time", "query_id"]]
