@@ -10,9 +10,9 @@ The model is LightGBM's ``lambdarank`` objective: one query group per seeker ses
 graded labels 0..4 with gains ``2^label - 1`` (LightGBM's default ``label_gain``).
 Logged labels depend on the position a posting was shown at, because seekers look at
 lower positions less often. Training therefore passes each row's logged position to
-``lightgbm.Dataset(position=...)``, and LightGBM (4.1 and later) fits one bias factor
-per position next to the trees, as in unbiased LambdaMART. The factors are not part
-of the trees, so the model scores a posting the same whatever position it would be
+``lightgbm.Dataset(position=...)``, and LightGBM (4.1 and later) fits the score as
+``f(features) + g(position)`` with one factor ``g`` per position, saving only the
+trees ``f``. So the model scores a posting the same whatever position it would be
 shown at, and the request path needs no position. Early stopping uses validation
 NDCG@10 on the labels without position bias (:data:`EVALUATION_LABEL`), the same
 labels the test evaluation uses. Seeds are fixed and ``deterministic=True`` with
@@ -125,7 +125,7 @@ class RankerParams:
             "colsample_bytree": self.colsample_bytree,
             "reg_lambda": self.reg_lambda,
             "seed": self.seed,
-            # LightGBM reads 0 or less as "let OpenMP decide".
+            # LightGBM reads 0 as OpenMP's default thread count.
             "num_threads": 0 if n_jobs is None else n_jobs,
             "deterministic": True,
             "force_row_wise": True,

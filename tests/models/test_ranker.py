@@ -165,7 +165,7 @@ def test_validation_ignores_logged_label(
     training_data: SyntheticTrainingData, trained: TrainedRanker
 ) -> None:
     split = split_chronologically(training_data.frame)
-    # Early stopping on these reversed labels would keep the first round or two.
+    # If validation read "label", these reversed labels would stop training at once.
     reversed_labels = 4 - split.validation["label_if_examined"]
     changed = replace(split, validation=split.validation.assign(label=reversed_labels))
     again = train_ranker(changed, training_data.feature_names, FAST, n_jobs=1)
