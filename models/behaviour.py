@@ -141,6 +141,20 @@ def examination_probability(positions: IntArray, params: "BehaviourParameters") 
     return np.power(1.0 / positions.astype(np.float64), params.position_bias_eta)
 
 
+@dataclass(frozen=True)
+class FunnelLabels:
+    """Funnel stages (0 shown .. 4 hired) of shown postings, as logged and as if examined.
+
+    ``logged`` is what an interaction log records: 0 for a posting the seeker never
+    looked at. ``if_examined`` is the stage the same seeker, with the same random draws,
+    would have reached had they looked at every position. It carries no position bias,
+    and only a simulation can know it.
+    """
+
+    logged: npt.NDArray[np.int8]
+    if_examined: npt.NDArray[np.int8]
+
+
 def draw_labels(
     rng: np.random.Generator,
     seeker: pd.Series,
@@ -151,16 +165,16 @@ def draw_labels(
     value: FloatArray,
     competition: FloatArray,
     params: "BehaviourParameters",
-) -> npt.NDArray[np.int8]:
+) -> FunnelLabels:
     """Draw the funnel stage each shown posting reached: 0 shown .. 4 hired.
 
     Every stage is drawn only for postings that reached the stage before, so
     hires <= interviews <= applications <= clicks <= impressions by construction.
+    Each stage uses one uniform draw per row whether or not the row was examined, so
+    ``logged`` equals ``if_examined`` on examined rows and is 0 elsewhere.
     """
     examined = rng.random(len(rows)) < examination_probability(positions, params)
-    clicked = examined & (
-        rng.random(len(rows)) < _sigmoid(params.click_intercept + taste.activity + value)
-    )
+    clicked = rng.random(len(rows)) < _sigmoid(params.click_intercept + taste.activity + value)
 
     shortfall = _education_shortfall(seeker, traits, rows)
     applied = clicked & (
@@ -183,15 +197,16 @@ def draw_labels(
         rng.random(len(rows)) < _sigmoid(params.hire_intercept + params.hire_slope * value)
     )
 
-    labels = np.full(len(rows), LABEL_SHOWN, dtype=np.int8)
+    if_examined = np.full(len(rows), LABEL_SHOWN, dtype=np.int8)
     for stage, label in (
         (clicked, LABEL_CLICKED),
         (applied, LABEL_APPLIED),
         (interviewed, LABEL_INTERVIEWED),
         (hired, LABEL_HIRED),
     ):
-        labels[stage] = label
-    return labels
+        if_examined[stage] = label
+    logged = np.where(examined, if_examined, LABEL_SHOWN).astype(np.int8)
+    return FunnelLabels(logged=logged, if_examined=if_examined)
 
 
 def occupation_prefixes(codes: pd.Series) -> npt.NDArray[np.object_]:

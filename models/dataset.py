@@ -26,7 +26,16 @@ logger = logging.getLogger(__name__)
 # Pairs whose features are computed at once; bounds the memory of one step.
 FEATURE_CHUNK_PAIRS = 50_000
 
-ID_COLUMNS = ("query_id", "seeker_id", "posting_id", "group", "query_time", "label")
+ID_COLUMNS = (
+    "query_id",
+    "seeker_id",
+    "posting_id",
+    "group",
+    "query_time",
+    "position",
+    "label",
+    "label_if_examined",
+)
 BASELINE_COLUMNS = ("baseline_score", "distance_m", "commute_min", "text_relevance")
 
 
@@ -39,10 +48,13 @@ class TrainingData:
     frame
         One row per (query, posting) impression. Columns in order: ``query_id``
         (``"<seeker_id>@<YYYY-MM-DD>"``), ``seeker_id``, ``posting_id``, ``group``,
-        ``query_time`` (datetime64[ns], the session day), ``label`` (int8: 0 shown,
-        1 clicked, 2 applied, 3 interviewed, 4 hired), one float32 column per
-        feature name, then float64 ``baseline_score``, ``distance_m``,
-        ``commute_min`` and ``text_relevance``. Rows of a query are contiguous;
+        ``query_time`` (datetime64[ns], the session day), ``position`` (int16, the
+        1-based position the logging policy showed the posting at), ``label`` (int8:
+        0 shown, 1 clicked, 2 applied, 3 interviewed, 4 hired, as logged),
+        ``label_if_examined`` (int8, the same scale with examination removed, see
+        `models.behaviour.FunnelLabels`), one float32 column per feature name,
+        then float64 ``baseline_score``, ``distance_m``, ``commute_min`` and
+        ``text_relevance``. Rows of a query are contiguous;
         queries are sorted by ``query_time``, then ``query_id``.
     feature_names
         `matching.features.FEATURE_NAMES`, in model order.
@@ -80,7 +92,8 @@ def build_training_data(
         Seed of the seeker draw and the simulation; the same store and seed give the
         same frame.
     progress
-        Show tqdm bars for the simulation and the feature chunks.
+        Show tqdm bars for the simulation and the feature chunks when stderr is a
+        terminal.
     network
         Transit network of the commute minutes (`geo.transit.TransitNetwork`). Pass the
         network the service uses, because then the commute feature has the same meaning
@@ -173,7 +186,8 @@ def _with_features(
 
     chunks = []
     starts = range(0, len(pairs), FEATURE_CHUNK_PAIRS)
-    for start in tqdm(starts, desc="features", disable=not progress):
+    bar = tqdm(starts, desc="features", disable=None if progress else True, mininterval=1.0)
+    for start in bar:
         chunk = pairs.iloc[start : start + FEATURE_CHUNK_PAIRS]
         chunks.append(build_features(seekers, chunk))
     features = (
@@ -191,7 +205,9 @@ def _ordered(frame: pd.DataFrame) -> pd.DataFrame:
             "posting_id": frame["posting_id"].astype(str),
             "group": frame["group"].astype(str),
             "query_time": pd.to_datetime(frame["query_time"]).astype("datetime64[ns]"),
+            "position": frame["position"].astype(np.int16),
             "label": frame["label"].astype(np.int8),
+            "label_if_examined": frame["label_if_examined"].astype(np.int8),
         }
     )
     for name in FEATURE_NAMES:

@@ -6,11 +6,17 @@ last 15 % in the test period. A whole day goes to one period, so no query stradd
 a boundary and no day is seen in two periods. The validation period drives early
 stopping and the test period is only for :mod:`models.evaluation`.
 
-The model is ``lightgbm.LGBMRanker`` with the ``lambdarank`` objective: one query
-group per seeker session, graded labels 0..4 with gains ``2^label - 1`` (LightGBM's
-default ``label_gain``), and NDCG@10 on the validation period as the early-stopping
-metric. Seeds are fixed and ``deterministic=True`` with row-wise histograms, so the
-same data, parameters and thread count give the same model.
+The model is LightGBM's ``lambdarank`` objective: one query group per seeker session,
+graded labels 0..4 with gains ``2^label - 1`` (LightGBM's default ``label_gain``).
+Logged labels depend on the position a posting was shown at, because seekers look at
+lower positions less often. Training therefore passes each row's logged position to
+``lightgbm.Dataset(position=...)``, and LightGBM (4.1 and later) fits the score as
+``f(features) + g(position)`` with one factor ``g`` per position, saving only the
+trees ``f``. So the model scores a posting the same whatever position it would be
+shown at, and the request path needs no position. Early stopping uses validation
+NDCG@10 on the labels without position bias (:data:`EVALUATION_LABEL`), the same
+labels the test evaluation uses. Seeds are fixed and ``deterministic=True`` with
+row-wise histograms, so the same data, parameters and thread count give the same model.
 """
 
 import logging
@@ -23,10 +29,16 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from models.evaluation import EVALUATION_LABEL
+
 logger = logging.getLogger(__name__)
 
 # Shares of the queries in the training, validation and test periods.
 SPLIT_FRACTIONS = (0.70, 0.15, 0.15)
+
+# Logged label and 1-based logged position that training reads.
+TRAINING_LABEL = "label"
+POSITION = "position"
 
 # Report callback: stage name, units done, units in total.
 Progress = Callable[[str, int, int], None]
@@ -78,16 +90,19 @@ class ChronologicalSplit:
 
 @dataclass(frozen=True)
 class RankerParams:
-    """Hyperparameters of the LambdaRank model; not tuned on the test period."""
+    """Hyperparameters of the LambdaRank model, chosen on validation NDCG@10 only.
+
+    Names are LightGBM's scikit-learn aliases of its native parameters.
+    """
 
     n_estimators: int = 600
     learning_rate: float = 0.05
-    num_leaves: int = 31
+    num_leaves: int = 7
     min_child_samples: int = 50
     subsample: float = 0.8
     subsample_freq: int = 1
     colsample_bytree: float = 0.8
-    reg_lambda: float = 1.0
+    reg_lambda: float = 10.0
     early_stopping_rounds: int = 50
     log_every: int = 25
     seed: int = 20261204
@@ -95,6 +110,27 @@ class RankerParams:
     def to_dict(self) -> dict[str, Any]:
         """Return the parameters as a JSON-serialisable dict."""
         return asdict(self)
+
+    def lightgbm_params(self, n_jobs: int | None) -> dict[str, Any]:
+        """Return the native ``lightgbm.train`` parameters, without the round settings."""
+        return {
+            "objective": "lambdarank",
+            "metric": "ndcg",
+            "eval_at": [10],
+            "learning_rate": self.learning_rate,
+            "num_leaves": self.num_leaves,
+            "min_child_samples": self.min_child_samples,
+            "subsample": self.subsample,
+            "subsample_freq": self.subsample_freq,
+            "colsample_bytree": self.colsample_bytree,
+            "reg_lambda": self.reg_lambda,
+            "seed": self.seed,
+            # LightGBM reads 0 as OpenMP's default thread count.
+            "num_threads": 0 if n_jobs is None else n_jobs,
+            "deterministic": True,
+            "force_row_wise": True,
+            "verbose": -1,
+        }
 
 
 @dataclass
@@ -190,10 +226,15 @@ def train_ranker(
 ) -> TrainedRanker:
     """Fit LambdaRank on the training period with early stopping on validation NDCG@10.
 
+    The training period contributes its logged labels and positions (see
+    :func:`position_debiased_dataset`). Validation NDCG@10 is computed on
+    :data:`EVALUATION_LABEL`, which has no position bias.
+
     Parameters
     ----------
     split : ChronologicalSplit
-        The periods from :func:`split_chronologically`.
+        The periods from :func:`split_chronologically`, with the columns ``label``,
+        ``position`` and :data:`EVALUATION_LABEL`.
     feature_names : sequence of str
         Feature columns, in the order the model will expect them.
     params : RankerParams, optional
@@ -205,44 +246,57 @@ def train_ranker(
     """
     params = params or RankerParams()
     names = list(feature_names)
-    model = lightgbm.LGBMRanker(
-        objective="lambdarank",
-        n_estimators=params.n_estimators,
-        learning_rate=params.learning_rate,
-        num_leaves=params.num_leaves,
-        min_child_samples=params.min_child_samples,
-        subsample=params.subsample,
-        subsample_freq=params.subsample_freq,
-        colsample_bytree=params.colsample_bytree,
-        reg_lambda=params.reg_lambda,
-        random_state=params.seed,
-        n_jobs=n_jobs,
-        deterministic=True,
-        force_row_wise=True,
-        verbose=-1,
+    training = position_debiased_dataset(split.train, names)
+    validation = lightgbm.Dataset(
+        split.validation[names].astype(np.float32),
+        split.validation[EVALUATION_LABEL].to_numpy(),
+        group=group_sizes(split.validation),
+        reference=training,
     )
-    model.fit(
-        split.train[names].astype(np.float32),
-        split.train["label"].to_numpy(),
-        group=group_sizes(split.train),
-        eval_X=(split.validation[names].astype(np.float32),),
-        eval_y=(split.validation["label"].to_numpy(),),
-        eval_group=[group_sizes(split.validation)],
-        eval_at=[10],
-        eval_metric="ndcg",
+    booster = lightgbm.train(
+        params.lightgbm_params(n_jobs),
+        training,
+        num_boost_round=params.n_estimators,
+        valid_sets=[validation],
+        valid_names=["validation"],
         callbacks=[
             lightgbm.early_stopping(params.early_stopping_rounds, verbose=False),
             _report_rounds(params, progress),
         ],
     )
 
-    booster = model.booster_
-    best = int(model.best_iteration_ or params.n_estimators)
-    score = float(model.best_score_["valid_0"]["ndcg@10"])
+    best = int(booster.best_iteration or params.n_estimators)
+    score = float(booster.best_score["validation"]["ndcg@10"])
     logger.info("ranker trained: best round %d, validation NDCG@10 %.4f", best, score)
     if progress is not None:
         progress("rounds", params.n_estimators, params.n_estimators)
     return TrainedRanker(booster, tuple(names), best, score, params)
+
+
+def position_debiased_dataset(frame: pd.DataFrame, feature_names: list[str]) -> lightgbm.Dataset:
+    """Wrap training rows with their logged labels, query groups and logged positions.
+
+    With ``position`` set, LightGBM's lambdarank objective learns a bias factor per
+    position alongside the trees, so clicks that only reflect a high position are not
+    credited to the features.
+
+    Raises
+    ------
+    ValueError
+        When a position is missing or below 1.
+    """
+    positions = frame[POSITION].to_numpy()
+    if len(positions) and (pd.isna(positions).any() or positions.min() < 1):
+        raise ValueError(
+            f"column {POSITION!r} has a missing or non-positive value; expected the 1-based "
+            "position each posting was shown at"
+        )
+    return lightgbm.Dataset(
+        frame[feature_names].astype(np.float32),
+        frame[TRAINING_LABEL].to_numpy(),
+        group=group_sizes(frame),
+        position=positions.astype(np.int32) - 1,
+    )
 
 
 def group_sizes(frame: pd.DataFrame) -> npt.NDArray[np.int64]:

@@ -21,7 +21,8 @@ How a session is simulated
    position ``k`` with chance ``(1/k)**eta`` and clicks with chance
    ``sigmoid(utility)``. Clicks lead to applications, employers choose whom to
    interview, and interviews end in hires, each stage drawn only for those who
-   reached the one before.
+   reached the one before. Each row also records the stage the seeker would have
+   reached had they looked at every position, which the evaluation uses.
 
 How the labels differ from the baseline score
 ---------------------------------------------
@@ -85,6 +86,7 @@ IMPRESSION_COLUMNS = (
     "query_time",
     "position",
     "label",
+    "label_if_examined",
     "baseline_score",
     "distance_m",
     "commute_min",
@@ -249,7 +251,7 @@ def simulate_interactions(
     params
         Simulation parameters; `BehaviourParameters` defaults when None.
     progress
-        Show a tqdm bar over seekers.
+        Show a tqdm bar over seekers when stderr is a terminal.
     network
         Transit network that commute minutes come from, as `matching.candidates.JobIndex`
         uses it on the request path; the straight-line model when None. Seekers
@@ -260,7 +262,9 @@ def simulate_interactions(
     -------
     pandas.DataFrame
         Columns `IMPRESSION_COLUMNS`: ``label`` int8 (0 shown, 1 clicked, 2 applied,
-        3 interviewed, 4 hired; simulated), ``position`` 1-based, ``query_time`` the
+        3 interviewed, 4 hired; simulated) as a log records it, ``label_if_examined``
+        int8 the stage reached had the seeker looked at every position (see
+        `models.behaviour.FunnelLabels`), ``position`` 1-based, ``query_time`` the
         session day, ``baseline_score`` from `matching.scoring.score_jobs`,
         ``distance_m`` and ``commute_min`` (NaN for city-level postings).
     """
@@ -275,7 +279,9 @@ def simulate_interactions(
         seekers.itertuples(index=False),
         total=len(seekers),
         desc="simulate seekers",
-        disable=not progress,
+        # None lets tqdm turn the bar off when stderr is not a terminal (CI logs).
+        disable=None if progress else True,
+        mininterval=1.0,
     )
     for record in rows:
         seeker = pd.Series(record._asdict())
@@ -403,7 +409,8 @@ def _simulate_seeker(
                 world,
                 pool[shown],
                 positions,
-                labels,
+                labels.logged,
+                labels.if_examined,
                 baseline[shown],
                 distance[shown],
                 commute[shown],
@@ -574,6 +581,7 @@ def _session_frame(
     rows: IntArray,
     positions: IntArray,
     labels: npt.NDArray[np.int8],
+    labels_if_examined: npt.NDArray[np.int8],
     baseline: FloatArray,
     distance: FloatArray,
     commute: FloatArray,
@@ -589,6 +597,7 @@ def _session_frame(
             "query_time": pd.Timestamp(day_text),
             "position": positions,
             "label": labels,
+            "label_if_examined": labels_if_examined,
             "baseline_score": baseline,
             "distance_m": distance,
             "commute_min": commute,

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from models.evaluation import EvaluationReport, evaluate
+from models.evaluation import EVALUATION_LABEL, EvaluationReport, evaluate
 from models.ranker import (
     ChronologicalSplit,
     Progress,
@@ -63,13 +63,15 @@ def fit_and_evaluate(
 def save_run(
     registry: ModelRegistry, run: TrainingRun, data: TrainingSet, command: dict[str, Any]
 ) -> Path:
-    """Save the run's model with its test metrics, split and simulation parameters."""
+    """Save the run's model with its test metrics, split, debiasing and simulation parameters."""
     return registry.save(
         run.ranker,
         training_data_sha256=run.training_data_sha256,
         metrics=run.report.to_dict(),
         details={
             "split": run.split.describe(),
+            "position_debiasing": "lightgbm.Dataset(position=...) on the logged positions",
+            "evaluation_label": EVALUATION_LABEL,
             "simulation_params": data.params,
             "training_command": command,
         },

@@ -2,7 +2,10 @@
 
 The labels are drawn from a made-up utility of a few features plus noise, with a
 different taste per seeker group, so a model can learn something that the
-baseline columns capture only in part. Nothing here comes from the simulation of
+baseline columns capture only in part. As in the simulation, ``label_if_examined``
+is that draw and the logged ``label`` keeps it only where the seeker looked:
+a logging policy orders each query by the baseline score with noise, and position
+``k`` is looked at with chance ``1/k``. Nothing here comes from the simulation of
 ``models.simulation``; it exists so the ranker can be tested on its own.
 """
 
@@ -62,7 +65,10 @@ def make_training_data(
     features = _features(rng, rows)
     group = np.repeat(query_group, IMPRESSIONS_PER_QUERY)
     utility = _utility(features, group) + rng.normal(0.0, 0.6, size=rows)
-    label = np.digitize(utility, [1.9, 2.5, 3.0, 3.5]).astype(np.int8)
+    label_if_examined = np.digitize(utility, [1.9, 2.5, 3.0, 3.5]).astype(np.int8)
+    baseline = _baseline(features, rng)
+    position = _logged_positions(baseline + rng.normal(0.0, 0.05, size=rows))
+    examined = rng.random(rows) < 1.0 / position
 
     frame = pd.DataFrame(
         {
@@ -71,18 +77,32 @@ def make_training_data(
             "posting_id": np.array([f"p{i:05d}" for i in rng.integers(0, n_postings, rows)]),
             "group": group,
             "query_time": np.repeat(query_day, IMPRESSIONS_PER_QUERY).astype("datetime64[ns]"),
-            "label": label,
+            "position": position.astype(np.int16),
+            "label": np.where(examined, label_if_examined, 0).astype(np.int8),
+            "label_if_examined": label_if_examined,
         }
     )
     for name in FEATURE_NAMES:
         frame[name] = features[name].astype(np.float32)
-    frame["baseline_score"] = _baseline(features, rng)
+    frame["baseline_score"] = baseline
     frame["distance_m"] = features["distance_m"].astype(np.float64)
     frame["commute_min"] = features["commute_min"].astype(np.float64)
     frame["text_relevance"] = features["text_relevance"].astype(np.float64)
 
-    frame = frame.sort_values(["query_time", "query_id"], kind="stable", ignore_index=True)
+    frame = frame.sort_values(
+        ["query_time", "query_id", "position"], kind="stable", ignore_index=True
+    )
     return SyntheticTrainingData(frame, FEATURE_NAMES, {"seed": seed, "n_queries": n_queries})
+
+
+def _logged_positions(policy_score: np.ndarray) -> np.ndarray:
+    """Return the 1-based position of each row when every query is ordered by ``policy_score``."""
+    by_query = policy_score.reshape(-1, IMPRESSIONS_PER_QUERY)
+    order = np.argsort(-by_query, axis=1, kind="stable")
+    position: np.ndarray = np.empty(order.shape, dtype=np.int64)
+    ranks = np.broadcast_to(np.arange(1, IMPRESSIONS_PER_QUERY + 1), order.shape)
+    np.put_along_axis(position, order, ranks, axis=1)
+    return position.ravel()
 
 
 def _features(rng: np.random.Generator, rows: int) -> dict[str, np.ndarray]:

@@ -8,7 +8,16 @@ from matching.features import FEATURE_NAMES
 from models.dataset import TrainingData, build_training_data
 from store.sqlite import SqliteStore
 
-LEADING = ("query_id", "seeker_id", "posting_id", "group", "query_time", "label")
+LEADING = (
+    "query_id",
+    "seeker_id",
+    "posting_id",
+    "group",
+    "query_time",
+    "position",
+    "label",
+    "label_if_examined",
+)
 TRAILING = ("baseline_score", "distance_m", "commute_min", "text_relevance")
 
 
@@ -25,6 +34,8 @@ def test_column_order(training: TrainingData) -> None:
 def test_column_dtypes(training: TrainingData) -> None:
     dtypes = training.frame.dtypes
     assert dtypes["label"] == np.int8
+    assert dtypes["label_if_examined"] == np.int8
+    assert dtypes["position"] == np.int16
     assert dtypes["query_time"] == np.dtype("datetime64[ns]")
     assert all(dtypes[name] == np.float32 for name in FEATURE_NAMES)
     assert all(dtypes[name] == np.float64 for name in TRAILING)
@@ -37,8 +48,22 @@ def test_labels_simulated(training: TrainingData) -> None:
     assert (training.frame["label"] >= 1).any()
 
 
+def test_logged_label_needs_examination(training: TrainingData) -> None:
+    frame = training.frame
+    logged, if_examined = frame["label"], frame["label_if_examined"]
+
+    # A logged stage is the examination-free stage of a posting the seeker looked at.
+    assert ((logged == 0) | (logged == if_examined)).all()
+    # Lower positions are looked at less, so the examination-free label has more hits.
+    assert (if_examined > 0).sum() > 1.5 * (logged > 0).sum()
+
+
 def test_queries_contiguous_and_sorted(training: TrainingData) -> None:
     frame = training.frame
+    positions_in_order = frame.groupby("query_id", sort=False)["position"].apply(
+        lambda positions: positions.tolist() == list(range(1, len(positions) + 1))
+    )
+    assert positions_in_order.all()
     starts = frame["query_id"].ne(frame["query_id"].shift())
     assert starts.sum() == frame["query_id"].nunique()
     queries = frame.loc[starts, ["query_time", "query_id"]]

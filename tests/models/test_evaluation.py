@@ -68,7 +68,7 @@ def test_distance_baseline_ranks_nearest_first() -> None:
 
 
 def test_perfect_model_meets_goal(test_period: pd.DataFrame) -> None:
-    report = evaluate(test_period, test_period["label"].to_numpy(dtype=np.float64))
+    report = evaluate(test_period, test_period["label_if_examined"].to_numpy(dtype=np.float64))
 
     assert report.overall.metrics["model"].ndcg_at_10 == pytest.approx(1.0)
     assert report.overall.ndcg_ratio > 1.10
@@ -80,6 +80,15 @@ def test_baseline_as_model_misses_goal(test_period: pd.DataFrame) -> None:
 
     assert report.overall.ndcg_ratio <= 1.0 + 1e-12
     assert not report.goal_met
+
+
+def test_metrics_read_label_if_examined(test_period: pd.DataFrame) -> None:
+    # Scoring by the logged label is perfect only where the seeker looked, so it must
+    # fall short of 1.0 against the examination-free label.
+    report = evaluate(test_period, test_period["label"].to_numpy(dtype=np.float64))
+
+    assert report.to_dict()["label_column"] == "label_if_examined"
+    assert report.overall.metrics["model"].ndcg_at_10 < 0.9
 
 
 def test_report_segments_complete(test_period: pd.DataFrame) -> None:
@@ -94,7 +103,7 @@ def test_report_segments_complete(test_period: pd.DataFrame) -> None:
 
 def test_report_json_without_nan(test_period: pd.DataFrame) -> None:
     only_talent = test_period[test_period["group"] == "talent"]
-    report = evaluate(only_talent, only_talent["label"].to_numpy(dtype=np.float64))
+    report = evaluate(only_talent, only_talent["label_if_examined"].to_numpy(dtype=np.float64))
     text = json.dumps(report.to_dict(), allow_nan=False)
     body = json.loads(text)
 

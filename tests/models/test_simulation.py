@@ -88,6 +88,7 @@ def test_columns_and_labels(impressions: pd.DataFrame) -> None:
     assert impressions["label"].dtype == np.int8
     assert set(impressions["label"].unique()) <= {0, 1, 2, 3, 4}
     assert impressions["position"].between(1, 20).all()
+    assert impressions["label_if_examined"].dtype == np.int8
 
 
 def test_same_seed_same_frame(impressions: pd.DataFrame) -> None:
@@ -100,8 +101,9 @@ def test_other_seed_other_frame(impressions: pd.DataFrame) -> None:
     assert not impressions.equals(other)
 
 
-def test_funnel_is_monotone(impressions: pd.DataFrame) -> None:
-    labels = impressions["label"]
+@pytest.mark.parametrize("column", ["label", "label_if_examined"])
+def test_funnel_is_monotone(impressions: pd.DataFrame, column: str) -> None:
+    labels = impressions[column]
     counts = [int((labels >= stage).sum()) for stage in range(5)]
     assert counts[0] == len(impressions)
     assert counts[0] >= counts[1] >= counts[2] >= counts[3] >= counts[4]
@@ -137,7 +139,7 @@ def test_nearer_jobs_hired_more() -> None:
     value = utility(seeker, taste, traits, rows, commute, params)
     labels = draw_labels(
         rng, seeker, taste, traits, rows, positions, value, np.full(2 * n, 100.0), params
-    )
+    ).logged
     near, far = labels[rows == 0], labels[rows == 1]
     assert (near == LABEL_HIRED).mean() > 1.5 * (far == LABEL_HIRED).mean()
     assert (near >= LABEL_APPLIED).mean() > (far >= LABEL_APPLIED).mean()
@@ -164,8 +166,15 @@ def test_position_bias_visible() -> None:
     labels = draw_labels(
         rng, seeker, taste, traits, rows, positions, value, np.zeros(2 * n), params
     )
-    first, tenth = labels[positions == 1], labels[positions == 10]
+    first, tenth = labels.logged[positions == 1], labels.logged[positions == 10]
     assert (first >= LABEL_CLICKED).mean() > 5 * (tenth >= LABEL_CLICKED).mean()
+
+    # Without examination the position makes no difference beyond sampling noise.
+    unbiased_first = (labels.if_examined[positions == 1] >= LABEL_CLICKED).mean()
+    unbiased_tenth = (labels.if_examined[positions == 10] >= LABEL_CLICKED).mean()
+    assert unbiased_first == pytest.approx(unbiased_tenth, abs=0.02)
+    # At position 1 every posting is examined, so both labels agree there.
+    np.testing.assert_array_equal(first, labels.if_examined[positions == 1])
 
 
 def test_interview_needs_application() -> None:
@@ -180,7 +189,7 @@ def test_interview_needs_application() -> None:
     value = utility(seeker, taste, traits, rows, np.full(n, 10.0), params)
     labels = draw_labels(
         rng, seeker, taste, traits, rows, np.ones(n, dtype=np.int64), value, np.zeros(n), params
-    )
+    ).logged
     # Every funnel stage occurs, and each is rarer than the one before.
     rates = [
         (labels >= stage).mean()
@@ -216,3 +225,10 @@ def test_network_minutes_match_job_index(transit_network: TransitNetwork) -> Non
     )
     straight = simulate_interactions(postings, seekers, seed=5)
     assert not np.allclose(straight["commute_min"].mean(), shown["commute_min"].mean())
+
+
+def test_progress_silent_without_terminal(capsys: pytest.CaptureFixture[str]) -> None:
+    # capsys's stderr is not a terminal, like a CI log, so tqdm must not draw a bar there.
+    simulate_interactions(_postings(), _seekers(20), seed=3, progress=True)
+
+    assert capsys.readouterr().err == ""
