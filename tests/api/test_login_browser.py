@@ -79,7 +79,8 @@ def _open_login(page: Page, server: LoginServer, bind: bool = True) -> str:
     device = page.locator("#device-id").inner_text()
     assert re.fullmatch(r"web-[0-9a-f]{16}", device)
     if bind:
-        server.identity.store.bind_device(server.account_id, device, "test", server.identity.clock())
+        identity = server.identity
+        identity.store.bind_device(server.account_id, device, "test", identity.clock())
     return device
 
 
@@ -156,9 +157,7 @@ def test_login_edit_logout(page: tuple[Page, PageRecord], server: LoginServer) -
     assert record.console_errors == []
 
 
-def test_login_lockout_after_5_failures(
-    page: tuple[Page, PageRecord], server: LoginServer
-) -> None:
+def test_login_lockout_after_5_failures(page: tuple[Page, PageRecord], server: LoginServer) -> None:
     browser_page, _ = page
     _open_login(browser_page, server)
     error = browser_page.locator("#login-error")
@@ -233,9 +232,7 @@ def test_station_page_without_token(page: tuple[Page, PageRecord], server: Login
     expect(browser_page.locator("#login-title")).to_have_text("Staff sign-in")
 
 
-def test_login_forces_password_change(
-    page: tuple[Page, PageRecord], server: LoginServer
-) -> None:
+def test_login_forces_password_change(page: tuple[Page, PageRecord], server: LoginServer) -> None:
     browser_page, _ = page
     long_ago = server.identity.clock() - timedelta(days=91)
     server.identity.store.set_password(server.account_id, hash_password(PASSWORD), long_ago)
