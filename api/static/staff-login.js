@@ -137,7 +137,8 @@
     const result = await postJson("/v1/auth/verify", { challenge: challenge, code: code, device_id: Session.deviceId() });
     if (result.status !== 200) {
       const type = (firstDetail(result.body) || {}).type;
-      // These end the challenge (the code was used, or it expired): start again.
+      // These errors end the challenge because its code was used or has expired, so the
+      // user starts again with the password.
       if (["CodeExpiredError", "ChallengeInvalidError", "DeviceNotBoundError"].includes(type) || result.status === 423) {
         backToPassword();
       } else {

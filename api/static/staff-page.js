@@ -9,7 +9,7 @@
 // legend in staff.html reuses.
 //
 // Staff sign in on the login page (staff-login.js), which leaves the token in
-// sessionStorage (staff-session.js). Without a token, or when the API answers 401 (30
+// sessionStorage (staff-session.js). Without a token, or when the API returns 401 (30
 // idle minutes, logout elsewhere, a lock), the page sends the browser back to the login
 // page. The logout button ends the session on the server before it does the same.
 "use strict";
