@@ -34,8 +34,8 @@ logger = logging.getLogger(__name__)
 DEVICE_HEADER = "X-Device-ID"
 
 # NOTE: in development a signed interim token from `doorstep staff-token` still opens the
-# curation routes, so the station page works without an SMS round trip; production
-# accepts only session tokens. Remove this once the station page has a login form.
+# curation routes without a session or device. Scripts and the station page's browser
+# tests use it. Production accepts only session tokens, and the station page logs in.
 INTERIM_TOKEN_PERMISSIONS = frozenset({Permission.ANCHOR_READ, Permission.ANCHOR_WRITE})
 
 _bearer = HTTPBearer(auto_error=False)

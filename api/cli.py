@@ -158,7 +158,7 @@ def staff_token(
     ] = None,
     hours: Annotated[float, typer.Option(min=0.1, max=24 * 30, help="Validity in hours.")] = 8.0,
 ) -> None:
-    """Print an interim staff token (HS256 JWT) for the staff curation API."""
+    """Print an interim staff token for the curation API (development scripts and tests only)."""
     from api.staff_auth import issue_staff_token, staff_token_secret
     from geo.regions import load_regions
     from geo.zones import load_zones
@@ -203,7 +203,14 @@ def staff_create(
     device: Annotated[str, typer.Option(help="Device id to bind, sent as X-Device-ID.")],
     totp: Annotated[bool, typer.Option(help="Use TOTP instead of SMS codes.")] = False,
     password: Annotated[
-        str, typer.Option(prompt=True, hide_input=True, confirmation_prompt=True)
+        str,
+        typer.Option(
+            prompt=True,
+            hide_input=True,
+            confirmation_prompt=True,
+            show_default=False,
+            help="Password; asked twice without echo when the option is left out.",
+        ),
     ] = "",
 ) -> None:
     """Create a staff account, seeding the organisation tree first, and bind one device."""

@@ -86,7 +86,7 @@ _STATUS: list[tuple[type[DoorstepError], int, str]] = [
     (AccountLockedError, status.HTTP_423_LOCKED, "账号已锁定，请稍后再试"),
     (CodeRateLimitedError, status.HTTP_429_TOO_MANY_REQUESTS, "验证码发送过于频繁"),
     (DeviceNotBoundError, status.HTTP_403_FORBIDDEN, "设备未绑定到此账号"),
-    (LoginFailedError, status.HTTP_401_UNAUTHORIZED, "账号、密码或验证码错误"),
+    (LoginFailedError, status.HTTP_401_UNAUTHORIZED, "账号或密码错误"),
     (SessionInvalidError, status.HTTP_401_UNAUTHORIZED, "登录已失效，请重新登录"),
     (PermissionDeniedError, status.HTTP_403_FORBIDDEN, "无权执行此操作"),
     (PasswordChangeRequiredError, status.HTTP_403_FORBIDDEN, "请先修改密码"),
@@ -215,7 +215,7 @@ async def _handle_domain_error(request: Request, error: Exception) -> JSONRespon
         ]
     body = {"detail": [detail]}
     headers: dict[str, str] | None = getattr(error, "headers", None)
-    if isinstance(error, CodeRateLimitedError):
+    if isinstance(error, CodeRateLimitedError | AccountLockedError):
         headers = {"Retry-After": str(error.retry_after_s)}
     if status_code == status.HTTP_401_UNAUTHORIZED:
         headers = {"WWW-Authenticate": "Bearer"}

@@ -22,7 +22,7 @@ from jinja2 import Environment, FileSystemLoader
 
 from api.auth import require
 from api.permissions import Permission
-from api.settings import ServerSettings
+from api.settings import AuthSettings, ServerSettings
 from geo.errors import DoorstepError
 
 logger = logging.getLogger(__name__)
@@ -151,8 +151,13 @@ def add_security_headers(response: HTMLResponse, server: ServerSettings) -> None
     response.headers["Referrer-Policy"] = "same-origin"
 
 
-def render_page(request: Request, template: str, lang: Lang) -> HTMLResponse:
-    """Render one page template with its messages, tile settings and security headers."""
+def render_page(
+    request: Request, template: str, lang: Lang, extra: dict[str, Any] | None = None
+) -> HTMLResponse:
+    """Render one page template with its messages, tile settings and security headers.
+
+    ``extra`` adds template variables of one page.
+    """
     settings = request.app.state.settings
     server: ServerSettings = settings.server
     messages = load_messages()[lang]
@@ -173,6 +178,7 @@ def render_page(request: Request, template: str, lang: Lang) -> HTMLResponse:
         "tile_url": server.tile_url,
         "tile_attribution": server.tile_attribution,
         "tile_coord_sys": server.tile_coord_sys,
+        **(extra or {}),
     }
     response = templates.TemplateResponse(request, template, context)
     add_security_headers(response, server)
@@ -200,11 +206,13 @@ def render_lang_error(request: Request, value: str) -> HTMLResponse:
     return response
 
 
-def render_page_in(request: Request, template: str, lang: str) -> HTMLResponse:
+def render_page_in(
+    request: Request, template: str, lang: str, extra: dict[str, Any] | None = None
+) -> HTMLResponse:
     """Render ``template`` in ``lang``, or the 422 language error page for another value."""
     if lang not in HTML_LANG:
         return render_lang_error(request, lang)
-    return render_page(request, template, cast(Lang, lang))
+    return render_page(request, template, cast(Lang, lang), extra)
 
 
 # A plain string, checked in render_page_in, so that an unknown value gets an HTML
@@ -228,3 +236,12 @@ def seeker_page(request: Request, lang: LangQuery = "zh") -> HTMLResponse:
 def staff_page(request: Request, lang: LangQuery = "zh") -> HTMLResponse:
     """Staff curation page (完善锚点): edit, move, merge and import employer anchors."""
     return render_page_in(request, "staff.html", lang)
+
+
+@router.get("/staff/login", response_class=HTMLResponse, include_in_schema=False)
+def staff_login_page(request: Request, lang: LangQuery = "zh") -> HTMLResponse:
+    """Staff login (工作人员登录): password, SMS or TOTP code, bound device."""
+    auth: AuthSettings = request.app.state.settings.auth
+    # Only the development gateway writes codes to a file, so only development names it.
+    outbox = auth.sms_outbox_path.resolve() if auth.environment == "development" else None
+    return render_page_in(request, "staff_login.html", lang, {"outbox_path": outbox})

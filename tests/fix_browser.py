@@ -120,3 +120,14 @@ def foreign_requests(record: PageRecord, base_url: str) -> list[str]:
         for url in record.requests
         if (urlsplit(url).scheme, urlsplit(url).netloc) != (origin.scheme, origin.netloc)
     ]
+
+
+def open_staff_page(page: Page, base_url: str, token: str, lang: str = "zh") -> None:
+    """Put a staff token where the login page leaves it, then open the station page.
+
+    Tests of the station page itself skip the login form this way; the login page has
+    its own tests in tests/api/test_login_browser.py.
+    """
+    page.goto(f"{base_url}/staff/login?lang={lang}")
+    page.evaluate("token => window.sessionStorage.setItem('doorstep.staffToken', token)", token)
+    page.goto(f"{base_url}/staff?lang={lang}")

@@ -13,6 +13,7 @@ lock or 30 idle minutes end a token at once.
 """
 
 import logging
+import math
 import secrets
 import uuid
 from collections.abc import Callable, Iterable
@@ -68,15 +69,38 @@ class AuthenticationError(DoorstepError):
 
 
 class LoginFailedError(AuthenticationError, PermissionError):
-    """Wrong login name, password or one-time code; the message does not say which."""
+    """Wrong login name or password; the message does not say which."""
+
+    message_zh = "账号或密码错误"
+
+
+class WrongCodeError(LoginFailedError):
+    """A one-time code that does not match, or was already used."""
+
+    message_zh = "验证码错误，请核对后重新输入"
+
+
+class CodeExpiredError(LoginFailedError):
+    """A login challenge older than five minutes, so its SMS code has expired too."""
+
+    message_zh = "验证码已过期，请重新输入密码以获取新的验证码"
+
+
+class ChallengeInvalidError(LoginFailedError):
+    """A login challenge that is not one this service signed for a current account."""
+
+    message_zh = "登录步骤已失效，请重新输入账号和密码"
 
 
 class AccountLockedError(AuthenticationError, PermissionError):
     """An account locked after repeated failures, until ``locked_until``."""
 
-    def __init__(self, locked_until: datetime) -> None:
+    def __init__(self, locked_until: datetime, now: datetime) -> None:
         super().__init__(f"account is locked until {locked_until.isoformat(timespec='seconds')}")
         self.locked_until = locked_until
+        self.retry_after_s = max(1, math.ceil((locked_until - now).total_seconds()))
+        minutes = math.ceil(self.retry_after_s / 60)
+        self.message_zh = f"账号已锁定，请在 {minutes} 分钟后重试"
 
 
 class CodeRateLimitedError(AuthenticationError, RuntimeError):
@@ -85,10 +109,15 @@ class CodeRateLimitedError(AuthenticationError, RuntimeError):
     def __init__(self, retry_after_s: int) -> None:
         super().__init__(f"a code was sent to this mobile recently; retry in {retry_after_s} s")
         self.retry_after_s = retry_after_s
+        self.message_zh = f"验证码发送过于频繁，请在 {retry_after_s} 秒后重试"
 
 
 class SessionInvalidError(AuthenticationError, PermissionError):
     """A token that is malformed, expired, or whose session ended (logout, lock, idle)."""
+
+
+class TokenExpiredError(SessionInvalidError):
+    """A correctly signed token whose ``exp`` has passed."""
 
 
 class DeviceNotBoundError(AuthenticationError, PermissionError):
@@ -248,7 +277,7 @@ class IdentityService:
         self._ensure_unlocked(account, now)
         if not self._second_factor_ok(account, code, now):
             self._count_failure(account, now)
-            raise LoginFailedError("verification code is wrong or expired")
+            raise WrongCodeError("verification code is wrong or was already used")
         if not self.store.device_bound(account.account_id, device_id):
             raise DeviceNotBoundError(
                 f"device {device_id!r} is not bound to this account; ask a security"
@@ -272,7 +301,7 @@ class IdentityService:
 
     def _ensure_unlocked(self, account: Account, now: datetime) -> None:
         if account.locked_until is not None and account.locked_until > now:
-            raise AccountLockedError(account.locked_until)
+            raise AccountLockedError(account.locked_until, now)
 
     def _count_failure(self, account: Account, now: datetime) -> None:
         locked_until = self.store.record_login_failure(
@@ -286,7 +315,7 @@ class IdentityService:
             "account %s locked until %s after %d failed logins; %d sessions revoked",
             account.account_id, locked_until.isoformat(), FAILURE_LIMIT, revoked,
         )  # fmt: skip
-        raise AccountLockedError(locked_until)
+        raise AccountLockedError(locked_until, now)
 
     def _challenge(self, account: Account, now: datetime) -> str:
         claims = {
@@ -301,11 +330,14 @@ class IdentityService:
     def _challenged_account(self, challenge: str) -> Account:
         try:
             claims = self._decode(challenge, CHALLENGE_AUDIENCE)
+        except TokenExpiredError as err:
+            # The SMS code is sent just before the challenge is signed and lives as long.
+            raise CodeExpiredError("login challenge has expired; log in again") from err
         except SessionInvalidError as err:
-            raise LoginFailedError("login challenge is invalid or expired; log in again") from err
+            raise ChallengeInvalidError("login challenge is invalid; log in again") from err
         account = self.store.account(str(claims["sub"]))
         if account is None:
-            raise LoginFailedError("login challenge is invalid or expired; log in again")
+            raise ChallengeInvalidError("login challenge names no account; log in again")
         return account
 
     # Seeker login
@@ -321,7 +353,7 @@ class IdentityService:
         normalised = normalise_mobile(mobile)
         mobile_index = self.index.digest("mobile", normalised)
         if not self._consume_code(mobile_index, "seeker_login", code, now):
-            raise LoginFailedError("verification code is wrong or expired")
+            raise WrongCodeError("verification code is wrong, expired or was already used")
         account = self.store.account_by_mobile("seeker", mobile_index)
         if account is None:
             account = self._new_seeker(normalised, mobile_index, now)
@@ -438,7 +470,7 @@ class IdentityService:
             raise SessionInvalidError(f"token is invalid: {type(err).__name__}") from err
         expires = claims["exp"]
         if not isinstance(expires, int | float) or expires <= self.clock().timestamp():
-            raise SessionInvalidError("token has expired")
+            raise TokenExpiredError("token has expired")
         return claims
 
     def logout(self, session_id: str) -> bool:

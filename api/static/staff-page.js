@@ -8,15 +8,17 @@
 // and size are the location precision. pages.css defines both as classes, which the
 // legend in staff.html reuses.
 //
-// The staff token lives in sessionStorage only. It is sent in the Authorization header,
-// never in a URL, never written to the page and never logged.
+// Staff sign in on the login page (staff-login.js), which leaves the token in
+// sessionStorage (staff-session.js). Without a token, or when the API returns 401 (30
+// idle minutes, logout elsewhere, a lock), the page sends the browser back to the login
+// page. The logout button ends the session on the server before it does the same.
 "use strict";
 
 (function () {
   const D = window.Doorstep;
   const t = D.messages;
   const el = D.el;
-  const TOKEN_KEY = "doorstep.staffToken";
+  const Session = window.DoorstepStaffSession;
   const ANCHOR_PAGE_SIZE = Math.min(50, D.config.max_page_size);
   const TEXT_FIELDS = ["name", "address", "credit_code", "industry_code", "contact_role", "contact_phone"];
   const FLAG_FIELDS = ["key_enterprise", "above_scale_industrial"];
@@ -46,9 +48,6 @@
     return document.getElementById(id);
   }
 
-  const tokenForm = byId("token-form");
-  const tokenInput = byId("token");
-  const tokenClear = byId("token-clear");
   const authStatus = byId("auth-status");
   const anchorsStatus = byId("anchors-status");
   const anchorList = byId("anchor-list");
@@ -84,24 +83,23 @@
   // --- requests ------------------------------------------------------------------
 
   function token() {
-    return window.sessionStorage.getItem(TOKEN_KEY);
+    return Session.token();
   }
 
-  function expireSession() {
-    window.sessionStorage.removeItem(TOKEN_KEY);
-    authStatus.textContent = t.staff_token_expired;
-    authStatus.classList.add("error");
-    tokenClear.hidden = true;
-    byId("staff-me").hidden = true;
+  function toLogin(reason) {
+    Session.clearToken();
+    window.location.replace(Session.loginUrl(D.config.lang, reason));
   }
 
-  // Send one request with the staff token and return {status, body}. A 401 ends the session.
+  // Send one request with the staff token and device id and return {status, body}. A 401
+  // ends the session and opens the login page.
   async function staffRequest(path, params, options) {
     if (!token()) {
-      throw new SessionExpired(t.staff_token_missing);
+      toLogin(null);
+      throw new SessionExpired(t.login_error_session);
     }
     const init = Object.assign({}, options || {});
-    init.headers = Object.assign({ Accept: "application/json", Authorization: "Bearer " + token() }, init.headers || {});
+    init.headers = Object.assign({ Accept: "application/json" }, Session.authHeaders(), init.headers || {});
     const response = await fetch(D.apiUrl(path, params), init);
     let body = null;
     try {
@@ -110,10 +108,23 @@
       body = null;
     }
     if (response.status === 401) {
-      expireSession();
-      throw new SessionExpired(t.staff_token_expired);
+      toLogin("expired");
+      throw new SessionExpired(t.login_error_session);
     }
     return { status: response.status, body: body };
+  }
+
+  // End the session on the server, then open the login page. A 401 means it had already
+  // ended; any other failure is shown and the token is kept, so the user can retry.
+  async function logout() {
+    const response = await fetch(D.apiUrl("/v1/auth/logout"), {
+      method: "POST",
+      headers: Object.assign({ Accept: "application/json" }, Session.authHeaders()),
+    });
+    if (response.status !== 204 && response.status !== 401) {
+      throw new Error("HTTP " + response.status);
+    }
+    toLogin("logout");
   }
 
   function detailText(status, body) {
@@ -888,28 +899,14 @@
   function startSession() {
     authStatus.classList.remove("error");
     authStatus.textContent = "";
-    tokenClear.hidden = false;
     byId("create-open").hidden = false;
     loadMe().catch(function (err) { showFailure(authStatus, err); });
     loadSummary().catch(function (err) { showFailure(authStatus, err); });
     loadAnchors();
   }
 
-  tokenForm.addEventListener("submit", function (event) {
-    event.preventDefault();
-    const value = tokenInput.value.trim();
-    tokenInput.value = "";
-    if (!value) {
-      authStatus.textContent = t.staff_token_missing;
-      authStatus.classList.add("error");
-      return;
-    }
-    window.sessionStorage.setItem(TOKEN_KEY, value);
-    startSession();
-  });
-  tokenClear.addEventListener("click", function () {
-    window.sessionStorage.removeItem(TOKEN_KEY);
-    window.location.reload();
+  byId("logout").addEventListener("click", function () {
+    logout().catch(function (err) { D.showError(authStatus, err); });
   });
   byId("anchor-filter").addEventListener("submit", function (event) {
     event.preventDefault();
@@ -965,6 +962,6 @@
   if (token()) {
     startSession();
   } else {
-    authStatus.textContent = t.staff_token_missing;
+    toLogin(null);
   }
 })();

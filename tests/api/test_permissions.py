@@ -248,3 +248,54 @@ def test_lockout_over_http_is_audited(app_client: TestClient) -> None:
     actions = [(r.entry.action, r.entry.actor) for r in records[-5:]]
     assert actions[-1] == ("auth.lockout", "login:locked.user")
     assert actions[0] == ("auth.login", "login:locked.user")
+
+
+def test_lockout_body_names_minutes(app_client: TestClient) -> None:
+    identity = app_client.app.state.identity  # type: ignore[attr-defined]
+    identity.create_staff(
+        login="locked.minutes", name="钱七", mobile="13600002222", org_id="city",
+        roles=[Role.ANALYST], password=PASSWORD,
+    )  # fmt: skip
+    for _ in range(4):
+        app_client.post("/v1/auth/login", json={"login": "locked.minutes", "password": "Wrong-1x"})
+    locked = app_client.post(
+        "/v1/auth/login", json={"login": "locked.minutes", "password": "Wrong-1x"}
+    )
+
+    assert locked.status_code == 423
+    assert locked.headers["Retry-After"] == str(30 * 60)
+    detail = locked.json()["detail"][0]
+    assert detail["type"] == "AccountLockedError"
+    assert detail["msg_zh"] == "账号已锁定，请在 30 分钟后重试"
+
+
+def test_wrong_code_body_differs(app_client: TestClient) -> None:
+    identity = app_client.app.state.identity  # type: ignore[attr-defined]
+    identity.create_staff(
+        login="wrong.code", name="孙八", mobile="13600003333", org_id="city",
+        roles=[Role.ANALYST], password=PASSWORD,
+    )  # fmt: skip
+    wrong_password = app_client.post(
+        "/v1/auth/login", json={"login": "wrong.code", "password": "Wrong-1x"}
+    )
+    first = app_client.post("/v1/auth/login", json={"login": "wrong.code", "password": PASSWORD})
+    wrong = f"{(int(_code(app_client)) + 1) % 1_000_000:06d}"
+    wrong_code = app_client.post(
+        "/v1/auth/verify",
+        json={"challenge": first.json()["challenge"], "code": wrong, "device_id": DEVICE},
+    )
+
+    assert wrong_password.status_code == 401
+    assert wrong_password.json()["detail"][0]["msg_zh"] == "账号或密码错误"
+    assert wrong_code.status_code == 401
+    assert wrong_code.json()["detail"][0]["type"] == "WrongCodeError"
+    assert wrong_code.json()["detail"][0]["msg_zh"] == "验证码错误，请核对后重新输入"
+
+
+def test_sms_429_message_names_seconds(app_client: TestClient) -> None:
+    app_client.post("/v1/auth/seeker/code", json={"mobile": "13700002222"})
+    limited = app_client.post("/v1/auth/seeker/code", json={"mobile": "13700002222"})
+
+    assert limited.status_code == 429
+    seconds = limited.headers["Retry-After"]
+    assert limited.json()["detail"][0]["msg_zh"] == f"验证码发送过于频繁，请在 {seconds} 秒后重试"

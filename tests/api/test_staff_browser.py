@@ -26,7 +26,13 @@ from api.staff_auth import issue_staff_token
 from store.sqlite import SqliteStore
 from tests.api.test_pages import XSS_PAYLOADS
 from tests.api.test_staff_page import STUB_TOKEN, StubCuration, build_staff_stub_app
-from tests.fix_browser import SCREENSHOTS, PageRecord, foreign_requests, serve
+from tests.fix_browser import (
+    SCREENSHOTS,
+    PageRecord,
+    foreign_requests,
+    open_staff_page,
+    serve,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -43,9 +49,7 @@ def staff_url(data_dir: Path, stub: StubCuration) -> Iterator[str]:
 
 
 def _sign_in(page: Page, base_url: str) -> None:
-    page.goto(base_url + "/staff")
-    page.locator("#token").fill(STUB_TOKEN)
-    page.get_by_role("button", name="登录").click()
+    open_staff_page(page, base_url, STUB_TOKEN)
     page.locator("#anchor-list button.anchor-item").first.wait_for()
 
 
@@ -186,18 +190,16 @@ def test_staff_field_error_beside_field(page: tuple[Page, PageRecord], staff_url
     _screenshot(page, "staff_invalid.png")
 
 
-def test_staff_expired_token(
+def test_staff_rejected_token(
     page: tuple[Page, PageRecord], staff_url: str, stub: StubCuration
 ) -> None:
     page, _ = page
-    page.goto(staff_url + "/staff")
-    page.locator("#token").fill("wrong-token")
-    page.get_by_role("button", name="登录").click()
+    open_staff_page(page, staff_url, "wrong-token")
 
-    expect(page.locator("#auth-status")).to_have_text("登录已失效，请重新输入令牌")
+    page.wait_for_url(re.compile(r"/staff/login\?lang=zh&reason=expired$"))
+    expect(page.locator("#login-notice")).to_contain_text("登录已失效")
     stored = page.evaluate("window.sessionStorage.getItem('doorstep.staffToken')")
     assert stored is None
-    expect(page.locator("#token")).to_have_value("")
 
 
 def test_staff_import_rejected_rows(page: tuple[Page, PageRecord], staff_url: str) -> None:
@@ -349,9 +351,7 @@ def test_staff_marks_ring_by_precision(
 
 def test_staff_legend_and_form_english(page: tuple[Page, PageRecord], staff_url: str) -> None:
     page, _ = page
-    page.goto(staff_url + "/staff?lang=en")
-    page.locator("#token").fill(STUB_TOKEN)
-    page.get_by_role("button", name="Sign in").click()
+    open_staff_page(page, staff_url, STUB_TOKEN, lang="en")
     page.locator("#anchor-list button.anchor-item").first.wait_for()
 
     # The stub API sends Chinese labels, as the real one does; the page shows its own.
@@ -426,9 +426,7 @@ def test_staff_real_app_drag_saves(
     in_district = anchors[anchors["district_code"] == "610103"]
 
     with serve(create_app(settings, store=xss_store_copy)) as url:
-        page.goto(url + "/staff")
-        page.locator("#token").fill(token)
-        page.get_by_role("button", name="登录").click()
+        open_staff_page(page, url, token)
         page.locator("#anchor-list button.anchor-item").first.wait_for()
         assert page.locator("#anchor-list button.anchor-item").count() == len(in_district)
 

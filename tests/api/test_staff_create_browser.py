@@ -24,7 +24,13 @@ from api.settings import AuthSettings, DataSettings, Settings
 from api.staff_auth import issue_staff_token
 from geo.crs import to_wgs84
 from store.sqlite import SqliteStore
-from tests.fix_browser import SCREENSHOTS, PageRecord, foreign_requests, serve
+from tests.fix_browser import (
+    SCREENSHOTS,
+    PageRecord,
+    foreign_requests,
+    open_staff_page,
+    serve,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -106,9 +112,7 @@ def anchor_posts(page: tuple[Page, PageRecord]) -> list[Request]:
 
 
 def _sign_in(page: Page, server: StaffServer) -> None:
-    page.goto(server.url + "/staff")
-    page.locator("#token").fill(server.token)
-    page.get_by_role("button", name="登录").click()
+    open_staff_page(page, server.url, server.token)
     page.locator("#anchor-list button.anchor-item").first.wait_for()
 
 

@@ -16,7 +16,7 @@ from playwright.sync_api import Page, Request, expect
 
 from store.sqlite import SqliteStore
 from tests.api.test_staff_create_browser import StaffServer, _serve_staff
-from tests.fix_browser import SCREENSHOTS, PageRecord, foreign_requests
+from tests.fix_browser import SCREENSHOTS, PageRecord, foreign_requests, open_staff_page
 
 pytestmark = pytest.mark.browser
 
@@ -57,9 +57,7 @@ def _patch(server: StaffServer, anchor_id: str, changes: dict[str, Any]) -> dict
 
 
 def _sign_in(page: Page, server: StaffServer, lang: str = "zh") -> None:
-    page.goto(f"{server.url}/staff?lang={lang}")
-    page.locator("#token").fill(server.token)
-    page.locator("#token-save").click()
+    open_staff_page(page, server.url, server.token, lang=lang)
     page.locator("#anchor-list button.anchor-item").first.wait_for()
 
 

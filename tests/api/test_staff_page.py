@@ -7,16 +7,18 @@ field), duplicates, merge, imports and the summary.
 """
 
 import re
+import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, get_args
 
 from fastapi import FastAPI, Header, HTTPException, Request, UploadFile
 from fastapi.testclient import TestClient
+from pydantic import SecretStr
 
 from api.curation_schemas import CoordSysName
 from api.pages import load_messages, mount_assets, router
-from api.settings import ServerSettings, Settings
+from api.settings import AuthSettings, ServerSettings, Settings
 from tests.api.test_pages import REPO_ROOT, XSS_PAYLOADS, _districts, _external, _references
 
 STUB_TOKEN = "stub-staff-token-5f2c9a"
@@ -297,13 +299,64 @@ def test_staff_page_same_origin_only(client: TestClient) -> None:
     assert client.get("/static/staff-page.js").status_code == 200
 
 
-def test_staff_token_input_is_password(client: TestClient) -> None:
+def test_staff_page_has_no_token_field(client: TestClient) -> None:
     html = client.get("/staff").text
-    token_input = re.search(r'<input id="token"[^>]*>', html, re.S)
 
-    assert token_input is not None
-    assert 'type="password"' in token_input.group(0)
-    assert 'autocomplete="off"' in token_input.group(0)
+    assert '<input id="token"' not in html
+    assert '<button type="button" id="logout">退出登录</button>' in html
+    assert html.index("/static/staff-session.js") < html.index("/static/staff-page.js")
+
+
+def test_login_page_chinese(client: TestClient) -> None:
+    response = client.get("/staff/login")
+
+    assert response.status_code == 200
+    assert "<title>工作人员登录" in response.text
+    password = re.search(r'<input id="login-password"[^>]*>', response.text)
+    assert password is not None
+    assert 'type="password"' in password.group(0)
+    assert 'autocomplete="one-time-code"' in response.text
+    references = _references(response.text)
+    assert "/static/staff-login.js" in references
+    assert _external(references) == []
+    assert client.get("/static/staff-login.js").status_code == 200
+
+
+def test_login_page_english(client: TestClient) -> None:
+    response = client.get("/staff/login", params={"lang": "en"})
+
+    assert response.status_code == 200
+    assert "<title>Staff sign-in" in response.text
+    assert "工作人员登录" not in response.text
+
+
+def test_login_page_has_no_inline_script(client: TestClient) -> None:
+    scripts = re.findall(r"<script([^>]*)>(.*?)</script>", client.get("/staff/login").text, re.S)
+
+    executable = [attrs for attrs, body in scripts if "src=" not in attrs and body.strip()]
+    assert all('type="application/json"' in attrs for attrs in executable)
+    assert "script-src 'self'" in client.get("/staff/login").headers["content-security-policy"]
+
+
+def test_login_page_names_outbox_in_development(client: TestClient) -> None:
+    html = client.get("/staff/login").text
+    outbox = AuthSettings().sms_outbox_path.resolve()
+
+    assert f"<code>{outbox}</code>" in html
+
+
+def test_login_page_hides_outbox_in_production(data_dir: Path) -> None:
+    app = build_staff_stub_app(data_dir, StubCuration.with_payloads())
+    production = AuthSettings(
+        environment="production", staff_token_secret=SecretStr(secrets.token_urlsafe(48))
+    )
+    # Only the auth part is in production; a whole production Settings needs every key.
+    app.state.settings.auth = production
+
+    html = TestClient(app).get("/staff/login").text
+
+    assert 'id="outbox-note"' not in html
+    assert "sms_outbox" not in html
 
 
 def test_staff_page_has_no_inline_script(client: TestClient) -> None:
@@ -405,7 +458,9 @@ def test_staff_messages_in_both_languages() -> None:
     messages = load_messages()
 
     assert set(messages["zh"]["state_labels"]) == set(messages["en"]["state_labels"])
-    assert messages["zh"]["staff_token_expired"] == "登录已失效，请重新输入令牌"
+    assert messages["zh"]["login_error_locked"].replace("{minutes}", "30") == (
+        "账号已锁定，请在 30 分钟后重试。"
+    )
     assert messages["zh"]["staff_conflict"].replace("{version}", "5") == (
         "该锚点已被他人修改（当前版本 5），请刷新后重试"
     )

@@ -14,11 +14,14 @@ from api.security.blind_index import BlindIndex
 from api.security.encryption import FieldCipher, SoftwareKeyProvider
 from api.security.identity import (
     AccountLockedError,
+    ChallengeInvalidError,
+    CodeExpiredError,
     CodeRateLimitedError,
     DeviceNotBoundError,
     IdentityService,
     LoginFailedError,
     SessionInvalidError,
+    WrongCodeError,
 )
 from api.security.passwords import PasswordPolicyError, check_complexity
 from api.security.sms import OutboxSmsGateway
@@ -149,7 +152,7 @@ def test_code_single_use(service: IdentityService) -> None:
     challenge = service.start_staff_login("zhang.wei", PASSWORD)
     code = _last_code(service)
     service.finish_staff_login(challenge.token, code, DEVICE)
-    with pytest.raises(LoginFailedError):
+    with pytest.raises(WrongCodeError):
         service.finish_staff_login(challenge.token, code, DEVICE)
 
 
@@ -157,8 +160,28 @@ def test_code_expires_after_5_minutes(service: IdentityService, clock: Clock) ->
     _staff(service)
     challenge = service.start_staff_login("zhang.wei", PASSWORD)
     clock.advance(minutes=5, seconds=1)
-    with pytest.raises(LoginFailedError):
+    with pytest.raises(CodeExpiredError) as raised:
         service.finish_staff_login(challenge.token, _last_code(service), DEVICE)
+    assert raised.value.message_zh == "验证码已过期，请重新输入密码以获取新的验证码"
+
+
+def test_wrong_code_differs_from_password(service: IdentityService) -> None:
+    _staff(service)
+    with pytest.raises(LoginFailedError) as wrong_password:
+        service.start_staff_login("zhang.wei", "Wrong-Password-1")
+    assert type(wrong_password.value) is LoginFailedError
+    assert wrong_password.value.message_zh == "账号或密码错误"
+
+    challenge = service.start_staff_login("zhang.wei", PASSWORD)
+    with pytest.raises(WrongCodeError) as wrong_code:
+        service.finish_staff_login(challenge.token, "000000", DEVICE)
+    assert wrong_code.value.message_zh == "验证码错误，请核对后重新输入"
+
+
+def test_forged_challenge_rejected(service: IdentityService) -> None:
+    _staff(service)
+    with pytest.raises(ChallengeInvalidError):
+        service.finish_staff_login("not-a-jwt", "123456", DEVICE)
 
 
 def test_totp_second_factor(service: IdentityService) -> None:
@@ -182,12 +205,16 @@ def test_lockout_after_5_failures(service: IdentityService, clock: Clock) -> Non
         with pytest.raises(LoginFailedError):
             service.start_staff_login("zhang.wei", "Wrong-Password-1")
         clock.advance(minutes=2)
-    with pytest.raises(AccountLockedError):
+    with pytest.raises(AccountLockedError) as locking:
         service.start_staff_login("zhang.wei", "Wrong-Password-1")
+    assert locking.value.retry_after_s == 30 * 60
+    assert locking.value.message_zh == "账号已锁定，请在 30 分钟后重试"
     # The right password does not help while locked.
     clock.advance(minutes=29)
-    with pytest.raises(AccountLockedError):
+    with pytest.raises(AccountLockedError) as still_locked:
         service.start_staff_login("zhang.wei", PASSWORD)
+    assert still_locked.value.retry_after_s == 60
+    assert still_locked.value.message_zh == "账号已锁定，请在 1 分钟后重试"
     clock.advance(minutes=1, seconds=1)
     service.sms_limiter = MemoryRateLimiter(1, clock=lambda: clock().timestamp())
     assert service.start_staff_login("zhang.wei", PASSWORD).token

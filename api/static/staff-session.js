@@ -1,0 +1,65 @@
+// The staff sign-in state shared by the login page and the station page.
+//
+// The access token lives in sessionStorage only, so it ends with the browser tab. It is
+// sent in the Authorization header, never in a URL, never written to the page and never
+// logged. The device id lives in localStorage, because a security administrator binds
+// it to the account once and it must stay the same across sign-ins.
+"use strict";
+
+window.DoorstepStaffSession = (function () {
+  const TOKEN_KEY = "doorstep.staffToken";
+  const DEVICE_KEY = "doorstep.deviceId";
+  // The API accepts 1-128 characters of letters, digits and "._:-" as a device id.
+  const DEVICE_PATTERN = /^[A-Za-z0-9._:-]{1,128}$/;
+
+  function token() {
+    return window.sessionStorage.getItem(TOKEN_KEY);
+  }
+
+  function setToken(value) {
+    window.sessionStorage.setItem(TOKEN_KEY, value);
+  }
+
+  function clearToken() {
+    window.sessionStorage.removeItem(TOKEN_KEY);
+  }
+
+  function randomHex(bytes) {
+    const values = new Uint8Array(bytes);
+    window.crypto.getRandomValues(values);
+    return Array.from(values, function (value) { return value.toString(16).padStart(2, "0"); }).join("");
+  }
+
+  // Return this browser's device id, generating "web-" and 16 random hex digits once.
+  function deviceId() {
+    let value = window.localStorage.getItem(DEVICE_KEY);
+    if (!value || !DEVICE_PATTERN.test(value)) {
+      value = "web-" + randomHex(8);
+      window.localStorage.setItem(DEVICE_KEY, value);
+    }
+    return value;
+  }
+
+  // Headers of an authenticated staff request: the bearer token and the bound device.
+  function authHeaders() {
+    return { Authorization: "Bearer " + token(), "X-Device-ID": deviceId() };
+  }
+
+  // The login page URL; reason is "expired" or "logout" and selects the notice shown there.
+  function loginUrl(lang, reason) {
+    const params = new URLSearchParams({ lang: lang });
+    if (reason) {
+      params.set("reason", reason);
+    }
+    return "/staff/login?" + params.toString();
+  }
+
+  return {
+    token: token,
+    setToken: setToken,
+    clearToken: clearToken,
+    deviceId: deviceId,
+    authHeaders: authHeaders,
+    loginUrl: loginUrl,
+  };
+})();
