@@ -173,11 +173,12 @@ class PostingFeatureTable:
         One seeker and NaN distances stand in for the seeker side; only the columns
         of `POSTING_ONLY` are kept, so the stored values are those of training.
         """
-        stand_in = pd.DataFrame([{name: np.nan for name in _SEEKER_COLUMNS}])
+        texts = ("seeker_id", "group", "occupation_wish_code", "occupation_wish_name", "keywords")
+        stand_in = pd.DataFrame(
+            [{name: "" if name in texts else np.nan for name in _SEEKER_COLUMNS}]
+        )
         stand_in["seeker_id"] = "posting-only"
         stand_in["modes"] = "walk"
-        stand_in["keywords"] = ""
-        stand_in["occupation_wish_name"] = ""
         candidates = rows.assign(distance_m=np.nan)
         if as_of is None:
             built = build_features(stand_in, candidates)
