@@ -78,8 +78,8 @@ JITTER_M = 300.0
 # Page size of the request.
 PAGE = 20
 # Cascade sizes whose fidelity is measured, besides the service's default.
-FIRST_STAGE_TREES = (20, 40)
-SHORTLISTS = (500, 1_000, 2_000, 4_000)
+FIRST_STAGE_TREES = (20, 40, 60)
+SHORTLISTS = (1_000, 2_000, 4_000)
 
 Seconds = list[float]
 _GEOMETRY_CRS = "EPSG:4545"

@@ -170,8 +170,8 @@ class PostingFeatureTable:
     def _posting_matrix(self, rows: pd.DataFrame, as_of: pd.Timestamp | None) -> Float32Matrix:
         """Return the posting-only columns, computed by `build_features` itself.
 
-        One seeker and NaN distances stand in for the seeker side; only the columns
-        of `POSTING_ONLY` are kept, so the stored values are those of training.
+        A blank seeker and NaN distances stand in for the seeker side. Only the
+        columns of `POSTING_ONLY` are kept, so the stored values are those of training.
         """
         texts = ("seeker_id", "group", "occupation_wish_code", "occupation_wish_name", "keywords")
         stand_in = pd.DataFrame(

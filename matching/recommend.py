@@ -127,8 +127,8 @@ class Recommender:
 
     def __post_init__(self) -> None:
         self.index = JobIndex(self.postings, network=self.transit)
-        # The feature table, with the index and scorer it was built for; one tuple so
-        # that a reader never pairs one index with another index's table.
+        # The feature table with the index and scorer it was built for. They are swapped
+        # as one tuple, so a reader never pairs one index with another index's table.
         self._feature_table: tuple[JobIndex, CandidateScorer, PostingFeatureTable] | None = None
 
     @classmethod
@@ -297,7 +297,7 @@ class Recommender:
 
         features = table.features(seeker, reach.positions, reach.distances, reach.minutes)
         stages = cascade_scores(scorer, features, self.cascade)
-        # Only postings scoring at least the page's lowest score can be on the page; the
+        # Only postings scoring at least the page's lowest score can be on the page. The
         # baseline score and then the commute order break ties, as in `_rank_by_model`.
         best = top_rows(stages.scores, limit)
         rows = stages.rows[best]
