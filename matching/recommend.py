@@ -212,6 +212,9 @@ class Recommender:
         # Readers keep using the old frame and index until both are swapped here.
         index = JobIndex(postings, network=self.transit)
         self.postings, self.index = postings, index
+        # The feature table belongs to one index. Rebuilding it here (about a second per
+        # 100,000 postings) puts the cost on this write, not on the next seeker's request.
+        self.prepare_ranking()
         moved = int(on_anchor.sum())
         logger.info("refreshed %d postings of anchor %r in the job index", moved, anchor_id)
         return moved

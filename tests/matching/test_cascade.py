@@ -10,7 +10,7 @@ import pytest
 
 from bench.nearby_jobs import train_bench_model
 from matching.cascade import RankingCascade, cascade_scores, top_rows
-from matching.features import build_features
+from matching.features import FEATURE_NAMES, build_features
 from matching.recommend import Recommender
 from matching.scoring import score_jobs
 from models.serving import ModelScorer, serving_context
@@ -192,3 +192,34 @@ def test_table_path_equals_frame_path(model_recommender: Recommender) -> None:
         assert np.allclose(fast["score"], slow["score"], rtol=0, atol=1e-12)
         assert list(fast["reasons"]) == list(slow["reasons"]), seeker_id
         assert set(fast.columns) == set(slow.columns)
+
+
+def test_refresh_rebuilds_feature_table(model_recommender: Recommender) -> None:
+    recommender = Recommender(
+        model_recommender.postings,
+        model_recommender.seekers,
+        model_recommender.district_names,
+        scorer=model_recommender.scorer,
+        cascade=SMALL_CASCADE,
+    )
+    recommender.prepare_ranking()
+    before = recommender._feature_table
+    assert before is not None
+    posting = recommender.index.located.iloc[0]
+
+    recommender.refresh_anchor(
+        str(posting["anchor_id"]),
+        lon=float(posting["lon"]) + 0.001,
+        lat=float(posting["lat"]),
+        precision="exact",
+        district_code=posting["district_code"],
+    )
+
+    after = recommender._feature_table
+    assert after is not None
+    assert after[0] is recommender.index
+    assert after[2] is not before[2]
+    located = recommender.index.located
+    row = int(np.flatnonzero(located["posting_id"] == posting["posting_id"])[0])
+    precision_rank = FEATURE_NAMES.index("location_precision_rank")
+    assert after[2].matrix[row, precision_rank] == 6.0
