@@ -72,6 +72,7 @@ def create_app(settings: Settings, store: ReadStore | None = None) -> FastAPI:
             app.state.recommender.scorer = with_serving_context(
                 scorer, opened, app.state.recommender
             )
+            app.state.recommender.prepare_ranking()
             app.state.build_id = build_identity(opened.meta())
             app.state.cache, app.state.rate_limiter = _open_cache(settings, resources)
             app.state.identity = open_identity(settings, opened, app.state.cache)

@@ -11,9 +11,11 @@ the cost of predicting and of the contributions.
 Three paths answer the same request, "the 20 best jobs within the seeker's commute
 limit, with reasons, as a JSON body", for the same seekers:
 
-- subject: `Recommender.recommend` (BallTree candidates, features, LightGBM
-  predict, LightGBM ``pred_contrib`` on the top 20, `matching.model_reasons`),
-  then the API's presenters and pydantic's ``model_dump_json``;
+- subject: `Recommender.recommend` as the service runs it (BallTree candidates as
+  index arrays, features from the posting feature table, the ranking cascade of
+  `matching.cascade`, LightGBM ``pred_contrib`` on the top 20,
+  `matching.model_reasons`), then the API's presenters and pydantic's
+  ``model_dump_json``;
 - straightforward pipeline: a GeoDataFrame (EPSG:4545) ``distance`` filter with the
   same search radius, the same feature builder, LightGBM predict, shap's
   ``TreeExplainer`` on the top 20, the same reason mapping, and FastAPI's default
@@ -21,10 +23,16 @@ limit, with reasons, as a JSON body", for the same seekers:
 - limit probe: a float32 full scan of squared planar distances and LightGBM
   predict on the candidates' features, computed before timing. Nothing else.
 
-Before timing, each seeker's top-20 ids of the subject and the pipeline are
-compared, and their TreeSHAP values on the same rows must agree.
+Before timing, the subject without its cascade (the whole model on every candidate)
+and the pipeline must rank the same top-20 ids for each seeker, and their TreeSHAP
+values on the same rows must agree. The cascade's fidelity is then measured against
+the whole model on the same seekers, for several shortlist sizes: overlap@20 (the
+share of the whole model's top 20 that the cascade also returns) and NDCG@20 (the
+cascade's top 20 graded by each posting's place in the whole model's top 20, 20 for
+the first down to 1 for the 20th, linear gain).
 """
 
+import copy
 import logging
 import time
 import warnings
@@ -50,6 +58,7 @@ from bench.timing import percentile
 from geo.crs import haversine_m, to_metric
 from geo.location import Precision
 from matching.candidates import StraightLineCommute, parse_modes
+from matching.cascade import RankingCascade, cascade_scores
 from matching.features import FEATURE_NAMES, build_features
 from matching.model_reasons import model_reasons
 from matching.recommend import Recommender
@@ -60,7 +69,7 @@ from store.base import ReadStore
 
 logger = logging.getLogger(__name__)
 
-SUBJECT = "Recommender.recommend + pred_contrib top 20 + model_dump_json"
+SUBJECT = "Recommender.recommend (feature table + cascade) + pred_contrib top 20 + model_dump_json"
 PIPELINE = "GeoDataFrame.distance filter + predict + shap.TreeExplainer top 20 + FastAPI encoding"
 PROBE = "limit probe: float32 full scan + LightGBM predict"
 
@@ -68,6 +77,9 @@ PROBE = "limit probe: float32 full scan + LightGBM predict"
 JITTER_M = 300.0
 # Page size of the request.
 PAGE = 20
+# Cascade sizes whose fidelity is measured, besides the service's default.
+FIRST_STAGE_TREES = (20, 40, 60)
+SHORTLISTS = (1_000, 2_000, 4_000)
 
 Seconds = list[float]
 _GEOMETRY_CRS = "EPSG:4545"
@@ -176,12 +188,17 @@ def bench_nearby_jobs(
     postings = synthetic_postings(recommender.postings, n_jobs, seed)
     scorer = ModelScorer(trained.model, build_features, synthetic_context(real_context, postings))
     subject = Recommender(postings, recommender.seekers, recommender.district_names, scorer=scorer)
+    subject.prepare_ranking()
+    # The same service without the cascade; it shares the index and the feature table.
+    whole_model = copy.copy(subject)
+    whole_model.cascade = None
     pipeline = StraightforwardPipeline(subject, scorer)
     rng = np.random.default_rng(seed)
     ids = recommender.seekers["seeker_id"].astype(str).to_numpy()
     seeker_ids = [str(i) for i in rng.choice(ids, size=min(n_seekers, len(ids)), replace=False)]
 
-    checked = [_check_same(subject, pipeline, seeker_id) for seeker_id in seeker_ids]
+    checked = [_check_same(whole_model, pipeline, seeker_id) for seeker_id in seeker_ids]
+    fidelity = cascade_fidelity(subject, seeker_ids)
     for seeker_id in seeker_ids[:warmup]:
         _subject_body(subject, seeker_id)
     probe_inputs = [_probe_inputs(subject, pipeline, seeker_id) for seeker_id in seeker_ids]
@@ -203,6 +220,11 @@ def bench_nearby_jobs(
         "model_training_rows": trained.training_rows,
         "mean_candidates": float(np.mean([len(p[0]) for p in probe_inputs])),
         "top20_checked_equal": sum(checked),
+        "cascade": {
+            "first_stage_trees": subject.cascade.first_stage_trees if subject.cascade else None,
+            "shortlist": subject.cascade.shortlist if subject.cascade else None,
+        },
+        "cascade_fidelity": fidelity,
         "stages_ms_p50": _stage_profile(subject, seeker_ids),
         "seconds": times,
     }
@@ -352,26 +374,99 @@ def _probe_inputs(
     return features, (float(x[0]), float(y[0]), radius)
 
 
+def cascade_fidelity(
+    subject: Recommender, seeker_ids: Sequence[str]
+) -> dict[str, dict[str, float]]:
+    """Measure the cascade's top 20 against the whole model's, per cascade size.
+
+    The sizes are `FIRST_STAGE_TREES` by `SHORTLISTS`, plus the subject's own. Seekers
+    with no more reachable postings than a shortlist are ranked by the whole model
+    alone and count as exact.
+
+    Returns
+    -------
+    dict
+        ``"<trees> trees, <shortlist>"`` to mean and minimum overlap@20 and mean NDCG@20.
+    """
+    scorer = subject.scorer
+    assert isinstance(scorer, ModelScorer) and subject.cascade is not None
+    table = subject._table_for(subject.index, scorer)
+    assert table is not None
+    own = subject.cascade
+    sizes = sorted(
+        {(trees, size) for trees in FIRST_STAGE_TREES for size in SHORTLISTS}
+        | {(own.first_stage_trees, own.shortlist)}
+    )
+    overlaps: dict[tuple[int, int], list[float]] = {size: [] for size in sizes}
+    gains: dict[tuple[int, int], list[float]] = {size: [] for size in sizes}
+    for seeker_id in seeker_ids:
+        seeker = subject.seeker(seeker_id)
+        reach = subject.index.reachable(
+            float(seeker["home_lon"]),
+            float(seeker["home_lat"]),
+            float(seeker["max_commute_min"]),
+            str(seeker["modes"]),
+        )
+        if len(reach.positions) == 0:
+            continue
+        features = table.features(seeker, reach.positions, reach.distances, reach.minutes)
+        whole = scorer.predict_array(features)
+        best = np.argsort(-whole, kind="stable")[:PAGE]
+        for trees, size in sizes:
+            stages = cascade_scores(scorer, features, RankingCascade(trees, size))
+            chosen = stages.rows[np.argsort(-stages.scores, kind="stable")[:PAGE]]
+            overlaps[trees, size].append(len(set(chosen) & set(best)) / len(best))
+            gains[trees, size].append(_ndcg(chosen, best))
+    return {
+        f"{trees} trees, {size}": {
+            "overlap_at_20_mean": float(np.mean(overlaps[trees, size]))
+            if overlaps[trees, size]
+            else 1.0,
+            "overlap_at_20_min": float(np.min(overlaps[trees, size]))
+            if overlaps[trees, size]
+            else 1.0,
+            "ndcg_at_20_mean": float(np.mean(gains[trees, size])) if gains[trees, size] else 1.0,
+        }
+        for trees, size in sizes
+    }
+
+
+def _ndcg(chosen: npt.NDArray[np.intp], best: npt.NDArray[np.intp]) -> float:
+    """NDCG of ``chosen`` where the i-th of ``best`` (from 0) has gain ``len(best) - i``."""
+    gain = {int(row): float(len(best) - i) for i, row in enumerate(best)}
+    discounts = 1.0 / np.log2(np.arange(len(best)) + 2.0)
+    ideal = float(np.sum(np.arange(len(best), 0, -1) * discounts))
+    actual = sum(gain.get(int(row), 0.0) * float(discounts[i]) for i, row in enumerate(chosen))
+    return float(actual / ideal)
+
+
 def _stage_profile(subject: Recommender, seeker_ids: Sequence[str]) -> dict[str, float]:
     """Return the p50 milliseconds of each step of the subject, timed apart."""
     scorer = subject.scorer
     assert isinstance(scorer, ModelScorer)
-    stages: dict[str, Seconds] = {"candidates": [], "features": [], "predict": [], "contrib": []}
+    table = subject._table_for(subject.index, scorer)
+    assert table is not None
+    stages: dict[str, Seconds] = {
+        "candidates": [],
+        "features": [],
+        "cascade": [],
+        "contrib": [],
+    }
     for seeker_id in seeker_ids:
         seeker = subject.seeker(seeker_id)
         clock = time.perf_counter()
-        found = subject.index.for_commute(
+        reach = subject.index.reachable(
             float(seeker["home_lon"]),
             float(seeker["home_lat"]),
             float(seeker["max_commute_min"]),
             str(seeker["modes"]),
         )
         clock = _lap(stages["candidates"], clock)
-        features = scorer.features(seeker, found)
+        features = table.features(seeker, reach.positions, reach.distances, reach.minutes)
         clock = _lap(stages["features"], clock)
-        scorer.predict(features)
-        clock = _lap(stages["predict"], clock)
-        scorer.contributions(features.head(PAGE))
+        cascade_scores(scorer, features, subject.cascade)
+        clock = _lap(stages["cascade"], clock)
+        scorer.contributions(pd.DataFrame(features[:PAGE], columns=list(FEATURE_NAMES)))
         _lap(stages["contrib"], clock)
     return {name: percentile(values, 50.0) * 1000 for name, values in stages.items()}
 

@@ -287,6 +287,31 @@ class JobIndex:
             ``estimated_commute_min`` and ``commute_mode`` added, sorted by commute time
             with city-level fill-ins last.
         """
+        # Rows are built only for reachable postings, which saves most of the time
+        # when the radius covers much of the city.
+        found = self.rows(self.reachable(lon, lat, max_commute_min, modes))
+
+        shortfall = min_results - len(found)
+        if shortfall > 0 and len(self._city):
+            found = pd.concat([found, self._city_fill(shortfall)], ignore_index=True)
+        return found
+
+    def reachable(
+        self, lon: float, lat: float, max_commute_min: float, modes: str | Iterable[str]
+    ) -> "Reachable":
+        """Find the located postings reachable within a commute limit, as index arrays.
+
+        The rule is that of `for_commute`, without building rows or adding city-level
+        postings. Positions are rows of `located`, in the tree's order; `rows` builds
+        the frame of any subset in `for_commute`'s order.
+
+        Raises
+        ------
+        ValueError
+            When ``max_commute_min`` is negative or not finite, or ``modes`` is empty.
+        InvalidCoordinateError
+            When ``lon``/``lat`` is NaN or out of range.
+        """
         if not np.isfinite(max_commute_min) or max_commute_min < 0:
             raise ValueError(
                 f"max_commute_min {max_commute_min!r} is invalid; expected minutes >= 0"
@@ -299,21 +324,36 @@ class JobIndex:
         radius_m = max(self._reach_m(max_commute_min, mode) for mode in mode_list)
         nearby = self._within_arrays(lon, lat, radius_m)
         minutes, fastest = self._fastest_commute(nearby, lon, lat, mode_list)
-        reachable = minutes <= max_commute_min
-
-        # Rows are built only for reachable postings, which saves most of the time
-        # when the radius covers much of the city.
-        found = self._result_frame(
-            nearby.subset(reachable),
-            first_by=minutes[reachable],
-            estimated_commute_min=minutes[reachable],
-            commute_mode=np.asarray(mode_list, dtype=object)[fastest[reachable]],
+        keep = minutes <= max_commute_min
+        return Reachable(
+            nearby.positions[keep],
+            nearby.distances[keep],
+            nearby.point_distances[keep],
+            minutes[keep],
+            np.asarray(mode_list, dtype=object)[fastest[keep]],
         )
 
-        shortfall = min_results - len(found)
-        if shortfall > 0 and len(self._city):
-            found = pd.concat([found, self._city_fill(shortfall)], ignore_index=True)
-        return found
+    def rows(self, reachable: "Reachable", **columns: npt.NDArray[Any]) -> pd.DataFrame:
+        """Build the rows of ``reachable`` as `for_commute` returns them, sorted by commute time.
+
+        Ties in minutes are ordered by distance, then by their order in ``reachable``.
+        ``columns`` are added, one value per entry of ``reachable``.
+        """
+        nearby = _Nearby(reachable.positions, reachable.distances, reachable.point_distances)
+        frame: pd.DataFrame = self._result_frame(
+            nearby,
+            first_by=reachable.minutes,
+            estimated_commute_min=reachable.minutes,
+            commute_mode=reachable.modes,
+            **columns,
+        )
+        return frame
+
+    @property
+    def located(self) -> pd.DataFrame:
+        """Postings with a point location, in the order that `Reachable.positions` index."""
+        located: pd.DataFrame = self._located
+        return located
 
     def _reach_m(self, max_commute_min: float, mode: str) -> float:
         """Return the search radius in metres for one mode.
@@ -413,6 +453,30 @@ class JobIndex:
         fill["estimated_commute_min"] = np.nan
         fill["commute_mode"] = None
         return fill
+
+
+class Reachable(NamedTuple):
+    """Located postings within a commute limit: rows of `JobIndex.located` and their trips."""
+
+    positions: npt.NDArray[np.intp]
+    distances: FloatArray
+    """Metres, widened by the location's uncertainty (the ``distance_m`` column)."""
+    point_distances: FloatArray
+    """Great-circle metres to the posting's point."""
+    minutes: FloatArray
+    """Commute minutes by the fastest allowed mode."""
+    modes: npt.NDArray[np.object_]
+    """Name of that mode."""
+
+    def subset(self, rows: npt.NDArray[np.intp] | npt.NDArray[np.bool_]) -> "Reachable":
+        """Return the entries at ``rows`` (integer positions or a mask), in that order."""
+        return Reachable(
+            self.positions[rows],
+            self.distances[rows],
+            self.point_distances[rows],
+            self.minutes[rows],
+            self.modes[rows],
+        )
 
 
 class _Nearby(NamedTuple):

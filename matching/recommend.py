@@ -15,8 +15,11 @@ from geo.location import APPROXIMATE_PRECISIONS, Precision
 from geo.transit.itinerary import Route
 from geo.uncertainty import district_uncertainty_m, posting_uncertainty_m
 from matching.candidates import JobIndex, NetworkCommuteEstimator
+from matching.cascade import ArrayScorer, RankingCascade, cascade_scores, top_rows
 from matching.explain import explain_frame
+from matching.features import FEATURE_NAMES, build_features
 from matching.model_reasons import model_reasons
+from matching.posting_features import PostingFeatureTable
 from matching.scoring import score_jobs
 
 logger = logging.getLogger(__name__)
@@ -107,6 +110,10 @@ class Recommender:
         Gives each recommended posting with a point location its itinerary
         (columns ``itinerary`` and ``itinerary_kinds``); `from_store` uses
         ``transit`` when it can plan routes.
+    cascade : RankingCascade, optional
+        Sizes of the two ranking stages (`matching.cascade`); None scores every
+        candidate with the whole model. Used when ``scorer`` can score a feature
+        matrix (`matching.cascade.ArrayScorer`) with `build_features`' columns.
     """
 
     postings: pd.DataFrame
@@ -116,9 +123,13 @@ class Recommender:
     scorer: CandidateScorer | None = None
     transit: NetworkCommuteEstimator | None = None
     planner: ItineraryPlanner | None = None
+    cascade: RankingCascade | None = field(default_factory=RankingCascade)
 
     def __post_init__(self) -> None:
         self.index = JobIndex(self.postings, network=self.transit)
+        # The feature table with the index and scorer it was built for. They are swapped
+        # as one tuple, so a reader never pairs one index with another index's table.
+        self._feature_table: tuple[JobIndex, CandidateScorer, PostingFeatureTable] | None = None
 
     @classmethod
     def from_store(
@@ -201,6 +212,9 @@ class Recommender:
         # Readers keep using the old frame and index until both are swapped here.
         index = JobIndex(postings, network=self.transit)
         self.postings, self.index = postings, index
+        # The feature table belongs to one index. Rebuilding it here (about a second per
+        # 100,000 postings) puts the cost on this write, not on the next seeker's request.
+        self.prepare_ranking()
         moved = int(on_anchor.sum())
         logger.info("refreshed %d postings of anchor %r in the job index", moved, anchor_id)
         return moved
@@ -225,6 +239,10 @@ class Recommender:
             When ``seeker_id`` is unknown.
         """
         seeker = self.seeker(seeker_id)
+        if self.scorer is not None:
+            fast = self._rank_from_table(self.scorer, seeker, limit, lang)
+            if fast is not None:
+                return seeker, fast
 
         candidates = self.index.for_commute(
             float(seeker["home_lon"]),
@@ -252,10 +270,90 @@ class Recommender:
         scored["model_score"] = scorer.predict(features)
         ranked = scored.sort_values("model_score", ascending=False, kind="stable").head(limit)
 
-        # Contributions cost rows times trees, so only the page gets them.
         page_features = features.loc[ranked.index].reset_index(drop=True)
+        return self._explain_page(
+            scorer, seeker, ranked.reset_index(drop=True), page_features, lang
+        )
+
+    def _rank_from_table(
+        self, scorer: CandidateScorer, seeker: pd.Series, limit: int, lang: str
+    ) -> pd.DataFrame | None:
+        """Rank with the posting feature table and the cascade, or return None to use frames.
+
+        The page equals that of `_rank_by_model` over the cascade's shortlist: rows
+        are built only for the postings that can reach the page. None when the scorer
+        cannot score a feature matrix, or when too few located postings are in reach
+        and city-level postings fill the page.
+        """
+        index = self.index
+        table = self._table_for(index, scorer)
+        if table is None or not isinstance(scorer, ArrayScorer):
+            return None
+        reach = index.reachable(
+            float(seeker["home_lon"]),
+            float(seeker["home_lat"]),
+            float(seeker["max_commute_min"]),
+            _modes(seeker["modes"]),
+        )
+        if len(reach.positions) < max(limit, MIN_RESULTS):
+            return None
+
+        features = table.features(seeker, reach.positions, reach.distances, reach.minutes)
+        stages = cascade_scores(scorer, features, self.cascade)
+        # Only postings scoring at least the page's lowest score can be on the page. The
+        # baseline score and then the commute order break ties, as in `_rank_by_model`.
+        best = top_rows(stages.scores, limit)
+        rows = stages.rows[best]
+        frame = index.rows(reach.subset(rows), model_score=stages.scores[best], feature_row=rows)
+        scored = score_jobs(seeker, frame).reset_index(drop=True)
+        scored["model_score"] = scored.pop("model_score")
+        ranked = scored.sort_values("model_score", ascending=False, kind="stable").head(limit)
+        page_rows = ranked.pop("feature_row").to_numpy(dtype=np.intp)
+        page_features = pd.DataFrame(features[page_rows], columns=list(FEATURE_NAMES))
+        return self._explain_page(
+            scorer, seeker, ranked.reset_index(drop=True), page_features, lang
+        )
+
+    def _table_for(self, index: JobIndex, scorer: CandidateScorer) -> PostingFeatureTable | None:
+        """Return the feature table of ``index`` for ``scorer``, built on first use and kept.
+
+        None when the scorer builds features otherwise than `build_features` or orders
+        its columns otherwise than `FEATURE_NAMES`, because the table copies both.
+        """
+        if (
+            getattr(scorer, "build_features", None) is not build_features
+            or tuple(getattr(scorer, "feature_names", ())) != FEATURE_NAMES
+        ):
+            return None
+        cached = self._feature_table
+        if cached is not None and cached[0] is index and cached[1] is scorer:
+            return cached[2]
+        context = getattr(scorer, "context", None)
+        table = PostingFeatureTable(
+            index.located,
+            None if context is None else context.posting_context,
+            None if context is None else context.as_of,
+        )
+        self._feature_table = (index, scorer, table)
+        return table
+
+    def prepare_ranking(self) -> None:
+        """Build the posting feature table now, so that the first request does not pay for it."""
+        if self.scorer is not None:
+            self._table_for(self.index, self.scorer)
+
+    def _explain_page(
+        self,
+        scorer: CandidateScorer,
+        seeker: pd.Series,
+        ranked: pd.DataFrame,
+        page_features: pd.DataFrame,
+        lang: str,
+    ) -> pd.DataFrame:
+        """Add itineraries and the reasons from the model's feature contributions to a page."""
+        # Contributions cost rows times trees, so only the page gets them.
         contributions = scorer.contributions(page_features)
-        ranked = self._with_itineraries(seeker, ranked.reset_index(drop=True), lang)
+        ranked = self._with_itineraries(seeker, ranked, lang)
         reasons = model_reasons(ranked, page_features, contributions, seeker, lang)
         texts = pd.Series([[reason.text for reason in row] for row in reasons], dtype=object)
         keys = pd.Series([[reason.key for reason in row] for row in reasons], dtype=object)

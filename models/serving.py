@@ -114,6 +114,32 @@ class ModelScorer:
             return np.zeros(0, dtype=np.float64)
         return self.model.predict(features)
 
+    @property
+    def tree_count(self) -> int:
+        """Trees a full prediction uses: the best iteration's, else all."""
+        booster = self.model.booster
+        return int(booster.best_iteration if booster.best_iteration > 0 else booster.num_trees())
+
+    @property
+    def feature_names(self) -> tuple[str, ...]:
+        """The model's feature columns, in the order `predict_array` expects them."""
+        return tuple(self.model.feature_names)
+
+    def predict_array(
+        self, features: npt.NDArray[np.float32], trees: int | None = None
+    ) -> npt.NDArray[np.float64]:
+        """Return the score of each row of a float32 matrix in `feature_names` order.
+
+        ``trees`` limits the prediction to the first trees, as a cascade's first stage
+        does; None uses `tree_count`, which gives the same scores as `predict`.
+        """
+        if len(features) == 0:
+            return np.zeros(0, dtype=np.float64)
+        scores = self.model.booster.predict(
+            features, num_iteration=trees or self.tree_count, num_threads=1
+        )
+        return np.asarray(scores, dtype=np.float64)
+
     def contributions(self, features: pd.DataFrame) -> pd.DataFrame:
         """Return each feature's contribution to each row's score (exact TreeSHAP).
 

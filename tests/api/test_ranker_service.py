@@ -21,6 +21,7 @@ from geo.transit import TransitNetwork
 from matching.features import FEATURE_NAMES, build_features
 from matching.model_reasons import REASON_FEATURES
 from matching.recommend import Recommender
+from matching.scoring import score_jobs
 from models.dataset import build_training_data
 from models.ranker import RankerParams, split_chronologically, train_ranker
 from models.registry import MODEL_FILE, ModelRegistry
@@ -113,6 +114,31 @@ def test_request_features_match_training(model_client: TestClient) -> None:
     assert scorer.context.as_of.year == 2018
     assert features["posting_age_days"].median() < 365
     assert np.allclose(scorer.score(seeker, located), scorer.model.predict(features))
+
+
+def test_service_ranks_from_feature_table(model_client: TestClient) -> None:
+    recommender: Recommender = model_client.app.state.recommender  # type: ignore[attr-defined]
+    scorer = recommender.scorer
+    assert isinstance(scorer, ModelScorer)
+    # The table is built at startup, so the first request does not pay for it.
+    assert recommender._feature_table is not None
+    assert recommender._feature_table[0] is recommender.index
+    seeker = recommender.seeker("sim-000001")
+    candidates = recommender.index.for_commute(
+        seeker["home_lon"],
+        seeker["home_lat"],
+        seeker["max_commute_min"],
+        seeker["modes"],
+        min_results=20,
+    )
+    scored = score_jobs(seeker, candidates).reset_index(drop=True)
+    from_frames = recommender._rank_by_model(scorer, seeker, scored, 20, "zh")
+
+    _, ranked = recommender.recommend("sim-000001", 20)
+
+    assert list(ranked["posting_id"]) == list(from_frames["posting_id"])
+    assert np.allclose(ranked["model_score"], from_frames["model_score"], rtol=0, atol=1e-9)
+    assert list(ranked["reasons"]) == list(from_frames["reasons"])
 
 
 def test_tampered_model_keeps_baseline(

@@ -407,7 +407,13 @@ def test_nearby_jobs_paths_agree(full_store: SqliteStore, recommender: Recommend
     assert details["synthetic_jobs"] == 3_000
     assert details["model_trees"] == 10
     assert len(details["seconds"][NEARBY_SUBJECT]) == 3
-    assert set(details["stages_ms_p50"]) == {"candidates", "features", "predict", "contrib"}
+    assert set(details["stages_ms_p50"]) == {"candidates", "features", "cascade", "contrib"}
+    # The subject ranks with the service's cascade, and its fidelity is measured.
+    assert details["cascade"] == {"first_stage_trees": 40, "shortlist": 4_000}
+    assert "40 trees, 4000" in details["cascade_fidelity"]
+    for fidelity in details["cascade_fidelity"].values():
+        assert 0.0 <= fidelity["overlap_at_20_min"] <= fidelity["overlap_at_20_mean"] <= 1.0
+        assert 0.0 <= fidelity["ndcg_at_20_mean"] <= 1.0
     for comparison in comparisons:
         assert comparison.benchmark == "nearby_jobs"
         assert comparison.subject_value > 0

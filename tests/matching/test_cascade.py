@@ -1,0 +1,225 @@
+"""The ranking cascade: its stages, and the recommender's use of it with a real model."""
+
+import copy
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+import pytest
+
+from bench.nearby_jobs import train_bench_model
+from matching.cascade import RankingCascade, cascade_scores, top_rows
+from matching.features import FEATURE_NAMES, build_features
+from matching.recommend import Recommender
+from matching.scoring import score_jobs
+from models.serving import ModelScorer, serving_context
+from store.sqlite import SqliteStore
+
+FloatArray = npt.NDArray[np.float64]
+
+
+@dataclass
+class RecordingScorer:
+    """Scores row ``i`` as ``values[i]`` with all trees and ``first[i]`` with the first trees."""
+
+    values: FloatArray
+    first: FloatArray
+    tree_count: int = 10
+    calls: list[tuple[int | None, int]] = field(default_factory=list)
+
+    def predict_array(
+        self, features: npt.NDArray[np.float32], trees: int | None = None
+    ) -> FloatArray:
+        self.calls.append((trees, len(features)))
+        rows = features[:, 0].astype(np.intp)
+        return self.first[rows] if trees is not None else self.values[rows]
+
+
+def _rows(count: int) -> npt.NDArray[np.float32]:
+    return np.arange(count, dtype=np.float32).reshape(-1, 1)
+
+
+def test_cascade_sizes_checked() -> None:
+    with pytest.raises(ValueError, match="first_stage_trees"):
+        RankingCascade(first_stage_trees=0)
+    with pytest.raises(ValueError, match="shortlist"):
+        RankingCascade(shortlist=0)
+
+
+def test_cascade_stages() -> None:
+    rng = np.random.default_rng(1)
+    scorer = RecordingScorer(rng.normal(size=100), rng.normal(size=100))
+
+    stages = cascade_scores(scorer, _rows(100), RankingCascade(first_stage_trees=3, shortlist=10))
+
+    assert scorer.calls == [(3, 100), (None, 10)]
+    assert stages.first_stage_rows == 100
+    assert list(stages.rows) == sorted(np.argsort(-scorer.first)[:10])
+    assert np.array_equal(stages.scores, scorer.values[stages.rows])
+
+
+def test_no_cascade_scores_all() -> None:
+    scorer = RecordingScorer(np.arange(50.0), np.zeros(50))
+
+    stages = cascade_scores(scorer, _rows(50), None)
+
+    assert scorer.calls == [(None, 50)]
+    assert stages.first_stage_rows == 0
+    assert np.array_equal(stages.rows, np.arange(50))
+
+
+def test_short_candidate_list_skips_first_stage() -> None:
+    scorer = RecordingScorer(np.arange(50.0), np.zeros(50))
+
+    cascade_scores(scorer, _rows(50), RankingCascade(first_stage_trees=3, shortlist=50))
+
+    assert scorer.calls == [(None, 50)]
+
+
+def test_small_model_skips_first_stage() -> None:
+    scorer = RecordingScorer(np.arange(50.0), np.zeros(50), tree_count=3)
+
+    cascade_scores(scorer, _rows(50), RankingCascade(first_stage_trees=3, shortlist=5))
+
+    assert scorer.calls == [(None, 50)]
+
+
+def test_top_rows_keeps_ties() -> None:
+    scores = np.array([0.1, 0.9, 0.5, 0.5, 0.2])
+
+    assert list(top_rows(scores, 2)) == [1, 2, 3]
+    assert list(top_rows(scores, 1)) == [1]
+    assert list(top_rows(scores, 9)) == [0, 1, 2, 3, 4]
+
+
+@dataclass(frozen=True)
+class CountingScorer(ModelScorer):
+    """A model scorer that records the rows and trees of each `predict_array` call."""
+
+    calls: list[tuple[int | None, int]] = field(default_factory=list)
+
+    def predict_array(
+        self, features: npt.NDArray[np.float32], trees: int | None = None
+    ) -> FloatArray:
+        self.calls.append((trees, len(features)))
+        return super().predict_array(features, trees)
+
+
+SMALL_CASCADE = RankingCascade(first_stage_trees=5, shortlist=300)
+
+
+@pytest.fixture(scope="module")
+def model_recommender(full_store: SqliteStore) -> Recommender:
+    base = Recommender.from_store(full_store)
+    trained = train_bench_model(full_store, n_seekers=30, trees=30, seed=5)
+    context = serving_context(base.postings, base.seekers, None)
+    scorer = CountingScorer(trained.model, build_features, context)
+    return Recommender(
+        base.postings, base.seekers, base.district_names, scorer=scorer, cascade=SMALL_CASCADE
+    )
+
+
+def _far_reaching_seeker(recommender: Recommender) -> str:
+    """Return a seeker who can reach more postings than fit in the shortlist."""
+    for seeker_id, seeker in recommender.seekers.iterrows():
+        reach = recommender.index.reachable(
+            float(seeker["home_lon"]),
+            float(seeker["home_lat"]),
+            float(seeker["max_commute_min"]),
+            str(seeker["modes"]),
+        )
+        if len(reach.positions) > 3 * SMALL_CASCADE.shortlist:
+            return str(seeker_id)
+    raise AssertionError("no seeker reaches enough postings for the cascade")
+
+
+def _frame_page(recommender: Recommender, seeker_id: str) -> pd.DataFrame:
+    """Rank with feature frames and the whole model on every candidate, the old path."""
+    seeker = recommender.seeker(seeker_id)
+    candidates = recommender.index.for_commute(
+        float(seeker["home_lon"]),
+        float(seeker["home_lat"]),
+        float(seeker["max_commute_min"]),
+        str(seeker["modes"]),
+        min_results=20,
+    )
+    scored = score_jobs(seeker, candidates).reset_index(drop=True)
+    assert recommender.scorer is not None
+    return recommender._rank_by_model(recommender.scorer, seeker, scored, 20, "zh")
+
+
+def test_recommend_runs_cascade(model_recommender: Recommender) -> None:
+    scorer = model_recommender.scorer
+    assert isinstance(scorer, CountingScorer)
+    seeker_id = _far_reaching_seeker(model_recommender)
+    scorer.calls.clear()
+
+    _, ranked = model_recommender.recommend(seeker_id, 20)
+
+    assert len(ranked) == 20
+    assert len(scorer.calls) == 2
+    (first_trees, first_rows), (second_trees, second_rows) = scorer.calls
+    assert first_trees == SMALL_CASCADE.first_stage_trees
+    assert first_rows > 3 * SMALL_CASCADE.shortlist
+    assert second_trees is None
+    assert second_rows == SMALL_CASCADE.shortlist
+
+
+def test_cascade_page_has_whole_model_scores(model_recommender: Recommender) -> None:
+    seeker_id = _far_reaching_seeker(model_recommender)
+    seeker = model_recommender.seeker(seeker_id)
+
+    _, ranked = model_recommender.recommend(seeker_id, 20)
+
+    assert model_recommender.scorer is not None
+    whole = model_recommender.scorer.score(seeker, ranked)
+    assert np.allclose(ranked["model_score"].to_numpy(), whole, rtol=0, atol=1e-9)
+    assert np.all(np.diff(ranked["model_score"].to_numpy()) <= 0)
+
+
+def test_table_path_equals_frame_path(model_recommender: Recommender) -> None:
+    whole_model = copy.copy(model_recommender)
+    whole_model.cascade = None
+    seeker_ids = [_far_reaching_seeker(model_recommender), *model_recommender.seekers.index[:5]]
+
+    for seeker_id in seeker_ids:
+        _, fast = whole_model.recommend(str(seeker_id), 20)
+        slow = _frame_page(whole_model, str(seeker_id))
+
+        assert list(fast["posting_id"]) == list(slow["posting_id"]), seeker_id
+        assert np.allclose(fast["model_score"], slow["model_score"], rtol=0, atol=1e-9)
+        assert np.allclose(fast["score"], slow["score"], rtol=0, atol=1e-12)
+        assert list(fast["reasons"]) == list(slow["reasons"]), seeker_id
+        assert set(fast.columns) == set(slow.columns)
+
+
+def test_refresh_rebuilds_feature_table(model_recommender: Recommender) -> None:
+    recommender = Recommender(
+        model_recommender.postings,
+        model_recommender.seekers,
+        model_recommender.district_names,
+        scorer=model_recommender.scorer,
+        cascade=SMALL_CASCADE,
+    )
+    recommender.prepare_ranking()
+    before = recommender._feature_table
+    assert before is not None
+    posting = recommender.index.located.iloc[0]
+
+    recommender.refresh_anchor(
+        str(posting["anchor_id"]),
+        lon=float(posting["lon"]) + 0.001,
+        lat=float(posting["lat"]),
+        precision="exact",
+        district_code=posting["district_code"],
+    )
+
+    after = recommender._feature_table
+    assert after is not None
+    assert after[0] is recommender.index
+    assert after[2] is not before[2]
+    located = recommender.index.located
+    row = int(np.flatnonzero(located["posting_id"] == posting["posting_id"])[0])
+    precision_rank = FEATURE_NAMES.index("location_precision_rank")
+    assert after[2].matrix[row, precision_rank] == 6.0
