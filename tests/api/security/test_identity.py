@@ -9,6 +9,7 @@ import jwt
 import pyotp
 import pytest
 import redis
+from argon2 import PasswordHasher
 
 from api.identity_setup import sms_limiter
 from api.security.blind_index import BlindIndex
@@ -367,3 +368,25 @@ def test_sms_interval_in_redis(
     keys = list(live_redis.scan_iter(match=f"{key_prefix(namespace)}sms:interval:*"))
     assert len(keys) == 1
     assert 0 < live_redis.pttl(keys[0]) <= 60_000
+
+
+def test_unknown_login_hashes_too(
+    service: IdentityService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An unknown login costs one argon2 verification, so timing does not reveal accounts."""
+    _staff(service)
+    calls: list[str] = []
+    original = PasswordHasher.verify
+
+    def counting_verify(self: PasswordHasher, password_hash: str, password: str) -> bool:
+        calls.append(password)
+        return original(self, password_hash, password)
+
+    monkeypatch.setattr(PasswordHasher, "verify", counting_verify)
+    with pytest.raises(LoginFailedError) as unknown:
+        service.start_staff_login("nobody.here", "Wrong-Password-1")
+    with pytest.raises(LoginFailedError) as known:
+        service.start_staff_login("zhang.wei", "Wrong-Password-1")
+
+    assert calls == ["Wrong-Password-1", "Wrong-Password-1"]
+    assert str(unknown.value) == str(known.value)
