@@ -21,6 +21,7 @@ from api.security.audit import middleware_records, record_event
 from api.security.identity import (
     AUDIENCES,
     AuthenticationError,
+    DeviceNotBoundError,
     IdentityService,
     Principal,
     SessionInvalidError,
@@ -32,6 +33,8 @@ from store.identity import AccountKind
 logger = logging.getLogger(__name__)
 
 DEVICE_HEADER = "X-Device-ID"
+# Maximum length of a device id that can be bound (the admin route's DeviceIn.device_id).
+MAX_DEVICE_ID_CHARS = 128
 
 # NOTE: in development a signed interim token from `doorstep staff-token` still opens the
 # curation routes without a session or device. Scripts and the station page's browser
@@ -95,7 +98,9 @@ class RequirePermission:
         self,
         request: Request,
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-        device_id: Annotated[str | None, Header(alias=DEVICE_HEADER, max_length=128)] = None,
+        # No max_length here: when this dependency fails validation, FastAPI still runs the
+        # route's other dependencies without a principal. The length is checked in _authorise.
+        device_id: Annotated[str | None, Header(alias=DEVICE_HEADER)] = None,
     ) -> Principal | None:
         if self.permission is Permission.PUBLIC:
             return None
@@ -116,6 +121,11 @@ class RequirePermission:
         if credentials is None or credentials.scheme.lower() != "bearer":
             raise MissingTokenError("missing bearer token")
         token = credentials.credentials
+        if device_id is not None and len(device_id) > MAX_DEVICE_ID_CHARS:
+            raise DeviceNotBoundError(
+                f"{DEVICE_HEADER} has {len(device_id)} characters; a bound device id has at"
+                f" most {MAX_DEVICE_ID_CHARS}"
+            )
         if self.permission in INTERIM_TOKEN_PERMISSIONS and _interim_token_allowed(request, token):
             # Verifies the interim token's signature and stores the caller for the route.
             current_staff(request, credentials)

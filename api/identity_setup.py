@@ -1,6 +1,8 @@
 """Build the identity service of one process from settings and the opened store."""
 
 import logging
+import time
+from collections.abc import Callable
 
 from api.security.blind_index import BlindIndex
 from api.security.encryption import FieldCipher
@@ -14,13 +16,13 @@ from store.cache import RedisCache, ResponseCache
 from store.identity import IdentityStore, organisations_from_regions
 from store.postgres import PostgresStore
 from store.postgres_identity import PostgresIdentity
-from store.rate_limit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
+from store.rate_limit import MemoryIntervalLimiter, RateLimiter, RedisIntervalLimiter
 from store.sqlite_identity import SqliteIdentity
 
 logger = logging.getLogger(__name__)
 
-# One SMS per mobile per calendar minute; every further request gets 429 with Retry-After.
-SMS_PER_MINUTE = 1
+# Seconds between two SMS codes to one mobile; a request sooner gets 429 with Retry-After.
+SMS_INTERVAL_S = 60.0
 
 
 def open_identity(settings: Settings, store: ReadStore, cache: ResponseCache) -> IdentityService:
@@ -53,12 +55,14 @@ def open_identity_store(settings: Settings, store: ReadStore) -> IdentityStore:
     return SqliteIdentity(settings.auth.identity_path)
 
 
-def sms_limiter(cache: ResponseCache) -> RateLimiter:
+def sms_limiter(cache: ResponseCache, clock: Callable[[], float] = time.time) -> RateLimiter:
     """Return the per-mobile SMS limiter: in Redis beside the cache, else in process."""
     if isinstance(cache, RedisCache):
         prefix = cache.prefix.removesuffix("cache:")
-        return RedisRateLimiter(cache.client, cache.breaker, SMS_PER_MINUTE, f"{prefix}sms:")
-    return MemoryRateLimiter(SMS_PER_MINUTE)
+        return RedisIntervalLimiter(
+            cache.client, cache.breaker, SMS_INTERVAL_S, f"{prefix}sms:", clock
+        )
+    return MemoryIntervalLimiter(SMS_INTERVAL_S, clock)
 
 
 def seed_organisation_tree(identity_store: IdentityStore, settings: Settings) -> int:

@@ -10,7 +10,8 @@ from api.errors import QueryLimitError, ServiceUnavailableError
 from api.permissions import Permission
 from api.routes import CoordSysDep, Lang, enforce_rate_limit
 from api.schemas import RouteBody, RouteLeg
-from geo.crs import validate_and_convert
+from geo.crs import CoordSys, validate_and_convert
+from geo.errors import InvalidCoordinateError
 from geo.transit import Leg, Route, TransitNetwork, parse_travel_modes
 
 router = APIRouter(dependencies=[Depends(enforce_rate_limit), require(Permission.PUBLIC)])
@@ -51,12 +52,26 @@ def route(
     lang: Lang = "zh",
 ) -> RouteBody:
     """Return the fastest door-to-door trip between two points: minutes and legs."""
-    start = validate_and_convert(*_lon_lat(origin, "from"), coord_sys, field="from")
-    end = validate_and_convert(*_lon_lat(destination, "to"), coord_sys, field="to")
+    start = _point(origin, "from", coord_sys)
+    end = _point(destination, "to", coord_sys)
     allowed = parse_travel_modes(modes)
 
     trip = network.route(start, end, allowed)
     return _route_body(trip, ("walk", *allowed), lang)
+
+
+def _point(text: str, field: str, coord_sys: CoordSys) -> tuple[float, float]:
+    """Parse and validate one ``lon,lat`` parameter; every error names ``field``."""
+    lon, lat = _lon_lat(text, field)
+    try:
+        return validate_and_convert(lon, lat, coord_sys, field=field)
+    except InvalidCoordinateError as err:
+        if err.field == field:
+            raise
+        # validate_and_convert names one axis (lon or lat), which is not a parameter here.
+        raise InvalidCoordinateError(
+            f"{field}: {err}", field=field, rule=err.rule, rule_params=err.rule_params
+        ) from err
 
 
 def _lon_lat(text: str, field: str) -> tuple[float, float]:

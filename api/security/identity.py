@@ -31,6 +31,7 @@ from api.security.passwords import (
     check_complexity,
     hash_password,
     password_expired,
+    verify_against_dummy,
     verify_password,
 )
 from api.security.sms import SmsGateway
@@ -253,6 +254,7 @@ class IdentityService:
         now = self.clock()
         account = self.store.account_by_login(login)
         if account is None or account.password_hash is None:
+            verify_against_dummy(password)
             raise LoginFailedError("login name or password is wrong")
         self._ensure_unlocked(account, now)
 

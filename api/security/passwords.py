@@ -5,6 +5,8 @@ parameters (argon2id, 64 MiB, 3 passes in argon2-cffi 25.1). A hash made with
 older parameters is re-hashed at the next successful login.
 """
 
+import secrets
+import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -36,6 +38,10 @@ class PasswordCheck:
 
 
 _hasher = PasswordHasher()
+
+# Hash of a random password, made on first use; see verify_against_dummy.
+_dummy_hash: str | None = None
+_dummy_lock = threading.Lock()
 
 
 def check_complexity(password: str, *, login: str) -> None:
@@ -77,6 +83,19 @@ def verify_password(password_hash: str, password: str) -> PasswordCheck:
     if _hasher.check_needs_rehash(password_hash):
         return PasswordCheck(matched=True, new_hash=_hasher.hash(password))
     return PasswordCheck(matched=True)
+
+
+def verify_against_dummy(password: str) -> None:
+    """Run one argon2 verification for a login name that has no account.
+
+    A login name without an account then takes as long to reject as a wrong
+    password, so response times do not reveal which login names exist.
+    """
+    global _dummy_hash
+    with _dummy_lock:
+        if _dummy_hash is None:
+            _dummy_hash = _hasher.hash(secrets.token_urlsafe(32))
+    verify_password(_dummy_hash, password)
 
 
 def password_expired(changed_at: datetime | None, now: datetime) -> bool:

@@ -299,3 +299,15 @@ def test_sms_429_message_names_seconds(app_client: TestClient) -> None:
     assert limited.status_code == 429
     seconds = limited.headers["Retry-After"]
     assert limited.json()["detail"][0]["msg_zh"] == f"验证码发送过于频繁，请在 {seconds} 秒后重试"
+
+
+@pytest.mark.parametrize("path", ["/v1/auth/me", "/v1/staff/me"])
+def test_oversized_device_header_403(app_client: TestClient, path: str) -> None:
+    """A device id longer than any bound one is a denial, not a skipped permission check."""
+    _, headers = _login_as(app_client, Role.STATION_STAFF, "district:610113")
+    oversized = {"Authorization": headers["Authorization"], "X-Device-ID": "x" * 129}
+
+    response = app_client.get(path, headers=oversized)
+
+    assert response.status_code == 403, response.text
+    assert response.json()["detail"][0]["type"] == "DeviceNotBoundError"

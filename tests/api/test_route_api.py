@@ -60,6 +60,8 @@ def test_route_in_gcj02(real_client: TestClient) -> None:
         ({"from": "34.2230,108.9472", "to": BEIDAJIE}, "from", "InvalidCoordinateError"),
         ({"from": "0,0", "to": BEIDAJIE}, "from", "InvalidCoordinateError"),
         ({"from": "116.39,39.9", "to": BEIDAJIE}, "from", "InvalidCoordinateError"),
+        ({"from": "200,34.2", "to": BEIDAJIE}, "from", "InvalidCoordinateError"),
+        ({"from": XIAOZHAI, "to": "108.9,95"}, "to", "InvalidCoordinateError"),
         ({"from": XIAOZHAI, "to": BEIDAJIE, "modes": "plane"}, "modes", "InvalidTravelModeError"),
         ({"from": XIAOZHAI, "to": BEIDAJIE, "modes": ";"}, "modes", "InvalidTravelModeError"),
         (

@@ -15,6 +15,7 @@ from store.cache import RedisBreaker, RedisOptions, key_prefix, open_redis
 from store.rate_limit import (
     KEY_GRACE_S,
     WINDOW_S,
+    MemoryIntervalLimiter,
     MemoryRateLimiter,
     RedisRateLimiter,
     window_of,
@@ -136,3 +137,40 @@ def test_redis_limiter_falls_back_when_down() -> None:
     assert breaker.failing
     assert limiter.hit("10.0.0.2").allowed
     client.close()
+
+
+def test_interval_limiter_counts_from_last_allowed() -> None:
+    clock = FakeClock(WINDOW_START + 49.5)
+    limiter = MemoryIntervalLimiter(60, clock=clock)
+    assert limiter.hit("mobile-a").allowed
+
+    clock.now += 1  # crosses a calendar-minute boundary
+    refused = limiter.hit("mobile-a")
+    clock.now += 58
+    still_refused = limiter.hit("mobile-a")
+    clock.now += 1
+    allowed_again = limiter.hit("mobile-a")
+
+    assert not refused.allowed
+    assert refused.retry_after_s == 59
+    assert not still_refused.allowed
+    assert still_refused.retry_after_s == 1
+    assert allowed_again.allowed
+    assert limiter.hit("mobile-b").allowed
+
+
+def test_interval_limiter_drops_expired_keys() -> None:
+    clock = FakeClock()
+    limiter = MemoryIntervalLimiter(60, clock=clock)
+    for n in range(2000):
+        limiter.hit(f"mobile-{n}")
+    clock.now += 61
+
+    assert limiter.hit("mobile-new").allowed
+    assert limiter.hit("mobile-0").allowed
+    assert len(limiter._next_allowed) < 1024
+
+
+def test_interval_limiter_rejects_zero() -> None:
+    with pytest.raises(ValueError, match="interval_s 0"):
+        MemoryIntervalLimiter(0)

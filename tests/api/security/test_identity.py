@@ -9,7 +9,9 @@ import jwt
 import pyotp
 import pytest
 import redis
+from argon2 import PasswordHasher
 
+from api.identity_setup import sms_limiter
 from api.security.blind_index import BlindIndex
 from api.security.encryption import FieldCipher, SoftwareKeyProvider
 from api.security.identity import (
@@ -25,7 +27,7 @@ from api.security.identity import (
 )
 from api.security.passwords import PasswordPolicyError, check_complexity
 from api.security.sms import OutboxSmsGateway
-from store.cache import RedisBreaker, key_prefix
+from store.cache import MemoryCache, RedisBreaker, RedisCache, key_prefix
 from store.identity import Role
 from store.rate_limit import MemoryRateLimiter, RedisRateLimiter
 from store.sqlite_identity import SqliteIdentity
@@ -334,3 +336,57 @@ def test_sms_rate_limit_in_redis(
             pass
     # Two service processes share the Redis counter, so only one SMS leaves.
     assert sent == 1
+
+
+def test_sms_interval_spans_minute_boundary(tmp_path: Path, clock: Clock) -> None:
+    """A second code one second later, across a calendar-minute boundary, is still rejected."""
+    clock.now = datetime(2026, 12, 4, 9, 0, 59, 500_000, tzinfo=UTC)
+    limiter = sms_limiter(MemoryCache(60), clock=lambda: clock().timestamp())
+    service = _service(tmp_path, clock, limiter)
+    service.request_seeker_code(MOBILE)
+
+    clock.advance(seconds=1)
+    with pytest.raises(CodeRateLimitedError) as limited:
+        service.request_seeker_code(MOBILE)
+
+    assert limited.value.retry_after_s == 59
+    clock.advance(seconds=59)
+    service.request_seeker_code(MOBILE)
+
+
+def test_sms_interval_in_redis(
+    tmp_path: Path, clock: Clock, live_redis: redis.Redis, namespace: str
+) -> None:
+    cache = RedisCache(live_redis, RedisBreaker(5), 60, prefix=key_prefix(namespace))
+    service = _service(tmp_path, clock, sms_limiter(cache))
+    service.request_seeker_code(MOBILE)
+
+    with pytest.raises(CodeRateLimitedError) as limited:
+        service.request_seeker_code(MOBILE)
+
+    assert 58 <= limited.value.retry_after_s <= 60
+    keys = list(live_redis.scan_iter(match=f"{key_prefix(namespace)}sms:interval:*"))
+    assert len(keys) == 1
+    assert 0 < live_redis.pttl(keys[0]) <= 60_000
+
+
+def test_unknown_login_hashes_too(
+    service: IdentityService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An unknown login costs one argon2 verification, so timing does not reveal accounts."""
+    _staff(service)
+    calls: list[str] = []
+    original = PasswordHasher.verify
+
+    def counting_verify(self: PasswordHasher, password_hash: str, password: str) -> bool:
+        calls.append(password)
+        return original(self, password_hash, password)
+
+    monkeypatch.setattr(PasswordHasher, "verify", counting_verify)
+    with pytest.raises(LoginFailedError) as unknown:
+        service.start_staff_login("nobody.here", "Wrong-Password-1")
+    with pytest.raises(LoginFailedError) as known:
+        service.start_staff_login("zhang.wei", "Wrong-Password-1")
+
+    assert calls == ["Wrong-Password-1", "Wrong-Password-1"]
+    assert str(unknown.value) == str(known.value)
