@@ -8,7 +8,7 @@ import dataclasses
 import math
 from datetime import UTC
 from enum import Enum
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -79,12 +79,18 @@ class AnchorChangeIn(AnchorDetailsIn):
         )
 
 
+# Versions are PostgreSQL integers. The bound also keeps a mistyped mobile or ID
+# number out of the 409 message, which repeats the expected version.
+MAX_VERSION = 2_147_483_647
+Version = Annotated[int, Field(ge=0, le=MAX_VERSION)]
+
+
 class AnchorPatchIn(BaseModel):
     """Body of ``PATCH /v1/staff/anchors/{anchor_id}``."""
 
     model_config = ConfigDict(extra="forbid")
 
-    expected_version: int = Field(ge=0)
+    expected_version: Version
     reason: str
     changes: AnchorChangeIn
 
@@ -114,7 +120,7 @@ class MergeIn(BaseModel):
 
     survivor_id: str
     merged_ids: list[str] = Field(min_length=1)
-    expected_versions: dict[str, int]
+    expected_versions: dict[str, Version]
     reason: str = Field(min_length=1, max_length=500)
 
 

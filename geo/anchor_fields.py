@@ -17,6 +17,11 @@ from geo.errors import RuleError
 
 logger = logging.getLogger(__name__)
 
+# Digit runs shaped like a mainland mobile (11 digits from 13) or a resident ID number
+# (15 digits, or 17 digits and a check character). Longer digit runs do not match.
+_PERSONAL_NUMBER = re.compile(r"(?<![0-9])(?:1[3-9][0-9]{9}|[0-9]{17}[0-9Xx]|[0-9]{15})(?![0-9])")
+PERSONAL_NUMBER_MASK = "***"
+
 MAX_NAME_CHARS = 100
 MAX_ADDRESS_CHARS = 200
 MAX_ROLE_CHARS = 20
@@ -67,8 +72,16 @@ class FieldError:
 
     @classmethod
     def of(cls, field: str, message: str, *, rule: str, **rule_params: object) -> "FieldError":
-        """Build the error of one rule, filling its zh-CN message from ``rule_params``."""
-        return cls(field, rule, message, format_message_zh(rule, field=field, **rule_params))
+        """Build the error of one rule, filling its zh-CN message from ``rule_params``.
+
+        Digit runs shaped like a mobile or an ID number are masked in both messages,
+        because staff sometimes type a person's number into the wrong field and the
+        messages echo rejected values.
+        """
+        message_zh = format_message_zh(rule, field=field, **rule_params)
+        return cls(
+            field, rule, redact_personal_numbers(message), redact_personal_numbers(message_zh)
+        )
 
     @classmethod
     def from_exception(cls, field: str, err: Exception) -> "FieldError":
@@ -79,6 +92,11 @@ class FieldError:
         rule = getattr(err, "rule", "invalid_value")
         rule_params: dict[str, object] = getattr(err, "rule_params", {})
         return cls.of(field, str(err), rule=rule, **rule_params)
+
+
+def redact_personal_numbers(text: str) -> str:
+    """Replace every mobile- or ID-number-shaped digit run in ``text`` with ``***``."""
+    return _PERSONAL_NUMBER.sub(PERSONAL_NUMBER_MASK, text)
 
 
 @dataclass(frozen=True, slots=True)

@@ -238,6 +238,23 @@ def test_invalid_fields_listed_in_chinese(client: TestClient) -> None:
     assert _anchor(client, "anc-a")["anchor"]["version"] == 1
 
 
+def test_rejected_values_never_echo_a_mobile_or_id_number(client: TestClient) -> None:
+    # Numbers typed into the wrong field: a mobile as a shift, an ID number as a credit
+    # code and as the expected version.
+    mobile, id_number = "13912345678", "610103199001011234"
+    response = _patch(client, "anc-a", 1, shift_times=[mobile], credit_code=id_number)
+    stale = _patch(client, "anc-a", int(id_number), address="雁塔区科技路 3 号")
+
+    assert response.status_code == 422
+    assert stale.status_code == 422
+    rules = {item["field"]: item["rule"] for item in response.json()["detail"][0]["errors"]}
+    assert rules["shift_times"] == "shift_format"
+    for body in (response.text, stale.text):
+        assert mobile not in body
+        assert id_number not in body
+    assert _anchor(client, "anc-a")["anchor"]["version"] == 1
+
+
 def test_pin_move_out_of_scope_is_422(client: TestClient) -> None:
     response = _patch(
         client, "anc-a", 1, lon=BELL_TOWER[0], lat=BELL_TOWER[1], district_code="610103"

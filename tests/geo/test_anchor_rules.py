@@ -12,6 +12,7 @@ import geo
 from geo.anchor_fields import (
     AnchorFieldError,
     FieldError,
+    redact_personal_numbers,
     validate_contact_phone,
     validate_contact_role,
 )
@@ -126,3 +127,17 @@ def test_error_without_rule_is_generic() -> None:
     error = FieldError.from_exception("address", ValueError("bad"))
     assert error.rule == "invalid_value"
     assert error.message_zh == "地址的值无效"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("班次“13912345678”不是 HH:MM-HH:MM 格式", "班次“***”不是 HH:MM-HH:MM 格式"),
+        ("credit_code '61010319900101123X' fails", "credit_code '***' fails"),
+        ("legacy 610103900101123 here", "legacy *** here"),
+        # A credit code, a 12-digit run and a shift stay readable.
+        ("91610113MA6TXXXX01 and 123456789012 at 08:00-17:00", None),
+    ],
+)
+def test_personal_numbers_are_masked(text: str, expected: str | None) -> None:
+    assert redact_personal_numbers(text) == (text if expected is None else expected)
