@@ -111,8 +111,8 @@ class Recommender:
         (columns ``itinerary`` and ``itinerary_kinds``); `from_store` uses
         ``transit`` when it can plan routes.
     cascade : RankingCascade, optional
-        Sizes of the two ranking stages (`matching.cascade`); None scores every
-        candidate with the whole model. Used when ``scorer`` can score a feature
+        Stages that narrow the candidates before the whole model scores them
+        (`matching.cascade`); None scores every candidate with the whole model. Used when ``scorer`` can score a feature
         matrix (`matching.cascade.ArrayScorer`) with `build_features`' columns.
     """
 
