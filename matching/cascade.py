@@ -3,8 +3,8 @@
 Predicting costs rows times trees, and a seeker with a long commute limit can reach
 most of the city's postings. Each stage of a `RankingCascade` scores the rows that the
 previous stage kept with the model's first `CascadeStage.trees` trees and keeps the
-`CascadeStage.keep` best. The default has two such stages: the first 10 trees score
-every candidate and keep 20,000, then the first 40 trees keep 4,000. The whole model
+`CascadeStage.keep` best. The default has two such stages: the first 15 trees score
+every candidate and keep 15,000, then the first 40 trees keep 4,000. The whole model
 then scores the last rows kept, so every score shown is the whole model's score.
 
 The cascade can miss a posting that the full model would put in the top 20 but that
@@ -46,10 +46,11 @@ class CascadeStage:
 # Chosen by fidelity: a mean overlap@20 with the whole model's top 20 of at least 0.98,
 # and at least 0.9 for every seeker, with 200,000 synthetic postings and a 200-tree
 # model. 40 trees with 2,000 rows fell short (minimum 0.75 and 0.80), so that stage
-# keeps 4,000. The cheaper stage in front was chosen the same way; the benchmark's
-# table is in docs/benchmarks.md.
+# keeps 4,000. The cheaper stage in front was chosen the same way, fewest trees first:
+# 10 trees keeping 20,000 rows fell short (minimum 0.85), and 15 trees keeping 15,000
+# matched the whole model's top 20 for all 20 seekers. The table is in docs/benchmarks.md.
 # NOTE: fidelity depends on the model; measure a newly trained model before relying on it.
-DEFAULT_STAGES = (CascadeStage(trees=10, keep=20_000), CascadeStage(trees=40, keep=4_000))
+DEFAULT_STAGES = (CascadeStage(trees=15, keep=15_000), CascadeStage(trees=40, keep=4_000))
 
 
 @dataclass(frozen=True)
@@ -81,7 +82,7 @@ class RankingCascade:
 
     @property
     def label(self) -> str:
-        """Return the stages as ``"10 trees, 20000 > 40 trees, 4000"``."""
+        """Return the stages as ``"15 trees, 15000 > 40 trees, 4000"``."""
         return " > ".join(stage.label for stage in self.stages)
 
 
