@@ -111,7 +111,7 @@ class CascadeScores:
     scores: FloatArray
     """Full-model score of each of ``rows``."""
     stage_rows: tuple[int, ...]
-    """Rows that each stage which ran scored, in order; empty when no stage ran."""
+    """Number of rows each stage scored, in order, for the stages that ran. Empty when none ran."""
 
 
 def cascade_scores(

@@ -49,9 +49,9 @@ def test_cascade_sizes_checked() -> None:
         CascadeStage(trees=3, keep=0)
     with pytest.raises(ValueError, match="stages is empty"):
         RankingCascade(())
-    with pytest.raises(ValueError, match="stage trees 3 .* previous stage's 3"):
+    with pytest.raises(ValueError, match=r"stage trees 3 .* previous stage's 3"):
         RankingCascade.of((3, 100), (3, 10))
-    with pytest.raises(ValueError, match="stage keep 100 .* previous stage's 100"):
+    with pytest.raises(ValueError, match=r"stage keep 100 .* previous stage's 100"):
         RankingCascade.of((3, 100), (5, 100))
 
 
