@@ -49,7 +49,8 @@ class CascadeStage:
 # keeps 4,000. The cheaper stage in front was chosen the same way, fewest trees first:
 # 10 trees keeping 20,000 rows fell short (minimum 0.85), and 15 trees keeping 15,000
 # matched the whole model's top 20 for all 20 seekers. The table is in docs/benchmarks.md.
-# NOTE: fidelity depends on the model; measure a newly trained model before relying on it.
+# NOTE: fidelity depends on the model. With a model trained on another seed, the 40-tree
+# stage alone kept only 13 of one seeker's top 20, so measure a new model before use.
 DEFAULT_STAGES = (CascadeStage(trees=15, keep=15_000), CascadeStage(trees=40, keep=4_000))
 
 
