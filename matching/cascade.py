@@ -47,10 +47,11 @@ class CascadeStage:
 # and at least 0.9 for every seeker, with 200,000 synthetic postings and a 200-tree
 # model. 40 trees with 2,000 rows fell short (minimum 0.75 and 0.80), so that stage
 # keeps 4,000. The cheaper stage in front was chosen the same way, fewest trees first:
-# 10 trees keeping 20,000 rows fell short (minimum 0.85), and 15 trees keeping 15,000
-# matched the whole model's top 20 for all 20 seekers. The table is in docs/benchmarks.md.
+# every screen of 5 or 10 trees keeping up to 20,000 rows fell short (minimum at most
+# 0.85), and 15 trees keeping 15,000 matched the whole model's top 20 for all 20
+# seekers. The table is in docs/benchmarks.md.
 # NOTE: fidelity depends on the model. With a model trained on another seed, the 40-tree
-# stage alone kept only 13 of one seeker's top 20, so measure a new model before use.
+# stage alone kept only 13 of the worst seeker's top 20, so measure a new model first.
 DEFAULT_STAGES = (CascadeStage(trees=15, keep=15_000), CascadeStage(trees=40, keep=4_000))
 
 
