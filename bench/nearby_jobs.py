@@ -58,7 +58,7 @@ from bench.timing import percentile
 from geo.crs import haversine_m, to_metric
 from geo.location import Precision
 from matching.candidates import StraightLineCommute, parse_modes
-from matching.cascade import RankingCascade, cascade_scores
+from matching.cascade import CascadeStage, RankingCascade, cascade_scores
 from matching.features import FEATURE_NAMES, build_features
 from matching.model_reasons import model_reasons
 from matching.recommend import Recommender
@@ -77,9 +77,14 @@ PROBE = "limit probe: float32 full scan + LightGBM predict"
 JITTER_M = 300.0
 # Page size of the request.
 PAGE = 20
-# Cascade sizes whose fidelity is measured, besides the service's default.
+# Cascade sizes whose fidelity is measured, besides the service's default: one stage of
+# each of FIRST_STAGE_TREES by SHORTLISTS, and each of SCREEN_TREES by SCREEN_KEEPS in
+# front of the stage SCREENED_STAGE.
 FIRST_STAGE_TREES = (20, 40, 60)
 SHORTLISTS = (1_000, 2_000, 4_000)
+SCREEN_TREES = (5, 10, 15)
+SCREEN_KEEPS = (10_000, 15_000, 20_000)
+SCREENED_STAGE = (40, 4_000)
 
 Seconds = list[float]
 _GEOMETRY_CRS = "EPSG:4545"
@@ -220,10 +225,7 @@ def bench_nearby_jobs(
         "model_training_rows": trained.training_rows,
         "mean_candidates": float(np.mean([len(p[0]) for p in probe_inputs])),
         "top20_checked_equal": sum(checked),
-        "cascade": {
-            "first_stage_trees": subject.cascade.first_stage_trees if subject.cascade else None,
-            "shortlist": subject.cascade.shortlist if subject.cascade else None,
-        },
+        "cascade": subject.cascade.label if subject.cascade else None,
         "cascade_fidelity": fidelity,
         "stages_ms_p50": _stage_profile(subject, seeker_ids),
         "seconds": times,
@@ -379,26 +381,26 @@ def cascade_fidelity(
 ) -> dict[str, dict[str, float]]:
     """Measure the cascade's top 20 against the whole model's, per cascade size.
 
-    The sizes are `FIRST_STAGE_TREES` by `SHORTLISTS`, plus the subject's own. Seekers
-    with no more reachable postings than a shortlist are ranked by the whole model
-    alone and count as exact.
+    The sizes are `fidelity_grid` plus the subject's own. A seeker with no more reachable
+    postings than a stage keeps skips that stage, and one whom no stage narrows is ranked
+    by the whole model alone and counts as exact.
 
     Returns
     -------
     dict
-        ``"<trees> trees, <shortlist>"`` to mean and minimum overlap@20 and mean NDCG@20.
+        `RankingCascade.label` (such as ``"10 trees, 20000 > 40 trees, 4000"``) to mean
+        and minimum overlap@20 and mean NDCG@20.
     """
     scorer = subject.scorer
     assert isinstance(scorer, ModelScorer) and subject.cascade is not None
     table = subject._table_for(subject.index, scorer)
     assert table is not None
-    own = subject.cascade
-    sizes = sorted(
-        {(trees, size) for trees in FIRST_STAGE_TREES for size in SHORTLISTS}
-        | {(own.first_stage_trees, own.shortlist)}
+    cascades = sorted(
+        set(fidelity_grid()) | {subject.cascade},
+        key=lambda cascade: [(stage.trees, stage.keep) for stage in cascade.stages],
     )
-    overlaps: dict[tuple[int, int], list[float]] = {size: [] for size in sizes}
-    gains: dict[tuple[int, int], list[float]] = {size: [] for size in sizes}
+    overlaps: dict[RankingCascade, list[float]] = {cascade: [] for cascade in cascades}
+    gains: dict[RankingCascade, list[float]] = {cascade: [] for cascade in cascades}
     for seeker_id in seeker_ids:
         seeker = subject.seeker(seeker_id)
         reach = subject.index.reachable(
@@ -412,23 +414,38 @@ def cascade_fidelity(
         features = table.features(seeker, reach.positions, reach.distances, reach.minutes)
         whole = scorer.predict_array(features)
         best = np.argsort(-whole, kind="stable")[:PAGE]
-        for trees, size in sizes:
-            stages = cascade_scores(scorer, features, RankingCascade(trees, size))
+        for cascade in cascades:
+            stages = cascade_scores(scorer, features, cascade)
             chosen = stages.rows[np.argsort(-stages.scores, kind="stable")[:PAGE]]
-            overlaps[trees, size].append(len(set(chosen) & set(best)) / len(best))
-            gains[trees, size].append(_ndcg(chosen, best))
+            overlaps[cascade].append(len(set(chosen) & set(best)) / len(best))
+            gains[cascade].append(_ndcg(chosen, best))
     return {
-        f"{trees} trees, {size}": {
-            "overlap_at_20_mean": float(np.mean(overlaps[trees, size]))
-            if overlaps[trees, size]
-            else 1.0,
-            "overlap_at_20_min": float(np.min(overlaps[trees, size]))
-            if overlaps[trees, size]
-            else 1.0,
-            "ndcg_at_20_mean": float(np.mean(gains[trees, size])) if gains[trees, size] else 1.0,
+        cascade.label: {
+            "overlap_at_20_mean": float(np.mean(overlaps[cascade])) if overlaps[cascade] else 1.0,
+            "overlap_at_20_min": float(np.min(overlaps[cascade])) if overlaps[cascade] else 1.0,
+            "ndcg_at_20_mean": float(np.mean(gains[cascade])) if gains[cascade] else 1.0,
         }
-        for trees, size in sizes
+        for cascade in cascades
     }
+
+
+def fidelity_grid() -> list[RankingCascade]:
+    """Return the cascades whose fidelity the benchmark measures.
+
+    One stage of each `FIRST_STAGE_TREES` by `SHORTLISTS`, then each `SCREEN_TREES` by
+    `SCREEN_KEEPS` stage in front of `SCREENED_STAGE`.
+    """
+    single = [
+        RankingCascade((CascadeStage(trees, keep),))
+        for trees in FIRST_STAGE_TREES
+        for keep in SHORTLISTS
+    ]
+    screened = [
+        RankingCascade((CascadeStage(trees, keep), CascadeStage(*SCREENED_STAGE)))
+        for trees in SCREEN_TREES
+        for keep in SCREEN_KEEPS
+    ]
+    return single + screened
 
 
 def _ndcg(chosen: npt.NDArray[np.intp], best: npt.NDArray[np.intp]) -> float:

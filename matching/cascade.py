@@ -1,14 +1,15 @@
-"""Two-stage ranking of one seeker's candidates with a gradient-boosted tree model.
+"""Staged ranking of one seeker's candidates with a gradient-boosted tree model.
 
 Predicting costs rows times trees, and a seeker with a long commute limit can reach
-most of the city's postings. The first stage scores every candidate with the first
-`RankingCascade.first_stage_trees` trees of the model and keeps the
-`RankingCascade.shortlist` best. The second stage scores the shortlist with the whole
-model, so every score shown is the full model's score.
+most of the city's postings. Each stage of a `RankingCascade` scores the rows that the
+previous stage kept with the model's first `CascadeStage.trees` trees and keeps the
+`CascadeStage.keep` best. The default has two such stages: the first 15 trees score
+every candidate and keep 15,000, then the first 40 trees keep 4,000. The whole model
+then scores the last rows kept, so every score shown is the whole model's score.
 
 The cascade can miss a posting that the full model would put in the top 20 but that
-the first trees rank below the shortlist. ``bench/nearby_jobs.py`` measures how
-often (overlap@20 and NDCG@20 against the full model on the same seekers), and
+some stage ranks below its cut. ``bench/nearby_jobs.py`` measures how often
+(overlap@20 and NDCG@20 against the full model on the same seekers), and
 ``docs/benchmarks.md`` records the numbers behind the default sizes.
 """
 
@@ -20,31 +21,71 @@ import numpy.typing as npt
 
 FloatArray = npt.NDArray[np.float64]
 
+
+@dataclass(frozen=True)
+class CascadeStage:
+    """One stage of a cascade: how many of the first trees score, and how many rows stay."""
+
+    trees: int
+    """Trees, from the first, that score the rows reaching this stage."""
+    keep: int
+    """Rows with the highest scores that go on to the next stage."""
+
+    def __post_init__(self) -> None:
+        if self.trees < 1:
+            raise ValueError(f"stage trees {self.trees!r} is invalid; expected >= 1")
+        if self.keep < 1:
+            raise ValueError(f"stage keep {self.keep!r} is invalid; expected >= 1")
+
+    @property
+    def label(self) -> str:
+        """Return the stage as ``"<trees> trees, <keep>"``, as the benchmark records it."""
+        return f"{self.trees} trees, {self.keep}"
+
+
 # Chosen by fidelity: a mean overlap@20 with the whole model's top 20 of at least 0.98,
-# and at least 0.9 for every seeker, in two measurements with 200,000 synthetic postings
-# and a 200-tree model. 40 trees with 2,000 rows fell short (minimum 0.75 and 0.80), so
-# the shortlist is 4,000; the benchmark's table is in docs/benchmarks.md.
-# NOTE: fidelity depends on the model; measure a newly trained model before relying on it.
-FIRST_STAGE_TREES = 40
-SHORTLIST = 4_000
+# and at least 0.9 for every seeker, with 200,000 synthetic postings and a 200-tree
+# model. 40 trees with 2,000 rows fell short (minimum 0.75 and 0.80), so that stage
+# keeps 4,000. The cheaper stage in front was chosen the same way, fewest trees first:
+# every screen of 5 or 10 trees keeping up to 20,000 rows fell short (minimum at most
+# 0.85), and 15 trees keeping 15,000 matched the whole model's top 20 for all 20
+# seekers. The table is in docs/benchmarks.md.
+# NOTE: fidelity depends on the model. With a model trained on another seed, the 40-tree
+# stage alone kept only 13 of the worst seeker's top 20, so measure a new model first.
+DEFAULT_STAGES = (CascadeStage(trees=15, keep=15_000), CascadeStage(trees=40, keep=4_000))
 
 
 @dataclass(frozen=True)
 class RankingCascade:
-    """Sizes of the two ranking stages."""
+    """Stages that narrow the candidates before the whole model scores them."""
 
-    first_stage_trees: int = FIRST_STAGE_TREES
-    """Trees, from the first, that score every candidate in the first stage."""
-    shortlist: int = SHORTLIST
-    """Candidates the first stage passes to the whole model."""
+    stages: tuple[CascadeStage, ...] = DEFAULT_STAGES
+    """Stages in the order they run, with more trees and fewer rows kept each time."""
 
     def __post_init__(self) -> None:
-        if self.first_stage_trees < 1:
-            raise ValueError(
-                f"first_stage_trees {self.first_stage_trees!r} is invalid; expected >= 1"
-            )
-        if self.shortlist < 1:
-            raise ValueError(f"shortlist {self.shortlist!r} is invalid; expected >= 1")
+        if not self.stages:
+            raise ValueError("stages is empty; expected at least one stage")
+        for earlier, later in zip(self.stages, self.stages[1:], strict=False):
+            if later.trees <= earlier.trees:
+                raise ValueError(
+                    f"stage trees {later.trees!r} is invalid; expected more than the"
+                    f" previous stage's {earlier.trees!r}"
+                )
+            if later.keep >= earlier.keep:
+                raise ValueError(
+                    f"stage keep {later.keep!r} is invalid; expected fewer than the"
+                    f" previous stage's {earlier.keep!r}"
+                )
+
+    @classmethod
+    def of(cls, *sizes: tuple[int, int]) -> "RankingCascade":
+        """Build a cascade from ``(trees, keep)`` pairs in the order the stages run."""
+        return cls(tuple(CascadeStage(trees, keep) for trees, keep in sizes))
+
+    @property
+    def label(self) -> str:
+        """Return the stages as ``"15 trees, 15000 > 40 trees, 4000"``."""
+        return " > ".join(stage.label for stage in self.stages)
 
 
 @runtime_checkable
@@ -65,36 +106,38 @@ class ArrayScorer(Protocol):
 
 @dataclass(frozen=True)
 class CascadeScores:
-    """Rows that reached the second stage and their full-model scores."""
+    """Rows that reached the whole model and their full-model scores."""
 
     rows: npt.NDArray[np.intp]
     """Row numbers in the feature matrix, ascending."""
     scores: FloatArray
     """Full-model score of each of ``rows``."""
-    first_stage_rows: int
-    """Rows the first stage scored; 0 when every row went to the second stage."""
+    stage_rows: tuple[int, ...]
+    """Number of rows each stage scored, in order, for the stages that ran. Empty when none ran."""
 
 
 def cascade_scores(
     scorer: ArrayScorer, features: npt.NDArray[np.float32], cascade: RankingCascade | None
 ) -> CascadeScores:
-    """Score ``features`` in two stages, or all rows with the whole model when ``cascade`` is None.
+    """Score ``features`` through the cascade's stages, then the kept rows with the whole model.
 
-    The first stage is skipped when the shortlist would contain every row or the model has no
-    more trees than the first stage would use.
+    A stage is skipped when no more rows reach it than it keeps, or when the model has no
+    more trees than the stage would use. With ``cascade`` None every row goes to the whole
+    model.
     """
-    n_rows = len(features)
-    everything = np.arange(n_rows, dtype=np.intp)
-    if (
-        cascade is None
-        or n_rows <= cascade.shortlist
-        or scorer.tree_count <= cascade.first_stage_trees
-    ):
-        return CascadeScores(everything, scorer.predict_array(features), 0)
+    rows = np.arange(len(features), dtype=np.intp)
+    stage_rows: list[int] = []
+    for stage in cascade.stages if cascade is not None else ():
+        if len(rows) <= stage.keep or scorer.tree_count <= stage.trees:
+            continue
+        # The first stage to run scores the matrix itself, which saves copying every row.
+        reaching = features if len(rows) == len(features) else features[rows]
+        scores = scorer.predict_array(reaching, stage.trees)
+        stage_rows.append(len(rows))
+        rows = np.sort(rows[np.argpartition(-scores, stage.keep - 1)[: stage.keep]])
 
-    first = scorer.predict_array(features, cascade.first_stage_trees)
-    shortlisted = np.sort(np.argpartition(-first, cascade.shortlist - 1)[: cascade.shortlist])
-    return CascadeScores(shortlisted, scorer.predict_array(features[shortlisted]), n_rows)
+    kept = features if len(rows) == len(features) else features[rows]
+    return CascadeScores(rows, scorer.predict_array(kept), tuple(stage_rows))
 
 
 def top_rows(scores: FloatArray, count: int) -> npt.NDArray[np.intp]:

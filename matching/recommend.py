@@ -111,9 +111,10 @@ class Recommender:
         (columns ``itinerary`` and ``itinerary_kinds``); `from_store` uses
         ``transit`` when it can plan routes.
     cascade : RankingCascade, optional
-        Sizes of the two ranking stages (`matching.cascade`); None scores every
-        candidate with the whole model. Used when ``scorer`` can score a feature
-        matrix (`matching.cascade.ArrayScorer`) with `build_features`' columns.
+        Stages that narrow the candidates before the whole model scores them
+        (`matching.cascade`); None scores every candidate with the whole model.
+        Used when ``scorer`` can score a feature matrix
+        (`matching.cascade.ArrayScorer`) with `build_features`' columns.
     """
 
     postings: pd.DataFrame
@@ -280,7 +281,7 @@ class Recommender:
     ) -> pd.DataFrame | None:
         """Rank with the posting feature table and the cascade, or return None to use frames.
 
-        The page equals that of `_rank_by_model` over the cascade's shortlist: rows
+        The page equals that of `_rank_by_model` over the rows the cascade keeps: rows
         are built only for the postings that can reach the page. None when the scorer
         cannot score a feature matrix, or when too few located postings are in reach
         and city-level postings fill the page.

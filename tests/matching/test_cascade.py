@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from bench.nearby_jobs import train_bench_model
-from matching.cascade import RankingCascade, cascade_scores, top_rows
+from matching.cascade import CascadeStage, RankingCascade, cascade_scores, top_rows
 from matching.features import FEATURE_NAMES, build_features
 from matching.recommend import Recommender
 from matching.scoring import score_jobs
@@ -21,19 +21,21 @@ FloatArray = npt.NDArray[np.float64]
 
 @dataclass
 class RecordingScorer:
-    """Scores row ``i`` as ``values[i]`` with all trees and ``first[i]`` with the first trees."""
+    """Scores row ``i`` as ``values[i]`` with all trees and ``by_trees[t][i]`` with ``t`` trees."""
 
     values: FloatArray
-    first: FloatArray
+    by_trees: dict[int, FloatArray]
     tree_count: int = 10
     calls: list[tuple[int | None, int]] = field(default_factory=list)
+    scored_rows: list[npt.NDArray[np.intp]] = field(default_factory=list)
 
     def predict_array(
         self, features: npt.NDArray[np.float32], trees: int | None = None
     ) -> FloatArray:
         self.calls.append((trees, len(features)))
         rows = features[:, 0].astype(np.intp)
-        return self.first[rows] if trees is not None else self.values[rows]
+        self.scored_rows.append(rows)
+        return self.by_trees[trees][rows] if trees is not None else self.values[rows]
 
 
 def _rows(count: int) -> npt.NDArray[np.float32]:
@@ -41,48 +43,103 @@ def _rows(count: int) -> npt.NDArray[np.float32]:
 
 
 def test_cascade_sizes_checked() -> None:
-    with pytest.raises(ValueError, match="first_stage_trees"):
-        RankingCascade(first_stage_trees=0)
-    with pytest.raises(ValueError, match="shortlist"):
-        RankingCascade(shortlist=0)
+    with pytest.raises(ValueError, match="stage trees 0"):
+        CascadeStage(trees=0, keep=10)
+    with pytest.raises(ValueError, match="stage keep 0"):
+        CascadeStage(trees=3, keep=0)
+    with pytest.raises(ValueError, match="stages is empty"):
+        RankingCascade(())
+    with pytest.raises(ValueError, match=r"stage trees 3 .* previous stage's 3"):
+        RankingCascade.of((3, 100), (3, 10))
+    with pytest.raises(ValueError, match=r"stage keep 100 .* previous stage's 100"):
+        RankingCascade.of((3, 100), (5, 100))
 
 
-def test_cascade_stages() -> None:
+def test_default_cascade_screens_first() -> None:
+    stages = RankingCascade().stages
+
+    assert [(stage.trees, stage.keep) for stage in stages] == [(15, 15_000), (40, 4_000)]
+    assert RankingCascade().label == "15 trees, 15000 > 40 trees, 4000"
+
+
+def test_cascade_one_stage() -> None:
     rng = np.random.default_rng(1)
-    scorer = RecordingScorer(rng.normal(size=100), rng.normal(size=100))
+    scorer = RecordingScorer(rng.normal(size=100), {3: rng.normal(size=100)})
 
-    stages = cascade_scores(scorer, _rows(100), RankingCascade(first_stage_trees=3, shortlist=10))
+    stages = cascade_scores(scorer, _rows(100), RankingCascade.of((3, 10)))
 
     assert scorer.calls == [(3, 100), (None, 10)]
-    assert stages.first_stage_rows == 100
-    assert list(stages.rows) == sorted(np.argsort(-scorer.first)[:10])
+    assert stages.stage_rows == (100,)
+    assert list(stages.rows) == sorted(np.argsort(-scorer.by_trees[3])[:10])
     assert np.array_equal(stages.scores, scorer.values[stages.rows])
 
 
+def test_cascade_two_stages() -> None:
+    rng = np.random.default_rng(2)
+    scorer = RecordingScorer(
+        rng.normal(size=200), {2: rng.normal(size=200), 5: rng.normal(size=200)}
+    )
+
+    stages = cascade_scores(scorer, _rows(200), RankingCascade.of((2, 50), (5, 10)))
+
+    assert scorer.calls == [(2, 200), (5, 50), (None, 10)]
+    assert stages.stage_rows == (200, 50)
+    screened = np.sort(np.argsort(-scorer.by_trees[2])[:50])
+    # The second stage scores exactly the rows the first kept, not the whole matrix.
+    assert np.array_equal(np.sort(scorer.scored_rows[1]), screened)
+    second = scorer.by_trees[5][screened]
+    kept = np.sort(screened[np.argsort(-second)[:10]])
+    assert np.array_equal(stages.rows, kept)
+    assert np.array_equal(np.sort(scorer.scored_rows[2]), kept)
+    assert np.array_equal(stages.scores, scorer.values[kept])
+
+
+def test_screen_drops_second_stage_best() -> None:
+    # Row 0 would win the second stage and the whole model, but the first stage ranks it
+    # last, so a cascade that runs the first stage cannot return it.
+    values = np.arange(100.0)
+    values[0] = 1_000.0
+    by_trees = {2: np.arange(100.0), 5: values.copy()}
+    scorer = RecordingScorer(values, by_trees)
+
+    screened = cascade_scores(scorer, _rows(100), RankingCascade.of((2, 50), (5, 10)))
+    unscreened = cascade_scores(scorer, _rows(100), RankingCascade.of((5, 10)))
+
+    assert 0 not in screened.rows
+    assert 0 in unscreened.rows
+
+
 def test_no_cascade_scores_all() -> None:
-    scorer = RecordingScorer(np.arange(50.0), np.zeros(50))
+    scorer = RecordingScorer(np.arange(50.0), {})
 
     stages = cascade_scores(scorer, _rows(50), None)
 
     assert scorer.calls == [(None, 50)]
-    assert stages.first_stage_rows == 0
+    assert stages.stage_rows == ()
     assert np.array_equal(stages.rows, np.arange(50))
 
 
-def test_short_candidate_list_skips_first_stage() -> None:
-    scorer = RecordingScorer(np.arange(50.0), np.zeros(50))
+def test_short_candidate_list_skips_stages() -> None:
+    scorer = RecordingScorer(np.arange(50.0), {3: np.zeros(50), 5: np.zeros(50)})
 
-    cascade_scores(scorer, _rows(50), RankingCascade(first_stage_trees=3, shortlist=50))
-
+    cascade_scores(scorer, _rows(50), RankingCascade.of((3, 50)))
     assert scorer.calls == [(None, 50)]
 
+    scorer.calls.clear()
+    stages = cascade_scores(scorer, _rows(50), RankingCascade.of((3, 60), (5, 20)))
+    assert scorer.calls == [(5, 50), (None, 20)]
+    assert stages.stage_rows == (50,)
 
-def test_small_model_skips_first_stage() -> None:
-    scorer = RecordingScorer(np.arange(50.0), np.zeros(50), tree_count=3)
 
-    cascade_scores(scorer, _rows(50), RankingCascade(first_stage_trees=3, shortlist=5))
+def test_small_model_skips_stages() -> None:
+    scorer = RecordingScorer(np.arange(50.0), {2: np.zeros(50), 3: np.zeros(50)}, tree_count=3)
 
+    cascade_scores(scorer, _rows(50), RankingCascade.of((3, 5)))
     assert scorer.calls == [(None, 50)]
+
+    scorer.calls.clear()
+    cascade_scores(scorer, _rows(50), RankingCascade.of((2, 20), (3, 5)))
+    assert scorer.calls == [(2, 50), (None, 20)]
 
 
 def test_top_rows_keeps_ties() -> None:
@@ -106,7 +163,8 @@ class CountingScorer(ModelScorer):
         return super().predict_array(features, trees)
 
 
-SMALL_CASCADE = RankingCascade(first_stage_trees=5, shortlist=300)
+SMALL_CASCADE = RankingCascade.of((3, 1_000), (8, 300))
+SCREEN, SHORTLIST = SMALL_CASCADE.stages
 
 
 @pytest.fixture(scope="module")
@@ -129,7 +187,7 @@ def _far_reaching_seeker(recommender: Recommender) -> str:
             float(seeker["max_commute_min"]),
             str(seeker["modes"]),
         )
-        if len(reach.positions) > 3 * SMALL_CASCADE.shortlist:
+        if len(reach.positions) > 2 * SCREEN.keep:
             return str(seeker_id)
     raise AssertionError("no seeker reaches enough postings for the cascade")
 
@@ -158,12 +216,9 @@ def test_recommend_runs_cascade(model_recommender: Recommender) -> None:
     _, ranked = model_recommender.recommend(seeker_id, 20)
 
     assert len(ranked) == 20
-    assert len(scorer.calls) == 2
-    (first_trees, first_rows), (second_trees, second_rows) = scorer.calls
-    assert first_trees == SMALL_CASCADE.first_stage_trees
-    assert first_rows > 3 * SMALL_CASCADE.shortlist
-    assert second_trees is None
-    assert second_rows == SMALL_CASCADE.shortlist
+    assert scorer.calls[0][0] == SCREEN.trees
+    assert scorer.calls[0][1] > 2 * SCREEN.keep
+    assert scorer.calls[1:] == [(SHORTLIST.trees, SCREEN.keep), (None, SHORTLIST.keep)]
 
 
 def test_cascade_page_has_whole_model_scores(model_recommender: Recommender) -> None:
