@@ -93,8 +93,9 @@ def anchor_map_body(
 ) -> bytes:
     """Return the anchors inside a WGS84 bbox as the map's GeoJSON body, UTF-8 encoded.
 
-    The two statements need no common snapshot: when anchors change between them,
-    the clusters simply show the newer data.
+    The two statements need no common snapshot, so the caller may run them in
+    autocommit mode: when anchors change between them, the clusters simply show the
+    newer data.
     """
     min_lon, min_lat, max_lon, max_lat = bbox
     params: dict[str, Any] = {

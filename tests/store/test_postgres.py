@@ -1,5 +1,6 @@
 """PostgreSQL-only behaviour: the pool, timeouts, migrations, radius queries and the API on it."""
 
+import json
 import logging
 import math
 from collections.abc import Callable
@@ -18,6 +19,7 @@ from api.cli import app as cli_app
 from api.settings import DatabaseSettings, DataSettings, Settings
 from geo.errors import InvalidCoordinateError
 from geo.layers import LayerInfo
+from store.anchor_map import MapLabels
 from store.postgres import (
     DatabaseUnavailableError,
     PoolOptions,
@@ -151,6 +153,23 @@ def test_anchors_within_radius(pg_store: PostgresStore) -> None:
     assert wider["distance_m"].iloc[0] == 0.0
     assert wider["distance_m"].iloc[1] == pytest.approx(expected_m, abs=0.01)
     assert 900 < expected_m < 1_000
+
+
+def test_anchor_map_leaves_connections_transactional(pg_url: str, pg_store: PostgresStore) -> None:
+    pg_store.replace_all(**_inputs())
+    pool = open_pool(pg_url, PoolOptions(min_size=1, max_size=1, name="one"))
+    try:
+        store = PostgresStore(pool)
+        body = store.anchor_map((108.85, 34.15, 109.05, 34.35), 10, MapLabels({}, {}, {}))
+        assert json.loads(body)["total"] == 5
+        # anchor_map runs in autocommit mode; the pool's only connection must be back
+        # in transaction mode, or later writes would commit statement by statement.
+        with pool.connection() as connection:
+            assert connection.autocommit is False
+            connection.execute("SELECT 1")
+            assert connection.info.transaction_status is psycopg.pq.TransactionStatus.INTRANS
+    finally:
+        pool.close()
 
 
 def test_anchors_within_rejects_nan(pg_store: PostgresStore) -> None:
