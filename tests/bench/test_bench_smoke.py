@@ -409,9 +409,9 @@ def test_nearby_jobs_paths_agree(full_store: SqliteStore, recommender: Recommend
     assert len(details["seconds"][NEARBY_SUBJECT]) == 3
     assert set(details["stages_ms_p50"]) == {"candidates", "features", "cascade", "contrib"}
     # The subject ranks with the service's cascade, and its fidelity is measured.
-    assert details["cascade"] == "15 trees, 15000 > 40 trees, 4000"
+    assert details["cascade"] == "15 trees, 15000 > 60 trees, 4000"
     assert "40 trees, 4000" in details["cascade_fidelity"]
-    assert "15 trees, 15000 > 40 trees, 4000" in details["cascade_fidelity"]
+    assert "15 trees, 15000 > 60 trees, 4000" in details["cascade_fidelity"]
     for fidelity in details["cascade_fidelity"].values():
         assert 0.0 <= fidelity["overlap_at_20_min"] <= fidelity["overlap_at_20_mean"] <= 1.0
         assert 0.0 <= fidelity["ndcg_at_20_mean"] <= 1.0

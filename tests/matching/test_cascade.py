@@ -58,8 +58,8 @@ def test_cascade_sizes_checked() -> None:
 def test_default_cascade_screens_first() -> None:
     stages = RankingCascade().stages
 
-    assert [(stage.trees, stage.keep) for stage in stages] == [(15, 15_000), (40, 4_000)]
-    assert RankingCascade().label == "15 trees, 15000 > 40 trees, 4000"
+    assert [(stage.trees, stage.keep) for stage in stages] == [(15, 15_000), (60, 4_000)]
+    assert RankingCascade().label == "15 trees, 15000 > 60 trees, 4000"
 
 
 def test_cascade_one_stage() -> None:
