@@ -48,7 +48,8 @@ class CascadeStage:
 # model. 40 trees with 2,000 rows fell short (minimum 0.75 and 0.80), so that stage
 # keeps 4,000. On a second check (a model trained with another seed, 40 other seekers)
 # 40 trees keeping 4,000 fell short too (minimum 0.65) while 60 trees passed (mean
-# 0.997, minimum 0.90), so the stage uses 60 trees. The cheaper stage in front was chosen the same way, fewest trees first:
+# 0.997, minimum 0.90), so the stage uses 60 trees. The cheaper stage in front was
+# chosen the same way, fewest trees first:
 # every screen of 5 or 10 trees keeping up to 20,000 rows fell short (minimum at most
 # 0.85), and 15 trees keeping 15,000 matched the whole model's top 20 for all 20
 # seekers. The table is in docs/benchmarks.md.
