@@ -17,7 +17,12 @@ class Job(BaseModel):
     distance_m: float | None = Field(
         description="Straight-line metres from the query point; null for city-level locations."
     )
-    estimated_commute_min: float | None = None
+    estimated_commute_min: float | None = Field(
+        default=None,
+        description="Door-to-door minutes by commute_mode; an estimate to the area's"
+        " representative point when approximate is true (reasons then give no minutes);"
+        " null for city-level locations.",
+    )
     commute_mode: str | None = Field(
         default=None, description="Fastest allowed mode: walk, bike, transit or drive."
     )
