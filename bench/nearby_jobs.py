@@ -8,7 +8,7 @@ the store's simulated seekers. The model is a LambdaRank model of fixed size,
 trained here on simulated labels. Its quality does not matter, because only its tree count sets
 the cost of predicting and of the contributions.
 
-Three paths answer the same request, "the 20 best jobs within the seeker's commute
+Three paths serve the same request, "the 20 best jobs within the seeker's commute
 limit, with reasons, as a JSON body", for the same seekers:
 
 - subject: `Recommender.recommend` as the service runs it (BallTree candidates as
@@ -53,7 +53,7 @@ from fastapi.responses import JSONResponse
 from api.presenters import jobs as job_bodies
 from api.presenters import seeker_detail
 from api.schemas import Recommendations
-from bench.result import SPEED_UP, Comparison, ResultMismatchError
+from bench.result import SPEED_UP, Comparison, ResultMismatchError, latency_comparison
 from bench.timing import percentile
 from geo.crs import haversine_m, to_metric
 from geo.location import Precision
@@ -512,17 +512,13 @@ def _since(started: float) -> float:
 def _comparison(
     q: float, baseline: str, times: dict[str, Seconds], details: dict[str, Any]
 ) -> Comparison:
-    subject_q = percentile(times[SUBJECT], q)
-    baseline_q = percentile(times[baseline], q)
-    return Comparison(
-        benchmark="nearby_jobs",
-        case=f"p{q:g} over {len(times[SUBJECT])} seekers",
-        unit="ms",
+    return latency_comparison(
+        "nearby_jobs",
+        f"p{q:g} over {len(times[SUBJECT])} seekers",
         subject=SUBJECT,
         baseline=baseline,
-        subject_value=subject_q * 1000,
-        baseline_value=baseline_q * 1000,
-        ratio=baseline_q / subject_q,
+        subject_s=percentile(times[SUBJECT], q),
+        baseline_s=percentile(times[baseline], q),
         ratio_meaning=SPEED_UP,
         details=details,
     )

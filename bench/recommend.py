@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from bench.result import COST, Comparison
+from bench.result import COST, Comparison, latency_comparison
 from bench.timing import percentile, time_each
 from matching.recommend import Recommender
 
@@ -136,17 +136,13 @@ def _comparison(
     baseline_s: list[float],
     details: dict[str, object],
 ) -> Comparison:
-    subject_q = percentile(subject_s, q)
-    baseline_q = percentile(baseline_s, q)
-    return Comparison(
-        benchmark="recommend",
-        case=f"p{q:g} over {len(subject_s)} seekers",
-        unit="ms",
+    return latency_comparison(
+        "recommend",
+        f"p{q:g} over {len(subject_s)} seekers",
         subject=subject,
         baseline=baseline,
-        subject_value=subject_q * 1000,
-        baseline_value=baseline_q * 1000,
-        ratio=subject_q / baseline_q,
+        subject_s=percentile(subject_s, q),
+        baseline_s=percentile(baseline_s, q),
         ratio_meaning=COST,
         details=details,
     )

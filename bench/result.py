@@ -32,3 +32,44 @@ class Comparison:
     ratio: float
     ratio_meaning: str
     details: dict[str, Any] = field(default_factory=dict)
+
+
+def latency_comparison(
+    benchmark: str,
+    case: str,
+    *,
+    subject: str,
+    baseline: str,
+    subject_s: float,
+    baseline_s: float,
+    ratio_meaning: str,
+    details: dict[str, Any],
+) -> Comparison:
+    """Build the comparison of two latencies given in seconds, reported in ms.
+
+    The ratio is ``baseline / subject`` for `SPEED_UP` and ``subject / baseline`` for
+    `COST`.
+
+    Raises
+    ------
+    ValueError
+        ``ratio_meaning`` is neither `SPEED_UP` nor `COST`.
+    """
+    if ratio_meaning == SPEED_UP:
+        ratio = baseline_s / subject_s
+    elif ratio_meaning == COST:
+        ratio = subject_s / baseline_s
+    else:
+        raise ValueError(f"ratio_meaning {ratio_meaning!r} is invalid; expected SPEED_UP or COST")
+    return Comparison(
+        benchmark=benchmark,
+        case=case,
+        unit="ms",
+        subject=subject,
+        baseline=baseline,
+        subject_value=subject_s * 1000,
+        baseline_value=baseline_s * 1000,
+        ratio=ratio,
+        ratio_meaning=ratio_meaning,
+        details=details,
+    )

@@ -38,7 +38,7 @@ from psycopg import sql
 
 from api.presenters import map_labels
 from bench.inputs import FloatArray, random_points_in
-from bench.result import SPEED_UP, Comparison, ResultMismatchError
+from bench.result import SPEED_UP, Comparison, ResultMismatchError, latency_comparison
 from bench.timing import percentile
 from geo.crs import XIAN_BOUNDS_WGS84
 from geo.regions import Regions
@@ -438,18 +438,14 @@ def _comparisons(
     comparisons = []
     for baseline in (GEODATAFRAME, STDLIB):
         for q in (50, 99):
-            subject_ms = percentile(seconds[SUBJECT]["total"], q) * 1000
-            baseline_ms = percentile(seconds[baseline]["total"], q) * 1000
             comparisons.append(
-                Comparison(
-                    benchmark="viewport",
-                    case=f"p{q}",
-                    unit="ms",
+                latency_comparison(
+                    "viewport",
+                    f"p{q}",
                     subject=SUBJECT,
                     baseline=baseline,
-                    subject_value=subject_ms,
-                    baseline_value=baseline_ms,
-                    ratio=baseline_ms / subject_ms,
+                    subject_s=percentile(seconds[SUBJECT]["total"], q),
+                    baseline_s=percentile(seconds[baseline]["total"], q),
                     ratio_meaning=SPEED_UP,
                     details=shared,
                 )
