@@ -2,7 +2,7 @@
 
 Both stores keep the same tables (PostgreSQL migration ``0007_identity``,
 :mod:`store.sqlite_identity`) and pass one contract suite. The rule that one
-account holds at most one of the three administrator roles is a partial unique
+account has at most one of the three administrator roles is a partial unique
 index on ``account_roles``, so the database rejects a second administrator role
 whatever code inserts it.
 """

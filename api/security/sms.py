@@ -3,8 +3,8 @@
 A deployment plugs in the bureau's SMS provider by implementing
 :class:`SmsGateway`. The default :class:`OutboxSmsGateway` sends nothing and
 appends one JSON line per message to a local file (mode 0600), which a developer
-reads to log in. The outbox holds codes and mobiles in plaintext, so it is
-refused in production.
+reads to log in. The outbox contains codes and mobiles in plaintext, so it is
+rejected in production.
 """
 
 import json
@@ -54,7 +54,7 @@ class OutboxSmsGateway:
 
 
 class UnconfiguredSmsGateway:
-    """Production placeholder: the development outbox keeps codes in plaintext, so it is refused."""
+    """Production placeholder that sends nothing, because the outbox keeps codes in plaintext."""
 
     def send(self, mobile: str, text: str, at: datetime) -> None:
         """Raise OSError, because no SMS provider is configured."""

@@ -238,7 +238,7 @@ def test_invalid_fields_listed_in_chinese(client: TestClient) -> None:
     assert _anchor(client, "anc-a")["anchor"]["version"] == 1
 
 
-def test_rejected_values_never_echo_a_mobile_or_id_number(client: TestClient) -> None:
+def test_field_errors_mask_personal_numbers(client: TestClient) -> None:
     # Numbers typed into the wrong field: a mobile as a shift, an ID number as a credit
     # code and as the expected version.
     mobile, id_number = "13912345678", "610103199001011234"
