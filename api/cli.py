@@ -294,15 +294,20 @@ def recommend(
         f"[bold]{row['seeker_id']}[/bold] (模拟 simulated) · {row['group']} · "
         f"{row['occupation_wish_name']} · {row['home_label']} · ≤{int(row['max_commute_min'])} 分钟"
     )
-    score_column = "model_score" if "model_score" in ranked.columns else "score"
-    table = Table("#", "岗位 job", "单位 employer", "薪资 pay", "得分 score", "理由 reasons")
+    # The API's `score` is the baseline score (0-1) even when a model orders the page.
+    # A model's raw score has no fixed range, so it gets a column of its own.
+    by_model = "model_score" in ranked.columns
+    columns = ["#", "岗位 job", "单位 employer", "薪资 pay", "基础分 baseline 0-1"]
+    table = Table(*columns, *(["模型分 model (raw)"] if by_model else []), "理由 reasons")
     for rank, job in enumerate(ranked.to_dict("records"), start=1):
+        model_cell = [f"{job['model_score']:.3f}"] if by_model else []
         table.add_row(
             str(rank),
             str(job["title"]),
             str(job["company"]),
             str(job["salary_text"] or "面议"),
-            f"{job[score_column]:.3f}",
+            f"{job['score']:.3f}",
+            *model_cell,
             "；".join(job["reasons"]),
         )
     console.print(table)
@@ -705,8 +710,42 @@ def _print_report(report: "EvaluationReport") -> None:
             _metric(metrics.coverage_at_10),
         )
     console.print(model)
+    if report.pool is not None:
+        _print_pool(report.pool)
     verdict = "met 达到" if report.goal_met else "not met 未达到"
     console.print(f"goal NDCG@10 >= 1.10 x best baseline, overall and per group: {verdict}")
+
+
+def _print_pool(pool: "EvaluationReport") -> None:
+    """Print Recall@20 and NDCG@10 when each test session's whole live pool is ranked."""
+    from models.evaluation import BASELINES
+
+    table = Table(
+        "segment",
+        "queries",
+        "Recall@20 model",
+        "Recall@20 best baseline",
+        "NDCG@10 model",
+        "NDCG@10 ratio",
+        title="整个候选池 whole live pool: page + unshown candidates (模拟标签 simulated labels)",
+    )
+    for segment in [pool.overall, *pool.groups]:
+        metrics = segment.metrics
+        best_recall = max(BASELINES, key=lambda name: _or_low(metrics[name].recall_at_20))
+        ratio = segment.ndcg_ratio
+        table.add_row(
+            segment.segment,
+            f"{metrics['model'].n_queries_relevant:,}",
+            _metric(metrics["model"].recall_at_20),
+            f"{best_recall} {_metric(metrics[best_recall].recall_at_20)}",
+            _metric(metrics["model"].ndcg_at_10),
+            "" if ratio != ratio else f"{ratio:.3f}",
+        )
+    console.print(table)
+
+
+def _or_low(value: float) -> float:
+    return -1.0 if value != value else value
 
 
 def _metric(value: float) -> str:

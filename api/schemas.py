@@ -38,7 +38,12 @@ class Job(BaseModel):
     district_name: str | None
     lon: float = Field(description="Longitude in the requested coord_sys.")
     lat: float = Field(description="Latitude in the requested coord_sys.")
-    score: float | None = None
+    score: float | None = Field(
+        default=None,
+        description="Baseline score from 0 to 1 (matching/scoring.py). When a model ranks the"
+        " page, the order comes from the model and this score stays the baseline's; null for"
+        " the anonymous nearby search.",
+    )
     reasons: list[str]
     reason_keys: list[str] | None = Field(
         default=None,

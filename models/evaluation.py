@@ -19,7 +19,9 @@ is 0 for postings the seeker never looked at, and the simulated seeker looks at
 position ``k`` with chance ``(1/k)**eta``, so logged labels credit whatever the
 logging policy put on top. That policy orders mostly by the baseline formula, so
 logged labels would favour the ``baseline`` scorer for free. Every scorer ranks the
-same shown postings against the same labels. Metrics are computed overall, per
+same shown postings against the same labels. A page contains 20 postings, so Recall@20
+is 1.0 there for every scorer; the pool report (:func:`with_unshown`) ranks the
+page with the session's unshown live candidates, where it is not. Metrics are computed overall, per
 seeker group and per commute band by ``commute_min``. The goal is NDCG@10 of at
 least :data:`GOAL_RATIO` times the best baseline, overall and in every group. The
 labels come from the behaviour simulation, so every number here measures agreement
@@ -99,12 +101,18 @@ class SegmentResult:
 
 @dataclass(frozen=True)
 class EvaluationReport:
-    """Results on the test period: overall, per group and per commute band."""
+    """Results on the test period: overall, per group and per commute band.
+
+    ``pool`` contains the same metrics when every scorer ranks each test session's whole
+    live pool (shown and unshown rows, see :func:`with_unshown`) instead of its page.
+    The goal is judged on the pages; the pool is where Recall@20 means something.
+    """
 
     overall: SegmentResult
     groups: list[SegmentResult]
     commute_bands: list[SegmentResult]
     simulated: bool = True
+    pool: "EvaluationReport | None" = None
 
     @property
     def goal_met(self) -> bool:
@@ -123,6 +131,7 @@ class EvaluationReport:
             "overall": self.overall.to_dict(),
             "groups": [group.to_dict() for group in self.groups],
             "commute_bands": [band.to_dict() for band in self.commute_bands],
+            "pool": None if self.pool is None else self.pool.to_dict(),
         }
 
 
@@ -152,6 +161,24 @@ def evaluate(test: pd.DataFrame, model_scores: npt.ArrayLike) -> EvaluationRepor
     if (band == COMMUTE_BAND_UNKNOWN).any():
         bands.append(_segment(COMMUTE_BAND_UNKNOWN, scored[band == COMMUTE_BAND_UNKNOWN]))
     return EvaluationReport(overall, groups, bands)
+
+
+def with_unshown(test: pd.DataFrame, unshown: pd.DataFrame | None) -> pd.DataFrame:
+    """Return the test rows with the unshown pool rows of the same queries after each query's.
+
+    ``unshown`` may contain rows of any period (``models.dataset.TrainingData.unshown``);
+    only those whose ``query_id`` is in ``test`` are kept. Shown rows keep their order
+    and come first in each query, so ties rank the page's postings ahead of the rest.
+    """
+    if unshown is None or unshown.empty:
+        return test.reset_index(drop=True)
+    extra = unshown[unshown["query_id"].isin(test["query_id"].unique())]
+    order = {query: rank for rank, query in enumerate(pd.unique(test["query_id"]))}
+    both = pd.concat([test, extra[test.columns]], ignore_index=True)
+    query_rank = both["query_id"].map(order).to_numpy()
+    unshown_last = (both["position"].to_numpy() == 0).astype(np.int8)
+    keys = np.lexsort((np.arange(len(both)), unshown_last, query_rank))
+    return both.iloc[keys].reset_index(drop=True)
 
 
 def score_baselines(frame: pd.DataFrame) -> pd.DataFrame:

@@ -59,6 +59,9 @@ class TrainingSet(Protocol):
     @property
     def simulated(self) -> bool: ...
 
+    @property
+    def unshown(self) -> pd.DataFrame | None: ...
+
 
 class SplitError(ValueError):
     """The impressions cannot be split into three non-empty periods."""

@@ -23,6 +23,11 @@ How a session is simulated
    interview, and interviews end in hires, each stage drawn only for those who
    reached the one before. Each row also records the stage the seeker would have
    reached had they looked at every position, which the evaluation uses.
+5. Unshown candidates (``include_unshown``). The pool's other postings live that day,
+   which the page did not show, get position 0, logged label 0 and the stage the
+   seeker would have reached had they been shown and looked at. The evaluation ranks
+   them with the shown rows, so Recall@20 counts relevant jobs the page missed. Their
+   draws come from a second generator, so the logged sessions do not change.
 
 How the labels differ from the baseline score
 ---------------------------------------------
@@ -66,6 +71,7 @@ from geo.location import Precision
 from matching.candidates import JobIndex, NetworkCommuteEstimator, StraightLineCommute, parse_modes
 from matching.scoring import score_jobs
 from models.behaviour import (
+    LABEL_SHOWN,
     PostingTraits,
     draw_labels,
     draw_taste,
@@ -77,6 +83,9 @@ logger = logging.getLogger(__name__)
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
+
+# ``position`` of a live pool posting that the logged page did not show.
+UNSHOWN_POSITION = 0
 
 IMPRESSION_COLUMNS = (
     "query_id",
@@ -233,6 +242,7 @@ def simulate_interactions(
     params: BehaviourParameters | None = None,
     progress: bool = False,
     network: NetworkCommuteEstimator | None = None,
+    include_unshown: bool = False,
 ) -> pd.DataFrame:
     """Simulate sessions of ``seekers`` on ``postings`` and return one row per impression.
 
@@ -257,6 +267,10 @@ def simulate_interactions(
         uses it on the request path; the straight-line model when None. Seekers
         experience these minutes in the simulation, and the ranker's commute feature
         uses the same minutes in training and in the service.
+    include_unshown
+        Also return each session's live pool postings that its page did not show, with
+        ``position`` :data:`UNSHOWN_POSITION`, ``label`` 0 and a simulated
+        ``label_if_examined``. The impression rows are the same either way.
 
     Returns
     -------
@@ -270,6 +284,7 @@ def simulate_interactions(
     """
     params = params or BehaviourParameters()
     rng = np.random.default_rng(seed)
+    unshown_rng = np.random.default_rng([seed, 2]) if include_unshown else None
     shown_postings = _showable(postings)
     traits = posting_traits(shown_postings, rng, params)
     world = _World.build(shown_postings, traits, params, network)
@@ -285,7 +300,7 @@ def simulate_interactions(
     )
     for record in rows:
         seeker = pd.Series(record._asdict())
-        frame = _simulate_seeker(seeker, world, rng, params)
+        frame = _simulate_seeker(seeker, world, rng, params, unshown_rng)
         if frame is not None:
             frames.append(frame)
 
@@ -372,7 +387,11 @@ class _World:
 
 
 def _simulate_seeker(
-    seeker: pd.Series, world: _World, rng: np.random.Generator, params: BehaviourParameters
+    seeker: pd.Series,
+    world: _World,
+    rng: np.random.Generator,
+    params: BehaviourParameters,
+    unshown_rng: np.random.Generator | None = None,
 ) -> pd.DataFrame | None:
     days = _session_days(world, rng, params)
     pool, distance, commute = _candidate_pool(seeker, world, rng, params)
@@ -387,7 +406,7 @@ def _simulate_seeker(
 
     sessions = []
     for day in days:
-        shown = _logged_page(day, pool, baseline, world, rng, params)
+        shown, unshown = _logged_page(day, pool, baseline, world, rng, params)
         if shown.size == 0:
             continue
         positions = np.arange(1, shown.size + 1, dtype=np.int64)
@@ -416,6 +435,34 @@ def _simulate_seeker(
                 commute[shown],
             )
         )
+        if unshown_rng is not None and unshown.size:
+            # The seeker never saw these rows, so only the examination-free label exists.
+            # They come from their own generator, so the logged sessions stay the same.
+            unshown_labels = draw_labels(
+                unshown_rng,
+                seeker,
+                taste,
+                world.traits,
+                pool[unshown],
+                np.arange(shown.size + 1, shown.size + unshown.size + 1, dtype=np.int64),
+                value[unshown],
+                competition[unshown],
+                params,
+            )
+            sessions.append(
+                _session_frame(
+                    seeker,
+                    day,
+                    world,
+                    pool[unshown],
+                    np.full(unshown.size, UNSHOWN_POSITION, dtype=np.int64),
+                    np.full(unshown.size, LABEL_SHOWN, dtype=np.int8),
+                    unshown_labels.if_examined,
+                    baseline[unshown],
+                    distance[unshown],
+                    commute[unshown],
+                )
+            )
     return pd.concat(sessions, ignore_index=True) if sessions else None
 
 
@@ -557,12 +604,15 @@ def _logged_page(
     world: _World,
     rng: np.random.Generator,
     params: BehaviourParameters,
-) -> IntArray:
-    """Return positions in ``pool`` of the postings shown on ``day``, best first."""
+) -> tuple[IntArray, IntArray]:
+    """Return positions in ``pool`` of the postings shown on ``day``, best first, and the rest.
+
+    The rest are the pool's other postings live on ``day``, in the logging policy's order.
+    """
     age = (day - world.published[pool]).astype(np.int64)
     live = np.flatnonzero((age >= 0) & (age <= params.posting_lifetime_days))
     if live.size == 0:
-        return live
+        return live, live
     score = (
         params.logging_baseline_weight
         * (baseline[live] + rng.normal(0.0, params.logging_baseline_noise_sd, live.size))
@@ -570,8 +620,8 @@ def _logged_page(
         + params.logging_popularity_weight * world.popularity[pool[live]]
         + rng.gumbel(0.0, params.logging_gumbel_scale, live.size)
     )
-    top = np.argsort(-score, kind="stable")[: params.page_size]
-    return live[top]
+    order = live[np.argsort(-score, kind="stable")]
+    return order[: params.page_size], order[params.page_size :]
 
 
 def _session_frame(

@@ -5,11 +5,16 @@ functions, so they report the same numbers for the same data and parameters.
 """
 
 import logging
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from models.evaluation import EVALUATION_LABEL, EvaluationReport, evaluate
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+from models.evaluation import EVALUATION_LABEL, EvaluationReport, evaluate, with_unshown
 from models.ranker import (
     ChronologicalSplit,
     Progress,
@@ -55,7 +60,7 @@ def fit_and_evaluate(
     ranker = train_ranker(split, data.feature_names, params, n_jobs=n_jobs, progress=progress)
 
     _report(progress, "evaluate", 0)
-    report = evaluate(split.test, ranker.predict(split.test))
+    report = _evaluate_with_pool(split.test, data.unshown, ranker.predict)
     _report(progress, "evaluate", 1)
     return TrainingRun(ranker, split, report, frame_sha256(data.frame))
 
@@ -96,7 +101,20 @@ def evaluate_saved(model: LoadedModel, data: TrainingSet) -> tuple[EvaluationRep
             "may overlap the rows it was fitted on",
             model.model_id,
         )
-    return evaluate(split.test, model.predict(split.test)), same_data
+    return _evaluate_with_pool(split.test, data.unshown, model.predict), same_data
+
+
+def _evaluate_with_pool(
+    test: pd.DataFrame,
+    unshown: pd.DataFrame | None,
+    predict: Callable[[pd.DataFrame], npt.NDArray[np.float64]],
+) -> EvaluationReport:
+    """Evaluate on the test pages, and on the whole live pools when unshown rows exist."""
+    report = evaluate(test, predict(test))
+    if unshown is None or unshown.empty:
+        return report
+    pool = with_unshown(test, unshown)
+    return replace(report, pool=evaluate(pool, predict(pool)))
 
 
 def _report(progress: Progress | None, stage: str, done: int) -> None:

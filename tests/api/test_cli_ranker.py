@@ -132,4 +132,17 @@ def test_train_and_evaluate_on_simulated_labels(full_store: SqliteStore, tmp_pat
     assert evaluated.exit_code == 0, evaluated.output
     (report_file,) = out_dir.iterdir()
     report = json.loads(report_file.read_text())
-    assert report
+    pool = report["pool"]
+    page_queries = report["overall"]["metrics"]["model"]["n_queries"]
+    assert pool["overall"]["metrics"]["model"]["n_queries"] == page_queries
+    assert pool["pool"] is None
+    assert "whole live pool" in evaluated.output
+
+    recommended = runner.invoke(
+        cli.app,
+        ["recommend", "--seeker", "sim-000001"],
+        env={**_env(full_store, tmp_path), "COLUMNS": "200"},  # no wrapped headers
+    )
+    assert recommended.exit_code == 0, recommended.output
+    assert "模型分 model (raw)" in recommended.output
+    assert "基础分 baseline 0-1" in recommended.output

@@ -41,6 +41,7 @@ class SyntheticTrainingData:
     feature_names: tuple[str, ...]
     params: dict[str, Any] = field(default_factory=dict)
     simulated: bool = True
+    unshown: pd.DataFrame | None = None
 
 
 def make_training_data(

@@ -6,6 +6,7 @@ import pytest
 
 from matching.features import FEATURE_NAMES
 from models.dataset import TrainingData, build_training_data
+from models.ranker import split_chronologically
 from store.sqlite import SqliteStore
 
 LEADING = (
@@ -101,3 +102,16 @@ def test_same_seed_same_data(training: TrainingData, full_store: SqliteStore) ->
 def test_invalid_seeker_count(full_store: SqliteStore) -> None:
     with pytest.raises(ValueError, match="n_seekers"):
         build_training_data(full_store, n_seekers=0, seed=5, progress=False)
+
+
+def test_unshown_rows_test_period_only(training: TrainingData) -> None:
+    unshown = training.unshown
+    assert unshown is not None and len(unshown) > 0
+    assert tuple(unshown.columns) == tuple(training.frame.columns)
+    assert (unshown["position"] == 0).all()
+    assert (unshown["label"] == 0).all()
+    test = split_chronologically(training.frame).test
+    assert unshown["query_time"].min() >= test["query_time"].min()
+    assert set(unshown["query_id"]) <= set(test["query_id"])
+    pairs = pd.concat([test, unshown])[["query_id", "posting_id"]]
+    assert not pairs.duplicated().any()

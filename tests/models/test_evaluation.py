@@ -16,6 +16,7 @@ from models.evaluation import (
     gauss_decay,
     report_rows,
     score_baselines,
+    with_unshown,
 )
 from models.ranker import split_chronologically
 from tests.models.synthetic import SyntheticTrainingData
@@ -123,3 +124,41 @@ def test_report_rows_one_per_scorer(test_period: pd.DataFrame) -> None:
 
     assert len(rows) == segments * (1 + len(BASELINES))
     assert not math.isnan(rows[0]["ndcg_at_10"])
+
+
+def _pool_rows(test_period: pd.DataFrame) -> pd.DataFrame:
+    """Five unshown rows per test query: copies of its last rows with position 0 and new ids."""
+    tail = test_period.groupby("query_id", sort=False).tail(5).copy()
+    tail["position"] = np.int16(0)
+    tail["label"] = np.int8(0)
+    tail["posting_id"] = tail["posting_id"] + "-unshown"
+    return tail.iloc[::-1]  # scrambled order: with_unshown must regroup them
+
+
+def test_with_unshown_appends_pool_after_page(test_period: pd.DataFrame) -> None:
+    unshown = _pool_rows(test_period)
+    other_period = unshown.assign(query_id="someone@2000-01-01")
+    pool = with_unshown(test_period, pd.concat([unshown, other_period]))
+
+    assert len(pool) == len(test_period) + len(unshown)
+    assert list(pd.unique(pool["query_id"])) == list(pd.unique(test_period["query_id"]))
+    for _, rows in pool.groupby("query_id", sort=False):
+        shown = rows["position"].to_numpy() > 0
+        assert shown.sum() == 20
+        assert (~shown).sum() == 5
+        assert shown[:20].all()  # the page first, in its order
+    assert with_unshown(test_period, None).equals(test_period.reset_index(drop=True))
+
+
+def test_pool_recall_counts_unshown_hits(test_period: pd.DataFrame) -> None:
+    unshown = _pool_rows(test_period)
+    unshown["label_if_examined"] = np.int8(4)  # every unshown row would have been a hire
+    pool = with_unshown(test_period, unshown)
+    relevant_first = pool["label_if_examined"].to_numpy(dtype=np.float64)
+    shown_first = (pool["position"].to_numpy() > 0).astype(np.float64)
+
+    good = evaluate(pool, relevant_first).overall.metrics["model"].recall_at_20
+    page_bound = evaluate(pool, shown_first).overall.metrics["model"].recall_at_20
+
+    assert good == pytest.approx(1.0)
+    assert page_bound < 1.0

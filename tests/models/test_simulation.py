@@ -16,7 +16,12 @@ from models.behaviour import (
     posting_traits,
     utility,
 )
-from models.simulation import IMPRESSION_COLUMNS, BehaviourParameters, simulate_interactions
+from models.simulation import (
+    IMPRESSION_COLUMNS,
+    UNSHOWN_POSITION,
+    BehaviourParameters,
+    simulate_interactions,
+)
 
 HOME_LON, HOME_LAT = 108.95, 34.25
 # About 0.009 degrees of latitude per km here.
@@ -232,3 +237,23 @@ def test_progress_silent_without_terminal(capsys: pytest.CaptureFixture[str]) ->
     simulate_interactions(_postings(), _seekers(20), seed=3, progress=True)
 
     assert capsys.readouterr().err == ""
+
+
+def test_unshown_rows_keep_impressions(impressions: pd.DataFrame) -> None:
+    rows = simulate_interactions(_postings(), _seekers(), seed=3, include_unshown=True)
+    shown = rows[rows["position"] != UNSHOWN_POSITION].reset_index(drop=True)
+    pd.testing.assert_frame_equal(shown, impressions)
+
+
+def test_unshown_rows_live_and_unlogged() -> None:
+    rows = simulate_interactions(_postings(), _seekers(), seed=3, include_unshown=True)
+    unshown = rows[rows["position"] == UNSHOWN_POSITION]
+    assert len(unshown) > 0  # the fixture's pools hold more live postings than a page
+    assert (unshown["label"] == 0).all()
+    assert unshown["label_if_examined"].between(0, 4).all()
+    published = _postings().set_index("posting_id")["published_on"]
+    assert (unshown["query_time"] >= pd.to_datetime(unshown["posting_id"].map(published))).all()
+    shown_pairs = set(zip(rows["query_id"], rows["posting_id"], strict=True))
+    assert len(shown_pairs) == len(rows)  # no posting both shown and unshown in a session
+    pages = rows[rows["position"] != UNSHOWN_POSITION].groupby("query_id").size()
+    assert (pages[unshown["query_id"].unique()] == BehaviourParameters().page_size).all()
