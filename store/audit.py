@@ -90,7 +90,7 @@ class ChainProblem:
     """The first record at which the chain breaks."""
 
     seq: int
-    kind: Literal["changed", "inserted", "deleted", "head"]
+    kind: Literal["changed", "inserted", "deleted", "head", "checkpoint"]
     message: str
 
 
@@ -125,6 +125,15 @@ class AuditChain:
         )
         mac = hmac.HMAC(self._key, hashes.SM3())
         mac.update(previous + canonical.encode())
+        return mac.finalize()
+
+    def mac(self, purpose: bytes, data: bytes) -> bytes:
+        """Return HMAC-SM3 of ``purpose``, a zero byte and ``data`` under the chain key.
+
+        The purpose keeps these MACs apart from record tags and from each other.
+        """
+        mac = hmac.HMAC(self._key, hashes.SM3())
+        mac.update(purpose + b"\x00" + data)
         return mac.finalize()
 
     def verify(self, records: Iterable[StoredAudit], head: tuple[int, bytes]) -> ChainReport:

@@ -23,6 +23,14 @@ from geo.industry import load_industry_catalogue
 from geo.regions import load_regions
 from geo.zones import load_zones
 from store.audit import AuditChain, AuditEntry, AuditLog, AuditWrite, AuditWriteError
+from store.audit_checkpoints import (
+    AuditCheckpoint,
+    CheckpointFileError,
+    append_checkpoint,
+    check_checkpoints,
+    make_checkpoint,
+    read_checkpoints,
+)
 from store.migrations import apply_migrations
 from store.postgres import PoolOptions, PostgresStore, open_pool
 from store.sqlite import SqliteStore, write_store
@@ -310,3 +318,117 @@ def test_cli_verify_exit_codes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     broken = runner.invoke(cli, ["audit", "verify"])
     assert broken.exit_code == 1
     assert "record 2 (changed)" in broken.output
+
+
+def _truncate_and_rewind(audited: AuditedStore, keep: int) -> None:
+    """Delete the records after ``keep`` and point the head at record ``keep``, as an
+    administrator of the database could, triggers dropped or disabled."""
+    tag = next(r.tag for r in audited.store.audit_records() if r.seq == keep).hex()
+    blob = f"X'{tag}'" if audited.kind == "sqlite" else f"'\\x{tag}'::bytea"
+    audited.execute(f"DELETE FROM audit_log WHERE seq > {keep}")
+    if audited.kind == "sqlite":
+        audited.execute(f"UPDATE audit_head SET seq = {keep}, tag = {blob} WHERE id = 1")
+        return
+    audited.execute("ALTER TABLE audit_head DISABLE TRIGGER USER")
+    audited.execute(f"UPDATE audit_head SET seq = {keep}, tag = {blob} WHERE id = 1")
+    audited.execute("ALTER TABLE audit_head ENABLE TRIGGER USER")
+
+
+def _checkpoint(store: AuditLog) -> AuditCheckpoint:
+    return make_checkpoint(CHAIN, store.audit_head(), NOW, "test store")
+
+
+def test_rewound_head_passes_chain_walk(audited: AuditedStore) -> None:
+    _append(audited.store, 5)
+    _truncate_and_rewind(audited, 3)
+    report = _verify(audited.store)
+    assert report.ok  # the gap the checkpoints close
+    assert report.checked == 3
+
+
+def test_checkpoint_finds_truncated_tail(audited: AuditedStore) -> None:
+    _append(audited.store, 5)
+    checkpoint = _checkpoint(audited.store)
+    _truncate_and_rewind(audited, 3)
+    problem = check_checkpoints(CHAIN, audited.store.audit_records(), [checkpoint])
+    assert problem is not None
+    assert (problem.seq, problem.kind) == (4, "deleted")
+    assert "4..5" in problem.message
+
+
+def test_checkpoint_finds_rewritten_tail(audited: AuditedStore) -> None:
+    _append(audited.store, 5)
+    checkpoint = _checkpoint(audited.store)
+    _truncate_and_rewind(audited, 3)
+    # The service goes on appending, so records 4 and 5 exist again with other tags.
+    for n in (4, 5):
+        audited.store.append_audit(AuditWrite(_entry(n, actor="someone-else"), CHAIN))
+    assert _verify(audited.store).ok
+    problem = check_checkpoints(CHAIN, audited.store.audit_records(), [checkpoint])
+    assert problem is not None
+    assert (problem.seq, problem.kind) == (5, "changed")
+
+
+def _append_more(store: AuditLog, first: int, last: int) -> None:
+    for i in range(first, last + 1):
+        assert store.append_audit(AuditWrite(_entry(i), CHAIN)) == i
+
+
+def test_checkpoints_agree_with_intact_chain(audited: AuditedStore) -> None:
+    _append(audited.store, 2)
+    early = _checkpoint(audited.store)
+    _append_more(audited.store, 3, 4)
+    late = _checkpoint(audited.store)
+    empty = make_checkpoint(CHAIN, (0, bytes(32)), NOW, "test store")
+    checkpoints = [empty, early, late]
+    assert check_checkpoints(CHAIN, audited.store.audit_records(), checkpoints) is None
+
+
+def test_forged_checkpoint_reported() -> None:
+    honest = make_checkpoint(CHAIN, (7, b"\x01" * 32), NOW, "test store")
+    forged = AuditCheckpoint(3, honest.tag, honest.at, honest.store, honest.mac)
+    problem = check_checkpoints(CHAIN, [], [forged])
+    assert problem is not None
+    assert problem.kind == "checkpoint"
+
+
+def test_checkpoint_file_round_trip(tmp_path: Path) -> None:
+    path = tmp_path / "anchors" / "audit.jsonl"
+    first = make_checkpoint(CHAIN, (2, b"\x02" * 32), NOW, "SQLite 存储")
+    second = make_checkpoint(CHAIN, (5, b"\x05" * 32), NOW + timedelta(hours=1), "SQLite 存储")
+    append_checkpoint(path, first)
+    append_checkpoint(path, second)
+    assert read_checkpoints(path) == [first, second]
+
+
+def test_bad_checkpoint_line_named(tmp_path: Path) -> None:
+    path = tmp_path / "audit.jsonl"
+    append_checkpoint(path, make_checkpoint(CHAIN, (1, b"\x01" * 32), NOW, "s"))
+    with path.open("a", encoding="utf-8") as out:
+        out.write('{"seq": 2, "tag": "zz"}\n')
+    with pytest.raises(CheckpointFileError, match="line 2 is invalid"):
+        read_checkpoints(path)
+
+
+def test_cli_checkpoint_then_verify(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    audited = _sqlite_store(tmp_path)
+    monkeypatch.setenv("DOORSTEP_STORE_PATH", str(audited.store.path))
+    monkeypatch.setenv("DOORSTEP_AUDIT_KEY", KEY.decode())
+    monkeypatch.delenv("DOORSTEP_DATABASE_URL", raising=False)
+    _append(audited.store, 4)
+    anchors = tmp_path / "checkpoints.jsonl"
+    runner = CliRunner()
+
+    written = runner.invoke(cli, ["audit", "checkpoint", "--file", str(anchors)])
+    assert written.exit_code == 0, written.output
+    assert "at record 4" in written.output
+
+    intact = runner.invoke(cli, ["audit", "verify", "--checkpoints", str(anchors)])
+    assert intact.exit_code == 0, intact.output
+    assert "consistent with 1 checkpoints" in intact.output
+
+    _truncate_and_rewind(audited, 2)
+    assert runner.invoke(cli, ["audit", "verify"]).exit_code == 0
+    caught = runner.invoke(cli, ["audit", "verify", "--checkpoints", str(anchors)])
+    assert caught.exit_code == 1
+    assert "record 3 (deleted)" in caught.output
