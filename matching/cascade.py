@@ -7,10 +7,9 @@ previous stage kept with the model's first `CascadeStage.trees` trees and keeps 
 every candidate and keep 15,000, then the first 60 trees keep 4,000. The whole model
 then scores the last rows kept, so every score shown is the whole model's score.
 
-A tree ensemble's raw score is the sum of its trees' outputs, so a stage adds only the
-trees that the previous stage did not run to the sums it kept. The result equals the
-whole model's score up to floating-point rounding of the summation order (about 1e-15
-for scores near 1).
+A tree ensemble's raw score is the sum of its trees' outputs. So each stage keeps the
+sums of the rows it passes on, and the next stage adds only the trees after them. The
+result equals the whole model's score up to the rounding of the changed summation order.
 
 The cascade can miss a posting that the full model would put in the top 20 but that
 some stage ranks below its cut. ``bench/nearby_jobs.py`` measures how often
@@ -110,7 +109,7 @@ class ArrayScorer(Protocol):
     ) -> FloatArray:
         """Return one raw score per row of ``features``, summed over trees ``start`` to ``trees``.
 
-        ``trees`` is the end of the range, exclusive; None ends it at `tree_count`.
+        ``trees`` is the end of the range, exclusive, and None ends it at `tree_count`.
         """
         ...
 

@@ -141,8 +141,8 @@ _EDUCATION_LABELS_EN = {
     EducationLevel.DOCTOR: "doctorate",
 }
 
-# Columns of the ranked rows and of the features that the reason texts read; a text
-# function that reads another column would find it missing.
+# Columns of the ranked rows and of the features that the reason texts read. A text
+# function that reads another column finds it missing.
 _ROW_COLUMNS = (
     "precision",
     "distance_m",
