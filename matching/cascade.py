@@ -7,6 +7,10 @@ previous stage kept with the model's first `CascadeStage.trees` trees and keeps 
 every candidate and keep 15,000, then the first 60 trees keep 4,000. The whole model
 then scores the last rows kept, so every score shown is the whole model's score.
 
+A tree ensemble's raw score is the sum of its trees' outputs. So each stage keeps the
+sums of the rows it passes on, and the next stage adds only the trees after them. The
+result equals the whole model's score up to the rounding of the changed summation order.
+
 The cascade can miss a posting that the full model would put in the top 20 but that
 some stage ranks below its cut. ``bench/nearby_jobs.py`` measures how often
 (overlap@20 and NDCG@20 against the full model on the same seekers), and
@@ -93,7 +97,7 @@ class RankingCascade:
 
 @runtime_checkable
 class ArrayScorer(Protocol):
-    """A tree model that scores a float32 feature matrix, optionally with its first trees."""
+    """A tree model that scores a float32 feature matrix with all its trees or a range of them."""
 
     @property
     def tree_count(self) -> int:
@@ -101,9 +105,12 @@ class ArrayScorer(Protocol):
         ...
 
     def predict_array(
-        self, features: npt.NDArray[np.float32], trees: int | None = None
+        self, features: npt.NDArray[np.float32], trees: int | None = None, *, start: int = 0
     ) -> FloatArray:
-        """Return one score per row of ``features``, from the first ``trees`` trees or all."""
+        """Return one raw score per row of ``features``, summed over trees ``start`` to ``trees``.
+
+        ``trees`` is the end of the range, exclusive, and None ends it at `tree_count`.
+        """
         ...
 
 
@@ -126,21 +133,25 @@ def cascade_scores(
 
     A stage is skipped when no more rows reach it than it keeps, or when the model has no
     more trees than the stage would use. With ``cascade`` None every row goes to the whole
-    model.
+    model. Each stage and the whole model add only the trees after those already summed.
     """
     rows = np.arange(len(features), dtype=np.intp)
+    sums = np.zeros(len(features), dtype=np.float64)
+    summed_trees = 0
     stage_rows: list[int] = []
     for stage in cascade.stages if cascade is not None else ():
         if len(rows) <= stage.keep or scorer.tree_count <= stage.trees:
             continue
         # The first stage to run scores the matrix itself, which saves copying every row.
         reaching = features if len(rows) == len(features) else features[rows]
-        scores = scorer.predict_array(reaching, stage.trees)
+        scores = sums + scorer.predict_array(reaching, stage.trees, start=summed_trees)
         stage_rows.append(len(rows))
-        rows = np.sort(rows[np.argpartition(-scores, stage.keep - 1)[: stage.keep]])
+        kept = np.sort(np.argpartition(-scores, stage.keep - 1)[: stage.keep])
+        rows, sums, summed_trees = rows[kept], scores[kept], stage.trees
 
-    kept = features if len(rows) == len(features) else features[rows]
-    return CascadeScores(rows, scorer.predict_array(kept), tuple(stage_rows))
+    reaching = features if len(rows) == len(features) else features[rows]
+    scores = sums + scorer.predict_array(reaching, start=summed_trees)
+    return CascadeScores(rows, scores, tuple(stage_rows))
 
 
 def top_rows(scores: FloatArray, count: int) -> npt.NDArray[np.intp]:

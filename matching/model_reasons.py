@@ -141,6 +141,34 @@ _EDUCATION_LABELS_EN = {
     EducationLevel.DOCTOR: "doctorate",
 }
 
+# Columns of the ranked rows and of the features that the reason texts read. A text
+# function that reads another column finds it missing.
+_ROW_COLUMNS = (
+    "precision",
+    "distance_m",
+    "estimated_commute_min",
+    "commute_mode",
+    "itinerary_kinds",
+    "education",
+    "salary_min_month",
+)
+_FEATURE_COLUMNS = (
+    "occupation_same_middle",
+    "occupation_same_minor",
+    "occupation_same_unit",
+    "keyword_containment",
+    "education_shortfall_levels",
+    "graduate_ok",
+    "experience_shortfall_years",
+    "salary_fit",
+    "key_enterprise",
+    "employer_size_class",
+    "employer_active_postings",
+    "posting_age_days",
+    "competition_seekers",
+    "group_policy_fit",
+)
+
 _MODE_TEXT = {"walk": "commute_walk", "bike": "commute_bike", "drive": "commute_drive"}
 _LARGE_EMPLOYER_CLASS = 4
 _APPROXIMATE = frozenset(precision.value for precision in APPROXIMATE_PRECISIONS)
@@ -170,11 +198,15 @@ def reason_contributions(contributions: pd.DataFrame) -> pd.DataFrame:
     pandas.DataFrame
         Columns in `REASON_FEATURES` order, index as ``contributions``.
     """
-    sums = {
-        key: contributions.reindex(columns=list(features), fill_value=0.0).sum(axis=1)
-        for key, features in REASON_FEATURES.items()
-    }
-    return pd.DataFrame(sums, index=contributions.index)
+    values = np.nan_to_num(contributions.to_numpy(dtype=np.float64), nan=0.0)
+    column = {name: j for j, name in enumerate(contributions.columns)}
+    sums = np.zeros((len(contributions), len(REASON_FEATURES)), dtype=np.float64)
+    # Adding the columns one by one, in group order, is the order pandas' row sum uses.
+    for k, features in enumerate(REASON_FEATURES.values()):
+        for name in features:
+            if name in column:
+                sums[:, k] += values[:, column[name]]
+    return pd.DataFrame(sums, index=contributions.index, columns=list(REASON_FEATURES))
 
 
 def model_reasons(
@@ -225,8 +257,8 @@ def model_reasons(
         )
     sums = reason_contributions(contributions).to_numpy(dtype=np.float64)
     keys = list(REASON_FEATURES)
-    row_records: list[dict[str, Any]] = rows.to_dict("records")  # type: ignore[assignment]
-    feature_records: list[dict[str, Any]] = features.to_dict("records")  # type: ignore[assignment]
+    row_records = _records(rows, _ROW_COLUMNS)
+    feature_records = _records(features, _FEATURE_COLUMNS)
 
     result: list[list[ModelReason]] = []
     for position, (row, values) in enumerate(zip(row_records, feature_records, strict=True)):
@@ -241,6 +273,13 @@ def model_reasons(
                 chosen.append(ModelReason(key, text, contribution))
         result.append(chosen)
     return result
+
+
+def _records(frame: pd.DataFrame, columns: tuple[str, ...]) -> list[dict[str, Any]]:
+    """Return the rows of ``frame`` as dicts of those ``columns`` that it has."""
+    present = [column for column in columns if column in frame.columns]
+    records: list[dict[str, Any]] = frame.loc[:, present].to_dict("records")  # type: ignore[assignment]
+    return records
 
 
 Row = Mapping[str, Any]

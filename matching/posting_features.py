@@ -62,6 +62,18 @@ _COLUMN = {name: j for j, name in enumerate(FEATURE_NAMES)}
 
 
 @dataclass(frozen=True)
+class _OccupationCodes:
+    """Distinct occupation codes split into part ids, and each posting's code row."""
+
+    parts: npt.NDArray[np.int32]
+    """Ids of the four parts of each distinct code, shape (codes, 4)."""
+    part_ids: dict[str, int]
+    known: npt.NDArray[np.bool_]
+    """Whether each distinct code is a full 10-character code."""
+    code_rows: npt.NDArray[np.intp]
+
+
+@dataclass(frozen=True)
 class _TitleGrams:
     """Distinct titles as a 0/1 matrix over character 1-2-grams, and each posting's title row."""
 
@@ -111,7 +123,7 @@ class PostingFeatureTable:
         low, high = _column(rows, "salary_min_month"), _column(rows, "salary_max_month")
         self._pay_low = np.where(np.isnan(low), high, low)
         self._pay_high = np.where(np.isnan(high), low, high)
-        self._code_parts, self._part_ids, self._code_known = _code_parts(rows)
+        self._codes = _occupation_codes(rows)
         self._titles = _title_grams(rows)
         column = self.matrix[
             :,
@@ -209,13 +221,21 @@ class PostingFeatureTable:
         self, values: Float32Matrix, row: pd.DataFrame, positions: npt.NDArray[np.intp]
     ) -> None:
         wish = str(row["occupation_wish_code"].fillna("").astype(str).str.strip().iloc[0])
-        known = self._code_known[positions] & (len(wish) == 10)
+        codes = self._codes
+        # The four values depend only on the posting's code, so they are computed once per
+        # distinct code and then copied to the candidates.
+        known = codes.known & (len(wish) == 10)
         same = known.copy()
-        parts = self._code_parts[positions]
+        by_code = np.empty((len(known), len(_CODE_PARTS)), dtype=np.float32)
         for level, (start, stop) in enumerate(_CODE_PARTS):
-            wish_part = self._part_ids.get(wish[start:stop], -1)
-            same &= (parts[:, level] == wish_part) & (wish_part != self._part_ids.get("00", -2))
-            values[:, _COLUMN[_OCCUPATION_COLUMNS[level]]] = np.where(known, same, np.nan)
+            wish_part = codes.part_ids.get(wish[start:stop], -1)
+            same &= (codes.parts[:, level] == wish_part) & (
+                wish_part != codes.part_ids.get("00", -2)
+            )
+            by_code[:, level] = np.where(known, same, np.nan)
+        per_candidate = by_code[codes.code_rows[positions]]
+        for level, name in enumerate(_OCCUPATION_COLUMNS):
+            values[:, _COLUMN[name]] = per_candidate[:, level]
 
     def _fill_text(
         self, values: Float32Matrix, row: pd.DataFrame, positions: npt.NDArray[np.intp]
@@ -320,18 +340,17 @@ def _age_days(published_on: pd.Series, as_of: pd.Timestamp | None) -> FloatArray
     return np.asarray((reference.normalize() - published).dt.days, dtype=np.float64)
 
 
-def _code_parts(
-    rows: pd.DataFrame,
-) -> tuple[npt.NDArray[np.int32], dict[str, int], npt.NDArray[np.bool_]]:
-    """Return each posting's four code parts as ids, the id of each part text, and known codes."""
-    codes = rows["occupation_code"].fillna("").astype(str).str.strip()
+def _occupation_codes(rows: pd.DataFrame) -> _OccupationCodes:
+    """Split each distinct occupation code into its four parts, as ids."""
+    code_rows, distinct = pd.factorize(rows["occupation_code"].fillna("").astype(str).str.strip())
+    codes = pd.Series(distinct, dtype=object)
     known = (codes.str.len() == 10).to_numpy(dtype=bool)
     part_ids: dict[str, int] = {}
-    parts = np.empty((len(rows), len(_CODE_PARTS)), dtype=np.int32)
+    parts = np.empty((len(codes), len(_CODE_PARTS)), dtype=np.int32)
     for level, (start, stop) in enumerate(_CODE_PARTS):
         texts = codes.str.slice(start, stop)
         parts[:, level] = [part_ids.setdefault(text, len(part_ids)) for text in texts]
-    return parts, part_ids, known
+    return _OccupationCodes(parts, part_ids, known, np.asarray(code_rows, dtype=np.intp))
 
 
 def _title_grams(rows: pd.DataFrame) -> _TitleGrams:

@@ -126,17 +126,33 @@ class ModelScorer:
         return tuple(self.model.feature_names)
 
     def predict_array(
-        self, features: npt.NDArray[np.float32], trees: int | None = None
+        self, features: npt.NDArray[np.float32], trees: int | None = None, *, start: int = 0
     ) -> npt.NDArray[np.float64]:
-        """Return the score of each row of a float32 matrix in `feature_names` order.
+        """Return the raw score of each row of a float32 matrix in `feature_names` order.
 
-        ``trees`` limits the prediction to the first trees, as a cascade's first stage
-        does; None uses `tree_count`, which gives the same scores as `predict`.
+        The score sums trees ``start`` up to ``trees`` (exclusive), as a cascade's stages
+        do; None ends at `tree_count`. With the defaults it equals `predict` for a
+        LambdaRank model, whose score is the raw score.
+
+        Raises
+        ------
+        ValueError
+            When the range is empty or ends past `tree_count`.
         """
+        stop = self.tree_count if trees is None else trees
+        if not 0 <= start < stop <= self.tree_count:
+            raise ValueError(
+                f"tree range {start}..{stop} is invalid; expected 0 <= start < end <= "
+                f"{self.tree_count}"
+            )
         if len(features) == 0:
             return np.zeros(0, dtype=np.float64)
         scores = self.model.booster.predict(
-            features, num_iteration=trees or self.tree_count, num_threads=1
+            features,
+            start_iteration=start,
+            num_iteration=stop - start,
+            raw_score=True,
+            num_threads=1,
         )
         return np.asarray(scores, dtype=np.float64)
 

@@ -21,21 +21,32 @@ FloatArray = npt.NDArray[np.float64]
 
 @dataclass
 class RecordingScorer:
-    """Scores row ``i`` as ``values[i]`` with all trees and ``by_trees[t][i]`` with ``t`` trees."""
+    """Scores row ``i`` as ``values[i]`` with all trees, ``by_trees[t][i]`` with the first ``t``.
+
+    A range of trees from ``start`` scores the difference of the two sums, as the trees of
+    a real model add up. Calls are recorded as ``(start, trees, rows)``.
+    """
 
     values: FloatArray
     by_trees: dict[int, FloatArray]
     tree_count: int = 10
-    calls: list[tuple[int | None, int]] = field(default_factory=list)
+    calls: list[tuple[int, int | None, int]] = field(default_factory=list)
     scored_rows: list[npt.NDArray[np.intp]] = field(default_factory=list)
 
     def predict_array(
-        self, features: npt.NDArray[np.float32], trees: int | None = None
+        self, features: npt.NDArray[np.float32], trees: int | None = None, *, start: int = 0
     ) -> FloatArray:
-        self.calls.append((trees, len(features)))
+        self.calls.append((start, trees, len(features)))
         rows = features[:, 0].astype(np.intp)
         self.scored_rows.append(rows)
-        return self.by_trees[trees][rows] if trees is not None else self.values[rows]
+        end = self.values if trees is None else self.by_trees[trees]
+        begin = np.zeros_like(self.values) if start == 0 else self.by_trees[start]
+        return end[rows] - begin[rows]
+
+
+def _integer_scores(rng: np.random.Generator, count: int) -> FloatArray:
+    """Return whole-number scores, so that sums of tree ranges are exact."""
+    return rng.integers(-1_000_000, 1_000_000, size=count).astype(np.float64)
 
 
 def _rows(count: int) -> npt.NDArray[np.float32]:
@@ -64,11 +75,11 @@ def test_default_cascade_screens_first() -> None:
 
 def test_cascade_one_stage() -> None:
     rng = np.random.default_rng(1)
-    scorer = RecordingScorer(rng.normal(size=100), {3: rng.normal(size=100)})
+    scorer = RecordingScorer(_integer_scores(rng, 100), {3: _integer_scores(rng, 100)})
 
     stages = cascade_scores(scorer, _rows(100), RankingCascade.of((3, 10)))
 
-    assert scorer.calls == [(3, 100), (None, 10)]
+    assert scorer.calls == [(0, 3, 100), (3, None, 10)]
     assert stages.stage_rows == (100,)
     assert list(stages.rows) == sorted(np.argsort(-scorer.by_trees[3])[:10])
     assert np.array_equal(stages.scores, scorer.values[stages.rows])
@@ -77,12 +88,13 @@ def test_cascade_one_stage() -> None:
 def test_cascade_two_stages() -> None:
     rng = np.random.default_rng(2)
     scorer = RecordingScorer(
-        rng.normal(size=200), {2: rng.normal(size=200), 5: rng.normal(size=200)}
+        _integer_scores(rng, 200), {2: _integer_scores(rng, 200), 5: _integer_scores(rng, 200)}
     )
 
     stages = cascade_scores(scorer, _rows(200), RankingCascade.of((2, 50), (5, 10)))
 
-    assert scorer.calls == [(2, 200), (5, 50), (None, 10)]
+    # Each call adds only the trees after the previous stage's.
+    assert scorer.calls == [(0, 2, 200), (2, 5, 50), (5, None, 10)]
     assert stages.stage_rows == (200, 50)
     screened = np.sort(np.argsort(-scorer.by_trees[2])[:50])
     # The second stage scores exactly the rows the first kept, not the whole matrix.
@@ -114,7 +126,7 @@ def test_no_cascade_scores_all() -> None:
 
     stages = cascade_scores(scorer, _rows(50), None)
 
-    assert scorer.calls == [(None, 50)]
+    assert scorer.calls == [(0, None, 50)]
     assert stages.stage_rows == ()
     assert np.array_equal(stages.rows, np.arange(50))
 
@@ -123,11 +135,11 @@ def test_short_candidate_list_skips_stages() -> None:
     scorer = RecordingScorer(np.arange(50.0), {3: np.zeros(50), 5: np.zeros(50)})
 
     cascade_scores(scorer, _rows(50), RankingCascade.of((3, 50)))
-    assert scorer.calls == [(None, 50)]
+    assert scorer.calls == [(0, None, 50)]
 
     scorer.calls.clear()
     stages = cascade_scores(scorer, _rows(50), RankingCascade.of((3, 60), (5, 20)))
-    assert scorer.calls == [(5, 50), (None, 20)]
+    assert scorer.calls == [(0, 5, 50), (5, None, 20)]
     assert stages.stage_rows == (50,)
 
 
@@ -135,11 +147,11 @@ def test_small_model_skips_stages() -> None:
     scorer = RecordingScorer(np.arange(50.0), {2: np.zeros(50), 3: np.zeros(50)}, tree_count=3)
 
     cascade_scores(scorer, _rows(50), RankingCascade.of((3, 5)))
-    assert scorer.calls == [(None, 50)]
+    assert scorer.calls == [(0, None, 50)]
 
     scorer.calls.clear()
     cascade_scores(scorer, _rows(50), RankingCascade.of((2, 20), (3, 5)))
-    assert scorer.calls == [(2, 50), (None, 20)]
+    assert scorer.calls == [(0, 2, 50), (2, None, 20)]
 
 
 def test_top_rows_keeps_ties() -> None:
@@ -152,15 +164,15 @@ def test_top_rows_keeps_ties() -> None:
 
 @dataclass(frozen=True)
 class CountingScorer(ModelScorer):
-    """A model scorer that records the rows and trees of each `predict_array` call."""
+    """A model scorer that records ``(start, trees, rows)`` of each `predict_array` call."""
 
-    calls: list[tuple[int | None, int]] = field(default_factory=list)
+    calls: list[tuple[int, int | None, int]] = field(default_factory=list)
 
     def predict_array(
-        self, features: npt.NDArray[np.float32], trees: int | None = None
+        self, features: npt.NDArray[np.float32], trees: int | None = None, *, start: int = 0
     ) -> FloatArray:
-        self.calls.append((trees, len(features)))
-        return super().predict_array(features, trees)
+        self.calls.append((start, trees, len(features)))
+        return super().predict_array(features, trees, start=start)
 
 
 SMALL_CASCADE = RankingCascade.of((3, 1_000), (8, 300))
@@ -216,9 +228,12 @@ def test_recommend_runs_cascade(model_recommender: Recommender) -> None:
     _, ranked = model_recommender.recommend(seeker_id, 20)
 
     assert len(ranked) == 20
-    assert scorer.calls[0][0] == SCREEN.trees
-    assert scorer.calls[0][1] > 2 * SCREEN.keep
-    assert scorer.calls[1:] == [(SHORTLIST.trees, SCREEN.keep), (None, SHORTLIST.keep)]
+    assert scorer.calls[0][:2] == (0, SCREEN.trees)
+    assert scorer.calls[0][2] > 2 * SCREEN.keep
+    assert scorer.calls[1:] == [
+        (SCREEN.trees, SHORTLIST.trees, SCREEN.keep),
+        (SHORTLIST.trees, None, SHORTLIST.keep),
+    ]
 
 
 def test_cascade_page_has_whole_model_scores(model_recommender: Recommender) -> None:
@@ -278,3 +293,40 @@ def test_refresh_rebuilds_feature_table(model_recommender: Recommender) -> None:
     row = int(np.flatnonzero(located["posting_id"] == posting["posting_id"])[0])
     precision_rank = FEATURE_NAMES.index("location_precision_rank")
     assert after[2].matrix[row, precision_rank] == 6.0
+
+
+def test_tree_ranges_add_up(model_recommender: Recommender) -> None:
+    scorer = model_recommender.scorer
+    assert isinstance(scorer, CountingScorer)
+    table = model_recommender._table_for(model_recommender.index, scorer)
+    assert table is not None
+    seeker = model_recommender.seeker(_far_reaching_seeker(model_recommender))
+    reach = model_recommender.index.reachable(
+        float(seeker["home_lon"]),
+        float(seeker["home_lat"]),
+        float(seeker["max_commute_min"]),
+        str(seeker["modes"]),
+    )
+    features = table.features(seeker, reach.positions, reach.distances, reach.minutes)
+
+    whole = scorer.predict_array(features)
+    pieces = [
+        scorer.predict_array(features, SCREEN.trees),
+        scorer.predict_array(features, SHORTLIST.trees, start=SCREEN.trees),
+        scorer.predict_array(features, start=SHORTLIST.trees),
+    ]
+
+    assert np.allclose(whole, scorer.predict(pd.DataFrame(features, columns=FEATURE_NAMES)))
+    assert np.allclose(pieces[0] + pieces[1] + pieces[2], whole, rtol=0, atol=1e-12)
+    assert not np.allclose(pieces[0], whole)
+
+
+def test_tree_range_checked(model_recommender: Recommender) -> None:
+    scorer = model_recommender.scorer
+    assert isinstance(scorer, CountingScorer)
+    features = np.zeros((2, len(FEATURE_NAMES)), dtype=np.float32)
+
+    with pytest.raises(ValueError, match=r"tree range 5\.\.5 is invalid"):
+        scorer.predict_array(features, 5, start=5)
+    with pytest.raises(ValueError, match=r"tree range 0\.\.31 is invalid; .* <= 30"):
+        scorer.predict_array(features, 31)

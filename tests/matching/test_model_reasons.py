@@ -1,9 +1,12 @@
 """Reasons from feature contributions: grouping, order, sign and both languages."""
 
+from collections.abc import Iterator, Mapping
+
 import numpy as np
 import pandas as pd
 import pytest
 
+from matching import model_reasons as reasons_module
 from matching.features import FEATURE_NAMES
 from matching.model_reasons import (
     REASON_FEATURES,
@@ -80,6 +83,55 @@ def test_group_sums_contributions() -> None:
     assert sums.loc[0, "commute"] == pytest.approx(0.15)
     assert sums.loc[0, "salary"] == pytest.approx(0.1)
     assert sums.loc[0, "recent"] == 0.0
+
+
+def test_group_sums_match_pandas_row_sums() -> None:
+    rng = np.random.default_rng(3)
+    frame = pd.DataFrame(rng.normal(size=(20, len(FEATURE_NAMES))), columns=list(FEATURE_NAMES))
+    frame.iloc[0, 0] = np.nan
+
+    sums = reason_contributions(frame)
+
+    for key, names in REASON_FEATURES.items():
+        expected = frame.loc[:, list(names)].sum(axis=1)
+        assert np.array_equal(sums[key].to_numpy(), expected.to_numpy()), key
+
+
+class _RecordingRow(Mapping[str, object]):
+    """A row that records every key a reason text reads."""
+
+    def __init__(self, values: dict[str, object], read: set[str]) -> None:
+        self._values = values
+        self._read = read
+
+    def __getitem__(self, key: str) -> object:
+        self._read.add(key)
+        return self._values[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+
+@pytest.mark.parametrize("key", list(REASON_FEATURES))
+def test_reason_texts_read_listed_columns(key: str) -> None:
+    # model_reasons hands the texts only the listed columns, so reading another one would
+    # silently see it missing.
+    row_read: set[str] = set()
+    feature_read: set[str] = set()
+    text = reasons_module._REASON_TEXT[key]
+    for precision in ("poi", "district"):
+        for mode in ("transit", "walk"):
+            row = _RecordingRow(_row(precision=precision, commute_mode=mode), row_read)
+            values = _RecordingRow(
+                _features(key_enterprise=0.0, employer_active_postings=3.0), feature_read
+            )
+            text(row, values, SEEKER, reasons_module._TEXT["zh"], "zh")
+
+    assert row_read <= set(reasons_module._ROW_COLUMNS)
+    assert feature_read <= set(reasons_module._FEATURE_COLUMNS)
 
 
 def test_largest_three_positive_in_order() -> None:
