@@ -418,3 +418,16 @@ class SqlIdentity(ABC):
                 (self.to_db_time(now), code_id),
             )
         return used == 1
+
+    def use_totp_step(self, account_id: str, step: int) -> bool:
+        """Record ``step`` as the account's last used TOTP step; False when not later."""
+        with self.transaction() as tx:
+            # One upsert, so two concurrent logins with one code cannot both succeed: the
+            # second waits for the first's row and then finds its step not later.
+            changed = tx.run(
+                "INSERT INTO totp_last_steps (account_id, step) VALUES (%s, %s)"
+                " ON CONFLICT (account_id) DO UPDATE SET step = excluded.step"
+                " WHERE totp_last_steps.step < excluded.step",
+                (account_id, step),
+            )
+        return changed == 1
