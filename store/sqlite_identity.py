@@ -1,9 +1,9 @@
 """The identity store in an embedded SQLite file.
 
 The tables mirror PostgreSQL migrations ``0007_identity`` and ``0008_totp_steps``,
-with times as UTC ISO 8601 text of one fixed width, so text order is time order. They live in their
-own file (``DOORSTEP_IDENTITY_PATH``), because ``doorstep build --force``
-rewrites the store file. Each call runs in one ``BEGIN IMMEDIATE`` transaction
+with times as UTC ISO 8601 text of one fixed width, so text order is time order.
+They live in their own file (``DOORSTEP_IDENTITY_PATH``), because ``doorstep build
+--force`` rewrites the store file. Each call runs in one ``BEGIN IMMEDIATE`` transaction
 with foreign keys on, so concurrent writers queue.
 """
 
