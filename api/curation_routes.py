@@ -1,9 +1,10 @@
 """Staff curation routes (完善锚点, ``/v1/staff``) over the anchor rules and the curation store.
 
-Every route needs a staff token (:data:`api.staff_auth.StaffDep`) and works only
-inside the token's districts and zones. An anchor outside them returns 404 with
-the body of a missing anchor. A new or moved pin outside them is a 422 field
-error (rule ``out_of_scope``), because the point is the caller's own input.
+Every route needs a logged-in staff session (:data:`api.staff_auth.StaffDep`) and
+works only inside the districts of the account's organisation subtree. An anchor
+outside them returns 404 with the body of a missing anchor. A new or moved pin
+outside them is a 422 field error (rule ``out_of_scope``), because the point is
+the caller's own input.
 
 Every write leaves one operation-log record (:mod:`api.security.audit`): a
 write that reaches the store appends it in the write's transaction, and the

@@ -303,12 +303,21 @@ class InternalErrorMiddleware:
             await internal_error_response(rid)(scope, receive, send)
 
 
+def internal_error_message(rid: str) -> tuple[str, str]:
+    """Return the English and Chinese message of a 500 for request ``rid``."""
+    return (
+        f"internal server error; quote request id {rid} when reporting it",
+        f"服务内部错误，请稍后重试。报告问题时请提供请求编号 {rid}",
+    )
+
+
 def internal_error_response(rid: str) -> JSONResponse:
     """Return the 500 response that names request ``rid`` and nothing about the failure."""
+    message, message_zh = internal_error_message(rid)
     detail = {
         "loc": [],
-        "msg": f"internal server error; quote request id {rid} when reporting it",
-        "msg_zh": f"服务内部错误，请稍后重试。报告问题时请提供请求编号 {rid}",
+        "msg": message,
+        "msg_zh": message_zh,
         "type": "InternalServerError",
         "request_id": rid,
     }

@@ -246,13 +246,13 @@ PLACEHOLDER_SECRETS = frozenset(
 
 
 class AuthSettings(BaseSettings):
-    """Signing of the interim staff tokens (HS256 JWT) and the deployment environment."""
+    """Signing of session and login tokens (HS256 JWT) and the deployment environment."""
 
     model_config = SettingsConfigDict(env_prefix="DOORSTEP_", extra="ignore")
 
     staff_token_secret: SecretStr | None = Field(
         default=None,
-        description="HS256 key of staff tokens, at least 32 bytes in production. Unset in "
+        description="HS256 key of session tokens, at least 32 bytes in production. Unset in "
         "development means the key in staff_token_secret_path, created on first use.",
     )
     staff_token_secret_path: Path = Field(
