@@ -146,7 +146,7 @@ def serve(ctx: typer.Context) -> None:
 
 
 @app.command("staff-create")
-def staff_create(
+def staff_create(  # nosec B107 # empty means prompt
     ctx: typer.Context,
     login: Annotated[str, typer.Option(help="Login name, e.g. zhang.wei.")],
     name: Annotated[str, typer.Option(help="Real name; stored SM4-encrypted.")],

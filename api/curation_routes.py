@@ -66,6 +66,7 @@ from api.curation_schemas import (
 )
 from api.permissions import Permission
 from api.routes import CoordSysDep, RecommenderDep
+from api.schemas import MAX_OFFSET
 from api.security.audit import recorded_write
 from api.staff_auth import StaffContext, StaffDep
 from geo.anchor_fields import FieldError
@@ -217,7 +218,7 @@ def list_anchors(
     state: Annotated[AnchorState | None, Query(description="Curation state filter.")] = None,
     q: Annotated[str | None, Query(max_length=100, description="Name substring.")] = None,
     limit: Annotated[int, Query(ge=1, le=200, description="Anchors per page.")] = 50,
-    offset: Annotated[int, Query(ge=0, description="Anchors to skip.")] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET, description="Anchors to skip.")] = 0,
 ) -> AnchorList:
     """List anchors in the caller's scope, by id, with optional state and name filters."""
     name = q.strip() if q else None

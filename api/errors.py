@@ -199,7 +199,9 @@ def chinese_message(error: DoorstepError, title_zh: str) -> str:
 
 
 async def _handle_domain_error(request: Request, error: Exception) -> JSONResponse:
-    assert isinstance(error, DoorstepError)
+    if not isinstance(error, DoorstepError):
+        # Registered for DoorstepError only; anything else is the catch-all's 500.
+        raise error
     status_code, title_zh = _lookup(error)
     field = getattr(error, "field", None)
     detail: dict[str, Any] = {
@@ -252,7 +254,8 @@ def _server_error_detail(
 
 
 async def _handle_validation_error(request: Request, error: Exception) -> JSONResponse:
-    assert isinstance(error, RequestValidationError)
+    if not isinstance(error, RequestValidationError):
+        raise error
     details = [_validation_detail(item) for item in error.errors()]
     return JSONResponse(
         status_code=status.HTTP_422_UNPROCESSABLE_CONTENT, content={"detail": details}
