@@ -5,7 +5,7 @@
 1. Security headers, so every response carries them, error responses included.
 2. CORS, only when ``DOORSTEP_CORS_ALLOW_ORIGINS`` lists origins.
 3. The request id and operation log (:mod:`api.security.audit`).
-4. The body size limit, which answers 413 before the body is read into memory.
+4. The body size limit, which rejects a body with 413 before it is read into memory.
 5. The catch-all, which turns an unhandled exception into a 500 that names the
    request id and logs the exception. No response carries a traceback or the
    exception's text.
@@ -141,7 +141,7 @@ def security_headers(settings: Settings) -> list[tuple[str, str]]:
         ("Cross-Origin-Opener-Policy", "same-origin"),
         ("Cross-Origin-Resource-Policy", "same-origin"),
     ]
-    # Older browsers ignore frame-ancestors; X-Frame-Options can say only these two.
+    # Older browsers ignore frame-ancestors, and X-Frame-Options can express only these two.
     legacy_frame = {"'none'": "DENY", "'self'": "SAMEORIGIN"}.get(settings.http.frame_ancestors)
     if legacy_frame:
         headers.append(("X-Frame-Options", legacy_frame))
@@ -177,7 +177,7 @@ class SecurityHeadersMiddleware:
 
 
 class RequestTooLargeError(HTTPException):
-    """A request body over the limit of its route; answered with 413."""
+    """A request body over the limit of its route, rejected with 413."""
 
     def __init__(self, max_bytes: int) -> None:
         detail = [
@@ -200,7 +200,7 @@ def _size_text(n_bytes: int) -> str:
 
 
 class BodyLimitMiddleware:
-    """Answer 413 to a body over ``max_bytes`` (``import_max_bytes`` on the import route).
+    """Reject a body over ``max_bytes`` (``import_max_bytes`` on the import route) with 413.
 
     A declared ``Content-Length`` over the limit is rejected before the app runs. A
     chunked body, or one longer than declared, is counted as the app receives it,

@@ -178,7 +178,7 @@ class HttpSettings(BaseSettings):
     )
     cors_allow_credentials: bool = Field(
         default=False,
-        description="Let the allowed origins send cookies and Authorization; refused with *.",
+        description="Let the allowed origins send cookies and Authorization; invalid with *.",
     )
     frame_ancestors: str = Field(
         default="'none'",

@@ -5,7 +5,7 @@ service did not know are counted and named in a warning, so a partial or empty
 audit is visible in the CI log.
 
 NOTE: on the development machines of 2026-12-05, PyPI's per-version JSON API
-(``/pypi/<name>/<version>/json``, which pip-audit 2.10.1 queries) answered 404 for
+(``/pypi/<name>/<version>/json``, which pip-audit 2.10.1 queries) returned 404 for
 every locked version, so no package was audited. A failed request, as when the
 network is down, still makes pip-audit itself exit non-zero.
 """

@@ -4,7 +4,7 @@
 # 1. bandit over the service's packages, configured in pyproject.toml. Each accepted
 #    finding carries a `# nosec BXXX # reason` comment on its line.
 # 2. pip-audit over every locked package (all dependency groups), read from uv.lock.
-#    It asks PyPI's vulnerability API about each package, so it needs the network
+#    It queries PyPI's vulnerability API for each package, so it needs the network
 #    and fails when PyPI cannot be reached. Packages that PyPI answers "not found"
 #    for are listed as not audited, and the check fails when none could be audited.
 set -euo pipefail
@@ -16,8 +16,8 @@ REQUIREMENTS=var/requirements-audit.txt
 REPORT=var/pip-audit.json
 
 echo "bandit: scanning api geo matching models store bench"
-# bandit warns about every nosec on a multi-line statement whose other lines it does not
-# flag; those warnings are dropped, the findings and the exit status are kept.
+# bandit warns about a nosec on a multi-line statement whose other lines it does not flag.
+# Those warnings are dropped. The findings and the exit status are kept.
 "$BIN/bandit" -c pyproject.toml -r api geo matching models store bench -q 2>&1 \
     | { grep -v "but no failed test on file" || true; }
 

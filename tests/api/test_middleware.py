@@ -350,7 +350,7 @@ def test_import_route_allows_larger_body(client: TestClient) -> None:
 
     response = client.post("/v1/staff/imports", files=files)
 
-    # Over the 1 MiB default but under the import limit, so the login check answers.
+    # Over the 1 MiB default but under the import limit, so the permission check returns 401.
     assert response.status_code == 401
 
 

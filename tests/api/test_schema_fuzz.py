@@ -2,8 +2,8 @@
 
 The app runs in process (schemathesis' ASGI transport, no network) on the small XSS
 payload store. Each operation gets 100 generated requests, drawn from schemathesis'
-valid (positive) and invalid (negative) strategies, and the only check is that none
-is answered with a 5xx. Staff and admin operations are sent
+valid (positive) and invalid (negative) strategies, and the only check is that no
+response has a 5xx status. Staff and admin operations are sent
 with a real session of the role that holds their permission, so they reach the route
 rather than stopping at 401. Routes under ``/v1/auth`` are sent without a session,
 because generated logouts and password changes would end it.
