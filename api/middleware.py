@@ -220,6 +220,10 @@ class BodyLimitMiddleware:
         limit = self.import_max_bytes if scope["path"] == IMPORT_PATH else self.max_bytes
         declared = _content_length(scope)
         if declared is not None and declared > limit:
+            logger.info(
+                "%s %s rejected with 413: Content-Length %d > %d bytes",
+                scope["method"], scope["path"], declared, limit,
+            )  # fmt: skip
             await _too_large_response(limit)(scope, receive, send)
             return
 
@@ -231,6 +235,10 @@ class BodyLimitMiddleware:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
+                    logger.info(
+                        "%s %s rejected with 413: body passed %d bytes while streaming",
+                        scope["method"], scope["path"], limit,
+                    )  # fmt: skip
                     raise RequestTooLargeError(limit)
             return message
 
