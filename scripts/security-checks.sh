@@ -23,7 +23,7 @@ echo "bandit: scanning api geo matching models store bench"
 
 mkdir -p var
 "$UV" export --frozen --no-hashes --no-emit-project --all-groups --quiet -o "$REQUIREMENTS"
-echo "pip-audit: $(grep -c '==' "$REQUIREMENTS") locked packages from uv.lock"
+echo "pip-audit: $(grep -c '==' "$REQUIREMENTS") requirement lines exported from uv.lock"
 # Exits non-zero on a known vulnerability and on a failed request (network down).
 "$BIN/pip-audit" -r "$REQUIREMENTS" --no-deps --disable-pip --progress-spinner off \
     -f json -o "$REPORT"
