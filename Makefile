@@ -7,7 +7,7 @@ UV := $(TOOLS)/bin/uv
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint bench env assets clean
+.PHONY: run test lint security bench env assets clean
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -22,9 +22,13 @@ assets:
 run: env assets
 	$(BIN)/doorstep serve
 
-test: env assets
+test: env assets security
 	bash scripts/test-deps.sh
 	$(BIN)/pytest
+
+# bandit over the packages and pip-audit over uv.lock; pip-audit needs PyPI.
+security: env
+	bash scripts/security-checks.sh
 
 bench: env assets
 	$(BIN)/python -m bench.run $(BENCH_ARGS)

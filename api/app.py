@@ -14,13 +14,13 @@ from api.curation_routes import router as curation_router
 from api.docs import mount_api_docs
 from api.errors import install_error_handlers
 from api.identity_setup import open_identity
+from api.middleware import install_middleware
 from api.pages import mount_assets
 from api.pages import router as pages_router
 from api.permissions import check_route_permissions
 from api.ranking import load_ranker, with_serving_context
 from api.route_routes import router as route_router
 from api.routes import router as api_router
-from api.security.audit import install_audit
 from api.security.keys import load_key_material
 from api.settings import DataSettings, Settings
 from geo.errors import DataSourceError
@@ -93,15 +93,16 @@ def create_app(settings: Settings, store: ReadStore | None = None) -> FastAPI:
         lifespan=lifespan,
         docs_url=None,
         redoc_url=None,
+        openapi_url=None,
     )
     app.state.settings = settings
     install_error_handlers(app)
-    install_audit(app)
+    install_middleware(app, settings)
     routers = [api_router, route_router, curation_router, auth_router, pages_router]
     for router in routers:
         app.include_router(router)
     mount_assets(app, REPO_ROOT)
-    mount_api_docs(app, REPO_ROOT)
+    mount_api_docs(app, REPO_ROOT, settings)
     check_route_permissions(app, routers)
     return app
 

@@ -26,7 +26,6 @@ from api.security.identity import (
     Principal,
     SessionInvalidError,
 )
-from api.staff_auth import current_staff
 from geo.errors import DoorstepError
 from store.identity import AccountKind
 
@@ -35,11 +34,6 @@ logger = logging.getLogger(__name__)
 DEVICE_HEADER = "X-Device-ID"
 # Maximum length of a device id that can be bound (the admin route's DeviceIn.device_id).
 MAX_DEVICE_ID_CHARS = 128
-
-# NOTE: in development a signed interim token from `doorstep staff-token` still opens the
-# curation routes without a session or device. Scripts and the station page's browser
-# tests use it. Production accepts only session tokens, and the station page logs in.
-INTERIM_TOKEN_PERMISSIONS = frozenset({Permission.ANCHOR_READ, Permission.ANCHOR_WRITE})
 
 _bearer = HTTPBearer(auto_error=False)
 
@@ -117,7 +111,7 @@ class RequirePermission:
         request: Request,
         credentials: HTTPAuthorizationCredentials | None,
         device_id: str | None,
-    ) -> Principal | None:
+    ) -> Principal:
         if credentials is None or credentials.scheme.lower() != "bearer":
             raise MissingTokenError("missing bearer token")
         token = credentials.credentials
@@ -126,10 +120,6 @@ class RequirePermission:
                 f"{DEVICE_HEADER} has {len(device_id)} characters; a bound device id has at"
                 f" most {MAX_DEVICE_ID_CHARS}"
             )
-        if self.permission in INTERIM_TOKEN_PERMISSIONS and _interim_token_allowed(request, token):
-            # Verifies the interim token's signature and stores the caller for the route.
-            current_staff(request, credentials)
-            return None
         principal = identity_service(request).authenticate(token, token_kind(token), device_id)
         request.state.principal = principal
         if self.permission not in permissions_of(principal.roles):
@@ -137,17 +127,6 @@ class RequirePermission:
         if principal.password_change_required and self.permission is not Permission.SESSION:
             raise PasswordChangeRequiredError()
         return principal
-
-
-def _interim_token_allowed(request: Request, token: str) -> bool:
-    """Return whether a session-less interim token may stand in for a login (development only)."""
-    if request.app.state.settings.auth.environment != "development":
-        return False
-    try:
-        claims = jwt.decode(token, options={"verify_signature": False})
-    except jwt.InvalidTokenError:
-        return False
-    return "sid" not in claims
 
 
 def require(permission: Permission) -> Any:

@@ -145,55 +145,8 @@ def serve(ctx: typer.Context) -> None:
     uvicorn.run(create_app(settings), host=settings.server.host, port=settings.server.port)
 
 
-@app.command("staff-token")
-def staff_token(
-    ctx: typer.Context,
-    staff_id: Annotated[str, typer.Option(help="Staff account id, e.g. staff-yanta-01.")],
-    org: Annotated[str, typer.Option(help="Organisation name, e.g. 雁塔区就业服务中心.")],
-    district: Annotated[
-        list[str], typer.Option(help="6-digit district code the staff member curates; repeatable.")
-    ],
-    zone: Annotated[
-        list[str] | None, typer.Option(help="Development zone key such as 高新; repeatable.")
-    ] = None,
-    hours: Annotated[float, typer.Option(min=0.1, max=24 * 30, help="Validity in hours.")] = 8.0,
-) -> None:
-    """Print an interim staff token for the curation API (development scripts and tests only)."""
-    from api.staff_auth import issue_staff_token, staff_token_secret
-    from geo.regions import load_regions
-    from geo.zones import load_zones
-
-    settings: Settings = ctx.obj
-    regions = load_regions(settings.data.data_dir)
-    known_districts = set(regions.districts["code"].astype(str))
-    unknown = sorted(set(district) - known_districts)
-    if unknown:
-        raise typer.BadParameter(
-            f"district codes {unknown} are not Xi'an districts; expected one of "
-            f"{sorted(known_districts)}",
-            param_hint="--district",
-        )
-    zone_keys = {item.key for item in load_zones(settings.data.data_dir, regions)}
-    unknown = sorted(set(zone or []) - zone_keys)
-    if unknown:
-        raise typer.BadParameter(
-            f"zone keys {unknown} are unknown; expected one of {sorted(zone_keys)}",
-            param_hint="--zone",
-        )
-
-    token = issue_staff_token(
-        staff_token_secret(settings.auth),
-        staff_id=staff_id,
-        org=org,
-        districts=district,
-        zones=zone or [],
-        hours=hours,
-    )
-    typer.echo(token)
-
-
 @app.command("staff-create")
-def staff_create(
+def staff_create(  # nosec B107 # empty means prompt
     ctx: typer.Context,
     login: Annotated[str, typer.Option(help="Login name, e.g. zhang.wei.")],
     name: Annotated[str, typer.Option(help="Real name; stored SM4-encrypted.")],

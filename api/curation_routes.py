@@ -1,9 +1,10 @@
 """Staff curation routes (完善锚点, ``/v1/staff``) over the anchor rules and the curation store.
 
-Every route needs a staff token (:data:`api.staff_auth.StaffDep`) and works only
-inside the token's districts and zones. An anchor outside them returns 404 with
-the body of a missing anchor. A new or moved pin outside them is a 422 field
-error (rule ``out_of_scope``), because the point is the caller's own input.
+Every route needs a logged-in staff session (:data:`api.staff_auth.StaffDep`) and
+works only inside the districts of the account's organisation subtree. An anchor
+outside them returns 404 with the body of a missing anchor. A new or moved pin
+outside them is a 422 field error (rule ``out_of_scope``), because the point is
+the caller's own input.
 
 Every write leaves one operation-log record (:mod:`api.security.audit`): a
 write that reaches the store appends it in the write's transaction, and the
@@ -65,6 +66,7 @@ from api.curation_schemas import (
 )
 from api.permissions import Permission
 from api.routes import CoordSysDep, RecommenderDep
+from api.schemas import MAX_OFFSET
 from api.security.audit import recorded_write
 from api.staff_auth import StaffContext, StaffDep
 from geo.anchor_fields import FieldError
@@ -216,7 +218,7 @@ def list_anchors(
     state: Annotated[AnchorState | None, Query(description="Curation state filter.")] = None,
     q: Annotated[str | None, Query(max_length=100, description="Name substring.")] = None,
     limit: Annotated[int, Query(ge=1, le=200, description="Anchors per page.")] = 50,
-    offset: Annotated[int, Query(ge=0, description="Anchors to skip.")] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET, description="Anchors to skip.")] = 0,
 ) -> AnchorList:
     """List anchors in the caller's scope, by id, with optional state and name filters."""
     name = q.strip() if q else None

@@ -14,6 +14,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from api.auth import PasswordChangeRequiredError, PermissionDeniedError
+from api.middleware import internal_error_message
+from api.security.audit import request_id
 from api.security.identity import (
     AccountLockedError,
     CodeRateLimitedError,
@@ -125,6 +127,14 @@ _STATUS: list[tuple[type[DoorstepError], int, str]] = [
     ),
 ]
 
+# English messages of 5xx errors. Their own text may name files, hosts or driver errors,
+# which go to the log only. ServiceUnavailableError keeps its text, written for clients.
+_SERVER_ERROR_MESSAGES: list[tuple[type[DoorstepError], str]] = [
+    (AuditWriteError, "the operation log is unavailable, so nothing was changed; retry later"),
+    (StoreReplacedError, "the data is being rebuilt, so nothing was changed; retry later"),
+    (StoreNotFoundError, "the store has not been built; run doorstep build"),
+]
+
 # Chinese names of query and path parameters, for validation messages.
 PARAMETER_LABELS_ZH: dict[str, str] = {
     "lon": "经度 lon",
@@ -189,17 +199,19 @@ def chinese_message(error: DoorstepError, title_zh: str) -> str:
 
 
 async def _handle_domain_error(request: Request, error: Exception) -> JSONResponse:
-    assert isinstance(error, DoorstepError)
+    if not isinstance(error, DoorstepError):
+        # Registered for DoorstepError only; anything else is the catch-all's 500.
+        raise error
     status_code, title_zh = _lookup(error)
     field = getattr(error, "field", None)
-    if status_code >= 500:
-        logger.error("request %s failed: %s", request.url.path, error)
     detail: dict[str, Any] = {
         "loc": ["query", field] if field else ["path"],
         "msg": str(error),
         "msg_zh": chinese_message(error, title_zh),
         "type": type(error).__name__,
     }
+    if status_code >= 500:
+        detail.update(_server_error_detail(request, error, status_code))
     if isinstance(error, OutOfScopeError):
         # The operation log records the denial that the response hides.
         request.state.audit_result = "denied"
@@ -222,8 +234,28 @@ async def _handle_domain_error(request: Request, error: Exception) -> JSONRespon
     return JSONResponse(status_code=status_code, content=body, headers=headers)
 
 
+def _server_error_detail(
+    request: Request, error: DoorstepError, status_code: int
+) -> dict[str, Any]:
+    """Return the message fields of a 5xx domain error, which never quote its text."""
+    rid = request_id(request)
+    logger.error(
+        "request %s %s failed with %s: %s", rid, request.url.path, type(error).__name__, error
+    )
+    if isinstance(error, ServiceUnavailableError):
+        return {"request_id": rid}
+    if status_code == status.HTTP_500_INTERNAL_SERVER_ERROR:
+        message, message_zh = internal_error_message(rid)
+        return {"msg": message, "msg_zh": message_zh, "request_id": rid}
+    for error_type, message in _SERVER_ERROR_MESSAGES:
+        if isinstance(error, error_type):
+            return {"msg": message, "request_id": rid}
+    return {"msg": "service unavailable; retry later", "request_id": rid}
+
+
 async def _handle_validation_error(request: Request, error: Exception) -> JSONResponse:
-    assert isinstance(error, RequestValidationError)
+    if not isinstance(error, RequestValidationError):
+        raise error
     details = [_validation_detail(item) for item in error.errors()]
     return JSONResponse(
         status_code=status.HTTP_422_UNPROCESSABLE_CONTENT, content={"detail": details}

@@ -4,7 +4,8 @@ The pages are Jinja2 templates that load only same-origin files: Leaflet and
 leaflet.markercluster from ``node_modules`` (installed by ``npm ci`` from the pinned
 ``package-lock.json``) and our own scripts from ``api/static``. The scripts fetch the
 JSON API and build every element with ``textContent``, so scraped job titles and
-company names are shown as text, never parsed as HTML.
+company names are shown as text, never parsed as HTML. The Content-Security-Policy
+that forbids inline scripts and styles is set by :mod:`api.middleware`.
 """
 
 import json
@@ -12,7 +13,6 @@ import logging
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal, cast
-from urllib.parse import urlsplit
 
 from fastapi import APIRouter, FastAPI, Query, Request
 from fastapi.responses import HTMLResponse
@@ -93,48 +93,6 @@ def load_messages() -> dict[str, dict[str, Any]]:
     return messages
 
 
-def tile_origin(tile_url: str) -> str | None:
-    """Return the CSP source of a Leaflet tile URL template, or None when same-origin.
-
-    A ``{s}`` subdomain placeholder becomes the ``*`` wildcard that CSP accepts, so
-    ``https://{s}.tile.example.org/{z}/{x}/{y}.png`` gives ``https://*.tile.example.org``.
-    """
-    if not tile_url:
-        return None
-    parts = urlsplit(tile_url.replace("{s}", "*"))
-    if not parts.netloc:
-        return None
-    if parts.scheme not in ("http", "https"):
-        raise ValueError(f"tile_url scheme {parts.scheme!r} is invalid; expected http or https")
-    return f"{parts.scheme}://{parts.netloc}"
-
-
-def content_security_policy(server: ServerSettings) -> str:
-    """Build the Content-Security-Policy header of a page.
-
-    Scripts, styles, fetches and fonts come from the service itself. Leaflet sets
-    inline ``style`` attributes, hence ``'unsafe-inline'`` for styles only. Images may
-    also come from the tile host when a tile source is configured.
-    """
-    img_sources = ["'self'", "data:"]
-    origin = tile_origin(server.tile_url)
-    if origin:
-        img_sources.append(origin)
-
-    directives = [
-        "default-src 'self'",
-        f"img-src {' '.join(img_sources)}",
-        "style-src 'self' 'unsafe-inline'",
-        "script-src 'self'",
-        "connect-src 'self'",
-        "object-src 'none'",
-        "base-uri 'none'",
-        "form-action 'self'",
-        "frame-ancestors 'none'",
-    ]
-    return "; ".join(directives)
-
-
 def page_sizes(max_page_size: int) -> dict[str, int]:
     """Return the seeker and job page sizes the scripts request, capped at ``max_page_size``."""
     return {
@@ -144,17 +102,10 @@ def page_sizes(max_page_size: int) -> dict[str, int]:
     }
 
 
-def add_security_headers(response: HTMLResponse, server: ServerSettings) -> None:
-    """Set the Content-Security-Policy and related headers on a page response."""
-    response.headers["Content-Security-Policy"] = content_security_policy(server)
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    response.headers["Referrer-Policy"] = "same-origin"
-
-
 def render_page(
     request: Request, template: str, lang: Lang, extra: dict[str, Any] | None = None
 ) -> HTMLResponse:
-    """Render one page template with its messages, tile settings and security headers.
+    """Render one page template with its messages and tile settings.
 
     ``extra`` adds template variables of one page.
     """
@@ -180,9 +131,7 @@ def render_page(
         "tile_coord_sys": server.tile_coord_sys,
         **(extra or {}),
     }
-    response = templates.TemplateResponse(request, template, context)
-    add_security_headers(response, server)
-    return response
+    return templates.TemplateResponse(request, template, context)
 
 
 def render_lang_error(request: Request, value: str) -> HTMLResponse:
@@ -201,9 +150,7 @@ def render_lang_error(request: Request, value: str) -> HTMLResponse:
         "path": request.url.path,
     }
     logger.info("page %s: rejected lang=%r", request.url.path, shown)
-    response = templates.TemplateResponse(request, "lang_error.html", context, status_code=422)
-    add_security_headers(response, request.app.state.settings.server)
-    return response
+    return templates.TemplateResponse(request, "lang_error.html", context, status_code=422)
 
 
 def render_page_in(

@@ -35,18 +35,26 @@ class Permission(StrEnum):
     ACCOUNT_ADMIN = "account.admin"
     SECURITY_ADMIN = "security.admin"
     AUDIT_READ = "audit.read"
+    API_DOCS = "api.docs"  # the OpenAPI schema in production; public in development
 
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.SEEKER: frozenset({Permission.SESSION}),
     Role.STATION_STAFF: frozenset(
-        {Permission.SESSION, Permission.ANCHOR_READ, Permission.ANCHOR_WRITE}
+        {Permission.SESSION, Permission.ANCHOR_READ, Permission.ANCHOR_WRITE, Permission.API_DOCS}
     ),
     Role.ASSISTANCE_OFFICER: frozenset(
-        {Permission.SESSION, Permission.ANCHOR_READ, Permission.ASSISTANCE_LEDGER}
+        {
+            Permission.SESSION,
+            Permission.ANCHOR_READ,
+            Permission.ASSISTANCE_LEDGER,
+            Permission.API_DOCS,
+        }
     ),
-    Role.ANALYST: frozenset({Permission.SESSION, Permission.ANALYTICS_READ}),
-    Role.SYSTEM_ADMIN: frozenset({Permission.SESSION, Permission.ACCOUNT_ADMIN}),
+    Role.ANALYST: frozenset({Permission.SESSION, Permission.ANALYTICS_READ, Permission.API_DOCS}),
+    Role.SYSTEM_ADMIN: frozenset(
+        {Permission.SESSION, Permission.ACCOUNT_ADMIN, Permission.API_DOCS}
+    ),
     Role.SECURITY_ADMIN: frozenset({Permission.SESSION, Permission.SECURITY_ADMIN}),
     Role.AUDIT_ADMIN: frozenset({Permission.SESSION, Permission.AUDIT_READ}),
 }
@@ -55,8 +63,8 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
 PUBLIC_MOUNTS = frozenset(
     {"/assets/leaflet", "/assets/markercluster", "/static", "/assets/swagger-ui"}
 )
-# Routes FastAPI adds itself; the schema describes routes, not data.
-PUBLIC_FRAMEWORK_ROUTES = frozenset({"/openapi.json"})
+# Routes FastAPI adds itself that need no permission; api.docs serves the schema itself.
+PUBLIC_FRAMEWORK_ROUTES: frozenset[str] = frozenset()
 
 
 class UndeclaredPermissionError(DoorstepError, RuntimeError):

@@ -16,6 +16,7 @@ from api.errors import NotFoundError, QueryLimitError, RateLimitedError
 from api.permissions import Permission
 from api.ranking import RankerStatus
 from api.schemas import (
+    MAX_OFFSET,
     DistrictCount,
     DistrictCounts,
     Health,
@@ -138,7 +139,7 @@ def seekers(
     recommender: RecommenderDep,
     settings: SettingsDep,
     limit: Annotated[int, Query(ge=1, description="Seekers per page.")] = 50,
-    offset: Annotated[int, Query(ge=0, description="Seekers to skip.")] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET, description="Seekers to skip.")] = 0,
     group: Annotated[
         Literal["graduate", "talent", "assistance", "general"] | None,
         Query(description="Only seekers of this group."),

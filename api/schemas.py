@@ -4,6 +4,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+# Largest offset a list route accepts. Larger values skip every row anyway, and the
+# stores' integer columns overflow above 2**63 - 1.
+MAX_OFFSET = 1_000_000_000
+
 
 class Job(BaseModel):
     """A posting as shown to a seeker, with its distance and reasons."""

@@ -5,10 +5,11 @@ no other module reads the environment.
 """
 
 from pathlib import Path
-from typing import Literal, Self
+from typing import Annotated, Literal, Self
+from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from store.anchor_map import MAX_MAP_FEATURES
 from store.cache import RedisOptions
@@ -162,6 +163,79 @@ class CacheSettings(BaseSettings):
         )
 
 
+MIB = 1024 * 1024
+
+
+class HttpSettings(BaseSettings):
+    """Browser-facing HTTP rules: CORS, framing, HSTS and request body limits."""
+
+    model_config = SettingsConfigDict(env_prefix="DOORSTEP_", extra="ignore")
+
+    cors_allow_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Origins allowed to call the API from another site, comma-separated "
+        "(https://jobs.example.cn,https://kiosk.example.cn), or * for any. Empty allows none.",
+    )
+    cors_allow_credentials: bool = Field(
+        default=False,
+        description="Let the allowed origins send cookies and Authorization; invalid with *.",
+    )
+    frame_ancestors: str = Field(
+        default="'none'",
+        pattern=r"^('none'|'self'|'self'( https://[A-Za-z0-9.*:-]+)+|https://[A-Za-z0-9.*:-]+"
+        r"( https://[A-Za-z0-9.*:-]+)*)$",
+        description="CSP frame-ancestors sources: 'none' (default), 'self' or https origins.",
+    )
+    hsts_max_age_s: int = Field(
+        default=31_536_000,
+        ge=0,
+        description="Strict-Transport-Security max-age in seconds, sent in production only.",
+    )
+    max_body_bytes: int = Field(
+        default=MIB, ge=1024, description="Largest request body in bytes; larger ones get 413."
+    )
+    max_import_body_bytes: int = Field(
+        default=3 * MIB,
+        ge=1024,
+        description="Largest body of POST /v1/staff/imports in bytes (a 2 MB file and its "
+        "multipart framing).",
+    )
+
+    @field_validator("cors_allow_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
+    @field_validator("cors_allow_origins")
+    @classmethod
+    def _check_origins(cls, origins: list[str]) -> list[str]:
+        for origin in origins:
+            if origin == "*":
+                continue
+            parts = urlsplit(origin)
+            if (
+                parts.scheme not in ("http", "https")
+                or not parts.netloc
+                or origin != (f"{parts.scheme}://{parts.netloc}")
+            ):
+                raise ValueError(
+                    f"DOORSTEP_CORS_ALLOW_ORIGINS entry {origin!r} is invalid; expected"
+                    " scheme://host[:port] without a path or trailing slash, or *"
+                )
+        return origins
+
+    @model_validator(mode="after")
+    def _reject_wildcard_with_credentials(self) -> Self:
+        if self.cors_allow_credentials and "*" in self.cors_allow_origins:
+            raise ValueError(
+                "DOORSTEP_CORS_ALLOW_ORIGINS=* cannot be combined with"
+                " DOORSTEP_CORS_ALLOW_CREDENTIALS=true; list the allowed origins instead"
+            )
+        return self
+
+
 # Shortest accepted staff token secret in production: 32 bytes, the HS256 key size.
 MIN_SECRET_BYTES = 32
 
@@ -172,13 +246,13 @@ PLACEHOLDER_SECRETS = frozenset(
 
 
 class AuthSettings(BaseSettings):
-    """Signing of the interim staff tokens (HS256 JWT) and the deployment environment."""
+    """Signing of session and login tokens (HS256 JWT) and the deployment environment."""
 
     model_config = SettingsConfigDict(env_prefix="DOORSTEP_", extra="ignore")
 
     staff_token_secret: SecretStr | None = Field(
         default=None,
-        description="HS256 key of staff tokens, at least 32 bytes in production. Unset in "
+        description="HS256 key of session tokens, at least 32 bytes in production. Unset in "
         "development means the key in staff_token_secret_path, created on first use.",
     )
     staff_token_secret_path: Path = Field(
@@ -290,6 +364,7 @@ class Settings(BaseSettings):
 
     data: DataSettings = Field(default_factory=DataSettings)
     server: ServerSettings = Field(default_factory=ServerSettings)
+    http: HttpSettings = Field(default_factory=HttpSettings)
     query: QuerySettings = Field(default_factory=QuerySettings)
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     cache: CacheSettings = Field(default_factory=CacheSettings)

@@ -3,7 +3,7 @@
 import logging
 import os
 import platform
-import subprocess
+import subprocess  # nosec B404 # fixed local commands only
 import sys
 from importlib import metadata
 from pathlib import Path
@@ -81,7 +81,7 @@ def git_commit(repo_dir: Path) -> str | None:
 
 
 def _git(repo_dir: Path, *args: str) -> str:
-    completed = subprocess.run(
+    completed = subprocess.run(  # nosec B603 B607 # fixed argv, no shell
         ["git", "-C", str(repo_dir), *args], check=True, capture_output=True, text=True
     )
     return completed.stdout.strip()

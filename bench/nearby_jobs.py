@@ -392,9 +392,9 @@ def cascade_fidelity(
         and minimum overlap@20 and mean NDCG@20.
     """
     scorer = subject.scorer
-    assert isinstance(scorer, ModelScorer) and subject.cascade is not None
+    assert isinstance(scorer, ModelScorer) and subject.cascade is not None  # nosec B101 # type narrowing only
     table = subject._table_for(subject.index, scorer)
-    assert table is not None
+    assert table is not None  # nosec B101 # type narrowing only
     cascades = sorted(
         set(fidelity_grid()) | {subject.cascade},
         key=lambda cascade: [(stage.trees, stage.keep) for stage in cascade.stages],
@@ -460,9 +460,9 @@ def _ndcg(chosen: npt.NDArray[np.intp], best: npt.NDArray[np.intp]) -> float:
 def _stage_profile(subject: Recommender, seeker_ids: Sequence[str]) -> dict[str, float]:
     """Return the p50 milliseconds of each step of the subject, timed apart."""
     scorer = subject.scorer
-    assert isinstance(scorer, ModelScorer)
+    assert isinstance(scorer, ModelScorer)  # nosec B101 # type narrowing only
     table = subject._table_for(subject.index, scorer)
-    assert table is not None
+    assert table is not None  # nosec B101 # type narrowing only
     stages: dict[str, Seconds] = {
         "candidates": [],
         "features": [],

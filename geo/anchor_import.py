@@ -501,9 +501,9 @@ def apply_import(
 
     created = []
     for change in report.accepted.values():
-        assert change.name is not None
-        assert change.lon is not None
-        assert change.lat is not None
+        assert change.name is not None  # nosec B101 # type narrowing only
+        assert change.lon is not None  # nosec B101 # type narrowing only
+        assert change.lat is not None  # nosec B101 # type narrowing only
         created.append(
             new_anchor(
                 change.name,

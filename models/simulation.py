@@ -538,7 +538,7 @@ def _reachable_on_network(
     seeker: pd.Series, world: _World, limit: float, modes: list[str]
 ) -> tuple[IntArray, FloatArray, FloatArray]:
     """Return located rows within ``limit`` minutes on the network, as the service finds them."""
-    assert world.index is not None and world.row_of is not None
+    assert world.index is not None and world.row_of is not None  # nosec B101 # type narrowing only
     found = world.index.for_commute(
         float(seeker["home_lon"]), float(seeker["home_lat"]), limit, modes
     )

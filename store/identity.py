@@ -1,7 +1,7 @@
 """Identity records: the organisation tree, accounts and roles, sessions, devices, one-time codes.
 
-Both stores keep the same tables (PostgreSQL migration ``0007_identity``,
-:mod:`store.sqlite_identity`) and pass one contract suite. The rule that one
+Both stores keep the same tables (PostgreSQL migrations ``0007_identity`` and
+``0008_totp_steps``, :mod:`store.sqlite_identity`) and pass one contract suite. The rule that one
 account has at most one of the three administrator roles is a partial unique
 index on ``account_roles``, so the database rejects a second administrator role
 whatever code inserts it.
@@ -232,6 +232,14 @@ class IdentityStore(Protocol):
 
         A match marks it used, so it can never match again. A mismatch counts an
         attempt, and a code with ``max_attempts`` failed attempts stops matching.
+        """
+        ...
+
+    def use_totp_step(self, account_id: str, step: int) -> bool:
+        """Record ``step`` as the account's last used TOTP time step, atomically.
+
+        Returns False, and records nothing, when that step or a later one was already
+        used, so each TOTP code logs in once even across service processes.
         """
         ...
 

@@ -104,7 +104,7 @@ class SqlIdentity(ABC):
         with self.transaction() as tx:
             for org in organisations:
                 added += tx.run(
-                    f"INSERT INTO organisations ({', '.join(_ORG_COLUMNS)})"
+                    f"INSERT INTO organisations ({', '.join(_ORG_COLUMNS)})"  # nosec B608 # constant identifiers, bound values
                     " VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (org_id) DO NOTHING",
                     (org.org_id, org.parent_id, org.level, org.name, org.region_code,
                      org.district_code),
@@ -115,7 +115,8 @@ class SqlIdentity(ABC):
         """Return one organisation, or None."""
         with self.transaction() as tx:
             found = tx.rows(
-                f"SELECT {', '.join(_ORG_COLUMNS)} FROM organisations WHERE org_id = %s", (org_id,)
+                f"SELECT {', '.join(_ORG_COLUMNS)} FROM organisations WHERE org_id = %s",  # nosec B608 # constant identifiers, bound values
+                (org_id,),
             )
         return Organisation(*found[0]) if found else None
 
@@ -123,7 +124,8 @@ class SqlIdentity(ABC):
         """Return whether ``org_id`` is ``ancestor_id`` or lies below it."""
         with self.transaction() as tx:
             found = tx.rows(
-                f"{_ANCESTORS} SELECT 1 FROM ancestors WHERE org_id = %s", (org_id, ancestor_id)
+                f"{_ANCESTORS} SELECT 1 FROM ancestors WHERE org_id = %s",  # nosec B608 # constant identifiers, bound values
+                (org_id, ancestor_id),
             )
         return bool(found)
 
@@ -131,7 +133,7 @@ class SqlIdentity(ABC):
         """Return the district codes of ``org_id`` and every organisation below it."""
         with self.transaction() as tx:
             found = tx.rows(
-                f"{_SUBTREE} SELECT DISTINCT district_code FROM organisations"
+                f"{_SUBTREE} SELECT DISTINCT district_code FROM organisations"  # nosec B608 # constant identifiers, bound values
                 " WHERE org_id IN (SELECT org_id FROM subtree) AND district_code IS NOT NULL",
                 (org_id,),
             )
@@ -145,7 +147,7 @@ class SqlIdentity(ABC):
         try:
             with self.transaction() as tx:
                 tx.run(
-                    f"INSERT INTO accounts ({', '.join(ACCOUNT_COLUMNS)})"
+                    f"INSERT INTO accounts ({', '.join(ACCOUNT_COLUMNS)})"  # nosec B608 # constant identifiers, bound values
                     f" VALUES ({', '.join(['%s'] * len(ACCOUNT_COLUMNS))})",
                     values,
                 )
@@ -218,7 +220,8 @@ class SqlIdentity(ABC):
     def _account_where(self, condition: str, params: Sequence[Any]) -> Account | None:
         with self.transaction() as tx:
             found = tx.rows(
-                f"SELECT {', '.join(ACCOUNT_COLUMNS)} FROM accounts WHERE {condition}", params
+                f"SELECT {', '.join(ACCOUNT_COLUMNS)} FROM accounts WHERE {condition}",  # nosec B608 # constant identifiers, bound values
+                params,
             )
             if not found:
                 return None
@@ -260,7 +263,7 @@ class SqlIdentity(ABC):
         """Count a failed login; lock the account when ``limit`` failures fall within ``window``."""
         with self.transaction() as tx:
             # The account row lock serialises concurrent failures of one account.
-            tx.rows(f"SELECT 1 FROM accounts WHERE account_id = %s{self.for_update}", (account_id,))
+            tx.rows(f"SELECT 1 FROM accounts WHERE account_id = %s{self.for_update}", (account_id,))  # nosec B608 # constant identifiers, bound values
             tx.run(
                 "DELETE FROM login_failures WHERE account_id = %s AND at <= %s",
                 (account_id, self.to_db_time(at - window)),
@@ -303,7 +306,7 @@ class SqlIdentity(ABC):
         """Insert a new session."""
         with self.transaction() as tx:
             tx.run(
-                f"INSERT INTO sessions ({', '.join(_SESSION_COLUMNS)})"
+                f"INSERT INTO sessions ({', '.join(_SESSION_COLUMNS)})"  # nosec B608 # constant identifiers, bound values
                 " VALUES (%s, %s, %s, %s, %s, NULL, NULL)",
                 (session.session_id, session.account_id, session.device_id,
                  self.to_db_time(session.created_at), self.to_db_time(session.last_seen_at)),
@@ -313,7 +316,7 @@ class SqlIdentity(ABC):
         """Return a live session and move its ``last_seen_at`` to ``now``."""
         with self.transaction() as tx:
             found = tx.rows(
-                f"UPDATE sessions SET last_seen_at = %s WHERE session_id = %s"
+                f"UPDATE sessions SET last_seen_at = %s WHERE session_id = %s"  # nosec B608 # constant identifiers, bound values
                 f" AND revoked_at IS NULL AND last_seen_at > %s"
                 f" RETURNING {', '.join(_SESSION_COLUMNS)}",
                 (self.to_db_time(now), session_id, self.to_db_time(now - idle)),
@@ -399,7 +402,7 @@ class SqlIdentity(ABC):
         """Use the newest unexpired code for this mobile and purpose if its hash matches."""
         with self.transaction() as tx:
             found = tx.rows(
-                "SELECT code_id, code_hash, attempts FROM one_time_codes"
+                "SELECT code_id, code_hash, attempts FROM one_time_codes"  # nosec B608 # constant identifiers, bound values
                 " WHERE mobile_index = %s AND purpose = %s AND used_at IS NULL AND expires_at > %s"
                 f" ORDER BY created_at DESC LIMIT 1{self.for_update}",
                 (mobile_index, purpose, self.to_db_time(now)),
@@ -418,3 +421,16 @@ class SqlIdentity(ABC):
                 (self.to_db_time(now), code_id),
             )
         return used == 1
+
+    def use_totp_step(self, account_id: str, step: int) -> bool:
+        """Record ``step`` as the account's last used TOTP step; False when not later."""
+        with self.transaction() as tx:
+            # One upsert, so two concurrent logins with one code cannot both succeed: the
+            # second waits for the first's row and then finds its step not later.
+            changed = tx.run(
+                "INSERT INTO totp_last_steps (account_id, step) VALUES (%s, %s)"
+                " ON CONFLICT (account_id) DO UPDATE SET step = excluded.step"
+                " WHERE totp_last_steps.step < excluded.step",
+                (account_id, step),
+            )
+        return changed == 1

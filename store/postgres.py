@@ -145,7 +145,7 @@ def mask_url(url: str) -> str:
     except psycopg.ProgrammingError:
         return "<unparsable conninfo>"
     if "password" in params:
-        params["password"] = "***"
+        params["password"] = "***"  # nosec B105 # a log mask, not a password
     return make_conninfo(**{key: str(value) for key, value in params.items()})
 
 
@@ -247,7 +247,7 @@ class PostgresStore(PostgresCuration, PostgresAudit):
     def postings_frame(self) -> pd.DataFrame:
         """Return active postings joined with their anchor's point, precision and district."""
         query = sql.SQL(
-            "SELECT {columns}, p.extra, p.active, " + _POSTING_LOCATION + " FROM postings AS p"
+            "SELECT {columns}, p.extra, p.active, " + _POSTING_LOCATION + " FROM postings AS p"  # nosec B608 # constant identifiers, bound values
             " JOIN anchors AS a USING (anchor_id) WHERE p.active ORDER BY p.posting_row"
         ).format(columns=_qualified("p", _POSTINGS.columns))
         with self._snapshot() as connection:

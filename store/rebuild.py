@@ -36,7 +36,7 @@ CURATED_FILTER = f"(version > 1 OR source = '{STAFF_SOURCE}')"
 """SQL condition, valid in SQLite and PostgreSQL, that selects the anchors staff curated."""
 
 KEPT_FILTER = (
-    f"({CURATED_FILTER}"
+    f"({CURATED_FILTER}"  # nosec B608 # constant identifiers, bound values
     " OR anchor_id IN (SELECT merged_into FROM anchors WHERE merged_into IS NOT NULL))"
 )
 """SQL condition that selects the anchors a rebuild keeps: curated ones and merge survivors.

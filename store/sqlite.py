@@ -208,7 +208,7 @@ class SqliteStore(SqliteCuration):
               AND a.precision NOT IN (SELECT value FROM json_each(?))
             ORDER BY a.n_postings DESC, a.anchor_id
             LIMIT ?
-        """
+        """  # nosec B608 # constant identifiers, bound values
         with self._connect() as connection:
             return pd.read_sql_query(
                 query,
@@ -249,7 +249,7 @@ class SqliteStore(SqliteCuration):
     def anchors_frame(self) -> pd.DataFrame:
         """Return every anchor."""
         with self._connect() as connection:
-            query = f"SELECT {_BUILD_ANCHOR_COLUMNS} FROM anchors AS a ORDER BY a.anchor_row"
+            query = f"SELECT {_BUILD_ANCHOR_COLUMNS} FROM anchors AS a ORDER BY a.anchor_row"  # nosec B608 # constant identifiers, bound values
             return pd.read_sql_query(query, connection)
 
     def layer_infos(self) -> list[dict[str, str]]:

@@ -80,7 +80,7 @@ def append_audit(connection: sqlite3.Connection, write: AuditWrite) -> int:
         seq = int(head_seq) + 1
         tag = write.chain.tag(bytes(head_tag), seq, entry)
         connection.execute(
-            f"INSERT INTO audit_log ({', '.join(AUDIT_COLUMNS)})"
+            f"INSERT INTO audit_log ({', '.join(AUDIT_COLUMNS)})"  # nosec B608 # constant identifiers, bound values
             f" VALUES ({', '.join('?' * len(AUDIT_COLUMNS))})",
             [seq, *entry.canonical_fields(), tag],
         )
@@ -96,7 +96,7 @@ def read_audit_records(connection: sqlite3.Connection) -> Iterator[StoredAudit]:
     """Yield every stored record in sequence order; none when the file has no audit table."""
     if not _has_audit_tables(connection):
         return
-    cursor = connection.execute(f"SELECT {', '.join(AUDIT_COLUMNS)} FROM audit_log ORDER BY seq")
+    cursor = connection.execute(f"SELECT {', '.join(AUDIT_COLUMNS)} FROM audit_log ORDER BY seq")  # nosec B608 # constant identifiers, bound values
     for row in cursor:
         yield record_from_row(row)
 
@@ -136,9 +136,9 @@ def copy_audit(old: sqlite3.Connection | None, new: sqlite3.Connection) -> int:
     create_audit_tables(new)
     if old is None or not _has_audit_tables(old):
         return 0
-    rows = old.execute(f"SELECT {', '.join(AUDIT_COLUMNS)} FROM audit_log ORDER BY seq").fetchall()
+    rows = old.execute(f"SELECT {', '.join(AUDIT_COLUMNS)} FROM audit_log ORDER BY seq").fetchall()  # nosec B608 # constant identifiers, bound values
     new.executemany(
-        f"INSERT INTO audit_log ({', '.join(AUDIT_COLUMNS)})"
+        f"INSERT INTO audit_log ({', '.join(AUDIT_COLUMNS)})"  # nosec B608 # constant identifiers, bound values
         f" VALUES ({', '.join('?' * len(AUDIT_COLUMNS))})",
         [tuple(row) for row in rows],
     )

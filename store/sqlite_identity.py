@@ -1,9 +1,9 @@
 """The identity store in an embedded SQLite file.
 
-The tables mirror PostgreSQL migration ``0007_identity``, with times as UTC ISO
-8601 text of one fixed width, so text order is time order. They live in their
-own file (``DOORSTEP_IDENTITY_PATH``), because ``doorstep build --force``
-rewrites the store file. Each call runs in one ``BEGIN IMMEDIATE`` transaction
+The tables mirror PostgreSQL migrations ``0007_identity`` and ``0008_totp_steps``,
+with times as UTC ISO 8601 text of one fixed width, so text order is time order.
+They live in their own file (``DOORSTEP_IDENTITY_PATH``), because ``doorstep build
+--force`` rewrites the store file. Each call runs in one ``BEGIN IMMEDIATE`` transaction
 with foreign keys on, so concurrent writers queue.
 """
 
@@ -100,6 +100,10 @@ CREATE TABLE IF NOT EXISTS one_time_codes (
 );
 CREATE INDEX IF NOT EXISTS one_time_codes_lookup
     ON one_time_codes (mobile_index, purpose, created_at);
+CREATE TABLE IF NOT EXISTS totp_last_steps (
+    account_id TEXT PRIMARY KEY REFERENCES accounts (account_id) ON DELETE CASCADE,
+    step INTEGER NOT NULL CHECK (step >= 0)
+);
 """
 
 

@@ -122,12 +122,16 @@ def foreign_requests(record: PageRecord, base_url: str) -> list[str]:
     ]
 
 
-def open_staff_page(page: Page, base_url: str, token: str, lang: str = "zh") -> None:
-    """Put a staff token where the login page leaves it, then open the station page.
+def open_staff_page(
+    page: Page, base_url: str, token: str, device_id: str = "pad-01", lang: str = "zh"
+) -> None:
+    """Store a session token and device id as the login page does, then open the station page.
 
     Tests of the station page itself skip the login form this way; the login page has
-    its own tests in tests/api/test_login_browser.py.
+    its own tests in tests/api/test_login_browser.py. The token must come from a real
+    login of an account that has ``device_id`` bound.
     """
     page.goto(f"{base_url}/staff/login?lang={lang}")
     page.evaluate("token => window.sessionStorage.setItem('doorstep.staffToken', token)", token)
+    page.evaluate("id => window.localStorage.setItem('doorstep.deviceId', id)", device_id)
     page.goto(f"{base_url}/staff?lang={lang}")

@@ -23,6 +23,7 @@ from typing import Any
 
 import jwt
 import pyotp
+from pyotp.exceptions import OTPVerificationError
 
 from api.security.blind_index import BlindIndex
 from api.security.encryption import FieldCipher, FieldContext
@@ -63,6 +64,8 @@ CODE_LIFETIME = timedelta(minutes=5)
 CODE_MAX_ATTEMPTS = 5
 TOKEN_LIFETIME = timedelta(hours=12)
 CODE_DIGITS = 6
+# TOTP steps accepted on each side of the current one, for clock drift (30 s per step).
+TOTP_DRIFT_STEPS = 1
 
 
 class AuthenticationError(DoorstepError):
@@ -76,7 +79,7 @@ class LoginFailedError(AuthenticationError, PermissionError):
 
 
 class WrongCodeError(LoginFailedError):
-    """A one-time code that does not match, or was already used."""
+    """A one-time or TOTP code that does not match, or was already used."""
 
     message_zh = "验证码错误，请核对后重新输入"
 
@@ -297,9 +300,10 @@ class IdentityService:
             account.totp_secret_enc,
             FieldContext("accounts", "totp_secret_enc", account.account_id),
         )
-        # NOTE: a TOTP code can be replayed within its 30-second step (plus one step of
-        # clock drift); recording used steps per account would close that window.
-        return pyotp.TOTP(secret).verify(code, for_time=now, valid_window=1)
+        step = matching_totp_step(pyotp.TOTP(secret), code, now)
+        # The store keeps the last used step, so a code works once, and an older code of
+        # the drift window no longer works after a newer one.
+        return step is not None and self.store.use_totp_step(account.account_id, step)
 
     def _ensure_unlocked(self, account: Account, now: datetime) -> None:
         if account.locked_until is not None and account.locked_until > now:
@@ -494,6 +498,20 @@ class IdentityService:
         if verify_password(account.password_hash, new).matched:
             raise PasswordPolicyError("reused", "new password must differ from the current one")
         self.store.set_password(account.account_id, hash_password(new), self.clock())
+
+
+def matching_totp_step(totp: pyotp.TOTP, code: str, now: datetime) -> int | None:
+    """Return the 30-second time step whose TOTP code is ``code``, or None.
+
+    The steps before and after ``now`` are accepted too, for one step of clock drift
+    between the server and the authenticator app.
+    """
+    try:
+        return totp.verify_and_get_timecode(
+            code.strip(), for_time=now, valid_window=TOTP_DRIFT_STEPS
+        )
+    except OTPVerificationError:
+        return None
 
 
 def _changed_at(account: Account) -> datetime:

@@ -16,11 +16,19 @@ from fastapi.testclient import TestClient
 from api.security.audit import REQUEST_ID_HEADER
 from store.audit import StoredAudit
 from store.sqlite import SqliteStore
-from tests.api.test_curation_api import BEILIN, YANTA, YANTA_POINT, _patch, client
+from tests.api.test_curation_api import (
+    BEILIN,
+    STAFF_IDS,
+    YANTA,
+    YANTA_POINT,
+    _patch,
+    client,
+    identity_path,
+)
 from tests.store.conftest import make_database, pg_pool, pg_store, pg_url
 
 # The client fixture and the PostgreSQL fixtures it uses come from other modules.
-__all__ = ["client", "make_database", "pg_pool", "pg_store", "pg_url"]
+__all__ = ["client", "identity_path", "make_database", "pg_pool", "pg_store", "pg_url"]
 
 
 def _records_after(client: TestClient, seq: int) -> list[StoredAudit]:
@@ -55,7 +63,7 @@ def test_patch_recorded_once(client: TestClient) -> None:
     assert response.headers[REQUEST_ID_HEADER] == "req-42"
     entry = _only_new(client, before).entry
     assert entry.action == "anchor.update"
-    assert entry.actor == "staff-yanta-01"
+    assert entry.actor == STAFF_IDS["yanta"]
     assert entry.org == "雁塔区就业服务中心"
     assert entry.role == "station_staff"
     assert entry.object_id == "anchor:anc-a"
@@ -81,7 +89,7 @@ def test_other_organisation_recorded_as_denied(client: TestClient) -> None:
 
     assert response.status_code == 404
     entry = _only_new(client, before).entry
-    assert (entry.actor, entry.result, entry.status_code) == ("staff-beilin-01", "denied", 404)
+    assert (entry.actor, entry.result, entry.status_code) == (STAFF_IDS["beilin"], "denied", 404)
 
 
 def test_missing_anchor_recorded_as_rejected(client: TestClient) -> None:
@@ -110,7 +118,7 @@ def test_invalid_body_recorded_as_rejected(client: TestClient) -> None:
 
     assert response.status_code == 422
     entry = _only_new(client, before).entry
-    assert (entry.actor, entry.result, entry.status_code) == ("staff-yanta-01", "rejected", 422)
+    assert (entry.actor, entry.result, entry.status_code) == (STAFF_IDS["yanta"], "rejected", 422)
 
 
 def test_create_recorded_with_201(client: TestClient) -> None:

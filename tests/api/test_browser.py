@@ -362,3 +362,52 @@ def test_real_app_payload_district_counts(app_url: str) -> None:
     beilin = [item for item in body["items"] if item["district_code"] == "610103"]
     assert sum(item["n"] for item in beilin) == 6
     assert {item["state_label"] for item in beilin} == {"草稿"}
+
+
+# Records every Content-Security-Policy violation of the page, before its own scripts run.
+CSP_LISTENER = """
+window.cspViolations = [];
+document.addEventListener("securitypolicyviolation", function (event) {
+  window.cspViolations.push(event.effectiveDirective + " " + event.blockedURI);
+});
+"""
+
+
+@pytest.mark.parametrize(
+    ("path", "ready"),
+    [
+        ("/", "#stats-items dd"),
+        ("/seeker", "#seeker-list button.seeker"),
+        ("/staff/login", "#password-form"),
+        ("/docs", ".swagger-ui .info .title"),
+    ],
+)
+def test_real_app_pages_obey_csp(
+    page: tuple[Page, PageRecord], app_url: str, path: str, ready: str
+) -> None:
+    browser_page, record = page
+    browser_page.add_init_script(CSP_LISTENER)
+
+    browser_page.goto(app_url + path)
+    browser_page.locator(ready).first.wait_for()
+    browser_page.wait_for_load_state("networkidle")
+
+    assert browser_page.evaluate("window.cspViolations") == []
+    assert record.console_errors == []
+    assert foreign_requests(record, app_url) == []
+
+
+def test_csp_listener_sees_inline_style(page: tuple[Page, PageRecord], app_url: str) -> None:
+    browser_page, record = page
+    browser_page.add_init_script(CSP_LISTENER)
+    browser_page.goto(app_url + "/staff/login")
+    browser_page.locator("#password-form").wait_for()
+
+    browser_page.evaluate(
+        "() => { const s = document.createElement('style');"
+        " s.textContent = 'body { color: red; }'; document.head.appendChild(s); }"
+    )
+
+    browser_page.wait_for_function("window.cspViolations.length > 0")
+    assert browser_page.evaluate("window.cspViolations") == ["style-src-elem inline"]
+    assert any("Content Security Policy" in text for text in record.console_errors)

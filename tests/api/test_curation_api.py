@@ -20,9 +20,9 @@ from stdnum.cn import uscc
 
 from api.app import create_app
 from api.settings import AuthSettings, CacheSettings, DataSettings, Settings
-from api.staff_auth import issue_staff_token
 from geo.crs import CoordSys, from_wgs84, to_wgs84
 from store.sqlite import SqliteStore, write_store
+from tests.api.staff_login import reuse_staff_login
 from tests.store.conftest import make_database, pg_pool, pg_store, pg_url
 from tests.store.test_contract import _inputs
 
@@ -37,22 +37,15 @@ ANC_A_STOP = (108.9020, 34.2010)  # WGS84, about 220 m north-east of anc-a's pin
 BELL_TOWER = (108.9402, 34.2600)  # inside 碑林区 610103
 
 
-def _token(*districts: str, staff_id: str = "staff-yanta-01", zones: tuple[str, ...] = ()) -> str:
-    return issue_staff_token(
-        SECRET.encode(),
-        staff_id=staff_id,
-        org="雁塔区就业服务中心",
-        districts=districts or ("610113",),
-        zones=zones,
-    )
-
-
 def _credit_code(first17: str) -> str:
     return first17 + uscc.calc_check_digit(first17)
 
 
-YANTA = {"Authorization": f"Bearer {_token('610113')}"}
-BEILIN = {"Authorization": f"Bearer {_token('610103', staff_id='staff-beilin-01')}"}
+# The client fixture fills these with the headers and account ids of real staff sessions
+# on its app (雁塔区 and 碑林区), because every client has a new identity store.
+YANTA: dict[str, str] = {}
+BEILIN: dict[str, str] = {}
+STAFF_IDS: dict[str, str] = {}
 
 
 def _store_inputs() -> dict[str, Any]:
@@ -63,8 +56,16 @@ def _store_inputs() -> dict[str, Any]:
     return inputs
 
 
+@pytest.fixture(scope="module")
+def identity_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One SQLite identity file for the module, so its staff sessions are reused."""
+    return tmp_path_factory.mktemp("identity") / "identity.sqlite"
+
+
 @pytest.fixture(params=["sqlite", "postgres"])
-def client(request: pytest.FixtureRequest, data_dir: Path, tmp_path: Path) -> Iterator[TestClient]:
+def client(
+    request: pytest.FixtureRequest, data_dir: Path, tmp_path: Path, identity_path: Path
+) -> Iterator[TestClient]:
     """A client on each store in turn, holding the contract inputs."""
     if request.param == "sqlite":
         path = tmp_path / "store.sqlite"
@@ -77,9 +78,17 @@ def client(request: pytest.FixtureRequest, data_dir: Path, tmp_path: Path) -> It
     settings = Settings(
         data=DataSettings(data_dir=data_dir, store_path=tmp_path / "unused.sqlite"),
         cache=CacheSettings(rate_limit_per_minute=0),
-        auth=AuthSettings(staff_token_secret=SecretStr(SECRET)),
+        auth=AuthSettings(staff_token_secret=SecretStr(SECRET), identity_path=identity_path),
     )
     with TestClient(create_app(settings, store=store)) as test_client:
+        for name, headers, org_id in (
+            ("yanta", YANTA, "district:610113"),
+            ("beilin", BEILIN, "district:610103"),
+        ):
+            staff = reuse_staff_login(test_client, org_id, name)
+            headers.clear()
+            headers.update(staff.headers)
+            STAFF_IDS[name] = staff.account_id
         yield test_client
 
 
@@ -109,23 +118,11 @@ def test_me_names_districts(client: TestClient) -> None:
 
     assert response.status_code == 200
     assert response.json() == {
-        "staff_id": "staff-yanta-01",
+        "staff_id": STAFF_IDS["yanta"],
         "org": "雁塔区就业服务中心",
         "districts": [{"code": "610113", "name": "雁塔区"}],
         "zones": [],
     }
-
-
-def test_me_names_zones(client: TestClient) -> None:
-    token = _token("610113", zones=("高新", "未知开发区"))
-
-    response = client.get("/v1/staff/me", headers={"Authorization": f"Bearer {token}"})
-
-    assert response.status_code == 200
-    assert response.json()["zones"] == [
-        {"key": "未知开发区", "name": None},
-        {"key": "高新", "name": "西安高新技术产业开发区"},
-    ]
 
 
 def test_missing_token_is_401(client: TestClient) -> None:
@@ -194,7 +191,7 @@ def test_patch_writes_history(client: TestClient) -> None:
     assert response.status_code == 200, response.text
     assert body["anchor"]["version"] == 2
     assert body["anchor"]["address"] == "雁塔区科技路 1 号"
-    assert body["version"]["actor"] == "staff-yanta-01"
+    assert body["version"]["actor"] == STAFF_IDS["yanta"]
     assert body["version"]["at"].endswith("+00:00")
     assert {item["field"] for item in body["version"]["changes"]} == {"address", "contact_role"}
     history = _anchor(client, "anc-a")["history"]
@@ -445,7 +442,7 @@ def test_create_key_other_body_is_422(client: TestClient) -> None:
 
 
 def test_create_key_is_per_staff(client: TestClient) -> None:
-    other_staff = {"Authorization": f"Bearer {_token('610113', staff_id='staff-yanta-02')}"}
+    other_staff = reuse_staff_login(client, "district:610113", "yanta-2").headers
     first = client.post("/v1/staff/anchors", json=_new_body(), headers=_keyed("retry-1"))
     second = client.post(
         "/v1/staff/anchors", json=_new_body(), headers=_keyed("retry-1", other_staff)
@@ -461,7 +458,11 @@ def test_create_invalid_key_is_422(client: TestClient, key: bytes) -> None:
     response = client.post(
         "/v1/staff/anchors",
         json=_new_body(),
-        headers={b"Authorization": YANTA["Authorization"].encode(), b"Idempotency-Key": key},
+        headers={
+            b"Authorization": YANTA["Authorization"].encode(),
+            b"X-Device-ID": YANTA["X-Device-ID"].encode(),
+            b"Idempotency-Key": key,
+        },
     )
 
     assert response.status_code == 422, response.text

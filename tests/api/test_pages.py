@@ -17,15 +17,13 @@ import pytest
 from fastapi import FastAPI, HTTPException, Query
 from fastapi.testclient import TestClient
 
-from api.pages import (
-    MissingAssetsError,
+from api.middleware import (
+    SecurityHeadersMiddleware,
     content_security_policy,
-    load_messages,
-    mount_assets,
-    page_sizes,
-    router,
+    security_headers,
     tile_origin,
 )
+from api.pages import MissingAssetsError, load_messages, mount_assets, page_sizes, router
 from api.presenters import GROUP_LABELS, precision_label
 from api.settings import QuerySettings, ServerSettings, Settings
 from geo.layers import load_layers
@@ -300,6 +298,8 @@ def build_stub_app(
 
     app.include_router(router)
     mount_assets(app, REPO_ROOT)
+    # The real app's headers, so the browser tests run the pages under the real CSP.
+    app.add_middleware(SecurityHeadersMiddleware, headers=security_headers(app.state.settings))
     return app
 
 

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
 from playwright.sync_api import (
     FilePayload,
     Locator,
@@ -22,8 +23,8 @@ from pydantic import SecretStr
 
 from api.app import create_app
 from api.settings import AuthSettings, DataSettings, Settings
-from api.staff_auth import issue_staff_token
 from store.sqlite import SqliteStore
+from tests.api.staff_login import log_in_staff
 from tests.api.test_pages import XSS_PAYLOADS
 from tests.api.test_staff_page import STUB_TOKEN, StubCuration, build_staff_stub_app
 from tests.fix_browser import (
@@ -410,23 +411,25 @@ def test_staff_create_checks_required_fields(page: tuple[Page, PageRecord], staf
 
 
 def test_staff_real_app_drag_saves(
-    page: tuple[Page, PageRecord], xss_store_copy: SqliteStore
+    page: tuple[Page, PageRecord], xss_store_copy: SqliteStore, tmp_path: Path
 ) -> None:
     """The page against the real API and SQLite store: a dragged pin is saved and versioned."""
     page, record = page
     secret = "s" * 16 + "t" * 16 + "0123456789abcdef"
     settings = Settings(
         data=DataSettings(store_path=xss_store_copy.path),
-        auth=AuthSettings(staff_token_secret=SecretStr(secret)),
-    )
-    token = issue_staff_token(
-        secret.encode(), staff_id="staff-beilin-01", org="碑林区就业服务中心", districts=["610103"]
+        auth=AuthSettings(
+            staff_token_secret=SecretStr(secret), identity_path=tmp_path / "identity.sqlite"
+        ),
     )
     anchors = xss_store_copy.anchors_frame()
     in_district = anchors[anchors["district_code"] == "610103"]
+    app = create_app(settings, store=xss_store_copy)
 
-    with serve(create_app(settings, store=xss_store_copy)) as url:
-        open_staff_page(page, url, token)
+    with serve(app) as url:
+        staff = log_in_staff(TestClient(app), org_id="district:610103")
+        token = staff.token
+        open_staff_page(page, url, token, staff.device_id)
         page.locator("#anchor-list button.anchor-item").first.wait_for()
         assert page.locator("#anchor-list button.anchor-item").count() == len(in_district)
 

@@ -351,6 +351,51 @@ def test_code_used_once_under_concurrency(identity: SqlIdentity) -> None:
     assert results.count(True) == 1
 
 
+def test_totp_step_used_once(identity: SqlIdentity) -> None:
+    account = _account()
+    identity.create_account(account)
+
+    assert identity.use_totp_step(account.account_id, 59_000_000)
+    assert not identity.use_totp_step(account.account_id, 59_000_000)
+
+
+def test_older_totp_step_rejected(identity: SqlIdentity) -> None:
+    account = _account()
+    identity.create_account(account)
+    assert identity.use_totp_step(account.account_id, 59_000_001)
+
+    assert not identity.use_totp_step(account.account_id, 59_000_000)
+    assert identity.use_totp_step(account.account_id, 59_000_002)
+
+
+def test_totp_steps_are_per_account(identity: SqlIdentity) -> None:
+    first, second = _account(), _account()
+    identity.create_account(first)
+    identity.create_account(second)
+
+    assert identity.use_totp_step(first.account_id, 59_000_000)
+    assert identity.use_totp_step(second.account_id, 59_000_000)
+
+
+def test_totp_step_used_once_under_concurrency(identity: SqlIdentity) -> None:
+    account = _account()
+    identity.create_account(account)
+    results: list[bool] = []
+    lock = threading.Lock()
+
+    def use() -> None:
+        outcome = identity.use_totp_step(account.account_id, 59_000_000)
+        with lock:
+            results.append(outcome)
+
+    threads = [threading.Thread(target=use) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert results.count(True) == 1
+
+
 def test_tree_from_real_regions(data_dir: Path, tmp_path: Path) -> None:
     regions = load_regions(data_dir)
     tree = organisations_from_regions(regions)

@@ -201,6 +201,64 @@ def test_totp_second_factor(service: IdentityService) -> None:
     assert service.finish_staff_login(challenge.token, code, DEVICE).token
 
 
+def _totp_staff(service: IdentityService) -> str:
+    created = service.create_staff(
+        login="li.na", name="李娜", mobile="13912345678", org_id="district:610113",
+        roles=[Role.ANALYST], password=PASSWORD, second_factor="totp",
+    )  # fmt: skip
+    assert created.totp_secret is not None
+    service.store.bind_device(created.account.account_id, DEVICE, "pc", service.clock())
+    return created.totp_secret
+
+
+def test_totp_code_works_once(service: IdentityService, clock: Clock) -> None:
+    secret = _totp_staff(service)
+    code = pyotp.TOTP(secret).at(clock())
+    first = service.start_staff_login("li.na", PASSWORD)
+    assert service.finish_staff_login(first.token, code, DEVICE).token
+
+    clock.advance(seconds=5)  # still the same 30-second step
+    second = service.start_staff_login("li.na", PASSWORD)
+    with pytest.raises(WrongCodeError):
+        service.finish_staff_login(second.token, code, DEVICE)
+
+
+def test_totp_replay_in_drift_window(service: IdentityService, clock: Clock) -> None:
+    secret = _totp_staff(service)
+    code = pyotp.TOTP(secret).at(clock())
+    first = service.start_staff_login("li.na", PASSWORD)
+    assert service.finish_staff_login(first.token, code, DEVICE).token
+
+    # 30 s later the same code is the previous step, which clock drift would still accept.
+    clock.advance(seconds=30)
+    second = service.start_staff_login("li.na", PASSWORD)
+    with pytest.raises(WrongCodeError):
+        service.finish_staff_login(second.token, code, DEVICE)
+    assert service.finish_staff_login(second.token, pyotp.TOTP(secret).at(clock()), DEVICE)
+
+
+def test_older_totp_code_after_newer(service: IdentityService, clock: Clock) -> None:
+    secret = _totp_staff(service)
+    totp = pyotp.TOTP(secret)
+    first = service.start_staff_login("li.na", PASSWORD)
+    # The next step's code, accepted for clock drift, is used first.
+    assert service.finish_staff_login(first.token, totp.at(clock(), counter_offset=1), DEVICE).token
+
+    second = service.start_staff_login("li.na", PASSWORD)
+    with pytest.raises(WrongCodeError):
+        service.finish_staff_login(second.token, totp.at(clock()), DEVICE)
+
+
+def test_totp_outside_drift_window(service: IdentityService, clock: Clock) -> None:
+    secret = _totp_staff(service)
+    challenge = service.start_staff_login("li.na", PASSWORD)
+
+    with pytest.raises(WrongCodeError):
+        service.finish_staff_login(
+            challenge.token, pyotp.TOTP(secret).at(clock(), counter_offset=-2), DEVICE
+        )
+
+
 def test_lockout_after_5_failures(service: IdentityService, clock: Clock) -> None:
     _staff(service)
     for _ in range(4):
