@@ -2,7 +2,7 @@
 
 The chain head lives in the same database as the records, so anyone who can delete
 the last records can also rewind the head to the record before them, and
-:meth:`store.audit.AuditChain.verify` then sees a shorter but intact chain. A
+:meth:`store.audit.AuditChain.verify` then accepts a shorter but intact chain. A
 checkpoint copies the head (sequence number and tag) to an append-only JSON Lines
 file that the database's administrators cannot write, with an HMAC-SM3 under the
 audit key. Verification then also requires every checkpointed record to still be
