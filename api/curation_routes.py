@@ -77,7 +77,7 @@ from geo.anchor_import import (
     check_anchor_rows,
     read_anchor_table,
 )
-from geo.anchor_states import AnchorState, OutOfScopeError, ensure_in_scope
+from geo.anchor_states import AnchorState, OutOfScopeError, StaffScope, ensure_in_scope
 from geo.crs import CoordSys
 from geo.curation import AnchorRecord, AnchorValidationError, apply_change, new_anchor
 from geo.duplicates import InvalidMergeError, find_duplicates, plan_merge
@@ -206,7 +206,13 @@ def me(staff: StaffDep, rules: RulesDep) -> StaffMe:
         districts.append(DistrictOut(code=code, name=None if district is None else district.name))
     zone_names = {zone.key: zone.name for zone in rules.zones}
     zones = [ZoneOut(key=key, name=zone_names.get(key)) for key in sorted(staff.scope.zone_keys)]
-    return StaffMe(staff_id=staff.staff_id, org=staff.org, districts=districts, zones=zones)
+    return StaffMe(
+        staff_id=staff.staff_id,
+        org=staff.org,
+        filing_org=staff.scope.filing_org,
+        districts=districts,
+        zones=zones,
+    )
 
 
 @router.get("/anchors", response_model=AnchorList, dependencies=[require(Permission.ANCHOR_READ)])
@@ -560,11 +566,14 @@ def _report_out(report: ImportReport) -> ImportReportOut:
 
 @router.get("/summary", response_model=Summary, dependencies=[require(Permission.ANCHOR_READ)])
 def summary(staff: StaffDep, store: CurationStoreDep, rules: RulesDep) -> Summary:
-    """Count the anchors of the caller's districts by district, precision and state."""
+    """Count the anchors in the caller's scope by district, precision and state."""
     # NOTE: counts are by district only, so anchors filed under one of the caller's
     # zones but lying in another district are not counted here.
-    counts = store.precision_state_counts("district")
-    mine = counts[counts["district_code"].isin(sorted(staff.scope.district_codes))]
+    if staff.scope.by_filing:
+        mine = _filed_counts(store, staff.scope)
+    else:
+        counts = store.precision_state_counts("district")
+        mine = counts[counts["district_code"].isin(sorted(staff.scope.district_codes))]
     items = []
     for row in mine.to_dict("records"):
         code = str(row["district_code"])
@@ -579,3 +588,17 @@ def summary(staff: StaffDep, store: CurationStoreDep, rules: RulesDep) -> Summar
             )
         )
     return Summary(items=items)
+
+
+def _filed_counts(store: CurationStore, scope: StaffScope) -> pd.DataFrame:
+    """Count a street's or station's own anchors by district, precision and state."""
+    records = store.anchors_for_scope(scope, limit=store.count_for_scope(scope))
+    frame = pd.DataFrame(
+        {
+            "district_code": [record.district_code for record in records],
+            "precision": [record.precision.value for record in records],
+            "state": [record.state.value for record in records],
+        }
+    )
+    columns = ["district_code", "precision", "state"]
+    return frame.groupby(columns, dropna=True).size().rename("n").reset_index()

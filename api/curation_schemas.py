@@ -52,6 +52,11 @@ class AnchorDetailsIn(BaseModel):
     contact_phone: str | None = None
     shift_times: list[str] | None = None
     shuttle_stop: ShuttleStopIn | None = None
+    filed_org: str | None = Field(
+        default=None,
+        max_length=64,
+        description="Street or community station to file the anchor under, e.g. street:610113001.",
+    )
     clear: list[str] = Field(default_factory=list)
 
 
@@ -166,6 +171,7 @@ class AnchorOut(BaseModel):
     contact_phone: str | None
     shift_times: list[str]
     shuttle_stop: ShuttleStopOut | None
+    filed_org: str | None
     n_postings: int
 
 
@@ -271,6 +277,10 @@ class StaffMe(BaseModel):
 
     staff_id: str
     org: str
+    filing_org: str | None = Field(
+        description="Street or station the caller's new anchors are filed under; "
+        "null for district and city staff, who curate their whole districts."
+    )
     districts: list[DistrictOut]
     zones: list[ZoneOut]
 
@@ -360,6 +370,7 @@ def anchor_out(
         contact_phone=record.contact_phone,
         shift_times=list(record.shift_times),
         shuttle_stop=_shuttle_stop_out(record.shuttle_stop, coord_sys),
+        filed_org=record.filed_org,
         n_postings=n_postings,
     )
 

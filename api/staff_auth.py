@@ -24,6 +24,9 @@ logger = logging.getLogger(__name__)
 
 STATION_STAFF_ROLE = "station_staff"
 
+FILING_LEVELS = frozenset({"street", "station"})
+"""Organisation levels that anchors are filed under; their staff curate only those anchors."""
+
 # Bytes of a generated development key (256 bits, the HS256 key size).
 _GENERATED_KEY_BYTES = 32
 
@@ -84,7 +87,8 @@ def current_staff(request: Request) -> StaffContext:
 
     The route's :func:`api.auth.require` dependency runs first and stores the
     logged-in caller in ``request.state.principal``; its scope is the districts of
-    the account's organisation subtree. Without a principal the request is a 401.
+    the account's organisation subtree, and for street and station staff only the
+    anchors filed under that subtree. Without a principal the request is a 401.
     """
     known: StaffContext | None = getattr(request.state, "staff", None)
     if known is not None:
@@ -104,9 +108,24 @@ def _context_of(request: Request, account_id: str, org_id: str | None) -> StaffC
     if organisation is None:
         raise _unauthorized("账号未关联机构", "account has no organisation")
     districts = store.subtree_district_codes(organisation.org_id)
-    # NOTE: anchors carry a district, not a street or community, so street and station
-    # staff curate their whole district until anchors record the finer region codes.
-    return StaffContext(account_id, organisation.name, StaffScope(districts))
+
+    def filing_district(candidate: str) -> str | None:
+        # Anchors are filed under streets and stations only, and only inside the subtree.
+        found = store.organisation(candidate)
+        if found is None or found.level not in FILING_LEVELS:
+            return None
+        return found.district_code if store.is_within(candidate, organisation.org_id) else None
+
+    if organisation.level in FILING_LEVELS:
+        scope = StaffScope(
+            districts,
+            filing_org=organisation.org_id,
+            filing_orgs=store.subtree_org_ids(organisation.org_id),
+            filing_district=filing_district,
+        )
+    else:
+        scope = StaffScope(districts, filing_district=filing_district)
+    return StaffContext(account_id, organisation.name, scope)
 
 
 StaffDep = Annotated[StaffContext, Depends(current_staff)]

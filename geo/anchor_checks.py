@@ -26,7 +26,7 @@ from geo.anchor_fields import (
     validate_text,
 )
 from geo.anchor_rules import PRECISION_LABELS_ZH
-from geo.anchor_states import AnchorState, transition
+from geo.anchor_states import AnchorState, StaffScope, transition
 from geo.credit_code import validate_credit_code
 from geo.crs import haversine_m, validate_and_convert
 from geo.errors import DoorstepError
@@ -55,6 +55,7 @@ CLEARABLE_FIELDS = frozenset(
         "contact_role",
         "contact_phone",
         "shuttle_stop",
+        "filed_org",
     }
 )
 """Fields an :class:`geo.curation.AnchorChange` may set back to empty through ``clear``."""
@@ -73,9 +74,12 @@ class ChangeValidator:
         regions: Regions,
         zones: Iterable[DevelopmentZone],
         industries: IndustryCatalogue,
+        *,
+        scope: StaffScope | None = None,
     ) -> None:
         self.record = record
         self.change = change
+        self.scope = scope
         self.regions = regions
         self.zones = {zone.key: zone for zone in zones}
         self.industries = industries
@@ -90,6 +94,7 @@ class ChangeValidator:
         self._check_contacts()
         self._check_flags()
         self._check_pin_and_place()
+        self._check_filing()
         self._check_entrance()
         self._check_shuttle_stop()
         self._check_state()
@@ -276,6 +281,61 @@ class ChangeValidator:
             )
             return
         self.values["district_code"] = containing.code
+
+    def _check_filing(self) -> None:
+        """Check ``filed_org``: a street or station inside the caller's subtree and the district.
+
+        The filing is checked again when the anchor changes district, so an anchor
+        never stays filed under a street of another district.
+        """
+        change = self.change
+        if "filed_org" in change.clear and self.scope is not None and self.scope.by_filing:
+            self.errors.append(
+                FieldError.of(
+                    "filed_org",
+                    "street and station staff cannot clear the filing of an anchor",
+                    rule="filing_required",
+                )
+            )
+            return
+        filed = self.values.get("filed_org", change.filed_org or self.record.filed_org)
+        district = self.values.get("district_code", self.record.district_code)
+        if filed is None or (change.filed_org is None and district == self.record.district_code):
+            return
+
+        resolve = None if self.scope is None else self.scope.filing_district
+        filed_district = None if resolve is None else resolve(filed)
+        if filed_district is None:
+            self.errors.append(
+                FieldError.of(
+                    "filed_org",
+                    f"filed_org {filed!r} is not a street or community station "
+                    "of the caller's organisation",
+                    rule="unknown_filing_org",
+                    value=filed,
+                )
+            )
+            return
+        if filed_district != district:
+            filed_name = self._district_name(filed_district)
+            actual = self._district_name(district)
+            self.errors.append(
+                FieldError.of(
+                    "filed_org",
+                    f"filed_org {filed!r} is in {filed_name}, the anchor in {actual}; "
+                    "file it under a street or station of its own district",
+                    rule="filing_outside_district",
+                    value=filed,
+                    filed=filed_name,
+                    actual=actual,
+                )
+            )
+            return
+        self.values["filed_org"] = filed
+
+    def _district_name(self, code: str | None) -> str:
+        district = None if code is None else self.regions.district(code)
+        return str(code) if district is None else district.name
 
     def _check_entrance(self) -> None:
         change = self.change

@@ -35,6 +35,7 @@ FIELD_LABELS_ZH: dict[str, str] = {
     "district": "区县",
     "zone_key": "开发区",
     "zone": "开发区",
+    "filed_org": "所属街道或社区站",
     "state": "状态",
     "reactivate": "重新启用",
     "confirm_pin": "确认定位点",
@@ -103,6 +104,11 @@ RULE_MESSAGES_ZH: dict[str, str] = {
     "outside_district": "坐标不在所填区县（{declared}）范围内，实际位于{actual}",
     "outside_zone_districts": "坐标位于{actual}，不在开发区“{zone}”所在的区县内",
     "out_of_scope": "坐标不在您负责的区县或开发区范围内",
+    "unknown_filing_org": "“{value}”不是您所在机构下的街道或社区站",
+    "filing_outside_district": (
+        "所属机构“{value}”位于{filed}，锚点位于{actual}，请改选该区县的街道或社区站"
+    ),
+    "filing_required": "街道和社区站人员不能清空锚点的所属机构",
     # States (geo.anchor_states).
     "unknown_state": "状态“{value}”无效，须为草稿、待审核、已核实、已停用或已驳回",
     "invalid_transition": "状态不能从“{current}”改为“{target}”",

@@ -7,7 +7,7 @@ reactivated anchor passes review again before it shows as verified.
 """
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING
@@ -100,10 +100,29 @@ def transition(
 
 @dataclass(frozen=True, slots=True)
 class StaffScope:
-    """The districts (6-digit codes) and development zones (zone keys) a staff member serves."""
+    """The districts (6-digit codes) and development zones (zone keys) a staff member serves.
+
+    Staff of a street or a community station curate only the anchors filed under
+    their own organisation subtree: ``filing_org`` is the organisation that their
+    new anchors are filed under, and ``filing_orgs`` contains the organisation ids of
+    their subtree. Both stay empty for district and city staff, who curate every
+    anchor of their districts and zones, filed or not.
+
+    ``filing_district`` returns the district code of a street or station that the
+    caller may file an anchor under (one inside their subtree), and None for any
+    other organisation id. Without it, no change may set ``filed_org``.
+    """
 
     district_codes: frozenset[str]
     zone_keys: frozenset[str] = frozenset()
+    filing_org: str | None = None
+    filing_orgs: frozenset[str] = frozenset()
+    filing_district: Callable[[str], str | None] | None = None
+
+    @property
+    def by_filing(self) -> bool:
+        """True for street and station staff, whose scope is the anchors filed under them."""
+        return self.filing_org is not None
 
     @classmethod
     def city_wide(cls, regions: Regions, zones: Iterable[DevelopmentZone] = ()) -> "StaffScope":
@@ -113,12 +132,13 @@ class StaffScope:
 
 @dataclass(frozen=True, slots=True)
 class PlacedPoint:
-    """A WGS84 point (degrees) with the district containing it and the zone it is filed under."""
+    """A WGS84 point (degrees) with its district and the zone and organisation it is filed under."""
 
     lon: float
     lat: float
     district_code: str | None
     zone_key: str | None = None
+    filed_org: str | None = None
 
 
 def ensure_in_scope(target: "AnchorRecord | PlacedPoint", scope: StaffScope) -> None:
@@ -126,20 +146,27 @@ def ensure_in_scope(target: "AnchorRecord | PlacedPoint", scope: StaffScope) -> 
 
     An anchor filed under one of the scope's zones is in scope whatever its
     district, and so is an anchor whose ``district_code`` is one of the
-    scope's districts.
+    scope's districts. For street and station staff (:attr:`StaffScope.by_filing`)
+    the anchor must also be filed under an organisation of their subtree.
 
     Raises
     ------
     OutOfScopeError
         Otherwise. The API returns 404, so anchors of other organisations stay invisible.
     """
-    if target.zone_key is not None and target.zone_key in scope.zone_keys:
-        return
-    if target.district_code is not None and target.district_code in scope.district_codes:
+    in_zone = target.zone_key is not None and target.zone_key in scope.zone_keys
+    in_district = target.district_code is not None and target.district_code in scope.district_codes
+    filed_here = not scope.by_filing or target.filed_org in scope.filing_orgs
+    if (in_zone or in_district) and filed_here:
         return
 
     if not isinstance(target, PlacedPoint):
         raise OutOfScopeError(f"anchor {target.anchor_id!r} is not in the caller's scope")
+    if not filed_here:
+        raise OutOfScopeError(
+            f"the anchor would be filed under {target.filed_org!r}, outside the caller's "
+            f"organisations {sorted(scope.filing_orgs)}"
+        )
     raise OutOfScopeError(
         f"point ({target.lon:.5f}, {target.lat:.5f}) in district {target.district_code!r} "
         f"is outside the caller's districts {sorted(scope.district_codes)} "

@@ -77,7 +77,9 @@ class AnchorRecord:
     ``contact_role`` names a role (人事部, HR经理), never a person, and
     ``contact_phone`` is an organisation landline or a 400/800 number.
     ``shift_times`` are ``HH:MM-HH:MM`` strings, and an end before the start
-    means an overnight shift.
+    means an overnight shift. ``filed_org`` is the street or community station
+    (an organisation id such as ``street:610113001``) whose staff curate the
+    anchor; None leaves it to the district.
     """
 
     anchor_id: str
@@ -101,6 +103,7 @@ class AnchorRecord:
     contact_phone: str | None = None
     shift_times: tuple[str, ...] = ()
     shuttle_stop: ShuttleStop | None = None
+    filed_org: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +137,7 @@ class AnchorChange:
     contact_phone: str | None = None
     shift_times: tuple[str, ...] | None = None
     shuttle_stop: ShuttleStop | None = None
+    filed_org: str | None = None
     state: AnchorState | str | None = None
     reactivate: bool = False
     clear: frozenset[str] = field(default_factory=frozenset)
@@ -213,17 +217,18 @@ def _apply(
     scope: StaffScope | None,
 ) -> tuple[AnchorRecord, AnchorVersion]:
     errors = _check_request(actor, reason, now)
-    validator = ChangeValidator(record, change, regions, zones, industries)
+    validator = ChangeValidator(record, change, regions, zones, industries, scope=scope)
     values = validator.run()
     errors.extend(validator.errors)
     if errors:
         raise AnchorValidationError(record.anchor_id, errors)
 
     updated = replace(record, **values, version=record.version + 1)
-    if scope is not None and (validator.pin_moved or "district_code" in values):
-        ensure_in_scope(
-            PlacedPoint(updated.lon, updated.lat, updated.district_code, updated.zone_key), scope
+    if scope is not None and (validator.pin_moved or {"district_code", "filed_org"} & set(values)):
+        placed = PlacedPoint(
+            updated.lon, updated.lat, updated.district_code, updated.zone_key, updated.filed_org
         )
+        ensure_in_scope(placed, scope)
 
     changes = _diff(record, updated)
     if not changes:
@@ -363,7 +368,9 @@ def new_anchor(
     actor, reason, regions, zones, industries, now
         As for :func:`apply_change`.
     scope
-        The new point (its district, or ``details.zone_key``) must be in scope.
+        The new point (its district, or ``details.zone_key``) must be in scope. Street
+        and station staff file the anchor under their own organisation unless
+        ``details.filed_org`` names another one of their subtree.
     coord_sys
         System of ``lon``/``lat`` and of any point in ``details``.
     details
@@ -383,8 +390,11 @@ def new_anchor(
         As :func:`apply_change`.
     """
     blank = blank_record(anchor_id or new_anchor_id())
+    details = details or AnchorChange()
+    if scope.by_filing and details.filed_org is None:
+        details = replace(details, filed_org=scope.filing_org)
     change = replace(
-        details or AnchorChange(),
+        details,
         name=name,
         lon=lon,
         lat=lat,

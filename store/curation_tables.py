@@ -135,6 +135,7 @@ def record_from_row(row: Mapping[str, Any]) -> AnchorRecord:
         contact_phone=row["contact_phone"],
         shift_times=tuple(shift_times) if isinstance(shift_times, list) else (),
         shuttle_stop=_shuttle_stop(_parsed_json(row["shuttle_stop"])),
+        filed_org=row["filed_org"],
     )
 
 

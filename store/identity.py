@@ -146,6 +146,10 @@ class IdentityStore(Protocol):
         """Return the district codes of ``org_id`` and every organisation below it."""
         ...
 
+    def subtree_org_ids(self, org_id: str) -> frozenset[str]:
+        """Return ``org_id`` and the ids of every organisation below it."""
+        ...
+
     def create_account(self, account: Account) -> None:
         """Insert an account with its roles in one transaction.
 

@@ -139,6 +139,12 @@ class SqlIdentity(ABC):
             )
         return frozenset(str(row[0]) for row in found)
 
+    def subtree_org_ids(self, org_id: str) -> frozenset[str]:
+        """Return ``org_id`` and the ids of every organisation below it."""
+        with self.transaction() as tx:
+            found = tx.rows(f"{_SUBTREE} SELECT org_id FROM subtree", (org_id,))  # nosec B608 # constant identifiers, bound values
+        return frozenset(str(row[0]) for row in found)
+
     # Accounts and roles
 
     def create_account(self, account: Account) -> None:

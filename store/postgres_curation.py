@@ -367,6 +367,7 @@ def _fetch_frame(
 # The filter of anchors_for_scope and count_for_scope; parameters from _scope_params.
 _SCOPE_FILTER = sql.SQL(
     "(district_code = ANY(%s::text[]) OR zone_key = ANY(%s::text[]))"
+    " AND (%s::text[] IS NULL OR filed_org = ANY(%s::text[]))"
     " AND (%s::text IS NULL OR state = %s)"
     " AND (%s::text IS NULL OR strpos(name, %s) > 0)"
 )
@@ -377,9 +378,12 @@ def _scope_params(
 ) -> tuple[Any, ...]:
     state_value = None if state is None else AnchorState(state).value
     name_value = name_contains or None
+    filing = sorted(scope.filing_orgs) if scope.by_filing else None
     return (
         sorted(scope.district_codes),
         sorted(scope.zone_keys),
+        filing,
+        filing,
         state_value,
         state_value,
         name_value,

@@ -29,7 +29,12 @@ from geo.errors import DoorstepError
 from store.anchor_map import ClusterGrid, MapLabels, anchors_collection, clusters_collection
 from store.rebuild import log_kept, log_replayed
 from store.sqlite_audit import copy_audit
-from store.sqlite_curation import IDEMPOTENCY_KEYS_TABLE, SqliteCuration
+from store.sqlite_curation import (
+    FILED_ORG_COLUMN,
+    IDEMPOTENCY_KEYS_TABLE,
+    SqliteCuration,
+    add_filed_org,
+)
 from store.sqlite_merges import MERGED_INTO_COLUMN
 from store.sqlite_rebuild import locked_old_store, read_kept, write_anchors
 
@@ -78,11 +83,13 @@ CREATE TABLE anchors (
     contact_phone TEXT,
     shift_times TEXT NOT NULL DEFAULT '[]',
     shuttle_stop TEXT,
+    {FILED_ORG_COLUMN},
     {MERGED_INTO_COLUMN}
 );
 CREATE UNIQUE INDEX anchors_credit_code ON anchors(credit_code) WHERE credit_code IS NOT NULL;
 CREATE INDEX anchors_district_code ON anchors(district_code);
 CREATE INDEX anchors_zone_key ON anchors(zone_key);
+CREATE INDEX anchors_filed_org ON anchors(filed_org);
 CREATE TABLE anchor_history (
     history_id INTEGER PRIMARY KEY,
     anchor_id TEXT NOT NULL REFERENCES anchors(anchor_id),
@@ -146,6 +153,7 @@ class SqliteStore(SqliteCuration):
                 f"store file {path} has schema version {version!r}, expected {SCHEMA_VERSION!r};"
                 " rebuild it with `doorstep build --force`"
             )
+        add_filed_org(path, busy_timeout_s)
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:

@@ -5,6 +5,7 @@ connection in WAL mode with a busy timeout, and run each write in one
 ``BEGIN IMMEDIATE`` transaction, so concurrent writers queue instead of failing.
 """
 
+import contextlib
 import json
 import logging
 import os
@@ -64,6 +65,33 @@ CREATE TABLE IF NOT EXISTS idempotency_keys (
 ``IF NOT EXISTS`` because store files written before the table existed get it on
 their first keyed insert.
 """
+
+
+FILED_ORG_COLUMN = "filed_org TEXT"
+"""Definition of the ``filed_org`` column: the street or station an anchor is filed under."""
+
+
+def add_filed_org(path: Path, busy_timeout_s: float) -> None:
+    """Add the ``filed_org`` column to a store file written before it, in one transaction.
+
+    Every anchor of such a file is left to its district (NULL). Files that have the
+    column are only read.
+    """
+    with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as reader:
+        columns = {row[1] for row in reader.execute("PRAGMA table_info(anchors)")}
+    if "filed_org" in columns:
+        return
+    connection = sqlite3.connect(path, timeout=busy_timeout_s, isolation_level=None)
+    try:
+        connection.execute("BEGIN IMMEDIATE")
+        columns = {row[1] for row in connection.execute("PRAGMA table_info(anchors)")}
+        if "filed_org" not in columns:
+            connection.execute(f"ALTER TABLE anchors ADD COLUMN {FILED_ORG_COLUMN}")
+            connection.execute("CREATE INDEX anchors_filed_org ON anchors(filed_org)")
+        connection.execute("COMMIT")
+    finally:
+        connection.close()
+    logger.info("added the filed_org column to %s", path)
 
 
 class StoreReplacedError(DoorstepError, RuntimeError):
@@ -403,6 +431,7 @@ class SqliteCuration:
 _SCOPE_FILTER = """
     (district_code IN (SELECT value FROM json_each(?))
      OR zone_key IN (SELECT value FROM json_each(?)))
+    AND (? IS NULL OR filed_org IN (SELECT value FROM json_each(?)))
     AND (? IS NULL OR state = ?)
     AND (? IS NULL OR instr(name, ?) > 0)
 """
@@ -413,9 +442,12 @@ def _scope_params(
 ) -> tuple[Any, ...]:
     state_value = None if state is None else AnchorState(state).value
     name_value = name_contains or None
+    filing = json.dumps(sorted(scope.filing_orgs)) if scope.by_filing else None
     return (
         json.dumps(sorted(scope.district_codes)),
         json.dumps(sorted(scope.zone_keys)),
+        filing,
+        filing,
         state_value,
         state_value,
         name_value,

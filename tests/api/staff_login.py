@@ -19,11 +19,28 @@ from tests.store.test_identity_store import TREE
 PASSWORD = "Xian-Station-2026"
 DEVICE = "pad-01"
 
-# The identity tests' tree plus 碑林区, whose anchors the curation tests hold out of scope.
+# The identity tests' tree plus 碑林区, whose anchors the curation tests hold out of scope,
+# and one more street in each, for the filing tests of street staff.
 ORG_TREE = [
     *TREE,
     Organisation(
         "district:610103", CITY_ORG_ID, "district", "碑林区就业服务中心", "610103", "610103"
+    ),
+    Organisation(
+        "street:610113002",
+        "district:610113",
+        "street",
+        "大雁塔街道劳动保障所",
+        "610113002",
+        "610113",
+    ),
+    Organisation(
+        "street:610103001",
+        "district:610103",
+        "street",
+        "南院门街道劳动保障所",
+        "610103001",
+        "610103",
     ),
 ]
 

@@ -120,6 +120,7 @@ def test_me_names_districts(client: TestClient) -> None:
     assert response.json() == {
         "staff_id": STAFF_IDS["yanta"],
         "org": "雁塔区就业服务中心",
+        "filing_org": None,
         "districts": [{"code": "610113", "name": "雁塔区"}],
         "zones": [],
     }
@@ -387,6 +388,113 @@ def test_create_anchor_in_scope(client: TestClient) -> None:
     assert created["industry_name"]
     assert created["n_postings"] == 0
     assert _anchor(client, created["anchor_id"])["anchor"]["version"] == 1
+
+
+# --- street and station staff: the anchors filed under their organisation ------------------
+
+XIAOZHAI = "street:610113001"  # 小寨路街道, 雁塔区
+DAYANTA = "street:610113002"  # 大雁塔街道, 雁塔区
+XIAOZHAI_STATION = "station:610113001001"  # 长安大学社区, under 小寨路街道
+NANYUANMEN = "street:610103001"  # 南院门街道, 碑林区
+
+
+def _headers_of(client: TestClient, org_id: str) -> dict[str, str]:
+    return reuse_staff_login(client, org_id, org_id.replace(":", "-")).headers
+
+
+def test_street_staff_see_only_filed_anchors(client: TestClient) -> None:
+    street = _headers_of(client, XIAOZHAI)
+
+    before = client.get("/v1/staff/anchors", headers=street).json()
+    hidden = client.get("/v1/staff/anchors/anc-a", headers=street)
+    filed = _patch(client, "anc-a", 1, filed_org=XIAOZHAI)
+    after = client.get("/v1/staff/anchors", headers=street).json()
+    edited = _patch(client, "anc-a", 2, headers=street, address="小寨东路 1 号")
+
+    assert before == {"items": [], "total": 0}
+    assert hidden.status_code == 404
+    assert filed.status_code == 200, filed.text
+    assert filed.json()["anchor"]["filed_org"] == XIAOZHAI
+    assert [item["anchor_id"] for item in after["items"]] == ["anc-a"]
+    assert edited.status_code == 200, edited.text
+    summary = client.get("/v1/staff/summary", headers=street).json()["items"]
+    assert sum(item["n"] for item in summary) == 1
+
+
+def test_station_staff_do_not_see_their_streets_other_anchors(client: TestClient) -> None:
+    _patch(client, "anc-a", 1, filed_org=XIAOZHAI)
+    _patch(client, "anc-c", 1, filed_org=XIAOZHAI_STATION)
+    station = _headers_of(client, XIAOZHAI_STATION)
+    street = _headers_of(client, XIAOZHAI)
+    neighbour = _headers_of(client, DAYANTA)
+
+    station_ids = [
+        i["anchor_id"] for i in client.get("/v1/staff/anchors", headers=station).json()["items"]
+    ]
+    street_ids = [
+        i["anchor_id"] for i in client.get("/v1/staff/anchors", headers=street).json()["items"]
+    ]
+
+    assert station_ids == ["anc-c"]
+    assert street_ids == ["anc-a", "anc-c"]
+    assert client.get("/v1/staff/anchors/anc-a", headers=station).status_code == 404
+    assert client.get("/v1/staff/anchors/anc-c", headers=neighbour).status_code == 404
+    assert _patch(client, "anc-c", 2, headers=neighbour, address="x").status_code == 404
+
+
+def test_street_staff_file_new_anchors_under_their_street(client: TestClient) -> None:
+    street = _headers_of(client, XIAOZHAI)
+    body = {
+        "name": "小寨某商贸有限公司",
+        "lon": YANTA_POINT[0],
+        "lat": YANTA_POINT[1],
+        "reason": "街道新增",
+    }
+
+    response = client.post("/v1/staff/anchors", json=body, headers=street)
+    me = client.get("/v1/staff/me", headers=street).json()
+
+    created = response.json()["anchor"]
+    assert response.status_code == 201, response.text
+    assert created["filed_org"] == XIAOZHAI
+    assert me["filing_org"] == XIAOZHAI
+    hidden = client.get(
+        f"/v1/staff/anchors/{created['anchor_id']}", headers=_headers_of(client, DAYANTA)
+    )
+    assert hidden.status_code == 404
+    assert client.get(f"/v1/staff/anchors/{created['anchor_id']}", headers=YANTA).status_code == 200
+
+
+def test_street_staff_cannot_clear_or_move_the_filing_away(client: TestClient) -> None:
+    _patch(client, "anc-a", 1, filed_org=XIAOZHAI)
+    street = _headers_of(client, XIAOZHAI)
+
+    cleared = _patch(client, "anc-a", 2, headers=street, clear=["filed_org"])
+    moved = _patch(client, "anc-a", 2, headers=street, filed_org=DAYANTA)
+
+    assert cleared.status_code == 422
+    assert cleared.json()["detail"][0]["errors"][0]["rule"] == "filing_required"
+    assert moved.status_code == 422
+    assert moved.json()["detail"][0]["errors"][0]["rule"] == "unknown_filing_org"
+    assert _anchor(client, "anc-a")["anchor"]["filed_org"] == XIAOZHAI
+
+
+def test_filing_outside_subtree_or_district_is_422(client: TestClient) -> None:
+    foreign = _patch(client, "anc-a", 1, filed_org=NANYUANMEN)
+    district_level = _patch(client, "anc-a", 1, filed_org="district:610113")
+    city = _headers_of(client, "city")
+    elsewhere = _patch(client, "anc-a", 1, headers=city, filed_org=NANYUANMEN)
+
+    for response, rule in (
+        (foreign, "unknown_filing_org"),
+        (district_level, "unknown_filing_org"),
+        (elsewhere, "filing_outside_district"),
+    ):
+        assert response.status_code == 422, response.text
+        error = response.json()["detail"][0]["errors"][0]
+        assert (error["field"], error["rule"]) == ("filed_org", rule)
+    assert "碑林区" in elsewhere.json()["detail"][0]["errors"][0]["msg_zh"]
+    assert _anchor(client, "anc-a")["anchor"]["version"] == 1
 
 
 def test_create_outside_scope_is_422(client: TestClient) -> None:

@@ -391,3 +391,105 @@ def test_empty_change_rejected(
 ) -> None:
     with pytest.raises(AnchorValidationError, match="no field"):
         _apply(record, AnchorChange(name=record.name), regions, zones, industries)
+
+
+# --- filing under streets and stations ------------------------------------------------------
+
+NANYUANMEN = "street:610103001"  # 南院门街道, 碑林区
+BOSHULIN = "street:610103002"  # 柏树林街道, 碑林区
+XIAOZHAI = "street:610113001"  # 小寨路街道, 雁塔区
+STREET_DISTRICTS = {NANYUANMEN: "610103", BOSHULIN: "610103", XIAOZHAI: "610113"}
+
+
+def _street_scope(org_id: str) -> StaffScope:
+    return StaffScope(
+        frozenset({STREET_DISTRICTS[org_id]}),
+        filing_org=org_id,
+        filing_orgs=frozenset({org_id}),
+        filing_district={org_id: STREET_DISTRICTS[org_id]}.get,
+    )
+
+
+def test_street_scope_needs_the_filing() -> None:
+    street = _street_scope(NANYUANMEN)
+
+    ensure_in_scope(PlacedPoint(*BELL_TOWER, "610103", filed_org=NANYUANMEN), street)
+    for filed in (None, BOSHULIN):
+        with pytest.raises(OutOfScopeError):
+            ensure_in_scope(PlacedPoint(*BELL_TOWER, "610103", filed_org=filed), street)
+    # District staff see the district's anchors, filed or not.
+    ensure_in_scope(PlacedPoint(*BELL_TOWER, "610103", filed_org=BOSHULIN), BEILIN)
+
+
+def test_street_staff_file_new_anchors_under_their_street(
+    regions: Regions, zones: list[DevelopmentZone], industries: IndustryCatalogue
+) -> None:
+    record, entry = new_anchor(
+        "南院门某商行",
+        *BELL_TOWER,
+        actor="staff-0042",
+        reason="街道新增",
+        regions=regions,
+        zones=zones,
+        industries=industries,
+        now=NOW,
+        scope=_street_scope(NANYUANMEN),
+    )
+
+    assert record.filed_org == NANYUANMEN
+    assert ("filed_org", NANYUANMEN) in [(item.field, item.new) for item in entry.changes]
+
+
+def test_filing_rules(
+    record: AnchorRecord,
+    regions: Regions,
+    zones: list[DevelopmentZone],
+    industries: IndustryCatalogue,
+) -> None:
+    assert record.district_code == "610103"
+    district = StaffScope(frozenset({"610103", "610113"}), filing_district=STREET_DISTRICTS.get)
+    filed, entry = _apply(
+        record, AnchorChange(filed_org=BOSHULIN), regions, zones, industries, scope=district
+    )
+    assert filed.filed_org == BOSHULIN
+    assert [item.field for item in entry.changes] == ["filed_org"]
+
+    cases = [
+        (AnchorChange(filed_org="street:999999999"), district, "unknown_filing_org"),
+        (AnchorChange(filed_org=XIAOZHAI), district, "filing_outside_district"),
+        (AnchorChange(filed_org=BOSHULIN), BEILIN, "unknown_filing_org"),
+    ]
+    for change, scope, rule in cases:
+        with pytest.raises(AnchorValidationError) as info:
+            _apply(record, change, regions, zones, industries, scope=scope)
+        assert [(error.field, error.rule) for error in info.value.errors] == [("filed_org", rule)]
+
+    # Moving a filed anchor into another district asks for a new filing.
+    move = AnchorChange(lon=YANTA_POINT[0], lat=YANTA_POINT[1], district_code="610113")
+    with pytest.raises(AnchorValidationError) as info:
+        _apply(filed, move, regions, zones, industries, scope=district)
+    assert [error.rule for error in info.value.errors] == ["filing_outside_district"]
+    refiled = replace(move, filed_org=XIAOZHAI)
+    moved, _ = _apply(filed, refiled, regions, zones, industries, scope=district)
+    assert (moved.district_code, moved.filed_org) == ("610113", XIAOZHAI)
+
+    street = _street_scope(BOSHULIN)
+    with pytest.raises(AnchorValidationError) as info:
+        _apply(
+            filed,
+            AnchorChange(clear=frozenset({"filed_org"})),
+            regions,
+            zones,
+            industries,
+            scope=street,
+        )
+    assert [error.rule for error in info.value.errors] == ["filing_required"]
+    cleared, _ = _apply(
+        filed,
+        AnchorChange(clear=frozenset({"filed_org"})),
+        regions,
+        zones,
+        industries,
+        scope=district,
+    )
+    assert cleared.filed_org is None

@@ -196,6 +196,55 @@ def test_scope_includes_zone_anchors(store: FullStore, rules: dict[str, Any]) ->
     assert [found.anchor_id for found in by_zone] == [record.anchor_id]
 
 
+def test_street_scope_lists_filed_anchors(store: FullStore, rules: dict[str, Any]) -> None:
+    street = "street:610113001"
+    filed, entry = new_anchor(
+        "小寨某商贸有限公司",
+        *YANTA_POINT,
+        actor=STAFF,
+        reason="街道新增",
+        now=NOW,
+        scope=StaffScope(
+            frozenset({"610113"}),
+            filing_org=street,
+            filing_orgs=frozenset({street}),
+            filing_district={street: "610113"}.get,
+        ),
+        **rules,
+    )
+    store.insert_anchor(filed, entry)
+    station = "station:610113001001"
+    only_station = StaffScope(
+        frozenset({"610113"}), filing_org=station, filing_orgs=frozenset({station})
+    )
+    whole_street = StaffScope(
+        frozenset({"610113"}), filing_org=street, filing_orgs=frozenset({street, station})
+    )
+
+    assert store.get_anchor(filed.anchor_id) == filed
+    assert [found.anchor_id for found in store.anchors_for_scope(whole_street)] == [filed.anchor_id]
+    assert store.count_for_scope(whole_street) == 1
+    assert store.anchors_for_scope(only_station) == []
+    assert store.count_for_scope(YANTA) == 5
+
+
+def test_sqlite_adds_filing_column(tmp_path: Path) -> None:
+    path = tmp_path / "old.sqlite"
+    write_store(path, **_inputs())
+    with closing(sqlite3.connect(path, isolation_level=None)) as connection:
+        connection.execute("DROP INDEX anchors_filed_org")
+        connection.execute("ALTER TABLE anchors DROP COLUMN filed_org")
+
+    store = SqliteStore(path)
+
+    record = store.get_anchor("anc-a")
+    assert record is not None
+    assert record.filed_org is None
+    with closing(sqlite3.connect(path)) as connection:
+        indexes = {row[1] for row in connection.execute("PRAGMA index_list(anchors)")}
+    assert "anchors_filed_org" in indexes
+
+
 def test_scope_rejects_negative_limit(store: FullStore) -> None:
     with pytest.raises(ValueError, match="limit -1"):
         store.anchors_for_scope(YANTA, limit=-1)
