@@ -53,6 +53,8 @@ from api.curation_schemas import (
     DistrictOut,
     DuplicateList,
     DuplicateOut,
+    FilingOrgList,
+    FilingOrgOut,
     ImportReportOut,
     ImportRowErrorOut,
     MergeIn,
@@ -68,7 +70,7 @@ from api.permissions import Permission
 from api.routes import CoordSysDep, RecommenderDep
 from api.schemas import MAX_OFFSET
 from api.security.audit import recorded_write
-from api.staff_auth import StaffContext, StaffDep
+from api.staff_auth import FILING_LEVELS, StaffContext, StaffDep
 from geo.anchor_fields import FieldError
 from geo.anchor_import import (
     ImportRejectedError,
@@ -213,6 +215,27 @@ def me(staff: StaffDep, rules: RulesDep) -> StaffMe:
         districts=districts,
         zones=zones,
     )
+
+
+@router.get(
+    "/filing-orgs", response_model=FilingOrgList, dependencies=[require(Permission.ANCHOR_READ)]
+)
+def filing_orgs(request: Request, staff: StaffDep) -> FilingOrgList:
+    """List the streets and stations the caller may file anchors under, streets first."""
+    subtree = request.app.state.identity.store.subtree_organisations(staff.org_id)
+    items = [
+        FilingOrgOut(
+            org_id=org.org_id,
+            name=org.name,
+            level=org.level,
+            parent_id=org.parent_id,
+            district_code=org.district_code,
+        )
+        for org in subtree
+        if org.level in FILING_LEVELS
+    ]
+    items.sort(key=lambda item: (item.level != "street", item.org_id))
+    return FilingOrgList(items=items)
 
 
 @router.get("/anchors", response_model=AnchorList, dependencies=[require(Permission.ANCHOR_READ)])

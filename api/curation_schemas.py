@@ -258,6 +258,22 @@ class ImportReportOut(BaseModel):
     rejected: list[ImportRowErrorOut]
 
 
+class FilingOrgOut(BaseModel):
+    """A street or community station that the caller may file anchors under."""
+
+    org_id: str
+    name: str
+    level: Literal["street", "station"]
+    parent_id: str | None
+    district_code: str | None
+
+
+class FilingOrgList(BaseModel):
+    """The streets and stations of the caller's subtree, streets first."""
+
+    items: list[FilingOrgOut]
+
+
 class DistrictOut(BaseModel):
     """A district code with its Chinese name."""
 

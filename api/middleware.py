@@ -242,20 +242,26 @@ class BodyLimitMiddleware:
                     raise RequestTooLargeError(limit)
             return message
 
-        started = False
-
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
+        tracked = _StartTrackingSend(send)
         try:
-            await self.app(scope, counting_receive, tracking_send)
+            await self.app(scope, counting_receive, tracked)
         except RequestTooLargeError:
             # Raised where no exception handler caught it, such as in a streaming read.
-            if started:
+            if tracked.started:
                 raise
             await _too_large_response(limit)(scope, receive, send)
+
+
+class _StartTrackingSend:
+    """An ASGI ``send`` that records whether the response has started."""
+
+    def __init__(self, send: Send) -> None:
+        self.send = send
+        self.started = False
+
+    async def __call__(self, message: Message) -> None:
+        self.started = self.started or message["type"] == "http.response.start"
+        await self.send(message)
 
 
 def _content_length(scope: Scope) -> int | None:
@@ -289,15 +295,9 @@ class InternalErrorMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        started = False
-
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
+        tracked = _StartTrackingSend(send)
         try:
-            await self.app(scope, receive, tracking_send)
+            await self.app(scope, receive, tracked)
         except Exception:
             rid = request_id(Request(scope))
             logger.exception(
@@ -306,7 +306,7 @@ class InternalErrorMiddleware:
                 scope.get("method"),
                 scope.get("path"),
             )
-            if started:
+            if tracked.started:
                 raise
             await internal_error_response(rid)(scope, receive, send)
 

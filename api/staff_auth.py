@@ -35,11 +35,12 @@ _secret_lock = threading.Lock()
 
 @dataclass(frozen=True, slots=True)
 class StaffContext:
-    """The authenticated staff member: account id, organisation and the scope they curate."""
+    """The authenticated staff member: account id, organisation name and id, and scope."""
 
     staff_id: str
     org: str
     scope: StaffScope
+    org_id: str
 
 
 def staff_token_secret(auth: AuthSettings) -> bytes:
@@ -120,12 +121,14 @@ def _context_of(request: Request, account_id: str, org_id: str | None) -> StaffC
         scope = StaffScope(
             districts,
             filing_org=organisation.org_id,
-            filing_orgs=store.subtree_org_ids(organisation.org_id),
+            filing_orgs=frozenset(
+                found.org_id for found in store.subtree_organisations(organisation.org_id)
+            ),
             filing_district=filing_district,
         )
     else:
         scope = StaffScope(districts, filing_district=filing_district)
-    return StaffContext(account_id, organisation.name, scope)
+    return StaffContext(account_id, organisation.name, scope, organisation.org_id)
 
 
 StaffDep = Annotated[StaffContext, Depends(current_staff)]

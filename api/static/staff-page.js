@@ -176,6 +176,50 @@
     box.appendChild(el("p", "staff-scope", D.format(t.staff_scope, { areas: areas.join("、") })));
     box.hidden = false;
     createForm.setScope(me);
+    await loadFilingOrgs(me);
+  }
+
+  // The streets and stations of the caller's subtree, as options of the filing select:
+  // one group per street, the street first. Street and station staff cannot leave an
+  // anchor unfiled, so their select has no empty option.
+  async function loadFilingOrgs(me) {
+    const body = await staffJson("/v1/staff/filing-orgs");
+    const select = field("filed_org");
+    const empty = select.querySelector("option[value='']");
+    select.replaceChildren();
+    if (!me.filing_org) {
+      select.appendChild(empty);
+    }
+    const groups = {};
+    body.items.forEach(function (org) {
+      const streetId = org.level === "street" ? org.org_id : org.parent_id;
+      if (!groups[streetId]) {
+        const label = org.level === "street" ? org.name : streetId;
+        groups[streetId] = el("optgroup");
+        groups[streetId].label = label;
+        select.appendChild(groups[streetId]);
+      }
+      const option = el("option", null, org.name);
+      option.value = org.org_id;
+      option.dataset.district = org.district_code || "";
+      groups[streetId].appendChild(option);
+    });
+  }
+
+  // Show only the streets and stations of the anchor's district. A filing that staff of
+  // another subtree made stays selectable, so saving the form does not change it.
+  function fillFiling(anchor) {
+    const select = field("filed_org");
+    select.querySelectorAll("option").forEach(function (option) {
+      option.hidden = option.value !== "" && option.dataset.district !== (anchor.district_code || "");
+    });
+    const value = anchor.filed_org || "";
+    if (value && !select.querySelector("option[value='" + CSS.escape(value) + "']")) {
+      const option = el("option", null, value);
+      option.value = value;
+      select.appendChild(option);
+    }
+    select.value = value;
   }
 
   function fillCounts(list, counts, labels) {
@@ -493,6 +537,7 @@
       field(name).checked = Boolean(anchor[name]);
     });
     field("size").value = anchor.size || "";
+    fillFiling(anchor);
     field("shift_times").value = (anchor.shift_times || []).join(", ");
     field("lon").value = typeof anchor.lon === "number" ? anchor.lon.toFixed(6) : "";
     field("lat").value = typeof anchor.lat === "number" ? anchor.lat.toFixed(6) : "";
@@ -613,6 +658,14 @@
         clear.push("size");
       } else {
         changes.size = size;
+      }
+    }
+    const filedOrg = field("filed_org").value;
+    if (filedOrg !== (anchor.filed_org || "")) {
+      if (filedOrg === "") {
+        clear.push("filed_org");
+      } else {
+        changes.filed_org = filedOrg;
       }
     }
     FLAG_FIELDS.forEach(function (name) {

@@ -760,3 +760,22 @@ def test_district_stats_count_every_anchor(client: TestClient) -> None:
     assert all(item["state_label"] for item in items)
     english = client.get("/v1/stats/districts", params={"lang": "en"}).json()["items"]
     assert all(item["state_label"].isascii() for item in english)
+
+
+def test_filing_orgs_lists_the_subtree(client: TestClient) -> None:
+    district = client.get("/v1/staff/filing-orgs", headers=YANTA).json()["items"]
+    street = client.get("/v1/staff/filing-orgs", headers=_headers_of(client, XIAOZHAI)).json()
+    station = client.get(
+        "/v1/staff/filing-orgs", headers=_headers_of(client, XIAOZHAI_STATION)
+    ).json()
+
+    assert [item["org_id"] for item in district] == [XIAOZHAI, DAYANTA, XIAOZHAI_STATION]
+    assert district[2] == {
+        "org_id": XIAOZHAI_STATION,
+        "name": "某社区就业服务站",
+        "level": "station",
+        "parent_id": XIAOZHAI,
+        "district_code": "610113",
+    }
+    assert [item["org_id"] for item in street["items"]] == [XIAOZHAI, XIAOZHAI_STATION]
+    assert [item["org_id"] for item in station["items"]] == [XIAOZHAI_STATION]

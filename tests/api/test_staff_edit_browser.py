@@ -293,3 +293,32 @@ def test_edit_non_number_not_sent(
     expect(page.locator("#err-entrance")).to_have_text("经度须为以度为单位的数字，如 108.94。")
     expect(page.locator("#save-status")).to_have_text("修改未通过检查，请按提示更正。")
     assert patches == []
+
+
+def test_edit_files_anchor_under_street(
+    page: tuple[Page, PageRecord], server: StaffServer, patches: list[Request]
+) -> None:
+    page, _ = page
+    _sign_in(page, server)
+    anchor_id = _open_first_anchor(page)
+    select = page.locator("#f-filed_org")
+    expect(select).to_have_value("")
+
+    select.select_option("street:610103001")
+    _save(page, "交由南院门街道维护")
+
+    expect(page.locator("#save-status")).to_have_text("已保存，当前版本 2。")
+    changes = json.loads(patches[0].post_data or "{}")["changes"]
+    assert changes == {"filed_org": "street:610103001"}
+    assert _anchor(server, anchor_id)["filed_org"] == "street:610103001"
+
+    page.reload()
+    page.locator("#anchor-list button.anchor-item").first.wait_for()
+    _open_anchor(page, anchor_id)
+    expect(select).to_have_value("street:610103001")
+    select.select_option("")
+    _save(page, "收回区县维护")
+
+    expect(page.locator("#save-status")).to_have_text("已保存，当前版本 3。")
+    assert json.loads(patches[-1].post_data or "{}")["changes"] == {"clear": ["filed_org"]}
+    assert _anchor(server, anchor_id)["filed_org"] is None

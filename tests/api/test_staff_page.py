@@ -128,7 +128,14 @@ def _add_staff_routes(app: FastAPI, stub: StubCuration) -> None:
             "org": "碑林区就业服务中心",
             "districts": [{"code": "610103", "name": "碑林区"}],
             "zones": [],
+            "filing_org": None,
         }
+
+    @app.get("/v1/staff/filing-orgs")
+    def filing_orgs(authorization: Auth = None) -> dict[str, Any]:
+        _check_token(authorization)
+        street = {"org_id": "street:610103001", "name": "南院门街道劳动保障所", "level": "street"}
+        return {"items": [{**street, "parent_id": "district:610103", "district_code": "610103"}]}
 
     @app.get("/v1/staff/anchors")
     def anchors(
