@@ -146,8 +146,8 @@ class IdentityStore(Protocol):
         """Return the district codes of ``org_id`` and every organisation below it."""
         ...
 
-    def subtree_org_ids(self, org_id: str) -> frozenset[str]:
-        """Return ``org_id`` and the ids of every organisation below it."""
+    def subtree_organisations(self, org_id: str) -> list[Organisation]:
+        """Return ``org_id``'s organisation and every organisation below it, by org_id."""
         ...
 
     def create_account(self, account: Account) -> None:

@@ -139,11 +139,15 @@ class SqlIdentity(ABC):
             )
         return frozenset(str(row[0]) for row in found)
 
-    def subtree_org_ids(self, org_id: str) -> frozenset[str]:
-        """Return ``org_id`` and the ids of every organisation below it."""
+    def subtree_organisations(self, org_id: str) -> list[Organisation]:
+        """Return ``org_id``'s organisation and every organisation below it, by org_id."""
         with self.transaction() as tx:
-            found = tx.rows(f"{_SUBTREE} SELECT org_id FROM subtree", (org_id,))  # nosec B608 # constant identifiers, bound values
-        return frozenset(str(row[0]) for row in found)
+            found = tx.rows(
+                f"{_SUBTREE} SELECT {', '.join(_ORG_COLUMNS)} FROM organisations"  # nosec B608 # constant identifiers, bound values
+                " WHERE org_id IN (SELECT org_id FROM subtree) ORDER BY org_id",
+                (org_id,),
+            )
+        return [Organisation(*row) for row in found]
 
     # Accounts and roles
 
