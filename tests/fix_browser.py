@@ -26,7 +26,7 @@ from playwright.sync_api import (
 )
 
 CHROMIUM = Path("/usr/bin/chromium")
-_START_TIMEOUT_S = 30
+_START_TIMEOUT_S = 90.0
 CHROMIUM_ARGS = [
     "--headless=new",
     "--no-sandbox",

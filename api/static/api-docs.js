@@ -11,7 +11,7 @@
   const session = window.DoorstepStaffSession;
 
   if (config.login_required && !session.token()) {
-    window.location.assign(session.loginUrl("zh", "expired"));
+    window.location.assign(session.loginUrl("zh", "expired", "/docs"));
     return;
   }
 

@@ -180,7 +180,7 @@
   }
 
   function openStationPage() {
-    window.location.assign("/staff?lang=" + encodeURIComponent(lang));
+    window.location.assign(Session.returnPage(lang));
   }
 
   function guard(handler) {

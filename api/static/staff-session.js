@@ -45,13 +45,29 @@ window.DoorstepStaffSession = (function () {
     return { Authorization: "Bearer " + token(), "X-Device-ID": deviceId() };
   }
 
-  // The login page URL; reason is "expired" or "logout" and selects the notice shown there.
-  function loginUrl(lang, reason) {
+  // Pages the login page may return to after signing in. A fixed list, so a crafted
+  // link cannot send a freshly signed-in user to another site.
+  const RETURN_PAGES = ["/staff", "/docs"];
+
+  // The login page URL; reason is "expired" or "logout" and selects the notice shown
+  // there, and next is the page of RETURN_PAGES to open after signing in.
+  function loginUrl(lang, reason, next) {
     const params = new URLSearchParams({ lang: lang });
     if (reason) {
       params.set("reason", reason);
     }
+    if (next && RETURN_PAGES.indexOf(next) !== -1) {
+      params.set("next", next);
+    }
     return "/staff/login?" + params.toString();
+  }
+
+  // The page to open after signing in: the login URL's next when it is allowed, else
+  // the station page.
+  function returnPage(lang) {
+    const next = new URLSearchParams(window.location.search).get("next");
+    const page = next && RETURN_PAGES.indexOf(next) !== -1 ? next : "/staff";
+    return page + "?lang=" + encodeURIComponent(lang);
   }
 
   return {
@@ -61,5 +77,6 @@ window.DoorstepStaffSession = (function () {
     deviceId: deviceId,
     authHeaders: authHeaders,
     loginUrl: loginUrl,
+    returnPage: returnPage,
   };
 })();

@@ -24,6 +24,7 @@ from api.security.sms import OutboxSmsGateway
 from api.settings import AuthSettings, DataSettings, Settings
 from store.identity import CITY_ORG_ID, Organisation, Role
 from store.sqlite import SqliteStore
+from tests.api.test_middleware import _production_settings
 from tests.fix_browser import SCREENSHOTS, PageRecord, foreign_requests, serve
 from tests.store.test_identity_store import TREE
 
@@ -73,9 +74,9 @@ def server(xss_store: SqliteStore, tmp_path: Path) -> Iterator[LoginServer]:
         yield LoginServer(url, identity, created.account.account_id)
 
 
-def _open_login(page: Page, server: LoginServer, bind: bool = True) -> str:
+def _open_login(page: Page, server: LoginServer, bind: bool = True, query: str = "") -> str:
     """Open the login page and return its device id, bound to the account unless ``bind``."""
-    page.goto(server.url + "/staff/login")
+    page.goto(server.url + "/staff/login" + query)
     device = page.locator("#device-id").inner_text()
     assert re.fullmatch(r"web-[0-9a-f]{16}", device)
     if bind:
@@ -253,3 +254,36 @@ def test_login_forces_password_change(page: tuple[Page, PageRecord], server: Log
     browser_page.get_by_role("button", name="修改密码并继续").click()
     browser_page.wait_for_url(re.compile(r"/staff\?lang=zh$"))
     browser_page.locator("#anchor-list button.anchor-item").first.wait_for()
+
+
+@pytest.mark.parametrize(
+    ("query", "landing"),
+    [
+        ("?next=/docs", r"/docs\?lang=zh$"),
+        ("?next=https://example.com/", r"/staff\?lang=zh$"),
+        ("?next=//example.com/staff", r"/staff\?lang=zh$"),
+    ],
+)
+def test_login_returns_to_allowed_page(
+    page: tuple[Page, PageRecord], server: LoginServer, query: str, landing: str
+) -> None:
+    browser_page, record = page
+    _open_login(browser_page, server, query=query)
+    _enter_password(browser_page)
+    _enter_code(browser_page, server)
+
+    browser_page.wait_for_url(re.compile(landing))
+    assert browser_page.url.startswith(server.url)
+    assert foreign_requests(record, server.url) == []
+
+
+def test_docs_sends_to_login_in_production(
+    page: tuple[Page, PageRecord], xss_store: SqliteStore, tmp_path: Path
+) -> None:
+    browser_page, _ = page
+    settings = _production_settings(tmp_path, xss_store)
+    with serve(create_app(settings, store=xss_store)) as url:
+        browser_page.goto(url + "/docs")
+
+        browser_page.wait_for_url(re.compile(r"/staff/login\?lang=zh&reason=expired&next=%2Fdocs$"))
+        expect(browser_page.locator("#login-notice")).to_be_visible()
