@@ -23,6 +23,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from api.coverage_cli import coverage_app
 from api.settings import Settings
 from geo.errors import DoorstepError
 from models.ranker import RankerParams
@@ -196,6 +197,7 @@ def staff_create(  # nosec B107 # empty means prompt
 
 audit_app = typer.Typer(help="The operation log (操作日志) and its hash chain.")
 app.add_typer(audit_app, name="audit")
+app.add_typer(coverage_app, name="coverage")
 
 
 @audit_app.command("verify")
