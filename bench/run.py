@@ -19,6 +19,7 @@ from pathlib import Path
 
 from api.settings import DataSettings
 from bench.candidates import DEFAULT_RADII_M, bench_candidates
+from bench.coverage import bench_coverage_pass, bench_marginal_gain
 from bench.districts import bench_districts
 from bench.inputs import BenchInputs, build_bench_store, load_inputs, random_points_in
 from bench.machine import git_commit, library_versions, machine_info
@@ -39,7 +40,15 @@ from store.sqlite import SqliteStore
 
 logger = logging.getLogger(__name__)
 
-BENCHMARKS = ("candidates", "districts", "recommend", "nearby_jobs", "viewport", "transit_matrix")
+BENCHMARKS = (
+    "candidates",
+    "districts",
+    "recommend",
+    "nearby_jobs",
+    "viewport",
+    "transit_matrix",
+    "coverage",
+)
 DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -97,6 +106,15 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--model-trees", type=int, default=200, help="trees of the nearby_jobs model"
+    )
+    parser.add_argument(
+        "--coverage-cell-m", type=float, default=250.0, help="walking grid cell size, metres"
+    )
+    parser.add_argument(
+        "--coverage-candidates",
+        type=int,
+        default=100,
+        help="candidate stations timed by the marginal coverage benchmark",
     )
     parser.add_argument(
         "--only", choices=BENCHMARKS, action="append", help="run only this benchmark (repeatable)"
@@ -169,6 +187,9 @@ def run_benchmarks(
 
     if "transit_matrix" in selected:
         comparisons += _transit(inputs, args)
+
+    if "coverage" in selected:
+        comparisons += _coverage(inputs, args)
 
     if args.full:
         comparisons += bench_store_build(args.data_dir, n_seekers=args.full_seekers, seed=args.seed)
@@ -263,6 +284,23 @@ def _transit(inputs: BenchInputs, args: argparse.Namespace) -> list[Comparison]:
     return comparisons
 
 
+def _coverage(inputs: BenchInputs, args: argparse.Namespace) -> list[Comparison]:
+    from geo.coverage.circle import build_service_circle
+    from geo.coverage.grid import WalkGridParameters
+
+    grid_params = WalkGridParameters(cell_m=args.coverage_cell_m)
+    circle = build_service_circle(args.data_dir, inputs.regions, grid_params=grid_params)
+    logger.info(
+        "coverage: %d cells, %d places, %d candidates",
+        len(circle.grid),
+        len(circle.places),
+        args.coverage_candidates,
+    )
+    comparisons = bench_coverage_pass(circle, repeats=args.repeats)
+    comparisons += bench_marginal_gain(circle, candidates=args.coverage_candidates, seed=args.seed)
+    return comparisons
+
+
 def _run_sizes(args: argparse.Namespace) -> dict[str, object]:
     return {
         "candidate_queries": args.queries,
@@ -275,6 +313,8 @@ def _run_sizes(args: argparse.Namespace) -> dict[str, object]:
         "viewports": args.viewports,
         "transit_origins": args.origins,
         "transit_home_destinations": args.homes_as_destinations,
+        "coverage_cell_m": args.coverage_cell_m,
+        "coverage_candidates": args.coverage_candidates,
         "repeats": args.repeats,
         "seed": args.seed,
     }

@@ -14,7 +14,7 @@ import numpy.typing as npt
 import pandas as pd
 from scipy.spatial import cKDTree
 
-from geo.coverage.grid import WalkGrid, WalkGridParameters
+from geo.coverage.grid import WalkGrid, WalkGridParameters, read_snapped
 from geo.coverage.places import load_employment_stations, load_residential_places
 from geo.crs import to_metric, validate_point
 from geo.regions import Regions
@@ -86,7 +86,8 @@ class ServiceCircle:
         self.grid, self.stations, self.threshold_min = grid, stations, threshold_min
 
         self.cell_minutes = grid.minutes_from(stations["lon"], stations["lat"])
-        minutes = grid.read(self.cell_minutes, places["lon"], places["lat"])
+        self._place_cells, self._place_walks = grid.snap(places["lon"], places["lat"])
+        minutes = read_snapped(self.cell_minutes, self._place_cells, self._place_walks)
         self.places = places.assign(minutes=minutes, covered=minutes <= threshold_min)
         logger.info(
             "service circle: %d of %d places within %.0f min of %d stations",
@@ -148,9 +149,11 @@ class ServiceCircle:
         """
         validate_point(lon, lat, field="candidate")
         cell_minutes = self.grid.minutes_from([lon], [lat], limit_min=self.threshold_min)
-        uncovered = self.places.loc[~self.places["covered"]]
-        minutes = self.grid.read(cell_minutes, uncovered["lon"], uncovered["lat"])
-        gained = uncovered.loc[minutes <= self.threshold_min]
+        uncovered = ~self.places["covered"].to_numpy()
+        minutes = read_snapped(
+            cell_minutes, self._place_cells[uncovered], self._place_walks[uncovered]
+        )
+        gained = self.places.loc[uncovered].loc[minutes <= self.threshold_min]
         by_district = gained.groupby("district_code").size()
         return SitingGain(
             lon=lon,

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 import shapely
-from scipy.sparse import coo_matrix, csr_matrix
+from scipy.sparse import coo_matrix, csr_matrix, vstack
 from scipy.sparse.csgraph import dijkstra
 from scipy.spatial import cKDTree
 from shapely.geometry.base import BaseGeometry
@@ -92,6 +92,10 @@ class WalkGrid:
         self.lons, self.lats = from_metric(x, y)
         self._tree = cKDTree(np.column_stack([x, y]))
         self.graph = self._link_cells()
+        # The grid graph with an empty column for the virtual source node of with_sources.
+        self._graph_with_virtual_column = csr_matrix(
+            (self.graph.data, self.graph.indices, self.graph.indptr), shape=(len(x), len(x) + 1)
+        )
 
     @classmethod
     def over_area(cls, area: BaseGeometry, params: WalkGridParameters | None = None) -> "WalkGrid":
@@ -200,14 +204,14 @@ class WalkGrid:
             raise ValueError("sources is empty; expected at least one source point")
         n = len(self)
         # Sources sharing a snap cell keep the shorter walk; a COO matrix would sum them.
-        best = np.full(n, np.inf)
+        best = np.full(n + 1, np.inf)
         np.minimum.at(best, cells.ravel(), minutes.ravel())
         linked = np.flatnonzero(np.isfinite(best))
-        virtual = np.full(len(linked), n)
-        links = coo_matrix((best[linked], (virtual, linked)), shape=(n + 1, n + 1))
-        grid = coo_matrix(self.graph)
-        grid.resize((n + 1, n + 1))
-        return (grid + links).tocsr()
+        virtual_row = csr_matrix(
+            (best[linked], (np.zeros(len(linked), dtype=np.intp), linked)), shape=(1, n + 1)
+        )
+        # Stacking one row onto CSR copies arrays, which is cheaper than converting COO.
+        return vstack([self._graph_with_virtual_column, virtual_row], format="csr")
 
     def read(
         self, cell_minutes: FloatArray, lons: npt.ArrayLike, lats: npt.ArrayLike
@@ -226,8 +230,12 @@ class WalkGrid:
         numpy.ndarray
             Minutes per point.
         """
-        cells, walk_minutes = self.snap(lons, lats)
-        return np.asarray((cell_minutes[cells] + walk_minutes).min(axis=1), dtype=np.float64)
+        return read_snapped(cell_minutes, *self.snap(lons, lats))
+
+
+def read_snapped(cell_minutes: FloatArray, cells: IntArray, walk_minutes: FloatArray) -> FloatArray:
+    """Read cell minutes at points already snapped with `WalkGrid.snap`."""
+    return np.asarray((cell_minutes[cells] + walk_minutes).min(axis=1), dtype=np.float64)
 
 
 def _to_metric_geometry(area: BaseGeometry) -> BaseGeometry:
