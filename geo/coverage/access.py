@@ -1,13 +1,12 @@
 """Job accessibility by transit: cumulative opportunities and the two-step floating catchment.
 
 Origin areas are the 1 km EPSG:4545 grid cells that hold seekers' homes, because
-communities have no coordinates in the data; each area's point is the mean of its
+communities have no coordinates in the data. Each area's point is the mean of its
 homes. Jobs are active postings whose location is at least a business area
 (商圈) precise, pooled in 250 m cells at the mean point of their postings. Door-to-door
 minutes come from `geo.transit.TransitNetwork.matrix` with walking and transit.
 
-For a catchment of ``d`` minutes, the two-step floating catchment (2SFCA, Luo and
-Wang 2003) is:
+For a catchment of ``d`` minutes, the two-step floating catchment (2SFCA) is:
 
 1. each job cell j gets the ratio R_j = S_j / (sum of P_k over areas k with t_kj <= d),
    where S_j is its postings and P_k the seekers living in area k;
@@ -41,7 +40,7 @@ MODES = "walk;transit"
 LOCATED_PRECISIONS = frozenset(
     {Precision.EXACT, Precision.POI, Precision.BUILDING, Precision.BUSINESS_AREA}
 )
-"""Posting precisions used; zone, district and city points are too coarse for a 30-minute trip."""
+"""Posting precisions used, because zone, district and city points are too coarse for a trip."""
 
 
 class TravelMatrix(Protocol):
@@ -64,7 +63,9 @@ class Accessibility:
     ``areas`` has one row per origin area: ``area_id``, ``lon``, ``lat`` (WGS84),
     ``district_code``, ``seekers``, one ``seekers_<group>`` column per group, and per
     catchment ``d`` the columns ``jobs_<d>`` (postings reachable within d minutes)
-    and ``score_<d>`` (2SFCA postings per competing seeker).
+    and ``score_<d>`` (2SFCA postings per competing seeker). ``postings_reached``
+    maps each catchment to the postings that at least one area reaches; the
+    seeker-weighted sum of ``score_<d>`` equals it.
     """
 
     areas: pd.DataFrame
@@ -73,6 +74,7 @@ class Accessibility:
     postings_used: int
     postings_skipped: int
     job_cells: int
+    postings_reached: dict[float, float]
 
 
 def measure_accessibility(
@@ -81,6 +83,7 @@ def measure_accessibility(
     travel: TravelMatrix,
     *,
     catchments_min: tuple[float, ...] = CATCHMENTS_MIN,
+    precisions: frozenset[Precision] = LOCATED_PRECISIONS,
 ) -> Accessibility:
     """Count jobs reachable and compute 2SFCA scores per origin area.
 
@@ -90,11 +93,14 @@ def measure_accessibility(
         ``home_lon``, ``home_lat`` (WGS84 degrees), ``home_district_code`` and ``group``.
     postings
         ``lon``, ``lat`` (WGS84 degrees) and ``precision`` (a `geo.location.Precision`
-        value); rows of coarser precision than a business area are skipped.
+        value); rows of other precisions than ``precisions`` are skipped.
     travel
         The transit network, or any object with its ``matrix`` method.
     catchments_min
         Catchment sizes in minutes, each > 0.
+    precisions
+        Posting precisions used; adding ``Precision.ZONE`` counts development-zone
+        postings at the zone's point, a coarser but larger sample.
 
     Raises
     ------
@@ -103,16 +109,18 @@ def measure_accessibility(
     """
     _check_inputs(seekers, postings, catchments_min)
     areas, groups = _origin_areas(seekers)
-    located = postings["precision"].isin([str(value) for value in LOCATED_PRECISIONS])
+    located = postings["precision"].isin([str(value) for value in precisions])
     jobs = _job_cells(postings.loc[located])
     minutes = travel.matrix(areas["lon"], areas["lat"], jobs["lon"], jobs["lat"], MODES)
 
     supply = jobs["postings"].to_numpy(np.float64)
     demand = areas["seekers"].to_numpy(np.float64)
+    reached = {}
     for catchment in catchments_min:
         within = minutes <= catchment
         areas[f"jobs_{catchment:.0f}"] = within.astype(np.float64) @ supply
         areas[f"score_{catchment:.0f}"] = two_step_scores(within, supply, demand)
+        reached[catchment] = float(supply[within.any(axis=0)].sum())
 
     logger.info(
         "accessibility of %d areas to %d job cells (%d postings, %d too coarse)",
@@ -122,7 +130,13 @@ def measure_accessibility(
         int((~located).sum()),
     )
     return Accessibility(
-        areas, groups, tuple(catchments_min), int(located.sum()), int((~located).sum()), len(jobs)
+        areas,
+        groups,
+        tuple(catchments_min),
+        postings_used=int(located.sum()),
+        postings_skipped=int((~located).sum()),
+        job_cells=len(jobs),
+        postings_reached=reached,
     )
 
 
@@ -143,8 +157,8 @@ def two_step_scores(
     Returns
     -------
     numpy.ndarray
-        Postings per competing seeker for each area; a job cell that no seeker reaches
-        counts for nobody.
+        Postings per competing seeker for each area. A job cell that no seeker reaches
+        adds to no score.
     """
     mask = within.astype(np.float64)
     competing = demand @ mask

@@ -23,8 +23,8 @@ def gap_map(circle: ServiceCircle, *, assets_url: str = DEFAULT_ASSETS_URL) -> f
     Parameters
     ----------
     circle
-        The computed service circle; points are WGS84 and drawn as they are, which
-        is right for a map without a basemap or with a WGS84 one.
+        The computed service circle. Its WGS84 points are drawn unconverted, which
+        is right without a basemap or with a WGS84 one.
     assets_url
         URL folder holding ``leaflet.js`` and ``leaflet.css``.
 

@@ -1,18 +1,18 @@
 """`WalkGrid`: a regular metric grid over the city for many-source walking times.
 
 The data has no road network, so walking is modelled on a square grid in
-EPSG:4545. Each cell centre links to its 16 neighbours (the 8 adjacent cells and
-the 8 knight's-move cells), and a link costs its straight length times the walking
-detour factor over the walking speed, the same model as the transit network's direct
-walk. On this grid a shortest path is at most 1/cos(13.3 deg) = 2.8 % longer than
-the straight line between two cell centres, because every heading lies within
-13.3 degrees of one of the 16 link directions.
+EPSG:4545. Each cell centre links to its 16 neighbours: the 8 adjacent cells and
+the 8 knight's-move cells. A link costs its straight length times the walking detour
+factor over the walking speed, the same model as the transit network's direct walk.
+On this grid a shortest path is at most 1/cos(13.3 deg) = 2.8 % longer than the
+straight line between two cell centres, because every heading lies within 13.3
+degrees of one of the 16 link directions.
 
-Points attach to the grid with straight-line walks: a source to its
+Points attach to the grid with straight-line walks. A source links to its
 ``SOURCE_SNAP_CELLS`` nearest cell centres (about 1.1 km around it with 250 m cells),
-so that short walks near a station follow the straight-line model, and a point read
-at the end to its ``SNAP_CELLS`` nearest centres. Multi-source shortest paths run
-once from a virtual node linked to every source's snap cells, with scipy's Dijkstra.
+so short walks near a station follow the straight-line model. A point whose minutes
+are read attaches to its ``SNAP_CELLS`` nearest centres. Multi-source shortest paths
+run once from a virtual node linked to every source's snap cells, with scipy's Dijkstra.
 """
 
 import logging

@@ -145,8 +145,8 @@ def _to_wgs84(frame: pd.DataFrame) -> pd.DataFrame:
     if not located.all():
         logger.warning("dropped %d rows without coordinates", int((~located).sum()))
     wgs_lons, wgs_lats = to_wgs84_arrays(lons[located], lats[located], CoordSys.GCJ02)
-    kept = frame.loc[located].drop(columns=["lng_gcj02", "lat_gcj02"])
-    return kept.assign(lon=wgs_lons, lat=wgs_lats).reset_index(drop=True)
+    located_rows = frame.loc[located].drop(columns=["lng_gcj02", "lat_gcj02"])
+    return located_rows.assign(lon=wgs_lons, lat=wgs_lats).reset_index(drop=True)
 
 
 def _drop_duplicates(places: pd.DataFrame) -> pd.DataFrame:

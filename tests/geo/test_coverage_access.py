@@ -99,6 +99,7 @@ def test_jobs_reachable_per_area(seekers: pd.DataFrame, postings: pd.DataFrame) 
     assert result.postings_used == 3
     assert result.postings_skipped == 1
     assert result.job_cells == 2
+    assert result.postings_reached == {30.0: 2.0, 45.0: 2.0}
 
 
 def test_scores_share_jobs_among_competitors(seekers: pd.DataFrame, postings: pd.DataFrame) -> None:

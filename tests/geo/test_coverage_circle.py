@@ -76,7 +76,7 @@ def test_gain_counts_newly_covered_places(town_circle: ServiceCircle) -> None:
     assert gain.share_after == pytest.approx(1.0)
 
 
-def test_gain_of_station_next_to_old_one_is_zero(town_circle: ServiceCircle) -> None:
+def test_gain_beside_station_is_zero(town_circle: ServiceCircle) -> None:
     gain = town_circle.marginal_gain(108.941, 34.26)
 
     assert gain.newly_covered == 0
