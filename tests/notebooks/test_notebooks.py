@@ -26,7 +26,12 @@ from tests.conftest import REPO_ROOT
 from tests.models.synthetic import make_training_data
 
 NOTEBOOKS_DIR = REPO_ROOT / "notebooks"
-NOTEBOOKS = ("ingest_overview.ipynb", "occupation_evaluation.ipynb", "ranker_evaluation.ipynb")
+NOTEBOOKS = (
+    "ingest_overview.ipynb",
+    "occupation_evaluation.ipynb",
+    "ranker_evaluation.ipynb",
+    "coverage_accessibility.ipynb",
+)
 KERNEL_NAME = "python3"
 CELL_TIMEOUT_S = 600
 
