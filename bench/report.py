@@ -74,8 +74,8 @@ def markdown_report(record: dict[str, Any]) -> str:
         "",
         markdown_table([Comparison(**row) for row in record["results"]]),
         "",
-        "Ratios: candidates, districts, nearby_jobs and the transit matrix are speed-ups (baseline "
-        "time / subject time); recommend, store build, transit build and transit "
+        "Ratios: candidates, districts, nearby_jobs, coverage and the transit matrix are speed-ups "
+        "(baseline time / subject time); recommend, store build, transit build and transit "
         "for_commute are costs (subject / baseline).",
     ]
     return "\n".join(lines)
