@@ -105,11 +105,20 @@ def measure_accessibility(
     Raises
     ------
     ValueError
-        When a catchment is not positive, or a frame is empty or lacks a column.
+        When a catchment is not positive, a frame is empty or lacks a column, or no
+        posting has one of ``precisions``.
     """
     _check_inputs(seekers, postings, catchments_min)
-    areas, groups = _origin_areas(seekers)
+    homed = seekers[["home_lon", "home_lat"]].notna().all(axis=1)
+    if not homed.all():
+        logger.warning("accessibility: skipped %d seekers without a home point", (~homed).sum())
+    areas, groups = _origin_areas(seekers.loc[homed])
     located = postings["precision"].isin([str(value) for value in precisions])
+    if not located.any():
+        raise ValueError(
+            f"postings has no row at precision {sorted(str(value) for value in precisions)};"
+            " pass a wider precisions set"
+        )
     jobs = _job_cells(postings.loc[located])
     minutes = travel.matrix(areas["lon"], areas["lat"], jobs["lon"], jobs["lat"], MODES)
 

@@ -39,7 +39,7 @@ def test_two_step_golden_value() -> None:
 
     scores = two_step_scores(within, supply, demand)
 
-    # R = [3 / 2, 1 / 3]; A_0 = 3/2 + 1/3, A_1 = 1/3.
+    # R = [3/2, 1/3], so A_0 = 3/2 + 1/3 and A_1 = 1/3.
     np.testing.assert_allclose(scores, [11 / 6, 1 / 3])
 
 
@@ -142,3 +142,21 @@ def test_empty_seekers_are_rejected(postings: pd.DataFrame) -> None:
 
     with pytest.raises(ValueError, match="seekers is empty"):
         measure_accessibility(empty, postings, StraightLineTravel())
+
+
+def test_coarse_postings_only_are_rejected(seekers: pd.DataFrame) -> None:
+    coarse = pd.DataFrame({"lon": [108.94], "lat": [34.26], "precision": ["district"]})
+
+    with pytest.raises(ValueError, match="no row at precision"):
+        measure_accessibility(seekers, coarse, StraightLineTravel())
+
+
+def test_seekers_without_home_are_skipped(
+    seekers: pd.DataFrame, postings: pd.DataFrame, caplog: pytest.LogCaptureFixture
+) -> None:
+    homeless = seekers.assign(home_lon=[108.94, None, 108.9402, 108.94])
+
+    result = measure_accessibility(homeless, postings, StraightLineTravel())
+
+    assert result.areas["seekers"].sum() == 3
+    assert "skipped 1 seekers without a home point" in caplog.text
