@@ -206,6 +206,8 @@ def test_run_writes_json_and_table(
         "--nearby-jobs", "2000",
         "--nearby-seekers", "2",
         "--model-trees", "5",
+        "--coverage-cell-m", "1000",
+        "--coverage-candidates", "3",
         "--out-dir", str(tmp_path),
     ]  # fmt: skip
 
@@ -217,7 +219,7 @@ def test_run_writes_json_and_table(
     assert {"started", "command", "machine", "versions", "data", "results"} <= set(record)
     ran = {row["benchmark"] for row in record["results"]}
     assert ran - {"viewport"} == {
-        "candidates", "districts", "recommend", "nearby_jobs", "transit_matrix",
+        "candidates", "districts", "recommend", "nearby_jobs", "transit_matrix", "coverage",
     }  # fmt: skip
     # Without PostgreSQL the viewport benchmark is skipped with the reason, never silently.
     skipped = record["data"]["skipped"]
