@@ -1,9 +1,9 @@
 """Simulated personal information of simulated seekers, and their home community.
 
-Every value here is invented and labelled simulated: names from common surnames and
-given-name characters, mobiles under real carrier prefixes with random digits, and
-resident ID numbers that pass GB 11643-1999 (a Xi'an region code, the birth date of
-the seeker's age and a valid check character) but are drawn at random. The draws use
+Every value here is invented and labelled simulated. Names come from common surnames
+and given-name characters, and mobiles from real carrier prefixes with random digits.
+Resident ID numbers pass GB 11643-1999, with a Xi'an region code, the birth date of
+the seeker's age and a valid check character, but are drawn at random. The draws use
 their own random generator, seeded from the simulation seed, so adding them left the
 other seeker columns of a seed unchanged.
 
