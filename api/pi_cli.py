@@ -7,7 +7,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from api.security.pi_rotation import DEFAULT_BATCH_SIZE, rotate_seekers
+from api.security.pi_rotation import DEFAULT_BATCH_SIZE, reindex_seekers, rotate_seekers
 from api.security.seeker_pi import seeker_codec
 from api.settings import Settings
 from store.seeker_records import SeekerStore
@@ -43,6 +43,32 @@ def pi_rotate(
         f"rotated {report.rotated:,} of {report.pending_at_start:,} seeker rows to key"
         f" {report.key_id!r} in {report.batches} batches; {left:,} rows left under other keys"
     )
+
+
+@pi_app.command("reindex")
+def pi_reindex(
+    ctx: typer.Context,
+    batch_size: Annotated[
+        int, typer.Option(min=1, max=100_000, help="Rows re-indexed per transaction.")
+    ] = DEFAULT_BATCH_SIZE,
+) -> None:
+    """Recompute the seekers' blind indexes under DOORSTEP_PI_INDEX_KEY; run again after a crash."""
+    from api.cli import _read_store, console
+
+    settings: Settings = ctx.obj
+    codec = seeker_codec(settings)
+    with _read_store(settings) as store:
+        if not isinstance(store, SeekerStore):
+            raise typer.BadParameter(f"store {store.describe()} has no seeker records")
+        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
+        with Progress(*columns, TimeElapsedColumn(), console=console) as progress:
+            task = progress.add_task("重建盲索引 recomputing blind indexes")
+
+            def advance(done: int, total: int) -> None:
+                progress.update(task, completed=done, total=total)
+
+            written = reindex_seekers(store, codec, batch_size=batch_size, progress=advance)
+    console.print(f"recomputed the blind indexes of {written:,} seeker rows")
 
 
 @pi_app.command("leak-scan")

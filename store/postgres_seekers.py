@@ -101,6 +101,25 @@ class PostgresSeekers:
                 written += cursor.rowcount
         return written
 
+    def index_sources(self, after: str, limit: int) -> list[tuple[str, str, str]]:
+        """Return up to ``limit`` (seeker_id, id_number_enc, mobile_enc) rows after ``after``."""
+        query = (
+            "SELECT seeker_id, id_number_enc, mobile_enc FROM seekers"
+            ' WHERE seeker_id COLLATE "C" > %s ORDER BY seeker_id COLLATE "C" LIMIT %s'
+        )
+        with self._pool.connection() as connection:
+            rows = connection.execute(query, (after, limit)).fetchall()
+        return [(str(a), str(b), str(c)) for a, b, c in rows]
+
+    def replace_indexes(self, indexes: Sequence[tuple[str, str, str]]) -> int:
+        """Set the two blind indexes of each row, in one transaction."""
+        query = "UPDATE seekers SET id_number_index = %s, mobile_index = %s WHERE seeker_id = %s"
+        written = 0
+        with self._pool.connection() as connection, connection.transaction():
+            for seeker_id, id_index, mobile_index in indexes:
+                written += connection.execute(query, (id_index, mobile_index, seeker_id)).rowcount
+        return written
+
     def count_seekers(self) -> int:
         """Return the number of stored seekers."""
         with self._pool.connection() as connection:

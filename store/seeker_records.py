@@ -110,6 +110,20 @@ class SeekerStore(Protocol):
         """
         ...
 
+    def index_sources(self, after: str, limit: int) -> list[tuple[str, str, str]]:
+        """Return up to ``limit`` (seeker_id, id_number_enc, mobile_enc) rows after ``after``.
+
+        Rows come in ``seeker_id`` order; ``after=""`` starts at the first row.
+        """
+        ...
+
+    def replace_indexes(self, indexes: Sequence[tuple[str, str, str]]) -> int:
+        """Set (seeker_id, id_number_index, mobile_index) of each row, in one transaction.
+
+        Returns the number of rows written; deleted rows are skipped.
+        """
+        ...
+
     def count_seekers(self) -> int:
         """Return the number of stored seekers."""
         ...

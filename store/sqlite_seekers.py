@@ -83,6 +83,25 @@ class SqliteSeekers:
                 written += cursor.rowcount
         return written
 
+    def index_sources(self, after: str, limit: int) -> list[tuple[str, str, str]]:
+        """Return up to ``limit`` (seeker_id, id_number_enc, mobile_enc) rows after ``after``."""
+        query = (
+            "SELECT seeker_id, id_number_enc, mobile_enc FROM seekers WHERE seeker_id > ?"
+            " ORDER BY seeker_id LIMIT ?"
+        )
+        with self._connect() as connection:
+            rows = connection.execute(query, (after, limit)).fetchall()
+        return [(str(a), str(b), str(c)) for a, b, c in rows]
+
+    def replace_indexes(self, indexes: Sequence[tuple[str, str, str]]) -> int:
+        """Set the two blind indexes of each row, in one transaction."""
+        query = "UPDATE seekers SET id_number_index = ?, mobile_index = ? WHERE seeker_id = ?"
+        written = 0
+        with self._write() as connection:
+            for seeker_id, id_index, mobile_index in indexes:
+                written += connection.execute(query, (id_index, mobile_index, seeker_id)).rowcount
+        return written
+
     def count_seekers(self) -> int:
         """Return the number of stored seekers."""
         with self._connect() as connection:

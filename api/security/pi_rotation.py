@@ -1,4 +1,5 @@
-"""Re-encryption of every stored seeker under the active SM4 key, in resumable batches.
+"""Re-encryption of every stored seeker under the active SM4 key, in resumable batches,
+and recomputation of the blind indexes under a new index key.
 
 Each batch reads up to ``batch_size`` rows that still have an envelope of another
 key, decrypts and encrypts their five envelopes again under the active key, and
@@ -14,7 +15,8 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from api.security.seeker_pi import SeekerPiCodec
+from api.security.encryption import FieldContext
+from api.security.seeker_pi import TABLE, SeekerPiCodec
 from geo.errors import DoorstepError
 from store.seeker_records import EnvelopeUpdate, SeekerStore
 
@@ -81,3 +83,48 @@ def rotate_seekers(
             progress(rotated, pending)
     logger.info("rotated %d seeker rows to key %r in %d batches", rotated, key_id, batches)
     return RotationReport(key_id, pending, rotated, batches)
+
+
+def reindex_seekers(
+    store: SeekerStore,
+    codec: SeekerPiCodec,
+    *,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    progress: RotationProgress | None = None,
+) -> int:
+    """Recompute every seeker's blind indexes under the codec's index key; return rows written.
+
+    Each batch decrypts the ID numbers and mobiles of ``batch_size`` rows in
+    ``seeker_id`` order and writes their new indexes in one transaction. The
+    result of a row depends only on its values and the key, so running the
+    command again after a crash writes the same indexes and completes the rest.
+    NOTE: until it completes, lookups with the new key miss the rows not yet
+    written, and the old key no longer finds the rows already written.
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size {batch_size} is invalid; expected at least 1")
+    total = store.count_seekers()
+    written = 0
+    after = ""
+    while rows := store.index_sources(after, batch_size):
+        indexes = []
+        for seeker_id, id_envelope, mobile_envelope in rows:
+            id_number = codec.cipher.decrypt(
+                id_envelope, FieldContext(TABLE, "id_number_enc", seeker_id)
+            )
+            mobile = codec.cipher.decrypt(
+                mobile_envelope, FieldContext(TABLE, "mobile_enc", seeker_id)
+            )
+            indexes.append(
+                (
+                    seeker_id,
+                    codec.index.digest("id_number", id_number),
+                    codec.index.digest("mobile", mobile),
+                )
+            )
+        written += store.replace_indexes(indexes)
+        after = rows[-1][0]
+        if progress is not None:
+            progress(written, total)
+    logger.info("recomputed the blind indexes of %d seeker rows", written)
+    return written

@@ -200,3 +200,27 @@ def test_pi_rotate_resumable(tmp_path: Path, data_dir: Path) -> None:
     assert "in 3 batches; 0 rows left" in first.output
     assert "rotated 0 of 0" in second.output
     assert SqliteStore(path).count_to_rotate("k2") == 0
+
+
+def test_pi_reindex_new_key(tmp_path: Path, data_dir: Path) -> None:
+    keys = {"k1": b"1" * 16}
+    inputs = _inputs()
+    seekers = generate_seekers(data_dir, 30, seed=5)
+    old = SoftwareKeyProvider(keys, "k1", b"i" * 32)
+    inputs["seekers"] = SeekerPiCodec(old).protect(seekers)
+    path = tmp_path / "store.sqlite"
+    write_store(path, **inputs)
+    env = {
+        "DOORSTEP_STORE_PATH": str(path),
+        "DOORSTEP_PI_KEYS": "k1:" + base64.b64encode(keys["k1"]).decode(),
+        "DOORSTEP_PI_INDEX_KEY": "n" * 32,
+        "DOORSTEP_AUDIT_KEY": "a" * 32,
+    }
+
+    result = runner.invoke(app, ["pi", "reindex", "--batch-size", "7"], env=env)
+
+    assert result.exit_code == 0, result.output
+    assert "recomputed the blind indexes of 30 seeker rows" in result.output
+    new = SeekerPiCodec(SoftwareKeyProvider(keys, "k1", b"n" * 32))
+    digest = new.index.id_number(str(seekers["id_number"].iloc[4]))
+    assert SqliteStore(path).seeker_id_by_index("id_number_index", digest) == "sim-000005"

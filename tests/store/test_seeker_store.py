@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from api.security.encryption import FieldContext, SoftwareKeyProvider
-from api.security.pi_rotation import rotate_seekers
+from api.security.pi_rotation import reindex_seekers, rotate_seekers
 from api.security.seeker_pi import SeekerPiCodec
 from matching.seeker_simulation import generate_seekers
 from store.audit import AuditChain, AuditEntry, AuditWrite
@@ -137,3 +137,43 @@ def test_rotation_progress_counts(store: Any) -> None:
     rotate_seekers(store, SeekerPiCodec(BOTH), batch_size=50, progress=lambda *a: seen.append(a))
 
     assert seen == [(50, 120), (100, 120), (120, 120)]
+
+
+class FailingIndexStore:
+    """Delegate to a store, failing the ``fail_at``-th index write as a crash would."""
+
+    def __init__(self, store: Any, fail_at: int) -> None:
+        self.store = store
+        self.calls = 0
+        self.fail_at = fail_at
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.store, name)
+
+    def replace_indexes(self, indexes: Any) -> int:
+        self.calls += 1
+        if self.calls == self.fail_at:
+            raise RuntimeError("simulated crash during reindex")
+        written: int = self.store.replace_indexes(indexes)
+        return written
+
+
+def test_reindex_resumes_after_crash(store: Any, plaintext: pd.DataFrame) -> None:
+    new_index = SoftwareKeyProvider({"k1": b"1" * 16}, "k1", b"n" * 32)
+    codec = SeekerPiCodec(new_index)
+
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        reindex_seekers(FailingIndexStore(store, fail_at=3), codec, batch_size=40)
+    first = codec.index.mobile(plaintext["mobile"].iloc[0])
+    last = codec.index.mobile(plaintext["mobile"].iloc[-1])
+    assert store.seeker_id_by_index("mobile_index", first) == "sim-000001"
+    assert store.seeker_id_by_index("mobile_index", last) is None
+    written = reindex_seekers(store, codec, batch_size=40)
+
+    assert written == 120
+    assert store.count_seekers() == 120
+    for row in plaintext.itertuples(index=False):
+        by_id = codec.index.id_number(str(row.id_number))
+        by_mobile = codec.index.mobile(str(row.mobile))
+        assert store.seeker_id_by_index("id_number_index", by_id) == row.seeker_id
+        assert store.seeker_id_by_index("mobile_index", by_mobile) == row.seeker_id
