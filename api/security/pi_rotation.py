@@ -2,9 +2,9 @@
 and recomputation of the blind indexes under a new index key.
 
 Each batch reads up to ``batch_size`` rows that still have an envelope of another
-key, decrypts and encrypts their five envelopes again under the active key, and
-writes them in one transaction, each row only if it still has the envelopes that
-were read. A crash or an error therefore leaves every row either fully under its
+key and encrypts their five envelopes again under the active key. It writes them
+in one transaction, each row only if it still has the envelopes that were read.
+A crash or an error therefore leaves every row either fully under its
 old key or fully under the new one. Running the rotation again picks up the rows
 that are left, because the selection is "not yet under the active key", so nothing
 is rotated twice and no row is lost. The old key must stay configured
