@@ -1,10 +1,12 @@
 """Stored seeker rows in both stores: lookup, deletion, and resumable key rotation."""
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import psycopg
 import pytest
 
 from api.security.encryption import FieldContext, SoftwareKeyProvider
@@ -12,8 +14,10 @@ from api.security.pi_rotation import reindex_seekers, rotate_seekers
 from api.security.seeker_pi import SeekerPiCodec
 from matching.seeker_simulation import generate_seekers
 from store.audit import AuditChain, AuditEntry, AuditWrite
+from store.migrations import apply_migrations
 from store.seeker_records import ENVELOPE_COLUMNS, EnvelopeUpdate, SeekerStore
 from tests.store.test_contract import StoreCase, _inputs, case
+from tests.store.test_curation_store import _migrated, _roll_back
 
 __all__ = ["case"]
 
@@ -177,3 +181,19 @@ def test_reindex_resumes_after_crash(store: Any, plaintext: pd.DataFrame) -> Non
         by_mobile = codec.index.mobile(str(row.mobile))
         assert store.seeker_id_by_index("id_number_index", by_id) == row.seeker_id
         assert store.seeker_id_by_index("mobile_index", by_mobile) == row.seeker_id
+
+
+def test_seeker_migration_rolls_back(make_database: Callable[[], str]) -> None:
+    url = _migrated(make_database)
+    _roll_back(url, "0009_seeker_pi")
+
+    with psycopg.connect(url) as connection:
+        columns = {
+            row[0]
+            for row in connection.execute(
+                "SELECT column_name FROM information_schema.columns WHERE table_name = 'seekers'"
+            )
+        }
+    assert "home_label" in columns
+    assert "name_enc" not in columns
+    assert apply_migrations(url) == ["0009_seeker_pi"]
