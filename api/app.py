@@ -127,6 +127,8 @@ def _register_erasers(app: FastAPI) -> None:
     """Register the erasers of what the service holds in memory and in the response cache.
 
     The store row is deleted by the DELETE route itself, with its audit record.
+    NOTE: a recommendation computed while an erasure runs can be cached after the
+    cache eraser ran; that entry lives until DOORSTEP_CACHE_TTL_S expires.
     """
     state = app.state
     state.erasers.register("recommender", state.recommender.forget_seeker)
