@@ -147,7 +147,10 @@ def seeker_lookup(request: Request, lookup: SeekerLookupIn, lang: Lang = "zh") -
     if row is None or not _in_scope(_organisation(request), row):
         result: AuditResult = "rejected" if row is None else "denied"
         _record(request, "seeker.lookup", reference, result, status.HTTP_404_NOT_FOUND)
-        raise _not_found("the lookup")
+        raise NotFoundError(
+            f"no seeker of your organisation has this {column.removesuffix('_index')}",
+            "未找到该求职者",
+        )
     body = _body(request, row, masked=True, lang=lang)
     _record(request, "seeker.lookup", f"seeker:{seeker_id} {reference}", "ok", status.HTTP_200_OK)
     return body
