@@ -126,15 +126,17 @@ def create_app(settings: Settings, store: ReadStore | None = None) -> FastAPI:
 def _register_erasers(app: FastAPI) -> None:
     """Register the erasers of what the service holds in memory and in the response cache.
 
-    The store row is deleted by the DELETE route itself, with its audit record.
+    The store row is deleted by the DELETE route itself, with its audit record. Each
+    start replaces the erasers of the previous one, which held its recommender and cache.
     NOTE: a recommendation computed while an erasure runs can be cached after the
     cache eraser ran; that entry lives until DOORSTEP_CACHE_TTL_S expires.
     """
     state = app.state
-    state.erasers.register("recommender", state.recommender.forget_seeker)
+    state.erasers.register("recommender", state.recommender.forget_seeker, replace=True)
     state.erasers.register(
         "response_cache",
         lambda seeker_id: state.cache.delete_prefix(seeker_cache_prefix(seeker_id)),
+        replace=True,
     )
 
 

@@ -34,10 +34,13 @@ class EraserRegistry:
         self._erasers: dict[str, Eraser] = {}
         self._lock = threading.Lock()
 
-    def register(self, name: str, eraser: Eraser) -> None:
-        """Add an eraser; a second one under the same name raises ValueError."""
+    def register(self, name: str, eraser: Eraser, *, replace: bool = False) -> None:
+        """Add an eraser; a second one under the same name raises ValueError unless ``replace``.
+
+        A replaced eraser keeps its place in the order.
+        """
         with self._lock:
-            if name in self._erasers:
+            if name in self._erasers and not replace:
                 raise ValueError(f"an eraser named {name!r} is already registered")
             self._erasers[name] = eraser
 
