@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from api.auth_routes import router as auth_router
 from api.curation_routes import router as curation_router
 from api.docs import mount_api_docs
+from api.erasers import EraserRegistry
 from api.errors import install_error_handlers
 from api.identity_setup import open_identity
 from api.middleware import install_middleware
@@ -21,7 +22,10 @@ from api.permissions import check_route_permissions
 from api.ranking import load_ranker, with_serving_context
 from api.route_routes import router as route_router
 from api.routes import router as api_router
+from api.routes import seeker_cache_prefix
 from api.security.keys import load_key_material
+from api.security.seeker_pi import SeekerPiCodec
+from api.seeker_routes import router as seeker_router
 from api.settings import DataSettings, Settings
 from geo.errors import DataSourceError
 from geo.transit import TransitNetwork
@@ -67,7 +71,10 @@ def create_app(settings: Settings, store: ReadStore | None = None) -> FastAPI:
             app.state.audit_chain = AuditChain(load_key_material(settings).audit_key)
             transit = load_transit_network(settings.data)
             app.state.transit = transit
-            app.state.recommender = Recommender.from_store(opened, transit=transit)
+            app.state.seeker_codec = SeekerPiCodec(load_key_material(settings).provider)
+            app.state.recommender = Recommender.from_store(
+                opened, transit=transit, exact_homes=app.state.seeker_codec.with_exact_homes
+            )
             app.state.ranker_status, scorer = load_ranker(settings)
             app.state.recommender.scorer = with_serving_context(
                 scorer, opened, app.state.recommender
@@ -76,6 +83,7 @@ def create_app(settings: Settings, store: ReadStore | None = None) -> FastAPI:
             app.state.build_id = build_identity(opened.meta())
             app.state.cache, app.state.rate_limiter = _open_cache(settings, resources)
             app.state.identity = open_identity(settings, opened, app.state.cache)
+            _register_erasers(app)
             logger.info(
                 "service ready: %d postings, %d seekers from %s, ranker %s",
                 app.state.recommender.n_postings,
@@ -98,13 +106,38 @@ def create_app(settings: Settings, store: ReadStore | None = None) -> FastAPI:
     app.state.settings = settings
     install_error_handlers(app)
     install_middleware(app, settings)
-    routers = [api_router, route_router, curation_router, auth_router, pages_router]
+    app.state.erasers = EraserRegistry()
+    routers = [
+        api_router,
+        route_router,
+        curation_router,
+        seeker_router,
+        auth_router,
+        pages_router,
+    ]
     for router in routers:
         app.include_router(router)
     mount_assets(app, REPO_ROOT)
     mount_api_docs(app, REPO_ROOT, settings)
     check_route_permissions(app, routers)
     return app
+
+
+def _register_erasers(app: FastAPI) -> None:
+    """Register the erasers of what the service holds in memory and in the response cache.
+
+    The store row is deleted by the DELETE route itself, with its audit record. Each
+    start replaces the erasers of the previous one, which held its recommender and cache.
+    NOTE: a recommendation computed while an erasure runs can be cached after the
+    cache eraser ran; that entry lives until DOORSTEP_CACHE_TTL_S expires.
+    """
+    state = app.state
+    state.erasers.register("recommender", state.recommender.forget_seeker, replace=True)
+    state.erasers.register(
+        "response_cache",
+        lambda seeker_id: state.cache.delete_prefix(seeker_cache_prefix(seeker_id)),
+        replace=True,
+    )
 
 
 # Networks built in this process, by resolved data folder; None when its files are missing.

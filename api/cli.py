@@ -24,6 +24,8 @@ from rich.progress import (
 from rich.table import Table
 
 from api.coverage_cli import coverage_app
+from api.pi_cli import pi_app
+from api.security.seeker_pi import seeker_codec
 from api.settings import Settings
 from geo.errors import DoorstepError
 from models.ranker import RankerParams
@@ -57,6 +59,7 @@ STAGE_LABELS = {
     "locate": "岗位定位 locating postings",
     "layers": "人社地图图层 HR map layers",
     "seekers": "模拟求职者 simulated seekers",
+    "encrypt": "加密个人信息 encrypting personal fields",
     "write": "写入存储 writing store",
     "data": "模拟行为数据 simulated training data",
     "split": "按时间划分 chronological split",
@@ -198,6 +201,7 @@ def staff_create(  # nosec B107 # empty means prompt
 audit_app = typer.Typer(help="The operation log (操作日志) and its hash chain.")
 app.add_typer(audit_app, name="audit")
 app.add_typer(coverage_app, name="coverage")
+app.add_typer(pi_app, name="pi")
 
 
 @audit_app.command("verify")
@@ -298,7 +302,11 @@ def recommend(
 
     settings: Settings = ctx.obj
     with _read_store(settings) as store:
-        recommender = Recommender.from_store(store, transit=load_transit_network(settings.data))
+        recommender = Recommender.from_store(
+            store,
+            transit=load_transit_network(settings.data),
+            exact_homes=seeker_codec(settings).with_exact_homes,
+        )
         status, scorer = load_ranker(settings)
         recommender.scorer = with_serving_context(scorer, store, recommender)
     row, ranked = recommender.recommend(seeker, limit, lang=lang.value)
@@ -306,7 +314,8 @@ def recommend(
     console.print(f"排序 ranker: {status.kind} {status.model_id or ''} ({status.reason})")
     console.print(
         f"[bold]{row['seeker_id']}[/bold] (模拟 simulated) · {row['group']} · "
-        f"{row['occupation_wish_name']} · {row['home_label']} · ≤{int(row['max_commute_min'])} 分钟"
+        f"{row['occupation_wish_name']} · {row['home_district_code']} · "
+        f"≤{int(row['max_commute_min'])} 分钟"
     )
     # The API's `score` is the baseline score (0-1) even when a model orders the page.
     # A model's raw score has no fixed range, so it gets a column of its own.
@@ -390,7 +399,11 @@ def export_matches(
 
     settings: Settings = ctx.obj
     with _read_store(settings) as store:
-        recommender = Recommender.from_store(store, transit=load_transit_network(settings.data))
+        recommender = Recommender.from_store(
+            store,
+            transit=load_transit_network(settings.data),
+            exact_homes=seeker_codec(settings).with_exact_homes,
+        )
     ids = list(recommender.seekers.index[:seekers])
     out.parent.mkdir(parents=True, exist_ok=True)
 
@@ -582,6 +595,7 @@ def _build(settings: Settings, database: PostgresStore | None = None) -> BuildRe
             settings.data.data_dir,
             n_seekers=settings.data.n_seekers,
             seed=settings.data.seed,
+            protect_seekers=seeker_codec(settings).protect,
             progress=report,
         )
         report("write", 0, 1)
@@ -641,6 +655,7 @@ def _training_data(
         seed=seed,
         progress=True,
         network=load_transit_network(settings.data),
+        exact_homes=seeker_codec(settings).with_exact_homes,
     )
     return data
 

@@ -36,12 +36,21 @@ class Permission(StrEnum):
     SECURITY_ADMIN = "security.admin"
     AUDIT_READ = "audit.read"
     API_DOCS = "api.docs"  # the OpenAPI schema in production; public in development
+    SEEKER_READ = "seeker.read"  # masked personal information of seekers in scope
+    PI_UNMASK = "pi.unmask"  # unmasked personal information of seekers in scope
+    SEEKER_DELETE = "seeker.delete"  # erase a seeker in scope from every store and cache
 
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.SEEKER: frozenset({Permission.SESSION}),
     Role.STATION_STAFF: frozenset(
-        {Permission.SESSION, Permission.ANCHOR_READ, Permission.ANCHOR_WRITE, Permission.API_DOCS}
+        {
+            Permission.SESSION,
+            Permission.ANCHOR_READ,
+            Permission.ANCHOR_WRITE,
+            Permission.API_DOCS,
+            Permission.SEEKER_READ,
+        }
     ),
     Role.ASSISTANCE_OFFICER: frozenset(
         {
@@ -49,6 +58,9 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.ANCHOR_READ,
             Permission.ASSISTANCE_LEDGER,
             Permission.API_DOCS,
+            Permission.SEEKER_READ,
+            Permission.PI_UNMASK,
+            Permission.SEEKER_DELETE,
         }
     ),
     Role.ANALYST: frozenset({Permission.SESSION, Permission.ANALYTICS_READ, Permission.API_DOCS}),

@@ -11,9 +11,11 @@ import pyproj
 import shapely
 
 from api.schemas import Job, Point, SeekerDetail, SeekerSummary
+from api.security.masking import generalise_home
 from geo.anchor_states import ANCHOR_STATE_LABELS_ZH, AnchorState
 from geo.crs import CoordSys, from_wgs84, from_wgs84_arrays
 from geo.location import PRECISION_LABELS_ZH, Precision
+from geo.regions import Regions
 from matching.education import EDUCATION_LABELS_ZH, EducationLevel
 from matching.recommend import Recommender
 from store.anchor_map import MapLabels
@@ -111,25 +113,35 @@ def _job(row: pd.Series, coord_sys: CoordSys, recommender: Recommender, lang: st
     )
 
 
-def seeker_summary(row: pd.Series, recommender: Recommender, lang: str) -> SeekerSummary:
-    """Convert a seeker row to the list body."""
-    return SeekerSummary(**_seeker_fields(row, recommender, lang))
+def seeker_summary(
+    row: pd.Series, recommender: Recommender, regions: Regions, lang: str
+) -> SeekerSummary:
+    """Convert a seeker row to the list body, which carries no personal field."""
+    return SeekerSummary(**_seeker_fields(row, recommender, regions, lang))
 
 
 def seeker_detail(
-    row: pd.Series, coord_sys: CoordSys, recommender: Recommender, lang: str
+    row: pd.Series, coord_sys: CoordSys, recommender: Recommender, regions: Regions, lang: str
 ) -> SeekerDetail:
-    """Convert a seeker row to the detail body with the home point in ``coord_sys``."""
-    lon, lat = from_wgs84(float(row["home_lon"]), float(row["home_lat"]), coord_sys)
+    """Convert a seeker row to the detail body with the home area's point in ``coord_sys``.
+
+    The point is the stored street office point, never the exact home that matching
+    decrypted into ``home_lon``/``home_lat``.
+    """
+    area_lon = row.get("home_area_lon", row["home_lon"])
+    area_lat = row.get("home_area_lat", row["home_lat"])
+    lon, lat = from_wgs84(float(area_lon), float(area_lat), coord_sys)
     return SeekerDetail(
-        **_seeker_fields(row, recommender, lang),
+        **_seeker_fields(row, recommender, regions, lang),
         home=Point(lon=lon, lat=lat),
         salary_wish_min=_number(row.get("salary_wish_min")),
         salary_wish_max=_number(row.get("salary_wish_max")),
     )
 
 
-def _seeker_fields(row: pd.Series, recommender: Recommender, lang: str) -> dict[str, Any]:
+def _seeker_fields(
+    row: pd.Series, recommender: Recommender, regions: Regions, lang: str
+) -> dict[str, Any]:
     education = EducationLevel(int(row["education"]))
     education_labels = EDUCATION_LABELS_ZH if lang == "zh" else EDUCATION_LABELS_EN
     return {
@@ -138,11 +150,18 @@ def _seeker_fields(row: pd.Series, recommender: Recommender, lang: str) -> dict[
         "group_label": GROUP_LABELS[lang][str(row["group"])],
         "education_label": education_labels[education],
         "occupation_wish_name": _text(row.get("occupation_wish_name")),
-        "home_label": _text(row.get("home_label")),
+        "home_label": _home_area_label(row, regions),
         "district_name": recommender.district_name(row.get("home_district_code")),
         "max_commute_min": int(row["max_commute_min"]),
         "simulated": bool(row["simulated"]),
     }
+
+
+def _home_area_label(row: pd.Series, regions: Regions) -> str:
+    """Return the home's district, street and community names, never the compound name."""
+    code = _text(row.get("home_community_code"))
+    area = generalise_home(code, regions) if code else None
+    return "" if area is None else area.label()
 
 
 def map_labels(recommender: Recommender, lang: str) -> MapLabels:

@@ -15,6 +15,7 @@ from api.auth import require
 from api.errors import NotFoundError, QueryLimitError, RateLimitedError
 from api.permissions import Permission
 from api.ranking import RankerStatus
+from api.regions_state import app_regions
 from api.schemas import (
     MAX_OFFSET,
     DistrictCount,
@@ -136,6 +137,7 @@ def jobs_nearby(
 
 @router.get("/v1/seekers", response_model=SeekerList, tags=["seekers"])
 def seekers(
+    request: Request,
     recommender: RecommenderDep,
     settings: SettingsDep,
     limit: Annotated[int, Query(ge=1, description="Seekers per page.")] = 50,
@@ -149,7 +151,10 @@ def seekers(
     """List simulated seekers for the seeker page's picker, optionally of one group."""
     _check_page_size(limit, settings.query.max_page_size, field="limit")
     rows, total = recommender.seeker_page(limit, offset, group=group)
-    items = [presenters.seeker_summary(row, recommender, lang) for _, row in rows.iterrows()]
+    regions = app_regions(request.app.state)
+    items = [
+        presenters.seeker_summary(row, recommender, regions, lang) for _, row in rows.iterrows()
+    ]
     return SeekerList(items=items, total=total)
 
 
@@ -174,7 +179,9 @@ def seeker_recommendations(
         except SeekerNotFoundError as err:
             raise NotFoundError(str(err), f"求职者 {seeker_id} 不存在") from err
         return Recommendations(
-            seeker=presenters.seeker_detail(seeker, coord_sys, recommender, lang),
+            seeker=presenters.seeker_detail(
+                seeker, coord_sys, recommender, app_regions(request.app.state), lang
+            ),
             items=presenters.jobs(ranked, coord_sys, recommender, lang),
             simulated=bool(seeker["simulated"]),
         )
@@ -186,7 +193,7 @@ def seeker_recommendations(
         "lang": lang,
         "ranker": recommender.ranker_id,
     }
-    return _cached_json(request, "seeker_recommendations", query, recommendations)
+    return _cached_json(request, seeker_cache_prefix(seeker_id).rstrip(":"), query, recommendations)
 
 
 @router.get("/v1/anchors", tags=["map"])
@@ -281,6 +288,11 @@ def _totals(counts: pd.DataFrame, column: str, levels: list[str]) -> dict[str, i
     """Sum ``n`` per value of ``column``, listing every level, zeros included, in order."""
     sums = counts.groupby(column)["n"].sum()
     return {level: int(sums.get(level, 0)) for level in levels}
+
+
+def seeker_cache_prefix(seeker_id: str) -> str:
+    """Return the prefix of every response-cache key that holds data of one seeker."""
+    return f"seeker_recommendations:{seeker_id}:"
 
 
 def _cached_json(

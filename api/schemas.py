@@ -86,14 +86,17 @@ class SeekerSummary(BaseModel):
     group_label: str
     education_label: str
     occupation_wish_name: str
-    home_label: str
+    home_label: str = Field(
+        description="Home area at community level (district, street, community); never the"
+        " compound or campus name."
+    )
     district_name: str | None
     max_commute_min: int
     simulated: bool
 
 
 class SeekerDetail(SeekerSummary):
-    """A seeker with the home point, for the recommendation page."""
+    """A seeker with the home area's point (the street office, not the home), for the page."""
 
     home: Point
     salary_wish_min: float | None

@@ -10,6 +10,8 @@ import numpy.typing as npt
 import shapely
 from shapely.geometry.base import BaseGeometry
 
+from api.security.seeker_pi import seeker_codec
+from api.settings import Settings
 from geo.regions import Regions, load_regions
 from matching.recommend import Recommender
 from store.build import build_store
@@ -69,7 +71,12 @@ def build_bench_store(data_dir: Path, store_path: Path, *, n_seekers: int, seed:
     """
     logger.info("building the benchmark store %s with %d seekers", store_path, n_seekers)
     report = build_store(
-        data_dir, store_path, n_seekers=n_seekers, seed=seed, progress=_log_progress
+        data_dir,
+        store_path,
+        n_seekers=n_seekers,
+        seed=seed,
+        protect_seekers=seeker_codec(Settings()).protect,
+        progress=_log_progress,
     )
     return (
         f"real data: store.build.build_store(n_seekers={n_seekers}, seed={seed}), "
@@ -79,7 +86,10 @@ def build_bench_store(data_dir: Path, store_path: Path, *, n_seekers: int, seed:
 
 def load_inputs(data_dir: Path, store_path: Path, store_source: str) -> BenchInputs:
     """Load the recommender from a built store and the regions from ``data_dir``."""
-    recommender = Recommender.from_store(SqliteStore(store_path))
+    codec = seeker_codec(Settings())
+    recommender = Recommender.from_store(
+        SqliteStore(store_path), exact_homes=codec.with_exact_homes
+    )
     regions = load_regions(data_dir)
     return BenchInputs(recommender, regions, store_path, store_source)
 

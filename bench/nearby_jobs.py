@@ -57,6 +57,7 @@ from bench.result import SPEED_UP, Comparison, ResultMismatchError, latency_comp
 from bench.timing import percentile
 from geo.crs import haversine_m, to_metric
 from geo.location import Precision
+from geo.regions import Regions
 from matching.candidates import StraightLineCommute, parse_modes
 from matching.cascade import CascadeStage, RankingCascade, cascade_scores
 from matching.features import FEATURE_NAMES, build_features
@@ -169,6 +170,7 @@ def bench_nearby_jobs(
     training_seekers: int,
     trees: int,
     seed: int,
+    regions: Regions,
     warmup: int = 2,
 ) -> list[Comparison]:
     """Time the three paths for ``n_seekers`` seekers over ``n_jobs`` synthetic postings.
@@ -205,13 +207,13 @@ def bench_nearby_jobs(
     checked = [_check_same(whole_model, pipeline, seeker_id) for seeker_id in seeker_ids]
     fidelity = cascade_fidelity(subject, seeker_ids)
     for seeker_id in seeker_ids[:warmup]:
-        _subject_body(subject, seeker_id)
+        _subject_body(subject, regions, seeker_id)
     probe_inputs = [_probe_inputs(subject, pipeline, seeker_id) for seeker_id in seeker_ids]
 
     times: dict[str, Seconds] = {SUBJECT: [], PIPELINE: [], PROBE: []}
     for seeker_id, probe in zip(seeker_ids, probe_inputs, strict=True):
         clock = time.perf_counter()
-        _subject_body(subject, seeker_id)
+        _subject_body(subject, regions, seeker_id)
         clock = _lap(times[SUBJECT], clock)
         pipeline.body(seeker_id)
         clock = _lap(times[PIPELINE], clock)
@@ -333,12 +335,12 @@ class StraightforwardPipeline:
             self.scorer.model.booster.predict(features, num_threads=1)
 
 
-def _subject_body(recommender: Recommender, seeker_id: str) -> bytes:
+def _subject_body(recommender: Recommender, regions: Regions, seeker_id: str) -> bytes:
     from geo.crs import CoordSys
 
     seeker, ranked = recommender.recommend(seeker_id, PAGE)
     body = Recommendations(
-        seeker=seeker_detail(seeker, CoordSys.WGS84, recommender, "zh"),
+        seeker=seeker_detail(seeker, CoordSys.WGS84, recommender, regions, "zh"),
         items=job_bodies(ranked, CoordSys.WGS84, recommender, "zh"),
         simulated=bool(seeker["simulated"]),
     )

@@ -180,6 +180,7 @@ def run_benchmarks(
             training_seekers=min(100, inputs.recommender.n_seekers),
             trees=args.model_trees,
             seed=args.seed,
+            regions=inputs.regions,
         )
 
     if "viewport" in selected:

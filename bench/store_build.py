@@ -118,10 +118,20 @@ def _in_child(function: Callable[..., Measurement], *args: object) -> Measuremen
 
 def _build_child(data_dir: Path, store_path: Path, n_seekers: int, seed: int) -> Measurement:
     """Build the store; return seconds, peak RSS in KiB and the number of postings."""
+    from api.security.seeker_pi import seeker_codec
+    from api.settings import Settings
     from store.build import build_store
 
+    protect = seeker_codec(Settings()).protect
     started = time.perf_counter()
-    report = build_store(data_dir, store_path, n_seekers=n_seekers, seed=seed, progress=_ignore)
+    report = build_store(
+        data_dir,
+        store_path,
+        n_seekers=n_seekers,
+        seed=seed,
+        protect_seekers=protect,
+        progress=_ignore,
+    )
     seconds = time.perf_counter() - started
     return seconds, _peak_rss_kib(), report.postings
 

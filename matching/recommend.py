@@ -1,7 +1,7 @@
 """The recommendation service: candidates, baseline score and reasons for a seeker or a point."""
 
 import logging
-from collections.abc import Collection, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
@@ -134,17 +134,33 @@ class Recommender:
 
     @classmethod
     def from_store(
-        cls, store: "SupportsFrames", transit: NetworkCommuteEstimator | None = None
+        cls,
+        store: "SupportsFrames",
+        transit: NetworkCommuteEstimator | None = None,
+        exact_homes: Callable[[pd.DataFrame], pd.DataFrame] | None = None,
     ) -> "Recommender":
-        """Load postings, seekers and district names from a store; see the class for ``transit``."""
+        """Load postings, seekers and district names from a store; see the class for ``transit``.
+
+        ``exact_homes`` decrypts the stored seekers' exact homes in memory
+        (``api.security.seeker_pi.SeekerPiCodec.with_exact_homes``). Without it the
+        stored street office points stand in for the homes.
+        """
         districts = store.layer_frame("districts")
         names = dict(zip(districts["code"].astype(str), districts["name"].astype(str), strict=True))
-        seekers = store.seekers_frame().set_index("seeker_id", drop=False)
+        stored = store.seekers_frame()
+        if exact_homes is not None:
+            stored = exact_homes(stored)
+        seekers = stored.set_index("seeker_id", drop=False)
         postings = store.postings_frame()
         uncertainty = district_uncertainty_m(districts)
         postings["uncertainty_m"] = posting_uncertainty_m(postings, uncertainty)
         planner = transit if isinstance(transit, ItineraryPlanner) else None
         return cls(postings, seekers, names, uncertainty, transit=transit, planner=planner)
+
+    def forget_seeker(self, seeker_id: str) -> None:
+        """Drop a seeker from memory; a seeker that is not loaded is ignored."""
+        if seeker_id in self.seekers.index:
+            self.seekers = self.seekers.drop(index=seeker_id)
 
     @property
     def n_postings(self) -> int:

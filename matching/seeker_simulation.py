@@ -6,7 +6,8 @@ places: Baidu residential compounds and dormitories (2017-2019), Amap residentia
 POIs of the 高新区 (2026) and the 63 Baidu university campuses, all converted from
 GCJ-02 to WGS84 with `geo.crs.to_wgs84_arrays`. Everything else (group, education,
 wishes, commute limits) is drawn from `SimulationParameters`, where each
-distribution is marked with its source or labelled an assumption.
+distribution is marked with its source or labelled an assumption. The simulated
+personal fields and home communities come from `matching.seeker_personal`.
 """
 
 import logging
@@ -24,6 +25,7 @@ from geo.errors import DataSourceError
 from geo.regions import Regions, load_regions
 from matching.education import EducationLevel
 from matching.occupation import load_occupations
+from matching.seeker_personal import draw_personal
 
 logger = logging.getLogger(__name__)
 
@@ -232,7 +234,11 @@ def generate_seekers(
         - home: ``home_lon``/``home_lat`` (WGS84 degrees), ``home_label``,
           ``home_kind`` ("residential", "dormitory", "university"),
           ``home_district_code`` (6-digit code or None) and ``university`` (campus
-          name for graduates homed there, else "").
+          name for graduates homed there, else "");
+        - simulated personal information and home area, from
+          `matching.seeker_personal.draw_personal`: ``name``, ``mobile``,
+          ``id_number``, ``sex``, ``birth_date``, ``age``, ``hardship_category``,
+          ``home_street_code``, ``home_community_code``, ``home_area_lon``/``home_area_lat``.
     """
     if n < 0:
         raise ValueError(f"n {n!r} is invalid; expected a number of seekers >= 0")
@@ -258,6 +264,9 @@ def generate_seekers(
     lookup = regions if regions is not None else load_regions(data_dir)
     located = lookup.districts_at(seekers["home_lon"].to_numpy(), seekers["home_lat"].to_numpy())
     seekers["home_district_code"] = pd.Series(located, index=seekers.index, dtype=object)
+
+    report("draw personal information")
+    seekers = draw_personal(seekers, seed, lookup)
     logger.info("generated %d simulated seekers (seed %d)", n, seed)
     return seekers
 

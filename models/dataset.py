@@ -7,6 +7,7 @@ this data must state that its labels are simulated.
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -85,6 +86,7 @@ def build_training_data(
     seed: int,
     progress: bool = True,
     network: NetworkCommuteEstimator | None = None,
+    exact_homes: Callable[[pd.DataFrame], pd.DataFrame] | None = None,
 ) -> TrainingData:
     """Simulate sessions of store seekers on store postings and compute their features.
 
@@ -106,6 +108,10 @@ def build_training_data(
         Transit network of the commute minutes (`geo.transit.TransitNetwork`). Pass the
         network the service uses, because then the commute feature has the same meaning
         in training and on the request path. None uses the straight-line model.
+    exact_homes
+        Decrypts the stored seekers' exact homes in memory
+        (``api.security.seeker_pi.SeekerPiCodec.with_exact_homes``). None keeps the
+        stored street office points as homes.
 
     Returns
     -------
@@ -113,7 +119,7 @@ def build_training_data(
         Simulated labels with features; see `TrainingData` for the frame contract.
     """
     started = time.perf_counter()
-    postings, seekers = _load_inputs(store)
+    postings, seekers = _load_inputs(store, exact_homes)
     chosen = _draw_seekers(seekers, n_seekers, seed)
 
     params = BehaviourParameters()
@@ -152,10 +158,17 @@ def build_training_data(
     )
 
 
-def _load_inputs(store: ReadStore) -> tuple[pd.DataFrame, pd.DataFrame]:
+def _load_inputs(
+    store: ReadStore, exact_homes: Callable[[pd.DataFrame], pd.DataFrame] | None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Return the postings with uncertainty and context columns, and every seeker."""
     postings = store.postings_frame()
-    seekers = store.seekers_frame().sort_values("seeker_id", kind="stable").reset_index(drop=True)
+    stored = store.seekers_frame()
+    seekers = (
+        (stored if exact_homes is None else exact_homes(stored))
+        .sort_values("seeker_id", kind="stable")
+        .reset_index(drop=True)
+    )
     uncertainty = district_uncertainty_m(store.layer_frame("districts"))
     postings["uncertainty_m"] = posting_uncertainty_m(postings, uncertainty)
     postings = attach_posting_context(postings, seekers, curated_anchors(store))

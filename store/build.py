@@ -49,8 +49,12 @@ logger = logging.getLogger(__name__)
 ProgressCallback = Callable[[str, int, int], None]
 """Called as ``progress(stage, done, total)`` while a long step runs."""
 
-# generate_seekers reports five named steps.
-SEEKER_STEPS = 5
+SeekerProtector = Callable[[pd.DataFrame], pd.DataFrame]
+"""Turns the simulated seekers into their stored, encrypted form
+(``api.security.seeker_pi.SeekerPiCodec.protect``); the store layer holds no key."""
+
+# generate_seekers reports six named steps.
+SEEKER_STEPS = 6
 
 
 @dataclass
@@ -108,6 +112,7 @@ def build_store(
     *,
     n_seekers: int,
     seed: int,
+    protect_seekers: SeekerProtector,
     progress: ProgressCallback | None = None,
 ) -> BuildReport:
     """Read every source in ``data_dir`` and write the embedded store to ``store_path``.
@@ -122,6 +127,8 @@ def build_store(
         Number of simulated seekers to generate.
     seed : int
         Seed of the seeker simulation, so a build is reproducible.
+    protect_seekers : callable
+        Encrypts the seekers' personal fields before anything is written.
     progress : callable, optional
         Receives ``(stage, done, total)`` during long steps.
 
@@ -130,7 +137,13 @@ def build_store(
     BuildReport
     """
     report_progress = progress or _ignore_progress
-    result = collect_build(data_dir, n_seekers=n_seekers, seed=seed, progress=report_progress)
+    result = collect_build(
+        data_dir,
+        n_seekers=n_seekers,
+        seed=seed,
+        protect_seekers=protect_seekers,
+        progress=report_progress,
+    )
 
     report_progress("write", 0, 1)
     write_store(store_path, **result.store_inputs())
@@ -143,6 +156,7 @@ def collect_build(
     *,
     n_seekers: int,
     seed: int,
+    protect_seekers: SeekerProtector,
     progress: ProgressCallback | None = None,
 ) -> BuildResult:
     """Read every source in ``data_dir`` and return the store's frames without writing them.
@@ -180,6 +194,9 @@ def collect_build(
         progress=_step_counter("seekers", SEEKER_STEPS, report_progress),
     )
     report_progress("seekers", SEEKER_STEPS, SEEKER_STEPS)
+    report_progress("encrypt", 0, 1)
+    seekers = protect_seekers(seekers)
+    report_progress("encrypt", 1, 1)
 
     report = BuildReport(
         postings=len(postings),

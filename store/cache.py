@@ -166,6 +166,10 @@ class ResponseCache(Protocol):
         """Store ``body`` under ``key`` for the cache's time to live."""
         ...
 
+    def delete_prefix(self, prefix: str) -> int:
+        """Delete every entry whose key starts with ``prefix``; return how many were deleted."""
+        ...
+
 
 class MemoryCache:
     """In-process LRU cache whose entries expire ``ttl_s`` seconds after they are set.
@@ -209,6 +213,14 @@ class MemoryCache:
             while len(self._entries) > self.max_entries:
                 self._entries.popitem(last=False)
 
+    def delete_prefix(self, prefix: str) -> int:
+        """Delete every entry whose key starts with ``prefix``; return how many were deleted."""
+        with self._lock:
+            doomed = [key for key in self._entries if key.startswith(prefix)]
+            for key in doomed:
+                del self._entries[key]
+        return len(doomed)
+
 
 class RedisCache:
     """Cache in Redis with ``SET ... PX``, where a failed Redis command counts as a miss."""
@@ -234,6 +246,27 @@ class RedisCache:
         """Store ``body`` for ``ttl_s`` seconds (at least 1). A failed write is dropped."""
         ttl_ms = max(1000, round(self.ttl_s * 1000))
         self.breaker.call(lambda: self.client.set(self.redis_key(key), body, px=ttl_ms))
+
+    def delete_prefix(self, prefix: str) -> int:
+        """Delete every entry whose key starts with ``prefix``; return how many were deleted.
+
+        Unlike a lookup, a failure raises, because an erasure must not pass silently.
+
+        Raises
+        ------
+        redis.RedisError
+            Redis failed or is unavailable.
+        """
+        pattern = _glob_escape(self.redis_key(prefix)) + "*"
+        keys = list(self.client.scan_iter(match=pattern, count=500))
+        if not keys:
+            return 0
+        return int(self.client.delete(*keys))
+
+
+def _glob_escape(text: str) -> str:
+    """Escape the glob characters of Redis ``MATCH`` patterns."""
+    return "".join(f"\\{char}" if char in "*?[]\\" else char for char in text)
 
 
 def cache_key(kind: str, build_id: str, params: Mapping[str, object]) -> str:

@@ -39,7 +39,9 @@ from store.postgres_audit import PostgresAudit
 from store.postgres_curation import PostgresCuration, _fetch_frame, _qualified
 from store.postgres_map import anchor_map_body
 from store.postgres_rebuild import delete_build_rows, replay_merges
+from store.postgres_seekers import PostgresSeekers
 from store.rebuild import anchor_positions, log_kept, log_replayed
+from store.seeker_records import ENVELOPE_COLUMNS, INDEX_COLUMNS, check_protected
 from store.sqlite import LayerNotFoundError, StoreNotFoundError
 
 logger = logging.getLogger(__name__)
@@ -120,8 +122,9 @@ _SEEKERS = _Table(
     columns=(
         "seeker_id", "simulated", "group", "education", "experience_years", "major",
         "occupation_wish_code", "occupation_wish_name", "keywords", "salary_wish_min",
-        "salary_wish_max", "max_commute_min", "modes", "home_lon", "home_lat", "home_label",
-        "home_kind", "home_district_code", "university",
+        "salary_wish_max", "max_commute_min", "modes", "home_lon", "home_lat", "home_kind",
+        "home_district_code", "home_street_code", "home_community_code", *ENVELOPE_COLUMNS,
+        *INDEX_COLUMNS,
     ),
     integer_columns=frozenset({"education", "max_commute_min"}),
 )  # fmt: skip
@@ -192,7 +195,7 @@ def open_pool(database_url: str, options: PoolOptions | None = None) -> Pool:
     return pool
 
 
-class PostgresStore(PostgresCuration, PostgresAudit):
+class PostgresStore(PostgresCuration, PostgresAudit, PostgresSeekers):
     """Read and replace the data in a migrated PostgreSQL + PostGIS database.
 
     Parameters
@@ -257,7 +260,10 @@ class PostgresStore(PostgresCuration, PostgresAudit):
         return _restore(frame, _POSTINGS, kinds, trailing=[*location, "location_source"])
 
     def seekers_frame(self) -> pd.DataFrame:
-        """Return every seeker, with a boolean ``simulated`` column."""
+        """Return every seeker as stored, with personal fields encrypted.
+
+        The columns are described in :mod:`store.seeker_records`.
+        """
         query = sql.SQL("SELECT {columns}, extra FROM seekers ORDER BY seeker_row").format(
             columns=_qualified(None, _SEEKERS.columns)
         )
@@ -381,9 +387,12 @@ class PostgresStore(PostgresCuration, PostgresAudit):
 
         Raises
         ------
+        store.seeker_records.PlaintextPersonalDataError
+            ``seekers`` carries a plaintext personal column; nothing was replaced.
         store.rebuild.MergeCycleError
             The stored merge links form a cycle; nothing was replaced.
         """
+        check_protected(seekers)
         started = time.perf_counter()
         with self._pool.connection() as connection, connection.transaction():
             connection.execute(f"SET LOCAL statement_timeout = '{WRITE_STATEMENT_TIMEOUT}'")

@@ -28,6 +28,7 @@ import shapely
 from geo.errors import DoorstepError
 from store.anchor_map import ClusterGrid, MapLabels, anchors_collection, clusters_collection
 from store.rebuild import log_kept, log_replayed
+from store.seeker_records import INDEX_COLUMNS, check_protected
 from store.sqlite_audit import copy_audit
 from store.sqlite_curation import (
     FILED_ORG_COLUMN,
@@ -37,6 +38,7 @@ from store.sqlite_curation import (
 )
 from store.sqlite_merges import MERGED_INTO_COLUMN
 from store.sqlite_rebuild import locked_old_store, read_kept, write_anchors
+from store.sqlite_seekers import SqliteSeekers
 
 logger = logging.getLogger(__name__)
 
@@ -129,7 +131,7 @@ class LayerNotFoundError(DoorstepError, LookupError):
     """No map layer has the requested name."""
 
 
-class SqliteStore(SqliteCuration):
+class SqliteStore(SqliteCuration, SqliteSeekers):
     """Read access to a built embedded store.
 
     Parameters
@@ -188,7 +190,11 @@ class SqliteStore(SqliteCuration):
             return pd.read_sql_query(query, connection)
 
     def seekers_frame(self) -> pd.DataFrame:
-        """Return every seeker; the embedded default holds only simulated seekers."""
+        """Return every seeker as stored, with personal fields encrypted.
+
+        The columns are described in :mod:`store.seeker_records`. The embedded
+        default holds only simulated seekers.
+        """
         with self._connect() as connection:
             frame = pd.read_sql_query("SELECT * FROM seekers", connection)
         frame["simulated"] = frame["simulated"].astype(bool)
@@ -309,7 +315,8 @@ def write_store(
     anchors : pandas.DataFrame
         Columns of :data:`geo.anchors.ANCHOR_COLUMNS`, WGS84 degrees.
     seekers : pandas.DataFrame
-        Seeker rows; must contain ``seeker_id`` and ``simulated``.
+        Seeker rows in their stored form (:func:`store.seeker_records.check_protected`),
+        with ``seeker_id`` and ``simulated``.
     layers : dict
         Layer name to (info, GeoDataFrame in EPSG:4326). ``info`` has the
         attributes title_zh, title_en, source, updated and geometry_type
@@ -319,11 +326,14 @@ def write_store(
 
     Raises
     ------
+    store.seeker_records.PlaintextPersonalDataError
+        ``seekers`` carries a plaintext personal column; nothing was written.
     store.sqlite_rebuild.StoreBusyError
         Other connections kept writing to the old store's WAL; nothing was replaced.
     store.rebuild.MergeCycleError
         The old store's merge links form a cycle; nothing was replaced.
     """
+    check_protected(seekers)
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(path.name + ".partial")
     partial.unlink(missing_ok=True)
@@ -337,6 +347,8 @@ def write_store(
         # Merges re-point postings by anchor_id.
         connection.execute("CREATE INDEX postings_anchor_id ON postings(anchor_id)")
         _write_frame(connection, "seekers", seekers, "seeker_id")
+        for column in (c for c in INDEX_COLUMNS if c in seekers.columns):
+            connection.execute(f"CREATE UNIQUE INDEX seekers_{column} ON seekers({column})")
         _write_layers(connection, layers)
         _write_meta(connection, {**meta, "schema_version": SCHEMA_VERSION})
 

@@ -39,11 +39,14 @@ def data_dir() -> Path:
 @pytest.fixture(scope="session")
 def full_store(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> "SqliteStore":
     """The embedded store built from the real data folder, with 500 simulated seekers."""
+    from api.security.seeker_pi import seeker_codec
+    from api.settings import Settings
     from store.build import build_store
     from store.sqlite import SqliteStore
 
     path = tmp_path_factory.mktemp("store") / "doorstep.sqlite"
-    build_store(data_dir, path, n_seekers=500, seed=7)
+    protect = seeker_codec(Settings()).protect
+    build_store(data_dir, path, n_seekers=500, seed=7, protect_seekers=protect)
     return SqliteStore(path)
 
 

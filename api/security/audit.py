@@ -43,6 +43,7 @@ AUDITED_ROUTES: dict[tuple[str, str], str] = {
     ("PATCH", "/v1/staff/anchors/{anchor_id}"): "anchor.update",
     ("POST", "/v1/staff/anchors/merge"): "anchor.merge",
     ("POST", "/v1/staff/imports"): "anchor.import",
+    ("POST", "/v1/staff/seekers/lookup"): "seeker.lookup",
 }
 """Audited routes by method and path template, with their action names.
 
@@ -207,8 +208,33 @@ def record_event(
     AuditWriteError
         The record could not be stored; the caller's request must fail with 503.
     """
+    entry = _principal_entry(request, principal, action, object_id, result, status_code, actor)
+    store = request.app.state.store
+    if not isinstance(store, AuditLog):
+        raise AuditWriteError(f"store {type(store).__name__} has no operation log")
+    store.append_audit(AuditWrite(entry, _chain(request)))
+
+
+def principal_write(
+    request: Request, action: str, object_id: str, *, status_code: int = status.HTTP_200_OK
+) -> AuditWrite:
+    """Return the ``ok`` record of the request's logged-in caller, for a store write to append."""
+    principal: Principal | None = getattr(request.state, "principal", None)
+    entry = _principal_entry(request, principal, action, object_id, "ok", status_code, None)
+    return AuditWrite(entry, _chain(request))
+
+
+def _principal_entry(
+    request: Request,
+    principal: "Principal | None",
+    action: str,
+    object_id: str,
+    result: AuditResult,
+    status_code: int,
+    actor: str | None,
+) -> AuditEntry:
     account = None if principal is None else principal.account
-    entry = AuditEntry(
+    return AuditEntry(
         at=datetime.now(UTC),
         actor=account.account_id if account is not None else (actor or ANONYMOUS),
         role="" if account is None else ",".join(sorted(role.value for role in account.roles)),
@@ -220,7 +246,3 @@ def record_event(
         source=request.client.host if request.client else "unknown",
         request_id=request_id(request),
     )
-    store = request.app.state.store
-    if not isinstance(store, AuditLog):
-        raise AuditWriteError(f"store {type(store).__name__} has no operation log")
-    store.append_audit(AuditWrite(entry, _chain(request)))

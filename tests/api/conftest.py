@@ -8,6 +8,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
+from api.security.seeker_pi import seeker_codec
 from api.settings import DataSettings, Settings
 from geo.anchors import build_anchors
 from geo.layers import load_layers
@@ -59,7 +60,7 @@ def xss_store(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Sqlit
         path,
         postings=postings.assign(anchor_id=anchor_ids.to_numpy()),
         anchors=anchors,
-        seekers=_payload_seekers(),
+        seekers=seeker_codec(Settings()).protect(payload_seekers()),
         layers=load_layers(data_dir, regions),
         meta={
             "postings": len(postings),
@@ -106,7 +107,8 @@ def _payload_postings() -> pd.DataFrame:
     )
 
 
-def _payload_seekers() -> pd.DataFrame:
+def payload_seekers() -> pd.DataFrame:
+    """One simulated seeker of 碑林区 whose wish and home name are XSS payloads, in plaintext."""
     return pd.DataFrame(
         {
             "seeker_id": ["sim-000001"],
@@ -128,5 +130,16 @@ def _payload_seekers() -> pd.DataFrame:
             "home_kind": ["residential"],
             "home_district_code": ["610103"],
             "university": [""],
+            "name": ["张<b>三</b>"],
+            "mobile": ["13800138000"],
+            "id_number": ["610103198605142314"],
+            "sex": ["M"],
+            "birth_date": ["1986-05-14"],
+            "age": [40],
+            "hardship_category": ["disability"],
+            "home_street_code": ["610103001"],
+            "home_community_code": ["610103001004"],
+            "home_area_lon": [108.9440],
+            "home_area_lat": [34.2590],
         }
     )

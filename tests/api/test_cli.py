@@ -1,6 +1,8 @@
 """The doorstep command on the store built from the real data folder."""
 
+import base64
 import csv
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -8,7 +10,11 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from api.cli import app
-from store.sqlite import SCHEMA_VERSION, SqliteStore
+from api.security.encryption import SoftwareKeyProvider
+from api.security.seeker_pi import SeekerPiCodec
+from matching.seeker_simulation import generate_seekers
+from store.sqlite import SCHEMA_VERSION, SqliteStore, write_store
+from tests.store.test_contract import _inputs
 
 runner = CliRunner()
 
@@ -58,7 +64,12 @@ def test_unknown_seeker_exits_2_without_traceback(full_store: SqliteStore) -> No
         [sys.executable, "-c", "from api.cli import main; main()", "recommend", "--seeker", "x"],
         capture_output=True,
         text=True,
-        env={"DOORSTEP_STORE_PATH": str(full_store.path), "PATH": "/usr/bin:/bin"},
+        env={
+            "DOORSTEP_STORE_PATH": str(full_store.path),
+            # The keys that encrypted the store, from the session fixture.
+            "DOORSTEP_PI_KEY_PATH": os.environ["DOORSTEP_PI_KEY_PATH"],
+            "PATH": "/usr/bin:/bin",
+        },
         check=False,
     )
     assert result.returncode == 2
@@ -150,9 +161,66 @@ def test_route_unknown_mode_exits_2(full_store: SqliteStore) -> None:
         ],
         capture_output=True,
         text=True,
-        env={"DOORSTEP_STORE_PATH": str(full_store.path), "PATH": "/usr/bin:/bin"},
+        env={
+            "DOORSTEP_STORE_PATH": str(full_store.path),
+            # The keys that encrypted the store, from the session fixture.
+            "DOORSTEP_PI_KEY_PATH": os.environ["DOORSTEP_PI_KEY_PATH"],
+            "PATH": "/usr/bin:/bin",
+        },
         check=False,
     )
     assert result.returncode == 2
     assert "'teleport' is not a travel mode" in result.stdout
     assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_pi_rotate_resumable(tmp_path: Path, data_dir: Path) -> None:
+    old = {"k1": b"1" * 16}
+    new = {**old, "k2": b"2" * 16}
+    index_key, audit_key = "i" * 32, "a" * 32
+    inputs = _inputs()
+    provider = SoftwareKeyProvider(old, "k1", index_key.encode())
+    inputs["seekers"] = SeekerPiCodec(provider).protect(generate_seekers(data_dir, 60, seed=2))
+    path = tmp_path / "store.sqlite"
+    write_store(path, **inputs)
+    keys = ",".join(f"{key_id}:{base64.b64encode(key).decode()}" for key_id, key in new.items())
+    env = {
+        "DOORSTEP_STORE_PATH": str(path),
+        "DOORSTEP_PI_KEYS": keys,
+        "DOORSTEP_PI_ACTIVE_KEY": "k2",
+        "DOORSTEP_PI_INDEX_KEY": index_key,
+        "DOORSTEP_AUDIT_KEY": audit_key,
+    }
+
+    first = runner.invoke(app, ["pi", "rotate", "--batch-size", "25"], env=env)
+    second = runner.invoke(app, ["pi", "rotate"], env=env)
+
+    assert first.exit_code == 0, first.output
+    assert "rotated 60 of 60" in first.output
+    assert "in 3 batches; 0 rows left" in first.output
+    assert "rotated 0 of 0" in second.output
+    assert SqliteStore(path).count_to_rotate("k2") == 0
+
+
+def test_pi_reindex_new_key(tmp_path: Path, data_dir: Path) -> None:
+    keys = {"k1": b"1" * 16}
+    inputs = _inputs()
+    seekers = generate_seekers(data_dir, 30, seed=5)
+    old = SoftwareKeyProvider(keys, "k1", b"i" * 32)
+    inputs["seekers"] = SeekerPiCodec(old).protect(seekers)
+    path = tmp_path / "store.sqlite"
+    write_store(path, **inputs)
+    env = {
+        "DOORSTEP_STORE_PATH": str(path),
+        "DOORSTEP_PI_KEYS": "k1:" + base64.b64encode(keys["k1"]).decode(),
+        "DOORSTEP_PI_INDEX_KEY": "n" * 32,
+        "DOORSTEP_AUDIT_KEY": "a" * 32,
+    }
+
+    result = runner.invoke(app, ["pi", "reindex", "--batch-size", "7"], env=env)
+
+    assert result.exit_code == 0, result.output
+    assert "recomputed the blind indexes of 30 seeker rows" in result.output
+    new = SeekerPiCodec(SoftwareKeyProvider(keys, "k1", b"n" * 32))
+    digest = new.index.id_number(str(seekers["id_number"].iloc[4]))
+    assert SqliteStore(path).seeker_id_by_index("id_number_index", digest) == "sim-000005"

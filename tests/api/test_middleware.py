@@ -2,7 +2,9 @@
 
 import base64
 import http.client
+import json
 import logging
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -159,6 +161,9 @@ def test_frame_ancestors_rejects_value(value: str) -> None:
 
 
 def _production_settings(folder: Path, store: SqliteStore) -> Settings:
+    # The payload store was encrypted with the development key, which stays listed
+    # beside the active production key, as after a rotation.
+    development = json.loads(Path(os.environ["DOORSTEP_PI_KEY_PATH"]).read_text())["encryption"]
     return Settings(
         data=DataSettings(store_path=store.path),
         cache=CacheSettings(rate_limit_per_minute=0),
@@ -169,7 +174,9 @@ def _production_settings(folder: Path, store: SqliteStore) -> Settings:
         ),
         model=ModelSettings(model_key=SecretStr("m" * 8 + "odel-key-0123456789abcdefghij")),
         privacy=PrivacySettings(
-            pi_keys=SecretStr(f"k1:{base64.b64encode(b'0123456789abcdef').decode()}"),
+            pi_keys=SecretStr(
+                f"k1:{base64.b64encode(b'0123456789abcdef').decode()},dev1:{development}"
+            ),
             pi_index_key=SecretStr("i" * 8 + "ndex-key-0123456789abcdefghij"),
             audit_key=SecretStr("a" * 8 + "udit-key-0123456789abcdefghij"),
         ),

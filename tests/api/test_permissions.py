@@ -22,6 +22,7 @@ from api.permissions import (
 from api.route_routes import router as route_router
 from api.routes import router as api_router
 from api.security.sms import OutboxSmsGateway
+from api.seeker_routes import router as seeker_router
 from api.settings import AuthSettings, DataSettings, Settings
 from store.identity import ADMIN_ROLES, Role
 from store.sqlite import SqliteStore
@@ -29,7 +30,7 @@ from tests.store.test_identity_store import TREE
 
 PASSWORD = "Xian-Station-2026"
 DEVICE = "pad-01"
-ROUTERS = [api_router, route_router, curation_router, auth_router, pages_router]
+ROUTERS = [api_router, route_router, curation_router, seeker_router, auth_router, pages_router]
 
 
 def test_undeclared_route_stops_start() -> None:
@@ -130,6 +131,7 @@ def _request_path(route: APIRoute, target_account: str) -> str:
 SAMPLE_BODIES = {
     "/v1/admin/accounts/{account_id}/lock": {"minutes": 1},
     "/v1/admin/accounts/{account_id}/devices": {"device_id": "pad-x", "label": "x"},
+    "/v1/staff/seekers/lookup": {"mobile": "13800138000"},
 }
 
 PROTECTED = [

@@ -387,7 +387,9 @@ def test_transit_candidates_costs(
     assert comparisons[0].details["mean_candidates_with_network"] > 0
 
 
-def test_nearby_jobs_paths_agree(full_store: SqliteStore, recommender: Recommender) -> None:
+def test_nearby_jobs_paths_agree(
+    full_store: SqliteStore, recommender: Recommender, regions: Regions
+) -> None:
     comparisons = bench_nearby_jobs(
         full_store,
         recommender,
@@ -396,6 +398,7 @@ def test_nearby_jobs_paths_agree(full_store: SqliteStore, recommender: Recommend
         training_seekers=20,
         trees=10,
         seed=14,
+        regions=regions,
         warmup=1,
     )
 

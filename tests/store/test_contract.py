@@ -101,7 +101,7 @@ def _seekers() -> pd.DataFrame:
             "education": [4, 2],
             "experience_years": [0.0, np.nan],
             "max_commute_min": [30, 45],
-            "home_label": ["南坊巷9号楼", "高新区 & <公寓>"],
+            "home_kind": ["residential", "高新区 & <公寓>"],
             "home_district_code": ["610102", None],
             "wish_note": ["想找会计", None],
         }
@@ -182,7 +182,7 @@ def test_seekers_round_trip(case: StoreCase) -> None:
     assert seekers["max_commute_min"].tolist() == [30, 45]
     assert seekers["experience_years"].iloc[0] == 0.0
     assert np.isnan(seekers["experience_years"].iloc[1])
-    assert seekers["home_label"].tolist() == ["南坊巷9号楼", "高新区 & <公寓>"]
+    assert seekers["home_kind"].tolist() == ["residential", "高新区 & <公寓>"]
     assert pd.isna(seekers["home_district_code"].iloc[1])
     assert seekers["wish_note"].iloc[0] == "想找会计"
     assert pd.isna(seekers["wish_note"].iloc[1])
