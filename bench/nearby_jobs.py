@@ -33,6 +33,7 @@ the first down to 1 for the 20th, linear gain).
 """
 
 import copy
+import gc
 import logging
 import tempfile
 import time
@@ -219,6 +220,9 @@ def bench_nearby_jobs(
     whole_model = copy.copy(subject)
     whole_model.cascade = None
     pipeline = StraightforwardPipeline(subject, scorer)
+    # As the service's start-up does (api.app), for both paths alike.
+    gc.collect()
+    gc.freeze()
     rng = np.random.default_rng(seed)
     ids = recommender.seekers["seeker_id"].astype(str).to_numpy()
     seeker_ids = [str(i) for i in rng.choice(ids, size=min(n_seekers, len(ids)), replace=False)]
@@ -252,6 +256,7 @@ def bench_nearby_jobs(
         "stages_ms_p50": _stage_profile(subject, seeker_ids),
         "seconds": times,
     }
+    gc.unfreeze()
     comparisons = []
     for baseline in (PIPELINE, PROBE):
         for q in (50.0, 99.0):
