@@ -1,6 +1,6 @@
 """Tree ranges of a LightGBM model compiled to C shared libraries with Treelite and TL2cgen.
 
-The ranking cascade (`matching.cascade`) asks for the raw score summed over a range of
+The ranking cascade (`matching.cascade`) requests the raw score summed over a range of
 trees: the first stage's trees, then only the trees each later stage adds. TL2cgen
 turns a Treelite model into C code, and the compiled library walks the trees without
 LightGBM's per-row overhead. For these models it is about twice as fast and returns
@@ -12,7 +12,7 @@ Each range is a separate model, cut from the booster with
 exactly the trees that `lightgbm.Booster.predict` sums with the same range.
 
 `compile_tree_ranges` runs at `doorstep train` time and writes the libraries into the
-model's folder; the registry records each library's SHA-256 in the manifest, which
+model's folder. The registry records each library's SHA-256 in the manifest, which
 its HMAC tag covers. `CompiledTrees.load` checks every hash before the library is
 loaded. A library is native code for the machine and C library it was built on.
 """
@@ -38,11 +38,11 @@ import numpy.typing as npt
 logger = logging.getLogger(__name__)
 
 COMPILED_FOLDER = "compiled"
-"""Folder, inside a model's folder, that holds the compiled libraries."""
+"""Folder, inside a model's folder, that contains the compiled libraries."""
 TOOLCHAIN = "gcc"
 """C compiler that TL2cgen calls."""
-# Trees per C translation unit. Smaller units compile faster in total with gcc -O3,
-# and the unit count does not change the order in which the trees are summed.
+# Trees per C translation unit (TL2cgen's ``parallel_comp``). The unit count does not
+# change the order in which the trees are summed.
 _TREES_PER_UNIT = 25
 
 
