@@ -24,6 +24,7 @@ import itertools
 import logging
 import shutil
 import tempfile
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -154,6 +155,9 @@ class CompiledTrees:
 
     def __init__(self, predictors: dict[TreeRange, Any]) -> None:
         self._predictors = predictors
+        # NOTE: whether a TL2cgen 1.0 Predictor is safe for concurrent calls is unchecked,
+        # so requests on several threads take turns here.
+        self._lock = threading.Lock()
 
     @property
     def ranges(self) -> tuple[TreeRange, ...]:
@@ -217,7 +221,8 @@ class CompiledTrees:
         import tl2cgen
 
         matrix = np.ascontiguousarray(features, dtype=np.float32)
-        scores = predictor.predict(tl2cgen.DMatrix(matrix))
+        with self._lock:
+            scores = predictor.predict(tl2cgen.DMatrix(matrix))
         return np.asarray(scores, dtype=np.float64).reshape(len(matrix))
 
 
