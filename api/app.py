@@ -1,5 +1,6 @@
 """FastAPI application factory and the service state it holds."""
 
+import gc
 import logging
 import threading
 from collections.abc import AsyncIterator
@@ -84,6 +85,7 @@ def create_app(settings: Settings, store: ReadStore | None = None) -> FastAPI:
             app.state.cache, app.state.rate_limiter = _open_cache(settings, resources)
             app.state.identity = open_identity(settings, opened, app.state.cache)
             _register_erasers(app)
+            _freeze_start_up_objects()
             logger.info(
                 "service ready: %d postings, %d seekers from %s, ranker %s",
                 app.state.recommender.n_postings,
@@ -93,6 +95,8 @@ def create_app(settings: Settings, store: ReadStore | None = None) -> FastAPI:
             )
             yield
             logger.info("service stopping")
+            # Frozen objects are never collected, so a stopped app (as in tests) gives them back.
+            gc.unfreeze()
 
     app = FastAPI(
         title="Doorstep Jobs 家门口就业",
@@ -143,6 +147,19 @@ def _register_erasers(app: FastAPI) -> None:
 # Networks built in this process, by resolved data folder; None when its files are missing.
 _transit_networks: dict[Path, TransitNetwork | None] = {}
 _transit_lock = threading.Lock()
+
+
+def _freeze_start_up_objects() -> None:
+    """Move every object alive after start-up out of the garbage collector's reach.
+
+    The store's frames, the indexes and the feature table hold hundreds of thousands of
+    tracked objects. A full collection during a request scans them all (212 ms once with
+    the benchmark's 200,000 synthetic postings on a shared 2-core machine), and frozen
+    objects are never scanned again.
+    """
+    gc.collect()
+    gc.freeze()
+    logger.info("froze %d start-up objects out of garbage collection", gc.get_freeze_count())
 
 
 def load_transit_network(settings: DataSettings) -> TransitNetwork | None:

@@ -33,7 +33,9 @@ the first down to 1 for the 20th, linear gain).
 """
 
 import copy
+import gc
 import logging
+import tempfile
 import time
 import warnings
 from collections.abc import Sequence
@@ -59,11 +61,12 @@ from geo.crs import haversine_m, to_metric
 from geo.location import Precision
 from geo.regions import Regions
 from matching.candidates import StraightLineCommute, parse_modes
-from matching.cascade import CascadeStage, RankingCascade, cascade_scores
+from matching.cascade import DEFAULT_STAGES, CascadeStage, RankingCascade, cascade_scores
 from matching.features import FEATURE_NAMES, build_features
 from matching.model_reasons import model_reasons
 from matching.recommend import Recommender
 from matching.scoring import score_jobs
+from models.compiled import CompiledTrees, cascade_ranges, compile_tree_ranges, compiler_available
 from models.registry import LoadedModel
 from models.serving import ModelScorer, ServingContext, serving_context
 from store.base import ReadStore
@@ -100,11 +103,15 @@ class BenchModel:
     training_rows: int
 
 
-def train_bench_model(store: ReadStore, *, n_seekers: int, trees: int, seed: int) -> BenchModel:
+def train_bench_model(
+    store: ReadStore, *, n_seekers: int, trees: int, seed: int, work_dir: Path | None = None
+) -> BenchModel:
     """Train a LambdaRank model of exactly ``trees`` trees on simulated labels.
 
     No early stopping, so the model's size, and with it the predict and TreeSHAP
     cost, is fixed by ``trees`` and not by how well the simulation can be learned.
+    With ``work_dir``, the default cascade's tree ranges are compiled there as
+    `doorstep train` compiles them into the registry, when gcc is available.
     """
     from models.dataset import build_training_data
 
@@ -122,8 +129,20 @@ def train_bench_model(store: ReadStore, *, n_seekers: int, trees: int, seed: int
     )
     ranker.fit(frame.loc[:, list(FEATURE_NAMES)], frame["label"], group=groups)
     manifest = {"feature_names": list(FEATURE_NAMES), "simulated": True}
-    model = LoadedModel("bench-model", Path("<in memory>"), manifest, ranker.booster_)
+    compiled = _compiled_ranges(ranker.booster_, work_dir) if work_dir is not None else None
+    model = LoadedModel("bench-model", Path("<in memory>"), manifest, ranker.booster_, compiled)
     return BenchModel(model, trees, len(frame))
+
+
+def _compiled_ranges(booster: lightgbm.Booster, work_dir: Path) -> CompiledTrees | None:
+    """Compile the default cascade's tree ranges as `doorstep train` does, or return None."""
+    if not compiler_available():
+        logger.warning("nearby_jobs: gcc not found; the subject predicts with LightGBM alone")
+        return None
+    boundaries = [stage.trees for stage in DEFAULT_STAGES]
+    folder = work_dir / "compiled"
+    entries = compile_tree_ranges(booster, cascade_ranges(boundaries, booster.num_trees()), folder)
+    return CompiledTrees.load(folder, entries)
 
 
 def synthetic_postings(real: pd.DataFrame, count: int, seed: int) -> pd.DataFrame:
@@ -188,7 +207,10 @@ def bench_nearby_jobs(
         contributions differ.
     """
     started = time.perf_counter()
-    trained = train_bench_model(store, n_seekers=training_seekers, trees=trees, seed=seed)
+    with tempfile.TemporaryDirectory(prefix="doorstep-bench-trees-") as work_dir:
+        trained = train_bench_model(
+            store, n_seekers=training_seekers, trees=trees, seed=seed, work_dir=Path(work_dir)
+        )
     logger.info("nearby_jobs: model of %d trees trained in %.1f s", trees, _since(started))
 
     real_context = serving_context(recommender.postings, recommender.seekers, None)
@@ -200,6 +222,9 @@ def bench_nearby_jobs(
     whole_model = copy.copy(subject)
     whole_model.cascade = None
     pipeline = StraightforwardPipeline(subject, scorer)
+    # As the service's start-up does (api.app), for both paths alike.
+    gc.collect()
+    gc.freeze()
     rng = np.random.default_rng(seed)
     ids = recommender.seekers["seeker_id"].astype(str).to_numpy()
     seeker_ids = [str(i) for i in rng.choice(ids, size=min(n_seekers, len(ids)), replace=False)]
@@ -228,10 +253,12 @@ def bench_nearby_jobs(
         "mean_candidates": float(np.mean([len(p[0]) for p in probe_inputs])),
         "top20_checked_equal": sum(checked),
         "cascade": subject.cascade.label if subject.cascade else None,
+        "compiled_tree_ranges": _compiled_labels(trained.model),
         "cascade_fidelity": fidelity,
         "stages_ms_p50": _stage_profile(subject, seeker_ids),
         "seconds": times,
     }
+    gc.unfreeze()
     comparisons = []
     for baseline in (PIPELINE, PROBE):
         for q in (50.0, 99.0):
@@ -488,6 +515,13 @@ def _stage_profile(subject: Recommender, seeker_ids: Sequence[str]) -> dict[str,
         scorer.contributions(pd.DataFrame(features[:PAGE], columns=list(FEATURE_NAMES)))
         _lap(stages["contrib"], clock)
     return {name: percentile(values, 50.0) * 1000 for name, values in stages.items()}
+
+
+def _compiled_labels(model: LoadedModel) -> list[str]:
+    """Return the tree ranges the subject runs compiled, as ``"0..15"``; empty without gcc."""
+    if model.compiled is None:
+        return []
+    return [f"{tree_range.start}..{tree_range.stop}" for tree_range in model.compiled.ranges]
 
 
 def _lap(seconds: Seconds, started: float) -> float:

@@ -143,13 +143,13 @@ def cascade_scores(
         if len(rows) <= stage.keep or scorer.tree_count <= stage.trees:
             continue
         # The first stage to run scores the matrix itself, which saves copying every row.
-        reaching = features if len(rows) == len(features) else features[rows]
+        reaching = features if len(rows) == len(features) else features.take(rows, axis=0)
         scores = sums + scorer.predict_array(reaching, stage.trees, start=summed_trees)
         stage_rows.append(len(rows))
         kept = np.sort(np.argpartition(-scores, stage.keep - 1)[: stage.keep])
         rows, sums, summed_trees = rows[kept], scores[kept], stage.trees
 
-    reaching = features if len(rows) == len(features) else features[rows]
+    reaching = features if len(rows) == len(features) else features.take(rows, axis=0)
     scores = sums + scorer.predict_array(reaching, start=summed_trees)
     return CascadeScores(rows, scores, tuple(stage_rows))
 

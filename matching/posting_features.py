@@ -166,7 +166,8 @@ class PostingFeatureTable:
             float32 of shape (len(positions), len(FEATURE_NAMES)), columns in
             `FEATURE_NAMES` order, NaN where a value is unknown.
         """
-        values = self.matrix[positions]
+        # np.take copies whole rows, several times faster than fancy indexing here.
+        values = np.take(self.matrix, positions, axis=0)
         row = _seeker_row(seeker)
         self._fill_commute(values, row, distances, minutes)
         self._fill_occupation(values, row, positions)

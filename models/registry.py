@@ -7,11 +7,16 @@ Each model is one folder under the registry root (``DOORSTEP_MODEL_DIR``)::
                                       metrics, parameters, library versions, created-at,
                                       git commit, simulated=true
     <root>/<model_id>/model.hmac      hex HMAC-SHA256 over model.txt and manifest.json
+    <root>/<model_id>/compiled/       the cascade's tree ranges as C shared libraries
+                                      (`models.compiled`), when gcc was available
 
 The tag covers both files, each prefixed with its length so no bytes can move from one
 to the other. Loading checks the tag first, so a changed model or manifest is rejected
 before LightGBM parses anything, then compares the manifest's feature list with the
-features the code builds. A model folder is written under a temporary name and renamed
+features the code builds. The manifest lists the SHA-256 of each compiled library, so
+the tag covers the libraries too, and a library whose hash differs rejects the model.
+A model without libraries, or whose libraries cannot be loaded on this machine, is
+scored by LightGBM alone. A model folder is written under a temporary name and renamed
 into place, so a reader never sees half a model.
 """
 
@@ -37,6 +42,16 @@ import numpy.typing as npt
 import pandas as pd
 
 from geo.errors import DoorstepError
+from matching.cascade import DEFAULT_STAGES
+from models.compiled import (
+    COMPILED_FOLDER,
+    CompiledTrees,
+    CompiledTreesError,
+    cascade_ranges,
+    compile_tree_ranges,
+    compiler_available,
+    compiler_versions,
+)
 from models.ranker import TrainedRanker, predict_scores
 
 logger = logging.getLogger(__name__)
@@ -87,6 +102,8 @@ class LoadedModel:
     path: Path
     manifest: dict[str, Any]
     booster: lightgbm.Booster
+    compiled: CompiledTrees | None = None
+    """Compiled tree ranges of the cascade; None scores with LightGBM alone."""
 
     @property
     def feature_names(self) -> tuple[str, ...]:
@@ -131,11 +148,15 @@ class ModelRegistry:
         metrics: dict[str, Any],
         details: dict[str, Any] | None = None,
         now: datetime | None = None,
+        compile_trees: bool = True,
     ) -> Path:
         """Write a trained ranker with its manifest and tag; return the model folder.
 
         ``details`` is merged into the manifest (the split, the simulation
-        parameters, the training command) and must be JSON-serialisable.
+        parameters, the training command) and must be JSON-serialisable. With
+        ``compile_trees``, the tree ranges that the default ranking cascade requests are
+        compiled into ``compiled/`` when gcc is on the ``PATH``; without gcc the model is
+        saved without them and a warning is logged.
         """
         created = now or datetime.now(UTC)
         model_text = ranker.booster.model_to_string(num_iteration=ranker.best_iteration).encode()
@@ -156,11 +177,14 @@ class ModelRegistry:
             "git_commit": git_commit(),
             "simulated": True,
         }
-        manifest_bytes = json.dumps(manifest, ensure_ascii=False, indent=2, sort_keys=True).encode()
-
         final = self.root / model_id
         staging = self.root / f".staging-{model_id}"
         staging.mkdir(parents=True)
+        if compile_trees:
+            compiled = _compile(model_text, staging / COMPILED_FOLDER)
+            if compiled is not None:
+                manifest["compiled"] = compiled
+        manifest_bytes = json.dumps(manifest, ensure_ascii=False, indent=2, sort_keys=True).encode()
         (staging / MODEL_FILE).write_bytes(model_text)
         (staging / MANIFEST_FILE).write_bytes(manifest_bytes)
         (staging / TAG_FILE).write_text(self._tag(model_text, manifest_bytes) + "\n")
@@ -189,7 +213,8 @@ class ModelRegistry:
                 f"model file {folder / MODEL_FILE} names features {booster.feature_name()}, "
                 f"not the manifest's {manifest['feature_names']}; retrain the model"
             )
-        return LoadedModel(str(manifest["model_id"]), folder, manifest, booster)
+        compiled = _load_compiled(folder, manifest)
+        return LoadedModel(str(manifest["model_id"]), folder, manifest, booster, compiled)
 
     def newest_valid(
         self, expected_features: Sequence[str]
@@ -272,6 +297,51 @@ class ModelRegistry:
     def _skip(model_id: str, err: Exception) -> SkippedModel:
         logger.warning("skipped model %r: %s", model_id, err)
         return SkippedModel(model_id, str(err))
+
+
+def _compile(model_text: bytes, folder: Path) -> dict[str, Any] | None:
+    """Compile the default cascade's tree ranges of a saved model text into ``folder``.
+
+    Returns the manifest's ``compiled`` entry, or None when gcc is not on the ``PATH``.
+    """
+    if not compiler_available():
+        logger.warning(
+            "gcc not found on PATH; the model is saved without compiled tree ranges and "
+            "the service scores it with LightGBM alone"
+        )
+        return None
+    booster = lightgbm.Booster(model_str=model_text.decode())
+    boundaries = [stage.trees for stage in DEFAULT_STAGES]
+    ranges = cascade_ranges(boundaries, booster.num_trees())
+    return {
+        "libraries": compile_tree_ranges(booster, ranges, folder),
+        "versions": compiler_versions(),
+        "machine": platform.machine(),
+    }
+
+
+def _load_compiled(folder: Path, manifest: dict[str, Any]) -> CompiledTrees | None:
+    """Load the compiled tree ranges that a checked manifest lists, or return None.
+
+    Raises
+    ------
+    ModelIntegrityError
+        When a library's SHA-256 differs from the manifest's.
+    """
+    entry = manifest.get("compiled")
+    if not entry:
+        return None
+    try:
+        return CompiledTrees.load(folder / COMPILED_FOLDER, entry["libraries"])
+    except CompiledTreesError as err:
+        raise ModelIntegrityError(str(err)) from err
+    except (ImportError, OSError) as err:
+        logger.warning(
+            "model %r: compiled tree ranges not loaded (%s); scoring with LightGBM alone",
+            manifest.get("model_id"),
+            err,
+        )
+        return None
 
 
 def check_features(source: Path, actual: Sequence[str], expected: Sequence[str]) -> None:

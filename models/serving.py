@@ -132,7 +132,8 @@ class ModelScorer:
 
         The score sums trees ``start`` up to ``trees`` (exclusive), as a cascade's stages
         do; None ends at `tree_count`. With the defaults it equals `predict` for a
-        LambdaRank model, whose score is the raw score.
+        LambdaRank model, whose score is the raw score. A range that the model has a
+        compiled library for (`models.compiled`) runs that library, others LightGBM.
 
         Raises
         ------
@@ -147,6 +148,12 @@ class ModelScorer:
             )
         if len(features) == 0:
             return np.zeros(0, dtype=np.float64)
+        compiled = self.model.compiled
+        if compiled is not None:
+            # Same trees summed in the same order as LightGBM, so the same float64 sums.
+            summed = compiled.predict(features, start, stop)
+            if summed is not None:
+                return summed
         scores = self.model.booster.predict(
             features,
             start_iteration=start,

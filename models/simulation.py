@@ -73,6 +73,7 @@ from matching.scoring import score_jobs
 from models.behaviour import (
     LABEL_SHOWN,
     PostingTraits,
+    SeekerTaste,
     draw_labels,
     draw_taste,
     posting_traits,
@@ -386,6 +387,21 @@ class _World:
         )
 
 
+@dataclass(frozen=True)
+class _SeekerPool:
+    """One seeker's candidate pool and the per-row values that its sessions draw labels from."""
+
+    seeker: pd.Series
+    taste: SeekerTaste
+    rows: IntArray
+    """Posting rows of the pool in the world's postings."""
+    value: FloatArray
+    competition: FloatArray
+    baseline: FloatArray
+    distance: FloatArray
+    commute: FloatArray
+
+
 def _simulate_seeker(
     seeker: pd.Series,
     world: _World,
@@ -403,6 +419,7 @@ def _simulate_seeker(
     detour = rng.lognormal(0.0, params.true_commute_log_sd, pool.size)
     value = utility(seeker, taste, world.traits, pool, commute * detour, params)
     competition = world.postings["competition_seekers"].to_numpy(dtype=np.float64)[pool]
+    drawn = _SeekerPool(seeker, taste, pool, value, competition, baseline, distance, commute)
 
     sessions = []
     for day in days:
@@ -410,60 +427,65 @@ def _simulate_seeker(
         if shown.size == 0:
             continue
         positions = np.arange(1, shown.size + 1, dtype=np.int64)
-        labels = draw_labels(
-            rng,
-            seeker,
-            taste,
-            world.traits,
-            pool[shown],
-            positions,
-            value[shown],
-            competition[shown],
-            params,
-        )
         sessions.append(
-            _session_frame(
-                seeker,
-                day,
-                world,
-                pool[shown],
-                positions,
-                labels.logged,
-                labels.if_examined,
-                baseline[shown],
-                distance[shown],
-                commute[shown],
-            )
+            _session_rows(drawn, day, world, params, rng, shown, positions, logged=True)
         )
         if unshown_rng is not None and unshown.size:
-            # The seeker never saw these rows, so only the examination-free label exists.
             # They come from their own generator, so the logged sessions stay the same.
-            unshown_labels = draw_labels(
-                unshown_rng,
-                seeker,
-                taste,
-                world.traits,
-                pool[unshown],
-                np.arange(shown.size + 1, shown.size + unshown.size + 1, dtype=np.int64),
-                value[unshown],
-                competition[unshown],
-                params,
-            )
+            after_page = np.arange(shown.size + 1, shown.size + unshown.size + 1, dtype=np.int64)
             sessions.append(
-                _session_frame(
-                    seeker,
-                    day,
-                    world,
-                    pool[unshown],
-                    np.full(unshown.size, UNSHOWN_POSITION, dtype=np.int64),
-                    np.full(unshown.size, LABEL_SHOWN, dtype=np.int8),
-                    unshown_labels.if_examined,
-                    baseline[unshown],
-                    distance[unshown],
-                    commute[unshown],
+                _session_rows(
+                    drawn, day, world, params, unshown_rng, unshown, after_page, logged=False
                 )
             )
     return pd.concat(sessions, ignore_index=True) if sessions else None
+
+
+def _session_rows(
+    drawn: _SeekerPool,
+    day: np.datetime64,
+    world: _World,
+    params: BehaviourParameters,
+    rng: np.random.Generator,
+    rows: IntArray,
+    positions: IntArray,
+    *,
+    logged: bool,
+) -> pd.DataFrame:
+    """Draw the labels of the pool entries ``rows`` at ``positions`` and frame one session.
+
+    Logged rows keep their positions and logged labels. Unlogged rows were never seen,
+    so only the examination-free label exists: they are stored at `UNSHOWN_POSITION`
+    with label `LABEL_SHOWN`.
+    """
+    labels = draw_labels(
+        rng,
+        drawn.seeker,
+        drawn.taste,
+        world.traits,
+        drawn.rows[rows],
+        positions,
+        drawn.value[rows],
+        drawn.competition[rows],
+        params,
+    )
+    if logged:
+        stored_positions, stored_labels = positions, labels.logged
+    else:
+        stored_positions = np.full(rows.size, UNSHOWN_POSITION, dtype=np.int64)
+        stored_labels = np.full(rows.size, LABEL_SHOWN, dtype=np.int8)
+    return _session_frame(
+        drawn.seeker,
+        day,
+        world,
+        drawn.rows[rows],
+        stored_positions,
+        stored_labels,
+        labels.if_examined,
+        drawn.baseline[rows],
+        drawn.distance[rows],
+        drawn.commute[rows],
+    )
 
 
 def _session_days(

@@ -5,6 +5,7 @@ real feature builder, so these tests also check that the request path computes t
 features as training does.
 """
 
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -144,10 +145,8 @@ def test_service_ranks_from_feature_table(model_client: TestClient) -> None:
 def test_tampered_model_keeps_baseline(
     full_store: SqliteStore, model_folder: Path, tmp_path: Path
 ) -> None:
-    copy = tmp_path / "models" / model_folder.name
-    copy.mkdir(parents=True)
-    for source in model_folder.iterdir():
-        (copy / source.name).write_bytes(source.read_bytes())
+    # The model folder has a compiled/ sub-folder, so the whole tree is copied.
+    copy = Path(shutil.copytree(model_folder, tmp_path / "models" / model_folder.name))
     (copy / MODEL_FILE).write_text("tree\n")
 
     status, scorer = load_ranker(_settings(full_store, copy.parent))
