@@ -15,6 +15,8 @@ from api.docs import mount_api_docs
 from api.errors import install_error_handlers
 from api.identity_setup import open_identity
 from api.middleware import install_middleware
+from api.ogc import install_ogc_error_handler
+from api.ogc import router as ogc_router
 from api.pages import mount_assets
 from api.pages import router as pages_router
 from api.permissions import check_route_permissions
@@ -97,8 +99,9 @@ def create_app(settings: Settings, store: ReadStore | None = None) -> FastAPI:
     )
     app.state.settings = settings
     install_error_handlers(app)
+    install_ogc_error_handler(app)
     install_middleware(app, settings)
-    routers = [api_router, route_router, curation_router, auth_router, pages_router]
+    routers = [api_router, route_router, curation_router, auth_router, pages_router, ogc_router]
     for router in routers:
         app.include_router(router)
     mount_assets(app, REPO_ROOT)
