@@ -14,6 +14,7 @@ the number of anchors behind them.
 
 import json
 import logging
+import math
 from typing import Annotated, Any
 
 import numpy as np
@@ -122,8 +123,9 @@ def collections(request: Request, store: StoreDep, f: FormatParam = None) -> JSO
     """List every HR map layer and the employer anchors as feature collections."""
     _check_query(request, COMMON_PARAMETERS)
     root = _api_root(request)
-    documents = [_collection(request, store, info, root) for info in _layer_infos(store)]
-    documents.append(_collection(request, store, ANCHORS_LAYER_INFO, root))
+    built_at = _built_at(store)
+    infos = [*_layer_infos(store), ANCHORS_LAYER_INFO]
+    documents = [_collection(request, store, info, root, built_at) for info in infos]
     body = {
         "links": [link(root + "/collections", "self", JSON, "本页 · this document")],
         "collections": documents,
@@ -138,7 +140,8 @@ def collection(
     """Describe one collection: title, links, extent in CRS84, source, date and owner."""
     _check_query(request, COMMON_PARAMETERS)
     info = _find_collection(store, collection_id)
-    return JSONResponse(_collection(request, store, info, _api_root(request)))
+    document = _collection(request, store, info, _api_root(request), _built_at(store))
+    return JSONResponse(document)
 
 
 @router.get("/collections/{collection_id}/items", summary="OGC API features of a collection")
@@ -244,26 +247,43 @@ def _find_collection(store: Store, collection_id: str) -> LayerInfo:
     )
 
 
-def _collection(request: Request, store: Store, info: LayerInfo, root: str) -> dict[str, Any]:
+def _built_at(store: Store) -> str:
+    """Return the UTC time of the store's build, or "" for a store built before it was kept."""
+    return str(store.meta().get("built_at", ""))
+
+
+def _collection(
+    request: Request, store: Store, info: LayerInfo, root: str, built_at: str
+) -> dict[str, Any]:
     if info.name == ANCHORS:
         # NOTE: curation moves anchors after the build, so the build time is a lower bound.
-        updated = str(store.meta().get("built_at", ""))
-        return collection_document(info, root, XIAN_BOUNDS_WGS84, updated)
-    return collection_document(info, root, _layer_extent(request, store, info.name), info.updated)
+        return collection_document(info, root, XIAN_BOUNDS_WGS84, built_at)
+    extent = _layer_extent(request, store, info.name, built_at)
+    return collection_document(info, root, extent, info.updated)
 
 
-def _layer_extent(request: Request, store: Store, name: str) -> tuple[float, float, float, float]:
-    """Return the CRS84 bounds of a layer, computed once per process and layer."""
-    extents: dict[str, tuple[float, float, float, float]] = request.app.state.__dict__.setdefault(
-        "ogc_layer_extents", {}
+def _layer_extent(
+    request: Request, store: Store, name: str, built_at: str
+) -> tuple[float, float, float, float]:
+    """Return the CRS84 bounds of a layer, computed once per build and layer.
+
+    Layers change only with a rebuild, and ``built_at`` differs between builds.
+    """
+    extents: dict[tuple[str, str], tuple[float, float, float, float]] | None = getattr(
+        request.app.state, "ogc_layer_extents", None
     )
-    if name not in extents:
-        bounds = store.layer_frame(name).total_bounds
-        if np.isfinite(bounds).all():
-            extents[name] = (bounds[0], bounds[1], bounds[2], bounds[3])
+    if extents is None:
+        extents = {}
+        request.app.state.ogc_layer_extents = extents
+    key = (built_at, name)
+    if key not in extents:
+        bounds = [float(value) for value in store.layer_frame(name).total_bounds]
+        if all(math.isfinite(value) for value in bounds):
+            extents[key] = (bounds[0], bounds[1], bounds[2], bounds[3])
         else:
-            extents[name] = XIAN_BOUNDS_WGS84
-    return tuple(float(value) for value in extents[name])  # type: ignore[return-value]
+            # An empty layer has no bounds; the Xi'an area is a true, if loose, extent.
+            extents[key] = XIAN_BOUNDS_WGS84
+    return extents[key]
 
 
 def _layer_items(
