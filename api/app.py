@@ -17,6 +17,8 @@ from api.erasers import EraserRegistry
 from api.errors import install_error_handlers
 from api.identity_setup import open_identity
 from api.middleware import install_middleware
+from api.ogc import install_ogc_error_handler
+from api.ogc import router as ogc_router
 from api.pages import mount_assets
 from api.pages import router as pages_router
 from api.permissions import check_route_permissions
@@ -109,6 +111,7 @@ def create_app(settings: Settings, store: ReadStore | None = None) -> FastAPI:
     )
     app.state.settings = settings
     install_error_handlers(app)
+    install_ogc_error_handler(app)
     install_middleware(app, settings)
     app.state.erasers = EraserRegistry()
     routers = [
@@ -118,6 +121,7 @@ def create_app(settings: Settings, store: ReadStore | None = None) -> FastAPI:
         seeker_router,
         auth_router,
         pages_router,
+        ogc_router,
     ]
     for router in routers:
         app.include_router(router)

@@ -15,7 +15,6 @@ by chunk and is never buffered whole.
 """
 
 import logging
-from urllib.parse import urlsplit
 
 from fastapi import FastAPI, Request, status
 from fastapi.exceptions import HTTPException
@@ -26,6 +25,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.security.audit import REQUEST_ID_HEADER, install_audit, request_id
 from api.settings import HttpSettings, ServerSettings, Settings
+from api.tiles import tile_origin as tile_origin
+from api.tiles import tile_source
 
 logger = logging.getLogger(__name__)
 
@@ -87,22 +88,6 @@ def install_middleware(app: FastAPI, settings: Settings) -> None:
 # Security headers
 
 
-def tile_origin(tile_url: str) -> str | None:
-    """Return the CSP source of a Leaflet tile URL template, or None when same-origin.
-
-    A ``{s}`` subdomain placeholder becomes the ``*`` wildcard that CSP accepts, so
-    ``https://{s}.tile.example.org/{z}/{x}/{y}.png`` gives ``https://*.tile.example.org``.
-    """
-    if not tile_url:
-        return None
-    parts = urlsplit(tile_url.replace("{s}", "*"))
-    if not parts.netloc:
-        return None
-    if parts.scheme not in ("http", "https"):
-        raise ValueError(f"tile_url scheme {parts.scheme!r} is invalid; expected http or https")
-    return f"{parts.scheme}://{parts.netloc}"
-
-
 def content_security_policy(server: ServerSettings, http: HttpSettings | None = None) -> str:
     """Build the Content-Security-Policy header that every response carries.
 
@@ -113,7 +98,7 @@ def content_security_policy(server: ServerSettings, http: HttpSettings | None = 
     """
     http = http or HttpSettings()
     img_sources = ["'self'", "data:"]
-    origin = tile_origin(server.tile_url)
+    origin = tile_source(server).csp_origin
     if origin:
         img_sources.append(origin)
 

@@ -23,6 +23,7 @@ from jinja2 import Environment, FileSystemLoader
 from api.auth import require
 from api.permissions import Permission
 from api.settings import AuthSettings, ServerSettings
+from api.tiles import tile_source
 from geo.errors import DoorstepError
 
 logger = logging.getLogger(__name__)
@@ -113,11 +114,13 @@ def render_page(
     server: ServerSettings = settings.server
     messages = load_messages()[lang]
 
+    tiles = tile_source(server)
     page_config = {
         "lang": lang,
-        "tile_url": server.tile_url,
-        "tile_attribution": server.tile_attribution,
-        "coord_sys": server.tile_coord_sys,
+        "tile_url": tiles.url,
+        "tile_attribution": tiles.attribution,
+        "tile_subdomains": tiles.subdomains,
+        "coord_sys": tiles.coord_sys,
         **page_sizes(settings.query.max_page_size),
     }
     context = {
@@ -126,9 +129,9 @@ def render_page(
         "other_lang": "en" if lang == "zh" else "zh",
         "t": messages,
         "page_config": page_config,
-        "tile_url": server.tile_url,
-        "tile_attribution": server.tile_attribution,
-        "tile_coord_sys": server.tile_coord_sys,
+        "tile_url": tiles.url,
+        "tile_attribution": tiles.attribution,
+        "tile_coord_sys": tiles.coord_sys,
         **(extra or {}),
     }
     return templates.TemplateResponse(request, template, context)

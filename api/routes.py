@@ -1,5 +1,6 @@
 """JSON routes of the API (``/v1``) and the health check."""
 
+import dataclasses
 import json
 import math
 from collections.abc import Callable, Mapping
@@ -31,6 +32,7 @@ from api.schemas import (
 from api.settings import Settings
 from geo.anchor_states import AnchorState
 from geo.crs import XIAN_BOUNDS_WGS84, CoordSys, parse_coord_sys, to_wgs84, validate_and_convert
+from geo.layer_catalog import LAYER_INFOS
 from geo.layers import layer_geojson
 from geo.location import Precision
 from matching.recommend import Recommender, SeekerNotFoundError
@@ -227,8 +229,16 @@ def anchors(
 
 @router.get("/v1/layers", response_model=LayerList, tags=["map"])
 def layers(store: StoreDep) -> LayerList:
-    """List the HR map layers (人社地图) with source and update date."""
-    return LayerList.model_validate({"items": store.layer_infos()})
+    """List the HR map layers (人社地图) with sources, update date and owner organisation."""
+    items: list[dict[str, Any]] = []
+    for row in store.layer_infos():
+        item: dict[str, Any] = dict(row)
+        known = LAYER_INFOS.get(row["name"])
+        if known is not None:
+            item["owner_org_id"] = known.owner_org_id
+            item["sources"] = [dataclasses.asdict(source) for source in known.sources]
+        items.append(item)
+    return LayerList.model_validate({"items": items})
 
 
 @router.get("/v1/layers/{name}", tags=["map"])

@@ -118,6 +118,14 @@ class Recommendations(BaseModel):
     simulated: bool
 
 
+class LayerSourceFile(BaseModel):
+    """One source file of a layer: data folder, file name and licence note."""
+
+    folder: str
+    file: str
+    licence: str
+
+
 class LayerInfo(BaseModel):
     """Metadata of one HR map layer."""
 
@@ -127,6 +135,9 @@ class LayerInfo(BaseModel):
     source: str
     updated: str
     geometry_type: str
+    owner_org_id: str | None = None
+    """Organisation responsible for the layer; None for a layer the catalogue lacks."""
+    sources: list[LayerSourceFile] = []
 
 
 class LayerList(BaseModel):

@@ -57,6 +57,30 @@ class ServerSettings(BaseSettings):
         pattern="^(wgs84|gcj02|bd09)$",
         description="Coordinate system of the tile source; map features are converted to it.",
     )
+    tile_source: Literal["none", "url", "tianditu", "amap"] | None = Field(
+        default=None,
+        description="Basemap of map pages: none, url (tile_url), tianditu or amap;"
+        " unset means url when tile_url is set, else none.",
+    )
+    tianditu_key: SecretStr = Field(
+        default=SecretStr(""),
+        description="Tianditu browser key (tk), required by tile_source tianditu.",
+    )
+
+    @model_validator(mode="after")
+    def _check_tile_source(self) -> Self:
+        if self.tile_source == "tianditu" and not self.tianditu_key.get_secret_value():
+            raise ValueError(
+                "DOORSTEP_TIANDITU_KEY is missing; tile_source tianditu needs a Tianditu key"
+            )
+        if self.tile_source == "url" and not self.tile_url:
+            raise ValueError("DOORSTEP_TILE_URL is empty; tile_source url needs a tile URL")
+        if self.tile_source in ("none", "tianditu", "amap") and self.tile_url:
+            raise ValueError(
+                f"DOORSTEP_TILE_URL is set but tile_source is {self.tile_source};"
+                " unset one of them, or set tile_source to url"
+            )
+        return self
 
 
 class QuerySettings(BaseSettings):

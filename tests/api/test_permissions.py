@@ -19,6 +19,7 @@ from api.permissions import (
     check_route_permissions,
     declared_permission,
 )
+from api.ogc import router as ogc_router
 from api.route_routes import router as route_router
 from api.routes import router as api_router
 from api.security.sms import OutboxSmsGateway
@@ -30,7 +31,15 @@ from tests.store.test_identity_store import TREE
 
 PASSWORD = "Xian-Station-2026"
 DEVICE = "pad-01"
-ROUTERS = [api_router, route_router, curation_router, seeker_router, auth_router, pages_router]
+ROUTERS = [
+    api_router,
+    route_router,
+    curation_router,
+    seeker_router,
+    auth_router,
+    pages_router,
+    ogc_router,
+]
 
 
 def test_undeclared_route_stops_start() -> None:

@@ -174,6 +174,17 @@ def test_layers_listed_with_sources(real_client: TestClient) -> None:
     assert all(item["source"] for item in items)
 
 
+def test_layers_listed_with_owner_and_files(real_client: TestClient) -> None:
+    items = real_client.get("/v1/layers").json()["items"]
+    for item in items:
+        assert item["owner_org_id"] == "city", item["name"]
+        assert item["sources"], item["name"]
+        assert all(source["licence"] for source in item["sources"]), item["name"]
+    by_name = {item["name"]: item for item in items}
+    assert by_name["metro_stations"]["updated"] == "2026-09-26"
+    assert by_name["metro_stations"]["sources"][0]["folder"] == "xian_metro_openmetro"
+
+
 def test_layer_geojson_in_gcj02(real_client: TestClient) -> None:
     wgs = real_client.get("/v1/layers/metro_stations").json()
     gcj = real_client.get("/v1/layers/metro_stations", params={"coord_sys": "gcj02"}).json()

@@ -2,6 +2,7 @@
 
 import json
 import math
+import re
 from pathlib import Path
 
 import geopandas as gpd
@@ -10,8 +11,15 @@ import pytest
 import shapely
 
 from geo.crs import XIAN_BOUNDS_WGS84, CoordSys, from_wgs84, geodesic_distance_m
+from geo.layer_catalog import (
+    ANCHORS_LAYER_INFO,
+    CITY_OWNER_ORG_ID,
+    LAYER_INFOS,
+    LAYERS_WITHOUT_DATA,
+)
 from geo.layers import DEFAULT_LINE_COLOR, LayerInfo, layer_geojson, load_layers
 from geo.regions import Regions
+from store.identity import CITY_ORG_ID
 
 Layers = dict[str, tuple[LayerInfo, gpd.GeoDataFrame]]
 
@@ -145,3 +153,27 @@ def test_point_properties_follow_coord_sys(layers: Layers) -> None:
     expected = from_wgs84(wgs["lon"], wgs["lat"], CoordSys.GCJ02)
     assert (gcj["lon"], gcj["lat"]) == pytest.approx(expected)
     assert gcj["lon"] != wgs["lon"]
+
+
+def test_catalog_sources_exist(data_dir: Path) -> None:
+    for name, info in LAYER_INFOS.items():
+        assert info.sources, name
+        for source in info.sources:
+            assert (data_dir / source.folder / source.file).is_file(), (name, source.file)
+            assert (data_dir / source.folder / "SOURCE.md").is_file(), (name, source.folder)
+            assert source.licence, (name, source.file)
+
+
+def test_catalog_dates_are_iso(layers: Layers) -> None:
+    for name, (info, _) in layers.items():
+        assert re.fullmatch(r"\d{4}(-\d{2}(-\d{2})?)?", info.updated), name
+
+
+def test_catalog_owner_is_city_bureau() -> None:
+    for info in [*LAYER_INFOS.values(), ANCHORS_LAYER_INFO]:
+        assert info.owner_org_id == CITY_OWNER_ORG_ID == CITY_ORG_ID
+
+
+def test_layers_without_data_are_not_loaded(layers: Layers) -> None:
+    assert not set(LAYERS_WITHOUT_DATA) & set(layers)
+    assert ANCHORS_LAYER_INFO.name not in layers

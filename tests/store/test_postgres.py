@@ -235,3 +235,37 @@ def test_api_matches_sqlite_store(
             assert answered.status_code == expected.status_code == 200, path
             # Cluster centroids are means, which the two stores sum in different orders.
             assert _close(answered.json(), expected.json()), (path, params)
+
+
+def test_ogc_api_matches_sqlite_store(
+    full_store: SqliteStore, pg_store: PostgresStore, pg_url: str
+) -> None:
+    pg_store.replace_all(**_copy_inputs(full_store))
+    sqlite_settings = Settings(data=DataSettings(store_path=full_store.path))
+    pg_settings = Settings(
+        data=DataSettings(store_path=Path("/nonexistent.sqlite")),
+        database=DatabaseSettings(database_url=pg_url),
+    )
+    requests: list[tuple[str, dict[str, Any]]] = [
+        ("/ogc/collections", {}),
+        ("/ogc/collections/metro_lines/items", {}),
+        ("/ogc/collections/training/items", {"bbox": "108.90,34.20,109.00,34.30", "offset": 20}),
+        ("/ogc/collections/anchors/items", {"bbox": "108.90,34.20,109.00,34.30", "limit": 50}),
+        ("/ogc/collections/anchors/items", {"limit": 2000}),
+        ("/ogc/collections/hr_offices/items/7", {}),
+    ]
+
+    with (
+        TestClient(create_app(sqlite_settings, store=full_store)) as sqlite_client,
+        TestClient(create_app(pg_settings)) as pg_client,
+    ):
+        assert isinstance(pg_client.app.state.store, PostgresStore)  # type: ignore[attr-defined]
+        for path, params in requests:
+            expected = sqlite_client.get(path, params=params)
+            answered = pg_client.get(path, params=params)
+            assert answered.status_code == expected.status_code == 200, path
+            expected_body, answered_body = expected.json(), answered.json()
+            # The time stamp is the time of each response.
+            expected_body.pop("timeStamp", None)
+            answered_body.pop("timeStamp", None)
+            assert _close(answered_body, expected_body), (path, params)
