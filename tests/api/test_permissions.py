@@ -11,6 +11,7 @@ from fastapi.testclient import TestClient
 from api.app import create_app
 from api.auth_routes import router as auth_router
 from api.curation_routes import router as curation_router
+from api.ogc import router as ogc_router
 from api.pages import router as pages_router
 from api.permissions import (
     ROLE_PERMISSIONS,
@@ -19,7 +20,6 @@ from api.permissions import (
     check_route_permissions,
     declared_permission,
 )
-from api.ogc import router as ogc_router
 from api.route_routes import router as route_router
 from api.routes import router as api_router
 from api.security.sms import OutboxSmsGateway
