@@ -18,6 +18,7 @@ from api.middleware import install_middleware
 from api.pages import mount_assets
 from api.pages import router as pages_router
 from api.permissions import check_route_permissions
+from api.push_routes import router as push_router
 from api.ranking import load_ranker, with_serving_context
 from api.route_routes import router as route_router
 from api.routes import router as api_router
@@ -26,6 +27,8 @@ from api.settings import DataSettings, Settings
 from geo.errors import DataSourceError
 from geo.transit import TransitNetwork
 from matching.recommend import Recommender
+from push.runtime import channels_from_settings, push_store_for, start_embedded_worker
+from push.service import PushService
 from store.audit import AuditChain
 from store.base import ReadStore
 from store.cache import (
@@ -76,6 +79,7 @@ def create_app(settings: Settings, store: ReadStore | None = None) -> FastAPI:
             app.state.build_id = build_identity(opened.meta())
             app.state.cache, app.state.rate_limiter = _open_cache(settings, resources)
             app.state.identity = open_identity(settings, opened, app.state.cache)
+            open_pushes(app, settings, opened, transit, resources)
             logger.info(
                 "service ready: %d postings, %d seekers from %s, ranker %s",
                 app.state.recommender.n_postings,
@@ -98,7 +102,7 @@ def create_app(settings: Settings, store: ReadStore | None = None) -> FastAPI:
     app.state.settings = settings
     install_error_handlers(app)
     install_middleware(app, settings)
-    routers = [api_router, route_router, curation_router, auth_router, pages_router]
+    routers = [api_router, route_router, curation_router, auth_router, pages_router, push_router]
     for router in routers:
         app.include_router(router)
     mount_assets(app, REPO_ROOT)
@@ -183,3 +187,25 @@ def _close_redis(client: "redis.Redis", where: str) -> None:
     client.close()
     client.connection_pool.disconnect()
     logger.info("redis client on %s closed", where)
+
+
+def open_pushes(
+    app: FastAPI,
+    settings: Settings,
+    store: ReadStore,
+    transit: TransitNetwork | None,
+    resources: ExitStack,
+) -> None:
+    """Set the push store and fan-out service on the app; start the embedded worker.
+
+    The in-process worker runs on the SQLite store only; with PostgreSQL,
+    ``doorstep worker`` delivers through the Redis stream.
+    """
+    app.state.push_store = push_store_for(store)
+    app.state.push_service = PushService(
+        settings.push.rules(), app.state.recommender.seekers, transit
+    )
+    if settings.push.embedded_worker and isinstance(store, SqliteStore):
+        channels = channels_from_settings(settings.push)
+        running = start_embedded_worker(app.state.push_store, settings.push, channels)
+        resources.callback(running.close)

@@ -36,10 +36,12 @@ class Permission(StrEnum):
     SECURITY_ADMIN = "security.admin"
     AUDIT_READ = "audit.read"
     API_DOCS = "api.docs"  # the OpenAPI schema in production; public in development
+    PUSH_SEEKER = "push.seeker"  # own push consent, inbox and preferences
+    PUSH_ADMIN = "push.admin"  # the push dead-letter list
 
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
-    Role.SEEKER: frozenset({Permission.SESSION}),
+    Role.SEEKER: frozenset({Permission.SESSION, Permission.PUSH_SEEKER}),
     Role.STATION_STAFF: frozenset(
         {Permission.SESSION, Permission.ANCHOR_READ, Permission.ANCHOR_WRITE, Permission.API_DOCS}
     ),
@@ -53,7 +55,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     ),
     Role.ANALYST: frozenset({Permission.SESSION, Permission.ANALYTICS_READ, Permission.API_DOCS}),
     Role.SYSTEM_ADMIN: frozenset(
-        {Permission.SESSION, Permission.ACCOUNT_ADMIN, Permission.API_DOCS}
+        {Permission.SESSION, Permission.ACCOUNT_ADMIN, Permission.API_DOCS, Permission.PUSH_ADMIN}
     ),
     Role.SECURITY_ADMIN: frozenset({Permission.SESSION, Permission.SECURITY_ADMIN}),
     Role.AUDIT_ADMIN: frozenset({Permission.SESSION, Permission.AUDIT_READ}),

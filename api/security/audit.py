@@ -43,6 +43,7 @@ AUDITED_ROUTES: dict[tuple[str, str], str] = {
     ("PATCH", "/v1/staff/anchors/{anchor_id}"): "anchor.update",
     ("POST", "/v1/staff/anchors/merge"): "anchor.merge",
     ("POST", "/v1/staff/imports"): "anchor.import",
+    ("PATCH", "/v1/staff/postings/{posting_id}"): "posting.update",
 }
 """Audited routes by method and path template, with their action names.
 

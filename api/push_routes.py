@@ -1,0 +1,245 @@
+"""Routes of "job at your doorstep" pushes: consent, the inbox, preferences, dead letters, postings.
+
+Seeker routes act on the logged-in seeker account; its account id is the seeker id
+of its push rows. Staff activate a posting in their scope, which writes the push
+decisions in the same transaction. Administrators read the dead-letter list.
+"""
+
+import logging
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Query, Request, Response, status
+from pydantic import BaseModel, ConfigDict, Field
+
+from api.auth import require
+from api.errors import NotFoundError
+from api.permissions import Permission
+from api.security.audit import recorded_write
+from api.staff_auth import StaffDep
+from geo.anchor_states import AnchorState, ensure_in_scope
+from geo.curation import AnchorRecord
+from push.service import PushService
+from store.base import CurationStore
+from store.push_outbox import PushBatch
+from store.push_store import PushStore
+
+logger = logging.getLogger(__name__)
+
+router = APIRouter(tags=["pushes"])
+
+
+class ConsentIn(BaseModel):
+    """A seeker's answer to "may we push jobs near your home to you?"."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    consent: bool = Field(description="true gives explicit consent; false opts out.")
+    channel: Literal["inbox", "sms", "wechat"] = Field(default="inbox")
+    lang: Literal["zh", "en"] = Field(default="zh", description="Language of the messages.")
+
+
+class ConsentOut(BaseModel):
+    """A seeker's stored push consent."""
+
+    consented: bool
+    consented_at: datetime | None
+    opted_out_at: datetime | None
+    channel: str
+    lang: str
+
+
+class InboxMessage(BaseModel):
+    """One in-app inbox message."""
+
+    push_id: str
+    title: str
+    body: str
+    link: str
+    created_at: datetime
+    read_at: datetime | None
+
+
+class DeadLetter(BaseModel):
+    """A push that failed ``max_attempts`` times, without its message text."""
+
+    push_id: str
+    seeker_id: str
+    kind: str
+    posting_id: str | None
+    channel: str
+    attempts: int
+    last_error: str | None
+    created_at: datetime
+
+
+class PostingStateIn(BaseModel):
+    """A posting's new state."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    active: bool
+
+
+class PostingStateOut(BaseModel):
+    """Outcome of a posting state change."""
+
+    posting_id: str
+    active: bool
+    changed: bool
+    pushes_written: int = Field(description="Push decisions written with the change.")
+
+
+def _push_store(request: Request) -> PushStore:
+    store: PushStore = request.app.state.push_store
+    return store
+
+
+def _push_service(request: Request) -> PushService:
+    service: PushService = request.app.state.push_service
+    return service
+
+
+def _seeker_id(request: Request) -> str:
+    return str(request.state.principal.account.account_id)
+
+
+PushStoreDep = Annotated[PushStore, Depends(_push_store)]
+PushServiceDep = Annotated[PushService, Depends(_push_service)]
+SeekerIdDep = Annotated[str, Depends(_seeker_id)]
+
+
+def _consent_out(row: dict[str, Any] | None) -> ConsentOut:
+    if row is None:
+        return ConsentOut(
+            consented=False, consented_at=None, opted_out_at=None, channel="inbox", lang="zh"
+        )
+    consented = row["consented_at"] is not None and row["opted_out_at"] is None
+    return ConsentOut(
+        consented=consented,
+        consented_at=row["consented_at"],
+        opted_out_at=row["opted_out_at"],
+        channel=row["channel"],
+        lang=row["lang"],
+    )
+
+
+@router.put(
+    "/v1/seeker/push-consent",
+    response_model=ConsentOut,
+    dependencies=[require(Permission.PUSH_SEEKER)],
+)
+def put_consent(body: ConsentIn, seeker_id: SeekerIdDep, store: PushStoreDep) -> ConsentOut:
+    """Give explicit consent to pushes (stored with its time) or opt out before the next push."""
+    row = store.set_consent(
+        seeker_id, consent=body.consent, at=datetime.now(UTC), channel=body.channel, lang=body.lang
+    )
+    logger.info("seeker %r push consent set to %s", seeker_id, body.consent)
+    return _consent_out(row)
+
+
+@router.get(
+    "/v1/seeker/push-consent",
+    response_model=ConsentOut,
+    dependencies=[require(Permission.PUSH_SEEKER)],
+)
+def get_consent(seeker_id: SeekerIdDep, store: PushStoreDep) -> ConsentOut:
+    """Return the caller's push consent."""
+    return _consent_out(store.consent(seeker_id))
+
+
+@router.get(
+    "/v1/seeker/inbox",
+    response_model=list[InboxMessage],
+    dependencies=[require(Permission.PUSH_SEEKER)],
+)
+def inbox(
+    seeker_id: SeekerIdDep,
+    store: PushStoreDep,
+    unread_only: Annotated[bool, Query(description="Only unread messages.")] = False,
+    limit: Annotated[int, Query(ge=1, le=100, description="Messages per page.")] = 20,
+) -> list[InboxMessage]:
+    """List the caller's inbox messages, newest first."""
+    rows = store.inbox(seeker_id, unread_only=unread_only, limit=limit)
+    return [InboxMessage(**row) for row in rows]
+
+
+@router.post(
+    "/v1/seeker/inbox/{push_id}/read",
+    status_code=status.HTTP_204_NO_CONTENT,
+    dependencies=[require(Permission.PUSH_SEEKER)],
+)
+def mark_read(push_id: str, seeker_id: SeekerIdDep, store: PushStoreDep) -> Response:
+    """Mark one of the caller's inbox messages read."""
+    if not store.mark_read(seeker_id, push_id, datetime.now(UTC)):
+        raise NotFoundError(f"inbox message {push_id!r} not found", "消息不存在")
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get(
+    "/v1/admin/push/dead-letters",
+    response_model=list[DeadLetter],
+    dependencies=[require(Permission.PUSH_ADMIN)],
+)
+def dead_letters(
+    store: PushStoreDep,
+    limit: Annotated[int, Query(ge=1, le=500, description="Pushes per page.")] = 100,
+    offset: Annotated[int, Query(ge=0, le=1_000_000, description="Pushes to skip.")] = 0,
+) -> list[DeadLetter]:
+    """List pushes that failed every delivery attempt, oldest first."""
+    return [DeadLetter(**row) for row in store.dead_letters(limit, offset)]
+
+
+@router.patch(
+    "/v1/staff/postings/{posting_id}",
+    response_model=PostingStateOut,
+    dependencies=[require(Permission.ANCHOR_WRITE)],
+)
+def set_posting_state(
+    posting_id: str,
+    body: PostingStateIn,
+    request: Request,
+    staff: StaffDep,
+    pushes: PushServiceDep,
+) -> PostingStateOut:
+    """Activate or deactivate a posting in the caller's scope; activation writes its pushes."""
+    store = request.app.state.store
+    if not isinstance(store, CurationStore):
+        raise TypeError(f"store {type(store).__name__} does not implement CurationStore")
+    posting = store.posting_for_push(posting_id)
+    anchor = None if posting is None else store.get_anchor(str(posting["anchor_id"]))
+    if posting is None or anchor is None:
+        raise NotFoundError(f"posting {posting_id!r} not found", "岗位不存在")
+    ensure_in_scope(anchor, staff.scope)
+
+    batch = None
+    if body.active and request.app.state.settings.push.enabled:
+        batch = pushes.job_batch(f"posting.active:{posting_id}", [posting], datetime.now(UTC))
+    with recorded_write(request, staff, "posting.update", f"posting:{posting_id}") as audit:
+        changed = store.set_posting_active(posting_id, body.active, audit=audit, pushes=batch)
+    written = len(batch.written) if batch is not None and changed else 0
+    return PostingStateOut(
+        posting_id=posting_id, active=body.active, changed=changed, pushes_written=written
+    )
+
+
+def verified_anchor_pushes(
+    request: Request, before: AnchorRecord, after: AnchorRecord
+) -> PushBatch | None:
+    """Return the push batch of an anchor edit that makes it verified, or None.
+
+    The anchor's active postings are fanned out at the edited point and precision.
+    """
+    if after.state != AnchorState.VERIFIED or before.state == AnchorState.VERIFIED:
+        return None
+    state = request.app.state
+    if not state.settings.push.enabled:
+        return None
+    postings = state.recommender.postings
+    rows = postings[postings["anchor_id"] == after.anchor_id].to_dict("records")
+    placed = [
+        {**row, "lon": after.lon, "lat": after.lat, "precision": after.precision.value}
+        for row in rows
+    ]
+    service: PushService = state.push_service
+    return service.job_batch(f"anchor.verified:{after.anchor_id}", placed, datetime.now(UTC))
