@@ -11,13 +11,15 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from matching.push_rules import Lang, PushRules
 from store import push_outbox
-from store.postgres import Pool
 from store.push_outbox import Claim, PushBatch, PushState
 from store.push_sql import SqlTx
+
+if TYPE_CHECKING:
+    from store.postgres import Pool
 
 logger = logging.getLogger(__name__)
 
@@ -64,7 +66,7 @@ class PushStore:
         return cls(transaction, f"SQLite {path}")
 
     @classmethod
-    def postgres(cls, pool: Pool) -> "PushStore":
+    def postgres(cls, pool: "Pool") -> "PushStore":
         """Return the push store of a migrated PostgreSQL database (READ COMMITTED)."""
 
         @contextmanager

@@ -107,6 +107,8 @@ class GatewayLog:
     fail_next: int = 0
     """Number of coming SMS requests to answer with HTTP 500."""
     token_count: int = 0
+    delay_s: float = 0.0
+    """Seconds each SMS request waits before it is answered, like a remote gateway."""
     expire_token_once: bool = False
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -146,6 +148,8 @@ class _Handler(BaseHTTPRequestHandler):
         parts = urlsplit(self.path)
         length = int(self.headers.get("Content-Length", "0"))
         body = json.loads(self.rfile.read(length) or b"{}")
+        if self.log.delay_s:
+            time.sleep(self.log.delay_s)
         record = {"path": parts.path, "query": parse_qs(parts.query), "body": body,
                   "headers": dict(self.headers)}  # fmt: skip
         with self.log.lock:
