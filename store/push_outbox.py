@@ -34,6 +34,9 @@ logger = logging.getLogger(__name__)
 CHANNELS = ("inbox", "sms", "wechat")
 """Delivery channels a seeker may choose; ``inbox`` is the in-app inbox."""
 
+IN_LIST_CHUNK = 900
+"""Most values in one ``IN (...)`` list; SQLite before 3.32 allows 999 bound parameters."""
+
 _OUTBOX_INSERT = """
 INSERT INTO push_outbox (push_id, seeker_id, kind, posting_id, trigger, score, channel,
     title, body, link, created_at, not_before)
@@ -138,19 +141,33 @@ def write_job_pushes(tx: SqlTx, batch: PushBatch) -> list[str]:
     """Write the pushes of one trigger that pass the stored-state rules; return their ids.
 
     Candidates are taken best score first until ``max_seekers_per_opening`` per
-    posting are written.
+    posting are written. Consent and the best recently shown score are read once
+    per seeker, in two queries, and the concurrent-trigger race on one seeker and
+    posting is settled by the ``push_shown`` primary key.
     """
     ensure_sqlite_tables(tx)
+    ordered = sorted(batch.candidates, key=lambda item: (-item.score, item.seeker_id))
+    seekers = sorted({item.seeker_id for item in ordered})
+    consents = _consents(tx, seekers)
+    best_shown = _best_shown(tx, seekers, batch.at - timedelta(days=batch.rules.shown_window_days))
+
     written: list[str] = []
     per_posting: dict[str, int] = {}
-    ordered = sorted(batch.candidates, key=lambda item: (-item.score, item.seeker_id))
     for candidate in ordered:
         if per_posting.get(candidate.posting_id, 0) >= batch.rules.max_seekers_per_opening:
             continue
-        push_id = _write_job_push(tx, candidate, batch)
-        if push_id is not None:
-            written.append(push_id)
-            per_posting[candidate.posting_id] = per_posting.get(candidate.posting_id, 0) + 1
+        consent = consents.get(candidate.seeker_id)
+        if consent is None or not _consenting(consent):
+            continue
+        best = best_shown.get(candidate.seeker_id)
+        if best is not None and candidate.score <= best + batch.rules.better_margin:
+            continue
+        push_id = _write_job_push(tx, candidate, consent, batch)
+        if push_id is None:
+            continue
+        written.append(push_id)
+        per_posting[candidate.posting_id] = per_posting.get(candidate.posting_id, 0) + 1
+        best_shown[candidate.seeker_id] = max(best or candidate.score, candidate.score)
     batch.written.extend(written)
     logger.info(
         "trigger %s wrote %d of %d push candidates", batch.trigger, len(written), len(ordered)
@@ -158,13 +175,42 @@ def write_job_pushes(tx: SqlTx, batch: PushBatch) -> list[str]:
     return written
 
 
-def _write_job_push(tx: SqlTx, candidate: "PushCandidate", batch: PushBatch) -> str | None:
-    consent = read_consent(tx, candidate.seeker_id)
-    if not _consenting(consent) or consent is None:
-        return None
-    if not _beats_shown(tx, candidate.seeker_id, candidate.score, batch):
-        return None
+def _in_list(values: Sequence[str]) -> str:
+    return ", ".join("?" for _ in values) or "NULL"
 
+
+def _chunks(values: Sequence[str]) -> list[Sequence[str]]:
+    return [values[start : start + IN_LIST_CHUNK] for start in range(0, len(values), IN_LIST_CHUNK)]
+
+
+def _consents(tx: SqlTx, seekers: Sequence[str]) -> dict[str, dict[str, Any]]:
+    found: dict[str, dict[str, Any]] = {}
+    for chunk in _chunks(seekers):
+        rows = tx.rows(
+            "SELECT seeker_id, consented_at, opted_out_at, channel, lang FROM push_consents"
+            f" WHERE seeker_id IN ({_in_list(chunk)})",  # nosec B608 # markers only, bound values
+            chunk,
+        )
+        found.update((str(row["seeker_id"]), row) for row in rows)
+    return found
+
+
+def _best_shown(tx: SqlTx, seekers: Sequence[str], since: datetime) -> dict[str, float]:
+    found: dict[str, float] = {}
+    for chunk in _chunks(seekers):
+        rows = tx.rows(
+            "SELECT seeker_id, max(score) AS best FROM push_shown"
+            f" WHERE seeker_id IN ({_in_list(chunk)}) AND shown_at >= ?"  # nosec B608 # markers only
+            " GROUP BY seeker_id",
+            [*chunk, tx.time(since)],
+        )
+        found.update((str(row["seeker_id"]), float(row["best"])) for row in rows)
+    return found
+
+
+def _write_job_push(
+    tx: SqlTx, candidate: "PushCandidate", consent: dict[str, Any], batch: PushBatch
+) -> str | None:
     push_id = uuid.uuid4().hex
     inserted = tx.execute(
         "INSERT INTO push_shown (seeker_id, posting_id, push_id, score, shown_at)"
@@ -175,27 +221,10 @@ def _write_job_push(tx: SqlTx, candidate: "PushCandidate", batch: PushBatch) -> 
         return None
     message = candidate.messages[consent["lang"]]
     _insert_outbox(
-        tx,
-        push_id,
-        candidate.seeker_id,
-        "job",
-        candidate.posting_id,
-        candidate.score,
-        consent["channel"],
-        message,
-        batch,
-    )
+        tx, push_id, candidate.seeker_id, "job", candidate.posting_id, candidate.score,
+        consent["channel"], message, batch,
+    )  # fmt: skip
     return push_id
-
-
-def _beats_shown(tx: SqlTx, seeker_id: str, score: float, batch: PushBatch) -> bool:
-    since = batch.at - timedelta(days=batch.rules.shown_window_days)
-    rows = tx.rows(
-        "SELECT max(score) AS best FROM push_shown WHERE seeker_id = ? AND shown_at >= ?",
-        (seeker_id, tx.time(since)),
-    )
-    best = rows[0]["best"] if rows else None
-    return best is None or score > float(best) + batch.rules.better_margin
 
 
 def _insert_outbox(
