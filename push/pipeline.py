@@ -64,6 +64,10 @@ class PipelineOptions:
     idle_sleep_s: float = 0.5
     backoff_max_s: float = 5.0
     """Longest wait between attempts to reach Redis or the store after an error."""
+    stream_retention_s: float = 86_400.0
+    """Age after which the relay trims stream entries (``XTRIM MINID``). By then each entry
+    was handled or its push was queued again from the store. The stream is never
+    trimmed by length, which could drop entries no worker has read."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,6 +188,8 @@ class StreamRelay:
         pipe = self.client.pipeline(transaction=False)
         for row in rows:
             pipe.xadd(self.keys.stream, {"push_id": str(row["push_id"])})
+        oldest_ms = int((time.time() - self.options.stream_retention_s) * 1000)
+        pipe.xtrim(self.keys.stream, minid=f"{max(oldest_ms, 0)}-0", approximate=True)
         pipe.execute()
         logger.debug("relayed %d pushes to %s", len(rows), self.keys.stream)
         return len(rows)

@@ -1,4 +1,4 @@
-"""A simulated 7-day clock: 50,000 candidate pushes, none in quiet hours, over the cap or after opt-out.
+"""A simulated 7-day clock: 50,000 candidate pushes, none in quiet hours, over cap, after opt-out.
 
 Seekers, postings and scores are simulated. The clock moves in 15-minute steps from
 a Monday 00:00 in Xi'an; at each step new postings produce candidates at any hour,
@@ -78,7 +78,7 @@ def _plan(rng: random.Random) -> tuple[dict[int, list[Any]], dict[str, datetime]
 def test_week_keeps_quiet_cap_opt_out(pg_pool: Pool) -> None:
     _clear(pg_pool)
     store = PushStore.postgres(pg_pool)
-    rng = random.Random(20261207)  # noqa: S311 # simulation, not security
+    rng = random.Random(20261207)  # simulation, not security
     by_step, opt_outs = _plan(rng)
     for seeker in range(SEEKERS):
         store.set_consent(f"sim-{seeker:06d}", consent=True, at=START - timedelta(days=1))
