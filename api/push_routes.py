@@ -1,15 +1,18 @@
 """Routes of "job at your doorstep" pushes: consent, the inbox, preferences, dead letters, postings.
 
 Seeker routes act on the logged-in seeker account; its account id is the seeker id
-of its push rows. Staff activate a posting in their scope, which writes the push
-decisions in the same transaction. Administrators read the dead-letter list.
+of its push rows. A preference change sends one digest of the jobs that now qualify.
+NOTE: the new preferences are not stored, because no store holds seeker accounts'
+profiles yet and an exact home must be stored SM4-encrypted. Staff activate a posting
+in their scope, which writes the push decisions in the same transaction.
+Administrators read the dead-letter list.
 """
 
 import logging
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Request, Response, status
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.auth import require
@@ -18,7 +21,9 @@ from api.permissions import Permission
 from api.security.audit import recorded_write
 from api.staff_auth import StaffDep
 from geo.anchor_states import AnchorState, ensure_in_scope
+from geo.crs import validate_and_convert
 from geo.curation import AnchorRecord
+from geo.errors import InvalidCoordinateError
 from push.service import PushService
 from store.base import CurationStore
 from store.push_outbox import PushBatch
@@ -71,6 +76,39 @@ class DeadLetter(BaseModel):
     attempts: int
     last_error: str | None
     created_at: datetime
+
+
+class PreferencesIn(BaseModel):
+    """A seeker's new home, commute limit and wishes."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    home_lon: float = Field(description="Home longitude in coord_sys degrees.")
+    home_lat: float = Field(description="Home latitude in coord_sys degrees.")
+    coord_sys: Literal["wgs84", "gcj02", "bd09"] = Field(default="wgs84")
+    max_commute_min: int = Field(ge=5, le=120, description="One-way commute limit, minutes.")
+    modes: list[Literal["walk", "bike", "transit", "drive"]] = Field(
+        default=["walk", "transit"], min_length=1, max_length=4
+    )
+    occupation_wish_code: str | None = Field(
+        default=None, pattern=r"^\d(-\d{2}){0,3}$", description="2022 occupation code."
+    )
+    keywords: list[str] = Field(default=[], max_length=10)
+    salary_wish_min: float | None = Field(
+        default=None, ge=0, le=1_000_000, description="Yuan/month."
+    )
+    salary_wish_max: float | None = Field(
+        default=None, ge=0, le=1_000_000, description="Yuan/month."
+    )
+    education: int = Field(default=0, ge=-1, le=7, description="EducationLevel value.")
+    experience_years: float = Field(default=0.0, ge=0, le=60)
+
+
+class DigestOut(BaseModel):
+    """Outcome of a preference change: at most one digest push."""
+
+    digest_push_id: str | None = Field(description="None when nothing new qualifies or no consent.")
+    jobs: int = Field(description="Jobs the seeker now qualifies for, before de-duplication.")
 
 
 class PostingStateIn(BaseModel):
@@ -174,6 +212,49 @@ def mark_read(push_id: str, seeker_id: SeekerIdDep, store: PushStoreDep) -> Resp
     if not store.mark_read(seeker_id, push_id, datetime.now(UTC)):
         raise NotFoundError(f"inbox message {push_id!r} not found", "消息不存在")
     return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.patch(
+    "/v1/seeker/preferences",
+    response_model=DigestOut,
+    dependencies=[require(Permission.PUSH_SEEKER)],
+)
+def change_preferences(
+    body: PreferencesIn,
+    request: Request,
+    seeker_id: SeekerIdDep,
+    store: PushStoreDep,
+    pushes: PushServiceDep,
+) -> DigestOut:
+    """Send one digest of the jobs the caller qualifies for under new preferences."""
+    try:
+        lon, lat = validate_and_convert(body.home_lon, body.home_lat, body.coord_sys, field="home")
+    except InvalidCoordinateError as err:
+        # The home is personal information, so the error names the rule but not the value.
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            detail=[
+                {
+                    "loc": ["body", "home_lon"],
+                    "msg": "home is not a valid point inside the Xi'an area",
+                    "msg_zh": "住址坐标无效或不在西安市范围内",
+                    "type": "invalid_coordinate",
+                }
+            ],
+        ) from err
+    seeker = {
+        **body.model_dump(exclude={"home_lon", "home_lat", "coord_sys", "modes", "keywords"}),
+        "seeker_id": seeker_id,
+        "home_lon": lon,
+        "home_lat": lat,
+        "modes": ";".join(body.modes),
+        "keywords": ";".join(body.keywords),
+        "occupation_wish_name": "",
+    }
+    index = request.app.state.recommender.index
+    batch = pushes.digest_batch(seeker, index, datetime.now(UTC))
+    push_id = store.write_digest(seeker_id, batch)
+    return DigestOut(digest_push_id=push_id, jobs=len(batch.candidates))
 
 
 @router.get(

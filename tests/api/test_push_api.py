@@ -152,3 +152,34 @@ def test_unknown_posting_is_404(client: TestClient) -> None:
     staff = log_in_staff(client, "district:610103")
     response = client.patch("/v1/staff/postings/nope", headers=staff.headers, json={"active": True})
     assert response.status_code == 404
+
+
+def test_preferences_send_one_digest(client: TestClient) -> None:
+    seeker_id, headers = _seeker_headers(client)
+    client.put("/v1/seeker/push-consent", headers=headers, json={"consent": True})
+    body = {
+        "home_lon": 108.9410, "home_lat": 34.2590, "max_commute_min": 60,
+        "modes": ["walk", "transit"], "education": 7, "experience_years": 10,
+    }  # fmt: skip
+    response = client.patch("/v1/seeker/preferences", headers=headers, json=body)
+    assert response.status_code == 200, response.text
+    result = response.json()
+    rows = _pushes(client).outbox_rows(seeker_id)
+    if result["jobs"]:
+        assert [row["kind"] for row in rows] == ["digest"]
+        assert rows[0]["push_id"] == result["digest_push_id"]
+    else:
+        assert rows == []
+    again = client.patch("/v1/seeker/preferences", headers=headers, json=body).json()
+    assert again["digest_push_id"] is None  # the same jobs are never listed twice
+    assert len(_pushes(client).outbox_rows(seeker_id)) == len(rows)
+
+
+def test_preferences_reject_home_without_echo(client: TestClient) -> None:
+    _, headers = _seeker_headers(client)
+    body = {"home_lon": 116.3912, "home_lat": 39.9073, "max_commute_min": 30}
+    response = client.patch("/v1/seeker/preferences", headers=headers, json=body)
+    assert response.status_code == 422
+    assert "home" in response.text
+    assert "116.39" not in response.text
+    assert "39.90" not in response.text

@@ -3,7 +3,8 @@
 import pandas as pd
 import pytest
 
-from matching.push_fanout import SeekerHomes, push_candidates
+from matching.candidates import JobIndex
+from matching.push_fanout import SeekerHomes, digest_candidates, push_candidates
 from matching.push_rules import PushRules
 
 # A posting near 小寨 (WGS84), with seekers at about 0.5 km, 3 km and 25 km.
@@ -93,3 +94,18 @@ def test_fanout_message_has_no_personal_field(homes: SeekerHomes) -> None:
     assert "near" not in body
     assert "108.95" not in body
     assert found[0].messages["en"].link.endswith("/seeker?job=p1")
+
+
+def test_digest_lists_qualifying_jobs() -> None:
+    postings = pd.DataFrame(
+        [
+            POSTING,
+            {**POSTING, "posting_id": "p2", "education": 6},  # requires more than the seeker has
+            {**POSTING, "posting_id": "p3", "lon": 109.3, "lat": 34.5},  # too far
+            {**POSTING, "posting_id": "p4", "precision": "city"},
+        ]
+    )
+    seeker = _seeker("s1", 108.9500, 34.2260)
+    found = digest_candidates(seeker, JobIndex(postings), PushRules(min_score=0.55))
+    assert [item.posting_id for item in found] == ["p1"]
+    assert found[0].digest_lines["zh"].startswith("会计（")
