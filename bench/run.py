@@ -20,6 +20,7 @@ from pathlib import Path
 from api.settings import DataSettings
 from bench.candidates import DEFAULT_RADII_M, bench_candidates
 from bench.districts import bench_districts
+from bench.fanout import bench_fanout
 from bench.inputs import BenchInputs, build_bench_store, load_inputs, random_points_in
 from bench.machine import git_commit, library_versions, machine_info
 from bench.nearby_jobs import bench_nearby_jobs
@@ -39,7 +40,9 @@ from store.sqlite import SqliteStore
 
 logger = logging.getLogger(__name__)
 
-BENCHMARKS = ("candidates", "districts", "recommend", "nearby_jobs", "viewport", "transit_matrix")
+BENCHMARKS = (
+    "candidates", "districts", "recommend", "nearby_jobs", "viewport", "transit_matrix", "fanout",
+)  # fmt: skip
 DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -97,6 +100,16 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--model-trees", type=int, default=200, help="trees of the nearby_jobs model"
+    )
+    parser.add_argument(
+        "--fanout-seekers", type=int, default=2_000_000, help="simulated seekers of fanout"
+    )
+    parser.add_argument("--fanout-jobs", type=int, default=50, help="jobs the fan-out times")
+    parser.add_argument(
+        "--fanout-baseline-jobs", type=int, default=5, help="jobs the GEOSEARCH baseline times"
+    )
+    parser.add_argument(
+        "--fanout-radius-m", type=float, default=2_000, help="radius a job reaches, metres"
     )
     parser.add_argument(
         "--only", choices=BENCHMARKS, action="append", help="run only this benchmark (repeatable)"
@@ -169,6 +182,16 @@ def run_benchmarks(
 
     if "transit_matrix" in selected:
         comparisons += _transit(inputs, args)
+
+    if "fanout" in selected:
+        logger.info("fanout: %d seekers, %d jobs", args.fanout_seekers, args.fanout_jobs)
+        comparisons += bench_fanout(
+            args.fanout_seekers,
+            args.fanout_jobs,
+            args.fanout_baseline_jobs,
+            args.fanout_radius_m,
+            args.seed,
+        )
 
     if args.full:
         comparisons += bench_store_build(args.data_dir, n_seekers=args.full_seekers, seed=args.seed)
@@ -275,6 +298,10 @@ def _run_sizes(args: argparse.Namespace) -> dict[str, object]:
         "viewports": args.viewports,
         "transit_origins": args.origins,
         "transit_home_destinations": args.homes_as_destinations,
+        "fanout_seekers": args.fanout_seekers,
+        "fanout_jobs": args.fanout_jobs,
+        "fanout_baseline_jobs": args.fanout_baseline_jobs,
+        "fanout_radius_m": args.fanout_radius_m,
         "repeats": args.repeats,
         "seed": args.seed,
     }
