@@ -35,7 +35,7 @@ router = APIRouter(tags=["pushes"])
 
 
 class ConsentIn(BaseModel):
-    """A seeker's answer to "may we push jobs near your home to you?"."""
+    """A seeker's consent to, or opt-out from, pushes of jobs near home."""
 
     model_config = ConfigDict(extra="forbid")
 

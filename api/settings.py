@@ -373,7 +373,7 @@ class PushSettings(BaseSettings):
     quiet_end: time = Field(
         default=time(8, 0), description="End of quiet hours, HH:MM; held pushes go out then."
     )
-    daily_cap: int = Field(default=3, ge=1, description="Most pushes per seeker and local day.")
+    daily_cap: int = Field(default=3, ge=1, description="Maximum pushes per seeker and local day.")
     max_seekers_per_opening: int = Field(
         default=50, ge=1, description="Most seekers one posting is pushed to, best scores first."
     )
@@ -397,7 +397,7 @@ class PushSettings(BaseSettings):
     max_attempts: int = Field(
         default=5, ge=1, description="Failed deliveries before a push is dead-lettered."
     )
-    digest_size: int = Field(default=5, ge=1, description="Most jobs in one digest message.")
+    digest_size: int = Field(default=5, ge=1, description="Maximum jobs in one digest message.")
     embedded_worker: bool = Field(
         default=True,
         description="Run an in-process delivery worker in `doorstep serve` on the SQLite store.",

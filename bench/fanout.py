@@ -14,8 +14,8 @@ sphere. Both designs enqueue the same entries (job id, seeker id) on a private
 The notification rate is also compared with ``redis-benchmark`` running ``XADD`` on
 the same server in the same run (50 clients, no pipelining, its defaults).
 NOTE: Redis measures ``GEOSEARCH`` distances on a sphere of radius 6,372,797.56 m and
-stores points as 52-bit geohashes, so a few seekers on the circle's edge can differ
-between the designs; the mismatch is counted, not hidden.
+stores points as 52-bit geohashes. A few seekers on the circle's edge can therefore
+differ between the designs, and the benchmark reports how many.
 """
 
 import logging

@@ -1,7 +1,7 @@
 """Delivery channels behind one interface: in-app inbox, SMS gateway, WeChat subscription message.
 
 A channel receives a :class:`OutgoingPush`: the push id, the seeker id and the
-message (title, body, link). The message holds no personal field. The recipient
+message (title, body, link). The message contains no personal field. The recipient
 address (mobile, WeChat openid) is looked up through a :class:`RecipientDirectory`
 when the message is sent, so it never sits in the outbox, the stream or a log.
 
@@ -31,7 +31,7 @@ class ChannelError(DoorstepError, RuntimeError):
 
 @dataclass(frozen=True, slots=True)
 class OutgoingPush:
-    """What a channel sends: no personal field, only ids and the message."""
+    """The payload a channel sends: ids and the message, with no personal field."""
 
     push_id: str
     seeker_id: str

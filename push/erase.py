@@ -6,9 +6,9 @@ Register it where the application builds its erasers::
 
 The eraser deletes the seeker's consent, the jobs recorded as shown to them, their
 outbox rows and inbox messages in one store transaction, then the stream entries
-that carry those push ids (``XDEL``). Stream entries hold only push ids, so an
-entry that survives (Redis unreachable during erasure) holds no personal field and
-is acknowledged without effect, because its outbox row is gone.
+that carry those push ids (``XDEL``). Stream entries contain only push ids. An
+entry that survives (Redis unreachable during erasure) therefore contains no personal
+field, and a worker acknowledges it without effect because its outbox row is gone.
 """
 
 import logging

@@ -63,7 +63,7 @@ class PipelineOptions:
     """Delay before a failed delivery is tried again."""
     idle_sleep_s: float = 0.5
     backoff_max_s: float = 5.0
-    """Longest wait between attempts to reach Redis or the store after an error."""
+    """Maximum wait between attempts to reach Redis or the store after an error."""
     stream_retention_s: float = 86_400.0
     """Age after which the relay trims stream entries (``XTRIM MINID``). By then each entry
     was handled or its push was queued again from the store. The stream is never

@@ -35,7 +35,7 @@ CHANNELS = ("inbox", "sms", "wechat")
 """Delivery channels a seeker may choose; ``inbox`` is the in-app inbox."""
 
 IN_LIST_CHUNK = 900
-"""Most values in one ``IN (...)`` list; SQLite before 3.32 allows 999 bound parameters."""
+"""Maximum values in one ``IN (...)`` list, because SQLite before 3.32 allows 999 parameters."""
 
 _OUTBOX_INSERT = """
 INSERT INTO push_outbox (push_id, seeker_id, kind, posting_id, trigger, score, channel,
@@ -60,7 +60,7 @@ class PushBatch:
     """The push decisions of one trigger, written with the trigger's change."""
 
     trigger: str
-    """What caused the pushes, such as ``posting.active:<id>`` or ``anchor.verified:<id>``."""
+    """Cause of the pushes, such as ``posting.active:<id>`` or ``anchor.verified:<id>``."""
     candidates: Sequence["PushCandidate"]
     rules: PushRules
     at: datetime
@@ -73,9 +73,9 @@ class Claim:
     """Outcome of :func:`claim_push`: what a worker does with one stream entry."""
 
     action: str
-    """``send`` (deliver now), ``done`` (nothing left to do: acknowledge) or ``busy``
-    (another worker holds a live claim: acknowledge, the relay re-queues it if that
-    worker dies)."""
+    """``send`` (deliver now), ``done`` (nothing left to do, so acknowledge) or ``busy``
+    (another worker has a live claim, so acknowledge; the relay queues the push again
+    if that worker dies)."""
     push: dict[str, Any] | None = None
 
 
@@ -121,7 +121,7 @@ def set_consent(
 
 
 def read_consent(tx: SqlTx, seeker_id: str) -> dict[str, Any] | None:
-    """Return a seeker's consent row, or None when they never answered."""
+    """Return a seeker's consent row, or None when they never gave or refused consent."""
     rows = tx.rows(
         "SELECT seeker_id, consented_at, opted_out_at, channel, lang, updated_at"
         " FROM push_consents WHERE seeker_id = ?",
@@ -315,9 +315,9 @@ def claim_push(tx: SqlTx, push_id: str, now: datetime, rules: PushRules, lease: 
 
     The seeker's consent row is locked first (PostgreSQL ``FOR UPDATE``; SQLite
     serialises writers), so two workers cannot both pass the daily cap. A push
-    already in ``sending`` whose claim ran out was sent by a worker that died before
-    marking it; it is sent again with the same push id, which the gateways use as
-    the idempotency key, and it counts once against the cap.
+    already in ``sending`` whose claim ran out may have been sent by a worker that
+    died before marking it. It is sent again with the same push id, which the SMS
+    gateway uses as the idempotency key, and it counts once against the cap.
     """
     lock = "" if tx.is_sqlite else " FOR UPDATE"
     rows = tx.rows("SELECT * FROM push_outbox WHERE push_id = ?" + lock, (push_id,))

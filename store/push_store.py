@@ -92,7 +92,7 @@ class PushStore:
             )
 
     def consent(self, seeker_id: str) -> dict[str, Any] | None:
-        """Return a seeker's consent row, or None when they never answered."""
+        """Return a seeker's consent row, or None when they never gave or refused consent."""
         with self._transaction() as tx:
             return push_outbox.read_consent(tx, seeker_id)
 

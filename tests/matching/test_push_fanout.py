@@ -6,6 +6,7 @@ import pytest
 from matching.candidates import JobIndex
 from matching.push_fanout import SeekerHomes, digest_candidates, push_candidates
 from matching.push_rules import PushRules
+from matching.scoring import score_jobs
 
 # A posting near 小寨 (WGS84), with seekers at about 0.5 km, 3 km and 25 km.
 POSTING = {
@@ -109,3 +110,13 @@ def test_digest_lists_qualifying_jobs() -> None:
     found = digest_candidates(seeker, JobIndex(postings), PushRules(min_score=0.55))
     assert [item.posting_id for item in found] == ["p1"]
     assert found[0].digest_lines["zh"].startswith("会计（")
+
+
+def test_fanout_score_equals_score_jobs(homes: SeekerHomes) -> None:
+    found = push_candidates(POSTING, homes, PushRules(min_score=0.0))
+    seekers = homes.seekers.set_index("seeker_id")
+    for candidate in found:
+        seeker = seekers.loc[candidate.seeker_id]
+        job = pd.DataFrame([{**POSTING, "estimated_commute_min": candidate.commute_min}])
+        expected = score_jobs(seeker, job)["score"].iloc[0]
+        assert candidate.score == pytest.approx(expected, abs=1e-12), candidate.seeker_id
