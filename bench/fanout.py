@@ -22,7 +22,7 @@ import logging
 import re
 import shutil
 import socket
-import subprocess
+import subprocess  # nosec B404 # fixed local commands only
 import tempfile
 import time
 from collections.abc import Callable
@@ -57,7 +57,9 @@ def _start_redis(folder: Path) -> tuple[subprocess.Popen[bytes], int]:
     port = _free_port()
     command = [binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(folder),
                "--save", "", "--appendonly", "no"]  # fmt: skip
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(  # nosec B603 # fixed argv, no shell
+        command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     client = redis.Redis(port=port)
     for _ in range(200):
         try:
@@ -76,7 +78,10 @@ def redis_benchmark_xadd_rate(port: int, requests: int) -> float:
         raise FileNotFoundError("redis-benchmark is not installed")
     command = [binary, "-h", "127.0.0.1", "-p", str(port), "-n", str(requests), "-c", "50",
                "-q", "XADD", "bench:rb", "*", "job", "j", "seeker", "sim-0000000"]  # fmt: skip
-    output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    completed = subprocess.run(  # nosec B603 # fixed argv, no shell
+        command, capture_output=True, text=True, check=True
+    )
+    output = completed.stdout
     match = re.search(r"([\d.]+) requests per second", output)
     if match is None:
         raise ValueError(f"redis-benchmark output has no rate: {output[-200:]!r}")

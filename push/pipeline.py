@@ -307,9 +307,10 @@ class EmbeddedWorker:
         """Deliver one batch of due pushes; return how many were handled."""
         options = self.deliverer.options
         lease = timedelta(seconds=options.relay_lease_s)
-        rows = self.deliverer.store.due_for_relay(
-            self.deliverer.clock(), lease, options.relay_batch
-        )
+        now = self.deliverer.clock()
+        if not self.deliverer.store.has_due(now, lease):
+            return 0
+        rows = self.deliverer.store.due_for_relay(now, lease, options.relay_batch)
         for row in rows:
             self.deliverer.deliver(str(row["push_id"]))
         return len(rows)

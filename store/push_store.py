@@ -37,9 +37,13 @@ class PushStore:
     """
 
     def __init__(
-        self, transaction: Callable[[], AbstractContextManager[SqlTx]], label: str
+        self,
+        transaction: Callable[[], AbstractContextManager[SqlTx]],
+        label: str,
+        read: Callable[[], AbstractContextManager[SqlTx]] | None = None,
     ) -> None:
         self._transaction = transaction
+        self._read = read or transaction
         self.label = label
 
     @classmethod
@@ -63,7 +67,15 @@ class PushStore:
             finally:
                 connection.close()
 
-        return cls(transaction, f"SQLite {path}")
+        @contextmanager
+        def read() -> Iterator[SqlTx]:
+            connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=busy_timeout_s)
+            try:
+                yield SqlTx(connection)
+            finally:
+                connection.close()
+
+        return cls(transaction, f"SQLite {path}", read)
 
     @classmethod
     def postgres(cls, pool: "Pool") -> "PushStore":
@@ -110,6 +122,20 @@ class PushStore:
         """Return pushes to put on the stream and mark them queued (see ``due_for_relay``)."""
         with self._transaction() as tx:
             return push_outbox.due_for_relay(tx, now, lease, limit)
+
+    def has_due(self, now: datetime, lease: timedelta) -> bool:
+        """Return whether :meth:`due_for_relay` would find a push, without taking a write lock.
+
+        The embedded worker polls with it, so an idle store file is not locked twice a
+        second. A SQLite file without push tables has nothing due.
+        """
+        try:
+            with self._read() as tx:
+                return push_outbox.has_due(tx, now, lease)
+        except sqlite3.OperationalError as err:
+            if "no such table" in str(err):
+                return False
+            raise
 
     def claim(self, push_id: str, now: datetime, rules: PushRules, lease: timedelta) -> Claim:
         """Decide whether to send one push now; see :func:`push_outbox.claim_push`."""
