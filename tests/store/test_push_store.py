@@ -290,3 +290,19 @@ def test_unknown_posting_is_rejected(trigger_store: tuple[object, PushStore]) ->
     store, _ = trigger_store
     with pytest.raises(PostingNotFoundError, match="p404"):
         store.set_posting_active("p404", True)  # type: ignore[attr-defined]
+
+
+def test_has_due_without_push_tables(tmp_path: Path) -> None:
+    path = tmp_path / "store.sqlite"
+    write_store(path, **_inputs())
+    assert not PushStore.sqlite(path).has_due(DAY, LEASE)
+
+
+def test_has_due_matches_relay(pushes: PushStore) -> None:
+    _consent(pushes, "s1")
+    assert not pushes.has_due(DAY, LEASE)
+    pushes.write_pushes(PushBatch("t", [_candidate("s1", "p1", 0.9)], RULES, DAY))
+    assert pushes.has_due(DAY, LEASE)
+    assert len(pushes.due_for_relay(DAY, LEASE, 10)) == 1
+    assert not pushes.has_due(DAY, LEASE)
+    assert pushes.has_due(DAY + LEASE + timedelta(seconds=1), LEASE)
