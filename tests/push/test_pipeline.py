@@ -115,7 +115,9 @@ def test_stream_delivers_each_once(
     assert done, pg_pushes.status_counts()
     assert sorted(gateway.log.sms_deliveries()) == sorted(ids)
     assert set(gateway.log.accepted_keys.values()) == {1}
-    assert client.xlen(keys.stream) == 40  # entries are acknowledged, never trimmed by length
+    # Entries are acknowledged, never trimmed by length. On a loaded machine the relay
+    # may queue a slow push a second time after its lease; the store still sends it once.
+    assert client.xlen(keys.stream) >= 40
     assert client.xpending(keys.stream, keys.group)["pending"] == 0
 
 
