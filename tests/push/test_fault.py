@@ -9,7 +9,7 @@ all within a bounded time after the last fault.
 NOTE: a worker that dies after the gateway accepted a push and before the store
 marks it delivered makes the next worker send it again. The fake gateway, like a
 gateway that honours ``Idempotency-Key``, hands such a resend to no phone; the test
-prints how many resends it absorbed. In one of two runs on a loaded 2-core machine there
+prints how many resends it absorbed. In one of three runs on a loaded 2-core machine there
 were 3 resends for 2 such kills, so a resend may have another cause (not found yet); it
 is absorbed the same way.
 """
