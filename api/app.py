@@ -22,6 +22,7 @@ from api.ogc import router as ogc_router
 from api.pages import mount_assets
 from api.pages import router as pages_router
 from api.permissions import check_route_permissions
+from api.push_routes import router as push_router
 from api.ranking import load_ranker, with_serving_context
 from api.route_routes import router as route_router
 from api.routes import router as api_router
@@ -33,6 +34,10 @@ from api.settings import DataSettings, Settings
 from geo.errors import DataSourceError
 from geo.transit import TransitNetwork
 from matching.recommend import Recommender
+from push.erase import push_eraser
+from push.pipeline import StreamKeys
+from push.runtime import channels_from_settings, push_store_for, start_embedded_worker
+from push.service import PushService
 from store.audit import AuditChain
 from store.base import ReadStore
 from store.cache import (
@@ -86,6 +91,7 @@ def create_app(settings: Settings, store: ReadStore | None = None) -> FastAPI:
             app.state.build_id = build_identity(opened.meta())
             app.state.cache, app.state.rate_limiter = _open_cache(settings, resources)
             app.state.identity = open_identity(settings, opened, app.state.cache)
+            open_pushes(app, settings, opened, transit, resources)
             _register_erasers(app)
             _freeze_start_up_objects()
             logger.info(
@@ -122,6 +128,7 @@ def create_app(settings: Settings, store: ReadStore | None = None) -> FastAPI:
         auth_router,
         pages_router,
         ogc_router,
+        push_router,
     ]
     for router in routers:
         app.include_router(router)
@@ -146,6 +153,11 @@ def _register_erasers(app: FastAPI) -> None:
         lambda seeker_id: state.cache.delete_prefix(seeker_cache_prefix(seeker_id)),
         replace=True,
     )
+    # Pushes: consent, shown jobs, outbox and inbox rows, and their stream entries when
+    # the stream lives in the cache's Redis (the one `doorstep worker` uses).
+    client = state.cache.client if isinstance(state.cache, RedisCache) else None
+    keys = StreamKeys.for_namespace(state.settings.cache.redis_namespace)
+    state.erasers.register("pushes", push_eraser(state.push_store, client, keys), replace=True)
 
 
 # Networks built in this process, by resolved data folder; None when its files are missing.
@@ -237,3 +249,25 @@ def _close_redis(client: "redis.Redis", where: str) -> None:
     client.close()
     client.connection_pool.disconnect()
     logger.info("redis client on %s closed", where)
+
+
+def open_pushes(
+    app: FastAPI,
+    settings: Settings,
+    store: ReadStore,
+    transit: TransitNetwork | None,
+    resources: ExitStack,
+) -> None:
+    """Set the push store and fan-out service on the app; start the embedded worker.
+
+    The in-process worker runs on the SQLite store only; with PostgreSQL,
+    ``doorstep worker`` delivers through the Redis stream.
+    """
+    app.state.push_store = push_store_for(store)
+    app.state.push_service = PushService(
+        settings.push.rules(), app.state.recommender.seekers, transit
+    )
+    if settings.push.embedded_worker and isinstance(store, SqliteStore):
+        channels = channels_from_settings(settings.push)
+        running = start_embedded_worker(app.state.push_store, settings.push, channels)
+        resources.callback(running.close)

@@ -149,6 +149,47 @@ def serve(ctx: typer.Context) -> None:
     uvicorn.run(create_app(settings), host=settings.server.host, port=settings.server.port)
 
 
+@app.command()
+def worker(
+    ctx: typer.Context,
+    workers: Annotated[
+        int | None,
+        typer.Option(min=1, max=64, help="Stream workers (default DOORSTEP_PUSH_WORKERS)."),
+    ] = None,
+) -> None:
+    """Deliver pushes: a relay from the outbox to the Redis stream and stream workers.
+
+    Without DOORSTEP_REDIS_URL it runs the embedded worker on the store's outbox instead.
+    Stops on Ctrl-C (SIGINT) or SIGTERM after the current batch.
+    """
+    import signal
+    import threading
+
+    from push.runtime import (
+        channels_from_settings,
+        push_store_for,
+        start_embedded_worker,
+        start_stream_pipeline,
+    )
+
+    settings: Settings = ctx.obj
+    if workers is not None:
+        settings.push.workers = workers
+    with _read_store(settings) as store:
+        push_store = push_store_for(store)
+        channels = channels_from_settings(settings.push)
+        if settings.cache.redis_url is None:
+            running = start_embedded_worker(push_store, settings.push, channels)
+        else:
+            running = start_stream_pipeline(push_store, settings, channels)
+        console.print(f"push delivery running on {push_store.label}; Ctrl-C stops it")
+        stopped = threading.Event()
+        for number in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(number, lambda *_: stopped.set())
+        stopped.wait()
+        running.close()
+
+
 @app.command("staff-create")
 def staff_create(  # nosec B107 # empty means prompt
     ctx: typer.Context,

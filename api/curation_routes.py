@@ -67,6 +67,7 @@ from api.curation_schemas import (
     version_out,
 )
 from api.permissions import Permission
+from api.push_routes import verified_anchor_pushes
 from api.routes import CoordSysDep, RecommenderDep
 from api.schemas import MAX_OFFSET
 from api.security.audit import recorded_write
@@ -306,9 +307,10 @@ def patch_anchor(
         )
     except OutOfScopeError as err:
         raise _out_of_scope_point(anchor_id, err) from err
+    pushes = verified_anchor_pushes(request, record, updated)
     with recorded_write(request, staff, "anchor.update", f"anchor:{anchor_id}") as audit:
         store.save_anchor_change(
-            updated, entry, expected_version=body.expected_version, audit=audit
+            updated, entry, expected_version=body.expected_version, audit=audit, pushes=pushes
         )
 
     moved = {"lon", "lat", "precision", "district_code"} & {item.field for item in entry.changes}

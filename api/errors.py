@@ -37,7 +37,7 @@ from geo.errors import (
     UnknownCoordSysError,
 )
 from store.audit import AuditWriteError
-from store.base import AnchorNotFoundError, DuplicateAnchorError
+from store.base import AnchorNotFoundError, DuplicateAnchorError, PostingNotFoundError
 from store.identity import RoleConflictError
 from store.sqlite import LayerNotFoundError, StoreNotFoundError
 from store.sqlite_curation import StoreReplacedError
@@ -106,6 +106,7 @@ _STATUS: list[tuple[type[DoorstepError], int, str]] = [
     # Curation: another organisation's anchor is reported as not found, not forbidden.
     (OutOfScopeError, status.HTTP_404_NOT_FOUND, "未找到"),
     (AnchorNotFoundError, status.HTTP_404_NOT_FOUND, "锚点不存在"),
+    (PostingNotFoundError, status.HTTP_404_NOT_FOUND, "岗位不存在"),
     (StaleVersionError, status.HTTP_409_CONFLICT, "锚点已被他人修改，请刷新后重试"),
     (DuplicateAnchorError, status.HTTP_409_CONFLICT, "统一社会信用代码已被其他锚点使用"),
     (AnchorValidationError, status.HTTP_422_UNPROCESSABLE_CONTENT, "锚点修改无效"),

@@ -39,10 +39,12 @@ class Permission(StrEnum):
     SEEKER_READ = "seeker.read"  # masked personal information of seekers in scope
     PI_UNMASK = "pi.unmask"  # unmasked personal information of seekers in scope
     SEEKER_DELETE = "seeker.delete"  # erase a seeker in scope from every store and cache
+    PUSH_SEEKER = "push.seeker"  # own push consent, inbox and preferences
+    PUSH_ADMIN = "push.admin"  # the push dead-letter list
 
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
-    Role.SEEKER: frozenset({Permission.SESSION}),
+    Role.SEEKER: frozenset({Permission.SESSION, Permission.PUSH_SEEKER}),
     Role.STATION_STAFF: frozenset(
         {
             Permission.SESSION,
@@ -65,7 +67,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     ),
     Role.ANALYST: frozenset({Permission.SESSION, Permission.ANALYTICS_READ, Permission.API_DOCS}),
     Role.SYSTEM_ADMIN: frozenset(
-        {Permission.SESSION, Permission.ACCOUNT_ADMIN, Permission.API_DOCS}
+        {Permission.SESSION, Permission.ACCOUNT_ADMIN, Permission.API_DOCS, Permission.PUSH_ADMIN}
     ),
     Role.SECURITY_ADMIN: frozenset({Permission.SESSION, Permission.SECURITY_ADMIN}),
     Role.AUDIT_ADMIN: frozenset({Permission.SESSION, Permission.AUDIT_READ}),

@@ -4,13 +4,16 @@ Settings are built once in the entry point (``api.cli``) and passed down;
 no other module reads the environment.
 """
 
+from datetime import time
 from pathlib import Path
 from typing import Annotated, Literal, Self
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from matching.push_rules import PushRules
 from store.anchor_map import MAX_MAP_FEATURES
 from store.cache import RedisOptions
 from store.postgres import PoolOptions
@@ -383,6 +386,100 @@ class PrivacySettings(BaseSettings):
     )
 
 
+class PushSettings(BaseSettings):
+    """ "Job at your doorstep" pushes: the rules, the delivery timing and the channels."""
+
+    model_config = SettingsConfigDict(env_prefix="DOORSTEP_PUSH_", extra="ignore")
+
+    enabled: bool = Field(default=True, description="Write push decisions on triggers.")
+    time_zone: str = Field(default="Asia/Shanghai", description="Zone of quiet hours and caps.")
+    quiet_start: time = Field(default=time(22, 0), description="Start of quiet hours, HH:MM.")
+    quiet_end: time = Field(
+        default=time(8, 0), description="End of quiet hours, HH:MM; held pushes go out then."
+    )
+    daily_cap: int = Field(default=3, ge=1, description="Maximum pushes per seeker and local day.")
+    max_seekers_per_opening: int = Field(
+        default=50, ge=1, description="Most seekers one posting is pushed to, best scores first."
+    )
+    min_score: float = Field(
+        default=0.55, ge=0, le=1, description="Lowest baseline score (0..1) of a pushed job."
+    )
+    better_margin: float = Field(
+        default=0.0,
+        ge=-1,
+        le=1,
+        description="A job must beat the best job pushed to the seeker in the window by this.",
+    )
+    shown_window_days: int = Field(
+        default=7, ge=0, description="Days of pushes the better-than-shown rule compares with."
+    )
+    link_base: str = Field(
+        default="http://127.0.0.1:8000",
+        pattern="^https?://",
+        description="Base URL of the job links in messages.",
+    )
+    max_attempts: int = Field(
+        default=5, ge=1, description="Failed deliveries before a push is dead-lettered."
+    )
+    digest_size: int = Field(default=5, ge=1, description="Maximum jobs in one digest message.")
+    embedded_worker: bool = Field(
+        default=True,
+        description="Run an in-process delivery worker in `doorstep serve` on the SQLite store.",
+    )
+    workers: int = Field(default=2, ge=1, le=64, description="Stream workers of `doorstep worker`.")
+    claim_lease_s: float = Field(
+        default=30, gt=0, description="Seconds a worker's claim on a push lasts."
+    )
+    relay_lease_s: float = Field(
+        default=60,
+        gt=0,
+        description="Seconds after which an undelivered queued push is queued again.",
+    )
+    retry_after_s: float = Field(
+        default=60, ge=0, description="Seconds before a failed delivery is tried again."
+    )
+    sms_endpoint: str | None = Field(
+        default=None, pattern="^https?://", description="Base URL of the SMS gateway."
+    )
+    sms_api_key: SecretStr | None = Field(default=None, description="Bearer key of the gateway.")
+    sms_sign: str = Field(default="西安人社", description="SMS signature (签名).")
+    wechat_api_base: str = Field(
+        default="https://api.weixin.qq.com",
+        pattern="^https?://",
+        description="Base URL of the WeChat server API.",
+    )
+    wechat_app_id: str | None = Field(default=None, description="Mini-program AppID.")
+    wechat_app_secret: SecretStr | None = Field(default=None, description="Mini-program secret.")
+    wechat_template_id: str | None = Field(
+        default=None, description="Subscription message template id."
+    )
+
+    def rules(self) -> PushRules:
+        """Return the push rules these settings describe."""
+        return PushRules(
+            time_zone=self.time_zone,
+            quiet_start=self.quiet_start,
+            quiet_end=self.quiet_end,
+            daily_cap=self.daily_cap,
+            max_seekers_per_opening=self.max_seekers_per_opening,
+            min_score=self.min_score,
+            better_margin=self.better_margin,
+            shown_window_days=self.shown_window_days,
+            link_base=self.link_base,
+            max_attempts=self.max_attempts,
+            digest_size=self.digest_size,
+        )
+
+    @field_validator("time_zone")
+    @classmethod
+    def _check_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as err:
+            raise ValueError(f"time zone {value!r} is unknown; expected an IANA name") from err
+        return value
+
+
 class Settings(BaseSettings):
     """All settings of one process."""
 
@@ -395,6 +492,7 @@ class Settings(BaseSettings):
     auth: AuthSettings = Field(default_factory=AuthSettings)
     model: ModelSettings = Field(default_factory=ModelSettings)
     privacy: PrivacySettings = Field(default_factory=PrivacySettings)
+    push: PushSettings = Field(default_factory=PushSettings)
 
     @model_validator(mode="after")
     def _reject_weak_production_model_key(self) -> Self:

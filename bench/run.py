@@ -21,6 +21,7 @@ from api.settings import DataSettings
 from bench.candidates import DEFAULT_RADII_M, bench_candidates
 from bench.coverage import bench_coverage_pass, bench_marginal_gain
 from bench.districts import bench_districts
+from bench.fanout import bench_fanout
 from bench.inputs import BenchInputs, build_bench_store, load_inputs, random_points_in
 from bench.machine import git_commit, library_versions, machine_info
 from bench.nearby_jobs import bench_nearby_jobs
@@ -48,6 +49,7 @@ BENCHMARKS = (
     "viewport",
     "transit_matrix",
     "coverage",
+    "fanout",
 )
 DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -115,6 +117,16 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         type=int,
         default=100,
         help="candidate stations timed by the marginal coverage benchmark",
+    )
+    parser.add_argument(
+        "--fanout-seekers", type=int, default=2_000_000, help="simulated seekers of fanout"
+    )
+    parser.add_argument("--fanout-jobs", type=int, default=50, help="jobs the fan-out times")
+    parser.add_argument(
+        "--fanout-baseline-jobs", type=int, default=5, help="jobs the GEOSEARCH baseline times"
+    )
+    parser.add_argument(
+        "--fanout-radius-m", type=float, default=2_000, help="radius a job reaches, metres"
     )
     parser.add_argument(
         "--only", choices=BENCHMARKS, action="append", help="run only this benchmark (repeatable)"
@@ -191,6 +203,15 @@ def run_benchmarks(
 
     if "coverage" in selected:
         comparisons += _coverage(inputs, args)
+    if "fanout" in selected:
+        logger.info("fanout: %d seekers, %d jobs", args.fanout_seekers, args.fanout_jobs)
+        comparisons += bench_fanout(
+            args.fanout_seekers,
+            args.fanout_jobs,
+            args.fanout_baseline_jobs,
+            args.fanout_radius_m,
+            args.seed,
+        )
 
     if args.full:
         comparisons += bench_store_build(args.data_dir, n_seekers=args.full_seekers, seed=args.seed)
@@ -316,6 +337,10 @@ def _run_sizes(args: argparse.Namespace) -> dict[str, object]:
         "transit_home_destinations": args.homes_as_destinations,
         "coverage_cell_m": args.coverage_cell_m,
         "coverage_candidates": args.coverage_candidates,
+        "fanout_seekers": args.fanout_seekers,
+        "fanout_jobs": args.fanout_jobs,
+        "fanout_baseline_jobs": args.fanout_baseline_jobs,
+        "fanout_radius_m": args.fanout_radius_m,
         "repeats": args.repeats,
         "seed": args.seed,
     }

@@ -10,7 +10,7 @@ import logging
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import geopandas as gpd
 import pandas as pd
@@ -22,11 +22,18 @@ from geo.errors import DoorstepError
 from store.anchor_map import MapLabels
 from store.audit import AuditLog, AuditWrite
 
+if TYPE_CHECKING:
+    from store.push_outbox import PushBatch
+
 logger = logging.getLogger(__name__)
 
 
 class AnchorNotFoundError(DoorstepError, LookupError):
     """No stored anchor has the requested id."""
+
+
+class PostingNotFoundError(DoorstepError, LookupError):
+    """No stored posting has the requested id."""
 
 
 class DuplicateAnchorError(DoorstepError, ValueError):
@@ -184,10 +191,31 @@ class CurationStore(Protocol):
         *,
         expected_version: int,
         audit: AuditWrite | None = None,
+        pushes: "PushBatch | None" = None,
     ) -> None:
         """Store an edited record and its history entry if the anchor is at ``expected_version``.
 
+        ``pushes`` are written in the same transaction (:mod:`store.push_outbox`).
         Raises ``StaleVersionError`` with the current version when another edit came first.
+        """
+        ...
+
+    def posting_for_push(self, posting_id: str) -> dict[str, Any] | None:
+        """Return one posting, active or not, joined with its anchor's point and precision."""
+        ...
+
+    def set_posting_active(
+        self,
+        posting_id: str,
+        active: bool,
+        *,
+        audit: AuditWrite | None = None,
+        pushes: "PushBatch | None" = None,
+    ) -> bool:
+        """Set whether a posting is active, writing ``pushes`` in the same transaction.
+
+        Returns False when the posting already was in that state (then nothing is
+        written). Raises ``PostingNotFoundError`` for an unknown posting.
         """
         ...
 

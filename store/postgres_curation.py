@@ -20,7 +20,7 @@ from geo.anchor_states import AnchorState, StaffScope
 from geo.curation import AnchorRecord, AnchorVersion
 from geo.duplicates import MergePlan
 from store.audit import AuditWrite
-from store.base import IDEMPOTENCY_KEY_TTL, KeyedInsert, replayed_insert
+from store.base import IDEMPOTENCY_KEY_TTL, KeyedInsert, PostingNotFoundError, replayed_insert
 from store.curation_tables import (
     HISTORY_COLUMNS,
     MERGE_LINK_ASSIGNMENT,
@@ -43,6 +43,8 @@ from store.curation_tables import (
     utc_time,
 )
 from store.postgres_audit import append_audit
+from store.push_outbox import PushBatch, write_job_pushes
+from store.push_sql import SqlTx
 
 logger = logging.getLogger(__name__)
 
@@ -147,8 +149,11 @@ class PostgresCuration:
         *,
         expected_version: int,
         audit: AuditWrite | None = None,
+        pushes: PushBatch | None = None,
     ) -> None:
         """Store an edited record and its history entry if the anchor is at ``expected_version``.
+
+        ``pushes`` (an anchor becoming verified) are written in the same transaction.
 
         Raises
         ------
@@ -162,9 +167,60 @@ class PostgresCuration:
         check_change_pair(record, version, expected_version)
         with self._audited(audit) as connection:
             _update_record(connection, record, version, expected_version)
+            if pushes is not None:
+                write_job_pushes(SqlTx(connection), pushes)
         logger.info(
             "stored anchor %r at version %d in %s", record.anchor_id, record.version, self._label
         )
+
+    def posting_for_push(self, posting_id: str) -> dict[str, Any] | None:
+        """Return one posting, active or not, joined with its anchor's point and precision."""
+        query = sql.SQL(
+            "SELECT p.*, a.lon, a.lat, a.precision, a.district_code, a.state AS anchor_state"
+            " FROM postings AS p JOIN anchors AS a USING (anchor_id) WHERE p.posting_id = %s"
+        )
+        rows = self._read_dicts(query.format(), (posting_id,))
+        return rows[0] if rows else None
+
+    def set_posting_active(
+        self,
+        posting_id: str,
+        active: bool,
+        *,
+        audit: AuditWrite | None = None,
+        pushes: PushBatch | None = None,
+    ) -> bool:
+        """Set whether a posting is active; return False when it already was in that state.
+
+        ``pushes`` (for a posting becoming active) are written in the same transaction,
+        and only if the state changed.
+
+        Raises
+        ------
+        PostingNotFoundError
+            The posting is not stored; nothing is written.
+        """
+        with self._audited(audit) as connection:
+            changed = connection.execute(
+                "UPDATE postings SET active = %s WHERE posting_id = %s AND active <> %s",
+                (active, posting_id, active),
+            ).rowcount
+            if not changed:
+                found = connection.execute(
+                    "SELECT 1 FROM postings WHERE posting_id = %s", (posting_id,)
+                ).fetchone()
+                if found is None:
+                    raise PostingNotFoundError(f"posting {posting_id!r} does not exist")
+            elif pushes is not None:
+                write_job_pushes(SqlTx(connection), pushes)
+        logger.info(
+            "posting %r active=%s (changed: %s) in %s",
+            posting_id,
+            active,
+            bool(changed),
+            self._label,
+        )
+        return bool(changed)
 
     def insert_anchor(
         self, record: AnchorRecord, version: AnchorVersion, *, audit: AuditWrite | None = None

@@ -23,7 +23,7 @@ from geo.curation import AnchorRecord, AnchorVersion
 from geo.duplicates import MergePlan
 from geo.errors import DoorstepError
 from store.audit import AuditWrite, AuditWriteError, StoredAudit
-from store.base import IDEMPOTENCY_KEY_TTL, KeyedInsert, replayed_insert
+from store.base import IDEMPOTENCY_KEY_TTL, KeyedInsert, PostingNotFoundError, replayed_insert
 from store.curation_tables import (
     HISTORY_COLUMNS,
     RECORD_COLUMNS,
@@ -45,6 +45,8 @@ from store.curation_tables import (
     update_params,
     utc_time,
 )
+from store.push_outbox import PushBatch, write_job_pushes
+from store.push_sql import SqlTx
 from store.sqlite_audit import append_audit, read_audit_head, read_audit_records
 from store.sqlite_merges import add_merged_into
 
@@ -219,8 +221,11 @@ class SqliteCuration:
         *,
         expected_version: int,
         audit: AuditWrite | None = None,
+        pushes: PushBatch | None = None,
     ) -> None:
         """Store an edited record and its history entry if the anchor is at ``expected_version``.
+
+        ``pushes`` (an anchor becoming verified) are written in the same transaction.
 
         Raises
         ------
@@ -234,9 +239,56 @@ class SqliteCuration:
         check_change_pair(record, version, expected_version)
         with self._write(audit) as connection:
             _update_record(connection, record, version, expected_version)
+            if pushes is not None:
+                write_job_pushes(SqlTx(connection), pushes)
         logger.info(
             "stored anchor %r at version %d in %s", record.anchor_id, record.version, self.path
         )
+
+    def posting_for_push(self, posting_id: str) -> dict[str, Any] | None:
+        """Return one posting, active or not, joined with its anchor's point and precision."""
+        rows = self._read_rows(
+            "SELECT p.*, a.lon, a.lat, a.precision, a.district_code, a.state AS anchor_state"
+            " FROM postings AS p JOIN anchors AS a USING (anchor_id) WHERE p.posting_id = ?",
+            (posting_id,),
+        )
+        return rows[0] if rows else None
+
+    def set_posting_active(
+        self,
+        posting_id: str,
+        active: bool,
+        *,
+        audit: AuditWrite | None = None,
+        pushes: PushBatch | None = None,
+    ) -> bool:
+        """Set whether a posting is active; return False when it already was in that state.
+
+        ``pushes`` (for a posting becoming active) are written in the same transaction,
+        and only if the state changed.
+
+        Raises
+        ------
+        PostingNotFoundError
+            The posting is not stored; nothing is written.
+        """
+        with self._write(audit) as connection:
+            changed = connection.execute(
+                "UPDATE postings SET active = ? WHERE posting_id = ? AND active <> ?",
+                (int(active), posting_id, int(active)),
+            ).rowcount
+            if not changed:
+                found = connection.execute(
+                    "SELECT 1 FROM postings WHERE posting_id = ?", (posting_id,)
+                ).fetchone()
+                if found is None:
+                    raise PostingNotFoundError(f"posting {posting_id!r} does not exist")
+            elif pushes is not None:
+                write_job_pushes(SqlTx(connection), pushes)
+        logger.info(
+            "posting %r active=%s (changed: %s) in %s", posting_id, active, bool(changed), self.path
+        )
+        return bool(changed)
 
     def insert_anchor(
         self, record: AnchorRecord, version: AnchorVersion, *, audit: AuditWrite | None = None

@@ -44,6 +44,7 @@ AUDITED_ROUTES: dict[tuple[str, str], str] = {
     ("POST", "/v1/staff/anchors/merge"): "anchor.merge",
     ("POST", "/v1/staff/imports"): "anchor.import",
     ("POST", "/v1/staff/seekers/lookup"): "seeker.lookup",
+    ("PATCH", "/v1/staff/postings/{posting_id}"): "posting.update",
 }
 """Audited routes by method and path template, with their action names.
 

@@ -3,6 +3,7 @@
 import json
 import secrets
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -278,6 +279,8 @@ def test_delete_erases_everywhere(client: TestClient, plaintext_seekers: pd.Data
     assert client.get(f"/v1/seekers/{seeker_id}/recommendations").status_code == 200
     cache = client.app.state.cache  # type: ignore[attr-defined]
     cached_before = len(cache)
+    pushes = client.app.state.push_store  # type: ignore[attr-defined]
+    pushes.set_consent(seeker_id, consent=True, at=datetime.now(UTC))
     headers = _officer(client)
     before = _head(client)
 
@@ -288,6 +291,7 @@ def test_delete_erases_everywhere(client: TestClient, plaintext_seekers: pd.Data
     assert response.json()["complete"] is True
     assert client.app.state.store.seeker_record(seeker_id) is None  # type: ignore[attr-defined]
     assert len(cache) == cached_before - 1
+    assert pushes.consent(seeker_id) is None
     assert client.get(f"/v1/seekers/{seeker_id}/recommendations").status_code == 404
     records = _audit_after(client, before)
     assert [(r.entry.action, r.entry.result) for r in records] == [("seeker.delete", "ok")]

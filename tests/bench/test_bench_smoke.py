@@ -19,6 +19,7 @@ from bench.candidates import SUBJECT as CANDIDATE_SUBJECT
 from bench.candidates import TREE_ONLY, bench_candidates
 from bench.districts import _check_same as check_same_districts
 from bench.districts import bench_districts
+from bench.fanout import bench_fanout
 from bench.inputs import random_points_in
 from bench.machine import library_versions, machine_info
 from bench.nearby_jobs import PIPELINE as NEARBY_PIPELINE
@@ -208,6 +209,9 @@ def test_run_writes_json_and_table(
         "--model-trees", "5",
         "--coverage-cell-m", "1000",
         "--coverage-candidates", "3",
+        "--fanout-seekers", "5000",
+        "--fanout-jobs", "3",
+        "--fanout-baseline-jobs", "2",
         "--out-dir", str(tmp_path),
     ]  # fmt: skip
 
@@ -219,7 +223,8 @@ def test_run_writes_json_and_table(
     assert {"started", "command", "machine", "versions", "data", "results"} <= set(record)
     ran = {row["benchmark"] for row in record["results"]}
     assert ran - {"viewport"} == {
-        "candidates", "districts", "recommend", "nearby_jobs", "transit_matrix", "coverage",
+        "candidates", "districts", "recommend", "nearby_jobs", "transit_matrix",
+        "coverage", "fanout",
     }  # fmt: skip
     # Without PostgreSQL the viewport benchmark is skipped with the reason, never silently.
     skipped = record["data"]["skipped"]
@@ -442,3 +447,13 @@ def test_synthetic_postings_labelled(recommender: Recommender) -> None:
     )
     assert np.median(moved) < 600
     assert (moved < 2_000).mean() > 0.99
+
+
+def test_fanout_designs_enqueue_same_seekers() -> None:
+    rate, notes = bench_fanout(20_000, 3, 3, 1_000.0, seed=7)
+    details = rate.details
+    assert details["entries_compared"] > 0
+    # Only seekers on the circle's edge may differ (Redis's sphere radius and geohash).
+    assert details["edge_mismatches"] <= 0.01 * details["entries_compared"]
+    assert rate.unit == "jobs/s"
+    assert notes.details["redis_benchmark_xadd_per_s"] > 0

@@ -1,0 +1,326 @@
+"""Routes of "job at your doorstep" pushes: consent, the inbox, preferences, dead letters, postings.
+
+Seeker routes act on the logged-in seeker account; its account id is the seeker id
+of its push rows. A preference change sends one digest of the jobs that now qualify.
+NOTE: the new preferences are not stored, because no store holds seeker accounts'
+profiles yet and an exact home must be stored SM4-encrypted. Staff activate a posting
+in their scope, which writes the push decisions in the same transaction.
+Administrators read the dead-letter list.
+"""
+
+import logging
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
+from pydantic import BaseModel, ConfigDict, Field
+
+from api.auth import require
+from api.errors import NotFoundError
+from api.permissions import Permission
+from api.security.audit import recorded_write
+from api.staff_auth import StaffDep
+from geo.anchor_states import AnchorState, ensure_in_scope
+from geo.crs import validate_and_convert
+from geo.curation import AnchorRecord
+from geo.errors import InvalidCoordinateError
+from push.service import PushService
+from store.base import CurationStore
+from store.push_outbox import PushBatch
+from store.push_store import PushStore
+
+logger = logging.getLogger(__name__)
+
+router = APIRouter(tags=["pushes"])
+
+
+class ConsentIn(BaseModel):
+    """A seeker's consent to, or opt-out from, pushes of jobs near home."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    consent: bool = Field(description="true gives explicit consent; false opts out.")
+    channel: Literal["inbox", "sms", "wechat"] = Field(default="inbox")
+    lang: Literal["zh", "en"] = Field(default="zh", description="Language of the messages.")
+
+
+class ConsentOut(BaseModel):
+    """A seeker's stored push consent."""
+
+    consented: bool
+    consented_at: datetime | None
+    opted_out_at: datetime | None
+    channel: str
+    lang: str
+
+
+class InboxMessage(BaseModel):
+    """One in-app inbox message."""
+
+    push_id: str
+    title: str
+    body: str
+    link: str
+    created_at: datetime
+    read_at: datetime | None
+
+
+class DeadLetter(BaseModel):
+    """A push that failed ``max_attempts`` times, without its message text."""
+
+    push_id: str
+    seeker_id: str
+    kind: str
+    posting_id: str | None
+    channel: str
+    attempts: int
+    last_error: str | None
+    created_at: datetime
+
+
+class PreferencesIn(BaseModel):
+    """A seeker's new home, commute limit and wishes."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    home_lon: float = Field(description="Home longitude in coord_sys degrees.")
+    home_lat: float = Field(description="Home latitude in coord_sys degrees.")
+    coord_sys: Literal["wgs84", "gcj02", "bd09"] = Field(default="wgs84")
+    max_commute_min: int = Field(ge=5, le=120, description="One-way commute limit, minutes.")
+    modes: list[Literal["walk", "bike", "transit", "drive"]] = Field(
+        default=["walk", "transit"], min_length=1, max_length=4
+    )
+    occupation_wish_code: str | None = Field(
+        default=None, pattern=r"^\d(-\d{2}){0,3}$", description="2022 occupation code."
+    )
+    keywords: list[str] = Field(default=[], max_length=10)
+    salary_wish_min: float | None = Field(
+        default=None, ge=0, le=1_000_000, description="Yuan/month."
+    )
+    salary_wish_max: float | None = Field(
+        default=None, ge=0, le=1_000_000, description="Yuan/month."
+    )
+    education: int = Field(default=0, ge=-1, le=7, description="EducationLevel value.")
+    experience_years: float = Field(default=0.0, ge=0, le=60)
+
+
+class DigestOut(BaseModel):
+    """Outcome of a preference change: at most one digest push."""
+
+    digest_push_id: str | None = Field(description="None when nothing new qualifies or no consent.")
+    jobs: int = Field(description="Jobs the seeker now qualifies for, before de-duplication.")
+
+
+class PostingStateIn(BaseModel):
+    """A posting's new state."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    active: bool
+
+
+class PostingStateOut(BaseModel):
+    """Outcome of a posting state change."""
+
+    posting_id: str
+    active: bool
+    changed: bool
+    pushes_written: int = Field(description="Push decisions written with the change.")
+
+
+def _push_store(request: Request) -> PushStore:
+    store: PushStore = request.app.state.push_store
+    return store
+
+
+def _push_service(request: Request) -> PushService:
+    service: PushService = request.app.state.push_service
+    return service
+
+
+def _seeker_id(request: Request) -> str:
+    return str(request.state.principal.account.account_id)
+
+
+PushStoreDep = Annotated[PushStore, Depends(_push_store)]
+PushServiceDep = Annotated[PushService, Depends(_push_service)]
+SeekerIdDep = Annotated[str, Depends(_seeker_id)]
+
+
+def _consent_out(row: dict[str, Any] | None) -> ConsentOut:
+    if row is None:
+        return ConsentOut(
+            consented=False, consented_at=None, opted_out_at=None, channel="inbox", lang="zh"
+        )
+    consented = row["consented_at"] is not None and row["opted_out_at"] is None
+    return ConsentOut(
+        consented=consented,
+        consented_at=row["consented_at"],
+        opted_out_at=row["opted_out_at"],
+        channel=row["channel"],
+        lang=row["lang"],
+    )
+
+
+@router.put(
+    "/v1/seeker/push-consent",
+    response_model=ConsentOut,
+    dependencies=[require(Permission.PUSH_SEEKER)],
+)
+def put_consent(body: ConsentIn, seeker_id: SeekerIdDep, store: PushStoreDep) -> ConsentOut:
+    """Give explicit consent to pushes (stored with its time) or opt out before the next push."""
+    row = store.set_consent(
+        seeker_id, consent=body.consent, at=datetime.now(UTC), channel=body.channel, lang=body.lang
+    )
+    logger.info("seeker %r push consent set to %s", seeker_id, body.consent)
+    return _consent_out(row)
+
+
+@router.get(
+    "/v1/seeker/push-consent",
+    response_model=ConsentOut,
+    dependencies=[require(Permission.PUSH_SEEKER)],
+)
+def get_consent(seeker_id: SeekerIdDep, store: PushStoreDep) -> ConsentOut:
+    """Return the caller's push consent."""
+    return _consent_out(store.consent(seeker_id))
+
+
+@router.get(
+    "/v1/seeker/inbox",
+    response_model=list[InboxMessage],
+    dependencies=[require(Permission.PUSH_SEEKER)],
+)
+def inbox(
+    seeker_id: SeekerIdDep,
+    store: PushStoreDep,
+    unread_only: Annotated[bool, Query(description="Only unread messages.")] = False,
+    limit: Annotated[int, Query(ge=1, le=100, description="Messages per page.")] = 20,
+) -> list[InboxMessage]:
+    """List the caller's inbox messages, newest first."""
+    rows = store.inbox(seeker_id, unread_only=unread_only, limit=limit)
+    return [InboxMessage(**row) for row in rows]
+
+
+@router.post(
+    "/v1/seeker/inbox/{push_id}/read",
+    status_code=status.HTTP_204_NO_CONTENT,
+    dependencies=[require(Permission.PUSH_SEEKER)],
+)
+def mark_read(push_id: str, seeker_id: SeekerIdDep, store: PushStoreDep) -> Response:
+    """Mark one of the caller's inbox messages read."""
+    if not store.mark_read(seeker_id, push_id, datetime.now(UTC)):
+        raise NotFoundError(f"inbox message {push_id!r} not found", "消息不存在")
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.patch(
+    "/v1/seeker/preferences",
+    response_model=DigestOut,
+    dependencies=[require(Permission.PUSH_SEEKER)],
+)
+def change_preferences(
+    body: PreferencesIn,
+    request: Request,
+    seeker_id: SeekerIdDep,
+    store: PushStoreDep,
+    pushes: PushServiceDep,
+) -> DigestOut:
+    """Send one digest of the jobs the caller qualifies for under new preferences."""
+    try:
+        lon, lat = validate_and_convert(body.home_lon, body.home_lat, body.coord_sys, field="home")
+    except InvalidCoordinateError as err:
+        # The home is personal information, so the error names the rule but not the value.
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            detail=[
+                {
+                    "loc": ["body", "home_lon"],
+                    "msg": "home is not a valid point inside the Xi'an area",
+                    "msg_zh": "住址坐标无效或不在西安市范围内",
+                    "type": "invalid_coordinate",
+                }
+            ],
+        ) from err
+    seeker = {
+        **body.model_dump(exclude={"home_lon", "home_lat", "coord_sys", "modes", "keywords"}),
+        "seeker_id": seeker_id,
+        "home_lon": lon,
+        "home_lat": lat,
+        "modes": ";".join(body.modes),
+        "keywords": ";".join(body.keywords),
+        "occupation_wish_name": "",
+    }
+    index = request.app.state.recommender.index
+    batch = pushes.digest_batch(seeker, index, datetime.now(UTC))
+    push_id = store.write_digest(seeker_id, batch)
+    return DigestOut(digest_push_id=push_id, jobs=len(batch.candidates))
+
+
+@router.get(
+    "/v1/admin/push/dead-letters",
+    response_model=list[DeadLetter],
+    dependencies=[require(Permission.PUSH_ADMIN)],
+)
+def dead_letters(
+    store: PushStoreDep,
+    limit: Annotated[int, Query(ge=1, le=500, description="Pushes per page.")] = 100,
+    offset: Annotated[int, Query(ge=0, le=1_000_000, description="Pushes to skip.")] = 0,
+) -> list[DeadLetter]:
+    """List pushes that failed every delivery attempt, oldest first."""
+    return [DeadLetter(**row) for row in store.dead_letters(limit, offset)]
+
+
+@router.patch(
+    "/v1/staff/postings/{posting_id}",
+    response_model=PostingStateOut,
+    dependencies=[require(Permission.ANCHOR_WRITE)],
+)
+def set_posting_state(
+    posting_id: str,
+    body: PostingStateIn,
+    request: Request,
+    staff: StaffDep,
+    pushes: PushServiceDep,
+) -> PostingStateOut:
+    """Activate or deactivate a posting in the caller's scope; activation writes its pushes."""
+    store = request.app.state.store
+    if not isinstance(store, CurationStore):
+        raise TypeError(f"store {type(store).__name__} does not implement CurationStore")
+    posting = store.posting_for_push(posting_id)
+    anchor = None if posting is None else store.get_anchor(str(posting["anchor_id"]))
+    if posting is None or anchor is None:
+        raise NotFoundError(f"posting {posting_id!r} not found", "岗位不存在")
+    ensure_in_scope(anchor, staff.scope)
+
+    batch = None
+    if body.active and request.app.state.settings.push.enabled:
+        batch = pushes.job_batch(f"posting.active:{posting_id}", [posting], datetime.now(UTC))
+    with recorded_write(request, staff, "posting.update", f"posting:{posting_id}") as audit:
+        changed = store.set_posting_active(posting_id, body.active, audit=audit, pushes=batch)
+    written = len(batch.written) if batch is not None and changed else 0
+    return PostingStateOut(
+        posting_id=posting_id, active=body.active, changed=changed, pushes_written=written
+    )
+
+
+def verified_anchor_pushes(
+    request: Request, before: AnchorRecord, after: AnchorRecord
+) -> PushBatch | None:
+    """Return the push batch of an anchor edit that makes it verified, or None.
+
+    The anchor's active postings are fanned out at the edited point and precision.
+    """
+    if after.state != AnchorState.VERIFIED or before.state == AnchorState.VERIFIED:
+        return None
+    state = request.app.state
+    if not state.settings.push.enabled:
+        return None
+    postings = state.recommender.postings
+    rows = postings[postings["anchor_id"] == after.anchor_id].to_dict("records")
+    placed = [
+        {**row, "lon": after.lon, "lat": after.lat, "precision": after.precision.value}
+        for row in rows
+    ]
+    service: PushService = state.push_service
+    return service.job_batch(f"anchor.verified:{after.anchor_id}", placed, datetime.now(UTC))

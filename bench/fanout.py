@@ -1,0 +1,220 @@
+"""Fan-out benchmark: a new job enqueues one stream entry per seeker near it.
+
+Seekers (simulated) live at uniform random points in a 28 km × 28 km box over central
+Xi'an (WGS84). A job reaches every seeker within ``radius_m`` of it, measured on the
+sphere. Both designs enqueue the same entries (job id, seeker id) on a private
+``redis-server`` that this benchmark starts on a free loopback port:
+
+- subject: the seekers' homes in the push fan-out's ball tree
+  (:class:`matching.push_fanout.SeekerHomes`), then the relay's batched ``XADD``
+  (:func:`push.pipeline.xadd_batch`, one round trip per ``PIPELINE_BATCH`` entries,
+  each entry ``{push_id: "<job>:<seeker>"}``);
+- baseline: the straightforward design, ``GEOSEARCH`` on one key holding every
+  seeker, then one ``XADD`` per seeker.
+
+The notification rate is also compared with ``redis-benchmark`` running ``XADD`` on
+the same server in the same run (50 clients, no pipelining, its defaults).
+NOTE: Redis measures ``GEOSEARCH`` distances on a sphere of radius 6,372,797.56 m and
+stores points as 52-bit geohashes. A few seekers on the circle's edge can therefore
+differ between the designs, and the benchmark reports how many.
+"""
+
+import logging
+import re
+import shutil
+import socket
+import subprocess  # nosec B404 # fixed local commands only
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import redis
+
+from bench.result import SPEED_UP, Comparison
+from bench.timing import percentile
+from matching.push_fanout import SeekerHomes
+from push.pipeline import xadd_batch
+
+logger = logging.getLogger(__name__)
+
+BOX = (108.80, 34.15, 109.10, 34.40)
+"""(min_lon, min_lat, max_lon, max_lat) of the simulated homes, WGS84 degrees."""
+PIPELINE_BATCH = 2_000
+GEOADD_BATCH = 50_000
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _start_redis(folder: Path) -> tuple[subprocess.Popen[bytes], int]:
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise FileNotFoundError("redis-server is not installed; the fan-out benchmark needs it")
+    port = _free_port()
+    command = [binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(folder),
+               "--save", "", "--appendonly", "no"]  # fmt: skip
+    process = subprocess.Popen(  # nosec B603 # fixed argv, no shell
+        command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    client = redis.Redis(port=port)
+    for _ in range(200):
+        try:
+            client.ping()
+            return process, port
+        except redis.ConnectionError:
+            time.sleep(0.05)
+    process.kill()
+    raise RuntimeError(f"redis-server on port {port} did not start")
+
+
+def redis_benchmark_xadd_rate(port: int, requests: int) -> float:
+    """Run ``redis-benchmark`` with ``XADD`` and return its requests per second."""
+    binary = shutil.which("redis-benchmark")
+    if binary is None:
+        raise FileNotFoundError("redis-benchmark is not installed")
+    command = [binary, "-h", "127.0.0.1", "-p", str(port), "-n", str(requests), "-c", "50",
+               "-q", "XADD", "bench:rb", "*", "job", "j", "seeker", "sim-0000000"]  # fmt: skip
+    completed = subprocess.run(  # nosec B603 # fixed argv, no shell
+        command, capture_output=True, text=True, check=True
+    )
+    output = completed.stdout
+    match = re.search(r"([\d.]+) requests per second", output)
+    if match is None:
+        raise ValueError(f"redis-benchmark output has no rate: {output[-200:]!r}")
+    return float(match.group(1))
+
+
+def bench_fanout(
+    n_seekers: int, n_jobs: int, baseline_jobs: int, radius_m: float, seed: int
+) -> list[Comparison]:
+    """Time both designs on the same seekers and jobs; return jobs/s and notifications/s."""
+    rng = np.random.default_rng(seed)
+    lons = rng.uniform(BOX[0], BOX[2], n_seekers)
+    lats = rng.uniform(BOX[1], BOX[3], n_seekers)
+    ids = np.array([f"sim-{number:07d}" for number in range(n_seekers)], dtype=object)
+    jobs = [
+        (float(lon), float(lat))
+        for lon, lat in zip(
+            rng.uniform(108.88, 109.02, n_jobs), rng.uniform(34.22, 34.33, n_jobs), strict=True
+        )
+    ]
+
+    with tempfile.TemporaryDirectory(prefix="doorstep-fanout-") as folder:
+        process, port = _start_redis(Path(folder))
+        try:
+            client = redis.Redis(port=port)
+            homes = _subject_setup(lons, lats, ids)
+            _baseline_setup(client, lons, lats, ids)
+            subject_s, subject_sets = _run(
+                client, jobs, lambda job: _subject(client, homes, ids, job, radius_m)
+            )
+            baseline_s, baseline_sets = _run(
+                client, jobs[:baseline_jobs], lambda job: _baseline(client, job, radius_m)
+            )
+            xadd_rate = redis_benchmark_xadd_rate(port, 200_000)
+        finally:
+            process.kill()
+            process.wait(10)
+
+    mismatched = sum(len(a ^ b) for a, b in zip(subject_sets, baseline_sets, strict=False))
+    compared = sum(len(b) for b in baseline_sets)
+    notes = sum(len(found) for found in subject_sets)
+    details = {
+        "seekers": n_seekers, "jobs": n_jobs, "baseline_jobs": baseline_jobs, "radius_m": radius_m,
+        "entries_per_job_mean": notes / n_jobs, "edge_mismatches": mismatched,
+        "entries_compared": compared,
+        "subject_p50_ms": percentile(subject_s, 50) * 1000,
+        "subject_p99_ms": percentile(subject_s, 99) * 1000,
+        "baseline_p50_ms": percentile(baseline_s, 50) * 1000,
+        "baseline_p99_ms": percentile(baseline_s, 99) * 1000,
+        "redis_benchmark_xadd_per_s": xadd_rate,
+    }  # fmt: skip
+    subject_jobs = n_jobs / sum(subject_s)
+    baseline_jobs_rate = len(baseline_s) / sum(baseline_s)
+    notes_rate = notes / sum(subject_s)
+    return [
+        Comparison(
+            "fanout", f"{n_seekers:,} seekers, {radius_m:.0f} m", "jobs/s",
+            "ball tree + batched XADD script", "GEOSEARCH + one XADD per seeker",
+            subject_jobs, baseline_jobs_rate, subject_jobs / baseline_jobs_rate, SPEED_UP, details,
+        ),
+        Comparison(
+            "fanout", "notifications/s", "entries/s", "ball tree + batched XADD script",
+            "redis-benchmark XADD (50 clients)", notes_rate, xadd_rate, notes_rate / xadd_rate,
+            "rate ratio: subject entries/s / redis-benchmark XADD requests/s", details,
+        ),
+    ]  # fmt: skip
+
+
+def _subject_setup(lons: np.ndarray, lats: np.ndarray, ids: np.ndarray) -> SeekerHomes:
+    import pandas as pd
+
+    frame = pd.DataFrame(
+        {"seeker_id": ids, "home_lon": lons, "home_lat": lats, "max_commute_min": 30}
+    )
+    return SeekerHomes(frame)
+
+
+def _baseline_setup(
+    client: redis.Redis, lons: np.ndarray, lats: np.ndarray, ids: np.ndarray
+) -> None:
+    for start in range(0, len(ids), GEOADD_BATCH):
+        values: list[Any] = []
+        for lon, lat, name in zip(
+            lons[start : start + GEOADD_BATCH],
+            lats[start : start + GEOADD_BATCH],
+            ids[start : start + GEOADD_BATCH],
+            strict=True,
+        ):
+            values += [float(lon), float(lat), name]
+        client.geoadd("bench:homes", values)
+
+
+def _run(
+    client: redis.Redis,
+    jobs: list[tuple[float, float]],
+    enqueue: Callable[[tuple[float, float]], list[str]],
+) -> tuple[list[float], list[set[str]]]:
+    times: list[float] = []
+    found: list[set[str]] = []
+    for number, job in enumerate(jobs):
+        client.delete("bench:stream")
+        started = time.perf_counter()
+        seekers = enqueue(job)
+        times.append(time.perf_counter() - started)
+        found.append(set(seekers))
+        if number % 10 == 0:
+            logger.info("fanout job %d: %d entries in %.3f s", number, len(seekers), times[-1])
+    client.delete("bench:stream")
+    return times, found
+
+
+def _subject(
+    client: redis.Redis,
+    homes: SeekerHomes,
+    ids: np.ndarray,
+    job: tuple[float, float],
+    radius_m: float,
+) -> list[str]:
+    positions, _ = homes.within(job[0], job[1], radius_m)
+    seekers = [str(seeker) for seeker in homes.seekers["seeker_id"].to_numpy()[positions]]
+    for start in range(0, len(seekers), PIPELINE_BATCH):
+        batch = [f"j:{seeker}" for seeker in seekers[start : start + PIPELINE_BATCH]]
+        xadd_batch(client, "bench:stream", batch)
+    return seekers
+
+
+def _baseline(client: redis.Redis, job: tuple[float, float], radius_m: float) -> list[str]:
+    members = client.geosearch(
+        "bench:homes", longitude=job[0], latitude=job[1], radius=radius_m, unit="m"
+    )
+    seekers = [member.decode() for member in members]  # type: ignore[union-attr]
+    for seeker in seekers:
+        client.xadd("bench:stream", {"job": "j", "seeker": seeker})
+    return seekers

@@ -1,0 +1,173 @@
+"""Rules of "job at your doorstep" (家门口就业) pushes: timing, caps and the message text.
+
+Every rule is a value of :class:`PushRules`, which the service builds from its
+settings. Times are aware datetimes; quiet hours and the daily cap count in the
+rules' time zone (Asia/Shanghai by default), whatever zone a caller passes.
+
+A push payload holds the job, the commute and a link, never the seeker's name,
+mobile, home or any other personal field: :func:`render_message` takes no seeker
+argument at all.
+"""
+
+import logging
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from typing import Literal
+from urllib.parse import quote
+from zoneinfo import ZoneInfo
+
+from geo.errors import DoorstepError
+
+logger = logging.getLogger(__name__)
+
+Lang = Literal["zh", "en"]
+LANGS: tuple[Lang, ...] = ("zh", "en")
+
+COMMUTE_MODE_ZH = {"walk": "步行", "bike": "骑行", "transit": "公交地铁", "drive": "驾车"}
+"""Chinese label of each travel mode of :data:`geo.transit.TRAVEL_MODES` in a push."""
+COMMUTE_MODE_ZH_METRO = "地铁"
+COMMUTE_MODE_EN = {"walk": "walk", "bike": "bike", "transit": "bus/metro", "drive": "drive"}
+
+
+class PushRuleError(DoorstepError, ValueError):
+    """A push rule setting is invalid."""
+
+
+@dataclass(frozen=True, slots=True)
+class PushRules:
+    """The rules every push obeys; all are settings (``DOORSTEP_PUSH_*``)."""
+
+    time_zone: str = "Asia/Shanghai"
+    quiet_start: time = time(22, 0)
+    """Start of the quiet hours; a push due in them is held until :attr:`quiet_end`."""
+    quiet_end: time = time(8, 0)
+    daily_cap: int = 3
+    """Most pushes one seeker receives on one local calendar day; the rest are skipped."""
+    max_seekers_per_opening: int = 50
+    """Most seekers one posting is pushed to, best scores first."""
+    min_score: float = 0.55
+    """Lowest baseline score (0..1) of a pushed job."""
+    better_margin: float = 0.0
+    """A job is pushed only if its score beats every job pushed to the seeker in the last
+    :attr:`shown_window_days` days by more than this."""
+    shown_window_days: int = 7
+    link_base: str = "http://127.0.0.1:8000"
+    """Base URL of the links in messages; the seeker page of the job is appended."""
+    max_attempts: int = 5
+    """Failed deliveries after which a push goes to the dead-letter list."""
+    digest_size: int = 5
+    """Most jobs listed in one preference-change digest."""
+
+    def __post_init__(self) -> None:
+        ZoneInfo(self.time_zone)  # raises ZoneInfoNotFoundError for an unknown zone
+        if self.quiet_start == self.quiet_end:
+            raise PushRuleError(
+                f"quiet hours {self.quiet_start}-{self.quiet_end} are empty;"
+                " set different start and end times"
+            )
+        for name in ("daily_cap", "max_seekers_per_opening", "max_attempts", "digest_size"):
+            if getattr(self, name) < 1:
+                raise PushRuleError(f"{name} {getattr(self, name)} is invalid; expected >= 1")
+        if not 0.0 <= self.min_score <= 1.0:
+            raise PushRuleError(f"min_score {self.min_score} is outside 0..1")
+
+    @property
+    def zone(self) -> ZoneInfo:
+        """The time zone of the quiet hours and of the cap's calendar day."""
+        return ZoneInfo(self.time_zone)
+
+    def in_quiet_hours(self, at: datetime) -> bool:
+        """Return whether ``at`` (aware) falls inside the quiet hours, end excluded."""
+        local = _local(at, self.zone).time()
+        if self.quiet_start < self.quiet_end:
+            return self.quiet_start <= local < self.quiet_end
+        return local >= self.quiet_start or local < self.quiet_end
+
+    def earliest_send(self, at: datetime) -> datetime:
+        """Return ``at`` outside quiet hours, or the end of the quiet hours that contain it.
+
+        The result is in UTC.
+        """
+        if not self.in_quiet_hours(at):
+            return at.astimezone(ZoneInfo("UTC"))
+        local = _local(at, self.zone)
+        end = datetime.combine(local.date(), self.quiet_end, tzinfo=self.zone)
+        if end <= local:
+            end = datetime.combine(local.date() + timedelta(days=1), self.quiet_end, self.zone)
+        return end.astimezone(ZoneInfo("UTC"))
+
+    def local_day(self, at: datetime) -> date:
+        """Return the calendar day of ``at`` in the rules' zone, the unit of the daily cap."""
+        return _local(at, self.zone).date()
+
+    def job_link(self, posting_id: str) -> str:
+        """Return the seeker-page link of one posting."""
+        return f"{self.link_base.rstrip('/')}/seeker?job={quote(posting_id, safe='')}"
+
+
+def _local(at: datetime, zone: ZoneInfo) -> datetime:
+    if at.tzinfo is None:
+        raise PushRuleError(f"time {at.isoformat()} has no time zone; pass an aware datetime")
+    return at.astimezone(zone)
+
+
+def commute_label(minutes: float, mode: str, lang: Lang = "zh", *, metro: bool = False) -> str:
+    """Return the commute as a push shows it, such as ``地铁约20分钟`` or ``about 20 min by bike``.
+
+    Minutes are rounded up to the next 5 above 10 minutes, because the model is an estimate.
+    ``metro`` names a transit trip that rides the metro as 地铁.
+    """
+    shown = max(1, int(-(-minutes // 1)))
+    if shown > 10:
+        shown = int(-(-shown // 5) * 5)
+    if lang == "en":
+        label = "metro" if metro and mode == "transit" else COMMUTE_MODE_EN.get(mode, mode)
+        return f"about {shown} min by {label}"
+    name = COMMUTE_MODE_ZH_METRO if metro and mode == "transit" else COMMUTE_MODE_ZH.get(mode, "")
+    return f"{name}约{shown}分钟"
+
+
+@dataclass(frozen=True, slots=True)
+class PushMessage:
+    """The payload of one push: what every channel sends, with no personal field."""
+
+    title: str
+    body: str
+    link: str
+
+
+def render_message(
+    job_title: str, company: str, commute: str, link: str, lang: Lang = "zh"
+) -> PushMessage:
+    """Return the message of a one-job push in ``lang`` (zh-CN by default)."""
+    if lang == "en":
+        return PushMessage(
+            title="A job near you",
+            body=f"{job_title} at {company}, {commute}. Details: {link}",
+            link=link,
+        )
+    return PushMessage(
+        title="家门口新岗位",
+        body=f"{company}招聘{job_title}，{commute}。详情：{link}",
+        link=link,
+    )
+
+
+def render_digest(lines: list[str], link: str, lang: Lang = "zh") -> PushMessage:
+    """Return the one-message digest of the jobs a seeker qualifies for after a preference change.
+
+    ``lines`` are "title, commute" strings, best first.
+    """
+    if lang == "en":
+        listed = "; ".join(lines)
+        return PushMessage(
+            title=f"{len(lines)} jobs match your new preferences",
+            body=f"{listed}. Details: {link}",
+            link=link,
+        )
+    listed = "；".join(lines)
+    return PushMessage(
+        title=f"按新的求职意向，有{len(lines)}个岗位适合您",
+        body=f"{listed}。详情：{link}",
+        link=link,
+    )

@@ -1,0 +1,1 @@
+"""Delivery of "job at your doorstep" pushes: channels, the relay and the workers."""

@@ -1,0 +1,77 @@
+"""Push timing rules and message text."""
+
+from datetime import UTC, date, datetime, time
+
+import pytest
+
+from matching.push_rules import PushRuleError, PushRules, commute_label, render_message
+
+RULES = PushRules()
+
+
+@pytest.mark.parametrize(
+    ("utc_hour", "utc_minute", "quiet"),
+    [
+        (13, 59, False),  # 21:59 in Xi'an
+        (14, 0, True),  # 22:00
+        (23, 59, True),  # 07:59
+        (0, 0, False),  # 08:00
+        (4, 0, False),  # 12:00
+    ],
+)
+def test_quiet_hours_in_shanghai(utc_hour: int, utc_minute: int, quiet: bool) -> None:
+    at = datetime(2026, 12, 7, utc_hour, utc_minute, tzinfo=UTC)
+    assert RULES.in_quiet_hours(at) is quiet
+
+
+def test_earliest_send_is_eight_next_morning() -> None:
+    late = datetime(2026, 12, 7, 15, 0, tzinfo=UTC)  # 23:00 in Xi'an
+    early = datetime(2026, 12, 7, 20, 0, tzinfo=UTC)  # 04:00 on 8 December in Xi'an
+    assert RULES.earliest_send(late) == datetime(2026, 12, 8, 0, 0, tzinfo=UTC)
+    assert RULES.earliest_send(early) == datetime(2026, 12, 8, 0, 0, tzinfo=UTC)
+
+
+def test_earliest_send_keeps_daytime() -> None:
+    noon = datetime(2026, 12, 7, 4, 0, tzinfo=UTC)
+    assert RULES.earliest_send(noon) == noon
+
+
+def test_local_day_of_cap() -> None:
+    assert RULES.local_day(datetime(2026, 12, 7, 16, 30, tzinfo=UTC)) == date(2026, 12, 8)
+
+
+def test_naive_time_rejected() -> None:
+    with pytest.raises(PushRuleError, match="no time zone"):
+        RULES.in_quiet_hours(datetime(2026, 12, 7, 12, 0))
+
+
+def test_invalid_rules_name_the_field() -> None:
+    with pytest.raises(PushRuleError, match="daily_cap 0"):
+        PushRules(daily_cap=0)
+    with pytest.raises(PushRuleError, match="quiet hours"):
+        PushRules(quiet_start=time(8, 0), quiet_end=time(8, 0))
+
+
+@pytest.mark.parametrize(
+    ("minutes", "mode", "metro", "lang", "text"),
+    [
+        (18.2, "transit", True, "zh", "地铁约20分钟"),
+        (18.2, "transit", False, "zh", "公交地铁约20分钟"),
+        (7.4, "walk", False, "zh", "步行约8分钟"),
+        (31.0, "bike", False, "en", "about 35 min by bike"),
+    ],
+)
+def test_commute_label(minutes: float, mode: str, metro: bool, lang: str, text: str) -> None:
+    assert commute_label(minutes, mode, lang, metro=metro) == text  # type: ignore[arg-type]
+
+
+def test_message_has_job_commute_link() -> None:
+    message = render_message("焊工", "某机械厂", "地铁约20分钟", "http://x/seeker?job=p1")
+    assert message.title == "家门口新岗位"
+    assert message.body == "某机械厂招聘焊工，地铁约20分钟。详情：http://x/seeker?job=p1"
+    english = render_message("Welder", "A factory", "about 20 min by metro", "http://x", "en")
+    assert english.body == "Welder at A factory, about 20 min by metro. Details: http://x"
+
+
+def test_job_link_escapes_id() -> None:
+    assert RULES.job_link("a b/c") == "http://127.0.0.1:8000/seeker?job=a%20b%2Fc"

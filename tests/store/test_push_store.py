@@ -1,0 +1,308 @@
+"""Push rules that need stored state, and trigger writes, on both stores (SQLite and PostgreSQL)."""
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from matching.push_fanout import PushCandidate
+from matching.push_rules import PushRules, render_message
+from store.audit import AuditWriteError
+from store.base import PostingNotFoundError
+from store.postgres import Pool, PostgresStore
+from store.push_outbox import PushBatch
+from store.push_store import PushStore
+from store.sqlite import SqliteStore, write_store
+from tests.store.test_contract import _inputs
+
+# 11:00 in Xi'an (UTC+8), outside the quiet hours.
+DAY = datetime(2026, 12, 7, 3, 0, tzinfo=UTC)
+LEASE = timedelta(seconds=30)
+RULES = PushRules(daily_cap=3, max_seekers_per_opening=2)
+
+
+def _candidate(seeker_id: str, posting_id: str, score: float) -> PushCandidate:
+    messages = {
+        lang: render_message(
+            "会计", "甲公司", "地铁约20分钟", f"http://t/seeker?job={posting_id}", lang
+        )
+        for lang in ("zh", "en")
+    }
+    return PushCandidate(
+        seeker_id, posting_id, score, 20.0, "transit", messages, {"zh": "会计", "en": "Accountant"}
+    )  # type: ignore[arg-type]
+
+
+def _clear_push_tables(pool: Pool) -> None:
+    with pool.connection() as connection:
+        for table in ("push_inbox", "push_outbox", "push_shown", "push_consents"):
+            connection.execute(f"DELETE FROM {table}")  # type: ignore[arg-type]
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def pushes(request: pytest.FixtureRequest, tmp_path: Path) -> PushStore:
+    """The push store of each store in turn, empty."""
+    if request.param == "sqlite":
+        return PushStore.sqlite(tmp_path / "push.sqlite")
+    pool: Pool = request.getfixturevalue("pg_pool")
+    _clear_push_tables(pool)
+    return PushStore.postgres(pool)
+
+
+def _consent(pushes: PushStore, *seekers: str, at: datetime = DAY, channel: str = "inbox") -> None:
+    for seeker_id in seekers:
+        pushes.set_consent(seeker_id, consent=True, at=at - timedelta(days=1), channel=channel)
+
+
+def test_consent_keeps_its_time(pushes: PushStore) -> None:
+    row = pushes.set_consent("s1", consent=True, at=DAY)
+    assert row["consented_at"] == DAY
+    assert row["opted_out_at"] is None
+    later = pushes.set_consent("s1", consent=False, at=DAY + timedelta(hours=1))
+    assert later["consented_at"] == DAY
+    assert later["opted_out_at"] == DAY + timedelta(hours=1)
+
+
+def test_push_needs_consent(pushes: PushStore) -> None:
+    _consent(pushes, "s1")
+    pushes.set_consent("s3", consent=False, at=DAY)
+    batch = PushBatch("t", [_candidate(s, "p1", 0.9) for s in ("s1", "s2", "s3")], RULES, DAY)
+    written = pushes.write_pushes(batch)
+    assert [row["seeker_id"] for row in pushes.outbox_rows()] == ["s1"]
+    assert len(written) == 1
+
+
+def test_same_job_never_twice(pushes: PushStore) -> None:
+    _consent(pushes, "s1")
+    first = pushes.write_pushes(PushBatch("t1", [_candidate("s1", "p1", 0.7)], RULES, DAY))
+    again = pushes.write_pushes(
+        PushBatch("t2", [_candidate("s1", "p1", 0.9)], RULES, DAY + timedelta(days=30))
+    )
+    assert len(first) == 1
+    assert again == []
+
+
+def test_push_must_beat_shown_jobs(pushes: PushStore) -> None:
+    _consent(pushes, "s1")
+    pushes.write_pushes(PushBatch("t1", [_candidate("s1", "p1", 0.8)], RULES, DAY))
+    worse = pushes.write_pushes(PushBatch("t2", [_candidate("s1", "p2", 0.75)], RULES, DAY))
+    better = pushes.write_pushes(PushBatch("t3", [_candidate("s1", "p3", 0.85)], RULES, DAY))
+    after_window = pushes.write_pushes(
+        PushBatch("t4", [_candidate("s1", "p4", 0.6)], RULES, DAY + timedelta(days=8))
+    )
+    assert worse == []
+    assert len(better) == 1
+    assert len(after_window) == 1
+
+
+def test_seekers_per_opening_best_first(pushes: PushStore) -> None:
+    _consent(pushes, "s1", "s2", "s3")
+    scores = {"s1": 0.6, "s2": 0.9, "s3": 0.8}
+    batch = PushBatch("t", [_candidate(s, "p1", v) for s, v in scores.items()], RULES, DAY)
+    pushes.write_pushes(batch)
+    assert sorted(row["seeker_id"] for row in pushes.outbox_rows()) == ["s2", "s3"]
+
+
+def test_quiet_hours_hold_until_eight(pushes: PushStore) -> None:
+    _consent(pushes, "s1")
+    night = datetime(2026, 12, 7, 15, 30, tzinfo=UTC)  # 23:30 in Xi'an
+    pushes.write_pushes(PushBatch("t", [_candidate("s1", "p1", 0.9)], RULES, night))
+    row = pushes.outbox_rows()[0]
+    assert row["not_before"] == datetime(2026, 12, 8, 0, 0, tzinfo=UTC)  # 08:00 in Xi'an
+    assert pushes.due_for_relay(night + timedelta(hours=8), LEASE, 10) == []
+    assert len(pushes.due_for_relay(row["not_before"], LEASE, 10)) == 1
+
+
+def test_claim_in_quiet_hours_holds(pushes: PushStore) -> None:
+    _consent(pushes, "s1")
+    pushes.write_pushes(PushBatch("t", [_candidate("s1", "p1", 0.9)], RULES, DAY))
+    push_id = pushes.outbox_rows()[0]["push_id"]
+    late = datetime(2026, 12, 7, 14, 5, tzinfo=UTC)  # 22:05 in Xi'an
+    assert pushes.claim(push_id, late, RULES, LEASE).action == "done"
+    row = pushes.outbox_rows()[0]
+    assert row["status"] == "pending"
+    assert row["not_before"] == datetime(2026, 12, 8, 0, 0, tzinfo=UTC)
+
+
+def test_opt_out_stops_written_push(pushes: PushStore) -> None:
+    _consent(pushes, "s1")
+    pushes.write_pushes(PushBatch("t", [_candidate("s1", "p1", 0.9)], RULES, DAY))
+    pushes.set_consent("s1", consent=False, at=DAY + timedelta(minutes=1))
+    push_id = pushes.outbox_rows()[0]["push_id"]
+    assert pushes.claim(push_id, DAY + timedelta(minutes=2), RULES, LEASE).action == "done"
+    row = pushes.outbox_rows()[0]
+    assert row["status"] == "skipped"
+    assert row["skip_reason"] == "opted_out"
+
+
+def test_daily_cap_per_local_day(pushes: PushStore) -> None:
+    _consent(pushes, "s1")
+    candidates = [_candidate("s1", f"p{i}", 0.5 + i / 10) for i in range(5)]
+    for candidate in candidates:
+        pushes.write_pushes(PushBatch("t", [candidate], RULES, DAY))
+    actions = []
+    for row in pushes.outbox_rows():
+        claim = pushes.claim(row["push_id"], DAY, RULES, LEASE)
+        actions.append(claim.action)
+        if claim.push is not None:
+            pushes.mark_delivered(claim.push, DAY)
+    assert actions == ["send", "send", "send", "done", "done"]
+    reasons = [row["skip_reason"] for row in pushes.outbox_rows()]
+    assert reasons == [None, None, None, "daily_cap", "daily_cap"]
+
+
+def test_delivered_marker_stops_resend(pushes: PushStore) -> None:
+    _consent(pushes, "s1")
+    pushes.write_pushes(PushBatch("t", [_candidate("s1", "p1", 0.9)], RULES, DAY))
+    push_id = pushes.outbox_rows()[0]["push_id"]
+    claim = pushes.claim(push_id, DAY, RULES, LEASE)
+    assert claim.push is not None
+    assert pushes.mark_delivered(claim.push, DAY)
+    assert pushes.claim(push_id, DAY + timedelta(hours=1), RULES, LEASE).action == "done"
+    assert not pushes.mark_delivered(claim.push, DAY)
+
+
+def test_live_claim_is_busy(pushes: PushStore) -> None:
+    _consent(pushes, "s1")
+    pushes.write_pushes(PushBatch("t", [_candidate("s1", "p1", 0.9)], RULES, DAY))
+    push_id = pushes.outbox_rows()[0]["push_id"]
+    assert pushes.claim(push_id, DAY, RULES, LEASE).action == "send"
+    assert pushes.claim(push_id, DAY + timedelta(seconds=5), RULES, LEASE).action == "busy"
+    resent = pushes.claim(push_id, DAY + timedelta(seconds=31), RULES, LEASE)
+    assert resent.action == "send"
+    assert resent.push is not None
+    assert resent.push["attempts"] == 2
+
+
+def test_failures_end_in_dead_letters(pushes: PushStore) -> None:
+    _consent(pushes, "s1")
+    rules = PushRules(max_attempts=2)
+    pushes.write_pushes(PushBatch("t", [_candidate("s1", "p1", 0.9)], rules, DAY))
+    push_id = pushes.outbox_rows()[0]["push_id"]
+    now = DAY
+    states = []
+    for _ in range(2):
+        assert pushes.claim(push_id, now, rules, LEASE).action == "send"
+        states.append(pushes.mark_failed(push_id, "HTTP 500", now, rules, timedelta(0)))
+        now += timedelta(minutes=1)
+    assert [state.value for state in states] == ["pending", "dead"]
+    dead = pushes.dead_letters()
+    assert [row["push_id"] for row in dead] == [push_id]
+    assert dead[0]["last_error"] == "HTTP 500"
+    assert "body" not in dead[0]
+
+
+def test_inbox_read_state(pushes: PushStore) -> None:
+    _consent(pushes, "s1")
+    pushes.write_pushes(PushBatch("t", [_candidate("s1", "p1", 0.9)], RULES, DAY))
+    claim = pushes.claim(pushes.outbox_rows()[0]["push_id"], DAY, RULES, LEASE)
+    assert claim.push is not None
+    pushes.mark_delivered(claim.push, DAY)
+    messages = pushes.inbox("s1", unread_only=True)
+    assert [message["body"] for message in messages] == [
+        "甲公司招聘会计，地铁约20分钟。详情：http://t/seeker?job=p1"
+    ]
+    assert pushes.mark_read("s1", messages[0]["push_id"], DAY)
+    assert pushes.inbox("s1", unread_only=True) == []
+    assert not pushes.mark_read("s2", messages[0]["push_id"], DAY)
+
+
+def test_digest_is_one_message(pushes: PushStore) -> None:
+    _consent(pushes, "s1")
+    pushes.write_pushes(PushBatch("t", [_candidate("s1", "p1", 0.9)], RULES, DAY))
+    batch = PushBatch("d", [_candidate("s1", f"p{i}", 0.6) for i in range(1, 9)], RULES, DAY)
+    pushes.write_digest("s1", batch)
+    digests = [row for row in pushes.outbox_rows("s1") if row["kind"] == "digest"]
+    assert len(digests) == 1
+    assert digests[0]["title"] == "按新的求职意向，有5个岗位适合您"
+    again = pushes.write_pushes(PushBatch("t", [_candidate("s1", "p2", 0.99)], RULES, DAY))
+    assert again == []
+
+
+def test_erase_seeker_rows(pushes: PushStore) -> None:
+    _consent(pushes, "s1", "s2")
+    batch = PushBatch("t", [_candidate("s1", "p1", 0.9), _candidate("s2", "p1", 0.8)], RULES, DAY)
+    pushes.write_pushes(batch)
+    claim = pushes.claim(pushes.outbox_rows("s1")[0]["push_id"], DAY, RULES, LEASE)
+    assert claim.push is not None
+    pushes.mark_delivered(claim.push, DAY)
+    push_ids, counts = pushes.erase_seeker("s1")
+    assert len(push_ids) == 1
+    assert counts == {"push_inbox": 1, "push_outbox": 1, "push_shown": 1, "push_consents": 1}
+    assert pushes.outbox_rows("s1") == []
+    assert pushes.consent("s1") is None
+    assert len(pushes.outbox_rows("s2")) == 1
+
+
+# --- trigger writes ---------------------------------------------------------------------
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def trigger_store(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[object, PushStore]:
+    """A store with the contract data and its push store, for trigger writes."""
+    if request.param == "sqlite":
+        path = tmp_path / "store.sqlite"
+        write_store(path, **_inputs())
+        return SqliteStore(path), PushStore.sqlite(path)
+    store: PostgresStore = request.getfixturevalue("pg_store")
+    store.replace_all(**_inputs())
+    _clear_push_tables(store.pool)
+    return store, PushStore.postgres(store.pool)
+
+
+class _FailingAudit:
+    """An audit write whose append fails, as when the operation log is not writable."""
+
+    def __getattr__(self, name: str) -> object:
+        raise AuditWriteError("operation log is not writable")
+
+
+def test_posting_activation_writes_pushes(trigger_store: tuple[object, PushStore]) -> None:
+    store, pushes = trigger_store
+    _consent(pushes, "sim-000001")
+    assert store.set_posting_active("p1", False)  # type: ignore[attr-defined]
+    batch = PushBatch("posting.active:p1", [_candidate("sim-000001", "p1", 0.9)], RULES, DAY)
+    assert store.set_posting_active("p1", True, pushes=batch)  # type: ignore[attr-defined]
+    rows = pushes.outbox_rows()
+    assert [(row["posting_id"], row["trigger"]) for row in rows] == [("p1", "posting.active:p1")]
+
+
+def test_failed_trigger_writes_no_push(trigger_store: tuple[object, PushStore]) -> None:
+    store, pushes = trigger_store
+    _consent(pushes, "sim-000001")
+    store.set_posting_active("p1", False)  # type: ignore[attr-defined]
+    batch = PushBatch("posting.active:p1", [_candidate("sim-000001", "p1", 0.9)], RULES, DAY)
+    with pytest.raises(AuditWriteError):
+        store.set_posting_active("p1", True, audit=_FailingAudit(), pushes=batch)  # type: ignore[attr-defined]
+    assert pushes.outbox_rows() == []
+    assert store.posting_for_push("p1")["active"] in (0, False)  # type: ignore[attr-defined]
+
+
+def test_unchanged_posting_writes_no_push(trigger_store: tuple[object, PushStore]) -> None:
+    store, pushes = trigger_store
+    _consent(pushes, "sim-000001")
+    batch = PushBatch("posting.active:p1", [_candidate("sim-000001", "p1", 0.9)], RULES, DAY)
+    assert not store.set_posting_active("p1", True, pushes=batch)  # type: ignore[attr-defined]
+    assert pushes.outbox_rows() == []
+
+
+def test_unknown_posting_is_rejected(trigger_store: tuple[object, PushStore]) -> None:
+    store, _ = trigger_store
+    with pytest.raises(PostingNotFoundError, match="p404"):
+        store.set_posting_active("p404", True)  # type: ignore[attr-defined]
+
+
+def test_has_due_without_push_tables(tmp_path: Path) -> None:
+    path = tmp_path / "store.sqlite"
+    write_store(path, **_inputs())
+    assert not PushStore.sqlite(path).has_due(DAY, LEASE)
+
+
+def test_has_due_matches_relay(pushes: PushStore) -> None:
+    _consent(pushes, "s1")
+    assert not pushes.has_due(DAY, LEASE)
+    pushes.write_pushes(PushBatch("t", [_candidate("s1", "p1", 0.9)], RULES, DAY))
+    assert pushes.has_due(DAY, LEASE)
+    assert len(pushes.due_for_relay(DAY, LEASE, 10)) == 1
+    assert not pushes.has_due(DAY, LEASE)
+    assert pushes.has_due(DAY + LEASE + timedelta(seconds=1), LEASE)
