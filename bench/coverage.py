@@ -28,8 +28,8 @@ from geo.coverage.circle import ServiceCircle
 
 logger = logging.getLogger(__name__)
 
-PASS_SUBJECT = "WalkGrid.minutes_from (scipy.sparse.csgraph.dijkstra from a virtual node)"
-PASS_BASELINE = "networkx.multi_source_dijkstra_path_length on the same graph"
+CITY_RUN_SUBJECT = "WalkGrid.minutes_from (scipy.sparse.csgraph.dijkstra from a virtual node)"
+CITY_RUN_BASELINE = "networkx.multi_source_dijkstra_path_length on the same graph"
 GAIN_SUBJECT = "ServiceCircle.marginal_gain (Dijkstra from the candidate, limited)"
 GAIN_BASELINE = "full coverage pass with the candidate added, places compared"
 
@@ -83,8 +83,8 @@ def bench_coverage_pass(
         latency_comparison(
             "coverage",
             f"city pass, {len(grid):,} cells, {len(stations)} stations",
-            subject=PASS_SUBJECT,
-            baseline=PASS_BASELINE,
+            subject=CITY_RUN_SUBJECT,
+            baseline=CITY_RUN_BASELINE,
             subject_s=median(subject_s),
             baseline_s=median(baseline_s),
             ratio_meaning=SPEED_UP,

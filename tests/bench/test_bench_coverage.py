@@ -6,8 +6,8 @@ import pytest
 from shapely.geometry import box
 
 from bench.coverage import (
+    CITY_RUN_BASELINE,
     GAIN_BASELINE,
-    PASS_BASELINE,
     _check_same_minutes,
     bench_coverage_pass,
     bench_marginal_gain,
@@ -37,7 +37,7 @@ def circle() -> ServiceCircle:
 def test_pass_compares_with_networkx(circle: ServiceCircle) -> None:
     (comparison,) = bench_coverage_pass(circle, repeats=1)
 
-    assert comparison.baseline == PASS_BASELINE
+    assert comparison.baseline == CITY_RUN_BASELINE
     assert comparison.ratio_meaning == SPEED_UP
     assert comparison.details["cells"] == len(circle.grid)
     assert comparison.ratio > 0
