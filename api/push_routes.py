@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from api.auth import require
 from api.errors import NotFoundError
@@ -39,7 +39,8 @@ class ConsentIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    consent: bool = Field(description="true gives explicit consent; false opts out.")
+    # Strict, so that "yes", 1 or "on" are rejected: consent must be an explicit true.
+    consent: StrictBool = Field(description="true gives explicit consent; false opts out.")
     channel: Literal["inbox", "sms", "wechat"] = Field(default="inbox")
     lang: Literal["zh", "en"] = Field(default="zh", description="Language of the messages.")
 
@@ -91,7 +92,9 @@ class PreferencesIn(BaseModel):
         default=["walk", "transit"], min_length=1, max_length=4
     )
     occupation_wish_code: str | None = Field(
-        default=None, pattern=r"^\d(-\d{2}){0,3}$", description="2022 occupation code."
+        default=None,
+        pattern=r"^\d-\d{2}-\d{2}-\d{2}$",
+        description="2022 occupation code of a detailed occupation (细类), e.g. 2-02-10-03.",
     )
     keywords: list[str] = Field(default=[], max_length=10)
     salary_wish_min: float | None = Field(
@@ -116,7 +119,7 @@ class PostingStateIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    active: bool
+    active: StrictBool
 
 
 class PostingStateOut(BaseModel):

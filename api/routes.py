@@ -137,6 +137,22 @@ def jobs_nearby(
     return _cached_json(request, "jobs_nearby", query, job_page)
 
 
+def _refuse_public_seekers_in_production(settings: Settings) -> None:
+    """Answer 404 from the seeker page's public routes in the production profile.
+
+    Their distances and commute minutes are measured from the exact home, so a few of
+    them locate a seeker's home. They serve the demonstration page of simulated seekers
+    in development only.
+    NOTE: production has no seeker-facing route yet, because seeker login accounts are
+    not linked to seeker profiles.
+    """
+    if settings.auth.environment == "production":
+        raise NotFoundError(
+            "the public seeker routes are disabled in production",
+            "生产环境不提供公开的求职者接口",
+        )
+
+
 @router.get("/v1/seekers", response_model=SeekerList, tags=["seekers"])
 def seekers(
     request: Request,
@@ -151,6 +167,7 @@ def seekers(
     lang: Lang = "zh",
 ) -> SeekerList:
     """List simulated seekers for the seeker page's picker, optionally of one group."""
+    _refuse_public_seekers_in_production(settings)
     _check_page_size(limit, settings.query.max_page_size, field="limit")
     rows, total = recommender.seeker_page(limit, offset, group=group)
     regions = app_regions(request.app.state)
@@ -173,6 +190,7 @@ def seeker_recommendations(
     lang: Lang = "zh",
 ) -> Response:
     """Rank jobs within the seeker's commute limit, with reasons."""
+    _refuse_public_seekers_in_production(settings)
     _check_page_size(limit, settings.query.max_page_size, field="limit")
 
     def recommendations() -> Recommendations:

@@ -449,3 +449,12 @@ def test_domain_5xx_hides_error_text(client: TestClient) -> None:
     assert LEAKED_TEXT not in response.text
     assert detail["msg_zh"] == "操作日志暂不可用，操作未执行，请稍后重试"
     assert detail["request_id"] == response.headers["X-Request-ID"]
+
+
+def test_public_seeker_routes_404_in_production(production_client: TestClient) -> None:
+    picker = production_client.get("/v1/seekers")
+    matches = production_client.get("/v1/seekers/sim-000001/recommendations")
+
+    assert picker.status_code == 404
+    assert matches.status_code == 404
+    assert "生产环境" in matches.json()["detail"][0]["msg_zh"]

@@ -183,3 +183,33 @@ def test_preferences_reject_home_without_echo(client: TestClient) -> None:
     assert "home" in response.text
     assert "116.39" not in response.text
     assert "39.90" not in response.text
+
+
+@pytest.mark.parametrize("value", ["yes", 1, "on", "true"])
+def test_consent_must_be_json_true(client: TestClient, value: object) -> None:
+    _, headers = _seeker_headers(client)
+    response = client.put("/v1/seeker/push-consent", headers=headers, json={"consent": value})
+    assert response.status_code == 422
+    assert "consent" in response.text
+    assert client.get("/v1/seeker/push-consent", headers=headers).json()["consented"] is False
+
+
+@pytest.mark.parametrize("code", ["4", "4-01", "4-01-02"])
+def test_preferences_reject_partial_occupation(client: TestClient, code: str) -> None:
+    _, headers = _seeker_headers(client)
+    body = {
+        "home_lon": 108.9410, "home_lat": 34.2590, "max_commute_min": 60,
+        "occupation_wish_code": code,
+    }  # fmt: skip
+    response = client.patch("/v1/seeker/preferences", headers=headers, json=body)
+    assert response.status_code == 422
+    assert "occupation_wish_code" in response.text
+
+
+def test_posting_state_must_be_json_bool(client: TestClient, posting_id: str) -> None:
+    staff = log_in_staff(client, "district:610103")
+    response = client.patch(
+        f"/v1/staff/postings/{posting_id}", headers=staff.headers, json={"active": "yes"}
+    )
+    assert response.status_code == 422
+    assert "active" in response.text
