@@ -5,21 +5,25 @@ time limit by each requested mode, grouped by metro line, bus line or mode. See
 `matching.through_train` for how a community without coordinates is placed.
 """
 
+import json
 import threading
+from pathlib import Path
 from typing import Annotated
 
 import pandas as pd
 from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, Field
 
 from api.auth import require
 from api.errors import NotFoundError, QueryLimitError
+from api.pages import LangQuery, load_messages, render_page_in
 from api.permissions import Permission
 from api.regions_state import app_regions
 from api.route_routes import TransitDep, _leg, _point
 from api.routes import CoordSysDep, Lang, enforce_rate_limit
 from api.schemas import RouteLeg
-from geo.crs import CoordSys
+from geo.crs import CoordSys, from_wgs84
 from geo.transit import parse_travel_modes
 from matching.through_train import (
     MAX_EMPLOYERS_LIMIT,
@@ -36,6 +40,11 @@ from matching.through_train import (
 router = APIRouter(dependencies=[Depends(enforce_rate_limit), require(Permission.PUBLIC)])
 
 _sites_lock = threading.Lock()
+
+# The page's own zh/en texts, merged over the shared page messages.
+_PAGE_MESSAGES: dict[str, dict[str, str]] = json.loads(
+    (Path(__file__).parent / "templates" / "through_train_messages.json").read_text("utf-8")
+)
 
 
 class ThroughTrainPlace(BaseModel):
@@ -115,12 +124,24 @@ def through_train_route(
     ] = 100,
     lang: Lang = "zh",
 ) -> ThroughTrainBody:
-    """List the employers reachable within ``minutes`` by each mode, grouped by route."""
+    """List the employers reachable within ``minutes`` by each mode, grouped by route.
+
+    Coordinates in the response are in ``coord_sys``, like the ``point`` parameter.
+    """
     place = _place(request, community, point, coord_sys)
     allowed = parse_travel_modes(modes)
     sites = _sites(request)
     result = through_train(network, sites, place, minutes, allowed, limit)
-    return _body(result, lang)
+    return _body(result, lang, coord_sys)
+
+
+@router.get("/through-train", response_class=HTMLResponse, include_in_schema=False)
+def through_train_page(request: Request, lang: LangQuery = "zh") -> HTMLResponse:
+    """Community through-train page (社区直通车): a map and a printable list for a notice board."""
+    if lang not in _PAGE_MESSAGES:
+        return render_page_in(request, "through_train.html", lang)
+    texts = {**load_messages()[lang], **_PAGE_MESSAGES[lang]}
+    return render_page_in(request, "through_train.html", lang, {"t": texts})
 
 
 def _place(
@@ -161,13 +182,14 @@ def _sites(request: Request) -> pd.DataFrame:
     return sites
 
 
-def _body(result: ThroughTrain, lang: str) -> ThroughTrainBody:
+def _body(result: ThroughTrain, lang: str, coord_sys: CoordSys) -> ThroughTrainBody:
     zh = lang == "zh"
     place = result.place
+    place_lon, place_lat = from_wgs84(place.lon, place.lat, coord_sys)
     return ThroughTrainBody(
         place=ThroughTrainPlace(
-            lon=round(place.lon, 6),
-            lat=round(place.lat, 6),
+            lon=round(place_lon, 6),
+            lat=round(place_lat, 6),
             placed_by=place.placed_by,
             community_code=place.code,
             community_name=place.name,
@@ -185,7 +207,9 @@ def _body(result: ThroughTrain, lang: str) -> ThroughTrainBody:
                     ThroughTrainGroup(
                         key=group.key,
                         label=group.label_zh if zh else group.label_en,
-                        employers=[_employer(employer, lang) for employer in group.employers],
+                        employers=[
+                            _employer(employer, lang, coord_sys) for employer in group.employers
+                        ],
                     )
                     for group in reach.groups
                 ],
@@ -195,12 +219,13 @@ def _body(result: ThroughTrain, lang: str) -> ThroughTrainBody:
     )
 
 
-def _employer(employer: Employer, lang: str) -> ThroughTrainEmployer:
+def _employer(employer: Employer, lang: str, coord_sys: CoordSys) -> ThroughTrainEmployer:
+    lon, lat = from_wgs84(employer.lon, employer.lat, coord_sys)
     return ThroughTrainEmployer(
         anchor_id=employer.anchor_id,
         name=employer.name,
-        lon=round(employer.lon, 6),
-        lat=round(employer.lat, 6),
+        lon=round(lon, 6),
+        lat=round(lat, 6),
         n_postings=employer.n_postings,
         titles=list(employer.titles),
         minutes=round(employer.minutes, 1),
