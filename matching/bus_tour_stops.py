@@ -32,7 +32,7 @@ def matched_communities(
         Seekers per 12-digit community code, most first; seekers without a home
         community are left out.
     """
-    wanted = set(anchor_ids)
+    chosen_anchors = set(anchor_ids)
     counts: dict[str, int] = {}
     seekers = recommender.seekers
     simulated = seekers.loc[seekers["simulated"].astype(bool)]
@@ -47,7 +47,7 @@ def matched_communities(
             continue
         best = score_jobs(seeker, candidates).head(top_k)
         community = str(seeker.get("home_community_code") or "")
-        if community and best["anchor_id"].astype(str).isin(wanted).any():
+        if community and best["anchor_id"].astype(str).isin(chosen_anchors).any():
             counts[community] = counts.get(community, 0) + 1
     logger.info("%d simulated seekers matched in %d communities", sum(counts.values()), len(counts))
     return pd.Series(counts, dtype=np.int64).sort_values(ascending=False, kind="stable")
