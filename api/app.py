@@ -31,6 +31,7 @@ from api.security.keys import load_key_material
 from api.security.seeker_pi import SeekerPiCodec
 from api.seeker_routes import router as seeker_router
 from api.settings import DataSettings, Settings
+from api.through_train_routes import router as through_train_router
 from geo.errors import DataSourceError
 from geo.transit import TransitNetwork
 from matching.recommend import Recommender
@@ -123,6 +124,7 @@ def create_app(settings: Settings, store: ReadStore | None = None) -> FastAPI:
     routers = [
         api_router,
         route_router,
+        through_train_router,
         curation_router,
         seeker_router,
         auth_router,

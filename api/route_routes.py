@@ -17,7 +17,7 @@ from geo.transit import Leg, Route, TransitNetwork, parse_travel_modes
 router = APIRouter(dependencies=[Depends(enforce_rate_limit), require(Permission.PUBLIC)])
 
 # Chinese names of the two points, for validation messages.
-_POINT_LABELS_ZH = {"from": "起点 from", "to": "终点 to"}
+_POINT_LABELS_ZH = {"from": "起点 from", "to": "终点 to", "point": "坐标 point"}
 
 
 def _transit(request: Request) -> TransitNetwork:

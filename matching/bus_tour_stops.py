@@ -1,0 +1,100 @@
+"""Stops of a recruitment-bus tour: communities with the most seekers matched to the employers.
+
+Matches come from the recommender's baseline path on the stored seekers, which are
+simulated: a seeker is matched when a posting of the chosen employers is among the
+``top_k`` best-scored postings within their commute limit. Seekers are counted by
+their home community, which the simulation draws too.
+"""
+
+import logging
+from collections.abc import Collection
+
+import numpy as np
+import pandas as pd
+
+from geo.regions import Regions
+from matching.bus_tour import Tour, nearest_neighbour_tour, plan_tour
+from matching.recommend import Recommender
+from matching.scoring import score_jobs
+from matching.through_train import RoutePlanner, place_community
+
+logger = logging.getLogger(__name__)
+
+
+def matched_communities(
+    recommender: Recommender, anchor_ids: Collection[str], top_k: int = 20
+) -> pd.Series:
+    """Count the simulated seekers matched to the employers, by home community code.
+
+    Returns
+    -------
+    pandas.Series
+        Seekers per 12-digit community code, most first; seekers without a home
+        community are left out.
+    """
+    chosen_anchors = set(anchor_ids)
+    counts: dict[str, int] = {}
+    seekers = recommender.seekers
+    simulated = seekers.loc[seekers["simulated"].astype(bool)]
+    for _, seeker in simulated.iterrows():
+        candidates = recommender.index.for_commute(
+            float(seeker["home_lon"]),
+            float(seeker["home_lat"]),
+            float(seeker["max_commute_min"]),
+            str(seeker["modes"] or "transit").split(";"),
+        )
+        if candidates.empty:
+            continue
+        best = score_jobs(seeker, candidates).head(top_k)
+        community = str(seeker.get("home_community_code") or "")
+        if community and best["anchor_id"].astype(str).isin(chosen_anchors).any():
+            counts[community] = counts.get(community, 0) + 1
+    logger.info("%d simulated seekers matched in %d communities", sum(counts.values()), len(counts))
+    return pd.Series(counts, dtype=np.int64).sort_values(ascending=False, kind="stable")
+
+
+def community_stops(regions: Regions, counts: pd.Series, n_stops: int) -> pd.DataFrame:
+    """Place the ``n_stops`` communities with the most matched seekers (see `place_community`).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``code``, ``name``, ``lon``, ``lat``, ``placed_by`` and ``seekers``.
+    """
+    rows = []
+    for code, seekers in counts.head(n_stops).items():
+        place = place_community(regions, str(code))
+        rows.append(
+            {
+                "code": place.code,
+                "name": place.name,
+                "lon": place.lon,
+                "lat": place.lat,
+                "placed_by": place.placed_by,
+                "seekers": int(seekers),
+            }
+        )
+    return pd.DataFrame(rows, columns=["code", "name", "lon", "lat", "placed_by", "seekers"])
+
+
+def compare_tours(
+    network: RoutePlanner,
+    depot: tuple[float, float],
+    stops: pd.DataFrame,
+    budget_min: float,
+    dwell_min: float,
+) -> tuple[Tour, Tour]:
+    """Plan the OR-Tools tour and the nearest-neighbour tour over ``stops`` by car.
+
+    Driving minutes come from the transit model's drive mode. Returns the OR-Tools tour
+    first.
+    """
+    lons = np.concatenate([[depot[0]], stops["lon"].to_numpy(dtype=float)])
+    lats = np.concatenate([[depot[1]], stops["lat"].to_numpy(dtype=float)])
+    driving = network.mode_matrices(lons, lats, lons, lats, "drive")["drive"].astype(np.float64)
+    np.fill_diagonal(driving, 0.0)
+    seekers = stops["seekers"].to_numpy(dtype=np.int64)
+    return (
+        plan_tour(driving, seekers, budget_min, dwell_min),
+        nearest_neighbour_tour(driving, seekers, budget_min, dwell_min),
+    )
