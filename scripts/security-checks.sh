@@ -15,10 +15,10 @@ UV=.tools/bin/uv
 REQUIREMENTS=var/requirements-audit.txt
 REPORT=var/pip-audit.json
 
-echo "bandit: scanning api geo matching models store bench"
+echo "bandit: scanning api geo matching models push store bench"
 # bandit warns about a nosec on a multi-line statement whose other lines it does not flag.
 # Those warnings are dropped. The findings and the exit status are kept.
-"$BIN/bandit" -c pyproject.toml -r api geo matching models store bench -q 2>&1 \
+"$BIN/bandit" -c pyproject.toml -r api geo matching models push store bench -q 2>&1 \
     | { grep -v "but no failed test on file" || true; }
 
 mkdir -p var
