@@ -44,6 +44,7 @@ from store.identity import (
     IdentityStore,
     OneTimeCode,
     Role,
+    RoleConflictError,
     SecondFactor,
     Session,
 )
@@ -204,6 +205,12 @@ class IdentityService:
         second_factor: SecondFactor = "sms",
     ) -> NewAccount:
         """Create a staff account; raise PasswordPolicyError, RoleConflictError and the like."""
+        roles = frozenset(roles)
+        if Role.SEEKER in roles:
+            raise RoleConflictError(
+                "role seeker belongs to seeker accounts, which log in with an SMS code;"
+                " give a staff account a staff role such as station_staff"
+            )
         check_complexity(password, login=login)
         normalised = normalise_mobile(mobile)
         account_id = f"staff-{uuid.uuid4().hex[:12]}"
@@ -225,7 +232,7 @@ class IdentityService:
             else self._encrypt(totp_secret, account_id, "totp_secret_enc"),
             locked_until=None,
             created_at=now,
-            roles=frozenset(roles),
+            roles=roles,
         )
         self.store.create_account(account)
         logger.info("staff account %s created in %s", account_id, org_id)

@@ -28,7 +28,7 @@ from api.security.identity import (
 from api.security.passwords import PasswordPolicyError, check_complexity
 from api.security.sms import OutboxSmsGateway
 from store.cache import MemoryCache, RedisBreaker, RedisCache, key_prefix
-from store.identity import Role
+from store.identity import Role, RoleConflictError
 from store.rate_limit import MemoryRateLimiter, RedisRateLimiter
 from store.sqlite_identity import SqliteIdentity
 from tests.fix_redis import REDIS_URL
@@ -84,6 +84,15 @@ def _staff(service: IdentityService, factor: str = "sms") -> str:
     )  # fmt: skip
     service.store.bind_device(created.account.account_id, DEVICE, "雁塔平板", service.clock())
     return created.account.account_id
+
+
+def test_staff_account_rejects_seeker_role(service: IdentityService) -> None:
+    with pytest.raises(RoleConflictError, match="seeker"):
+        service.create_staff(
+            login="li.na", name="李娜", mobile=MOBILE, org_id="district:610113",
+            roles=[Role.SEEKER], password=PASSWORD,
+        )  # fmt: skip
+    assert service.store.account_by_login("li.na") is None
 
 
 def _last_code(service: IdentityService) -> str:
