@@ -8,7 +8,7 @@ from contextlib import ExitStack, asynccontextmanager
 from pathlib import Path
 
 import redis
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
 from api.auth_routes import router as auth_router
 from api.curation_routes import router as curation_router
@@ -25,8 +25,8 @@ from api.permissions import check_route_permissions
 from api.push_routes import router as push_router
 from api.ranking import load_ranker, with_serving_context
 from api.route_routes import router as route_router
+from api.routes import enforce_rate_limit, seeker_cache_prefix
 from api.routes import router as api_router
-from api.routes import seeker_cache_prefix
 from api.security.keys import load_key_material
 from api.security.seeker_pi import SeekerPiCodec
 from api.seeker_routes import router as seeker_router
@@ -132,8 +132,10 @@ def create_app(settings: Settings, store: ReadStore | None = None) -> FastAPI:
         ogc_router,
         push_router,
     ]
+    # Every /v1 route counts against the per-address limit, the login routes included,
+    # so that password guessing across many accounts is slowed as well.
     for router in routers:
-        app.include_router(router)
+        app.include_router(router, dependencies=[Depends(enforce_rate_limit)])
     mount_assets(app, REPO_ROOT)
     mount_api_docs(app, REPO_ROOT, settings)
     check_route_permissions(app, routers)

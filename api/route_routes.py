@@ -8,13 +8,13 @@ from fastapi import APIRouter, Depends, Query, Request
 from api.auth import require
 from api.errors import QueryLimitError, ServiceUnavailableError
 from api.permissions import Permission
-from api.routes import CoordSysDep, Lang, enforce_rate_limit
+from api.routes import CoordSysDep, Lang
 from api.schemas import RouteBody, RouteLeg
 from geo.crs import CoordSys, validate_and_convert
 from geo.errors import InvalidCoordinateError
 from geo.transit import Leg, Route, TransitNetwork, parse_travel_modes
 
-router = APIRouter(dependencies=[Depends(enforce_rate_limit), require(Permission.PUBLIC)])
+router = APIRouter(dependencies=[require(Permission.PUBLIC)])
 
 # Chinese names of the two points, for validation messages.
 _POINT_LABELS_ZH = {"from": "起点 from", "to": "终点 to", "point": "坐标 point"}

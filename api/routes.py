@@ -57,7 +57,7 @@ def enforce_rate_limit(request: Request) -> None:
 
 # TODO: /v1/seekers lists simulated seekers openly; give it a staff permission when
 # seeker records become real.
-router = APIRouter(dependencies=[Depends(enforce_rate_limit), require(Permission.PUBLIC)])
+router = APIRouter(dependencies=[require(Permission.PUBLIC)])
 
 
 def _settings(request: Request) -> Settings:

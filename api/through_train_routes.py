@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Annotated
 
 import pandas as pd
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, Field
 
@@ -21,7 +21,7 @@ from api.pages import LangQuery, load_messages, render_page_in
 from api.permissions import Permission
 from api.regions_state import app_regions
 from api.route_routes import TransitDep, _leg, _point
-from api.routes import CoordSysDep, Lang, enforce_rate_limit
+from api.routes import CoordSysDep, Lang
 from api.schemas import RouteLeg
 from geo.crs import CoordSys, from_wgs84
 from geo.transit import parse_travel_modes
@@ -37,7 +37,7 @@ from matching.through_train import (
     through_train,
 )
 
-router = APIRouter(dependencies=[Depends(enforce_rate_limit), require(Permission.PUBLIC)])
+router = APIRouter(dependencies=[require(Permission.PUBLIC)])
 
 _sites_lock = threading.Lock()
 

@@ -230,3 +230,23 @@ def test_sixth_request_limited_in_process(full_store: SqliteStore, redis_down: b
     assert statuses == [200] * 5
     assert_limited(sixth)
     assert other.status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("POST", "/v1/auth/login", {"login": "nobody.here", "password": "x"}),
+        ("GET", "/v1/staff/me", None),
+    ],
+    ids=["staff-login", "staff-me"],
+)
+def test_login_and_staff_routes_limited(
+    full_store: SqliteStore, method: str, path: str, body: dict[str, str] | None
+) -> None:
+    wait_for_fresh_window()
+    with serve(full_store, rate_limit_per_minute=5) as client:
+        statuses = [client.request(method, path, json=body).status_code for _ in range(5)]
+        sixth = client.request(method, path, json=body)
+
+    assert 429 not in statuses
+    assert_limited(sixth)

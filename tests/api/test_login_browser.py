@@ -21,7 +21,7 @@ from api.app import create_app
 from api.security.identity import IdentityService
 from api.security.passwords import hash_password
 from api.security.sms import OutboxSmsGateway
-from api.settings import AuthSettings, DataSettings, Settings
+from api.settings import AuthSettings, CacheSettings, DataSettings, Settings
 from store.identity import CITY_ORG_ID, Organisation, Role
 from store.sqlite import SqliteStore
 from tests.api.test_middleware import _production_settings
@@ -59,6 +59,7 @@ def server(xss_store: SqliteStore, tmp_path: Path) -> Iterator[LoginServer]:
     shutil.copy(xss_store.path, copy)
     settings = Settings(
         data=DataSettings(store_path=copy),
+        cache=CacheSettings(rate_limit_per_minute=0),
         auth=AuthSettings(
             identity_path=tmp_path / "identity.sqlite", sms_outbox_path=tmp_path / "outbox.jsonl"
         ),

@@ -24,7 +24,7 @@ from api.route_routes import router as route_router
 from api.routes import router as api_router
 from api.security.sms import OutboxSmsGateway
 from api.seeker_routes import router as seeker_router
-from api.settings import AuthSettings, DataSettings, Settings
+from api.settings import AuthSettings, CacheSettings, DataSettings, Settings
 from store.identity import ADMIN_ROLES, Role
 from store.sqlite import SqliteStore
 from tests.store.test_identity_store import TREE
@@ -68,6 +68,7 @@ def app_client(
     folder = tmp_path_factory.mktemp("identity")
     settings = Settings(
         data=DataSettings(store_path=xss_store.path),
+        cache=CacheSettings(rate_limit_per_minute=0),
         auth=AuthSettings(
             identity_path=folder / "identity.sqlite", sms_outbox_path=folder / "outbox.jsonl"
         ),

@@ -22,7 +22,7 @@ from playwright.sync_api import (
 from pydantic import SecretStr
 
 from api.app import create_app
-from api.settings import AuthSettings, DataSettings, Settings
+from api.settings import AuthSettings, CacheSettings, DataSettings, Settings
 from store.sqlite import SqliteStore
 from tests.api.staff_login import log_in_staff
 from tests.api.test_pages import XSS_PAYLOADS
@@ -418,6 +418,7 @@ def test_staff_real_app_drag_saves(
     secret = "s" * 16 + "t" * 16 + "0123456789abcdef"
     settings = Settings(
         data=DataSettings(store_path=xss_store_copy.path),
+        cache=CacheSettings(rate_limit_per_minute=0),
         auth=AuthSettings(
             staff_token_secret=SecretStr(secret), identity_path=tmp_path / "identity.sqlite"
         ),

@@ -21,7 +21,7 @@ from playwright.sync_api import Page, Request, Route, expect
 from pydantic import SecretStr
 
 from api.app import create_app
-from api.settings import AuthSettings, DataSettings, Settings
+from api.settings import AuthSettings, CacheSettings, DataSettings, Settings
 from geo.crs import to_wgs84
 from store.sqlite import SqliteStore
 from tests.api.staff_login import StaffLogin, log_in_staff
@@ -82,6 +82,7 @@ def _serve_staff(xss_store: SqliteStore, tmp_path: Path) -> Iterator[StaffServer
     store = SqliteStore(copy)
     settings = Settings(
         data=DataSettings(store_path=copy),
+        cache=CacheSettings(rate_limit_per_minute=0),
         auth=AuthSettings(
             staff_token_secret=SecretStr(SECRET), identity_path=tmp_path / "identity.sqlite"
         ),
