@@ -87,10 +87,18 @@ def _configure(
     try:
         ctx.obj = Settings()
     except ValidationError as err:
-        for problem in err.errors():
-            variable = "DOORSTEP_" + str(problem["loc"][-1]).upper()
-            console.print(f"[red]error:[/red] setting {variable} is invalid: {problem['msg']}")
-        raise typer.Exit(2) from err
+        # include_input=False: a rejected value may be a secret, so it is never printed.
+        for problem in err.errors(include_input=False, include_url=False):
+            console.print(f"[red]error:[/red] {_settings_problem(problem['loc'], problem['msg'])}")
+        raise typer.Exit(2) from None
+
+
+def _settings_problem(loc: tuple[int | str, ...], message: str) -> str:
+    """Name the variable of a settings error; checks across several settings have no loc."""
+    if not loc:
+        return f"settings are invalid: {message}"
+    variable = "DOORSTEP_" + str(loc[-1]).upper()
+    return f"setting {variable} is invalid: {message}"
 
 
 @app.command()
@@ -198,7 +206,9 @@ def staff_create(  # nosec B107 # empty means prompt
     name: Annotated[str, typer.Option(help="Real name; stored SM4-encrypted.")],
     mobile: Annotated[str, typer.Option(help="11-digit mobile that receives SMS codes.")],
     org: Annotated[str, typer.Option(help="Organisation id, e.g. district:610113 or city.")],
-    role: Annotated[list[str], typer.Option(help="Role such as station_staff; repeatable.")],
+    role: Annotated[
+        list[str], typer.Option(help="Staff role such as station_staff (not seeker); repeatable.")
+    ],
     device: Annotated[str, typer.Option(help="Device id to bind, sent as X-Device-ID.")],
     totp: Annotated[bool, typer.Option(help="Use TOTP instead of SMS codes.")] = False,
     password: Annotated[
@@ -222,7 +232,8 @@ def staff_create(  # nosec B107 # empty means prompt
         roles = [Role(item) for item in role]
     except ValueError as err:
         raise typer.BadParameter(
-            f"{err}; expected one of {[item.value for item in Role]}", param_hint="--role"
+            f"{err}; expected one of {[item.value for item in Role if item is not Role.SEEKER]}",
+            param_hint="--role",
         ) from err
     with _read_store(settings) as store:
         identity = open_identity(settings, store, MemoryCache(1, 1))

@@ -90,6 +90,28 @@ def test_invalid_setting_names_variable() -> None:
     assert "Traceback" not in result.stdout + result.stderr
 
 
+def test_cross_setting_error_one_line() -> None:
+    secret = "weak-secret-value-should-not-print"
+    env = {
+        "DOORSTEP_ENVIRONMENT": "production",
+        "DOORSTEP_STAFF_TOKEN_SECRET": secret,
+        "PATH": "/usr/bin:/bin",
+    }
+    result = subprocess.run(
+        [sys.executable, "-c", "from api.cli import main; main()", "versions"],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 2
+    assert "settings are invalid" in output or "is invalid" in output
+    assert "Traceback" not in output
+    assert "IndexError" not in output
+    assert secret[:8] not in output
+
+
 def test_missing_data_folder_is_one_line(tmp_path: Path) -> None:
     store_path = tmp_path / "s.sqlite"
     result = subprocess.run(
