@@ -87,7 +87,8 @@ class AnchorChangeIn(AnchorDetailsIn):
 # Versions are PostgreSQL integers. The bound also keeps a mistyped mobile or ID
 # number out of the 409 message, which repeats the expected version.
 MAX_VERSION = 2_147_483_647
-Version = Annotated[int, Field(ge=0, le=MAX_VERSION)]
+# Strict: JSON true or 1.0 is a client bug, not version 1.
+Version = Annotated[int, Field(ge=0, le=MAX_VERSION, strict=True)]
 
 
 class AnchorPatchIn(BaseModel):

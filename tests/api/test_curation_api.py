@@ -209,6 +209,15 @@ def test_same_version_twice_is_409(client: TestClient) -> None:
     assert _anchor(client, "anc-a")["anchor"]["address"] == "雁塔区科技路 1 号"
 
 
+@pytest.mark.parametrize("version", [True, 1.0, "1"], ids=["bool", "float", "string"])
+def test_version_not_integer_is_422(client: TestClient, version: Any) -> None:
+    body = {"expected_version": version, "reason": "现场核实", "changes": {"address": "x 路"}}
+    response = client.patch("/v1/staff/anchors/anc-a", json=body, headers=YANTA)
+
+    assert response.status_code == 422
+    assert _anchor(client, "anc-a")["anchor"]["version"] == 1
+
+
 def test_invalid_fields_listed_in_chinese(client: TestClient) -> None:
     response = _patch(
         client,
