@@ -40,7 +40,7 @@ import shapely
 from shapely.geometry import Polygon
 from shapely.geometry.base import BaseGeometry
 
-from geo.errors import InvalidCoordinateError, UnknownCoordSysError
+from geo.errors import InvalidCoordinateError, UnknownCoordSysError, clip_echo
 
 logger = logging.getLogger(__name__)
 
@@ -118,7 +118,7 @@ def parse_coord_sys(name: str | CoordSys) -> CoordSys:
     except ValueError as err:
         expected = ", ".join(member.value for member in CoordSys)
         raise UnknownCoordSysError(
-            f"coord_sys {name!r} is not one of {expected}", value=str(name)
+            f"coord_sys {clip_echo(repr(name))} is not one of {expected}", value=str(name)
         ) from err
 
 
@@ -274,7 +274,9 @@ def transform_geometry(geom: GeometryT, src: CoordSys | str, dst: CoordSys | str
 
 
 def _format_degrees(value: float) -> str:
-    """Format degrees with up to 6 decimals and no trailing zeros."""
+    """Format degrees with up to 6 decimals and no trailing zeros; huge values in e-notation."""
+    if abs(value) >= 1e6:
+        return f"{value:.6g}"
     return f"{value:.6f}".rstrip("0").rstrip(".")
 
 

@@ -8,6 +8,19 @@ class DoorstepError(Exception):
     """Root of every error raised on purpose by Doorstep Jobs."""
 
 
+# Longest rejected value repeated in an error message, in characters. Clients need to see
+# which value failed, not a 5,000-character query parameter echoed back.
+MAX_ECHO_CHARS = 40
+
+
+def clip_echo(value: object) -> str:
+    """Return ``str(value)``, cut to :data:`MAX_ECHO_CHARS` with an ellipsis when longer."""
+    text = str(value)
+    if len(text) <= MAX_ECHO_CHARS:
+        return text
+    return text[: MAX_ECHO_CHARS - 1] + "…"
+
+
 class RuleError(DoorstepError):
     """Error of an input field that breaks a named validation rule.
 
@@ -27,7 +40,10 @@ class RuleError(DoorstepError):
         super().__init__(message)
         self.field = field
         self.rule = rule
-        self.rule_params: dict[str, object] = rule_params or {}
+        self.rule_params: dict[str, object] = {
+            name: clip_echo(value) if isinstance(value, str) else value
+            for name, value in (rule_params or {}).items()
+        }
 
 
 class InvalidCoordinateError(RuleError, ValueError):

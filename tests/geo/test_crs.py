@@ -47,6 +47,22 @@ def test_parse_coord_sys_rejects_unknown() -> None:
         parse_coord_sys("xyz")
 
 
+def test_unknown_coord_sys_echo_clipped() -> None:
+    with pytest.raises(UnknownCoordSysError) as info:
+        parse_coord_sys("A" * 5000)
+
+    assert len(str(info.value)) < 120
+    assert len(str(info.value.rule_params["value"])) == 40
+    assert str(info.value.rule_params["value"]).endswith("…")
+
+
+def test_huge_longitude_in_e_notation() -> None:
+    with pytest.raises(InvalidCoordinateError, match=r"longitude 1e\+308 is outside") as info:
+        validate_point(1e308, 34.26, field="home")
+
+    assert info.value.rule_params == {"lon": "1e+308"}
+
+
 @pytest.mark.parametrize("coord_sys", [CoordSys.GCJ02, CoordSys.BD09])
 def test_round_trip_over_xian_grid(coord_sys: CoordSys) -> None:
     shifted_lons, shifted_lats = from_wgs84_arrays(XIAN_GRID_LONS, XIAN_GRID_LATS, coord_sys)
