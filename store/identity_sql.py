@@ -173,7 +173,8 @@ class SqlIdentity(ABC):
     def _raise_account_error(self, err: Exception, account: Account) -> None:
         if self.is_foreign_key_violation(err):
             raise OrganisationNotFoundError(
-                f"organisation {account.org_id!r} does not exist; seed the tree first"
+                f"organisation {account.org_id!r} does not exist; use an id of the tree "
+                "such as city, district:610113 or street:<code>"
             ) from err
         if not self.is_unique_violation(err):
             return
