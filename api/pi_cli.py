@@ -101,7 +101,7 @@ def pi_leak_scan(
     )
     table = Table("place 位置", *KINDS)
     for place, counts in report.places.items():
-        table.add_row(place, *(f"{counts[kind]:,}" for kind in KINDS))
+        table.add_row(place, *(_leak_cell(counts[kind]) for kind in KINDS))
     console.print(table)
     requests = ", ".join(f"{name}: {count:,}" for name, count in sorted(report.requests.items()))
     console.print(f"requests: {requests}")
@@ -110,3 +110,7 @@ def pi_leak_scan(
     console.print(f"seekers {report.seekers:,}; plaintext values found: {report.total:,}")
     if report.total:
         raise typer.Exit(1)
+
+
+def _leak_cell(count: int | None) -> str:
+    return "not scanned 未扫描" if count is None else f"{count:,}"

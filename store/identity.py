@@ -142,6 +142,10 @@ class IdentityStore(Protocol):
         """Return whether ``org_id`` is ``ancestor_id`` or lies below it."""
         ...
 
+    def organisation_within(self, org_id: str, ancestor_id: str) -> Organisation | None:
+        """Return ``org_id``'s organisation if it is ``ancestor_id`` or lies below it, else None."""
+        ...
+
     def subtree_district_codes(self, org_id: str) -> frozenset[str]:
         """Return the district codes of ``org_id`` and every organisation below it."""
         ...

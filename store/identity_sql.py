@@ -129,6 +129,16 @@ class SqlIdentity(ABC):
             )
         return bool(found)
 
+    def organisation_within(self, org_id: str, ancestor_id: str) -> Organisation | None:
+        """Return ``org_id``'s organisation if it is ``ancestor_id`` or lies below it, else None."""
+        with self.transaction() as tx:
+            found = tx.rows(
+                f"{_ANCESTORS} SELECT {', '.join(_ORG_COLUMNS)} FROM organisations"  # nosec B608 # constant identifiers, bound values
+                " WHERE org_id = %s AND EXISTS (SELECT 1 FROM ancestors WHERE org_id = %s)",
+                (org_id, org_id, ancestor_id),
+            )
+        return Organisation(*found[0]) if found else None
+
     def subtree_district_codes(self, org_id: str) -> frozenset[str]:
         """Return the district codes of ``org_id`` and every organisation below it."""
         with self.transaction() as tx:

@@ -2,8 +2,9 @@
 
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from pydantic import BaseModel, ConfigDict
 
-from api.errors import install_error_handlers
+from api.errors import QueryLimitError, install_error_handlers
 from geo.anchor_fields import FieldError
 from geo.anchor_states import OutOfScopeError
 from geo.curation import AnchorValidationError, StaleVersionError
@@ -59,3 +60,35 @@ def test_validation_lists_chinese_messages() -> None:
 def test_store_replaced_is_503() -> None:
     detail = _detail(StoreReplacedError("store file was replaced by a rebuild"), 503)
     assert detail["msg_zh"] == "数据正在重建，请稍后重试"
+
+
+def test_extra_field_names_itself() -> None:
+    app = FastAPI()
+    install_error_handlers(app)
+
+    class Body(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+
+        title: str
+
+    @app.post("/things")
+    def create(body: Body) -> None:
+        return None
+
+    response = TestClient(app).post("/things", json={"title": "t", "name": "x"})
+
+    assert response.status_code == 422, response.text
+    (detail,) = response.json()["detail"]
+    assert detail["loc"] == ["body", "name"]
+    assert detail["type"] == "extra_forbidden"
+    assert detail["msg_zh"] == "不接受字段 name"
+    assert "图层名称" not in detail["msg_zh"]
+
+
+def test_body_error_location() -> None:
+    whole = QueryLimitError("needs one field", field="", message_zh="只填一项", location="body")
+    one = QueryLimitError("too long", field="mobile", message_zh="过长", location="body")
+
+    assert _detail(whole, 422)["loc"] == ["body"]
+    assert _detail(one, 422)["loc"] == ["body", "mobile"]
+    assert _detail(QueryLimitError("too many", "limit", "过多"), 422)["loc"] == ["query", "limit"]

@@ -121,6 +121,15 @@ def test_is_within_follows_parents(identity: SqlIdentity) -> None:
     assert not identity.is_within("district:610113", "street:610113001")
 
 
+def test_organisation_within_one_query(identity: SqlIdentity) -> None:
+    station = identity.organisation("station:610113001001")
+
+    assert identity.organisation_within("station:610113001001", CITY_ORG_ID) == station
+    assert identity.organisation_within("district:610113", "district:610113") == TREE[1]
+    assert identity.organisation_within("station:610113001001", "district:610102") is None
+    assert identity.organisation_within("district:999999", CITY_ORG_ID) is None
+
+
 def test_parent_must_be_one_level_up(identity: SqlIdentity) -> None:
     wrong = Organisation(
         "station:x", "district:610113", "station", "错层", "610113999999", "610113"
