@@ -24,6 +24,7 @@ from api.security.identity import (
     SessionInvalidError,
 )
 from api.security.passwords import PasswordPolicyError
+from api.security.sms import SmsDeliveryError
 from api.security.validation import PersonalFieldError
 from geo.anchor_import import ImportRejectedError
 from geo.anchor_rules import format_message_zh
@@ -126,6 +127,12 @@ _STATUS: list[tuple[type[DoorstepError], int, str]] = [
         status.HTTP_503_SERVICE_UNAVAILABLE,
         "操作日志暂不可用，操作未执行，请稍后重试",
     ),
+    # The SMS gateway did not accept a login code; the stored code expires unused.
+    (
+        SmsDeliveryError,
+        status.HTTP_503_SERVICE_UNAVAILABLE,
+        "短信发送失败，请稍后重试或改用动态口令登录",
+    ),
     # A rebuild swapped the store file while a curation write waited: retrying is safe.
     (StoreReplacedError, status.HTTP_503_SERVICE_UNAVAILABLE, "数据正在重建，请稍后重试"),
     (
@@ -141,6 +148,7 @@ _SERVER_ERROR_MESSAGES: list[tuple[type[DoorstepError], str]] = [
     (AuditWriteError, "the operation log is unavailable, so nothing was changed; retry later"),
     (StoreReplacedError, "the data is being rebuilt, so nothing was changed; retry later"),
     (StoreNotFoundError, "the store has not been built; run doorstep build"),
+    (SmsDeliveryError, "the SMS gateway did not accept the code; retry later or use TOTP"),
 ]
 
 # Chinese names of query and path parameters, for validation messages.

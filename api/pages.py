@@ -193,5 +193,6 @@ def staff_login_page(request: Request, lang: LangQuery = "zh") -> HTMLResponse:
     """Staff login (工作人员登录): password, SMS or TOTP code, bound device."""
     auth: AuthSettings = request.app.state.settings.auth
     # Only the development gateway writes codes to a file, so only development names it.
-    outbox = auth.sms_outbox_path.resolve() if auth.environment == "development" else None
+    development_outbox = auth.environment == "development" and auth.sms_gateway == "outbox"
+    outbox = auth.sms_outbox_path.resolve() if development_outbox else None
     return render_page_in(request, "staff_login.html", lang, {"outbox_path": outbox})

@@ -5,6 +5,7 @@ from fastapi.testclient import TestClient
 from pydantic import BaseModel, ConfigDict
 
 from api.errors import QueryLimitError, install_error_handlers
+from api.security.sms import SmsDeliveryError
 from geo.anchor_fields import FieldError
 from geo.anchor_states import OutOfScopeError
 from geo.curation import AnchorValidationError, StaleVersionError
@@ -92,3 +93,13 @@ def test_body_error_location() -> None:
     assert _detail(whole, 422)["loc"] == ["body"]
     assert _detail(one, 422)["loc"] == ["body", "mobile"]
     assert _detail(QueryLimitError("too many", "limit", "过多"), 422)["loc"] == ["query", "limit"]
+
+
+def test_sms_delivery_error_is_503() -> None:
+    error = SmsDeliveryError("SMS code otc-1 was not sent: gateway 127.0.0.1:9 returned HTTP 500")
+
+    detail = _detail(error, 503)
+
+    assert detail["msg"] == "the SMS gateway did not accept the code; retry later or use TOTP"
+    assert detail["msg_zh"] == "短信发送失败，请稍后重试或改用动态口令登录"
+    assert "127.0.0.1" not in str(detail)
