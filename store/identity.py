@@ -7,7 +7,7 @@ index on ``account_roles``, so the database rejects a second administrator role
 whatever code inserts it.
 """
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -123,6 +123,20 @@ class OneTimeCode:
     expires_at: datetime
 
 
+ACCOUNT_ENVELOPE_COLUMNS = ("name_enc", "mobile_enc", "totp_secret_enc")
+"""The encrypted columns of ``accounts``; ``totp_secret_enc`` is NULL for SMS accounts."""
+
+
+@dataclass(frozen=True, slots=True)
+class AccountEnvelopeUpdate:
+    """New envelopes of one account, written only if the row still has the old ones."""
+
+    account_id: str
+    old: tuple[str | None, ...]
+    """The row's envelopes as read, in :data:`ACCOUNT_ENVELOPE_COLUMNS` order."""
+    new: tuple[str | None, ...]
+
+
 class IdentityStore(Protocol):
     """Persistence of organisations, accounts, roles, sessions, devices and one-time codes."""
 
@@ -167,6 +181,20 @@ class IdentityStore(Protocol):
 
     def account(self, account_id: str) -> Account | None:
         """Return an account with its roles, or None."""
+        ...
+
+    def count_account_envelopes_to_rotate(self, key_id: str) -> int:
+        """Return the number of accounts with an envelope of another key than ``key_id``."""
+        ...
+
+    def account_envelopes_to_rotate(
+        self, key_id: str, limit: int
+    ) -> list[tuple[str, tuple[str | None, ...]]]:
+        """Return up to ``limit`` (account_id, envelopes) rows with another key, by account_id."""
+        ...
+
+    def replace_account_envelopes(self, updates: Sequence[AccountEnvelopeUpdate]) -> int:
+        """Write every update whose row still has its old envelopes, in one transaction."""
         ...
 
     def account_by_login(self, login: str) -> Account | None:

@@ -13,7 +13,9 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from store.identity import (
+    ACCOUNT_ENVELOPE_COLUMNS,
     Account,
+    AccountEnvelopeUpdate,
     AccountExistsError,
     AccountKind,
     AccountNotFoundError,
@@ -30,6 +32,12 @@ ACCOUNT_COLUMNS = (
     "password_hash", "password_changed_at", "second_factor", "totp_secret_enc", "locked_until",
     "created_at",
 )  # fmt: skip
+# An account is left to rotate while any of its envelopes starts with another key's prefix;
+# each clause takes the prefix length and the prefix ``pi1.<key_id>.``.
+_ACCOUNT_OTHER_KEY = (
+    "substr(name_enc, 1, %s) <> %s OR substr(mobile_enc, 1, %s) <> %s"
+    " OR (totp_secret_enc IS NOT NULL AND substr(totp_secret_enc, 1, %s) <> %s)"
+)
 _SESSION_COLUMNS = (
     "session_id", "account_id", "device_id", "created_at", "last_seen_at", "revoked_at",
     "revoke_reason",
@@ -275,6 +283,46 @@ class SqlIdentity(ABC):
         if not changed:
             raise AccountNotFoundError(f"account {account_id!r} does not exist")
 
+    # Key rotation of the encrypted columns
+
+    def count_account_envelopes_to_rotate(self, key_id: str) -> int:
+        """Return the number of accounts with an envelope of another key than ``key_id``."""
+        with self.transaction() as tx:
+            found = tx.rows(
+                f"SELECT count(*) FROM accounts WHERE {_ACCOUNT_OTHER_KEY}",  # nosec B608 # constant identifiers, bound values
+                _prefix_params(key_id),
+            )
+        return int(found[0][0])
+
+    def account_envelopes_to_rotate(
+        self, key_id: str, limit: int
+    ) -> list[tuple[str, tuple[str | None, ...]]]:
+        """Return up to ``limit`` (account_id, envelopes) rows with another key, by account_id."""
+        with self.transaction() as tx:
+            found = tx.rows(
+                f"SELECT account_id, {', '.join(ACCOUNT_ENVELOPE_COLUMNS)} FROM accounts"  # nosec B608 # constant identifiers, bound values
+                f" WHERE {_ACCOUNT_OTHER_KEY} ORDER BY account_id LIMIT %s",
+                (*_prefix_params(key_id), limit),
+            )
+        return [(str(row[0]), tuple(row[1:])) for row in found]
+
+    def replace_account_envelopes(self, updates: Sequence[AccountEnvelopeUpdate]) -> int:
+        """Write every update whose row still has its old envelopes, in one transaction.
+
+        A NULL ``totp_secret_enc`` is compared as the empty string, which no envelope is.
+        """
+        written = 0
+        with self.transaction() as tx:
+            for update in updates:
+                name, mobile, totp = update.old
+                written += tx.run(
+                    "UPDATE accounts SET name_enc = %s, mobile_enc = %s, totp_secret_enc = %s"
+                    " WHERE account_id = %s AND name_enc = %s AND mobile_enc = %s"
+                    " AND COALESCE(totp_secret_enc, '') = %s",
+                    (*update.new, update.account_id, name, mobile, totp or ""),
+                )
+        return written
+
     # Lockout
 
     def record_login_failure(
@@ -454,3 +502,8 @@ class SqlIdentity(ABC):
                 (account_id, step),
             )
         return changed == 1
+
+
+def _prefix_params(key_id: str) -> tuple[Any, ...]:
+    prefix = f"pi1.{key_id}."
+    return (len(prefix), prefix) * 3
