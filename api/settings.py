@@ -421,6 +421,16 @@ class PrivacySettings(BaseSettings):
         default=None,
         description=f"HMAC-SM3 key of the audit hash chain, at least {MIN_HMAC_KEY_BYTES} bytes.",
     )
+    audit_key_id: str = Field(
+        default="audit1",
+        pattern="^[A-Za-z0-9_-]{1,32}$",
+        description="Id of audit_key, named by the rotation record that starts its epoch.",
+    )
+    audit_retired_keys: SecretStr | None = Field(
+        default=None,
+        description="Earlier audit chain keys as comma-separated ID:KEY entries; `doorstep audit "
+        "verify` needs every key that tags a part of the chain.",
+    )
     pi_key_path: Path = Field(
         default=Path("var/pi_keys.json"),
         description="Development only: generated data, index and audit keys (mode 0600).",
