@@ -197,6 +197,18 @@ class IdentityStore(Protocol):
         """Write every update whose row still has its old envelopes, in one transaction."""
         ...
 
+    def staff_in_subtree(self, org_id: str, limit: int) -> list[Account]:
+        """Return up to ``limit`` staff accounts of ``org_id``'s subtree, by login, with roles."""
+        ...
+
+    def revoke_role(self, account_id: str, role: Role) -> bool:
+        """Remove a role; return whether the account held it."""
+        ...
+
+    def bound_devices(self, account_id: str) -> list[tuple[str, str, datetime]]:
+        """Return the (device_id, label, bound_at) of the devices bound now, oldest first."""
+        ...
+
     def account_by_login(self, login: str) -> Account | None:
         """Return the staff account with this login name, or None."""
         ...

@@ -245,6 +245,34 @@ class SqlIdentity(ABC):
         """Return the account of ``kind`` whose mobile has this blind index, or None."""
         return self._account_where("kind = %s AND mobile_index = %s", (kind, mobile_index))
 
+    def staff_in_subtree(self, org_id: str, limit: int) -> list[Account]:
+        """Return up to ``limit`` staff accounts of ``org_id``'s subtree, by login, with roles."""
+        with self.transaction() as tx:
+            found = tx.rows(
+                f"{_SUBTREE} SELECT {', '.join(ACCOUNT_COLUMNS)} FROM accounts"  # nosec B608 # constant identifiers, bound values
+                " WHERE kind = 'staff' AND org_id IN (SELECT org_id FROM subtree)"
+                " ORDER BY login LIMIT %s",
+                (org_id, limit),
+            )
+            ids = [row[0] for row in found]
+            roles: dict[str, set[Role]] = {account_id: set() for account_id in ids}
+            if ids:
+                placeholders = ", ".join(["%s"] * len(ids))
+                where = f"account_id IN ({placeholders})"
+                query = f"SELECT account_id, role FROM account_roles WHERE {where}"  # nosec B608 # placeholders only
+                for account_id, role in tx.rows(query, ids):
+                    roles[account_id].add(Role(role))
+        return [self._account_of(row, frozenset(roles[row[0]])) for row in found]
+
+    def revoke_role(self, account_id: str, role: Role) -> bool:
+        """Remove a role; return whether the account held it."""
+        with self.transaction() as tx:
+            changed = tx.run(
+                "DELETE FROM account_roles WHERE account_id = %s AND role = %s",
+                (account_id, role.value),
+            )
+        return changed == 1
+
     def _account_where(self, condition: str, params: Sequence[Any]) -> Account | None:
         with self.transaction() as tx:
             found = tx.rows(
@@ -255,6 +283,9 @@ class SqlIdentity(ABC):
                 return None
             row = found[0]
             roles = tx.rows("SELECT role FROM account_roles WHERE account_id = %s", (row[0],))
+        return self._account_of(row, frozenset(Role(value) for (value,) in roles))
+
+    def _account_of(self, row: Sequence[Any], roles: frozenset[Role]) -> Account:
         return Account(
             account_id=row[0],
             kind=row[1],
@@ -269,7 +300,7 @@ class SqlIdentity(ABC):
             totp_secret_enc=row[10],
             locked_until=self._time_or_none(row[11]),
             created_at=self.from_db_time(row[12]),
-            roles=frozenset(Role(value) for (value,) in roles),
+            roles=roles,
         )
 
     def set_password(self, account_id: str, password_hash: str, changed_at: datetime) -> None:
@@ -440,6 +471,16 @@ class SqlIdentity(ABC):
                 (self.to_db_time(at), account_id, device_id),
             )
         return changed == 1
+
+    def bound_devices(self, account_id: str) -> list[tuple[str, str, datetime]]:
+        """Return the (device_id, label, bound_at) of the devices bound now, oldest first."""
+        with self.transaction() as tx:
+            found = tx.rows(
+                "SELECT device_id, label, bound_at FROM devices"
+                " WHERE account_id = %s AND unbound_at IS NULL ORDER BY bound_at, device_id",
+                (account_id,),
+            )
+        return [(str(d), str(label), self.from_db_time(at)) for d, label, at in found]
 
     def device_bound(self, account_id: str, device_id: str) -> bool:
         """Return whether the device is currently bound to the account."""
