@@ -91,7 +91,7 @@ class RolesIn(BaseModel):
 
 
 class KeyStatusOut(BaseModel):
-    """Which keys encrypt and tag now, and how much data still waits for a rotation."""
+    """The active keys, and the rows that a rotation has still to re-encrypt."""
 
     pi_active_key: str
     pi_key_ids: list[str]
@@ -284,19 +284,19 @@ def assign_roles(
     """Set the roles of an account of the caller's subtree; at most one administrator role."""
     _not_self(principal, account_id, "change the roles of")
     target = _account_in_subtree(principal, account_id, identity)
-    wanted = frozenset(Role(role) for role in body.roles)
-    admins = sorted(role.value for role in wanted if role.value.endswith("_admin"))
+    requested = frozenset(Role(role) for role in body.roles)
+    admins = sorted(role.value for role in requested if role.value.endswith("_admin"))
     if len(admins) > 1:
         raise RoleConflictError(
             f"account {account_id!r} cannot hold {admins} together;"
             " each administrator role needs its own account"
         )
-    # Revoke first, so that swapping one administrator role for another never holds two.
-    for role in target.roles - wanted:
+    # Revoke first, so that swapping one administrator role for another never has two at once.
+    for role in target.roles - requested:
         identity.store.revoke_role(target.account_id, role)
-    for role in sorted(wanted - target.roles):
+    for role in sorted(requested - target.roles):
         identity.store.grant_role(target.account_id, role)
-    changes = ",".join(sorted(role.value for role in wanted)) or "none"
+    changes = ",".join(sorted(role.value for role in requested)) or "none"
     record_event(request, principal, action="account.roles",
                  object_id=f"account:{account_id} roles:{changes}", result="ok",
                  status_code=200)  # fmt: skip
@@ -359,12 +359,12 @@ def audit_search(
     store = request.app.state.store
     if not isinstance(store, AuditLog):
         return []
-    wanted = {"actor": actor, "action": action, "object_id": object_id, "result": result}
+    filters = {"actor": actor, "action": action, "object_id": object_id, "result": result}
     # NOTE: scans the whole chain; a seq-range or indexed read would scale better.
     found = [
         item
         for item in store.audit_records()
-        if all(text in str(getattr(item.entry, name)) for name, text in wanted.items() if text)
+        if all(text in str(getattr(item.entry, name)) for name, text in filters.items() if text)
     ][-limit:]
     record_event(request, principal, action="audit.search", object_id="", result="ok",
                  status_code=200)  # fmt: skip

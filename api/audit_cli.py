@@ -32,14 +32,14 @@ from store.audit_keys import (
 
 
 @contextmanager
-def _refusals(command: str) -> Iterator[None]:
+def _key_errors(command: str) -> Iterator[None]:
     """Print a missing, malformed or mismatched audit key as one line and exit with status 2."""
     from api.cli import console
 
     try:
         yield
     except (MissingAuditKeyError, AuditKeyMismatchError, ValueError) as err:
-        console.print(f"[red]error:[/red] {command} refused: {err}", soft_wrap=True)
+        console.print(f"[red]error:[/red] {command} failed: {err}", soft_wrap=True)
         raise typer.Exit(2) from err
 
 
@@ -47,7 +47,7 @@ def audit_keyring(settings: Settings) -> AuditKeyring:
     """Return the configured audit keys; a malformed setting prints one line and exits 2."""
     from api.security.keys import load_key_material
 
-    with _refusals("loading the audit keys"):
+    with _key_errors("loading the audit keys"):
         return load_key_material(settings).audit_keyring()
 
 
@@ -75,7 +75,7 @@ def audit_verify(
 ) -> None:
     """Check the operation log's HMAC-SM3 chain across key epochs; exit 1 at the first break.
 
-    Exit status 2 means verification was refused, because a key that tags part of the
+    Exit status 2 means verification could not run, because a key that tags part of the
     chain is missing or does not match its rotation record.
     """
     from api.cli import console
@@ -84,7 +84,7 @@ def audit_verify(
     settings: Settings = ctx.obj
     keyring = audit_keyring(settings)
     saved = [] if checkpoints is None else read_checkpoints(checkpoints)
-    with _audit_log(settings) as (store, where), _refusals("audit verify"):
+    with _audit_log(settings) as (store, where), _key_errors("audit verify"):
         found = rotations(store.audit_records())
         report = verify_epochs(keyring, store.audit_records(), store.audit_head(), found)
         problem = report.problem
@@ -128,7 +128,7 @@ def audit_checkpoint(
 
     settings: Settings = ctx.obj
     keyring = audit_keyring(settings)
-    with _audit_log(settings) as (store, where), _refusals("audit checkpoint"):
+    with _audit_log(settings) as (store, where), _key_errors("audit checkpoint"):
         head = store.audit_head()
         # Records appended after the head was read are left for the next checkpoint.
         found = rotations(r for r in store.audit_records() if r.seq <= head[0])
@@ -181,7 +181,7 @@ def audit_rotate_key(
 
     settings: Settings = ctx.obj
     keyring = audit_keyring(settings)
-    with _audit_log(settings) as (store, where), _refusals("audit rotate-key"):
+    with _audit_log(settings) as (store, where), _key_errors("audit rotate-key"):
         found = rotations(store.audit_records())
         old_id = _current_key(keyring, found, from_key_id)
         if old_id == keyring.active_id:
@@ -205,8 +205,8 @@ def audit_rotate_key(
         )
         seq = store.append_audit(AuditWrite(entry, old_chain))
         head = store.audit_head()
-    # NOTE: a service process still running with the old key after this point appends
-    # records under it, which verification then reports as changed; stop them first.
+    # NOTE: a service process that still runs with the old key appends records under it.
+    # Verification reports the first of them as changed, so stop the services first.
     now = datetime.now(UTC)
     append_checkpoint(checkpoints, make_checkpoint(old_chain, head, now, where, old_id))
     append_checkpoint(

@@ -192,8 +192,8 @@ VALIDATION_MESSAGES_ZH: dict[str, str] = {
     "extra_forbidden": "不接受字段 {label}",
 }
 
-# Error types about a name the client sent but the route does not define; their label is
-# the sent name itself, because a parameter label such as name → 图层名称 would name
+# Error types about a name that the client sent and the route does not define. Their label
+# is the sent name itself, because a parameter label such as name → 图层名称 would name
 # another field.
 _UNKNOWN_NAME_TYPES = frozenset({"extra_forbidden"})
 

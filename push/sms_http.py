@@ -69,7 +69,7 @@ def request_json(
         with urllib.request.urlopen(request, timeout=timeout_s) as reply:  # nosec B310 # http(s) only
             payload = json.loads(reply.read() or b"{}")
     except urllib.error.HTTPError as err:
-        err.close()  # the error holds the open reply, and its socket with it
+        err.close()  # the error keeps the reply and its socket open
         raise GatewayError(f"gateway {host} returned HTTP {err.code}") from err
     except TimeoutError as err:
         raise GatewayError(f"gateway {host} timed out after {timeout_s:g} s") from err

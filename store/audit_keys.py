@@ -3,8 +3,8 @@
 A rotation appends one record with the action ``audit.key_rotate`` and the object
 ``audit-key:<old id>><new id>:<fingerprint>``, tagged under the old key like every
 record of its epoch. The records after it chain on from its tag under the new key.
-The fingerprint is ``HMAC-SM3(new key, purpose || new id)``, so verification tells a
-wrong key configured under the new id apart from a changed record. Because the
+The fingerprint is ``HMAC-SM3(new key, purpose || new id)``, so verification can
+distinguish a wrong key configured under the new id from a changed record. Because the
 rotation record is itself chained and tagged under the old key, nobody without the
 old key can insert, move or retarget a rotation.
 

@@ -32,8 +32,8 @@ ACCOUNT_COLUMNS = (
     "password_hash", "password_changed_at", "second_factor", "totp_secret_enc", "locked_until",
     "created_at",
 )  # fmt: skip
-# An account is left to rotate while any of its envelopes starts with another key's prefix;
-# each clause takes the prefix length and the prefix ``pi1.<key_id>.``.
+# An account is left to rotate while any of its envelopes starts with another key's prefix.
+# Each clause takes two parameters: the prefix length and the prefix ``pi1.<key_id>.``.
 _ACCOUNT_OTHER_KEY = (
     "substr(name_enc, 1, %s) <> %s OR substr(mobile_enc, 1, %s) <> %s"
     " OR (totp_secret_enc IS NOT NULL AND substr(totp_secret_enc, 1, %s) <> %s)"

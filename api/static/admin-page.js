@@ -1,6 +1,6 @@
 // Administrator pages: system (accounts, devices), security (roles, key status) and audit
 // (operation-log search, chain verification). Each page shows its tools only to its own
-// role; the API enforces the same separation, so a page opened by another role shows a
+// role. The API enforces the same separation, and a page opened by another role shows a
 // notice and sends no request for data. Every value from the API is written with
 // textContent, never parsed as HTML. Sign-in works as on the station page: the token is
 // in sessionStorage (staff-session.js) and a 401 opens the login page.

@@ -1,6 +1,6 @@
 """The three administrator pages in headless Chromium, against the real API and SQLite store.
 
-One served app holds a system, a security and an audit administrator of 雁塔区 (610113)
+One served app has a system, a security and an audit administrator of 雁塔区 (610113)
 and one station account. Each page works for its own role and shows only a notice to
 the others. Screenshots go to var/screenshots/admin*.png.
 """

@@ -1,7 +1,7 @@
 """The HTTP SMS gateway of login codes against a fake gateway on 127.0.0.1.
 
 The fake records every request, checks the HMAC-SHA256 signature the way a real
-gateway would, and answers with the status, delay or reply a test sets.
+gateway would, and replies with the status, delay or reply a test sets.
 """
 
 import hashlib
@@ -33,7 +33,7 @@ AT = datetime(2026, 12, 5, 9, 0, tzinfo=UTC)
 
 @dataclass
 class Received:
-    """What the fake gateway received and how it answers."""
+    """What the fake gateway received and how it replies."""
 
     requests: list[dict[str, Any]] = field(default_factory=list)
     status_code: int = 200
