@@ -10,6 +10,7 @@ from pathlib import Path
 import redis
 from fastapi import Depends, FastAPI
 
+from api.admin_routes import router as admin_router
 from api.auth_routes import router as auth_router
 from api.curation_routes import router as curation_router
 from api.docs import mount_api_docs
@@ -128,6 +129,7 @@ def create_app(settings: Settings, store: ReadStore | None = None) -> FastAPI:
         curation_router,
         seeker_router,
         auth_router,
+        admin_router,
         pages_router,
         ogc_router,
         push_router,

@@ -23,6 +23,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from api.audit_cli import audit_checkpoint, audit_rotate_key, audit_verify
 from api.coverage_cli import coverage_app
 from api.pi_cli import pi_app
 from api.security.seeker_pi import seeker_codec
@@ -258,88 +259,9 @@ app.add_typer(pi_app, name="pi")
 app.add_typer(tour_app, name="tour")
 
 
-@audit_app.command("verify")
-def audit_verify(
-    ctx: typer.Context,
-    checkpoints: Annotated[
-        Path | None,
-        typer.Option(
-            help="Checkpoint file written by `doorstep audit checkpoint`; every checkpointed"
-            " record must still be in the chain with the same tag.",
-            exists=True,
-            dir_okay=False,
-        ),
-    ] = None,
-) -> None:
-    """Check the operation log's HMAC-SM3 chain; exit 1 at the first broken record."""
-    from api.security.keys import load_key_material
-    from store.audit import AuditChain, AuditLog
-    from store.audit_checkpoints import check_checkpoints, read_checkpoints
-
-    settings: Settings = ctx.obj
-    chain = AuditChain(load_key_material(settings).audit_key)
-    saved = [] if checkpoints is None else read_checkpoints(checkpoints)
-    with _read_store(settings) as store:
-        if not isinstance(store, AuditLog):
-            raise typer.BadParameter(f"store {store.describe()} has no operation log")
-        report = chain.verify(store.audit_records(), store.audit_head())
-        problem = report.problem
-        if problem is None and saved:
-            problem = check_checkpoints(chain, store.audit_records(), saved)
-        where = store.describe()
-    if problem is None:
-        against = f", consistent with {len(saved)} checkpoints" if saved else ""
-        console.print(
-            f"audit chain of {where} verified: {report.checked} records{against}", soft_wrap=True
-        )
-        return
-    console.print(
-        f"[red]audit chain of {where} is broken at record {problem.seq}"
-        f" ({problem.kind}):[/red] {problem.message};"
-        f" {report.checked} records verified in the chain walk",
-        soft_wrap=True,
-    )
-    raise typer.Exit(1)
-
-
-@audit_app.command("checkpoint")
-def audit_checkpoint(
-    ctx: typer.Context,
-    file: Annotated[
-        Path,
-        typer.Option(
-            help="JSON Lines file to append the checkpoint to; keep it where the database's"
-            " administrators cannot write.",
-            dir_okay=False,
-        ),
-    ],
-) -> None:
-    """Append the verified chain head to a checkpoint file kept outside the database."""
-    from datetime import UTC, datetime
-
-    from api.security.keys import load_key_material
-    from store.audit import AuditChain, AuditLog
-    from store.audit_checkpoints import append_checkpoint, make_checkpoint
-
-    settings: Settings = ctx.obj
-    chain = AuditChain(load_key_material(settings).audit_key)
-    with _read_store(settings) as store:
-        if not isinstance(store, AuditLog):
-            raise typer.BadParameter(f"store {store.describe()} has no operation log")
-        head = store.audit_head()
-        # Records appended after the head was read are left for the next checkpoint.
-        records = (record for record in store.audit_records() if record.seq <= head[0])
-        report = chain.verify(records, head)
-        where = store.describe()
-    if report.problem is not None:
-        console.print(
-            f"[red]no checkpoint written: the audit chain of {where} is broken at record"
-            f" {report.problem.seq} ({report.problem.kind})[/red]; run `doorstep audit verify`",
-            soft_wrap=True,
-        )
-        raise typer.Exit(1)
-    append_checkpoint(file, make_checkpoint(chain, head, datetime.now(UTC), where))
-    console.print(f"checkpoint of {where} at record {head[0]} appended to {file}", soft_wrap=True)
+audit_app.command("verify")(audit_verify)
+audit_app.command("checkpoint")(audit_checkpoint)
+audit_app.command("rotate-key")(audit_rotate_key)
 
 
 @app.command()

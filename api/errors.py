@@ -24,6 +24,7 @@ from api.security.identity import (
     SessionInvalidError,
 )
 from api.security.passwords import PasswordPolicyError
+from api.security.sms import SmsDeliveryError
 from api.security.validation import PersonalFieldError
 from geo.anchor_import import ImportRejectedError
 from geo.anchor_rules import format_message_zh
@@ -46,12 +47,19 @@ logger = logging.getLogger(__name__)
 
 
 class QueryLimitError(DoorstepError, ValueError):
-    """A query parameter is over a configured limit or otherwise invalid."""
+    """A query parameter or body field is over a configured limit or otherwise invalid.
 
-    def __init__(self, message: str, field: str, message_zh: str) -> None:
+    ``location`` is the first element of the error's ``loc``: ``query`` or ``body``.
+    An empty ``field`` reports the whole location, as in ``["body"]``.
+    """
+
+    def __init__(
+        self, message: str, field: str, message_zh: str, *, location: str = "query"
+    ) -> None:
         super().__init__(message)
         self.field = field
         self.message_zh = message_zh
+        self.location = location
 
 
 class NotFoundError(DoorstepError, LookupError):
@@ -119,6 +127,12 @@ _STATUS: list[tuple[type[DoorstepError], int, str]] = [
         status.HTTP_503_SERVICE_UNAVAILABLE,
         "操作日志暂不可用，操作未执行，请稍后重试",
     ),
+    # The SMS gateway did not accept a login code; the stored code expires unused.
+    (
+        SmsDeliveryError,
+        status.HTTP_503_SERVICE_UNAVAILABLE,
+        "短信发送失败，请稍后重试或改用动态口令登录",
+    ),
     # A rebuild swapped the store file while a curation write waited: retrying is safe.
     (StoreReplacedError, status.HTTP_503_SERVICE_UNAVAILABLE, "数据正在重建，请稍后重试"),
     (
@@ -134,6 +148,7 @@ _SERVER_ERROR_MESSAGES: list[tuple[type[DoorstepError], str]] = [
     (AuditWriteError, "the operation log is unavailable, so nothing was changed; retry later"),
     (StoreReplacedError, "the data is being rebuilt, so nothing was changed; retry later"),
     (StoreNotFoundError, "the store has not been built; run doorstep build"),
+    (SmsDeliveryError, "the SMS gateway did not accept the code; retry later or use TOTP"),
 ]
 
 # Chinese names of query and path parameters, for validation messages.
@@ -174,7 +189,13 @@ VALIDATION_MESSAGES_ZH: dict[str, str] = {
     "string_pattern_mismatch": "{label} 的格式无效",
     "literal_error": "{label} 的取值无效，可选值为 {expected}",
     "enum": "{label} 的取值无效，可选值为 {expected}",
+    "extra_forbidden": "不接受字段 {label}",
 }
+
+# Error types about a name that the client sent and the route does not define. Their label
+# is the sent name itself, because a parameter label such as name → 图层名称 would name
+# another field.
+_UNKNOWN_NAME_TYPES = frozenset({"extra_forbidden"})
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -205,8 +226,9 @@ async def _handle_domain_error(request: Request, error: Exception) -> JSONRespon
         raise error
     status_code, title_zh = _lookup(error)
     field = getattr(error, "field", None)
+    location = getattr(error, "location", None)
     detail: dict[str, Any] = {
-        "loc": ["query", field] if field else ["path"],
+        "loc": _error_location(location, field),
         "msg": str(error),
         "msg_zh": chinese_message(error, title_zh),
         "type": type(error).__name__,
@@ -233,6 +255,13 @@ async def _handle_domain_error(request: Request, error: Exception) -> JSONRespon
     if status_code == status.HTTP_401_UNAUTHORIZED:
         headers = {"WWW-Authenticate": "Bearer"}
     return JSONResponse(status_code=status_code, content=body, headers=headers)
+
+
+def _error_location(location: str | None, field: str | None) -> list[str]:
+    """Return the ``loc`` of a domain error; an error without either names the path."""
+    if field:
+        return [location or "query", field]
+    return [location] if location else ["path"]
 
 
 def _server_error_detail(
@@ -266,9 +295,10 @@ async def _handle_validation_error(request: Request, error: Exception) -> JSONRe
 def _validation_detail(item: Mapping[str, Any]) -> dict[str, Any]:
     location: Sequence[Any] = item.get("loc", ())
     name = str(location[-1]) if location else ""
-    label = PARAMETER_LABELS_ZH.get(name, name)
+    error_type = str(item.get("type"))
+    label = name if error_type in _UNKNOWN_NAME_TYPES else PARAMETER_LABELS_ZH.get(name, name)
     context = {key: str(value) for key, value in (item.get("ctx") or {}).items()}
-    template = VALIDATION_MESSAGES_ZH.get(str(item.get("type")), "{label} 无效")
+    template = VALIDATION_MESSAGES_ZH.get(error_type, "{label} 无效")
     try:
         message_zh = template.format(label=label, **context)
     except KeyError:

@@ -8,7 +8,7 @@ from api.security.blind_index import BlindIndex
 from api.security.encryption import FieldCipher
 from api.security.identity import IdentityService
 from api.security.keys import load_key_material
-from api.security.sms import OutboxSmsGateway, SmsGateway, UnconfiguredSmsGateway
+from api.security.sms import sms_gateway
 from api.settings import Settings
 from api.staff_auth import staff_token_secret
 from store.base import ReadStore
@@ -33,11 +33,7 @@ def open_identity(settings: Settings, store: ReadStore, cache: ResponseCache) ->
     """
     identity_store = open_identity_store(settings, store)
     material = load_key_material(settings)
-    gateway: SmsGateway = OutboxSmsGateway(settings.auth.sms_outbox_path)
-    if settings.auth.environment == "production":
-        # TODO: plug in the bureau's SMS provider; until then SMS logins fail in production.
-        logger.warning("no SMS gateway configured: SMS codes cannot be sent (TOTP still works)")
-        gateway = UnconfiguredSmsGateway()
+    gateway = sms_gateway(settings.auth)
     return IdentityService(
         identity_store,
         cipher=FieldCipher(material.provider),

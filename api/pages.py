@@ -21,6 +21,7 @@ from fastapi.templating import Jinja2Templates
 from jinja2 import Environment, FileSystemLoader
 
 from api.auth import require
+from api.errors import NotFoundError
 from api.permissions import Permission
 from api.settings import AuthSettings, ServerSettings
 from api.tiles import tile_source
@@ -193,5 +194,23 @@ def staff_login_page(request: Request, lang: LangQuery = "zh") -> HTMLResponse:
     """Staff login (工作人员登录): password, SMS or TOTP code, bound device."""
     auth: AuthSettings = request.app.state.settings.auth
     # Only the development gateway writes codes to a file, so only development names it.
-    outbox = auth.sms_outbox_path.resolve() if auth.environment == "development" else None
+    development_outbox = auth.environment == "development" and auth.sms_gateway == "outbox"
+    outbox = auth.sms_outbox_path.resolve() if development_outbox else None
     return render_page_in(request, "staff_login.html", lang, {"outbox_path": outbox})
+
+
+ADMIN_SECTIONS = ("system", "security", "audit")
+
+
+@router.get("/admin/{section}", response_class=HTMLResponse, include_in_schema=False)
+def admin_page(request: Request, section: str, lang: LangQuery = "zh") -> HTMLResponse:
+    """Administrator pages (系统/安全/审计管理员): each shows its tools to its own role only.
+
+    The page is a shell like the staff page; its script asks ``/v1/auth/me`` for the
+    caller's roles and each API route checks its own permission.
+    """
+    if section not in ADMIN_SECTIONS:
+        raise NotFoundError(
+            f"admin page {section!r} not found; expected one of {ADMIN_SECTIONS}", "页面不存在"
+        )
+    return render_page_in(request, "admin.html", lang, {"section": section})

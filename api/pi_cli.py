@@ -1,5 +1,7 @@
-"""``doorstep pi``: key rotation of seekers' personal fields and the leak scan."""
+"""``doorstep pi``: key rotation of seekers' and accounts' personal fields and the leak scan."""
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -7,9 +9,19 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from api.security.pi_rotation import DEFAULT_BATCH_SIZE, reindex_seekers, rotate_seekers
-from api.security.seeker_pi import seeker_codec
+from api.security.encryption import DecryptionError, UnknownKeyError
+from api.security.pi_rotation import (
+    DEFAULT_BATCH_SIZE,
+    RotationProgress,
+    RotationReport,
+    RotationStalledError,
+    reindex_seekers,
+    rotate_accounts,
+    rotate_seekers,
+)
+from api.security.seeker_pi import SeekerPiCodec, seeker_codec
 from api.settings import Settings
+from store.identity import IdentityStore
 from store.seeker_records import SeekerStore
 
 pi_app = typer.Typer(help="Seekers' personal information (个人信息): key rotation and leak scan.")
@@ -22,27 +34,25 @@ def pi_rotate(
         int, typer.Option(min=1, max=100_000, help="Rows re-encrypted per transaction.")
     ] = DEFAULT_BATCH_SIZE,
 ) -> None:
-    """Re-encrypt every seeker under DOORSTEP_PI_ACTIVE_KEY; run again to resume after a crash."""
-    from api.cli import _read_store, console
+    """Re-encrypt every seeker and account under DOORSTEP_PI_ACTIVE_KEY; run again after a crash."""
+    from api.cli import console
 
     settings: Settings = ctx.obj
-    codec = seeker_codec(settings)
-    with _read_store(settings) as store:
-        if not isinstance(store, SeekerStore):
-            raise typer.BadParameter(f"store {store.describe()} has no seeker records")
-        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
-        with Progress(*columns, TimeElapsedColumn(), console=console) as progress:
-            task = progress.add_task(f"重新加密 re-encrypting to key {codec.active_key_id}")
+    with _seeker_store(settings) as (store, codec), _key_errors("rotation"):
+        with _progress(
+            f"重新加密求职者 re-encrypting seekers to key {codec.active_key_id}"
+        ) as tick:
+            report = rotate_seekers(store, codec, batch_size=batch_size, progress=tick)
+        _print_rotation(report, "seeker", store.count_to_rotate(codec.active_key_id))
 
-            def advance(done: int, pending: int) -> None:
-                progress.update(task, completed=done, total=pending)
-
-            report = rotate_seekers(store, codec, batch_size=batch_size, progress=advance)
-        left = store.count_to_rotate(codec.active_key_id)
-    console.print(
-        f"rotated {report.rotated:,} of {report.pending_at_start:,} seeker rows to key"
-        f" {report.key_id!r} in {report.batches} batches; {left:,} rows left under other keys"
-    )
+        identity = _identity_store(settings, store)
+        if identity is None:
+            console.print(f"accounts: none, {settings.auth.identity_path} does not exist")
+            return
+        with _progress(f"重新加密账号 re-encrypting accounts to key {codec.active_key_id}") as tick:
+            accounts = rotate_accounts(identity, codec.cipher, batch_size=batch_size, progress=tick)
+        left = identity.count_account_envelopes_to_rotate(codec.active_key_id)
+        _print_rotation(accounts, "account", left)
 
 
 @pi_app.command("reindex")
@@ -53,22 +63,88 @@ def pi_reindex(
     ] = DEFAULT_BATCH_SIZE,
 ) -> None:
     """Recompute the seekers' blind indexes under DOORSTEP_PI_INDEX_KEY; run again after a crash."""
-    from api.cli import _read_store, console
+    from api.cli import console
 
     settings: Settings = ctx.obj
-    codec = seeker_codec(settings)
+    with (
+        _seeker_store(settings) as (store, codec),
+        _key_errors("reindexing"),
+        _progress("重建盲索引 recomputing blind indexes") as tick,
+    ):
+        written = reindex_seekers(store, codec, batch_size=batch_size, progress=tick)
+    console.print(f"recomputed the blind indexes of {written:,} seeker rows")
+
+
+@contextmanager
+def _seeker_store(settings: Settings) -> Iterator[tuple[SeekerStore, SeekerPiCodec]]:
+    """Open the configured store with the codec of the configured keys.
+
+    A malformed key setting prints one error line and exits with status 2.
+    """
+    from api.cli import _read_store
+
+    with _key_errors("key loading"):
+        codec = seeker_codec(settings)
     with _read_store(settings) as store:
         if not isinstance(store, SeekerStore):
             raise typer.BadParameter(f"store {store.describe()} has no seeker records")
-        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
-        with Progress(*columns, TimeElapsedColumn(), console=console) as progress:
-            task = progress.add_task("重建盲索引 recomputing blind indexes")
+        yield store, codec
 
-            def advance(done: int, total: int) -> None:
-                progress.update(task, completed=done, total=total)
 
-            written = reindex_seekers(store, codec, batch_size=batch_size, progress=advance)
-    console.print(f"recomputed the blind indexes of {written:,} seeker rows")
+@contextmanager
+def _key_errors(step: str) -> Iterator[None]:
+    """Turn a missing, malformed or wrong key into one error line and exit status 2.
+
+    Rows written before the error stay written, so the command can run again once
+    the keys are fixed.
+    """
+    from api.cli import console
+
+    try:
+        yield
+    except (ValueError, UnknownKeyError, DecryptionError, RotationStalledError) as err:
+        hint = "" if isinstance(err, RotationStalledError) else "; check DOORSTEP_PI_KEYS"
+        console.print(f"[red]error:[/red] {step} failed: {err}{hint}", soft_wrap=True)
+        raise typer.Exit(2) from err
+
+
+@contextmanager
+def _progress(description: str) -> Iterator[RotationProgress]:
+    from api.cli import console
+
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
+    with Progress(*columns, TimeElapsedColumn(), console=console) as progress:
+        task = progress.add_task(description)
+
+        def advance(done: int, total: int) -> None:
+            progress.update(task, completed=done, total=total)
+
+        yield advance
+
+
+def _print_rotation(report: RotationReport, kind: str, left: int) -> None:
+    from api.cli import console
+
+    console.print(
+        f"rotated {report.rotated:,} of {report.pending_at_start:,} {kind} rows to key"
+        f" {report.key_id!r} in {report.batches} batches; {left:,} rows left under other keys"
+    )
+
+
+def _identity_store(settings: Settings, store: SeekerStore) -> IdentityStore | None:
+    """Return the accounts beside ``store``: its PostgreSQL tables or the SQLite identity file.
+
+    Returns None when the SQLite identity file does not exist, so the command creates none.
+    """
+    from store.postgres import PostgresStore
+    from store.postgres_identity import PostgresIdentity
+    from store.sqlite_identity import SqliteIdentity
+
+    if isinstance(store, PostgresStore):
+        return PostgresIdentity(store.pool)
+    if settings.auth.identity_path.is_file():
+        return SqliteIdentity(settings.auth.identity_path)
+    return None
 
 
 @pi_app.command("leak-scan")
@@ -101,7 +177,7 @@ def pi_leak_scan(
     )
     table = Table("place 位置", *KINDS)
     for place, counts in report.places.items():
-        table.add_row(place, *(f"{counts[kind]:,}" for kind in KINDS))
+        table.add_row(place, *(_leak_cell(counts[kind]) for kind in KINDS))
     console.print(table)
     requests = ", ".join(f"{name}: {count:,}" for name, count in sorted(report.requests.items()))
     console.print(f"requests: {requests}")
@@ -110,3 +186,7 @@ def pi_leak_scan(
     console.print(f"seekers {report.seekers:,}; plaintext values found: {report.total:,}")
     if report.total:
         raise typer.Exit(1)
+
+
+def _leak_cell(count: int | None) -> str:
+    return "not scanned 未扫描" if count is None else f"{count:,}"

@@ -31,7 +31,7 @@ from api.security.audit import principal_write, record_event
 from api.security.identity import Principal
 from api.security.masking import generalise_home, mask_id_number, mask_mobile, mask_name
 from api.security.seeker_pi import SeekerPersonal, SeekerPiCodec
-from api.security.validation import normalise_mobile, parse_id_number
+from api.security.validation import PersonalFieldError, normalise_mobile, parse_id_number
 from geo.regions import Regions
 from matching.seeker_personal import HARDSHIP_CATEGORIES
 from store.audit import AuditResult
@@ -243,14 +243,20 @@ def _index_entry(request: Request, lookup: SeekerLookupIn) -> tuple[str, str]:
     if len(given) != 1:
         raise QueryLimitError(
             "the lookup body needs exactly one of id_number or mobile",
-            field="body",
+            field="",
             message_zh="请只填写身份证号 id_number 或手机号 mobile 中的一项",
+            location="body",
         )
     index = _codec(request).index
-    if lookup.id_number:
-        return "id_number_index", index.digest("id_number", parse_id_number(lookup.id_number).value)
-    assert lookup.mobile is not None  # nosec B101 # narrowed by the check above
-    return "mobile_index", index.digest("mobile", normalise_mobile(lookup.mobile))
+    try:
+        if lookup.id_number:
+            id_number = parse_id_number(lookup.id_number).value
+            return "id_number_index", index.digest("id_number", id_number)
+        assert lookup.mobile is not None  # nosec B101 # narrowed by the check above
+        return "mobile_index", index.digest("mobile", normalise_mobile(lookup.mobile))
+    except PersonalFieldError as err:
+        err.location = "body"
+        raise
 
 
 def _body(request: Request, row: dict[str, Any], *, masked: bool, lang: str) -> SeekerPersonalOut:

@@ -297,6 +297,27 @@ class AuthSettings(BaseSettings):
         default=Path("var/sms_outbox.jsonl"),
         description="Development only: file the default SMS gateway appends one-time codes to.",
     )
+    sms_gateway: Literal["outbox", "http"] = Field(
+        default="outbox",
+        description="Gateway of login codes: outbox (a local file, rejected in production) or "
+        "http (the SMS gateway at sms_endpoint).",
+    )
+    sms_endpoint: str | None = Field(
+        default=None,
+        pattern="^https?://",
+        description="Base URL of the SMS gateway of login codes; https:// in production.",
+    )
+    sms_api_key: SecretStr | None = Field(
+        default=None, description="Bearer key of the SMS gateway of login codes."
+    )
+    sms_signing_secret: SecretStr | None = Field(
+        default=None,
+        description="HMAC-SHA256 key that signs each SMS request; at least 32 bytes in production.",
+    )
+    sms_sign: str = Field(default="家门口就业", description="SMS signature (签名) of login codes.")
+    sms_timeout_s: float = Field(
+        default=5.0, gt=0, le=60, description="Seconds to wait for the SMS gateway's reply."
+    )
 
     @model_validator(mode="after")
     def _reject_weak_production_secret(self) -> Self:
@@ -319,7 +340,27 @@ class AuthSettings(BaseSettings):
                 f"DOORSTEP_STAFF_TOKEN_SECRET has {len(secret.encode())} bytes;"
                 f" production needs at least {MIN_SECRET_BYTES}"
             )
+        self._reject_production_sms_gateway()
         return self
+
+    def _reject_production_sms_gateway(self) -> None:
+        if self.sms_gateway == "outbox":
+            raise ValueError(
+                "DOORSTEP_SMS_GATEWAY=outbox is rejected in production, because the outbox file"
+                " keeps codes and mobiles in plaintext; set DOORSTEP_SMS_GATEWAY=http with"
+                " DOORSTEP_SMS_ENDPOINT, DOORSTEP_SMS_API_KEY and DOORSTEP_SMS_SIGNING_SECRET"
+            )
+        if self.sms_endpoint is None or not self.sms_endpoint.startswith("https://"):
+            raise ValueError("DOORSTEP_SMS_ENDPOINT is missing or not https:// in production")
+        if self.sms_api_key is None:
+            raise ValueError("DOORSTEP_SMS_API_KEY is missing in production")
+        signing = self.sms_signing_secret
+        length = 0 if signing is None else len(signing.get_secret_value().encode())
+        if length < MIN_SECRET_BYTES:
+            raise ValueError(
+                f"DOORSTEP_SMS_SIGNING_SECRET has {length} bytes;"
+                f" production needs at least {MIN_SECRET_BYTES}"
+            )
 
 
 class ModelSettings(BaseSettings):
@@ -379,6 +420,16 @@ class PrivacySettings(BaseSettings):
     audit_key: SecretStr | None = Field(
         default=None,
         description=f"HMAC-SM3 key of the audit hash chain, at least {MIN_HMAC_KEY_BYTES} bytes.",
+    )
+    audit_key_id: str = Field(
+        default="audit1",
+        pattern="^[A-Za-z0-9_-]{1,32}$",
+        description="Id of audit_key, named by the rotation record that starts its epoch.",
+    )
+    audit_retired_keys: SecretStr | None = Field(
+        default=None,
+        description="Earlier audit chain keys as comma-separated ID:KEY entries; `doorstep audit "
+        "verify` needs every key that tags a part of the chain.",
     )
     pi_key_path: Path = Field(
         default=Path("var/pi_keys.json"),
@@ -442,6 +493,9 @@ class PushSettings(BaseSettings):
         default=None, pattern="^https?://", description="Base URL of the SMS gateway."
     )
     sms_api_key: SecretStr | None = Field(default=None, description="Bearer key of the gateway.")
+    sms_signing_secret: SecretStr | None = Field(
+        default=None, description="HMAC-SHA256 key that signs each SMS request; unset: unsigned."
+    )
     sms_sign: str = Field(default="西安人社", description="SMS signature (签名).")
     wechat_api_base: str = Field(
         default="https://api.weixin.qq.com",

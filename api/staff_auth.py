@@ -19,6 +19,7 @@ from fastapi import Depends, HTTPException, Request, status
 
 from api.settings import AuthSettings
 from geo.anchor_states import StaffScope
+from store.identity import Organisation
 
 logger = logging.getLogger(__name__)
 
@@ -112,10 +113,10 @@ def _context_of(request: Request, account_id: str, org_id: str | None) -> StaffC
 
     def filing_district(candidate: str) -> str | None:
         # Anchors are filed under streets and stations only, and only inside the subtree.
-        found = store.organisation(candidate)
+        found: Organisation | None = store.organisation_within(candidate, organisation.org_id)
         if found is None or found.level not in FILING_LEVELS:
             return None
-        return found.district_code if store.is_within(candidate, organisation.org_id) else None
+        return found.district_code
 
     if organisation.level in FILING_LEVELS:
         scope = StaffScope(

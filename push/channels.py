@@ -5,22 +5,21 @@ message (title, body, link). The message contains no personal field. The recipie
 address (mobile, WeChat openid) is looked up through a :class:`RecipientDirectory`
 when the message is sent, so it never sits in the outbox, the stream or a log.
 
-The HTTP adapters use the standard library's ``urllib.request`` with a timeout; an
-HTTP error, a timeout or an error code in the reply raises :class:`ChannelError`,
-which the worker records as a failed attempt.
+The HTTP adapters share :mod:`push.sms_http`, which uses the standard library's
+``urllib.request`` with a timeout; an HTTP error, a timeout or an error code in the
+reply raises :class:`ChannelError`, which the worker records as a failed attempt.
 """
 
 import json
 import logging
 import threading
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from geo.errors import DoorstepError
+from push.sms_http import GatewayError, SmsHttpClient, check_endpoint, request_json
 
 logger = logging.getLogger(__name__)
 
@@ -68,41 +67,24 @@ class InboxChannel:
         """Do nothing: :func:`store.push_outbox.mark_delivered` stores the inbox row."""
 
 
-def _check_endpoint(url: str, field: str) -> str:
-    scheme = urllib.parse.urlsplit(url).scheme
-    if scheme not in ("http", "https"):
-        raise ValueError(f"{field} {url!r} is invalid; expected an http:// or https:// URL")
-    return url.rstrip("/")
-
-
 def _request_json(
     url: str, body: dict[str, Any] | None, headers: dict[str, str], timeout_s: float
 ) -> dict[str, Any]:
     """Send a JSON request (POST with a body, GET without) and return the JSON reply."""
     data = None if body is None else json.dumps(body, ensure_ascii=False).encode()
-    request = urllib.request.Request(  # the scheme is checked by _check_endpoint
-        url, data=data, headers={"Content-Type": "application/json", **headers}
-    )
     try:
-        with urllib.request.urlopen(request, timeout=timeout_s) as reply:  # nosec B310 # http(s) only
-            payload = json.loads(reply.read() or b"{}")
-    except urllib.error.HTTPError as err:
-        raise ChannelError(
-            f"gateway {urllib.parse.urlsplit(url).netloc} returned HTTP {err.code}"
-        ) from err
-    except (urllib.error.URLError, TimeoutError, OSError, json.JSONDecodeError) as err:
-        raise ChannelError(f"gateway {urllib.parse.urlsplit(url).netloc} failed: {err}") from err
-    if not isinstance(payload, dict):
-        raise ChannelError(f"gateway {urllib.parse.urlsplit(url).netloc} returned non-object JSON")
-    return payload
+        return request_json(url, data, headers, timeout_s)
+    except GatewayError as err:
+        raise ChannelError(str(err)) from err
 
 
 class SmsGatewayChannel:
-    """An SMS gateway's HTTP API: ``POST {endpoint}/sms/send`` with a bearer key.
+    """An SMS gateway's HTTP API through :class:`push.sms_http.SmsHttpClient`.
 
-    The body is ``{"to", "sign", "text", "client_ref"}`` and the request carries
-    ``Idempotency-Key: <push id>``; a reply ``{"status": "ok"}`` or
-    ``{"status": "duplicate"}`` (the key was already accepted) counts as delivered.
+    The client sends ``POST {endpoint}/sms/send`` with a bearer key, the push id as
+    ``Idempotency-Key`` and, when ``signing_secret`` is set, an HMAC-SHA256 signature.
+    A reply ``{"status": "ok"}`` or ``{"status": "duplicate"}`` (the key was already
+    accepted) counts as delivered.
 
     NOTE: sending a push at most once to the handset needs a gateway that honours the
     idempotency key. Without that, a worker that dies between the gateway's reply and
@@ -118,12 +100,18 @@ class SmsGatewayChannel:
         sign: str,
         directory: RecipientDirectory,
         timeout_s: float = 5.0,
+        signing_secret: bytes | None = None,
     ) -> None:
-        self._url = _check_endpoint(endpoint, "sms endpoint") + "/sms/send"
-        self._api_key = api_key
+        self._client = SmsHttpClient(
+            endpoint,
+            api_key,
+            sign,
+            signing_secret=signing_secret,
+            timeout_s=timeout_s,
+            endpoint_name="sms endpoint",
+        )
         self._sign = sign
         self._directory = directory
-        self._timeout_s = timeout_s
 
     def send(self, push: OutgoingPush) -> None:
         """Send one SMS; raise ChannelError unless the gateway accepted it."""
@@ -131,16 +119,10 @@ class SmsGatewayChannel:
             mobile = self._directory.address(push.seeker_id, self.name)
         except LookupError as err:
             raise ChannelError(f"push {push.push_id}: no SMS address for the seeker") from err
-        body = {
-            "to": mobile,
-            "sign": self._sign,
-            "text": f"【{self._sign}】{push.body}",
-            "client_ref": push.push_id,
-        }
-        headers = {"Authorization": f"Bearer {self._api_key}", "Idempotency-Key": push.push_id}
-        reply = _request_json(self._url, body, headers, self._timeout_s)
-        if reply.get("status") not in ("ok", "duplicate"):
-            raise ChannelError(f"push {push.push_id}: SMS gateway status {reply.get('status')!r}")
+        try:
+            self._client.send(mobile, f"【{self._sign}】{push.body}", push.push_id)
+        except GatewayError as err:
+            raise ChannelError(f"push {push.push_id}: {err}") from err
 
 
 class WeChatSubscribeChannel:
@@ -172,7 +154,7 @@ class WeChatSubscribeChannel:
         miniprogram_state: str = "formal",
         timeout_s: float = 5.0,
     ) -> None:
-        self._base = _check_endpoint(api_base, "wechat api base")
+        self._base = check_endpoint(api_base, "wechat api base")
         self._app_id = app_id
         self._app_secret = app_secret
         self._template_id = template_id

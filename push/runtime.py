@@ -76,8 +76,13 @@ def channels_from_settings(
     found = directory or NoRecipientDirectory()
     channels: dict[str, Channel] = {"inbox": InboxChannel()}
     if settings.sms_endpoint and settings.sms_api_key:
+        signing = settings.sms_signing_secret
         channels["sms"] = SmsGatewayChannel(
-            settings.sms_endpoint, settings.sms_api_key.get_secret_value(), settings.sms_sign, found
+            settings.sms_endpoint,
+            settings.sms_api_key.get_secret_value(),
+            settings.sms_sign,
+            found,
+            signing_secret=None if signing is None else signing.get_secret_value().encode(),
         )
     if settings.wechat_app_id and settings.wechat_app_secret and settings.wechat_template_id:
         channels["wechat"] = WeChatSubscribeChannel(

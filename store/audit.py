@@ -11,7 +11,7 @@ deleted record.
 """
 
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal, Protocol, runtime_checkable
@@ -136,7 +136,12 @@ class AuditChain:
         mac.update(purpose + b"\x00" + data)
         return mac.finalize()
 
-    def verify(self, records: Iterable[StoredAudit], head: tuple[int, bytes]) -> ChainReport:
+    def verify(
+        self,
+        records: Iterable[StoredAudit],
+        head: tuple[int, bytes],
+        next_chain: "NextChain | None" = None,
+    ) -> ChainReport:
         """Walk records in sequence order and report the first break, if any.
 
         A gap in the sequence numbers is a deletion. A record whose tag fails is an
@@ -144,15 +149,25 @@ class AuditChain:
         renumbered the later records), else a change. Finally the chain head
         ``(last seq, last tag)`` must match the last record, which finds records
         deleted from or added to the end.
+
+        ``next_chain`` is called with each record whose tag verified. It returns the
+        chain that tags the records after it (a key rotation), a problem that stops the
+        walk, or None to keep the current chain.
         """
+        chain = self
         previous, expected_seq, checked = GENESIS_TAG, 1, 0
         rows = _with_next(iter(records))
         for record, following in rows:
             if record.seq != expected_seq:
                 return ChainReport(checked, _gap(expected_seq, record.seq))
-            if self.tag(previous, record.seq, record.entry) != record.tag:
-                return ChainReport(checked, self._classify(previous, record, following))
+            if chain.tag(previous, record.seq, record.entry) != record.tag:
+                return ChainReport(checked, chain._classify(previous, record, following))
             previous, expected_seq, checked = record.tag, record.seq + 1, checked + 1
+            switched = None if next_chain is None else next_chain(record)
+            if isinstance(switched, ChainProblem):
+                return ChainReport(checked - 1, switched)
+            if switched is not None:
+                chain = switched
 
         head_seq, head_tag = head
         last_seq = expected_seq - 1
@@ -177,6 +192,10 @@ class AuditChain:
             "changed",
             f"record {record.seq} was changed (or added at the end): its tag does not verify",
         )
+
+
+NextChain = Callable[[StoredAudit], "AuditChain | ChainProblem | None"]
+"""Called by :meth:`AuditChain.verify` after each verified record; see there."""
 
 
 def _with_next(records: Iterator[StoredAudit]) -> Iterator[tuple[StoredAudit, StoredAudit | None]]:

@@ -13,7 +13,7 @@ by the head, so checkpoints should be taken often (for example hourly by cron).
 
 import json
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -38,35 +38,42 @@ class AuditCheckpoint:
     store: str
     """Description of the store, such as ``SQLite store.sqlite``; part of the MAC."""
     mac: bytes
+    key_id: str | None = None
+    """Id of the audit key that signed the MAC; None in files written before key rotation."""
 
     def signed_fields(self) -> bytes:
-        """Return the canonical bytes that the MAC covers."""
-        fields = [self.seq, self.tag.hex(), utc_text(self.at), self.store]
+        """Return the canonical bytes that the MAC covers, the key id included when set."""
+        fields: list[str | int] = [self.seq, self.tag.hex(), utc_text(self.at), self.store]
+        if self.key_id is not None:
+            fields.append(self.key_id)
         return json.dumps(fields, ensure_ascii=False, separators=(",", ":")).encode()
 
     def to_line(self) -> str:
         """Return the checkpoint as one JSON line, without the newline."""
-        return json.dumps(
-            {
-                "seq": self.seq,
-                "tag": self.tag.hex(),
-                "at": utc_text(self.at),
-                "store": self.store,
-                "mac": self.mac.hex(),
-            },
-            ensure_ascii=False,
-            separators=(",", ":"),
-        )
+        line: dict[str, str | int] = {
+            "seq": self.seq,
+            "tag": self.tag.hex(),
+            "at": utc_text(self.at),
+            "store": self.store,
+            "mac": self.mac.hex(),
+        }
+        if self.key_id is not None:
+            line["key_id"] = self.key_id
+        return json.dumps(line, ensure_ascii=False, separators=(",", ":"))
 
 
 def make_checkpoint(
-    chain: AuditChain, head: tuple[int, bytes], at: datetime, store: str
+    chain: AuditChain,
+    head: tuple[int, bytes],
+    at: datetime,
+    store: str,
+    key_id: str | None = None,
 ) -> AuditCheckpoint:
-    """Return a signed checkpoint of ``head`` taken at ``at``."""
+    """Return a checkpoint of ``head`` taken at ``at``, signed by ``chain``'s key ``key_id``."""
     seq, tag = head
-    unsigned = AuditCheckpoint(seq, tag, at, store, b"")
+    unsigned = AuditCheckpoint(seq, tag, at, store, b"", key_id)
     return AuditCheckpoint(
-        seq, tag, at, store, chain.mac(CHECKPOINT_PURPOSE, unsigned.signed_fields())
+        seq, tag, at, store, chain.mac(CHECKPOINT_PURPOSE, unsigned.signed_fields()), key_id
     )
 
 
@@ -91,17 +98,22 @@ def read_checkpoints(path: Path) -> list[AuditCheckpoint]:
 
 
 def check_checkpoints(
-    chain: AuditChain, records: Iterable[StoredAudit], checkpoints: Iterable[AuditCheckpoint]
+    chain: AuditChain | Callable[[str | None], AuditChain],
+    records: Iterable[StoredAudit],
+    checkpoints: Iterable[AuditCheckpoint],
 ) -> ChainProblem | None:
     """Return the first checkpoint the records contradict, or None when all agree.
 
+    ``chain`` is the one audit key, or a function from a checkpoint's ``key_id`` to the
+    chain of that key (which may raise when the key is not configured).
     Call it after :meth:`AuditChain.verify` has passed, because it compares tags only.
     A checkpoint whose MAC fails is reported first: the file itself was changed, so
     none of its checkpoints can be trusted.
     """
     pending: dict[int, AuditCheckpoint] = {}
     for checkpoint in checkpoints:
-        expected = chain.mac(CHECKPOINT_PURPOSE, checkpoint.signed_fields())
+        signer = chain if isinstance(chain, AuditChain) else chain(checkpoint.key_id)
+        expected = signer.mac(CHECKPOINT_PURPOSE, checkpoint.signed_fields())
         if expected != checkpoint.mac:
             return ChainProblem(
                 checkpoint.seq,
@@ -143,6 +155,7 @@ def _parse(line: str, path: Path, number: int) -> AuditCheckpoint:
             at=datetime.fromisoformat(fields["at"]),
             store=str(fields["store"]),
             mac=bytes.fromhex(fields["mac"]),
+            key_id=None if fields.get("key_id") is None else str(fields["key_id"]),
         )
     except (ValueError, KeyError, TypeError) as err:
         raise CheckpointFileError(

@@ -7,7 +7,7 @@ index on ``account_roles``, so the database rejects a second administrator role
 whatever code inserts it.
 """
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -123,6 +123,20 @@ class OneTimeCode:
     expires_at: datetime
 
 
+ACCOUNT_ENVELOPE_COLUMNS = ("name_enc", "mobile_enc", "totp_secret_enc")
+"""The encrypted columns of ``accounts``; ``totp_secret_enc`` is NULL for SMS accounts."""
+
+
+@dataclass(frozen=True, slots=True)
+class AccountEnvelopeUpdate:
+    """New envelopes of one account, written only if the row still has the old ones."""
+
+    account_id: str
+    old: tuple[str | None, ...]
+    """The row's envelopes as read, in :data:`ACCOUNT_ENVELOPE_COLUMNS` order."""
+    new: tuple[str | None, ...]
+
+
 class IdentityStore(Protocol):
     """Persistence of organisations, accounts, roles, sessions, devices and one-time codes."""
 
@@ -140,6 +154,10 @@ class IdentityStore(Protocol):
 
     def is_within(self, org_id: str, ancestor_id: str) -> bool:
         """Return whether ``org_id`` is ``ancestor_id`` or lies below it."""
+        ...
+
+    def organisation_within(self, org_id: str, ancestor_id: str) -> Organisation | None:
+        """Return ``org_id``'s organisation if it is ``ancestor_id`` or lies below it, else None."""
         ...
 
     def subtree_district_codes(self, org_id: str) -> frozenset[str]:
@@ -163,6 +181,32 @@ class IdentityStore(Protocol):
 
     def account(self, account_id: str) -> Account | None:
         """Return an account with its roles, or None."""
+        ...
+
+    def count_account_envelopes_to_rotate(self, key_id: str) -> int:
+        """Return the number of accounts with an envelope of another key than ``key_id``."""
+        ...
+
+    def account_envelopes_to_rotate(
+        self, key_id: str, limit: int
+    ) -> list[tuple[str, tuple[str | None, ...]]]:
+        """Return up to ``limit`` (account_id, envelopes) rows with another key, by account_id."""
+        ...
+
+    def replace_account_envelopes(self, updates: Sequence[AccountEnvelopeUpdate]) -> int:
+        """Write every update whose row still has its old envelopes, in one transaction."""
+        ...
+
+    def staff_in_subtree(self, org_id: str, limit: int) -> list[Account]:
+        """Return up to ``limit`` staff accounts of ``org_id``'s subtree, by login, with roles."""
+        ...
+
+    def revoke_role(self, account_id: str, role: Role) -> bool:
+        """Remove a role; return whether the account held it."""
+        ...
+
+    def bound_devices(self, account_id: str) -> list[tuple[str, str, datetime]]:
+        """Return the (device_id, label, bound_at) of the devices bound now, oldest first."""
         ...
 
     def account_by_login(self, login: str) -> Account | None:

@@ -13,7 +13,9 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from store.identity import (
+    ACCOUNT_ENVELOPE_COLUMNS,
     Account,
+    AccountEnvelopeUpdate,
     AccountExistsError,
     AccountKind,
     AccountNotFoundError,
@@ -30,6 +32,12 @@ ACCOUNT_COLUMNS = (
     "password_hash", "password_changed_at", "second_factor", "totp_secret_enc", "locked_until",
     "created_at",
 )  # fmt: skip
+# An account is left to rotate while any of its envelopes starts with another key's prefix.
+# Each clause takes two parameters: the prefix length and the prefix ``pi1.<key_id>.``.
+_ACCOUNT_OTHER_KEY = (
+    "substr(name_enc, 1, %s) <> %s OR substr(mobile_enc, 1, %s) <> %s"
+    " OR (totp_secret_enc IS NOT NULL AND substr(totp_secret_enc, 1, %s) <> %s)"
+)
 _SESSION_COLUMNS = (
     "session_id", "account_id", "device_id", "created_at", "last_seen_at", "revoked_at",
     "revoke_reason",
@@ -128,6 +136,16 @@ class SqlIdentity(ABC):
                 (org_id, ancestor_id),
             )
         return bool(found)
+
+    def organisation_within(self, org_id: str, ancestor_id: str) -> Organisation | None:
+        """Return ``org_id``'s organisation if it is ``ancestor_id`` or lies below it, else None."""
+        with self.transaction() as tx:
+            found = tx.rows(
+                f"{_ANCESTORS} SELECT {', '.join(_ORG_COLUMNS)} FROM organisations"  # nosec B608 # constant identifiers, bound values
+                " WHERE org_id = %s AND EXISTS (SELECT 1 FROM ancestors WHERE org_id = %s)",
+                (org_id, org_id, ancestor_id),
+            )
+        return Organisation(*found[0]) if found else None
 
     def subtree_district_codes(self, org_id: str) -> frozenset[str]:
         """Return the district codes of ``org_id`` and every organisation below it."""
@@ -228,6 +246,34 @@ class SqlIdentity(ABC):
         """Return the account of ``kind`` whose mobile has this blind index, or None."""
         return self._account_where("kind = %s AND mobile_index = %s", (kind, mobile_index))
 
+    def staff_in_subtree(self, org_id: str, limit: int) -> list[Account]:
+        """Return up to ``limit`` staff accounts of ``org_id``'s subtree, by login, with roles."""
+        with self.transaction() as tx:
+            found = tx.rows(
+                f"{_SUBTREE} SELECT {', '.join(ACCOUNT_COLUMNS)} FROM accounts"  # nosec B608 # constant identifiers, bound values
+                " WHERE kind = 'staff' AND org_id IN (SELECT org_id FROM subtree)"
+                " ORDER BY login LIMIT %s",
+                (org_id, limit),
+            )
+            ids = [row[0] for row in found]
+            roles: dict[str, set[Role]] = {account_id: set() for account_id in ids}
+            if ids:
+                placeholders = ", ".join(["%s"] * len(ids))
+                where = f"account_id IN ({placeholders})"
+                query = f"SELECT account_id, role FROM account_roles WHERE {where}"  # nosec B608 # placeholders only
+                for account_id, role in tx.rows(query, ids):
+                    roles[account_id].add(Role(role))
+        return [self._account_of(row, frozenset(roles[row[0]])) for row in found]
+
+    def revoke_role(self, account_id: str, role: Role) -> bool:
+        """Remove a role; return whether the account held it."""
+        with self.transaction() as tx:
+            changed = tx.run(
+                "DELETE FROM account_roles WHERE account_id = %s AND role = %s",
+                (account_id, role.value),
+            )
+        return changed == 1
+
     def _account_where(self, condition: str, params: Sequence[Any]) -> Account | None:
         with self.transaction() as tx:
             found = tx.rows(
@@ -238,6 +284,9 @@ class SqlIdentity(ABC):
                 return None
             row = found[0]
             roles = tx.rows("SELECT role FROM account_roles WHERE account_id = %s", (row[0],))
+        return self._account_of(row, frozenset(Role(value) for (value,) in roles))
+
+    def _account_of(self, row: Sequence[Any], roles: frozenset[Role]) -> Account:
         return Account(
             account_id=row[0],
             kind=row[1],
@@ -252,7 +301,7 @@ class SqlIdentity(ABC):
             totp_secret_enc=row[10],
             locked_until=self._time_or_none(row[11]),
             created_at=self.from_db_time(row[12]),
-            roles=frozenset(Role(value) for (value,) in roles),
+            roles=roles,
         )
 
     def set_password(self, account_id: str, password_hash: str, changed_at: datetime) -> None:
@@ -265,6 +314,46 @@ class SqlIdentity(ABC):
             )
         if not changed:
             raise AccountNotFoundError(f"account {account_id!r} does not exist")
+
+    # Key rotation of the encrypted columns
+
+    def count_account_envelopes_to_rotate(self, key_id: str) -> int:
+        """Return the number of accounts with an envelope of another key than ``key_id``."""
+        with self.transaction() as tx:
+            found = tx.rows(
+                f"SELECT count(*) FROM accounts WHERE {_ACCOUNT_OTHER_KEY}",  # nosec B608 # constant identifiers, bound values
+                _prefix_params(key_id),
+            )
+        return int(found[0][0])
+
+    def account_envelopes_to_rotate(
+        self, key_id: str, limit: int
+    ) -> list[tuple[str, tuple[str | None, ...]]]:
+        """Return up to ``limit`` (account_id, envelopes) rows with another key, by account_id."""
+        with self.transaction() as tx:
+            found = tx.rows(
+                f"SELECT account_id, {', '.join(ACCOUNT_ENVELOPE_COLUMNS)} FROM accounts"  # nosec B608 # constant identifiers, bound values
+                f" WHERE {_ACCOUNT_OTHER_KEY} ORDER BY account_id LIMIT %s",
+                (*_prefix_params(key_id), limit),
+            )
+        return [(str(row[0]), tuple(row[1:])) for row in found]
+
+    def replace_account_envelopes(self, updates: Sequence[AccountEnvelopeUpdate]) -> int:
+        """Write every update whose row still has its old envelopes, in one transaction.
+
+        A NULL ``totp_secret_enc`` is compared as the empty string, which no envelope is.
+        """
+        written = 0
+        with self.transaction() as tx:
+            for update in updates:
+                name, mobile, totp = update.old
+                written += tx.run(
+                    "UPDATE accounts SET name_enc = %s, mobile_enc = %s, totp_secret_enc = %s"
+                    " WHERE account_id = %s AND name_enc = %s AND mobile_enc = %s"
+                    " AND COALESCE(totp_secret_enc, '') = %s",
+                    (*update.new, update.account_id, name, mobile, totp or ""),
+                )
+        return written
 
     # Lockout
 
@@ -384,6 +473,16 @@ class SqlIdentity(ABC):
             )
         return changed == 1
 
+    def bound_devices(self, account_id: str) -> list[tuple[str, str, datetime]]:
+        """Return the (device_id, label, bound_at) of the devices bound now, oldest first."""
+        with self.transaction() as tx:
+            found = tx.rows(
+                "SELECT device_id, label, bound_at FROM devices"
+                " WHERE account_id = %s AND unbound_at IS NULL ORDER BY bound_at, device_id",
+                (account_id,),
+            )
+        return [(str(d), str(label), self.from_db_time(at)) for d, label, at in found]
+
     def device_bound(self, account_id: str, device_id: str) -> bool:
         """Return whether the device is currently bound to the account."""
         with self.transaction() as tx:
@@ -445,3 +544,8 @@ class SqlIdentity(ABC):
                 (account_id, step),
             )
         return changed == 1
+
+
+def _prefix_params(key_id: str) -> tuple[Any, ...]:
+    prefix = f"pi1.{key_id}."
+    return (len(prefix), prefix) * 3

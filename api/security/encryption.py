@@ -92,6 +92,10 @@ class SoftwareKeyProvider:
         """Return the id of the key that encrypts new values."""
         return self._active
 
+    def key_ids(self) -> list[str]:
+        """Return the ids of the held keys, sorted."""
+        return sorted(self._keys)
+
     def encryption_key(self, key_id: str) -> bytes:
         """Return the SM4 key ``key_id``; raise UnknownKeyError when it is not held."""
         try:

@@ -14,13 +14,14 @@ import logging
 import os
 import secrets
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from pydantic import SecretStr
 
 from api.security.encryption import SM4_KEY_BYTES, SoftwareKeyProvider
 from api.settings import MIN_HMAC_KEY_BYTES, Settings
+from store.audit_keys import AuditKeyring
 
 logger = logging.getLogger(__name__)
 
@@ -31,10 +32,20 @@ _file_lock = threading.Lock()
 
 @dataclass(frozen=True)
 class KeyMaterial:
-    """The key provider of personal fields and the separate audit-chain key."""
+    """The key provider of personal fields and the separate audit-chain keys."""
 
     provider: SoftwareKeyProvider
     audit_key: bytes
+    """The active audit-chain key, which tags new records."""
+    audit_key_id: str = "audit1"
+    retired_audit_keys: dict[str, bytes] = field(default_factory=dict)
+    """Earlier audit-chain keys by id, for verifying the older epochs of the chain."""
+
+    def audit_keyring(self) -> AuditKeyring:
+        """Return the active and retired audit keys as one keyring."""
+        return AuditKeyring(
+            self.audit_key_id, {**self.retired_audit_keys, self.audit_key_id: self.audit_key}
+        )
 
 
 def parse_key_list(text: str) -> dict[str, bytes]:
@@ -83,7 +94,35 @@ def load_key_material(settings: Settings) -> KeyMaterial:
     for name, key in (("DOORSTEP_PI_INDEX_KEY", index_key), ("DOORSTEP_AUDIT_KEY", audit_key)):
         if len(key) < MIN_HMAC_KEY_BYTES:
             raise ValueError(f"{name} has {len(key)} bytes; expected at least {MIN_HMAC_KEY_BYTES}")
-    return KeyMaterial(SoftwareKeyProvider(keys, active, index_key), audit_key)
+    retired = (
+        {}
+        if privacy.audit_retired_keys is None
+        else parse_audit_keys(privacy.audit_retired_keys.get_secret_value())
+    )
+    return KeyMaterial(
+        SoftwareKeyProvider(keys, active, index_key), audit_key, privacy.audit_key_id, retired
+    )
+
+
+def parse_audit_keys(text: str) -> dict[str, bytes]:
+    """Parse ``ID:KEY,ID:KEY`` (keys as text, like DOORSTEP_AUDIT_KEY) into ids and key bytes.
+
+    Errors name the entry by position and key id, never the key.
+    """
+    keys: dict[str, bytes] = {}
+    for position, entry in enumerate(text.split(","), start=1):
+        key_id, separator, key = entry.strip().partition(":")
+        if not separator or not key_id or not key:
+            raise ValueError(
+                f"DOORSTEP_AUDIT_RETIRED_KEYS entry {position} is invalid; expected ID:KEY"
+            )
+        if len(key.encode()) < MIN_HMAC_KEY_BYTES:
+            raise ValueError(
+                f"DOORSTEP_AUDIT_RETIRED_KEYS entry {position} ({key_id!r}) has"
+                f" {len(key.encode())} bytes; expected at least {MIN_HMAC_KEY_BYTES}"
+            )
+        keys[key_id] = key.encode()
+    return keys
 
 
 def _secret_or(secret: SecretStr | None, generated: dict[str, str], name: str) -> bytes:

@@ -91,9 +91,9 @@ class LeakTargets:
             labels,
         )
 
-    def count(self, text: str, kinds: tuple[str, ...] = KINDS) -> dict[str, int]:
-        """Count the occurrences of every target kind in ``text``."""
-        counts = dict.fromkeys(KINDS, 0)
+    def count(self, text: str, kinds: tuple[str, ...] = KINDS) -> dict[str, int | None]:
+        """Count the occurrences of each kind in ``kinds`` in ``text``; other kinds are None."""
+        counts: dict[str, int | None] = dict.fromkeys(KINDS)
         if "id_number" in kinds:
             found = (m.group(1).upper() for m in _ID_NUMBER.finditer(text))
             counts["id_number"] = sum(1 for value in found if value in self.id_numbers)
@@ -123,14 +123,15 @@ class LeakReport:
     """Counts of plaintext values by place and kind, with what was exercised."""
 
     seekers: int
-    places: dict[str, dict[str, int]] = field(default_factory=dict)
+    places: dict[str, dict[str, int | None]] = field(default_factory=dict)
+    """Counts by place and kind; None marks a kind that was not scanned in that place."""
     requests: dict[str, int] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
     @property
     def total(self) -> int:
-        """Sum of every count."""
-        return sum(sum(counts.values()) for counts in self.places.values())
+        """Sum of every count of a scanned cell."""
+        return sum(count for counts in self.places.values() for count in counts.values() if count)
 
 
 def run_leak_scan(
@@ -361,13 +362,15 @@ def _log_in(app: FastAPI, http: _Http, role: Role) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}", "X-Device-ID": device}
 
 
-def _scan_redis(settings: Settings, targets: LeakTargets, report: LeakReport) -> dict[str, int]:
+def _scan_redis(
+    settings: Settings, targets: LeakTargets, report: LeakReport
+) -> dict[str, int | None]:
     """Count targets in the keys and string values of the scan's namespace, then delete them."""
     from store.cache import key_prefix, open_redis
 
     if settings.cache.redis_url is None:
         report.notes.append("redis: not scanned, DOORSTEP_REDIS_URL is not set")
-        return dict.fromkeys(KINDS, 0)
+        return dict.fromkeys(KINDS)
     client = open_redis(settings.cache.redis_options())
     pattern = key_prefix(settings.cache.redis_namespace) + "*"
     texts = []

@@ -1,5 +1,5 @@
-"""Re-encryption of every stored seeker under the active SM4 key, in resumable batches,
-and recomputation of the blind indexes under a new index key.
+"""Re-encryption of every stored seeker and account under the active SM4 key, in resumable
+batches, and recomputation of the seekers' blind indexes under a new index key.
 
 Each batch reads up to ``batch_size`` rows that still have an envelope of another
 key and encrypts their five envelopes again under the active key. It writes them
@@ -14,15 +14,23 @@ is rotated twice and no row is lost. The old key must stay configured
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
-from api.security.encryption import FieldContext
+from api.security.encryption import FieldCipher, FieldContext
 from api.security.seeker_pi import TABLE, SeekerPiCodec
 from geo.errors import DoorstepError
+from store.identity import ACCOUNT_ENVELOPE_COLUMNS, AccountEnvelopeUpdate, IdentityStore
 from store.seeker_records import EnvelopeUpdate, SeekerStore
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_BATCH_SIZE = 500
+
+ACCOUNTS_TABLE = "accounts"
+"""Table name bound into the account envelopes' associated data, as the identity service does."""
+
+_Envelopes = TypeVar("_Envelopes", bound=tuple[Any, ...])
+_Update = TypeVar("_Update")
 
 RotationProgress = Callable[[int, int], None]
 """Called as ``progress(rows_rotated, rows_pending_at_start)`` after each batch."""
@@ -57,31 +65,96 @@ def rotate_seekers(
         ``batch_size`` is below 1.
     api.security.encryption.UnknownKeyError
         A row's key is no longer configured; the rows rotated so far stay rotated.
+    api.security.encryption.DecryptionError
+        A row does not decrypt under the key its envelope names (a wrong key).
     RotationStalledError
         Every row of a batch changed under the rotation; run it again.
     """
-    if batch_size < 1:
-        raise ValueError(f"batch_size {batch_size} is invalid; expected at least 1")
-    key_id = codec.active_key_id
-    pending = store.count_to_rotate(key_id)
-    logger.info("rotating %d seeker rows to key %r in batches of %d", pending, key_id, batch_size)
-    rotated = batches = 0
-    while rows := store.envelopes_to_rotate(key_id, batch_size):
-        updates = [
+
+    def reencrypt(rows: list[tuple[str, tuple[str, ...]]]) -> list[EnvelopeUpdate]:
+        return [
             EnvelopeUpdate(seeker_id, old, codec.reencrypt(seeker_id, old))
             for seeker_id, old in rows
         ]
-        written = store.replace_envelopes(updates)
+
+    return _rotate_in_batches(
+        "seeker",
+        codec.active_key_id,
+        count=store.count_to_rotate,
+        fetch=store.envelopes_to_rotate,
+        reencrypt=reencrypt,
+        write=store.replace_envelopes,
+        batch_size=batch_size,
+        progress=progress,
+    )
+
+
+def rotate_accounts(
+    store: IdentityStore,
+    cipher: FieldCipher,
+    *,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    progress: RotationProgress | None = None,
+) -> RotationReport:
+    """Re-encrypt the name, mobile and TOTP secret of every staff and seeker account.
+
+    Works like :func:`rotate_seekers`, on ``accounts.name_enc``, ``mobile_enc`` and
+    ``totp_secret_enc`` (NULL for SMS accounts, and left NULL), and raises the same errors.
+    """
+
+    def reencrypt(rows: list[tuple[str, tuple[str | None, ...]]]) -> list[AccountEnvelopeUpdate]:
+        updates = []
+        for account_id, old in rows:
+            new: list[str | None] = []
+            for column, envelope in zip(ACCOUNT_ENVELOPE_COLUMNS, old, strict=True):
+                if envelope is None:
+                    new.append(None)
+                    continue
+                context = FieldContext(ACCOUNTS_TABLE, column, account_id)
+                new.append(cipher.encrypt(cipher.decrypt(envelope, context), context))
+            updates.append(AccountEnvelopeUpdate(account_id, old, tuple(new)))
+        return updates
+
+    return _rotate_in_batches(
+        "account",
+        cipher.provider.active_key_id(),
+        count=store.count_account_envelopes_to_rotate,
+        fetch=store.account_envelopes_to_rotate,
+        reencrypt=reencrypt,
+        write=store.replace_account_envelopes,
+        batch_size=batch_size,
+        progress=progress,
+    )
+
+
+def _rotate_in_batches(
+    kind: str,
+    key_id: str,
+    *,
+    count: Callable[[str], int],
+    fetch: Callable[[str, int], list[tuple[str, _Envelopes]]],
+    reencrypt: Callable[[list[tuple[str, _Envelopes]]], list[_Update]],
+    write: Callable[[list[_Update]], int],
+    batch_size: int,
+    progress: RotationProgress | None,
+) -> RotationReport:
+    if batch_size < 1:
+        raise ValueError(f"batch_size {batch_size} is invalid; expected at least 1")
+    pending = count(key_id)
+    logger.info("rotating %d %s rows to key %r in batches of %d", pending, kind, key_id, batch_size)
+    rotated = batches = 0
+    while rows := fetch(key_id, batch_size):
+        written = write(reencrypt(rows))
         if written == 0:
             raise RotationStalledError(
-                f"none of {len(updates)} rows from {rows[0][0]!r} could be written, because"
+                f"none of {len(rows)} {kind} rows from {rows[0][0]!r} could be written, because"
                 " other writers changed them; run the rotation again"
             )
         rotated += written
         batches += 1
         if progress is not None:
             progress(rotated, pending)
-    logger.info("rotated %d seeker rows to key %r in %d batches", rotated, key_id, batches)
+    logger.info("rotated %d %s rows to key %r in %d batches", rotated, kind, key_id, batches)
     return RotationReport(key_id, pending, rotated, batches)
 
 

@@ -49,6 +49,10 @@ FIELD_LABELS_ZH = {"id_number": "身份证号", "mobile": "手机号码"}
 class PersonalFieldError(DoorstepError, ValueError):
     """A personal field broke a validation rule; the message never contains the value."""
 
+    location = "query"
+    """First element of the error's ``loc``; a route that reads the field from its body sets
+    ``body``."""
+
     def __init__(self, field: str, rule: str, message: str) -> None:
         super().__init__(f"{field} is invalid (rule {rule}): {message}")
         self.field = field

@@ -3,7 +3,7 @@
 Each call creates a TOTP account, binds its device and logs in with
 ``POST /v1/auth/login`` and ``POST /v1/auth/verify``, exactly as the login page
 does, so a test exercises the same session, device and permission checks as
-production. TOTP is used because production has no SMS gateway.
+production. TOTP is used so no test depends on an SMS gateway.
 """
 
 import secrets
@@ -11,12 +11,21 @@ from dataclasses import dataclass
 
 import pyotp
 from fastapi.testclient import TestClient
+from pydantic import SecretStr
 
 from api.security.identity import AuthenticationError
 from store.identity import CITY_ORG_ID, Organisation, Role
 from tests.store.test_identity_store import TREE
 
 PASSWORD = "Xian-Station-2026"
+
+# SMS settings that production accepts; the loopback endpoint is never contacted here.
+PRODUCTION_SMS: dict[str, object] = {
+    "sms_gateway": "http",
+    "sms_endpoint": "https://127.0.0.1:9",
+    "sms_api_key": SecretStr("sms-key-1"),
+    "sms_signing_secret": SecretStr("s" * 8 + "ms-signing-0123456789abcdefghij"),
+}
 DEVICE = "pad-01"
 
 # The identity tests' tree plus 碑林区, whose anchors the curation tests hold out of scope,

@@ -7,14 +7,19 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from api.cli import app
-from api.security.encryption import SoftwareKeyProvider
+from api.security.encryption import FieldCipher, FieldContext, SoftwareKeyProvider
+from api.security.pi_rotation import rotate_accounts
 from api.security.seeker_pi import SeekerPiCodec
 from matching.seeker_simulation import generate_seekers
+from store.identity import Account, AccountEnvelopeUpdate, Role
 from store.sqlite import SCHEMA_VERSION, SqliteStore, write_store
+from store.sqlite_identity import SqliteIdentity
 from tests.store.test_contract import _inputs
+from tests.store.test_identity_store import NOW, TREE
 
 runner = CliRunner()
 
@@ -208,6 +213,7 @@ def test_pi_rotate_resumable(tmp_path: Path, data_dir: Path) -> None:
     keys = ",".join(f"{key_id}:{base64.b64encode(key).decode()}" for key_id, key in new.items())
     env = {
         "DOORSTEP_STORE_PATH": str(path),
+        "DOORSTEP_IDENTITY_PATH": str(tmp_path / "no-identity.sqlite"),
         "DOORSTEP_PI_KEYS": keys,
         "DOORSTEP_PI_ACTIVE_KEY": "k2",
         "DOORSTEP_PI_INDEX_KEY": index_key,
@@ -222,6 +228,8 @@ def test_pi_rotate_resumable(tmp_path: Path, data_dir: Path) -> None:
     assert "in 3 batches; 0 rows left" in first.output
     assert "rotated 0 of 0" in second.output
     assert SqliteStore(path).count_to_rotate("k2") == 0
+    assert "accounts: none" in first.output
+    assert not (tmp_path / "no-identity.sqlite").exists()
 
 
 def test_pi_reindex_new_key(tmp_path: Path, data_dir: Path) -> None:
@@ -234,6 +242,7 @@ def test_pi_reindex_new_key(tmp_path: Path, data_dir: Path) -> None:
     write_store(path, **inputs)
     env = {
         "DOORSTEP_STORE_PATH": str(path),
+        "DOORSTEP_IDENTITY_PATH": str(tmp_path / "no-identity.sqlite"),
         "DOORSTEP_PI_KEYS": "k1:" + base64.b64encode(keys["k1"]).decode(),
         "DOORSTEP_PI_INDEX_KEY": "n" * 32,
         "DOORSTEP_AUDIT_KEY": "a" * 32,
@@ -246,3 +255,147 @@ def test_pi_reindex_new_key(tmp_path: Path, data_dir: Path) -> None:
     new = SeekerPiCodec(SoftwareKeyProvider(keys, "k1", b"n" * 32))
     digest = new.index.id_number(str(seekers["id_number"].iloc[4]))
     assert SqliteStore(path).seeker_id_by_index("id_number_index", digest) == "sim-000005"
+
+
+KEY_1, KEY_2 = b"1" * 16, b"2" * 16
+INDEX_KEY = b"i" * 32
+
+
+def _key_env(folder: Path, keys: dict[str, bytes], active: str) -> dict[str, str]:
+    listed = ",".join(f"{key_id}:{base64.b64encode(key).decode()}" for key_id, key in keys.items())
+    return {
+        "DOORSTEP_STORE_PATH": str(folder / "store.sqlite"),
+        "DOORSTEP_IDENTITY_PATH": str(folder / "identity.sqlite"),
+        "DOORSTEP_PI_KEYS": listed,
+        "DOORSTEP_PI_ACTIVE_KEY": active,
+        "DOORSTEP_PI_INDEX_KEY": INDEX_KEY.decode(),
+        "DOORSTEP_AUDIT_KEY": "a" * 32,
+    }
+
+
+def _accounts_under_k1(folder: Path, data_dir: Path, n_accounts: int) -> SqliteIdentity:
+    """Write a store of 10 seekers and ``n_accounts`` accounts, all under key k1."""
+    inputs = _inputs()
+    provider = SoftwareKeyProvider({"k1": KEY_1}, "k1", INDEX_KEY)
+    inputs["seekers"] = SeekerPiCodec(provider).protect(generate_seekers(data_dir, 10, seed=3))
+    write_store(folder / "store.sqlite", **inputs)
+    identity = SqliteIdentity(folder / "identity.sqlite")
+    identity.seed_organisations(TREE)
+    cipher = FieldCipher(provider)
+    for number in range(n_accounts):
+        account_id = f"acc-{number:03d}"
+        totp = number % 2 == 0  # every other account has a TOTP secret, the rest SMS
+
+        def sealed(value: str, column: str, account_id: str = account_id) -> str:
+            return cipher.encrypt(value, FieldContext("accounts", column, account_id))
+
+        identity.create_account(
+            Account(
+                account_id=account_id, kind="staff", login=f"user-{number}",
+                org_id="district:610113", name_enc=sealed(f"测试{number}", "name_enc"),
+                mobile_enc=sealed(f"139000{number:05d}", "mobile_enc"),
+                mobile_index=f"idx-{number}", password_hash="$argon2id$placeholder",
+                password_changed_at=NOW, second_factor="totp" if totp else "sms",
+                totp_secret_enc=sealed(f"SECRET{number}", "totp_secret_enc") if totp else None,
+                locked_until=None, created_at=NOW, roles=frozenset({Role.STATION_STAFF}),
+            )
+        )  # fmt: skip
+    return identity
+
+
+def _plain_accounts(identity: SqliteIdentity, keys: dict[str, bytes]) -> list[tuple[str, ...]]:
+    cipher = FieldCipher(SoftwareKeyProvider(keys, next(iter(keys)), INDEX_KEY))
+    rows = []
+    for account_id, envelopes in identity.account_envelopes_to_rotate("none", 1_000):
+        values = [account_id]
+        for column, envelope in zip(
+            ("name_enc", "mobile_enc", "totp_secret_enc"), envelopes, strict=True
+        ):
+            context = FieldContext("accounts", column, account_id)
+            values.append("" if envelope is None else cipher.decrypt(envelope, context))
+        rows.append(tuple(values))
+    return rows
+
+
+def test_pi_rotate_accounts(tmp_path: Path, data_dir: Path) -> None:
+    identity = _accounts_under_k1(tmp_path, data_dir, 7)
+    before = _plain_accounts(identity, {"k1": KEY_1})
+    env = _key_env(tmp_path, {"k1": KEY_1, "k2": KEY_2}, "k2")
+
+    first = runner.invoke(app, ["pi", "rotate", "--batch-size", "3"], env=env)
+    second = runner.invoke(app, ["pi", "rotate"], env=env)
+
+    assert first.exit_code == 0, first.output
+    assert "rotated 10 of 10 seeker rows" in first.output
+    assert "rotated 7 of 7 account rows to key 'k2' in 3 batches; 0 rows left" in first.output
+    assert "rotated 0 of 0 account rows" in second.output
+    assert identity.count_account_envelopes_to_rotate("k2") == 0
+    assert _plain_accounts(identity, {"k2": KEY_2}) == before
+    totp_column = [row[3] for row in before]
+    assert totp_column.count("") == 3  # SMS accounts keep a NULL secret
+
+
+def test_pi_rotate_resumes_accounts(tmp_path: Path, data_dir: Path) -> None:
+    identity = _accounts_under_k1(tmp_path, data_dir, 5)
+    before = _plain_accounts(identity, {"k1": KEY_1})
+    cipher = FieldCipher(SoftwareKeyProvider({"k1": KEY_1, "k2": KEY_2}, "k2", INDEX_KEY))
+
+    class CrashAfterOneBatch:
+        """The real identity store, whose second batch write dies like a killed process."""
+
+        def __init__(self) -> None:
+            self.writes = 0
+
+        def __getattr__(self, name: str) -> object:
+            return getattr(identity, name)
+
+        def replace_account_envelopes(self, updates: list[AccountEnvelopeUpdate]) -> int:
+            self.writes += 1
+            if self.writes == 2:
+                raise KeyboardInterrupt("simulated crash")
+            return identity.replace_account_envelopes(updates)
+
+    with pytest.raises(KeyboardInterrupt):
+        rotate_accounts(CrashAfterOneBatch(), cipher, batch_size=2)  # type: ignore[arg-type]
+    assert identity.count_account_envelopes_to_rotate("k2") == 3
+
+    env = _key_env(tmp_path, {"k1": KEY_1, "k2": KEY_2}, "k2")
+    result = runner.invoke(app, ["pi", "rotate", "--batch-size", "2"], env=env)
+
+    assert result.exit_code == 0, result.output
+    assert "rotated 3 of 3 account rows" in result.output
+    assert _plain_accounts(identity, {"k2": KEY_2}) == before
+
+
+@pytest.mark.parametrize(
+    ("keys", "message"),
+    [
+        ({"k1": b"9" * 16, "k2": KEY_2}, "failed authentication under key 'k1'"),
+        ({"k2": KEY_2}, "SM4 key 'k1' is not configured"),
+        ({"k1": b"short", "k2": KEY_2}, "SM4 key 'k1' has 5 bytes; expected 16"),
+    ],
+)
+def test_pi_rotate_bad_key_one_line(
+    tmp_path: Path, data_dir: Path, keys: dict[str, bytes], message: str
+) -> None:
+    _accounts_under_k1(tmp_path, data_dir, 2)
+    env = _key_env(tmp_path, keys, "k2")
+
+    result = runner.invoke(app, ["pi", "rotate"], env=env)
+
+    assert result.exit_code == 2, result.output
+    assert message in result.output
+    assert "Traceback" not in result.output
+    (error_line,) = [line for line in result.output.splitlines() if "error:" in line]
+    assert "check DOORSTEP_PI_KEYS" in error_line
+
+
+def test_pi_rotate_malformed_key_list(tmp_path: Path, data_dir: Path) -> None:
+    _accounts_under_k1(tmp_path, data_dir, 1)
+    env = _key_env(tmp_path, {"k1": KEY_1}, "k1") | {"DOORSTEP_PI_KEYS": "k1:not*base64"}
+
+    result = runner.invoke(app, ["pi", "rotate"], env=env)
+
+    assert result.exit_code == 2, result.output
+    assert "DOORSTEP_PI_KEYS entry 1 ('k1') is not valid base64" in result.output
+    assert "Traceback" not in result.output

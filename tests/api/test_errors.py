@@ -2,8 +2,10 @@
 
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from pydantic import BaseModel, ConfigDict
 
-from api.errors import install_error_handlers
+from api.errors import QueryLimitError, install_error_handlers
+from api.security.sms import SmsDeliveryError
 from geo.anchor_fields import FieldError
 from geo.anchor_states import OutOfScopeError
 from geo.curation import AnchorValidationError, StaleVersionError
@@ -59,3 +61,45 @@ def test_validation_lists_chinese_messages() -> None:
 def test_store_replaced_is_503() -> None:
     detail = _detail(StoreReplacedError("store file was replaced by a rebuild"), 503)
     assert detail["msg_zh"] == "数据正在重建，请稍后重试"
+
+
+def test_extra_field_names_itself() -> None:
+    app = FastAPI()
+    install_error_handlers(app)
+
+    class Body(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+
+        title: str
+
+    @app.post("/things")
+    def create(body: Body) -> None:
+        return None
+
+    response = TestClient(app).post("/things", json={"title": "t", "name": "x"})
+
+    assert response.status_code == 422, response.text
+    (detail,) = response.json()["detail"]
+    assert detail["loc"] == ["body", "name"]
+    assert detail["type"] == "extra_forbidden"
+    assert detail["msg_zh"] == "不接受字段 name"
+    assert "图层名称" not in detail["msg_zh"]
+
+
+def test_body_error_location() -> None:
+    whole = QueryLimitError("needs one field", field="", message_zh="只填一项", location="body")
+    one = QueryLimitError("too long", field="mobile", message_zh="过长", location="body")
+
+    assert _detail(whole, 422)["loc"] == ["body"]
+    assert _detail(one, 422)["loc"] == ["body", "mobile"]
+    assert _detail(QueryLimitError("too many", "limit", "过多"), 422)["loc"] == ["query", "limit"]
+
+
+def test_sms_delivery_error_is_503() -> None:
+    error = SmsDeliveryError("SMS code otc-1 was not sent: gateway 127.0.0.1:9 returned HTTP 500")
+
+    detail = _detail(error, 503)
+
+    assert detail["msg"] == "the SMS gateway did not accept the code; retry later or use TOTP"
+    assert detail["msg_zh"] == "短信发送失败，请稍后重试或改用动态口令登录"
+    assert "127.0.0.1" not in str(detail)

@@ -30,7 +30,7 @@ from api.settings import (
 from store.audit import AuditWriteError
 from store.identity import Role
 from store.sqlite import SqliteStore
-from tests.api.staff_login import log_in_staff
+from tests.api.staff_login import PRODUCTION_SMS, log_in_staff
 from tests.fix_browser import serve
 
 ALLOWED_ORIGIN = "https://jobs.example.cn"
@@ -170,6 +170,7 @@ def _production_settings(folder: Path, store: SqliteStore) -> Settings:
         auth=AuthSettings(
             environment="production",
             staff_token_secret=SecretStr("p" * 8 + "roduction-token-key-0123456789"),
+            **PRODUCTION_SMS,  # type: ignore[arg-type]
             identity_path=folder / "identity.sqlite",
         ),
         model=ModelSettings(model_key=SecretStr("m" * 8 + "odel-key-0123456789abcdefghij")),

@@ -8,6 +8,7 @@ from fastapi import APIRouter, FastAPI
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 
+from api.admin_routes import router as admin_router
 from api.app import create_app
 from api.auth_routes import router as auth_router
 from api.curation_routes import router as curation_router
@@ -37,6 +38,7 @@ ROUTERS = [
     curation_router,
     seeker_router,
     auth_router,
+    admin_router,
     pages_router,
     ogc_router,
 ]
@@ -135,6 +137,7 @@ def _request_path(route: APIRoute, target_account: str) -> str:
         .replace("{anchor_id}", "anc-none")
         .replace("{seeker_id}", "sim-000001")
         .replace("{name}", "none")
+        .replace("{device}", DEVICE)
     )
 
 
@@ -142,7 +145,12 @@ SAMPLE_BODIES = {
     "/v1/admin/accounts/{account_id}/lock": {"minutes": 1},
     "/v1/admin/accounts/{account_id}/devices": {"device_id": "pad-x", "label": "x"},
     "/v1/staff/seekers/lookup": {"mobile": "13800138000"},
-}
+    "/v1/admin/accounts/{account_id}/roles": {"roles": ["station_staff"]},
+    "/v1/admin/accounts": {
+        "login": "matrix.user", "name": "测试", "mobile": "13700002222",
+        "org_id": "district:610113", "role": "analyst", "password": PASSWORD,
+    },
+}  # fmt: skip
 
 PROTECTED = [
     route
@@ -178,7 +186,12 @@ def test_role_route_matrix(app_client: TestClient, role: Role, route: APIRoute) 
         )
 
 
-ADMIN_ROUTES = [route for route in PROTECTED if route.path.startswith("/v1/admin/")]
+# Admin routes on one account; the list, create and key-status routes name none.
+ADMIN_ROUTES = [
+    route
+    for route in PROTECTED
+    if route.path.startswith("/v1/admin/") and "{account_id}" in route.path
+]
 
 
 @pytest.mark.parametrize("route", ADMIN_ROUTES, ids=lambda r: r.path)
@@ -190,6 +203,11 @@ def test_other_organisation_is_404(app_client: TestClient, route: APIRoute) -> N
     other, _ = _login_as(app_client, Role.STATION_STAFF, "district:610102")
     method = sorted(route.methods or ())[0]
     body = SAMPLE_BODIES.get(route.path)
+    if "{device}" in route.path:
+        # Another case of this module may have unbound it already.
+        identity = app_client.app.state.identity  # type: ignore[attr-defined]
+        for account_id in (own, other):
+            identity.store.bind_device(account_id, DEVICE, "test", identity.clock())
     own_response = app_client.request(method, _request_path(route, own), headers=headers, json=body)
     other_response = app_client.request(
         method, _request_path(route, other), headers=headers, json=body

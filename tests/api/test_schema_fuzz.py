@@ -41,7 +41,11 @@ EXAMPLES_PER_OPERATION = 100
 SESSION_ROLES: list[tuple[str, Role]] = [
     ("/v1/staff/", Role.STATION_STAFF),
     ("/v1/admin/accounts/{account_id}/lock", Role.SECURITY_ADMIN),
+    ("/v1/admin/accounts/{account_id}/devices/", Role.SYSTEM_ADMIN),
     ("/v1/admin/accounts/{account_id}/devices", Role.SECURITY_ADMIN),
+    ("/v1/admin/accounts/{account_id}/roles", Role.SECURITY_ADMIN),
+    ("/v1/admin/role-assignments", Role.SECURITY_ADMIN),
+    ("/v1/admin/keys", Role.SECURITY_ADMIN),
     ("/v1/admin/", Role.SYSTEM_ADMIN),
     ("/v1/audit/", Role.AUDIT_ADMIN),
 ]

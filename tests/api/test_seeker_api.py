@@ -233,20 +233,21 @@ def test_lookup_other_organisation_404(client: TestClient, plaintext_seekers: pd
 
 
 @pytest.mark.parametrize(
-    "body",
+    ("body", "loc"),
     [
-        {"id_number": "610103198605142310"},  # wrong check character
-        {"id_number": "61010319860514231"},  # 17 characters
-        {"mobile": "1380013800"},  # 10 digits
-        {"mobile": "13800138000", "id_number": "610103198605142314"},  # both
-        {"mobile": "138001380001380013800138001380013800"},  # over max_length
-        {"phone": "13800138000"},  # unknown field
+        ({"id_number": "610103198605142310"}, ["body", "id_number"]),  # wrong check character
+        ({"id_number": "61010319860514231"}, ["body", "id_number"]),  # 17 characters
+        ({"mobile": "1380013800"}, ["body", "mobile"]),  # 10 digits
+        ({"mobile": "13800138000", "id_number": "610103198605142314"}, ["body"]),  # both
+        ({"mobile": "138001380001380013800138001380013800"}, ["body", "mobile"]),  # too long
+        ({"phone": "13800138000"}, ["body", "phone"]),  # unknown field
     ],
 )
-def test_lookup_errors_never_echo(client: TestClient, body: dict[str, str]) -> None:
+def test_lookup_errors_never_echo(client: TestClient, body: dict[str, str], loc: list[str]) -> None:
     response = client.post("/v1/staff/seekers/lookup", json=body, headers=_staff(client, YANTA))
 
     assert response.status_code == 422, response.text
+    assert response.json()["detail"][0]["loc"] == loc
     for value in body.values():
         assert value not in response.text
 

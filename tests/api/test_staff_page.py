@@ -19,6 +19,7 @@ from pydantic import SecretStr
 from api.curation_schemas import CoordSysName
 from api.pages import load_messages, mount_assets, router
 from api.settings import AuthSettings, ServerSettings, Settings
+from tests.api.staff_login import PRODUCTION_SMS
 from tests.api.test_pages import REPO_ROOT, XSS_PAYLOADS, _districts, _external, _references
 
 STUB_TOKEN = "stub-staff-token-5f2c9a"
@@ -355,7 +356,9 @@ def test_login_page_names_outbox_in_development(client: TestClient) -> None:
 def test_login_page_hides_outbox_in_production(data_dir: Path) -> None:
     app = build_staff_stub_app(data_dir, StubCuration.with_payloads())
     production = AuthSettings(
-        environment="production", staff_token_secret=SecretStr(secrets.token_urlsafe(48))
+        environment="production",
+        staff_token_secret=SecretStr(secrets.token_urlsafe(48)),
+        **PRODUCTION_SMS,  # type: ignore[arg-type]
     )
     # Only the auth part is in production; a whole production Settings needs every key.
     app.state.settings.auth = production

@@ -9,6 +9,7 @@ import sqlite3
 import threading
 import uuid
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from geo.regions import load_regions
 from store.identity import (
     CITY_ORG_ID,
     Account,
+    AccountEnvelopeUpdate,
     AccountExistsError,
     OneTimeCode,
     Organisation,
@@ -119,6 +121,46 @@ def test_is_within_follows_parents(identity: SqlIdentity) -> None:
     assert identity.is_within("district:610113", "district:610113")
     assert not identity.is_within("station:610113001001", "district:610102")
     assert not identity.is_within("district:610113", "street:610113001")
+
+
+def test_organisation_within_one_query(identity: SqlIdentity) -> None:
+    station = identity.organisation("station:610113001001")
+
+    assert identity.organisation_within("station:610113001001", CITY_ORG_ID) == station
+    assert identity.organisation_within("district:610113", "district:610113") == TREE[1]
+    assert identity.organisation_within("station:610113001001", "district:610102") is None
+    assert identity.organisation_within("district:999999", CITY_ORG_ID) is None
+
+
+def test_account_envelope_rotation_rows(identity: SqlIdentity) -> None:
+    sms = replace(_account(), name_enc="pi1.k1.n", mobile_enc="pi1.k2.m")
+    totp = replace(
+        _account(), name_enc="pi1.k2.n", mobile_enc="pi1.k2.m", second_factor="totp",
+        totp_secret_enc="pi1.k1.t",
+    )  # fmt: skip
+    done = replace(_account(), name_enc="pi1.k2.n", mobile_enc="pi1.k2.m")
+    for account in (sms, totp, done):
+        identity.create_account(account)
+    mine = {sms.account_id, totp.account_id, done.account_id}
+
+    rows = [row for row in identity.account_envelopes_to_rotate("k2", 100) if row[0] in mine]
+    stale = AccountEnvelopeUpdate(sms.account_id, ("pi1.k0.x", "pi1.k2.m", None), ("a", "b", None))
+    fresh = [
+        AccountEnvelopeUpdate(sms.account_id, ("pi1.k1.n", "pi1.k2.m", None),
+                              ("pi1.k2.N", "pi1.k2.m", None)),
+        AccountEnvelopeUpdate(totp.account_id, ("pi1.k2.n", "pi1.k2.m", "pi1.k1.t"),
+                              ("pi1.k2.n", "pi1.k2.m", "pi1.k2.T")),
+    ]  # fmt: skip
+
+    assert sorted(rows) == sorted(
+        [(sms.account_id, ("pi1.k1.n", "pi1.k2.m", None)),
+         (totp.account_id, ("pi1.k2.n", "pi1.k2.m", "pi1.k1.t"))]
+    )  # fmt: skip
+    assert identity.replace_account_envelopes([stale]) == 0
+    assert identity.replace_account_envelopes(fresh) == 2
+    assert not [r for r in identity.account_envelopes_to_rotate("k2", 100) if r[0] in mine]
+    assert identity.account(sms.account_id).name_enc == "pi1.k2.N"  # type: ignore[union-attr]
+    assert identity.account(totp.account_id).totp_secret_enc == "pi1.k2.T"  # type: ignore[union-attr]
 
 
 def test_parent_must_be_one_level_up(identity: SqlIdentity) -> None:

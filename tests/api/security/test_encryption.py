@@ -22,6 +22,7 @@ from api.security.masking import generalise_home, mask_id_number, mask_mobile, m
 from api.security.validation import PersonalFieldError, id_check_character
 from api.settings import AuthSettings, ModelSettings, PrivacySettings, Settings
 from geo.regions import Regions, load_regions
+from tests.api.staff_login import PRODUCTION_SMS
 
 KEY_1 = bytes(range(16))
 KEY_2 = bytes(range(16, 32))
@@ -223,7 +224,9 @@ def test_development_keys_created_once(tmp_path: Path) -> None:
 def _production(**privacy: object) -> Settings:
     return Settings(
         auth=AuthSettings(
-            environment="production", staff_token_secret=SecretStr("s" * 8 + "abcdefgh" * 4)
+            environment="production",
+            staff_token_secret=SecretStr("s" * 8 + "abcdefgh" * 4),
+            **PRODUCTION_SMS,  # type: ignore[arg-type]
         ),
         model=ModelSettings(model_key=SecretStr("m" * 40)),
         privacy=PrivacySettings(**privacy),  # type: ignore[arg-type]
