@@ -185,6 +185,8 @@ def graduate_zone_jobs(
         return candidates.assign(score=pd.Series(dtype=np.float64))
     scored = score_jobs(seeker, candidates)
     flags = graduate_fit(seeker, scored)
+    # The posting's own 0/1 graduate_ok column gives way to the boolean flag.
+    scored = scored.drop(columns=[name for name in flags.columns if name in scored.columns])
     zone = pd.concat([scored, flags], axis=1).loc[flags["fits"]]
     zone = zone.sort_values(
         ["traineeship", "major_fit", "score"], ascending=False, kind="stable"
