@@ -247,7 +247,8 @@ def test_enterprise_seekers_unknown_anchor(client: TestClient, staff: dict[str, 
 
     assert response.status_code == 404
     records = [r for r in store.audit_records() if r.seq > head]
-    assert [(r.entry.action, r.entry.result) for r in records] == [("zone.enterprise.seekers", "rejected")]
+    outcomes = [(r.entry.action, r.entry.result) for r in records]
+    assert outcomes == [("zone.enterprise.seekers", "rejected")]
 
 
 # --- fairness report ---------------------------------------------------------------------
