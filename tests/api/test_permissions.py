@@ -24,6 +24,7 @@ from api.route_routes import router as route_router
 from api.routes import router as api_router
 from api.security.sms import OutboxSmsGateway
 from api.seeker_routes import router as seeker_router
+from api.zone_routes import router as zone_router
 from api.settings import AuthSettings, DataSettings, Settings
 from store.identity import ADMIN_ROLES, Role
 from store.sqlite import SqliteStore
@@ -39,6 +40,7 @@ ROUTERS = [
     auth_router,
     pages_router,
     ogc_router,
+    zone_router,
 ]
 
 
