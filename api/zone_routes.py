@@ -7,7 +7,7 @@
 - ``GET /v1/zones/enterprises`` (``anchor.read``): the key enterprises of the caller's
   district and the district's jobs, key enterprises' vacancies first.
 - ``GET /v1/zones/enterprises/{anchor_id}/seekers`` (``seeker.read``): seekers of the
-  caller's organisation who suit the enterprise's open posts, masked; every read is
+  caller's organisation who suit the enterprise's open posts, masked. Every read is
   audited, naming the anchor and the seeker ids and never a personal value.
 - ``GET /v1/analytics/fairness`` (``analytics.read``): the newest fairness audit.
 """
@@ -401,6 +401,7 @@ def enterprise_seekers(
     """List the caller's seekers who suit a key enterprise's open posts, masked; audited."""
     _check_page_size(limit, settings.query.max_page_size, field="limit")
     organisation = _organisation(request)
+
     enterprises = _key_enterprises(request)
     region = _region(request)
     found = enterprises.loc[
@@ -414,6 +415,7 @@ def enterprise_seekers(
             "未找到该重点企业",
         )
     anchor = found.iloc[0]
+
     seekers = recommender.seekers
     scope_columns = seekers[["home_district_code", "home_street_code", "home_community_code"]]
     scoped = seekers.loc[
@@ -427,6 +429,7 @@ def enterprise_seekers(
         _suitable(request, _row(seekers, str(row.seeker_id)), row, lang)
         for row in match.seekers.itertuples(index=False)
     ]
+
     ids = ",".join(item.seeker_id for item in items)
     _record(
         request,

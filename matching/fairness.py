@@ -4,7 +4,7 @@ Two parts, both on **simulated** seekers only:
 
 Exposure by group × district
     Every sampled seeker is ranked once per seeker group (graduate, talent, assistance,
-    general), with everything else unchanged; as an assistance target the seeker also
+    general), with everything else unchanged. As an assistance target the seeker also
     gets a hardship category. Each shown job gets the position weight
     ``1 / log2(rank + 1)``. Per group and home district the audit reports the total
     weight (exposure), the weighted share of jobs at small employers, the weighted
@@ -16,13 +16,14 @@ Exposure by group × district
     employer's active postings, at most `FEW_POSTINGS`.
 
 No score drops from a hardship flag
-    For each sampled seeker without a flag (an assistance target is first made a general
-    seeker), the same candidate jobs are scored again with a hardship category set
-    (group unchanged) and with the seeker registered as an assistance target (general
-    seekers only, because a seeker has one group). Every job's score must be at least
-    its score without the flag. Rows that are public-welfare posts are the explicit
-    positive-assistance channel, and may only go up. The audit also scores with the
-    rule of `matching.hardship_blind` switched off, to show what it prevents.
+    Each checked seeker is first made unflagged: an assistance target becomes a general
+    seeker. The same candidate jobs are then scored again with a hardship category set
+    and the group unchanged. General seekers are also scored registered as assistance
+    targets; graduates and talent are not, because a seeker has one group. Every job's
+    score must be at least its score without the flag. Rows that are public-welfare
+    posts are the explicit positive-assistance channel, and may only go up. The audit
+    also scores with the rule of `matching.hardship_blind` switched off, to show what
+    it prevents.
 """
 
 import logging

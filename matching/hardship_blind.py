@@ -34,7 +34,7 @@ _WELFARE = FEATURE_NAMES.index(WELFARE_FEATURE)
 
 
 def has_hardship_flag(seeker: pd.Series) -> bool:
-    """Return whether the seeker is a registered assistance target (the flag the model sees)."""
+    """Return whether the seeker is a registered assistance target, the flag the model reads."""
     return str(seeker.get("group")) == HARDSHIP_GROUP
 
 

@@ -1,6 +1,6 @@
 """University majors mapped to occupations, for the graduate zone.
 
-The data folder holds no major catalogue, so this module carries a small mapping
+The data folder contains no major catalogue, so this module carries a small mapping
 built by hand and labelled as such. Its keys are the 专业类 (major classes, 4-digit
 codes) of the 普通高等学校本科专业目录 (Ministry of Education undergraduate major
 catalogue, 2020 edition), grouped under their 学科门类 (2-digit discipline codes).

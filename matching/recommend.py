@@ -288,7 +288,7 @@ class Recommender:
         """Return the score that orders each candidate row for a seeker row, in row order.
 
         The model's score when a model is loaded, else the baseline score. With
-        ``hardship_blind`` False the model reads the hardship flag as trained; only the
+        ``hardship_blind`` False the model reads the hardship flag as trained. Only the
         fairness audit turns it off, to measure what the rule of
         `matching.hardship_blind` prevents.
         """

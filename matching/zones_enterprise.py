@@ -12,9 +12,9 @@ first, for a station to contact:
 - nearby: the great-circle distance from the seeker's home to the enterprise's point is
   within the seeker's commute reach by their fastest allowed mode
   (`matching.candidates.StraightLineCommute.reach_m`);
-- suits: the seeker's education meets the post's requirement (unknown and none count as
-  met) and the seeker's wished occupation shares at least the 中类 with the post's
-  occupation code, or one of the seeker's wish keywords occurs in the post's title.
+- suits: the seeker's education meets the post's requirement, where unknown and none
+  count as met. Also, the seeker's wished occupation shares at least the 中类 with the
+  post's occupation code, or one of the seeker's wish keywords occurs in its title.
 
 Seekers are ordered by the occupation levels they share with their best post, then by
 distance. Masking, scope and audit of the list belong to the API layer.

@@ -1,8 +1,8 @@
 """Graduate zone (高校毕业生专区): major-matched and traineeship jobs, and counts per university.
 
 A graduate's zone lists the jobs within their commute limit, from home or from their
-campus, that take graduates: a traineeship (见习/实习) post, a post whose occupation
-lies under the graduate's major (`matching.majors`), or a post open to fresh
+campus, that take graduates. Such a job is a traineeship (见习/实习) post, a post whose
+occupation lies under the graduate's major (`matching.majors`), or a post open to fresh
 graduates (应届). Traineeships come first, then major matches, then the baseline
 score of `matching.scoring`.
 

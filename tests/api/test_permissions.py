@@ -24,8 +24,8 @@ from api.route_routes import router as route_router
 from api.routes import router as api_router
 from api.security.sms import OutboxSmsGateway
 from api.seeker_routes import router as seeker_router
-from api.zone_routes import router as zone_router
 from api.settings import AuthSettings, DataSettings, Settings
+from api.zone_routes import router as zone_router
 from store.identity import ADMIN_ROLES, Role
 from store.sqlite import SqliteStore
 from tests.store.test_identity_store import TREE
