@@ -28,7 +28,7 @@ SMALL = AuditOptions(seekers=12, check_seekers=6, page_size=10, max_candidates=8
 class PenalisingScorer:
     """A linear ranker that lowers every score of a seeker flagged as an assistance target.
 
-    It stands in for a tree model that learned a negative sign for the flag, which is
+    It replaces a tree model that learned a negative sign for the flag, which is
     what the serving rule must neutralise whatever the training data teaches.
     """
 

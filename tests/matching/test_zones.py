@@ -115,7 +115,7 @@ def test_campuses_are_63_in_xian(campuses: pd.DataFrame) -> None:
 def test_stored_graduates_recover_campus(
     recommender: Recommender, campuses: pd.DataFrame, data_dir: Path
 ) -> None:
-    # The test store holds 500 seekers drawn with seed 7; the plaintext draw is the truth.
+    # The test store contains 500 seekers drawn with seed 7; the plaintext draw is the truth.
     truth = generate_seekers(data_dir, 500, seed=7).set_index("seeker_id")["university"]
     stored = recommender.seekers.drop(columns=["university"], errors="ignore")
 
@@ -143,8 +143,8 @@ def test_counts_cover_every_university(recommender: Recommender, campuses: pd.Da
     assert counts.graduates["university"].tolist() == campuses["university"].tolist()
     assert counts.graduates["graduates"].sum() + counts.graduates_without_university == graduates
     per_university = counts.graduates.set_index("university")["graduates"]
-    most = counts.matched.groupby("university")["matched_graduates"].max()
-    assert (most <= per_university.reindex(most.index)).all()
+    largest = counts.matched.groupby("university")["matched_graduates"].max()
+    assert (largest <= per_university.reindex(largest.index)).all()
     assert counts.matched["district_code"].str.fullmatch(r"6101\d\d").all()
 
 
