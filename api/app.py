@@ -33,6 +33,7 @@ from api.security.seeker_pi import SeekerPiCodec
 from api.seeker_routes import router as seeker_router
 from api.settings import DataSettings, Settings
 from api.through_train_routes import router as through_train_router
+from api.zone_routes import router as zone_router
 from geo.errors import DataSourceError
 from geo.transit import TransitNetwork
 from matching.recommend import Recommender
@@ -133,6 +134,7 @@ def create_app(settings: Settings, store: ReadStore | None = None) -> FastAPI:
         pages_router,
         ogc_router,
         push_router,
+        zone_router,
     ]
     # Every /v1 route counts against the per-address limit, the login routes included,
     # so that password guessing across many accounts is slowed as well.

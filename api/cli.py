@@ -1,4 +1,4 @@
-"""The ``doorstep`` command: migrate, build, serve, audit, recommend, export, train, evaluate."""
+"""The ``doorstep`` command: build, serve, audit, recommend, export, train, evaluate, fairness."""
 
 import csv
 import json
@@ -25,6 +25,7 @@ from rich.table import Table
 
 from api.audit_cli import audit_checkpoint, audit_rotate_key, audit_verify
 from api.coverage_cli import coverage_app
+from api.fairness_cli import fairness
 from api.pi_cli import pi_app
 from api.security.seeker_pi import seeker_codec
 from api.settings import Settings
@@ -257,6 +258,7 @@ app.add_typer(audit_app, name="audit")
 app.add_typer(coverage_app, name="coverage")
 app.add_typer(pi_app, name="pi")
 app.add_typer(tour_app, name="tour")
+app.command("fairness")(fairness)
 
 
 audit_app.command("verify")(audit_verify)

@@ -381,6 +381,10 @@ class ModelSettings(BaseSettings):
         default=Path("var/model_key"),
         description="Development only: file holding the generated model key (mode 0600).",
     )
+    fairness_report_path: Path = Field(
+        default=Path("var/reports/fairness.json"),
+        description="JSON report that `doorstep fairness` writes and the analyst route reads.",
+    )
     n_jobs: int = Field(
         default=1,
         ge=1,

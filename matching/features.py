@@ -514,7 +514,15 @@ def _posting_features(
     return result
 
 
-def _group_features(pairs: pd.DataFrame, candidates: pd.DataFrame) -> dict[str, FloatArray]:
+def policy_post_flags(
+    candidates: pd.DataFrame,
+) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.bool_], npt.NDArray[np.bool_]]:
+    """Return the traineeship, public-welfare and talent-introduction flags of postings.
+
+    The word rules are `TRAINEESHIP_WORDS` (or an internship schedule such as
+    ``4天/周``), `PUBLIC_WELFARE_WORDS` and `TALENT_WORDS`, matched in the title and
+    the categories.
+    """
     text = candidates["title"].fillna("").astype(str)
     if "categories" in candidates.columns:
         text = text + " " + candidates["categories"].fillna("").astype(str)
@@ -529,7 +537,11 @@ def _group_features(pairs: pd.DataFrame, candidates: pd.DataFrame) -> dict[str, 
     ).to_numpy(dtype=bool)
     welfare = _mentions(text, PUBLIC_WELFARE_WORDS)
     talent_post = _mentions(text, TALENT_WORDS)
+    return traineeship, welfare, talent_post
 
+
+def _group_features(pairs: pd.DataFrame, candidates: pd.DataFrame) -> dict[str, FloatArray]:
+    traineeship, welfare, talent_post = policy_post_flags(candidates)
     group = pairs["group"].astype(str).to_numpy()
     is_graduate, is_talent, is_assistance = (
         group == "graduate",

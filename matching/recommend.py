@@ -18,6 +18,7 @@ from matching.candidates import JobIndex, NetworkCommuteEstimator
 from matching.cascade import ArrayScorer, RankingCascade, cascade_scores, top_rows
 from matching.explain import explain_frame
 from matching.features import FEATURE_NAMES, build_features
+from matching.hardship_blind import blind_matrix, has_hardship_flag, score_with_channel
 from matching.model_reasons import model_reasons
 from matching.posting_features import PostingFeatureTable
 from matching.scoring import score_jobs
@@ -256,10 +257,17 @@ class Recommender:
             When ``seeker_id`` is unknown.
         """
         seeker = self.seeker(seeker_id)
+        return seeker, self.rank(seeker, limit, lang)
+
+    def rank(self, seeker: pd.Series, limit: int, lang: str = "zh") -> pd.DataFrame:
+        """Rank postings within a seeker row's commute limit, best first, with reasons.
+
+        The row need not be loaded; the fairness audit ranks seekers with flipped flags.
+        """
         if self.scorer is not None:
             fast = self._rank_from_table(self.scorer, seeker, limit, lang)
             if fast is not None:
-                return seeker, fast
+                return fast
 
         candidates = self.index.for_commute(
             float(seeker["home_lon"]),
@@ -271,8 +279,28 @@ class Recommender:
         scored = score_jobs(seeker, candidates).reset_index(drop=True)
         if self.scorer is None:
             ranked = self._with_itineraries(seeker, scored.head(limit), lang)
-            return seeker, explain_frame(ranked, seeker, lang).assign(reason_source="baseline")
-        return seeker, self._rank_by_model(self.scorer, seeker, scored, limit, lang)
+            return explain_frame(ranked, seeker, lang).assign(reason_source="baseline")
+        return self._rank_by_model(self.scorer, seeker, scored, limit, lang)
+
+    def candidate_scores(
+        self, seeker: pd.Series, candidates: pd.DataFrame, *, hardship_blind: bool = True
+    ) -> npt.NDArray[np.float64]:
+        """Return the score that orders each candidate row for a seeker row, in row order.
+
+        The model's score when a model is loaded, else the baseline score. With
+        ``hardship_blind`` False the model reads the hardship flag as trained. Only the
+        fairness audit turns it off, to measure what the rule of
+        `matching.hardship_blind` prevents.
+        """
+        rows = candidates.reset_index(drop=True)
+        if self.scorer is None:
+            scored = score_jobs(seeker, rows.assign(_row=np.arange(len(rows))))
+            return scored.sort_values("_row")["score"].to_numpy(dtype=np.float64)
+        features = self.scorer.features(seeker, rows)
+        if hardship_blind and has_hardship_flag(seeker):
+            scores, _ = score_with_channel(self.scorer.predict, features)
+            return scores
+        return self.scorer.predict(features)
 
     def _rank_by_model(
         self,
@@ -284,7 +312,10 @@ class Recommender:
     ) -> pd.DataFrame:
         """Order by the model's score and explain the page by its feature contributions."""
         features = scorer.features(seeker, scored)
-        scored["model_score"] = scorer.predict(features)
+        if has_hardship_flag(seeker):
+            scored["model_score"], features = score_with_channel(scorer.predict, features)
+        else:
+            scored["model_score"] = scorer.predict(features)
         ranked = scored.sort_values("model_score", ascending=False, kind="stable").head(limit)
 
         page_features = features.loc[ranked.index].reset_index(drop=True)
@@ -316,6 +347,12 @@ class Recommender:
             return None
 
         features = table.features(seeker, reach.positions, reach.distances, reach.minutes)
+        if has_hardship_flag(seeker):
+            features, channel = blind_matrix(features)
+            if channel.any():
+                # Public-welfare posts in reach need the channel's second score, which
+                # the cascade's tree ranges do not compute; the frame path does.
+                return None
         stages = cascade_scores(scorer, features, self.cascade)
         # Only postings scoring at least the page's lowest score can be on the page. The
         # baseline score and then the commute order break ties, as in `_rank_by_model`.

@@ -26,6 +26,7 @@ from api.routes import router as api_router
 from api.security.sms import OutboxSmsGateway
 from api.seeker_routes import router as seeker_router
 from api.settings import AuthSettings, CacheSettings, DataSettings, Settings
+from api.zone_routes import router as zone_router
 from store.identity import ADMIN_ROLES, Role
 from store.sqlite import SqliteStore
 from tests.store.test_identity_store import TREE
@@ -41,6 +42,7 @@ ROUTERS = [
     admin_router,
     pages_router,
     ogc_router,
+    zone_router,
 ]
 
 
