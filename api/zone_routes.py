@@ -18,7 +18,7 @@ import threading
 from typing import Annotated, Any, Literal
 
 import pandas as pd
-from fastapi import APIRouter, Depends, Path, Query, Request, status
+from fastapi import APIRouter, Path, Query, Request, status
 from pydantic import BaseModel, Field
 
 from api import presenters
@@ -34,7 +34,6 @@ from api.routes import (
     SettingsDep,
     _check_page_size,
     _refuse_public_seekers_in_production,
-    enforce_rate_limit,
 )
 from api.schemas import Job
 from api.security.masking import generalise_home, mask_mobile, mask_name
@@ -186,7 +185,7 @@ class SuitableSeekers(BaseModel):
 @router.get(
     "/v1/zones/graduates/{seeker_id}/jobs",
     response_model=GraduateZone,
-    dependencies=[Depends(enforce_rate_limit), require(Permission.PUBLIC)],
+    dependencies=[require(Permission.PUBLIC)],
 )
 def graduate_zone(
     request: Request,
@@ -238,7 +237,7 @@ def graduate_zone(
 @router.get(
     "/v1/zones/talent/{seeker_id}/jobs",
     response_model=TalentZone,
-    dependencies=[Depends(enforce_rate_limit), require(Permission.PUBLIC)],
+    dependencies=[require(Permission.PUBLIC)],
 )
 def talent_zone(
     request: Request,
