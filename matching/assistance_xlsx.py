@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from openpyxl import Workbook, load_workbook
+from openpyxl.styles import Font
 from openpyxl.utils.exceptions import InvalidFileException
 
 from geo.errors import DoorstepError
@@ -76,7 +77,7 @@ def write_workbook(sheets: Sequence[Sheet]) -> bytes:
         worksheet = workbook.create_sheet(sheet.title)
         worksheet.append(list(sheet.headers))
         for cell in worksheet[1]:
-            cell.font = cell.font.copy(bold=True)
+            cell.font = Font(bold=True)
         for row in sheet.rows:
             worksheet.append([_safe_cell(value) for value in row])
         worksheet.freeze_panes = "A2"
