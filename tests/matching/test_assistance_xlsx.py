@@ -71,7 +71,7 @@ def test_import_missing_header() -> None:
 
 
 def test_import_not_xlsx() -> None:
-    with pytest.raises(WorkbookError, match="not a readable .xlsx"):
+    with pytest.raises(WorkbookError, match=r"not a readable \.xlsx"):
         read_target_rows(b"seeker_id,officer_id\nsim-1,staff-1\n")
 
 
