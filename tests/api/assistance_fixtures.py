@@ -1,8 +1,10 @@
 """A small store for the assistance tests: simulated seekers, postings at their streets, training.
 
-The postings sit about 100 m from the homes of three assistance targets of 雁塔区, so
-every target can reach them on foot; one is a public-welfare post and one a night-shift post.
-Each posting counts as one vacancy (no headcount column), which the allocation tests use.
+The three assistance targets of 雁塔区 used here get homes within about 200 m of each
+other and walk up to 30 minutes, and the six postings sit about 100 m away, so every
+target can reach every posting and they compete for the vacancies. One posting is a
+public-welfare post and one a night-shift post. Each posting counts as one vacancy (no
+headcount column), which the allocation tests use.
 """
 
 from pathlib import Path
@@ -25,8 +27,16 @@ TITLES = ["公益性岗位保洁员", "超市理货员", "夜班保安", "仓库
 
 
 def plaintext_seekers(data_dir: Path) -> pd.DataFrame:
-    """300 simulated seekers with plaintext personal fields (seed 8)."""
-    return generate_seekers(data_dir, 300, seed=8)
+    """300 simulated seekers (seed 8) with plaintext personal fields; targets moved together."""
+    seekers = generate_seekers(data_dir, 300, seed=8)
+    chosen = yanta_targets(seekers).index
+    first = seekers.loc[chosen[0]]
+    for offset, index in enumerate(chosen):
+        seekers.loc[index, "home_lon"] = float(first["home_lon"]) + 0.001 * offset
+        seekers.loc[index, "home_lat"] = float(first["home_lat"])
+        seekers.loc[index, "max_commute_min"] = 30
+        seekers.loc[index, "modes"] = "walk"
+    return seekers
 
 
 def yanta_targets(seekers: pd.DataFrame, n: int = 3) -> pd.DataFrame:
@@ -40,10 +50,9 @@ def store_inputs(seekers: pd.DataFrame) -> dict[str, Any]:
     """Store inputs: the contract's layers plus training, and six postings near the targets."""
     inputs = _inputs()
     targets = yanta_targets(seekers)
-    points = [
-        (float(row["home_lon"]) + 0.001, float(row["home_lat"])) for _, row in targets.iterrows()
-    ]
-    anchor_points = [points[i % len(points)] for i in range(len(TITLES))]
+    home = targets.iloc[0]
+    point = (float(home["home_lon"]) + 0.001, float(home["home_lat"]))
+    anchor_points = [point] * len(TITLES)
     anchors = pd.DataFrame(
         {
             "anchor_id": [f"anc-{i}" for i in range(len(TITLES))],
@@ -79,14 +88,15 @@ def store_inputs(seekers: pd.DataFrame) -> dict[str, Any]:
     inputs["anchors"] = anchors
     inputs["postings"] = postings
     inputs["seekers"] = seeker_codec(Settings()).protect(seekers)
-    inputs["layers"] = {**inputs["layers"], "training": training_layer(points)}
+    street_point = (float(home["home_area_lon"]), float(home["home_area_lat"]))
+    inputs["layers"] = {**inputs["layers"], "training": training_layer(street_point)}
     inputs["meta"] = {**inputs["meta"], "postings": len(postings)}
     return inputs
 
 
-def training_layer(points: list[tuple[float, float]]) -> tuple[LayerInfo, gpd.GeoDataFrame]:
-    """Two training institutions: one at the first target's street, one 0.05 degrees east."""
-    lon, lat = points[0]
+def training_layer(point: tuple[float, float]) -> tuple[LayerInfo, gpd.GeoDataFrame]:
+    """Two training institutions: one at the targets' street office, one 0.05 degrees east."""
+    lon, lat = point
     frame = gpd.GeoDataFrame(
         {
             "name": ["雁塔职业技能培训学校", "远处培训中心"],
