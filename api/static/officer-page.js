@@ -235,9 +235,13 @@
 
   async function loadInstitutions(seekerId) {
     const select = byId("of-institutions");
+    const offer = byId("of-training-offer");
+    // Disabled until the list is loaded, so an offer never names an empty choice.
+    offer.disabled = true;
     select.replaceChildren();
     const result = await api("/v1/assistance/targets/" + encodeURIComponent(seekerId) + "/institutions");
     if (!result.ok) {
+      fail(detailStatus, result);
       return;
     }
     result.body.forEach(function (item) {
@@ -245,6 +249,7 @@
       option.value = item.institution_id;
       select.appendChild(option);
     });
+    offer.disabled = result.body.length === 0;
   }
 
   async function report(result) {
