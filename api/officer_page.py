@@ -1,7 +1,7 @@
 """The officer workbench page (援助员工作台): targets, match lists, the 131 ledger, visits.
 
 The page is a template with its own zh/en texts over the shared page messages. It
-holds no data: its script signs in through the staff session and calls the
+contains no data, because its script signs in through the staff session and calls the
 ``/v1/assistance`` routes, so every read and write is checked and audited there.
 """
 

@@ -1,14 +1,14 @@
 """Assistance officers' routes: targets, the targeted match list and the 131 ledger.
 
-Every route needs ``assistance.ledger``. An officer sees and changes only the targets
-assigned to them; any other target, of another officer or another organisation, gets
+Every route needs ``assistance.ledger``. An officer reads and changes only the targets
+assigned to them. Any other target, of another officer or another organisation, gets
 the 404 of a missing one. Assigning needs the seeker's home and the receiving officer's
 organisation both inside the caller's organisation subtree.
 
 Every write is stored together with its operation-log record in one transaction. A
 write rejected by a rule (404, 409, 422) is recorded with ``record_event``. Reading a
 target's assistance category, which is personal information, is recorded too. The
-names shown in lists are masked; the category label is shown only to holders of
+names shown in lists are masked, and the category label is shown only to holders of
 ``pi.unmask``.
 """
 
@@ -141,7 +141,7 @@ class TrainingIn(BaseModel):
 
 
 class TrainingResponseIn(BaseModel):
-    """The target's answer to the training offer: accepted or declined."""
+    """The target's response to the training offer: accepted or declined."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -606,7 +606,8 @@ def audited_failure(request: Request, action: str, object_id: str) -> Iterator[N
     try:
         yield
     except LookupError:
-        # Another officer's target is "denied", a missing one "rejected": both answer 404.
+        # Another officer's target is recorded as "denied", a missing one as "rejected".
+        # Both return the same 404.
         result: AuditResult = getattr(request.state, "assistance_result", "rejected")
         record(request, action, object_id, result, status.HTTP_404_NOT_FOUND)
         raise
@@ -668,9 +669,9 @@ def _my_target(request: Request, seeker_id: str) -> dict[str, Any]:
     return target
 
 
-def _category_code(request: Request, row: dict[str, Any], given: str | None) -> str:
-    if given:
-        return parse_category(given)
+def _category_code(request: Request, row: dict[str, Any], category: str | None) -> str:
+    if category:
+        return parse_category(category)
     stored = request.app.state.seeker_codec.reveal(row).hardship_category
     if not stored:
         raise CategoryError(

@@ -138,9 +138,9 @@ def _flow_network(
     solver = min_cost_flow.SimpleMinCostFlow()
     total = 0
     for seeker_id, node in target_node.items():
-        wanted = int(slots.get(seeker_id, 0) if isinstance(slots, Mapping) else slots)
-        solver.add_arc_with_capacity_and_unit_cost(source, node, wanted, 0)
-        total += wanted
+        requested = int(slots.get(seeker_id, 0) if isinstance(slots, Mapping) else slots)
+        solver.add_arc_with_capacity_and_unit_cost(source, node, requested, 0)
+        total += requested
     # The solver pushes as much of this supply as the capacities allow.
     solver.set_node_supply(source, total)
     solver.set_node_supply(sink, -total)

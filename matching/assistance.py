@@ -1,7 +1,7 @@
 """Assistance targets and the 131 service: categories, match rules and the ledger's states.
 
 The 131 service gives every assistance target (就业援助对象) one career guidance, three
-job recommendations and one training offer. This module holds the rules that need no
+job recommendations and one training offer. This module contains the rules that need no
 store: which postings suit a target's category, the states a recommendation moves
 through, when a target's 131 service is complete, and which return visits are due.
 The ledger tables live in :mod:`store.assistance_store`.
@@ -70,7 +70,14 @@ TRAINING_RESPONSES = ("accepted", "declined")
 
 
 class LedgerError(DoorstepError, ValueError):
-    """A 131 ledger write breaks a state rule; the message names the rule."""
+    """A 131 ledger write breaks a state rule; the message names the rule.
+
+    ``message_zh`` is the rule in Chinese for the officer's page, when one is given.
+    """
+
+    def __init__(self, message: str, message_zh: str | None = None) -> None:
+        super().__init__(message)
+        self.message_zh = message_zh
 
 
 class CategoryError(LedgerError):
@@ -79,6 +86,10 @@ class CategoryError(LedgerError):
 
 class LedgerConflictError(DoorstepError, RuntimeError):
     """A 131 ledger write conflicts with stored state (full headcount, a concurrent change)."""
+
+    def __init__(self, message: str, message_zh: str | None = None) -> None:
+        super().__init__(message)
+        self.message_zh = message_zh
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,14 +229,19 @@ def _accepts(rows: pd.DataFrame, category: str | None) -> np.ndarray[Any, np.dty
     return np.array([not text or category in text.split(";") for text in accepted], dtype=bool)
 
 
-def check_transition(current: str, wanted: str) -> None:
-    """Raise LedgerError unless a recommendation may move from ``current`` to ``wanted``."""
-    if wanted not in TRANSITIONS:
-        raise LedgerError(f"state {wanted!r} is unknown; expected one of {sorted(TRANSITIONS)}")
-    if wanted not in TRANSITIONS[current]:
+def check_transition(current: str, requested: str) -> None:
+    """Raise LedgerError unless a recommendation may move from ``current`` to ``requested``."""
+    if requested not in TRANSITIONS:
+        raise LedgerError(
+            f"state {requested!r} is unknown; expected one of {sorted(TRANSITIONS)}",
+            "推荐状态无效",
+        )
+    if requested not in TRANSITIONS[current]:
         allowed = sorted(TRANSITIONS[current]) or "none, the recommendation is closed"
         raise LedgerError(
-            f"a recommendation in state {current!r} cannot move to {wanted!r}; allowed: {allowed}"
+            f"a recommendation in state {current!r} cannot move to {requested!r};"
+            f" allowed: {allowed}",
+            "推荐状态不能这样变更，请按“已送达→有意向→已面试→录用结果”的顺序记录",
         )
 
 
@@ -233,32 +249,45 @@ def check_sign_off(posting_ids: list[str], signed: Iterable[str], guidance_recor
     """Raise LedgerError unless ``posting_ids`` may be signed off for a target.
 
     The rules: career guidance comes first, the postings are distinct and new for the
-    target, and the target holds at most three recommendations in total.
+    target, and the target receives at most three recommendations in total.
     """
     if not guidance_recorded:
-        raise LedgerError("record the career guidance before signing off recommendations")
+        raise LedgerError(
+            "record the career guidance before signing off recommendations",
+            "请先记录职业指导，再签发推荐岗位",
+        )
     if not posting_ids:
         raise LedgerError("posting_ids is empty; sign off 1 to 3 postings")
     if len(set(posting_ids)) != len(posting_ids):
-        raise LedgerError("posting_ids repeats a posting; each must be distinct")
+        raise LedgerError(
+            "posting_ids repeats a posting; each must be distinct", "同一岗位不能重复签发"
+        )
     already = set(signed)
     repeated = sorted(already & set(posting_ids))
     if repeated:
-        raise LedgerError(f"posting(s) {repeated} are already recommended to this target")
+        raise LedgerError(
+            f"posting(s) {repeated} are already recommended to this target",
+            "所选岗位已推荐给该援助对象",
+        )
     if len(already) + len(posting_ids) > RECOMMENDATIONS_PER_TARGET:
         raise LedgerError(
             f"a target receives at most {RECOMMENDATIONS_PER_TARGET} recommendations;"
             f" {len(already)} are signed off, so at most"
-            f" {RECOMMENDATIONS_PER_TARGET - len(already)} more"
+            f" {RECOMMENDATIONS_PER_TARGET - len(already)} more",
+            f"每名援助对象最多推荐 {RECOMMENDATIONS_PER_TARGET} 个岗位",
         )
 
 
 def check_training_offer(guidance_recorded: bool, already_offered: bool) -> None:
     """Raise LedgerError unless a training offer may be recorded now."""
     if not guidance_recorded:
-        raise LedgerError("record the career guidance before the training offer")
+        raise LedgerError(
+            "record the career guidance before the training offer", "请先记录职业指导，再推荐培训"
+        )
     if already_offered:
-        raise LedgerError("the training offer of this target is already recorded")
+        raise LedgerError(
+            "the training offer of this target is already recorded", "该援助对象已有培训推荐"
+        )
 
 
 def check_training_response(offered: bool, response: str, current: str | None) -> None:
@@ -266,7 +295,9 @@ def check_training_response(offered: bool, response: str, current: str | None) -
     if response not in TRAINING_RESPONSES:
         raise LedgerError(f"response {response!r} is unknown; expected {list(TRAINING_RESPONSES)}")
     if not offered:
-        raise LedgerError("record the training offer before the target's response to it")
+        raise LedgerError(
+            "record the training offer before the target's response to it", "请先记录培训推荐"
+        )
     if current is not None:
         raise LedgerError(f"the response to the training offer is already {current!r}")
 
@@ -275,7 +306,7 @@ def is_complete(target: Mapping[str, Any], states: Iterable[str]) -> bool:
     """Return whether a target's 131 service is complete.
 
     Complete means career guidance recorded, three recommendations delivered (whatever
-    the target answered) and a training offer recorded.
+    the target's response) and a training offer recorded.
     """
     delivered = sum(1 for state in states if state in DELIVERED_STATES)
     return (
@@ -320,5 +351,6 @@ def check_visit_day(due_on: date, today: date) -> None:
     if due_on < today:
         raise LedgerError(
             f"due_on {due_on.isoformat()} is before today {today.isoformat()};"
-            " schedule the visit today or later"
+            " schedule the visit today or later",
+            "回访日期不能早于今天",
         )

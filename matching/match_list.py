@@ -1,9 +1,9 @@
 """Targeted match lists of assistance officers: ranked, rule-filtered and capacity-allocated.
 
 For each of an officer's targets the recommender ranks the postings within the target's
-commute limit, :func:`matching.assistance.apply_group_rules` keeps those that suit the
-target's category and rescores them, and :func:`matching.allocation.allocate` proposes
-the recommendations each target still needs so that no posting is proposed to more
+commute limit. :func:`matching.assistance.apply_group_rules` keeps those that suit the
+target's category and rescores them. :func:`matching.allocation.allocate` then proposes
+the recommendations each target still needs, so that no posting is proposed to more
 targets than it has vacancies left. Vacancies left are the posting's headcount minus
 the recommendations of every officer's targets that hold one (the whole ledger, so
 targets of other officers in the district count too).

@@ -6,9 +6,9 @@ runs in one transaction together with its operation-log record, so a write whose
 fails is rolled back. The state rules come from :mod:`matching.assistance`; this module
 applies them to the stored rows inside the write's transaction.
 
-The sign-off of recommendations checks each posting's headcount while it holds a lock
-on that posting (SQLite serialises writers with ``BEGIN IMMEDIATE``; PostgreSQL takes a
-transaction-scoped advisory lock per posting), so two officers signing off the last
+The sign-off of recommendations checks each posting's headcount under a lock on that
+posting. SQLite serialises writers with ``BEGIN IMMEDIATE``, and PostgreSQL takes a
+transaction-scoped advisory lock per posting. So two officers signing off the last
 vacancy at the same time cannot both succeed.
 """
 
@@ -378,7 +378,10 @@ class AssistanceStore:
         with self._transaction() as tx:
             target = _locked_target(tx, seeker_id)
             if target["guidance_at"] is not None:
-                raise LedgerError("the career guidance of this target is already recorded")
+                raise LedgerError(
+                    "the career guidance of this target is already recorded",
+                    "该援助对象已记录职业指导",
+                )
             tx.execute(
                 "UPDATE assistance_targets SET guidance_at = ?, guidance_topic = ?,"
                 " updated_at = ? WHERE seeker_id = ?",
@@ -567,7 +570,8 @@ def _check_vacancy(tx: LedgerTx, posting_id: str, headcount: int) -> None:
     if int(held) >= headcount:
         raise LedgerConflictError(
             f"posting {posting_id!r} has no vacancy left: {held} of its {headcount} are"
-            " held by other recommendations; choose another posting"
+            " held by other recommendations; choose another posting",
+            "该岗位名额已满，请选择其他岗位",
         )
 
 

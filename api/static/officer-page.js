@@ -366,9 +366,9 @@
       fail(status, me);
       return;
     }
-    const who = byId("of-me");
-    who.textContent = D.format(t.of_me, { name: me.body.name_masked, org: me.body.org_id || "" });
-    who.hidden = false;
+    const account = byId("of-me");
+    account.textContent = D.format(t.of_me, { name: me.body.name_masked, org: me.body.org_id || "" });
+    account.hidden = false;
     byId("of-logout").hidden = false;
     await Promise.all([loadTargets(), loadDueVisits()]);
   }

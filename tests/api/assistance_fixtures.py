@@ -1,8 +1,8 @@
 """A small store for the assistance tests: simulated seekers, postings at their streets, training.
 
 The three assistance targets of 雁塔区 used here get homes within about 200 m of each
-other and walk up to 30 minutes, and the six postings sit about 100 m away, so every
-target can reach every posting and they compete for the vacancies. One posting is a
+other and walk up to 30 minutes. The six postings sit about 100 m away, so every target
+can reach every posting and the targets compete for the vacancies. One posting is a
 public-welfare post and one a night-shift post. Each posting counts as one vacancy (no
 headcount column), which the allocation tests use.
 """
@@ -53,6 +53,7 @@ def store_inputs(seekers: pd.DataFrame) -> dict[str, Any]:
     home = targets.iloc[0]
     point = (float(home["home_lon"]) + 0.001, float(home["home_lat"]))
     anchor_points = [point] * len(TITLES)
+
     anchors = pd.DataFrame(
         {
             "anchor_id": [f"anc-{i}" for i in range(len(TITLES))],
@@ -85,6 +86,7 @@ def store_inputs(seekers: pd.DataFrame) -> dict[str, Any]:
             "anchor_id": [f"anc-{i}" for i in range(len(TITLES))],
         }
     )
+
     inputs["anchors"] = anchors
     inputs["postings"] = postings
     inputs["seekers"] = seeker_codec(Settings()).protect(seekers)

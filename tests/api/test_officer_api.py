@@ -258,6 +258,7 @@ def test_sign_off_full_posting_409(
 
     assert response.status_code == 409
     assert "no vacancy left" in response.json()["detail"][0]["msg"]
+    assert response.json()["detail"][0]["msg_zh"] == "该岗位名额已满，请选择其他岗位"
     detail = client.get(f"/v1/assistance/targets/{targets[0]}", headers=officers.first.headers)
     assert detail.json()["recommendations"] == []
     actions = _audit_actions(client)
