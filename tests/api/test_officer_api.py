@@ -452,3 +452,17 @@ def test_import_not_xlsx(client: TestClient, officers: Officers) -> None:
 
     assert response.status_code == 422
     assert "not a readable .xlsx" in response.json()["detail"][0]["msg"]
+
+
+def test_seeker_erasure_removes_target(
+    client: TestClient, officers: Officers, targets: list[str]
+) -> None:
+    _assign(client, officers.first, targets[0], officers.first)
+    _guide(client, officers.first, targets[0])
+    store = client.app.state.assistance_store  # type: ignore[attr-defined]
+
+    erased = client.delete(f"/v1/seekers/{targets[0]}", headers=officers.first.headers)
+
+    assert erased.status_code == 200, erased.text
+    assert "assistance" in [item["name"] for item in erased.json()["erasers"]]
+    assert store.target(targets[0]) is None
