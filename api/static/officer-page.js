@@ -96,7 +96,7 @@
       );
       const open = D.el("button", "of-open", t.of_open);
       open.type = "button";
-      open.addEventListener("click", function () { openTarget(target.seeker_id); });
+      open.addEventListener("click", function () { openTarget(target.seeker_id, true); });
       const cell = document.createElement("td");
       cell.appendChild(open);
       row.appendChild(cell);
@@ -122,7 +122,9 @@
     });
   }
 
-  async function openTarget(seekerId) {
+  // Open a target. The match list is recomputed for all of the officer's targets, which
+  // takes seconds with dozens of them, so it is reloaded only when asked.
+  async function openTarget(seekerId, withMatches) {
     current = seekerId;
     byId("of-detail").hidden = false;
     ok(detailStatus, t.of_loading);
@@ -132,7 +134,11 @@
       return;
     }
     renderTarget(result.body);
-    await Promise.all([loadMatches(seekerId), loadInstitutions(seekerId)]);
+    const loads = [loadInstitutions(seekerId)];
+    if (withMatches) {
+      loads.push(loadMatches(seekerId));
+    }
+    await Promise.all(loads);
     ok(detailStatus, "");
   }
 
@@ -252,12 +258,12 @@
     offer.disabled = result.body.length === 0;
   }
 
-  async function report(result) {
+  async function report(result, withMatches) {
     if (!result.ok) {
       fail(detailStatus, result);
       return;
     }
-    await openTarget(current);
+    await openTarget(current, Boolean(withMatches));
     ok(detailStatus, t.of_saved);
     await Promise.all([loadTargets(), loadDueVisits()]);
   }
@@ -321,7 +327,7 @@
     });
     byId("of-sign-off").addEventListener("click", async function () {
       const chosen = Array.from(byId("of-matches").querySelectorAll("input:checked")).map(function (box) { return box.value; });
-      await report(await postJson(targetPath("/recommendations"), { posting_ids: chosen }));
+      await report(await postJson(targetPath("/recommendations"), { posting_ids: chosen }), true);
     });
     byId("of-training-offer").addEventListener("click", async function () {
       await report(await postJson(targetPath("/training"), { institution_id: byId("of-institutions").value }));
