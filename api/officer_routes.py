@@ -42,6 +42,7 @@ from matching.assistance import (
     is_complete,
     parse_category,
 )
+from matching.assistance_xlsx import WorkbookError
 from matching.match_list import (
     MatchList,
     TargetRequest,
@@ -614,7 +615,7 @@ def audited_failure(request: Request, action: str, object_id: str) -> Iterator[N
     except LedgerConflictError:
         record(request, action, object_id, "conflict", status.HTTP_409_CONFLICT)
         raise
-    except LedgerError:
+    except (LedgerError, WorkbookError):
         record(request, action, object_id, "rejected", status.HTTP_422_UNPROCESSABLE_CONTENT)
         raise
 

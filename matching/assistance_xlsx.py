@@ -31,8 +31,11 @@ IMPORT_COLUMNS: dict[str, tuple[str, bool]] = {
 MAX_IMPORT_ROWS = 2_000
 """Rows of one import; a larger list is split into several files."""
 
-MAX_IMPORT_BYTES = 2_000_000
-"""Bytes of one uploaded workbook."""
+MAX_IMPORT_BYTES = 1_000_000
+"""Bytes of one uploaded workbook; a 2,000-row target list takes well under 100 kB.
+
+The service's request body limit (``max_body_bytes``, 1 MiB by default) applies first.
+"""
 
 # Excel refuses a cell that starts with these as text would be read as a formula.
 _FORMULA_STARTS = ("=", "+", "-", "@")

@@ -452,6 +452,7 @@ def test_import_not_xlsx(client: TestClient, officers: Officers) -> None:
 
     assert response.status_code == 422
     assert "not a readable .xlsx" in response.json()["detail"][0]["msg"]
+    assert ("assistance.import", "rejected", "import") in _audit_actions(client)
 
 
 def test_seeker_erasure_removes_target(
