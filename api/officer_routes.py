@@ -19,10 +19,25 @@ from datetime import UTC, date, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Request, status
-from pydantic import BaseModel, ConfigDict, Field
 
 from api.auth import require
 from api.errors import NotFoundError, ServiceUnavailableError
+from api.officer_schemas import (
+    AssignIn,
+    GuidanceIn,
+    InstitutionOut,
+    MatchListOut,
+    MatchOut,
+    RecommendationOut,
+    SignOffIn,
+    StateIn,
+    TargetMatchesOut,
+    TargetOut,
+    TrainingIn,
+    TrainingResponseIn,
+    VisitIn,
+    VisitOut,
+)
 from api.permissions import Permission, permissions_of
 from api.routes import Lang
 from api.security.audit import principal_write, record_event
@@ -90,154 +105,6 @@ class OfficerRoleError(LedgerError):
 
 class OutsideOfficerAreaError(LedgerError):
     """The seeker lives outside the organisation of the officer they would be assigned to."""
-
-
-# --- schemas ------------------------------------------------------------------------------
-
-
-class AssignIn(BaseModel):
-    """A target to assign: the seeker, the officer and optionally the assistance category."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    seeker_id: str = Field(max_length=64, pattern=r"^[A-Za-z0-9._-]+$")
-    officer_id: str = Field(max_length=64)
-    category: str | None = Field(
-        None,
-        max_length=32,
-        description="Category code or zh-CN label; the seeker's stored category when omitted.",
-    )
-
-
-class GuidanceIn(BaseModel):
-    """The career guidance session: its topic code."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    topic: str = Field(description=f"One of {sorted(GUIDANCE_TOPICS)}.")
-
-
-class SignOffIn(BaseModel):
-    """Postings the officer signs off as recommendations (1 to 3, distinct)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    posting_ids: list[str] = Field(min_length=1, max_length=RECOMMENDATIONS_PER_TARGET)
-
-
-class StateIn(BaseModel):
-    """The next state of a recommendation."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    state: str = Field(max_length=16)
-
-
-class TrainingIn(BaseModel):
-    """The training institution offered: the training layer's Baidu uid."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    institution_id: str = Field(max_length=64, pattern=r"^[A-Za-z0-9]+$")
-
-
-class TrainingResponseIn(BaseModel):
-    """The target's response to the training offer: accepted or declined."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    response: str = Field(max_length=16)
-
-
-class VisitIn(BaseModel):
-    """A return visit to schedule on a day (UTC), today or later."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    due_on: date
-
-
-class RecommendationOut(BaseModel):
-    """One signed-off recommendation and its state."""
-
-    posting_id: str
-    title: str | None
-    company: str | None
-    state: str
-    signed_off_at: datetime
-    delivered_at: datetime | None
-
-
-class VisitOut(BaseModel):
-    """One return visit; ``due`` is true when it is open and its day has come."""
-
-    visit_id: str
-    seeker_id: str
-    due_on: date
-    reason: str
-    done_at: datetime | None
-    due: bool
-
-
-class TargetOut(BaseModel):
-    """A target with its 131 status; the name is masked, the category shown to pi.unmask only."""
-
-    seeker_id: str
-    simulated: bool
-    name: str
-    category_label: str | None
-    officer_id: str
-    org_id: str
-    district_code: str
-    guidance_at: datetime | None
-    guidance_topic: str | None
-    recommendations: list[RecommendationOut]
-    training_institution: str | None
-    training_offered_at: datetime | None
-    training_response: str | None
-    next_visit_on: date | None
-    visits: list[VisitOut] = Field(description="Open return visits, earliest first.")
-    complete: bool
-
-
-class MatchOut(BaseModel):
-    """One posting of a target's match list; ``proposed`` marks the allocation's choice."""
-
-    posting_id: str
-    title: str
-    company: str
-    district_code: str | None
-    estimated_commute_min: float | None
-    public_welfare: bool
-    night_shift: bool
-    match_score: float
-    proposed: bool
-
-
-class TargetMatchesOut(BaseModel):
-    """A target's match list and the recommendations it still needs."""
-
-    seeker_id: str
-    slots: int
-    matches: list[MatchOut]
-
-
-class MatchListOut(BaseModel):
-    """The officer's match list; ``unknown`` targets are not among the loaded seekers."""
-
-    targets: list[TargetMatchesOut]
-    unknown: list[str]
-    method: str = Field(description="How the proposals were allocated.")
-
-
-class InstitutionOut(BaseModel):
-    """A training institution of the training map layer near the target's street."""
-
-    institution_id: str
-    name: str
-    address: str
-    district_code: str
-    distance_m: float
 
 
 # --- routes -------------------------------------------------------------------------------
@@ -359,7 +226,13 @@ def training_institutions(request: Request, seeker_id: SeekerIdPath) -> list[Ins
     """Return the training institutions nearest the target's street office."""
     with audited_failure(request, "assistance.institutions.read", f"seeker:{seeker_id}"):
         _my_target(request, seeker_id)
-    seeker = request.app.state.recommender.seekers.loc[seeker_id]
+    seekers = request.app.state.recommender.seekers
+    if seeker_id not in seekers.index:
+        raise NotFoundError(
+            f"seeker {seeker_id!r} of this target is not among the loaded seekers",
+            "未找到该援助对象的求职者记录",
+        )
+    seeker = seekers.loc[seeker_id]
     lon = float(seeker.get("home_area_lon", seeker["home_lon"]))
     lat = float(seeker.get("home_area_lat", seeker["home_lat"]))
     found = nearest_institutions(_training_layer(request), lon, lat, INSTITUTIONS_SHOWN)
