@@ -18,6 +18,9 @@ from api.erasers import EraserRegistry
 from api.errors import install_error_handlers
 from api.identity_setup import open_identity
 from api.middleware import install_middleware
+from api.officer_exchange_routes import router as officer_exchange_router
+from api.officer_page import router as officer_page_router
+from api.officer_routes import router as officer_router
 from api.ogc import install_ogc_error_handler
 from api.ogc import router as ogc_router
 from api.pages import mount_assets
@@ -41,6 +44,7 @@ from push.erase import push_eraser
 from push.pipeline import StreamKeys
 from push.runtime import channels_from_settings, push_store_for, start_embedded_worker
 from push.service import PushService
+from store.assistance_store import AssistanceStore, assistance_store_for
 from store.audit import AuditChain
 from store.base import ReadStore
 from store.cache import (
@@ -95,6 +99,7 @@ def create_app(settings: Settings, store: ReadStore | None = None) -> FastAPI:
             app.state.cache, app.state.rate_limiter = _open_cache(settings, resources)
             app.state.identity = open_identity(settings, opened, app.state.cache)
             open_pushes(app, settings, opened, transit, resources)
+            app.state.assistance_store = _open_assistance(opened)
             _register_erasers(app)
             _freeze_start_up_objects()
             logger.info(
@@ -135,6 +140,9 @@ def create_app(settings: Settings, store: ReadStore | None = None) -> FastAPI:
         ogc_router,
         push_router,
         zone_router,
+        officer_router,
+        officer_exchange_router,
+        officer_page_router,
     ]
     # Every /v1 route counts against the per-address limit, the login routes included,
     # so that password guessing across many accounts is slowed as well.
@@ -166,6 +174,8 @@ def _register_erasers(app: FastAPI) -> None:
     client = state.cache.client if isinstance(state.cache, RedisCache) else None
     keys = StreamKeys.for_namespace(state.settings.cache.redis_namespace)
     state.erasers.register("pushes", push_eraser(state.push_store, client, keys), replace=True)
+    if state.assistance_store is not None:
+        state.erasers.register("assistance", state.assistance_store.delete_target, replace=True)
 
 
 # Networks built in this process, by resolved data folder; None when its files are missing.
@@ -257,6 +267,15 @@ def _close_redis(client: "redis.Redis", where: str) -> None:
     client.close()
     client.connection_pool.disconnect()
     logger.info("redis client on %s closed", where)
+
+
+def _open_assistance(store: ReadStore) -> AssistanceStore | None:
+    """Return the assistance store sharing ``store``, or None for a store without one."""
+    try:
+        return assistance_store_for(store)
+    except TypeError as err:
+        logger.warning("assistance ledger unavailable: %s", err)
+        return None
 
 
 def open_pushes(

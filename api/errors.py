@@ -37,6 +37,13 @@ from geo.errors import (
     InvalidTravelModeError,
     UnknownCoordSysError,
 )
+from matching.assistance import LedgerConflictError, LedgerError
+from matching.assistance_xlsx import WorkbookError
+from store.assistance_store import (
+    RecommendationNotFoundError,
+    TargetNotFoundError,
+    VisitNotFoundError,
+)
 from store.audit import AuditWriteError
 from store.base import AnchorNotFoundError, DuplicateAnchorError, PostingNotFoundError
 from store.identity import RoleConflictError
@@ -121,6 +128,13 @@ _STATUS: list[tuple[type[DoorstepError], int, str]] = [
     (InvalidTransitionError, status.HTTP_422_UNPROCESSABLE_CONTENT, "锚点状态变更无效"),
     (InvalidMergeError, status.HTTP_422_UNPROCESSABLE_CONTENT, "合并请求无效"),
     (ImportRejectedError, status.HTTP_422_UNPROCESSABLE_CONTENT, "导入文件无效"),
+    # The 131 ledger of assistance officers.
+    (LedgerConflictError, status.HTTP_409_CONFLICT, "岗位名额已满，请选择其他岗位"),
+    (LedgerError, status.HTTP_422_UNPROCESSABLE_CONTENT, "不符合131台账规则"),
+    (WorkbookError, status.HTTP_422_UNPROCESSABLE_CONTENT, "Excel 文件无效"),
+    (TargetNotFoundError, status.HTTP_404_NOT_FOUND, "未找到该援助对象"),
+    (RecommendationNotFoundError, status.HTTP_404_NOT_FOUND, "未找到该推荐记录"),
+    (VisitNotFoundError, status.HTTP_404_NOT_FOUND, "未找到该回访"),
     # The write's audit record failed, so the write was rolled back: retrying is safe.
     (
         AuditWriteError,

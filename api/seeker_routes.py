@@ -144,7 +144,7 @@ def seeker_lookup(request: Request, lookup: SeekerLookupIn, lang: Lang = "zh") -
     reference = f"{column}:{digest}"
     seeker_id = _seeker_store(request).seeker_id_by_index(column, digest)
     row = None if seeker_id is None else _seeker_store(request).seeker_record(seeker_id)
-    if row is None or not _in_scope(_organisation(request), row):
+    if row is None or not seeker_in_scope(_organisation(request), row):
         result: AuditResult = "rejected" if row is None else "denied"
         _record(request, "seeker.lookup", reference, result, status.HTTP_404_NOT_FOUND)
         raise NotFoundError(
@@ -166,7 +166,7 @@ def seeker_delete(request: Request, seeker_id: SeekerIdPath) -> Any:
     """Erase a seeker from the store, the in-memory index and the response cache; audited."""
     store = _seeker_store(request)
     row = store.seeker_record(seeker_id)
-    if row is not None and not _in_scope(_organisation(request), row):
+    if row is not None and not seeker_in_scope(_organisation(request), row):
         _record(request, "seeker.delete", f"seeker:{seeker_id}", "denied", 404)
         raise _not_found(seeker_id)
     deleted = store.delete_seeker(
@@ -210,7 +210,7 @@ def _organisation(request: Request) -> Organisation | None:
     return organisation
 
 
-def _in_scope(organisation: Organisation | None, row: dict[str, Any]) -> bool:
+def seeker_in_scope(organisation: Organisation | None, row: dict[str, Any]) -> bool:
     """Return whether the seeker's home community lies in the organisation's subtree."""
     if organisation is None:
         return False
@@ -226,7 +226,7 @@ def _in_scope(organisation: Organisation | None, row: dict[str, Any]) -> bool:
 
 def _row_in_scope(request: Request, seeker_id: str, action: str) -> dict[str, Any]:
     row = _seeker_store(request).seeker_record(seeker_id)
-    if row is None or not _in_scope(_organisation(request), row):
+    if row is None or not seeker_in_scope(_organisation(request), row):
         result: AuditResult = "rejected" if row is None else "denied"
         _record(request, action, f"seeker:{seeker_id}", result, status.HTTP_404_NOT_FOUND)
         raise _not_found(seeker_id)

@@ -37,7 +37,7 @@ from api.routes import (
 )
 from api.schemas import Job
 from api.security.masking import generalise_home, mask_mobile, mask_name
-from api.seeker_routes import SeekerIdPath, _codec, _in_scope, _organisation, _record
+from api.seeker_routes import SeekerIdPath, _codec, _organisation, _record, seeker_in_scope
 from matching.recommend import Recommender, SeekerNotFoundError
 from matching.zones_enterprise import (
     KeyEnterpriseNotFoundError,
@@ -419,7 +419,7 @@ def enterprise_seekers(
     scope_columns = seekers[["home_district_code", "home_street_code", "home_community_code"]]
     scoped = seekers.loc[
         [
-            _in_scope(organisation, {str(key): value for key, value in row.items()})
+            seeker_in_scope(organisation, {str(key): value for key, value in row.items()})
             for row in scope_columns.to_dict("records")
         ]
     ]

@@ -27,6 +27,7 @@ import shapely
 
 from geo.errors import DoorstepError
 from store.anchor_map import ClusterGrid, MapLabels, anchors_collection, clusters_collection
+from store.assistance_store import copy_assistance_tables
 from store.rebuild import log_kept, log_replayed
 from store.seeker_records import INDEX_COLUMNS, check_protected
 from store.sqlite_audit import copy_audit
@@ -304,7 +305,8 @@ def write_store(
     write lock on the old file is held from that read until the rename, so a
     curation write waits meanwhile and is not lost. If anything fails before
     the rename, the old file stays as it was. Every audit record and the chain
-    head are copied too, whatever the old file's schema version.
+    head are copied too, whatever the old file's schema version, and so are the
+    assistance targets, the 131 ledger and the return visits.
 
     Parameters
     ----------
@@ -357,6 +359,7 @@ def write_store(
             kept = read_kept(path, old, SCHEMA_VERSION)
             moved = write_anchors(connection, anchors, kept)
             n_audit = copy_audit(old, connection)
+            n_assistance = copy_assistance_tables(old, connection)
             connection.commit()
             connection.close()
             os.replace(partial, path)
@@ -368,6 +371,8 @@ def write_store(
             log_replayed(len(kept.merges), moved, str(path))
         if n_audit:
             logger.info("carried %d audit records over into %s", n_audit, path)
+        if n_assistance:
+            logger.info("carried %d assistance rows over into %s", n_assistance, path)
     finally:
         connection.close()
 

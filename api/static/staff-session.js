@@ -47,7 +47,9 @@ window.DoorstepStaffSession = (function () {
 
   // Pages the login page may return to after signing in. A fixed list, so a crafted
   // link cannot send a freshly signed-in user to another site.
-  const RETURN_PAGES = ["/staff", "/docs", "/admin/system", "/admin/security", "/admin/audit"];
+  const RETURN_PAGES = [
+    "/staff", "/docs", "/officer", "/admin/system", "/admin/security", "/admin/audit",
+  ];
 
   // The login page URL; reason is "expired" or "logout" and selects the notice shown
   // there, and next is the page of RETURN_PAGES to open after signing in.
