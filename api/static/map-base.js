@@ -237,6 +237,7 @@ window.Doorstep = (function () {
     placeText: placeText,
     formatCount: formatCount,
     apiUrl: apiUrl,
+    errorText: errorText,
     fetchJson: fetchJson,
     showError: showError,
     popupElement: popupElement,

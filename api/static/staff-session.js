@@ -47,7 +47,7 @@ window.DoorstepStaffSession = (function () {
 
   // Pages the login page may return to after signing in. A fixed list, so a crafted
   // link cannot send a freshly signed-in user to another site.
-  const RETURN_PAGES = ["/staff", "/docs"];
+  const RETURN_PAGES = ["/staff", "/docs", "/analyst"];
 
   // The login page URL; reason is "expired" or "logout" and selects the notice shown
   // there, and next is the page of RETURN_PAGES to open after signing in.

@@ -9,6 +9,7 @@ from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 
 from api.app import create_app
+from api.analyst_routes import router as analyst_router
 from api.auth_routes import router as auth_router
 from api.curation_routes import router as curation_router
 from api.ogc import router as ogc_router
@@ -24,6 +25,7 @@ from api.route_routes import router as route_router
 from api.routes import router as api_router
 from api.security.sms import OutboxSmsGateway
 from api.seeker_routes import router as seeker_router
+from api.tour_routes import router as tour_router
 from api.settings import AuthSettings, DataSettings, Settings
 from store.identity import ADMIN_ROLES, Role
 from store.sqlite import SqliteStore
@@ -39,6 +41,8 @@ ROUTERS = [
     auth_router,
     pages_router,
     ogc_router,
+    analyst_router,
+    tour_router,
 ]
 
 
