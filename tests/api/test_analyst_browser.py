@@ -6,8 +6,7 @@ from collections.abc import Iterator
 import pytest
 from playwright.sync_api import Page, expect
 
-# The figures' fixture is shared with the route tests, so it is imported by name.
-from tests.api.test_analyst_routes import DashboardServer, dashboard_server  # noqa: F401
+from tests.api.fix_analyst import DashboardServer
 from tests.fix_browser import SCREENSHOTS, PageRecord, foreign_requests, serve
 
 pytestmark = pytest.mark.browser

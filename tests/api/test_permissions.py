@@ -8,8 +8,8 @@ from fastapi import APIRouter, FastAPI
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 
-from api.app import create_app
 from api.analyst_routes import router as analyst_router
+from api.app import create_app
 from api.auth_routes import router as auth_router
 from api.curation_routes import router as curation_router
 from api.ogc import router as ogc_router
@@ -25,8 +25,8 @@ from api.route_routes import router as route_router
 from api.routes import router as api_router
 from api.security.sms import OutboxSmsGateway
 from api.seeker_routes import router as seeker_router
-from api.tour_routes import router as tour_router
 from api.settings import AuthSettings, DataSettings, Settings
+from api.tour_routes import router as tour_router
 from store.identity import ADMIN_ROLES, Role
 from store.sqlite import SqliteStore
 from tests.store.test_identity_store import TREE
