@@ -10,10 +10,10 @@ that forbids inline scripts and styles is set by :mod:`api.middleware`.
 
 import json
 import logging
-from urllib.parse import urlencode
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal, cast
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, FastAPI, Query, Request
 from fastapi.responses import HTMLResponse

@@ -1,9 +1,11 @@
-"""The recruitment-bus tour endpoint (``POST /v1/tours/plan``, 招聘大巴).
+"""Recruitment-bus tours (``POST /v1/tours/plan``, 招聘大巴) and shuttle proposals (定制公交).
 
 Staff and analysts plan a tour for employers of their own organisation's districts:
 the stops are communities of those districts with the most simulated seekers matched
 to the employers, and the response carries the OR-Tools tour beside the greedy
 nearest-neighbour tour. See `matching.bus_tour` and `matching.bus_tour_stops`.
+``GET /v1/shuttles/proposals`` proposes shuttle lines from the homes of the same
+districts' seekers (`matching.shuttle`).
 """
 
 import logging
@@ -12,7 +14,7 @@ from typing import Annotated
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field, StringConstraints
 
 from api.auth import require
@@ -30,6 +32,7 @@ from matching.bus_tour_stops import (
     matched_communities,
     shortest_visit_minutes,
 )
+from matching.shuttle import ShuttleLine, ShuttleRules, propose_shuttles
 
 logger = logging.getLogger(__name__)
 
@@ -208,3 +211,78 @@ def _tour_out(tour: Tour, stops: pd.DataFrame, coord_sys: CoordSys) -> TourOut:
             )
         )
     return TourOut(method=tour.method, seekers=tour.seekers, minutes=tour.minutes, stops=visited)
+
+
+class ShuttleLineOut(BaseModel):
+    """A proposed shuttle line between a pick-up area and a work area, in ``coord_sys``."""
+
+    home_lon: float
+    home_lat: float
+    work_lon: float
+    work_lat: float
+    riders: int = Field(description="Scored seekers whose match the line would serve.")
+    transit_min: float = Field(description="Median walk-and-transit minutes of its riders.")
+    shuttle_min: float = Field(description="Median estimated shuttle minutes of its riders.")
+    employers: list[str]
+    home_districts: list[str]
+
+
+class ShuttleProposalsOut(BaseModel):
+    """Shuttle lines (定制公交) proposed from the caller's districts' seekers."""
+
+    simulated_seekers: bool = Field(description="True: the seekers are simulated.")
+    seekers_scored: int
+    seekers_in_scope: int
+    qualifying_matches: int
+    lines: list[ShuttleLineOut]
+
+
+@router.get(
+    "/v1/shuttles/proposals",
+    response_model=ShuttleProposalsOut,
+    tags=["through-train"],
+    dependencies=[require(Permission.TOUR_PLAN)],
+)
+def shuttle_proposals_route(
+    request: Request,
+    network: TransitDep,
+    staff: StaffDep,
+    max_seekers: Annotated[
+        int,
+        Query(ge=1, le=MAX_SEEKERS, description="Seekers of the caller's districts scored."),
+    ] = 100,
+    min_riders: Annotated[int, Query(ge=1, le=1000, description="Riders a line needs.")] = 3,
+    coord_sys: Annotated[CoordSys, Query(description="System of the output points.")] = (
+        CoordSys.WGS84
+    ),
+) -> ShuttleProposalsOut:
+    """Propose commuter shuttle lines from home clusters of the caller's districts."""
+    recommender = request.app.state.recommender
+    seekers = _seekers_in_scope(recommender.seekers, staff.scope.district_codes)
+    scored = seekers.sort_index().head(max_seekers)
+    lines, qualifying = propose_shuttles(
+        recommender, network, scored, ShuttleRules(min_riders=min_riders)
+    )
+    return ShuttleProposalsOut(
+        simulated_seekers=True,
+        seekers_scored=len(scored),
+        seekers_in_scope=len(seekers),
+        qualifying_matches=qualifying,
+        lines=[_line_out(line, coord_sys) for line in lines],
+    )
+
+
+def _line_out(line: ShuttleLine, coord_sys: CoordSys) -> ShuttleLineOut:
+    home_lon, home_lat = from_wgs84(line.home_lon, line.home_lat, coord_sys)
+    work_lon, work_lat = from_wgs84(line.work_lon, line.work_lat, coord_sys)
+    return ShuttleLineOut(
+        home_lon=round(home_lon, 6),
+        home_lat=round(home_lat, 6),
+        work_lon=round(work_lon, 6),
+        work_lat=round(work_lat, 6),
+        riders=line.riders,
+        transit_min=line.transit_min,
+        shuttle_min=line.shuttle_min,
+        employers=list(line.employers),
+        home_districts=list(line.home_districts),
+    )

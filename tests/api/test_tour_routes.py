@@ -137,3 +137,30 @@ def test_city_analyst_scope_is_tree(tour_client: TestClient) -> None:
     assert response.status_code == 200, response.text
     assert len(districts) > 1
     assert response.json()["seekers_in_scope"] == expected
+
+
+def test_shuttle_proposals_scoped(tour_client: TestClient, yanta_staff: StaffLogin) -> None:
+    response = tour_client.get(
+        "/v1/shuttles/proposals",
+        params={"max_seekers": 15, "min_riders": 1},
+        headers=yanta_staff.headers,
+    )
+
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["simulated_seekers"] is True
+    assert body["seekers_scored"] == 15
+    assert sum(line["riders"] for line in body["lines"]) <= body["qualifying_matches"]
+    for line in body["lines"]:
+        assert line["home_districts"] == [YANTA]
+        assert line["transit_min"] > 45
+        assert line["shuttle_min"] <= 40
+
+
+def test_shuttle_max_seekers_limit(tour_client: TestClient, yanta_staff: StaffLogin) -> None:
+    response = tour_client.get(
+        "/v1/shuttles/proposals", params={"max_seekers": 5000}, headers=yanta_staff.headers
+    )
+
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"][-1] == "max_seekers"
