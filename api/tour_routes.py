@@ -1,8 +1,8 @@
 """Recruitment-bus tours (``POST /v1/tours/plan``, 招聘大巴) and shuttle proposals (定制公交).
 
-Staff and analysts plan a tour for employers of their own organisation's districts:
-the stops are communities of those districts with the most simulated seekers matched
-to the employers, and the response carries the OR-Tools tour beside the greedy
+Staff and analysts plan a tour for employers of their own organisation's districts.
+The stops are communities of those districts with the most simulated seekers matched
+to the employers. The response contains the OR-Tools tour beside the greedy
 nearest-neighbour tour. See `matching.bus_tour` and `matching.bus_tour_stops`.
 ``GET /v1/shuttles/proposals`` proposes shuttle lines from the homes of the same
 districts' seekers (`matching.shuttle`).
@@ -46,7 +46,7 @@ AnchorId = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 
 
 class DepotIn(BaseModel):
-    """Where the bus starts and ends the day, in ``coord_sys``."""
+    """The depot, where the bus starts and ends the day, in ``coord_sys``."""
 
     lon: float
     lat: float

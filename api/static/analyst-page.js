@@ -210,7 +210,10 @@
     L.geoJSON(gaps, {
       pointToLayer: function (feature, latlng) {
         const props = feature.properties;
-        const key = props.kind === "station" ? "station" : props.covered ? "covered" : "gap";
+        let key = props.covered ? "covered" : "gap";
+        if (props.kind === "station") {
+          key = "station";
+        }
         const marker = L.circleMarker(latlng, {
           radius: key === "station" ? 6 : 3,
           color: COLORS[key],
@@ -227,6 +230,7 @@
         return marker;
       },
     });
+
     layers.gap.addTo(map);
     layers.station.addTo(map);
     const overlays = {};

@@ -2,7 +2,7 @@
 
 The service circle takes a few seconds and accessibility needs the transit network,
 so `doorstep coverage dashboard` computes both and writes :func:`dashboard_figures`
-to a file that the analyst routes read. The document holds plain numbers and
+to a file that the analyst routes read. The document contains plain numbers and
 strings only (no NaN), and the gap map as a GeoJSON FeatureCollection in WGS84.
 """
 
@@ -45,7 +45,7 @@ def dashboard_figures(
     regions
         For district names.
     simulated_seekers
-        Whether the seekers behind ``access`` are simulated; the page says so.
+        Whether the seekers behind ``access`` are simulated, which the page shows.
 
     Returns
     -------
