@@ -119,7 +119,7 @@ def _subject(lons: FloatArray, lats: FloatArray, postings: np.ndarray) -> bytes:
 
 def _folium(lons: FloatArray, lats: FloatArray, names: list[str]) -> bytes:
     figure = folium.Map(location=[34.26, 108.94], zoom_start=10, tiles=None)
-    cluster = MarkerCluster().add_to(figure)
+    cluster = MarkerCluster().add_to(figure)  # type: ignore[no-untyped-call]
     for lon, lat, name in zip(lons.tolist(), lats.tolist(), names, strict=True):
         folium.Marker([lat, lon], tooltip=html.escape(name)).add_to(cluster)
     return figure.get_root().render().encode()
