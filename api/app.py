@@ -11,6 +11,7 @@ import redis
 from fastapi import Depends, FastAPI
 
 from api.admin_routes import router as admin_router
+from api.analyst_routes import router as analyst_router
 from api.auth_routes import router as auth_router
 from api.curation_routes import router as curation_router
 from api.docs import mount_api_docs
@@ -36,6 +37,7 @@ from api.security.seeker_pi import SeekerPiCodec
 from api.seeker_routes import router as seeker_router
 from api.settings import DataSettings, Settings
 from api.through_train_routes import router as through_train_router
+from api.tour_routes import router as tour_router
 from api.zone_routes import router as zone_router
 from geo.errors import DataSourceError
 from geo.transit import TransitNetwork
@@ -132,6 +134,8 @@ def create_app(settings: Settings, store: ReadStore | None = None) -> FastAPI:
         api_router,
         route_router,
         through_train_router,
+        analyst_router,
+        tour_router,
         curation_router,
         seeker_router,
         auth_router,

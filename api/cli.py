@@ -29,6 +29,7 @@ from api.fairness_cli import fairness
 from api.pi_cli import pi_app
 from api.security.seeker_pi import seeker_codec
 from api.settings import Settings
+from api.shuttle_cli import shuttle_app
 from api.tour_cli import tour_app
 from geo.errors import DoorstepError
 from models.ranker import RankerParams
@@ -259,6 +260,7 @@ app.add_typer(coverage_app, name="coverage")
 app.add_typer(pi_app, name="pi")
 app.add_typer(tour_app, name="tour")
 app.command("fairness")(fairness)
+app.add_typer(shuttle_app, name="shuttle")
 
 
 audit_app.command("verify")(audit_verify)

@@ -88,6 +88,55 @@ def coverage_gain(
         console.print(f"  {district.name if district else code}: +{count}")
 
 
+@coverage_app.command("dashboard")
+def coverage_dashboard(
+    ctx: typer.Context,
+    out: Annotated[
+        Path | None,
+        typer.Option(dir_okay=False, help="JSON file to write; default var/analyst/coverage.json"),
+    ] = None,
+    threshold: ThresholdOption = 15.0,
+    cell_m: CellOption = 250.0,
+) -> None:
+    """Compute the analyst dashboard's figures and store them for the /analyst page."""
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    from api.app import load_transit_network
+    from api.cli import _read_store
+    from geo.coverage.access import measure_accessibility
+    from geo.coverage.dashboard import dashboard_figures, dashboard_path, write_dashboard
+
+    settings: Settings = ctx.obj
+    target = out or dashboard_path(settings.data.store_path)
+    columns = (SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn())
+    with Progress(*columns, console=console) as progress:
+        step = progress.add_task("15分钟服务圈 walking grid and service circle", total=None)
+        circle, regions = _build(settings, threshold, cell_m)
+        progress.update(step, description="公交网络 transit network")
+        network = load_transit_network(settings.data)
+        if network is None:
+            raise typer.BadParameter(
+                "the transit model is off or its data is missing; accessibility needs it"
+            )
+        progress.update(step, description="求职者与岗位 seekers and postings")
+        with _read_store(settings) as store:
+            seekers = store.seekers_frame()
+            postings = store.postings_frame()
+        progress.update(step, description="可达岗位与2SFCA accessibility and 2SFCA")
+        access = measure_accessibility(seekers, postings, network)
+        simulated = bool(seekers["simulated"].astype(bool).all())
+        figures = dashboard_figures(circle, access, regions, simulated_seekers=simulated)
+        size = write_dashboard(figures, target)
+        progress.update(step, description="完成 done")
+
+    note = "模拟求职者 simulated seekers" if simulated else "求职者 seekers"
+    console.print(
+        f"写入 wrote {target} ({size / 1024:.0f} KiB): {len(circle.places)} 个小区 places,"
+        f" {len(access.areas)} 个居住区 home areas, {len(seekers)} {note}",
+        soft_wrap=True,
+    )
+
+
 def _build(settings: Settings, threshold: float, cell_m: float) -> "tuple[ServiceCircle, Regions]":
     from geo.coverage.circle import build_service_circle
     from geo.coverage.grid import WalkGridParameters

@@ -13,6 +13,7 @@ import logging
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal, cast
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, FastAPI, Query, Request
 from fastapi.responses import HTMLResponse
@@ -128,6 +129,7 @@ def render_page(
         "lang": lang,
         "html_lang": HTML_LANG[lang],
         "other_lang": "en" if lang == "zh" else "zh",
+        "switch_lang_query": _switch_lang_query(request, "en" if lang == "zh" else "zh"),
         "t": messages,
         "page_config": page_config,
         "tile_url": tiles.url,
@@ -136,6 +138,15 @@ def render_page(
         **(extra or {}),
     }
     return templates.TemplateResponse(request, template, context)
+
+
+def _switch_lang_query(request: Request, other_lang: str) -> str:
+    """Return the page's query string with ``lang`` set to ``other_lang``, other parameters kept.
+
+    So switching language keeps what the page was showing (the through-train community).
+    """
+    params = [(key, value) for key, value in request.query_params.multi_items() if key != "lang"]
+    return urlencode([("lang", other_lang), *params])
 
 
 def render_lang_error(request: Request, value: str) -> HTMLResponse:

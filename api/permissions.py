@@ -41,6 +41,7 @@ class Permission(StrEnum):
     SEEKER_DELETE = "seeker.delete"  # erase a seeker in scope from every store and cache
     PUSH_SEEKER = "push.seeker"  # own push consent, inbox and preferences
     PUSH_ADMIN = "push.admin"  # the push dead-letter list
+    TOUR_PLAN = "tour.plan"  # recruitment-bus tours and shuttle proposals for own districts
 
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
@@ -52,6 +53,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.ANCHOR_WRITE,
             Permission.API_DOCS,
             Permission.SEEKER_READ,
+            Permission.TOUR_PLAN,
         }
     ),
     Role.ASSISTANCE_OFFICER: frozenset(
@@ -65,7 +67,9 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.SEEKER_DELETE,
         }
     ),
-    Role.ANALYST: frozenset({Permission.SESSION, Permission.ANALYTICS_READ, Permission.API_DOCS}),
+    Role.ANALYST: frozenset(
+        {Permission.SESSION, Permission.ANALYTICS_READ, Permission.API_DOCS, Permission.TOUR_PLAN}
+    ),
     Role.SYSTEM_ADMIN: frozenset(
         {Permission.SESSION, Permission.ACCOUNT_ADMIN, Permission.API_DOCS, Permission.PUSH_ADMIN}
     ),

@@ -18,6 +18,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from api.settings import DataSettings
+from bench.anchor_layer import bench_anchor_layer
+from bench.anchor_layer import target_verdict as anchor_layer_verdict
 from bench.candidates import DEFAULT_RADII_M, bench_candidates
 from bench.coverage import bench_coverage_pass, bench_marginal_gain
 from bench.districts import bench_districts
@@ -50,6 +52,7 @@ BENCHMARKS = (
     "transit_matrix",
     "coverage",
     "fanout",
+    "anchor_layer",
 )
 DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -120,6 +123,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--fanout-seekers", type=int, default=2_000_000, help="simulated seekers of fanout"
+    )
+    parser.add_argument(
+        "--layer-anchors", type=int, default=10_000, help="synthetic anchors of anchor_layer"
     )
     parser.add_argument("--fanout-jobs", type=int, default=50, help="jobs the fan-out times")
     parser.add_argument(
@@ -213,6 +219,13 @@ def run_benchmarks(
             args.seed,
         )
 
+    if "anchor_layer" in selected:
+        logger.info("anchor_layer: %d synthetic anchors", args.layer_anchors)
+        names = inputs.recommender.postings["company"].dropna()
+        comparisons += bench_anchor_layer(
+            inputs.regions, names, count=args.layer_anchors, seed=args.seed, repeats=args.repeats
+        )
+
     if args.full:
         comparisons += bench_store_build(args.data_dir, n_seekers=args.full_seekers, seed=args.seed)
     return comparisons
@@ -249,6 +262,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(markdown_report(record))
     if any(comparison.benchmark == "viewport" for comparison in comparisons):
         print(f"\n{target_verdict(comparisons)}")
+    for comparison in comparisons:
+        if comparison.benchmark == "anchor_layer":
+            print(f"\n{anchor_layer_verdict(comparison)}")
     for name, reason in skipped.items():
         print(f"\nSkipped {name}: {reason}")
     print(f"\nJSON: {path}")
@@ -338,6 +354,7 @@ def _run_sizes(args: argparse.Namespace) -> dict[str, object]:
         "coverage_cell_m": args.coverage_cell_m,
         "coverage_candidates": args.coverage_candidates,
         "fanout_seekers": args.fanout_seekers,
+        "layer_anchors": args.layer_anchors,
         "fanout_jobs": args.fanout_jobs,
         "fanout_baseline_jobs": args.fanout_baseline_jobs,
         "fanout_radius_m": args.fanout_radius_m,

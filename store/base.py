@@ -184,6 +184,13 @@ class CurationStore(Protocol):
         """Return the number of postings on each stored anchor of ``anchor_ids``."""
         ...
 
+    def enterprise_flags(self, anchor_ids: Collection[str]) -> dict[str, tuple[bool, bool]]:
+        """Return (key_enterprise, above_scale_industrial) of each stored anchor in ``anchor_ids``.
+
+        Unknown ids are left out. The flags are 重点企业 and 规上工业企业.
+        """
+        ...
+
     def save_anchor_change(
         self,
         record: AnchorRecord,

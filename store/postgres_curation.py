@@ -134,6 +134,24 @@ class PostgresCuration:
         rows = self._read_dicts(query, (sorted(anchor_ids),))
         return {str(row["anchor_id"]): int(row["n_postings"] or 0) for row in rows}
 
+    def enterprise_flags(self, anchor_ids: Collection[str]) -> dict[str, tuple[bool, bool]]:
+        """Return (key_enterprise, above_scale_industrial) of each stored anchor in ``anchor_ids``.
+
+        Unknown ids are left out. The flags are 重点企业 and 规上工业企业.
+        """
+        query = sql.SQL(
+            "SELECT anchor_id, key_enterprise, above_scale_industrial FROM anchors"
+            " WHERE anchor_id = ANY(%s::text[])"
+        ).format()
+        rows = self._read_dicts(query, (sorted(anchor_ids),))
+        return {
+            str(row["anchor_id"]): (
+                bool(row["key_enterprise"]),
+                bool(row["above_scale_industrial"]),
+            )
+            for row in rows
+        }
+
     def anchor_history(self, anchor_id: str) -> list[AnchorVersion]:
         """Return the history entries of one anchor, oldest first, with times in UTC."""
         query = sql.SQL(

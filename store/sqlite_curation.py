@@ -205,6 +205,24 @@ class SqliteCuration:
         )
         return {str(row["anchor_id"]): int(row["n_postings"] or 0) for row in rows}
 
+    def enterprise_flags(self, anchor_ids: Collection[str]) -> dict[str, tuple[bool, bool]]:
+        """Return (key_enterprise, above_scale_industrial) of each stored anchor in ``anchor_ids``.
+
+        Unknown ids are left out. The flags are 重点企业 and 规上工业企业.
+        """
+        rows = self._read_rows(
+            "SELECT anchor_id, key_enterprise, above_scale_industrial FROM anchors"
+            " WHERE anchor_id IN (SELECT value FROM json_each(?))",
+            (json.dumps(sorted(anchor_ids)),),
+        )
+        return {
+            str(row["anchor_id"]): (
+                bool(row["key_enterprise"]),
+                bool(row["above_scale_industrial"]),
+            )
+            for row in rows
+        }
+
     def anchor_history(self, anchor_id: str) -> list[AnchorVersion]:
         """Return the history entries of one anchor, oldest first."""
         rows = self._read_rows(

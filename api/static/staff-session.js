@@ -48,7 +48,7 @@ window.DoorstepStaffSession = (function () {
   // Pages the login page may return to after signing in. A fixed list, so a crafted
   // link cannot send a freshly signed-in user to another site.
   const RETURN_PAGES = [
-    "/staff", "/docs", "/officer", "/admin/system", "/admin/security", "/admin/audit",
+    "/staff", "/docs", "/officer", "/analyst", "/admin/system", "/admin/security", "/admin/audit",
   ];
 
   // The login page URL; reason is "expired" or "logout" and selects the notice shown

@@ -101,6 +101,14 @@
     }
   }
 
+  // The language link reloads the page, so it must carry the community searched for.
+  function keepCommunityOnLanguageSwitch(community) {
+    const link = document.getElementById("lang-switch");
+    const target = new URL(link.href, window.location.href);
+    target.searchParams.set("community", community);
+    link.href = target.pathname + target.search;
+  }
+
   async function search() {
     const community = document.getElementById("tt-community").value.trim();
     const params = {
@@ -118,6 +126,7 @@
       const url = new URL(window.location.href);
       url.searchParams.set("community", community);
       window.history.replaceState(null, "", url.pathname + url.search);
+      keepCommunityOnLanguageSwitch(community);
     } catch (err) {
       D.showError(status, err);
     }

@@ -14,6 +14,7 @@ from geo.anchors import build_anchors
 from geo.layers import load_layers
 from geo.regions import load_regions
 from store.sqlite import SqliteStore, write_store
+from tests.api.fix_analyst import dashboard_server  # noqa: F401  (a fixture)
 
 # Strings a scraped title or company name could carry into a page.
 XSS_PAYLOADS = [

@@ -6,6 +6,9 @@ checks are written out here, one checker per kind of resource.
 """
 
 import re
+import shutil
+import sqlite3
+from contextlib import closing
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -15,7 +18,9 @@ import pytest
 import shapely
 from fastapi.testclient import TestClient
 
+from api.app import create_app
 from api.ogc_documents import CONFORMANCE_CLASSES, CRS84, DEFAULT_LIMIT, MAX_LIMIT
+from api.settings import DataSettings, Settings
 from geo.layer_catalog import CITY_OWNER_ORG_ID, LAYER_INFOS, LAYERS_WITHOUT_DATA
 from geo.regions import load_regions
 from store.anchor_map import MAX_MAP_FEATURES
@@ -260,6 +265,8 @@ def test_anchor_feature_by_id(real_client: TestClient) -> None:
     assert feature["id"] == first["properties"]["anchor_id"]
     assert feature["geometry"]["coordinates"] == pytest.approx(first["geometry"]["coordinates"])
     assert feature["properties"]["n_postings"] == first["properties"]["n_postings"]
+    for flag in ("key_enterprise", "above_scale_industrial"):
+        assert feature["properties"][flag] is first["properties"][flag] is False
 
 
 def test_application_json_when_only_json_accepted(real_client: TestClient) -> None:
@@ -366,3 +373,31 @@ def test_unknown_collection_or_feature_is_404(real_client: TestClient, path: str
     body = response.json()
     assert body["code"] == "NotFound"
     assert body["description"]
+
+
+def test_anchor_items_carry_enterprise_flags(
+    full_store: SqliteStore, real_client: TestClient, tmp_path: Path
+) -> None:
+    page = _get(real_client, "/ogc/collections/anchors/items", bbox=OLD_TOWN_BBOX).json()
+    flagged = page["features"][1]["id"]
+    copy = tmp_path / "store.sqlite"
+    shutil.copy(full_store.path, copy)
+    with closing(sqlite3.connect(copy)) as connection, connection:
+        connection.execute(
+            "UPDATE anchors SET key_enterprise = 1, above_scale_industrial = 1 WHERE anchor_id = ?",
+            (flagged,),
+        )
+    settings = Settings(data=DataSettings(store_path=copy))
+
+    with TestClient(create_app(settings, store=SqliteStore(copy))) as client:
+        body = _get(client, "/ogc/collections/anchors/items", bbox=OLD_TOWN_BBOX).json()
+
+    flags = {
+        feature["id"]: (
+            feature["properties"]["key_enterprise"],
+            feature["properties"]["above_scale_industrial"],
+        )
+        for feature in body["features"]
+    }
+    assert flags[flagged] == (True, True)
+    assert sum(key for key, _ in flags.values()) == 1

@@ -595,3 +595,14 @@ def test_city_note_message_format() -> None:
     )
     assert "{n}" in messages["zh"]["clustered_note"]
     assert messages["zh"]["clustered_note"].startswith("当前范围内共有 {n} 个锚点")
+
+
+def test_language_link_keeps_query(client: TestClient) -> None:
+    response = client.get(
+        "/through-train", params={"community": "610102009012", "lang": "zh", "x": '"><b>'}
+    )
+
+    assert response.status_code == 200
+    assert 'href="?lang=en&amp;community=610102009012&amp;x=%22%3E%3Cb%3E"' in response.text
+    english = client.get("/through-train", params={"lang": "en", "community": "610102009012"})
+    assert 'href="?lang=zh&amp;community=610102009012"' in english.text

@@ -9,6 +9,7 @@ from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 
 from api.admin_routes import router as admin_router
+from api.analyst_routes import router as analyst_router
 from api.app import create_app
 from api.auth_routes import router as auth_router
 from api.curation_routes import router as curation_router
@@ -26,6 +27,7 @@ from api.routes import router as api_router
 from api.security.sms import OutboxSmsGateway
 from api.seeker_routes import router as seeker_router
 from api.settings import AuthSettings, CacheSettings, DataSettings, Settings
+from api.tour_routes import router as tour_router
 from api.zone_routes import router as zone_router
 from store.identity import ADMIN_ROLES, Role
 from store.sqlite import SqliteStore
@@ -43,6 +45,8 @@ ROUTERS = [
     pages_router,
     ogc_router,
     zone_router,
+    analyst_router,
+    tour_router,
 ]
 
 

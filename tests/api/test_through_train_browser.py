@@ -73,6 +73,24 @@ def test_through_train_page_in_english(page: tuple[Page, PageRecord], tt_url: st
     assert record.console_errors == []
 
 
+def test_language_switch_keeps_community(page: tuple[Page, PageRecord], tt_url: str) -> None:
+    browser_page, record = page
+    browser_page.goto(f"{tt_url}/through-train?lang=en")
+    browser_page.fill("#tt-community", HUYI)
+    browser_page.click("#tt-submit")
+    expect(browser_page.locator("#tt-place")).to_contain_text("street office", timeout=90_000)
+
+    browser_page.click("#lang-switch")
+
+    expect(browser_page).to_have_url(re.compile(rf"lang=zh.*community={HUYI}"))
+    expect(browser_page.locator("#tt-community")).to_have_value(HUYI)
+    expect(browser_page.locator("#tt-place")).to_contain_text("街道办事处", timeout=90_000)
+    browser_page.click("#lang-switch")
+    expect(browser_page).to_have_url(re.compile(rf"lang=en.*community={HUYI}"))
+    expect(browser_page.locator("#tt-community")).to_have_value(HUYI)
+    assert record.console_errors == []
+
+
 def test_through_train_page_shows_errors(page: tuple[Page, PageRecord], tt_url: str) -> None:
     browser_page, record = page
 

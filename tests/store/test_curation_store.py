@@ -275,6 +275,15 @@ def test_posting_counts_by_anchor(store: FullStore) -> None:
     assert counts == {"anc-a": 1, "anc-B": 2}
 
 
+def test_enterprise_flags_after_edit(store: FullStore, rules: dict[str, Any]) -> None:
+    change = AnchorChange(key_enterprise=True, above_scale_industrial=True)
+    store.save_anchor_change(*_edit(store, "anc-a", change, rules), expected_version=1)
+
+    flags = store.enterprise_flags(["anc-a", "anc-B", "anc-missing"])
+
+    assert flags == {"anc-a": (True, True), "anc-B": (False, False)}
+
+
 # --- versioned edits ------------------------------------------------------------------
 
 
