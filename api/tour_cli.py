@@ -46,7 +46,7 @@ def tour_plan(
 ) -> None:
     """Plan the tour with OR-Tools and print it beside the nearest-neighbour tour."""
     from api.app import load_transit_network
-    from api.cli import _read_store
+    from api.cli import _progress, _read_store
     from geo.crs import validate_point
     from geo.errors import InvalidCoordinateError
     from geo.regions import load_regions
@@ -70,7 +70,13 @@ def tour_plan(
     if unknown:
         raise typer.BadParameter(f"--anchor has no active postings: {', '.join(sorted(unknown))}")
 
-    counts = matched_communities(recommender, anchor, top_k)
+    with _progress() as progress:
+        task = progress.add_task("匹配求职者 matching seekers", total=None)
+
+        def report(done: int, total: int) -> None:
+            progress.update(task, completed=done, total=total)
+
+        counts = matched_communities(recommender, anchor, top_k, progress=report)
     candidates = community_stops(load_regions(settings.data.data_dir), counts, stops)
     best, greedy = compare_tours(network, point, candidates, budget_min, dwell_min)
 
