@@ -16,6 +16,7 @@ from api.docs import mount_api_docs
 from api.erasers import EraserRegistry
 from api.errors import install_error_handlers
 from api.identity_setup import open_identity
+from api.me_routes import router as me_router
 from api.middleware import install_middleware
 from api.ogc import install_ogc_error_handler
 from api.ogc import router as ogc_router
@@ -24,11 +25,13 @@ from api.pages import router as pages_router
 from api.permissions import check_route_permissions
 from api.push_routes import router as push_router
 from api.ranking import load_ranker, with_serving_context
+from api.regions_state import app_regions
 from api.route_routes import router as route_router
 from api.routes import router as api_router
 from api.routes import seeker_cache_prefix
 from api.security.keys import load_key_material
 from api.security.seeker_pi import SeekerPiCodec
+from api.seeker_accounts import SeekerAccountService, SeekerDirectory, seeker_accounts_for
 from api.seeker_routes import router as seeker_router
 from api.settings import DataSettings, Settings
 from api.through_train_routes import router as through_train_router
@@ -53,6 +56,8 @@ from store.cache import (
 )
 from store.postgres import Pool, PostgresStore, open_pool
 from store.rate_limit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
+from store.seeker_accounts import SeekerAccounts
+from store.seeker_records import SeekerStore
 from store.sqlite import SqliteStore
 
 logger = logging.getLogger(__name__)
@@ -92,6 +97,7 @@ def create_app(settings: Settings, store: ReadStore | None = None) -> FastAPI:
             app.state.build_id = build_identity(opened.meta())
             app.state.cache, app.state.rate_limiter = _open_cache(settings, resources)
             app.state.identity = open_identity(settings, opened, app.state.cache)
+            app.state.seeker_accounts = open_seeker_accounts(app, opened)
             open_pushes(app, settings, opened, transit, resources)
             _register_erasers(app)
             _freeze_start_up_objects()
@@ -131,6 +137,7 @@ def create_app(settings: Settings, store: ReadStore | None = None) -> FastAPI:
         pages_router,
         ogc_router,
         push_router,
+        me_router,
     ]
     for router in routers:
         app.include_router(router)
@@ -160,6 +167,27 @@ def _register_erasers(app: FastAPI) -> None:
     client = state.cache.client if isinstance(state.cache, RedisCache) else None
     keys = StreamKeys.for_namespace(state.settings.cache.redis_namespace)
     state.erasers.register("pushes", push_eraser(state.push_store, client, keys), replace=True)
+    state.erasers.register("push_fanout", lambda _: _refresh_fanout(app), replace=True)
+    if state.seeker_accounts is not None:
+        accounts: SeekerAccounts = state.seeker_accounts.accounts
+        state.erasers.register("seeker_account", accounts.erase_seeker, replace=True)
+
+
+def _refresh_fanout(app: FastAPI) -> None:
+    """Give the push fan-out the recommender's seekers, after an eraser dropped one."""
+    app.state.push_service.replace_seekers(app.state.recommender.seekers)
+
+
+def open_seeker_accounts(app: FastAPI, store: ReadStore) -> SeekerAccountService | None:
+    """Return the seekers' own-profile service, or None for a store without seeker records."""
+    accounts = seeker_accounts_for(store)
+    if accounts is None or not isinstance(store, SeekerStore):
+        logger.warning("store %s has no seeker records: /v1/me answers 503", store.describe())
+        return None
+    state = app.state
+    return SeekerAccountService(
+        accounts, store, state.seeker_codec, state.identity, lambda: app_regions(state)
+    )
 
 
 # Networks built in this process, by resolved data folder; None when its files are missing.
@@ -220,6 +248,14 @@ def _open_store(settings: Settings, resources: ExitStack) -> ReadStore:
     return PostgresStore(pool)
 
 
+def seeker_directory(app: FastAPI) -> SeekerDirectory | None:
+    """Return the push address directory of the app's seekers and accounts, or None."""
+    service: SeekerAccountService | None = app.state.seeker_accounts
+    if service is None:
+        return None
+    return SeekerDirectory(service.store, service.accounts, service.codec, service.identity.store)
+
+
 def _close_pool(pool: Pool) -> None:
     pool.close()
     logger.info("pool %r closed", pool.name)
@@ -270,6 +306,6 @@ def open_pushes(
         settings.push.rules(), app.state.recommender.seekers, transit
     )
     if settings.push.embedded_worker and isinstance(store, SqliteStore):
-        channels = channels_from_settings(settings.push)
+        channels = channels_from_settings(settings.push, seeker_directory(app))
         running = start_embedded_worker(app.state.push_store, settings.push, channels)
         resources.callback(running.close)
