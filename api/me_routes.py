@@ -41,9 +41,6 @@ logger = logging.getLogger(__name__)
 
 router = APIRouter(tags=["my profile"])
 
-SELF_GROUPS = ("graduate", "talent", "general")
-"""Groups a seeker may choose; assistance targets are registered by assistance officers."""
-
 MODES = Literal["walk", "bike", "transit", "drive"]
 
 
@@ -340,7 +337,9 @@ def dev_seeker_session(
     service = accounts_service(request)
     row = service.store.seeker_record(seeker_id)
     if row is None or not bool(row["simulated"]):
-        raise NotFoundError(f"simulated seeker {seeker_id!r} not found", "模拟求职者不存在")
+        raise NotFoundError(
+            f"simulated seeker {seeker_id!r} not found", f"模拟求职者 {seeker_id} 不存在"
+        )
     mobile = service.codec.reveal(row).mobile
     issued = service.identity.open_seeker_session(mobile)
     principal = service.identity.authenticate(issued.token, "seeker", None)

@@ -83,7 +83,7 @@ class SeekerAccountService:
     """Links, registers and refreshes seekers' own profiles.
 
     ``regions`` returns the districts, streets and communities; it is called on the first
-    registration, so a service that registers nobody never loads them.
+    registration, so a service without registrations never loads them.
     """
 
     def __init__(
@@ -125,7 +125,7 @@ class SeekerAccountService:
         matching.seeker_profile.ProfileFieldError
             The home breaks a rule.
         store.seeker_accounts.ProfileConflictError
-            The account or the profile is linked elsewhere.
+            The profile is linked to another account.
         """
         now = datetime.now(UTC)
         area = home_area(
@@ -150,7 +150,7 @@ class SeekerAccountService:
         return SavedProfile(seeker_id, in_memory, push_id, jobs)
 
     def in_memory_row(self, stored: dict[str, Any]) -> pd.Series:
-        """Return a stored row with its exact home decrypted, as the recommender holds seekers."""
+        """Return a stored row with its exact home decrypted, in the recommender's seeker form."""
         frame = self.codec.with_exact_homes(pd.DataFrame([stored]))
         row: pd.Series = frame.iloc[0]
         row.name = str(stored["seeker_id"])
@@ -187,12 +187,12 @@ class SeekerAccountService:
         mobile = self.identity.cipher.decrypt(
             account.mobile_enc, FieldContext("accounts", "mobile_enc", account.account_id)
         )
-        kept = existing or {}
-        name = profile.name if profile.name is not None else self._kept_name(kept, seeker_id)
+        current = existing or {}
+        name = profile.name if profile.name is not None else self._current_name(current, seeker_id)
         home = {"lon": area.exact_lon, "lat": area.exact_lat, "label": "", "university": ""}
         return {
             "seeker_id": seeker_id,
-            "simulated": bool(kept.get("simulated", False)),
+            "simulated": bool(current.get("simulated", False)),
             "group": profile.group,
             "education": profile.education,
             "experience_years": profile.experience_years,
@@ -211,19 +211,19 @@ class SeekerAccountService:
             "home_street_code": area.street_code,
             "home_community_code": area.community_code,
             "name_enc": encrypt("name_enc", name),
-            "mobile_enc": kept.get("mobile_enc") or encrypt("mobile_enc", mobile),
-            "id_number_enc": kept.get("id_number_enc") or encrypt("id_number_enc", ""),
-            "hardship_enc": kept.get("hardship_enc") or encrypt("hardship_enc", ""),
+            "mobile_enc": current.get("mobile_enc") or encrypt("mobile_enc", mobile),
+            "id_number_enc": current.get("id_number_enc") or encrypt("id_number_enc", ""),
+            "hardship_enc": current.get("hardship_enc") or encrypt("hardship_enc", ""),
             "home_enc": encrypt("home_enc", json.dumps(home, separators=(",", ":"))),
-            "id_number_index": kept.get("id_number_index"),
-            "mobile_index": kept.get("mobile_index") or account.mobile_index,
+            "id_number_index": current.get("id_number_index"),
+            "mobile_index": current.get("mobile_index") or account.mobile_index,
         }
 
-    def _kept_name(self, kept: dict[str, Any], seeker_id: str) -> str:
-        if not kept.get("name_enc"):
+    def _current_name(self, current: dict[str, Any], seeker_id: str) -> str:
+        if not current.get("name_enc"):
             return ""
         context = FieldContext(TABLE, "name_enc", seeker_id)
-        return self.codec.cipher.decrypt(str(kept["name_enc"]), context)
+        return self.codec.cipher.decrypt(str(current["name_enc"]), context)
 
     # Contacts
 

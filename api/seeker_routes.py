@@ -8,7 +8,7 @@
 - ``GET /v1/seekers`` (``seeker.read``): seekers in scope, without personal fields.
 - ``GET /v1/seekers/{seeker_id}/recommendations`` (``pi.unmask``): a seeker's ranked jobs.
   Their distances and commute minutes are measured from the exact home, so a few of
-  them locate it; hence the unmask permission, and the read is audited.
+  them locate it. That is why the route needs the unmask permission and is audited.
 
 A seeker belongs to the organisation of their home community, which lies under its
 street and district. Staff see only seekers inside their organisation's subtree, and

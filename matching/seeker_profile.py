@@ -1,7 +1,7 @@
 """Home areas of seekers who register their own profile, by the simulated seekers' rules.
 
 A stored seeker keeps in plaintext only the home's district, street and community
-codes and the street office point (WGS84 degrees); the exact home goes into an
+codes and the street office point (WGS84 degrees). The exact home goes into an
 encrypted envelope. A registering seeker gives either a point or only a community
 code, so :func:`home_area` derives the same columns from either:
 
@@ -151,7 +151,7 @@ def _nearest_office(
             raise ProfileFieldError(
                 "home", "home lies in a district without streets", "住址所在区县缺少街道信息"
             )
-        # NOTE: without office points the first street by code stands in for the nearest.
+        # NOTE: without office points the first street by code is used in place of the nearest.
         return codes[0], seat.lon, seat.lat
     to_metric = pyproj.Transformer.from_crs("EPSG:4326", METRIC_CRS, always_xy=True)
     office_x, office_y = to_metric.transform(offices["lon"].to_numpy(), offices["lat"].to_numpy())

@@ -12,7 +12,7 @@ or PostgreSQL, migration ``0014_seeker_accounts``):
 
 A profile write, its operation-log record and the digest push it triggers are written
 in one transaction, so a stored change never lacks its push decision or its record.
-The store layer never sees a key: the API layer encrypts before a write.
+The store layer gets no key, because the API layer encrypts before a write.
 """
 
 import logging
@@ -72,7 +72,7 @@ class ProfileConflictError(DoorstepError, LookupError):
 class ProfileWrite:
     """One stored profile row to insert or replace, and what the same transaction also writes.
 
-    ``row`` holds ``seeker_id`` and every column of :data:`PROFILE_COLUMNS`, personal
+    ``row`` contains ``seeker_id`` and every column of :data:`PROFILE_COLUMNS`, personal
     fields already encrypted. ``digest`` is the batch of the preference-change push.
     """
 

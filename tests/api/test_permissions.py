@@ -11,6 +11,7 @@ from fastapi.testclient import TestClient
 from api.app import create_app
 from api.auth_routes import router as auth_router
 from api.curation_routes import router as curation_router
+from api.me_routes import router as me_router
 from api.ogc import router as ogc_router
 from api.pages import router as pages_router
 from api.permissions import (
@@ -20,6 +21,7 @@ from api.permissions import (
     check_route_permissions,
     declared_permission,
 )
+from api.push_routes import router as push_router
 from api.route_routes import router as route_router
 from api.routes import router as api_router
 from api.security.sms import OutboxSmsGateway
@@ -39,6 +41,8 @@ ROUTERS = [
     auth_router,
     pages_router,
     ogc_router,
+    push_router,
+    me_router,
 ]
 
 
@@ -134,6 +138,8 @@ def _request_path(route: APIRoute, target_account: str) -> str:
         .replace("{anchor_id}", "anc-none")
         .replace("{seeker_id}", "sim-000001")
         .replace("{name}", "none")
+        .replace("{push_id}", "push-none")
+        .replace("{posting_id}", "posting-none")
     )
 
 
@@ -141,6 +147,11 @@ SAMPLE_BODIES = {
     "/v1/admin/accounts/{account_id}/lock": {"minutes": 1},
     "/v1/admin/accounts/{account_id}/devices": {"device_id": "pad-x", "label": "x"},
     "/v1/staff/seekers/lookup": {"mobile": "13800138000"},
+    "/v1/me/profile": {"home": {"lon": 108.946, "lat": 34.223}},
+    "/v1/me/wechat-openid": {"openid": "oTest123456"},
+    "/v1/seeker/push-consent": {"consent": True},
+    "/v1/seeker/preferences": {"home_lon": 108.946, "home_lat": 34.223, "max_commute_min": 30},
+    "/v1/staff/postings/{posting_id}": {"active": False},
 }
 
 PROTECTED = [
@@ -177,7 +188,12 @@ def test_role_route_matrix(app_client: TestClient, role: Role, route: APIRoute) 
         )
 
 
-ADMIN_ROUTES = [route for route in PROTECTED if route.path.startswith("/v1/admin/")]
+# Administrator routes on one account; the push dead-letter list is not scoped to one.
+ADMIN_ROUTES = [
+    route
+    for route in PROTECTED
+    if route.path.startswith("/v1/admin/") and "{account_id}" in route.path
+]
 
 
 @pytest.mark.parametrize("route", ADMIN_ROUTES, ids=lambda r: r.path)
