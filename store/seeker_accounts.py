@@ -273,6 +273,12 @@ def _ensure_sqlite_tables(tx: SqlTx) -> None:
     for statement in SQLITE_TABLES.split(";"):
         if statement.strip():
             tx.execute(statement)
+    # A build writes the seekers table from its frame's columns, and a frame without
+    # homes (as in tests and benchmarks) lacks the profile columns.
+    present = {str(row["name"]) for row in tx.rows("PRAGMA table_info(seekers)")}
+    for column in PROFILE_COLUMNS:
+        if present and column not in present:
+            tx.execute(f"ALTER TABLE seekers ADD COLUMN {_quoted(column)}")
 
 
 def _insert_link(

@@ -1,6 +1,7 @@
 """Route permissions: the start-up check, and every role × route × own/other organisation."""
 
 import re
+import sqlite3
 from collections.abc import Iterator
 
 import pytest
@@ -70,13 +71,18 @@ def app_client(
     xss_store: SqliteStore, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[TestClient]:
     folder = tmp_path_factory.mktemp("identity")
+    # A copy, because the seeker routes of the matrix register a profile in the store.
+    copy = folder / "store.sqlite"
+    with sqlite3.connect(xss_store.path) as source, sqlite3.connect(copy) as target:
+        source.backup(target)
+    store = SqliteStore(copy)
     settings = Settings(
-        data=DataSettings(store_path=xss_store.path),
+        data=DataSettings(store_path=copy),
         auth=AuthSettings(
             identity_path=folder / "identity.sqlite", sms_outbox_path=folder / "outbox.jsonl"
         ),
     )
-    app = create_app(settings, store=xss_store)
+    app = create_app(settings, store=store)
     with TestClient(app) as client:
         client.app.state.identity.store.seed_organisations(TREE)  # type: ignore[attr-defined]
         yield client

@@ -155,7 +155,7 @@ def test_unknown_posting_is_404(client: TestClient) -> None:
 
 
 def _register(client: TestClient, headers: dict[str, str]) -> str:
-    """Create the seeker's own profile in 碑林区; return its seeker id."""
+    """Create the seeker's own profile with a home near the Bell Tower; return its seeker id."""
     profile = {"home": {"lon": 108.9410, "lat": 34.2590}, "max_commute_min": 30}
     response = client.put("/v1/me/profile", headers=headers, json=profile)
     assert response.status_code == 200, response.text
