@@ -36,6 +36,7 @@ from geo.crs import CoordSys, from_wgs84, parse_coord_sys, validate_and_convert
 from geo.errors import InvalidCoordinateError
 from matching.recommend import Recommender, SeekerNotFoundError
 from push.service import PushService
+from store.audit import AuditWrite
 
 logger = logging.getLogger(__name__)
 
@@ -217,8 +218,10 @@ def save_profile(request: Request, profile: ProfileInput) -> SavedProfile:
     state = request.app.state
     pushes: PushService | None = state.push_service if state.settings.push.enabled else None
     service = accounts_service(request)
-    known = service.resolve(principal.account)
-    audit = principal_write(request, "seeker.self_update", f"seeker:{known or 'new'}")
+
+    def audit(seeker_id: str) -> AuditWrite:
+        return principal_write(request, "seeker.self_update", f"seeker:{seeker_id}")
+
     saved = service.save(
         principal.account, profile, recommender=state.recommender, pushes=pushes, audit=audit
     )

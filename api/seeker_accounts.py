@@ -116,9 +116,12 @@ class SeekerAccountService:
         *,
         recommender: Recommender,
         pushes: PushService | None,
-        audit: AuditWrite | None,
+        audit: Callable[[str], AuditWrite] | None,
     ) -> SavedProfile:
         """Validate, encrypt and store a profile with its digest push, then refresh memory.
+
+        ``audit`` returns the operation-log record of the write for the seeker id, which
+        is new on a registration.
 
         Raises
         ------
@@ -143,7 +146,13 @@ class SeekerAccountService:
         if pushes is not None:
             batch = pushes.digest_batch(row_dict(in_memory), recommender.index, now)
         push_id = self.accounts.save_profile(
-            ProfileWrite(account.account_id, stored, audit=audit, digest=batch), now
+            ProfileWrite(
+                account.account_id,
+                stored,
+                audit=None if audit is None else audit(seeker_id),
+                digest=batch,
+            ),
+            now,
         )
         remember_seeker(recommender, pushes, in_memory)
         jobs = 0 if batch is None else len(batch.candidates)

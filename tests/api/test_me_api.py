@@ -218,6 +218,7 @@ def test_unlinked_account_has_no_profile(client: TestClient) -> None:
 
 def test_register_with_point(client: TestClient) -> None:
     account_id, headers = _seeker_login(client)
+    before = _head(client)
 
     response = client.put("/v1/me/profile", headers=headers, json=_profile_body())
 
@@ -236,6 +237,12 @@ def test_register_with_point(client: TestClient) -> None:
     assert "李四" not in _stored_text(client, seeker_id)
     accounts = client.app.state.seeker_accounts.accounts  # type: ignore[attr-defined]
     assert accounts.linked_account(seeker_id) == account_id
+    store = client.app.state.store  # type: ignore[attr-defined]
+    records = [record.entry for record in store.audit_records() if record.seq > before]
+    assert [(entry.action, entry.object_id) for entry in records] == [
+        ("seeker.self_update", f"seeker:{seeker_id}")
+    ]
+    assert records[0].actor == account_id
     ranked = client.get("/v1/me/recommendations", headers=headers)
     assert ranked.status_code == 200, ranked.text
     assert ranked.json()["simulated"] is False
