@@ -170,7 +170,7 @@
   }
 
   // Recommendations are served only to the seeker's own session, so the development demo
-  // logs in as the simulated seeker it shows (the route answers 404 in production).
+  // logs in as the simulated seeker it shows (the route returns 404 in production).
   async function seekerSession(seekerId, signal) {
     const url = D.apiUrl("/v1/dev/seekers/" + encodeURIComponent(seekerId) + "/session", {});
     const body = await D.fetchJson(url, { method: "POST", signal: signal });
