@@ -18,6 +18,7 @@ from api.docs import mount_api_docs
 from api.erasers import EraserRegistry
 from api.errors import install_error_handlers
 from api.identity_setup import open_identity
+from api.me_routes import router as me_router
 from api.middleware import install_middleware
 from api.officer_exchange_routes import router as officer_exchange_router
 from api.officer_page import router as officer_page_router
@@ -29,11 +30,13 @@ from api.pages import router as pages_router
 from api.permissions import check_route_permissions
 from api.push_routes import router as push_router
 from api.ranking import load_ranker, with_serving_context
+from api.regions_state import app_regions
 from api.route_routes import router as route_router
 from api.routes import enforce_rate_limit, seeker_cache_prefix
 from api.routes import router as api_router
 from api.security.keys import load_key_material
 from api.security.seeker_pi import SeekerPiCodec
+from api.seeker_accounts import SeekerAccountService, SeekerDirectory, seeker_accounts_for
 from api.seeker_routes import router as seeker_router
 from api.settings import DataSettings, Settings
 from api.through_train_routes import router as through_train_router
@@ -61,6 +64,8 @@ from store.cache import (
 )
 from store.postgres import Pool, PostgresStore, open_pool
 from store.rate_limit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
+from store.seeker_accounts import SeekerAccounts
+from store.seeker_records import SeekerStore
 from store.sqlite import SqliteStore
 
 logger = logging.getLogger(__name__)
@@ -100,6 +105,7 @@ def create_app(settings: Settings, store: ReadStore | None = None) -> FastAPI:
             app.state.build_id = build_identity(opened.meta())
             app.state.cache, app.state.rate_limiter = _open_cache(settings, resources)
             app.state.identity = open_identity(settings, opened, app.state.cache)
+            app.state.seeker_accounts = open_seeker_accounts(app, opened)
             open_pushes(app, settings, opened, transit, resources)
             app.state.assistance_store = _open_assistance(opened)
             _register_erasers(app)
@@ -147,6 +153,7 @@ def create_app(settings: Settings, store: ReadStore | None = None) -> FastAPI:
         officer_router,
         officer_exchange_router,
         officer_page_router,
+        me_router,
     ]
     # Every /v1 route counts against the per-address limit, the login routes included,
     # so that password guessing across many accounts is slowed as well.
@@ -180,6 +187,27 @@ def _register_erasers(app: FastAPI) -> None:
     state.erasers.register("pushes", push_eraser(state.push_store, client, keys), replace=True)
     if state.assistance_store is not None:
         state.erasers.register("assistance", state.assistance_store.delete_target, replace=True)
+    state.erasers.register("push_fanout", lambda _: _refresh_fanout(app), replace=True)
+    if state.seeker_accounts is not None:
+        accounts: SeekerAccounts = state.seeker_accounts.accounts
+        state.erasers.register("seeker_account", accounts.erase_seeker, replace=True)
+
+
+def _refresh_fanout(app: FastAPI) -> None:
+    """Give the push fan-out the recommender's seekers, after an eraser dropped one."""
+    app.state.push_service.replace_seekers(app.state.recommender.seekers)
+
+
+def open_seeker_accounts(app: FastAPI, store: ReadStore) -> SeekerAccountService | None:
+    """Return the seekers' own-profile service, or None for a store without seeker records."""
+    accounts = seeker_accounts_for(store)
+    if accounts is None or not isinstance(store, SeekerStore):
+        logger.warning("store %s has no seeker records: /v1/me answers 503", store.describe())
+        return None
+    state = app.state
+    return SeekerAccountService(
+        accounts, store, state.seeker_codec, state.identity, lambda: app_regions(state)
+    )
 
 
 # Networks built in this process, by resolved data folder; None when its files are missing.
@@ -238,6 +266,14 @@ def _open_store(settings: Settings, resources: ExitStack) -> ReadStore:
     pool = open_pool(url, settings.database.pool_options())
     resources.callback(_close_pool, pool)
     return PostgresStore(pool)
+
+
+def seeker_directory(app: FastAPI) -> SeekerDirectory | None:
+    """Return the push address directory of the app's seekers and accounts, or None."""
+    service: SeekerAccountService | None = app.state.seeker_accounts
+    if service is None:
+        return None
+    return SeekerDirectory(service.store, service.accounts, service.codec, service.identity.store)
 
 
 def _close_pool(pool: Pool) -> None:
@@ -299,6 +335,6 @@ def open_pushes(
         settings.push.rules(), app.state.recommender.seekers, transit
     )
     if settings.push.embedded_worker and isinstance(store, SqliteStore):
-        channels = channels_from_settings(settings.push)
+        channels = channels_from_settings(settings.push, seeker_directory(app))
         running = start_embedded_worker(app.state.push_store, settings.push, channels)
         resources.callback(running.close)

@@ -22,6 +22,7 @@ from api.security.identity import (
     Principal,
 )
 from api.security.masking import mask_name
+from api.seeker_accounts import link_on_login
 from store.audit import AuditLog, AuditResult
 from store.identity import Account
 
@@ -188,6 +189,7 @@ def seeker_verify(body: SeekerVerifyIn, request: Request, identity: IdentityDep)
     principal = identity.authenticate(issued.token, "seeker", None)
     record_event(request, principal, action="auth.seeker_login", object_id=issued.session_id,
                  result="ok", status_code=200)  # fmt: skip
+    link_on_login(request, principal.account)
     return _token_out(issued)
 
 

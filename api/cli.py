@@ -177,6 +177,7 @@ def worker(
     import signal
     import threading
 
+    from api.seeker_accounts import seeker_directory
     from push.runtime import (
         channels_from_settings,
         push_store_for,
@@ -189,7 +190,7 @@ def worker(
         settings.push.workers = workers
     with _read_store(settings) as store:
         push_store = push_store_for(store)
-        channels = channels_from_settings(settings.push)
+        channels = channels_from_settings(settings.push, seeker_directory(settings, store))
         if settings.cache.redis_url is None:
             running = start_embedded_worker(push_store, settings.push, channels)
         else:

@@ -39,6 +39,7 @@ from geo.errors import (
 )
 from matching.assistance import LedgerConflictError, LedgerError
 from matching.assistance_xlsx import WorkbookError
+from matching.seeker_profile import ProfileFieldError
 from store.assistance_store import (
     RecommendationNotFoundError,
     TargetNotFoundError,
@@ -47,6 +48,7 @@ from store.assistance_store import (
 from store.audit import AuditWriteError
 from store.base import AnchorNotFoundError, DuplicateAnchorError, PostingNotFoundError
 from store.identity import RoleConflictError
+from store.seeker_accounts import ProfileConflictError
 from store.sqlite import LayerNotFoundError, StoreNotFoundError
 from store.sqlite_curation import StoreReplacedError
 
@@ -109,6 +111,8 @@ _STATUS: list[tuple[type[DoorstepError], int, str]] = [
     (PasswordChangeRequiredError, status.HTTP_403_FORBIDDEN, "请先修改密码"),
     (PasswordPolicyError, status.HTTP_422_UNPROCESSABLE_CONTENT, "密码不符合复杂度要求"),
     (PersonalFieldError, status.HTTP_422_UNPROCESSABLE_CONTENT, "个人信息格式无效"),
+    (ProfileFieldError, status.HTTP_422_UNPROCESSABLE_CONTENT, "求职者资料无效"),
+    (ProfileConflictError, status.HTTP_409_CONFLICT, "该账号或求职者资料已与其他账号关联"),
     (RoleConflictError, status.HTTP_409_CONFLICT, "三类管理员角色不能由同一账号兼任"),
     (InvalidCoordinateError, status.HTTP_422_UNPROCESSABLE_CONTENT, "坐标无效"),
     (UnknownCoordSysError, status.HTTP_422_UNPROCESSABLE_CONTENT, "坐标系不受支持"),
@@ -254,6 +258,8 @@ async def _handle_domain_error(request: Request, error: Exception) -> JSONRespon
         request.state.audit_result = "denied"
         # Another organisation's record must look exactly like a missing one.
         detail.update(loc=["path"], msg="not found", msg_zh=title_zh, type="NotFoundError")
+    if isinstance(error, ProfileFieldError):
+        detail["loc"] = ["body", *error.field.split(".")]
     if isinstance(error, StaleVersionError):
         detail["current_version"] = error.current_version
     if isinstance(error, AnchorValidationError):

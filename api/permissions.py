@@ -40,12 +40,13 @@ class Permission(StrEnum):
     PI_UNMASK = "pi.unmask"  # unmasked personal information of seekers in scope
     SEEKER_DELETE = "seeker.delete"  # erase a seeker in scope from every store and cache
     PUSH_SEEKER = "push.seeker"  # own push consent, inbox and preferences
+    SEEKER_SELF = "seeker.self"  # own seeker profile, recommendations and WeChat openid
     PUSH_ADMIN = "push.admin"  # the push dead-letter list
     TOUR_PLAN = "tour.plan"  # recruitment-bus tours and shuttle proposals for own districts
 
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
-    Role.SEEKER: frozenset({Permission.SESSION, Permission.PUSH_SEEKER}),
+    Role.SEEKER: frozenset({Permission.SESSION, Permission.PUSH_SEEKER, Permission.SEEKER_SELF}),
     Role.STATION_STAFF: frozenset(
         {
             Permission.SESSION,

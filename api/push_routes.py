@@ -1,29 +1,28 @@
 """Routes of "job at your doorstep" pushes: consent, the inbox, preferences, dead letters, postings.
 
-Seeker routes act on the logged-in seeker account; its account id is the seeker id
-of its push rows. A preference change sends one digest of the jobs that now qualify.
-NOTE: the new preferences are not stored, because no store holds seeker accounts'
-profiles yet and an exact home must be stored SM4-encrypted. Staff activate a posting
-in their scope, which writes the push decisions in the same transaction.
-Administrators read the dead-letter list.
+Seeker routes act on the logged-in seeker: their push rows are keyed by the seeker id
+of the profile linked to the account, or by the account id while it has no profile.
+A preference change is stored in the profile and writes one digest of the jobs that now
+qualify in the same transaction. Staff activate a posting in their scope, which writes
+the push decisions in the same transaction. Administrators read the dead-letter list.
 """
 
 import logging
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
+from fastapi import APIRouter, Depends, Query, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from api.auth import require
 from api.errors import NotFoundError
+from api.me_routes import accounts_service, home_point, own_seeker_id, save_profile
 from api.permissions import Permission
 from api.security.audit import recorded_write
+from api.seeker_accounts import ProfileInput
 from api.staff_auth import StaffDep
 from geo.anchor_states import AnchorState, ensure_in_scope
-from geo.crs import validate_and_convert
 from geo.curation import AnchorRecord
-from geo.errors import InvalidCoordinateError
 from push.service import PushService
 from store.base import CurationStore
 from store.push_outbox import PushBatch
@@ -103,7 +102,7 @@ class PreferencesIn(BaseModel):
     salary_wish_max: float | None = Field(
         default=None, ge=0, le=1_000_000, description="Yuan/month."
     )
-    education: int = Field(default=0, ge=-1, le=7, description="EducationLevel value.")
+    education: int = Field(default=0, ge=0, le=6, description="EducationLevel value.")
     experience_years: float = Field(default=0.0, ge=0, le=60)
 
 
@@ -142,7 +141,11 @@ def _push_service(request: Request) -> PushService:
 
 
 def _seeker_id(request: Request) -> str:
-    return str(request.state.principal.account.account_id)
+    """Return the caller's linked seeker id, or their account id while they have no profile."""
+    service = getattr(request.app.state, "seeker_accounts", None)
+    account = request.state.principal.account
+    linked = None if service is None else service.resolve(account)
+    return str(linked or account.account_id)
 
 
 PushStoreDep = Annotated[PushStore, Depends(_push_store)]
@@ -222,42 +225,36 @@ def mark_read(push_id: str, seeker_id: SeekerIdDep, store: PushStoreDep) -> Resp
     response_model=DigestOut,
     dependencies=[require(Permission.PUSH_SEEKER)],
 )
-def change_preferences(
-    body: PreferencesIn,
-    request: Request,
-    seeker_id: SeekerIdDep,
-    store: PushStoreDep,
-    pushes: PushServiceDep,
-) -> DigestOut:
-    """Send one digest of the jobs the caller qualifies for under new preferences."""
-    try:
-        lon, lat = validate_and_convert(body.home_lon, body.home_lat, body.coord_sys, field="home")
-    except InvalidCoordinateError as err:
-        # The home is personal information, so the error names the rule but not the value.
-        raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_CONTENT,
-            detail=[
-                {
-                    "loc": ["body", "home_lon"],
-                    "msg": "home is not a valid point inside the Xi'an area",
-                    "msg_zh": "住址坐标无效或不在西安市范围内",
-                    "type": "invalid_coordinate",
-                }
-            ],
-        ) from err
-    seeker = {
-        **body.model_dump(exclude={"home_lon", "home_lat", "coord_sys", "modes", "keywords"}),
-        "seeker_id": seeker_id,
-        "home_lon": lon,
-        "home_lat": lat,
-        "modes": ";".join(body.modes),
-        "keywords": ";".join(body.keywords),
-        "occupation_wish_name": "",
-    }
-    index = request.app.state.recommender.index
-    batch = pushes.digest_batch(seeker, index, datetime.now(UTC))
-    push_id = store.write_digest(seeker_id, batch)
-    return DigestOut(digest_push_id=push_id, jobs=len(batch.candidates))
+def change_preferences(body: PreferencesIn, request: Request) -> DigestOut:
+    """Store new preferences in the caller's profile and send one digest of qualifying jobs."""
+    seeker_id = own_seeker_id(request)
+    current = None
+    if seeker_id is not None:
+        current = accounts_service(request).refreshed_row(seeker_id, request.app.state.recommender)
+    if seeker_id is None or current is None:
+        raise NotFoundError(
+            "you have no seeker profile yet; create it with PUT /v1/me/profile",
+            "尚未填写求职者资料，请先填写（PUT /v1/me/profile）",
+        )
+    lon, lat = home_point(body.home_lon, body.home_lat, body.coord_sys)
+    profile = ProfileInput(
+        group=str(current["group"]),
+        education=body.education,
+        experience_years=body.experience_years,
+        max_commute_min=body.max_commute_min,
+        modes=list(body.modes),
+        home_lon=lon,
+        home_lat=lat,
+        # A new point may lie in another community, so the old one is dropped with a move.
+        community_code=None if lon is not None else str(current["home_community_code"] or ""),
+        major=str(current.get("major") or ""),
+        occupation_wish_code=body.occupation_wish_code or "",
+        keywords=list(body.keywords),
+        salary_wish_min=body.salary_wish_min,
+        salary_wish_max=body.salary_wish_max,
+    )
+    saved = save_profile(request, profile)
+    return DigestOut(digest_push_id=saved.digest_push_id, jobs=saved.jobs)
 
 
 @router.get(

@@ -4,7 +4,7 @@ import dataclasses
 import json
 import math
 from collections.abc import Callable, Mapping
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import pandas as pd
 import shapely
@@ -13,20 +13,16 @@ from pydantic import BaseModel
 
 from api import presenters
 from api.auth import require
-from api.errors import NotFoundError, QueryLimitError, RateLimitedError
+from api.errors import QueryLimitError, RateLimitedError
 from api.permissions import Permission
 from api.ranking import RankerStatus
-from api.regions_state import app_regions
 from api.schemas import (
-    MAX_OFFSET,
     DistrictCount,
     DistrictCounts,
     Health,
     JobPage,
     LayerList,
     RankerHealth,
-    Recommendations,
-    SeekerList,
     Stats,
 )
 from api.settings import Settings
@@ -35,7 +31,7 @@ from geo.crs import XIAN_BOUNDS_WGS84, CoordSys, parse_coord_sys, to_wgs84, vali
 from geo.layer_catalog import LAYER_INFOS
 from geo.layers import layer_geojson
 from geo.location import Precision
-from matching.recommend import Recommender, SeekerNotFoundError
+from matching.recommend import Recommender
 from store.base import Store
 from store.cache import ResponseCache, cache_key, fetch_or_compute
 from store.rate_limit import RateLimiter
@@ -55,8 +51,6 @@ def enforce_rate_limit(request: Request) -> None:
         raise RateLimitedError(decision.limit, decision.retry_after_s)
 
 
-# TODO: /v1/seekers lists simulated seekers openly; give it a staff permission when
-# seeker records become real.
 router = APIRouter(dependencies=[require(Permission.PUBLIC)])
 
 
@@ -116,7 +110,7 @@ def jobs_nearby(
 ) -> Response:
     """List active jobs within radius_m of a point, nearest first, with reasons."""
     _check_radius(radius_m, settings.query.max_radius_m)
-    _check_page_size(page_size, settings.query.max_page_size)
+    check_page_size(page_size, settings.query.max_page_size)
     wgs_lon, wgs_lat = validate_and_convert(lon, lat, coord_sys)
     wgs_lon = round(wgs_lon, CACHE_COORD_DECIMALS)
     wgs_lat = round(wgs_lat, CACHE_COORD_DECIMALS)
@@ -134,86 +128,7 @@ def jobs_nearby(
 
     query: dict[str, object] = {"lon": wgs_lon, "lat": wgs_lat, "radius_m": radius_m}
     query |= {"page": page, "page_size": page_size, "coord_sys": coord_sys.value, "lang": lang}
-    return _cached_json(request, "jobs_nearby", query, job_page)
-
-
-def _refuse_public_seekers_in_production(settings: Settings) -> None:
-    """Answer 404 from the seeker page's public routes in the production profile.
-
-    Their distances and commute minutes are measured from the exact home, so a few of
-    them locate a seeker's home. They serve the demonstration page of simulated seekers
-    in development only.
-    NOTE: production has no seeker-facing route yet, because seeker login accounts are
-    not linked to seeker profiles.
-    """
-    if settings.auth.environment == "production":
-        raise NotFoundError(
-            "the public seeker routes are disabled in production",
-            "生产环境不提供公开的求职者接口",
-        )
-
-
-@router.get("/v1/seekers", response_model=SeekerList, tags=["seekers"])
-def seekers(
-    request: Request,
-    recommender: RecommenderDep,
-    settings: SettingsDep,
-    limit: Annotated[int, Query(ge=1, description="Seekers per page.")] = 50,
-    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET, description="Seekers to skip.")] = 0,
-    group: Annotated[
-        Literal["graduate", "talent", "assistance", "general"] | None,
-        Query(description="Only seekers of this group."),
-    ] = None,
-    lang: Lang = "zh",
-) -> SeekerList:
-    """List simulated seekers for the seeker page's picker, optionally of one group."""
-    _refuse_public_seekers_in_production(settings)
-    _check_page_size(limit, settings.query.max_page_size, field="limit")
-    rows, total = recommender.seeker_page(limit, offset, group=group)
-    regions = app_regions(request.app.state)
-    items = [
-        presenters.seeker_summary(row, recommender, regions, lang) for _, row in rows.iterrows()
-    ]
-    return SeekerList(items=items, total=total)
-
-
-@router.get(
-    "/v1/seekers/{seeker_id}/recommendations", response_model=Recommendations, tags=["seekers"]
-)
-def seeker_recommendations(
-    request: Request,
-    recommender: RecommenderDep,
-    settings: SettingsDep,
-    coord_sys: CoordSysDep,
-    seeker_id: Annotated[str, Path(max_length=64, description="Seeker id, e.g. sim-000001.")],
-    limit: Annotated[int, Query(ge=1, description="Jobs to return.")] = 20,
-    lang: Lang = "zh",
-) -> Response:
-    """Rank jobs within the seeker's commute limit, with reasons."""
-    _refuse_public_seekers_in_production(settings)
-    _check_page_size(limit, settings.query.max_page_size, field="limit")
-
-    def recommendations() -> Recommendations:
-        try:
-            seeker, ranked = recommender.recommend(seeker_id, limit, lang=lang)
-        except SeekerNotFoundError as err:
-            raise NotFoundError(str(err), f"求职者 {seeker_id} 不存在") from err
-        return Recommendations(
-            seeker=presenters.seeker_detail(
-                seeker, coord_sys, recommender, app_regions(request.app.state), lang
-            ),
-            items=presenters.jobs(ranked, coord_sys, recommender, lang),
-            simulated=bool(seeker["simulated"]),
-        )
-
-    query = {
-        "seeker_id": seeker_id,
-        "limit": limit,
-        "coord_sys": coord_sys.value,
-        "lang": lang,
-        "ranker": recommender.ranker_id,
-    }
-    return _cached_json(request, seeker_cache_prefix(seeker_id).rstrip(":"), query, recommendations)
+    return cached_json(request, "jobs_nearby", query, job_page)
 
 
 @router.get("/v1/anchors", tags=["map"])
@@ -323,7 +238,7 @@ def seeker_cache_prefix(seeker_id: str) -> str:
     return f"seeker_recommendations:{seeker_id}:"
 
 
-def _cached_json(
+def cached_json(
     request: Request, kind: str, query: Mapping[str, object], compute: Callable[[], BaseModel]
 ) -> Response:
     """Return the JSON body of a normalised query from the response cache, computing it on a miss.
@@ -350,7 +265,7 @@ def _check_radius(radius_m: float, limit: float) -> None:
         )
 
 
-def _check_page_size(size: int, limit: int, field: str = "page_size") -> None:
+def check_page_size(size: int, limit: int, field: str = "page_size") -> None:
     if size > limit:
         raise QueryLimitError(
             f"{field} {size} is over the limit of {limit}",

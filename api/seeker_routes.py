@@ -5,6 +5,10 @@
 - ``POST /v1/staff/seekers/lookup`` (``seeker.read``): find a seeker by ID number or
   mobile through the blind index; the value travels in the body, never in the URL.
 - ``DELETE /v1/seekers/{seeker_id}`` (``seeker.delete``): erase the seeker.
+- ``GET /v1/seekers`` (``seeker.read``): seekers in scope, without personal fields.
+- ``GET /v1/seekers/{seeker_id}/recommendations`` (``pi.unmask``): a seeker's ranked jobs.
+  Their distances and commute minutes are measured from the exact home, so a few of
+  them locate it. That is why the route needs the unmask permission and is audited.
 
 A seeker belongs to the organisation of their home community, which lies under its
 street and district. Staff see only seekers inside their organisation's subtree, and
@@ -15,24 +19,36 @@ record cannot be stored the response is 503 and carries no personal field.
 """
 
 import logging
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Path, Request, status
+import pandas as pd
+from fastapi import APIRouter, Path, Query, Request, Response, status
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from api import presenters
 from api.auth import require
 from api.errors import NotFoundError, QueryLimitError, ServiceUnavailableError
 from api.permissions import Permission
 from api.presenters import GROUP_LABELS
 from api.regions_state import app_regions
-from api.routes import Lang
+from api.routes import (
+    CoordSysDep,
+    Lang,
+    RecommenderDep,
+    SettingsDep,
+    cached_json,
+    check_page_size,
+    seeker_cache_prefix,
+)
+from api.schemas import MAX_OFFSET, Recommendations, SeekerList
 from api.security.audit import principal_write, record_event
 from api.security.identity import Principal
 from api.security.masking import generalise_home, mask_id_number, mask_mobile, mask_name
 from api.security.seeker_pi import SeekerPersonal, SeekerPiCodec
 from api.security.validation import PersonalFieldError, normalise_mobile, parse_id_number
 from geo.regions import Regions
+from matching.recommend import SeekerNotFoundError
 from matching.seeker_personal import HARDSHIP_CATEGORIES
 from store.audit import AuditResult
 from store.identity import Organisation
@@ -187,6 +203,102 @@ def seeker_delete(request: Request, seeker_id: SeekerIdPath) -> Any:
     return JSONResponse(status_code=code, content=body.model_dump())
 
 
+@router.get(
+    "/v1/seekers",
+    response_model=SeekerList,
+    tags=["seekers"],
+    dependencies=[require(Permission.SEEKER_READ)],
+)
+def seekers(
+    request: Request,
+    recommender: RecommenderDep,
+    settings: SettingsDep,
+    limit: Annotated[int, Query(ge=1, description="Seekers per page.")] = 50,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET, description="Seekers to skip.")] = 0,
+    group: Annotated[
+        Literal["graduate", "talent", "assistance", "general"] | None,
+        Query(description="Only seekers of this group."),
+    ] = None,
+    lang: Lang = "zh",
+) -> SeekerList:
+    """List the seekers of the caller's organisation, optionally of one group; no personal field."""
+    check_page_size(limit, settings.query.max_page_size, field="limit")
+    chosen = _frame_in_scope(_organisation(request), recommender.seekers)
+    if group is not None:
+        chosen = chosen[chosen["group"] == group]
+    regions = app_regions(request.app.state)
+    items = [
+        presenters.seeker_summary(row, recommender, regions, lang)
+        for _, row in chosen.iloc[offset : offset + limit].iterrows()
+    ]
+    return SeekerList(items=items, total=len(chosen))
+
+
+@router.get(
+    "/v1/seekers/{seeker_id}/recommendations",
+    response_model=Recommendations,
+    tags=["seekers"],
+    dependencies=[require(Permission.PI_UNMASK)],
+)
+def seeker_recommendations(
+    request: Request,
+    recommender: RecommenderDep,
+    settings: SettingsDep,
+    coord_sys: CoordSysDep,
+    seeker_id: SeekerIdPath,
+    limit: Annotated[int, Query(ge=1, description="Jobs to return.")] = 20,
+    lang: Lang = "zh",
+) -> Response:
+    """Rank jobs within a seeker's commute limit, with reasons; the read is audited."""
+    check_page_size(limit, settings.query.max_page_size, field="limit")
+    _row_in_scope(request, seeker_id, "seeker.recommendations")
+
+    def recommendations() -> Recommendations:
+        try:
+            seeker, ranked = recommender.recommend(seeker_id, limit, lang=lang)
+        except SeekerNotFoundError as err:
+            raise _not_found(seeker_id) from err
+        return Recommendations(
+            seeker=presenters.seeker_detail(
+                seeker, coord_sys, recommender, app_regions(request.app.state), lang
+            ),
+            items=presenters.jobs(ranked, coord_sys, recommender, lang),
+            simulated=bool(seeker["simulated"]),
+        )
+
+    query = {
+        "seeker_id": seeker_id,
+        "limit": limit,
+        "coord_sys": coord_sys.value,
+        "lang": lang,
+        "ranker": recommender.ranker_id,
+    }
+    prefix = seeker_cache_prefix(seeker_id).rstrip(":")
+    response = cached_json(request, prefix, query, recommendations)
+    _record(request, "seeker.recommendations", f"seeker:{seeker_id}", "ok", status.HTTP_200_OK)
+    return response
+
+
+def _frame_in_scope(organisation: Organisation | None, frame: pd.DataFrame) -> pd.DataFrame:
+    """Return the seekers whose home lies in the organisation's subtree (as :func:`_in_scope`)."""
+    if organisation is None:
+        return frame.iloc[0:0]
+    if organisation.level == "city":
+        return frame
+    column = SCOPE_COLUMNS.get(organisation.level)
+    if column is None or column not in frame.columns:
+        return frame.iloc[0:0]
+    return frame[frame[column].astype(str) == organisation.region_code]
+
+
+SCOPE_COLUMNS = {
+    "district": "home_district_code",
+    "street": "home_street_code",
+    "station": "home_community_code",
+}
+"""The seeker column that an organisation level's region code is compared with."""
+
+
 def _seeker_store(request: Request) -> SeekerStore:
     store = request.app.state.store
     if not isinstance(store, SeekerStore):
@@ -216,11 +328,7 @@ def seeker_in_scope(organisation: Organisation | None, row: dict[str, Any]) -> b
         return False
     if organisation.level == "city":
         return True
-    column = {
-        "district": "home_district_code",
-        "street": "home_street_code",
-        "station": "home_community_code",
-    }.get(organisation.level)
+    column = SCOPE_COLUMNS.get(organisation.level)
     return column is not None and str(row.get(column) or "") == organisation.region_code
 
 

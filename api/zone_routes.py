@@ -1,7 +1,8 @@
 """Group zones (graduates, high-level talent, key-enterprise labour) and the fairness report.
 
 - ``GET /v1/zones/graduates/{seeker_id}/jobs`` and ``GET /v1/zones/talent/{seeker_id}/jobs``
-  (public, like the seeker page's recommendations, and disabled in production).
+  (``pi.unmask``, the caller's organisation only, audited): the distances locate the
+  seeker's home, as on ``/v1/seekers/{seeker_id}/recommendations``.
 - ``GET /v1/zones/graduates/universities`` (``analytics.read``): graduates of each of the
   63 universities with a fitting job, per district.
 - ``GET /v1/zones/enterprises`` (``anchor.read``): the key enterprises of the caller's
@@ -32,12 +33,18 @@ from api.routes import (
     Lang,
     RecommenderDep,
     SettingsDep,
-    _check_page_size,
-    _refuse_public_seekers_in_production,
+    check_page_size,
 )
 from api.schemas import Job
 from api.security.masking import generalise_home, mask_mobile, mask_name
-from api.seeker_routes import SeekerIdPath, _codec, _organisation, _record, seeker_in_scope
+from api.seeker_routes import (
+    SeekerIdPath,
+    _codec,
+    _organisation,
+    _record,
+    _row_in_scope,
+    seeker_in_scope,
+)
 from matching.recommend import Recommender, SeekerNotFoundError
 from matching.zones_enterprise import (
     KeyEnterpriseNotFoundError,
@@ -185,7 +192,7 @@ class SuitableSeekers(BaseModel):
 @router.get(
     "/v1/zones/graduates/{seeker_id}/jobs",
     response_model=GraduateZone,
-    dependencies=[require(Permission.PUBLIC)],
+    dependencies=[require(Permission.PI_UNMASK)],
 )
 def graduate_zone(
     request: Request,
@@ -200,8 +207,8 @@ def graduate_zone(
     lang: Lang = "zh",
 ) -> GraduateZone:
     """List a graduate's traineeships and major-matched jobs near home or campus."""
-    _refuse_public_seekers_in_production(settings)
-    _check_page_size(limit, settings.query.max_page_size, field="limit")
+    check_page_size(limit, settings.query.max_page_size, field="limit")
+    _row_in_scope(request, seeker_id, "zone.graduate")
     seeker = _seeker(recommender, seeker_id)
     if str(seeker["group"]) != "graduate":
         raise QueryLimitError(
@@ -224,6 +231,7 @@ def graduate_zone(
         )
         for job, (_, row) in zip(jobs, ranked.iterrows(), strict=True)
     ]
+    _record(request, "zone.graduate", f"seeker:{seeker_id}", "ok", 200)
     return GraduateZone(
         seeker_id=seeker_id,
         simulated=bool(seeker["simulated"]),
@@ -237,7 +245,7 @@ def graduate_zone(
 @router.get(
     "/v1/zones/talent/{seeker_id}/jobs",
     response_model=TalentZone,
-    dependencies=[require(Permission.PUBLIC)],
+    dependencies=[require(Permission.PI_UNMASK)],
 )
 def talent_zone(
     request: Request,
@@ -249,8 +257,8 @@ def talent_zone(
     lang: Lang = "zh",
 ) -> TalentZone:
     """List a talent seeker's talent-introduction posts, key-enterprise jobs and fitting jobs."""
-    _refuse_public_seekers_in_production(settings)
-    _check_page_size(limit, settings.query.max_page_size, field="limit")
+    check_page_size(limit, settings.query.max_page_size, field="limit")
+    _row_in_scope(request, seeker_id, "zone.talent")
     seeker = _seeker(recommender, seeker_id)
     try:
         standing = talent_standing(seeker)
@@ -272,6 +280,7 @@ def talent_zone(
         )
         for job, (_, row) in zip(jobs, ranked.iterrows(), strict=True)
     ]
+    _record(request, "zone.talent", f"seeker:{seeker_id}", "ok", 200)
     return TalentZone(
         seeker_id=seeker_id,
         simulated=bool(seeker["simulated"]),
@@ -350,7 +359,7 @@ def enterprise_zone(
     lang: Lang = "zh",
 ) -> EnterpriseZone:
     """List the key enterprises of the caller's district and its jobs, theirs first."""
-    _check_page_size(limit, settings.query.max_page_size, field="limit")
+    check_page_size(limit, settings.query.max_page_size, field="limit")
     region = _region(request)
     enterprises = _key_enterprises(request)
     enterprises = enterprises.loc[in_region(enterprises["district_code"], region)]
@@ -398,7 +407,7 @@ def enterprise_seekers(
     lang: Lang = "zh",
 ) -> SuitableSeekers:
     """List the caller's seekers who suit a key enterprise's open posts, masked; audited."""
-    _check_page_size(limit, settings.query.max_page_size, field="limit")
+    check_page_size(limit, settings.query.max_page_size, field="limit")
     organisation = _organisation(request)
 
     enterprises = _key_enterprises(request)

@@ -28,6 +28,14 @@ class ChannelError(DoorstepError, RuntimeError):
     """A channel failed to deliver one push; the worker retries it later."""
 
 
+class RecipientMissingError(ChannelError, LookupError):
+    """The seeker has no address on the channel; the worker skips the push, never retries it.
+
+    The message is a reason code such as ``no_wechat_openid``, stored as the skip reason,
+    so it must never contain an address or another personal field.
+    """
+
+
 @dataclass(frozen=True, slots=True)
 class OutgoingPush:
     """The payload a channel sends: ids and the message, with no personal field."""
@@ -43,7 +51,7 @@ class RecipientDirectory(Protocol):
     """Looks up a seeker's address on one channel (mobile number, WeChat openid)."""
 
     def address(self, seeker_id: str, channel: str) -> str:
-        """Return the address; raise LookupError when the seeker has none on ``channel``."""
+        """Return the address; raise RecipientMissingError when ``channel`` has none for them."""
         ...
 
 
@@ -76,6 +84,16 @@ def _request_json(
         return request_json(url, data, headers, timeout_s)
     except GatewayError as err:
         raise ChannelError(str(err)) from err
+
+
+def _address(directory: RecipientDirectory, push: OutgoingPush, channel: str) -> str:
+    """Return the seeker's address on ``channel``; any LookupError becomes RecipientMissingError."""
+    try:
+        return directory.address(push.seeker_id, channel)
+    except RecipientMissingError:
+        raise
+    except LookupError as err:
+        raise RecipientMissingError(f"no_{channel}_address") from err
 
 
 class SmsGatewayChannel:
@@ -115,10 +133,7 @@ class SmsGatewayChannel:
 
     def send(self, push: OutgoingPush) -> None:
         """Send one SMS; raise ChannelError unless the gateway accepted it."""
-        try:
-            mobile = self._directory.address(push.seeker_id, self.name)
-        except LookupError as err:
-            raise ChannelError(f"push {push.push_id}: no SMS address for the seeker") from err
+        mobile = _address(self._directory, push, self.name)
         try:
             self._client.send(mobile, f"【{self._sign}】{push.body}", push.push_id)
         except GatewayError as err:
@@ -167,10 +182,7 @@ class WeChatSubscribeChannel:
 
     def send(self, push: OutgoingPush) -> None:
         """Send one subscription message; raise ChannelError unless ``errcode`` is 0."""
-        try:
-            openid = self._directory.address(push.seeker_id, self.name)
-        except LookupError as err:
-            raise ChannelError(f"push {push.push_id}: no WeChat openid for the seeker") from err
+        openid = _address(self._directory, push, self.name)
         body = {
             "touser": openid,
             "template_id": self._template_id,

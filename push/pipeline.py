@@ -34,7 +34,7 @@ import psycopg
 import redis
 
 from matching.push_rules import PushRules
-from push.channels import Channel, ChannelError, OutgoingPush
+from push.channels import Channel, ChannelError, OutgoingPush, RecipientMissingError
 from store.cache import key_prefix
 from store.push_store import PushStore
 
@@ -130,7 +130,8 @@ class Deliverer:
     def deliver(self, push_id: str) -> str:
         """Deliver one push if the rules allow it now.
 
-        Returns ``delivered``, ``failed``, or the claim's action when nothing was sent.
+        Returns ``delivered``, ``failed``, ``skipped`` (the seeker has no address on the
+        channel), or the claim's action when nothing was sent.
         """
         lease = timedelta(seconds=self.options.claim_lease_s)
         claim = self.store.claim(push_id, self.clock(), self.rules, lease)
@@ -142,6 +143,11 @@ class Deliverer:
             if channel is None:
                 raise ChannelError(f"push {push_id}: channel {push['channel']!r} is not configured")
             channel.send(_outgoing(push))
+        except RecipientMissingError as err:
+            # Retrying cannot help until the seeker adds an address, so the push ends here.
+            self.store.mark_skipped(push_id, f"no_contact:{err}")
+            logger.info("push %s skipped: the seeker has no %s address", push_id, push["channel"])
+            return "skipped"
         except ChannelError as err:
             retry = timedelta(seconds=self.options.retry_after_s)
             state = self.store.mark_failed(push_id, str(err), self.clock(), self.rules, retry)

@@ -15,6 +15,7 @@ from push.channels import (
     Channel,
     InboxChannel,
     RecipientDirectory,
+    RecipientMissingError,
     SmsGatewayChannel,
     WeChatSubscribeChannel,
 )
@@ -38,16 +39,15 @@ logger = logging.getLogger(__name__)
 
 
 class NoRecipientDirectory:
-    """The directory of a deployment that has not connected seeker addresses yet.
+    """A directory without addresses, for channels built without the seekers' store.
 
-    NOTE: no module maps seeker ids to mobiles or WeChat openids yet, so SMS and
-    WeChat pushes fail (and end in the dead-letter list) until a deployment passes a
-    real directory to :func:`channels_from_settings`.
+    Every SMS and WeChat push through it is skipped with the reason ``no_directory``.
+    The service and ``doorstep worker`` pass :class:`api.seeker_accounts.SeekerDirectory`.
     """
 
     def address(self, seeker_id: str, channel: str) -> str:
-        """Raise LookupError: no address is known."""
-        raise LookupError(f"no {channel} address directory is configured")
+        """Raise RecipientMissingError: no address is known."""
+        raise RecipientMissingError("no_directory")
 
 
 def push_store_for(store: object) -> PushStore:

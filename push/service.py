@@ -62,6 +62,12 @@ class PushService:
                 logger.info("push fan-out indexed %d seeker homes", len(self._homes.seekers))
             return self._homes
 
+    def replace_seekers(self, seekers: pd.DataFrame) -> None:
+        """Use a new seekers frame; the homes index is rebuilt on the next trigger."""
+        with self._lock:
+            self._seekers = seekers
+            self._homes = None
+
     def job_batch(
         self, trigger: str, postings: Iterable[Mapping[str, Any]], at: datetime
     ) -> PushBatch:

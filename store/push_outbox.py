@@ -418,6 +418,19 @@ def mark_failed(
     return PushState.PENDING
 
 
+def mark_skipped(tx: SqlTx, push_id: str, reason: str) -> bool:
+    """Skip a push being sent, with a reason; it then counts against no daily cap.
+
+    Returns False when the push was not in ``sending`` (delivered or erased meanwhile).
+    """
+    changed = tx.execute(
+        "UPDATE push_outbox SET status = 'skipped', skip_reason = ?, claimed_until = NULL,"
+        " sent_day = NULL WHERE push_id = ? AND status = 'sending'",
+        (reason[:200], push_id),
+    )
+    return bool(changed)
+
+
 def _skip(tx: SqlTx, push_id: str, reason: str) -> None:
     tx.execute(
         "UPDATE push_outbox SET status = 'skipped', skip_reason = ?, claimed_until = NULL"

@@ -93,6 +93,11 @@ class SqlTx:
         self._connection = connection
         self.is_sqlite = isinstance(connection, sqlite3.Connection)
 
+    @property
+    def connection(self) -> sqlite3.Connection | psycopg.Connection[Any]:
+        """The driver connection, for statements of another module in the same transaction."""
+        return self._connection
+
     def time(self, at: datetime) -> object:
         """Return a time as this driver stores it; a naive time raises ValueError."""
         if at.tzinfo is None:

@@ -367,6 +367,17 @@ class IdentityService:
         mobile_index = self.index.digest("mobile", normalised)
         if not self._consume_code(mobile_index, "seeker_login", code, now):
             raise WrongCodeError("verification code is wrong, expired or was already used")
+        return self.open_seeker_session(normalised)
+
+    def open_seeker_session(self, mobile: str) -> IssuedToken:
+        """Open a session for a seeker's mobile without a code, creating the account if new.
+
+        Only :meth:`finish_seeker_login` and the development demo route call it; the
+        demo route answers 404 in production.
+        """
+        now = self.clock()
+        normalised = normalise_mobile(mobile)
+        mobile_index = self.index.digest("mobile", normalised)
         account = self.store.account_by_mobile("seeker", mobile_index)
         if account is None:
             account = self._new_seeker(normalised, mobile_index, now)

@@ -293,16 +293,28 @@ def _exercise_api(
                 http.request("POST", lookup, {"id_number": _broken_id(id_number)}, officer),
                 http.request("POST", lookup, {"mobile": mobile + "0"}, officer),
                 http.request("POST", lookup, {"mobile": mobile, "id_number": id_number}, officer),
-                http.request("GET", f"/v1/seekers/{seeker_id}/recommendations?limit=5"),
+                http.request(
+                    "GET", f"/v1/seekers/{seeker_id}/recommendations?limit=5", headers=officer
+                ),
             ]
             bodies.extend(_without_jobs(reply.text) for reply in calls)
             _count(report, calls)
             reply = http.request("GET", f"/v1/staff/seekers/{seeker_id}/unmasked", headers=officer)
             unmasked += reply.status_code == 200
         for offset in range(0, len(chosen), 50):
-            page = http.request("GET", f"/v1/seekers?limit=50&offset={offset}")
-            bodies.append(page.text)
-            _count(report, [page])
+            page = http.request("GET", f"/v1/seekers?limit=50&offset={offset}", headers=officer)
+            picker = http.request("GET", f"/v1/dev/seekers?limit=50&offset={offset}")
+            bodies.extend([page.text, picker.text])
+            _count(report, [page, picker])
+        first = str(chosen["seeker_id"].iloc[0])
+        session = http.request("POST", f"/v1/dev/seekers/{first}/session")
+        own = http.request(
+            "GET",
+            "/v1/me/recommendations?limit=5",
+            headers={"Authorization": f"Bearer {json.loads(session.text).get('token', '')}"},
+        )
+        bodies.extend([session.text, _without_jobs(own.text)])
+        _count(report, [session, own])
         pages = [http.request("GET", path) for path in ("/", "/seeker", "/seeker?lang=en")]
         bodies.extend(page.text for page in pages)
         _count(report, pages)

@@ -1,6 +1,7 @@
 // Seeker page (求职者页面): pick a simulated seeker (paged list, group filter, or by id)
 // or click the map, then list the ranked jobs with distance, precision and reasons, and
-// show them around the home marker.
+// show them around the home marker. Picking a seeker opens a development session as that
+// seeker, so the page works in development only.
 "use strict";
 
 (function () {
@@ -168,15 +169,25 @@
     }
   }
 
+  // Recommendations are served only to the seeker's own session, so the development demo
+  // logs in as the simulated seeker it shows (the route returns 404 in production).
+  async function seekerSession(seekerId, signal) {
+    const url = D.apiUrl("/v1/dev/seekers/" + encodeURIComponent(seekerId) + "/session", {});
+    const body = await D.fetchJson(url, { method: "POST", signal: signal });
+    return body.token;
+  }
+
   async function loadRecommendations(seekerId) {
     const signal = startRequest();
     nearbyQuery = null;
     pager.hidden = true;
-    const url = D.apiUrl("/v1/seekers/" + encodeURIComponent(seekerId) + "/recommendations", {
-      limit: JOB_PAGE_SIZE,
-    });
     try {
-      const body = await D.fetchJson(url, { signal: signal });
+      const token = await seekerSession(seekerId, signal);
+      const url = D.apiUrl("/v1/me/recommendations", { limit: JOB_PAGE_SIZE });
+      const body = await D.fetchJson(url, {
+        signal: signal,
+        headers: { Accept: "application/json", Authorization: "Bearer " + token },
+      });
       resultLayer.clearLayers();
       showSeekerSummary(body.seeker);
       if (body.seeker.home) {
@@ -270,7 +281,7 @@
     seekerRequest = new AbortController();
     seekerStatus.classList.remove("error");
     seekerStatus.textContent = t.loading;
-    const url = D.apiUrl("/v1/seekers", {
+    const url = D.apiUrl("/v1/dev/seekers", {
       limit: SEEKER_PAGE_SIZE,
       offset: (seekerQuery.page - 1) * SEEKER_PAGE_SIZE,
       group: groupSelect.value || null,

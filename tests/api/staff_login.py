@@ -100,7 +100,9 @@ def log_in_staff(
 _sessions: dict[tuple[str, str, str], StaffLogin] = {}
 
 
-def reuse_staff_login(client: TestClient, org_id: str, name: str) -> StaffLogin:
+def reuse_staff_login(
+    client: TestClient, org_id: str, name: str, role: Role = Role.STATION_STAFF
+) -> StaffLogin:
     """Return the live session ``name`` of ``org_id`` on the client's identity store, or a new one.
 
     Every login hashes and checks an argon2 password (about half a second each), so
@@ -117,5 +119,10 @@ def reuse_staff_login(client: TestClient, org_id: str, name: str) -> StaffLogin:
             return known
         except AuthenticationError:
             del _sessions[key]
-    _sessions[key] = log_in_staff(client, org_id)
+    _sessions[key] = log_in_staff(client, org_id, role=role)
     return _sessions[key]
+
+
+def city_officer(client: TestClient) -> dict[str, str]:
+    """Return the headers of a city-wide assistance officer, who may read every seeker."""
+    return reuse_staff_login(client, CITY_ORG_ID, "city-officer", Role.ASSISTANCE_OFFICER).headers

@@ -242,7 +242,7 @@ def test_seeker_page_map_click(page: tuple[Page, PageRecord], base_url: str) -> 
     browser_page.screenshot(path=str(SCREENSHOTS / "seeker_en.png"))
 
     api_requests = [url for url in record.requests if "/v1/" in url]
-    assert any("/v1/seekers?" in url for url in api_requests)
+    assert any("/v1/dev/seekers?" in url for url in api_requests)
     for url in api_requests:
         assert "lang=en" in url, url
 
@@ -275,7 +275,7 @@ def test_seeker_list_paging_and_group(page: tuple[Page, PageRecord], paging_url:
     assert len(lines) == 30
     assert all(line.startswith("高层次人才") for line in lines)
 
-    seeker_requests = [url for url in record.requests if "/v1/seekers?" in url]
+    seeker_requests = [url for url in record.requests if "/v1/dev/seekers?" in url]
     assert len(seeker_requests) == 4
     assert "offset=40" in seeker_requests[1]
     assert "offset=80" in seeker_requests[2]
@@ -300,7 +300,8 @@ def test_seeker_open_by_id(page: tuple[Page, PageRecord], base_url: str) -> None
     browser_page.get_by_role("button", name="打开").click()
     expect(browser_page.locator("#seeker-summary .seeker-id")).to_have_text("sim-000080")
     browser_page.locator("#job-list .job-title").first.wait_for()
-    assert any("/v1/seekers/sim-000080/recommendations?" in url for url in record.requests)
+    assert any("/v1/dev/seekers/sim-000080/session?" in url for url in record.requests)
+    assert any("/v1/me/recommendations?" in url for url in record.requests)
 
     browser_page.locator("#seeker-id").fill("sim-999999")
     browser_page.get_by_role("button", name="打开").click()

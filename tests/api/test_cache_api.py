@@ -22,6 +22,7 @@ from api.settings import CacheSettings, DataSettings, Settings
 from store.cache import key_prefix
 from store.rate_limit import window_of
 from store.sqlite import SqliteStore
+from tests.api.staff_login import city_officer
 from tests.fix_redis import REDIS_URL, closed_port_url
 
 # The Bell Tower (钟楼), WGS84.
@@ -120,17 +121,19 @@ def test_recommendations_cached_not_errors(
     recommender = app_of(cached_client).state.recommender
     spy = CallCounter(recommender.recommend)
     monkeypatch.setattr(recommender, "recommend", spy)
-    seeker_id = cached_client.get("/v1/seekers").json()["items"][0]["seeker_id"]
+    headers = city_officer(cached_client)
+    seeker_id = cached_client.get("/v1/dev/seekers").json()["items"][0]["seeker_id"]
     path = f"/v1/seekers/{seeker_id}/recommendations"
 
-    first = cached_client.get(path, params={"limit": 7})
-    second = cached_client.get(path, params={"limit": 7})
-    missing = [cached_client.get("/v1/seekers/sim-999999/recommendations") for _ in range(2)]
+    first = cached_client.get(path, params={"limit": 7}, headers=headers)
+    second = cached_client.get(path, params={"limit": 7}, headers=headers)
+    unknown = "/v1/seekers/sim-999999/recommendations"
+    missing = [cached_client.get(unknown, headers=headers) for _ in range(2)]
 
     assert first.status_code == 200, first.text
     assert second.json() == first.json()
     assert [r.status_code for r in missing] == [404, 404]
-    assert spy.calls == 3  # one computed body, then the unknown seeker twice
+    assert spy.calls == 1  # one computed body; an unknown seeker is rejected before ranking
     pattern = f"{key_prefix(namespace)}cache:seeker_recommendations:*"
     assert len(list(admin.scan_iter(match=pattern))) == 1
 
@@ -165,11 +168,13 @@ def test_every_route_answers_with_redis_down(
         recommender = app_of(client).state.recommender
         spy = CallCounter(recommender.nearby)
         monkeypatch.setattr(recommender, "nearby", spy)
-        seeker_id = client.get("/v1/seekers").json()["items"][0]["seeker_id"]
+        seeker_id = client.get("/v1/dev/seekers").json()["items"][0]["seeker_id"]
+        headers = city_officer(client)
         paths = [
             "/health",
             "/v1/jobs/nearby",
             "/v1/jobs/nearby",
+            "/v1/dev/seekers",
             "/v1/seekers",
             f"/v1/seekers/{seeker_id}/recommendations",
             "/v1/anchors",
@@ -177,7 +182,9 @@ def test_every_route_answers_with_redis_down(
             "/v1/layers/metro_stations",
             "/v1/stats",
         ]
-        statuses = {path: client.get(path, params=NEARBY).status_code for path in paths}
+        statuses = {
+            path: client.get(path, params=NEARBY, headers=headers).status_code for path in paths
+        }
 
         assert statuses == dict.fromkeys(paths, 200)
         assert spy.calls == 2  # nothing was cached

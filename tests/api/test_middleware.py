@@ -452,10 +452,14 @@ def test_domain_5xx_hides_error_text(client: TestClient) -> None:
     assert detail["request_id"] == response.headers["X-Request-ID"]
 
 
-def test_public_seeker_routes_404_in_production(production_client: TestClient) -> None:
-    picker = production_client.get("/v1/seekers")
+def test_seeker_demo_routes_closed_in_production(production_client: TestClient) -> None:
+    picker = production_client.get("/v1/dev/seekers")
+    session = production_client.post("/v1/dev/seekers/sim-000001/session")
+    staff_list = production_client.get("/v1/seekers")
     matches = production_client.get("/v1/seekers/sim-000001/recommendations")
 
     assert picker.status_code == 404
-    assert matches.status_code == 404
-    assert "生产环境" in matches.json()["detail"][0]["msg_zh"]
+    assert session.status_code == 404
+    assert "生产环境" in session.json()["detail"][0]["msg_zh"]
+    assert staff_list.status_code == 401
+    assert matches.status_code == 401

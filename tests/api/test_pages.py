@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from fastapi import FastAPI, HTTPException, Query
+from fastapi import FastAPI, Header, HTTPException, Query
 from fastapi.testclient import TestClient
 
 from api.middleware import (
@@ -257,7 +257,7 @@ def build_stub_app(
         }
         return {"items": [row]}
 
-    @app.get("/v1/seekers")
+    @app.get("/v1/dev/seekers")
     def seeker_list(
         limit: int = 50, offset: int = 0, group: str | None = None, lang: str = "zh"
     ) -> dict[str, Any]:
@@ -265,20 +265,30 @@ def build_stub_app(
         found = [s for s in _stub_seekers(lang) if group is None or s["group"] == group]
         return {"items": found[offset : offset + limit], "total": len(found)}
 
-    @app.get("/v1/seekers/{seeker_id}/recommendations")
-    def recommendations(seeker_id: str, limit: int = 20, lang: str = "zh") -> dict[str, Any]:
-        check_size("limit", limit)
-        seeker = next((s for s in _stub_seekers(lang) if s["seeker_id"] == seeker_id), None)
-        if seeker is None:
+    @app.post("/v1/dev/seekers/{seeker_id}/session")
+    def seeker_session(seeker_id: str) -> dict[str, Any]:
+        if not any(s["seeker_id"] == seeker_id for s in _stub_seekers("zh")):
             detail = [
                 {
                     "loc": ["path"],
-                    "msg": f"seeker {seeker_id} not found",
-                    "msg_zh": f"求职者 {seeker_id} 不存在",
+                    "msg": f"simulated seeker {seeker_id} not found",
+                    "msg_zh": f"模拟求职者 {seeker_id} 不存在",
                     "type": "NotFoundError",
                 }
             ]
             raise HTTPException(status_code=404, detail=detail)
+        return {"token": f"stub-{seeker_id}", "expires_at": "2031-01-01T00:00:00Z",
+                "seeker_id": seeker_id}  # fmt: skip
+
+    @app.get("/v1/me/recommendations")
+    def recommendations(
+        limit: int = 20, lang: str = "zh", authorization: str = Header("")
+    ) -> dict[str, Any]:
+        check_size("limit", limit)
+        seeker_id = authorization.removeprefix("Bearer stub-")
+        seeker = next((s for s in _stub_seekers(lang) if s["seeker_id"] == seeker_id), None)
+        if seeker is None:
+            raise HTTPException(status_code=401, detail="missing bearer token")
         home = {"lon": 108.9423, "lat": 34.2610}
         items = _stub_jobs(points, lang)[:limit]
         return {"seeker": {**seeker, "home": home}, "items": items, "simulated": True}

@@ -1,6 +1,7 @@
 """Route permissions: the start-up check, and every role × route × own/other organisation."""
 
 import re
+import sqlite3
 from collections.abc import Iterator
 
 import pytest
@@ -13,6 +14,7 @@ from api.analyst_routes import router as analyst_router
 from api.app import create_app
 from api.auth_routes import router as auth_router
 from api.curation_routes import router as curation_router
+from api.me_routes import router as me_router
 from api.ogc import router as ogc_router
 from api.pages import router as pages_router
 from api.permissions import (
@@ -22,6 +24,7 @@ from api.permissions import (
     check_route_permissions,
     declared_permission,
 )
+from api.push_routes import router as push_router
 from api.route_routes import router as route_router
 from api.routes import router as api_router
 from api.security.sms import OutboxSmsGateway
@@ -47,6 +50,8 @@ ROUTERS = [
     zone_router,
     analyst_router,
     tour_router,
+    push_router,
+    me_router,
 ]
 
 
@@ -74,14 +79,19 @@ def app_client(
     xss_store: SqliteStore, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[TestClient]:
     folder = tmp_path_factory.mktemp("identity")
+    # A copy, because the seeker routes of the matrix register a profile in the store.
+    copy = folder / "store.sqlite"
+    with sqlite3.connect(xss_store.path) as source, sqlite3.connect(copy) as target:
+        source.backup(target)
+    store = SqliteStore(copy)
     settings = Settings(
-        data=DataSettings(store_path=xss_store.path),
+        data=DataSettings(store_path=copy),
         cache=CacheSettings(rate_limit_per_minute=0),
         auth=AuthSettings(
             identity_path=folder / "identity.sqlite", sms_outbox_path=folder / "outbox.jsonl"
         ),
     )
-    app = create_app(settings, store=xss_store)
+    app = create_app(settings, store=store)
     with TestClient(app) as client:
         client.app.state.identity.store.seed_organisations(TREE)  # type: ignore[attr-defined]
         yield client
@@ -144,6 +154,8 @@ def _request_path(route: APIRoute, target_account: str) -> str:
         .replace("{seeker_id}", "sim-000001")
         .replace("{name}", "none")
         .replace("{device}", DEVICE)
+        .replace("{push_id}", "push-none")
+        .replace("{posting_id}", "posting-none")
     )
 
 
@@ -156,6 +168,11 @@ SAMPLE_BODIES = {
         "login": "matrix.user", "name": "测试", "mobile": "13700002222",
         "org_id": "district:610113", "role": "analyst", "password": PASSWORD,
     },
+    "/v1/me/profile": {"home": {"lon": 108.946, "lat": 34.223}},
+    "/v1/me/wechat-openid": {"openid": "oTest123456"},
+    "/v1/seeker/push-consent": {"consent": True},
+    "/v1/seeker/preferences": {"home_lon": 108.946, "home_lat": 34.223, "max_commute_min": 30},
+    "/v1/staff/postings/{posting_id}": {"active": False},
 }  # fmt: skip
 
 PROTECTED = [
@@ -192,7 +209,7 @@ def test_role_route_matrix(app_client: TestClient, role: Role, route: APIRoute) 
         )
 
 
-# Admin routes on one account; the list, create and key-status routes name none.
+# Administrator routes on one account; the push dead-letter list is not scoped to one.
 ADMIN_ROUTES = [
     route
     for route in PROTECTED

@@ -154,12 +154,22 @@ def test_unknown_posting_is_404(client: TestClient) -> None:
     assert response.status_code == 404
 
 
+def _register(client: TestClient, headers: dict[str, str]) -> str:
+    """Create the seeker's own profile with a home near the Bell Tower; return its seeker id."""
+    profile = {"home": {"lon": 108.9410, "lat": 34.2590}, "max_commute_min": 30}
+    response = client.put("/v1/me/profile", headers=headers, json=profile)
+    assert response.status_code == 200, response.text
+    seeker_id: str = response.json()["seeker_id"]
+    return seeker_id
+
+
 def test_preferences_send_one_digest(client: TestClient) -> None:
-    seeker_id, headers = _seeker_headers(client)
+    _, headers = _seeker_headers(client)
+    seeker_id = _register(client, headers)
     client.put("/v1/seeker/push-consent", headers=headers, json={"consent": True})
     body = {
         "home_lon": 108.9410, "home_lat": 34.2590, "max_commute_min": 60,
-        "modes": ["walk", "transit"], "education": 7, "experience_years": 10,
+        "modes": ["walk", "transit"], "education": 6, "experience_years": 10,
     }  # fmt: skip
     response = client.patch("/v1/seeker/preferences", headers=headers, json=body)
     assert response.status_code == 200, response.text
@@ -177,6 +187,7 @@ def test_preferences_send_one_digest(client: TestClient) -> None:
 
 def test_preferences_reject_home_without_echo(client: TestClient) -> None:
     _, headers = _seeker_headers(client)
+    _register(client, headers)
     body = {"home_lon": 116.3912, "home_lat": 39.9073, "max_commute_min": 30}
     response = client.patch("/v1/seeker/preferences", headers=headers, json=body)
     assert response.status_code == 422

@@ -28,6 +28,7 @@ from models.ranker import RankerParams, split_chronologically, train_ranker
 from models.registry import MODEL_FILE, ModelRegistry
 from models.serving import ModelScorer
 from store.sqlite import SqliteStore
+from tests.api.staff_login import city_officer
 
 KEY = "service-test-model-key-32-bytes-long"
 
@@ -84,7 +85,11 @@ def test_recommendations_follow_model_score(model_client: TestClient) -> None:
     scores = ranked["model_score"].to_numpy()
     assert len(ranked) == 20
     assert np.all(np.diff(scores) <= 0)
-    response = model_client.get("/v1/seekers/sim-000001/recommendations", params={"limit": 5})
+    response = model_client.get(
+        "/v1/seekers/sim-000001/recommendations",
+        params={"limit": 5},
+        headers=city_officer(model_client),
+    )
     assert response.status_code == 200
     ids = [item["posting_id"] for item in response.json()["items"]]
     assert ids == list(ranked["posting_id"].head(5))
@@ -202,8 +207,9 @@ def test_model_reasons_are_top_positive_groups(model_client: TestClient) -> None
 def test_model_reasons_in_english(model_client: TestClient) -> None:
     path = "/v1/seekers/sim-000002/recommendations"
 
-    zh = model_client.get(path, params={"limit": 5}).json()["items"]
-    en = model_client.get(path, params={"limit": 5, "lang": "en"}).json()["items"]
+    headers = city_officer(model_client)
+    zh = model_client.get(path, params={"limit": 5}, headers=headers).json()["items"]
+    en = model_client.get(path, params={"limit": 5, "lang": "en"}, headers=headers).json()["items"]
 
     assert [item["reason_keys"] for item in zh] == [item["reason_keys"] for item in en]
     assert any(item["reasons"] for item in en)
@@ -217,7 +223,11 @@ def test_model_reasons_in_english(model_client: TestClient) -> None:
 
 
 def test_baseline_reasons_without_model(real_client: TestClient) -> None:
-    body = real_client.get("/v1/seekers/sim-000001/recommendations", params={"limit": 5}).json()
+    body = real_client.get(
+        "/v1/seekers/sim-000001/recommendations",
+        params={"limit": 5},
+        headers=city_officer(real_client),
+    ).json()
 
     for item in body["items"]:
         assert item["reason_source"] == "baseline"

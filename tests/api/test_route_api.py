@@ -5,6 +5,7 @@ from fastapi.testclient import TestClient
 
 from geo.crs import CoordSys, from_wgs84
 from geo.transit import TransitNetwork
+from tests.api.staff_login import city_officer
 
 XIAOZHAI = "108.9472,34.2230"
 BEIDAJIE = "108.9466,34.2785"
@@ -91,7 +92,11 @@ def test_recommendations_carry_itineraries(
     seeker = recommender.seeker("sim-000002")
     home = (float(seeker["home_lon"]), float(seeker["home_lat"]))
 
-    body = real_client.get("/v1/seekers/sim-000002/recommendations", params={"limit": 20}).json()
+    body = real_client.get(
+        "/v1/seekers/sim-000002/recommendations",
+        params={"limit": 20},
+        headers=city_officer(real_client),
+    ).json()
 
     routed = [item for item in body["items"] if item["itinerary"]]
     assert routed

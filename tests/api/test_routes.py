@@ -11,6 +11,7 @@ from api.app import create_app
 from api.settings import DataSettings, Settings
 from geo.crs import CoordSys, from_wgs84
 from store.sqlite import SqliteStore
+from tests.api.staff_login import city_officer
 
 # The Bell Tower (钟楼), WGS84.
 BELL_TOWER = (108.9402, 34.2600)
@@ -116,15 +117,19 @@ def test_nearby_page_size_limit(real_client: TestClient) -> None:
 
 
 def test_seekers_are_simulated(real_client: TestClient) -> None:
-    body = real_client.get("/v1/seekers", params={"limit": 20}).json()
+    body = real_client.get("/v1/dev/seekers", params={"limit": 20}).json()
     assert body["total"] == 500
     assert len(body["items"]) == 20
     assert all(item["simulated"] for item in body["items"])
 
 
 def test_recommendations_ranked_with_reasons(real_client: TestClient) -> None:
-    seeker_id = real_client.get("/v1/seekers").json()["items"][0]["seeker_id"]
-    response = real_client.get(f"/v1/seekers/{seeker_id}/recommendations", params={"limit": 15})
+    seeker_id = real_client.get("/v1/dev/seekers").json()["items"][0]["seeker_id"]
+    response = real_client.get(
+        f"/v1/seekers/{seeker_id}/recommendations",
+        params={"limit": 15},
+        headers=city_officer(real_client),
+    )
     body = response.json()
     scores = [item["score"] for item in body["items"]]
     assert response.status_code == 200
@@ -135,14 +140,20 @@ def test_recommendations_ranked_with_reasons(real_client: TestClient) -> None:
 
 
 def test_recommendations_english(real_client: TestClient) -> None:
-    seeker_id = real_client.get("/v1/seekers").json()["items"][0]["seeker_id"]
-    body = real_client.get(f"/v1/seekers/{seeker_id}/recommendations", params={"lang": "en"}).json()
+    seeker_id = real_client.get("/v1/dev/seekers").json()["items"][0]["seeker_id"]
+    body = real_client.get(
+        f"/v1/seekers/{seeker_id}/recommendations",
+        params={"lang": "en"},
+        headers=city_officer(real_client),
+    ).json()
     assert body["seeker"]["group_label"].isascii()
     assert all(reason.isascii() for item in body["items"] for reason in item["reasons"])
 
 
 def test_recommendations_unknown_seeker(real_client: TestClient) -> None:
-    response = real_client.get("/v1/seekers/sim-999999/recommendations")
+    response = real_client.get(
+        "/v1/seekers/sim-999999/recommendations", headers=city_officer(real_client)
+    )
     assert response.status_code == 404
     assert "sim-999999" in response.json()["detail"][0]["msg"]
 
@@ -319,8 +330,11 @@ def test_anchors_bbox_swapped(real_client: TestClient) -> None:
 
 
 def test_seekers_filtered_by_group(real_client: TestClient) -> None:
-    body = real_client.get("/v1/seekers", params={"group": "graduate", "limit": 100}).json()
-    everyone = real_client.get("/v1/seekers").json()
+    headers = city_officer(real_client)
+    body = real_client.get(
+        "/v1/seekers", params={"group": "graduate", "limit": 100}, headers=headers
+    ).json()
+    everyone = real_client.get("/v1/seekers", headers=headers).json()
     assert body["items"]
     assert {item["group"] for item in body["items"]} == {"graduate"}
     assert body["total"] < everyone["total"]
@@ -357,7 +371,9 @@ def test_transit_model_can_be_off(full_store: SqliteStore) -> None:
 
     with TestClient(create_app(settings, store=full_store)) as client:
         recommender = client.app.state.recommender
-        response = client.get("/v1/seekers/sim-000001/recommendations")
+        response = client.get(
+            "/v1/seekers/sim-000001/recommendations", headers=city_officer(client)
+        )
 
     assert recommender.transit is None
     assert recommender.index.network is None

@@ -252,21 +252,28 @@ def test_lookup_errors_never_echo(client: TestClient, body: dict[str, str], loc:
         assert value not in response.text
 
 
-def test_picker_has_no_personal_fields(client: TestClient, plaintext_seekers: pd.DataFrame) -> None:
-    response = client.get("/v1/seekers", params={"limit": 100})
+def test_seeker_lists_have_no_personal_fields(
+    client: TestClient, plaintext_seekers: pd.DataFrame
+) -> None:
+    staff = client.get("/v1/seekers", params={"limit": 100}, headers=_staff(client, YANTA))
+    picker = client.get("/v1/dev/seekers", params={"limit": 100})
 
-    assert response.status_code == 200
+    assert staff.status_code == 200
+    assert picker.status_code == 200
     for _, seeker in plaintext_seekers.head(100).iterrows():
         for value in _plaintexts(seeker):
-            assert value not in response.text
+            assert value not in staff.text
+            assert value not in picker.text
 
 
 def test_recommendations_show_home_area(
     client: TestClient, plaintext_seekers: pd.DataFrame
 ) -> None:
-    seeker = plaintext_seekers.iloc[0]
+    seeker = _seeker_in(plaintext_seekers, YANTA)
 
-    response = client.get(f"/v1/seekers/{seeker['seeker_id']}/recommendations")
+    response = client.get(
+        f"/v1/seekers/{seeker['seeker_id']}/recommendations", headers=_officer(client)
+    )
 
     home = response.json()["seeker"]["home"]
     assert response.status_code == 200
@@ -277,7 +284,8 @@ def test_recommendations_show_home_area(
 
 def test_delete_erases_everywhere(client: TestClient, plaintext_seekers: pd.DataFrame) -> None:
     seeker_id = str(_seeker_in(plaintext_seekers, YANTA, 3)["seeker_id"])
-    assert client.get(f"/v1/seekers/{seeker_id}/recommendations").status_code == 200
+    recommendations = f"/v1/seekers/{seeker_id}/recommendations"
+    assert client.get(recommendations, headers=_officer(client)).status_code == 200
     cache = client.app.state.cache  # type: ignore[attr-defined]
     cached_before = len(cache)
     pushes = client.app.state.push_store  # type: ignore[attr-defined]
@@ -293,9 +301,12 @@ def test_delete_erases_everywhere(client: TestClient, plaintext_seekers: pd.Data
     assert client.app.state.store.seeker_record(seeker_id) is None  # type: ignore[attr-defined]
     assert len(cache) == cached_before - 1
     assert pushes.consent(seeker_id) is None
-    assert client.get(f"/v1/seekers/{seeker_id}/recommendations").status_code == 404
+    assert client.get(recommendations, headers=headers).status_code == 404
     records = _audit_after(client, before)
-    assert [(r.entry.action, r.entry.result) for r in records] == [("seeker.delete", "ok")]
+    assert [(r.entry.action, r.entry.result) for r in records] == [
+        ("seeker.delete", "ok"),
+        ("seeker.recommendations", "rejected"),
+    ]
 
 
 def test_delete_is_idempotent(client: TestClient, plaintext_seekers: pd.DataFrame) -> None:

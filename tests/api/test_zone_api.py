@@ -86,6 +86,12 @@ def _recommender(client: TestClient) -> Recommender:
     return recommender
 
 
+@pytest.fixture(scope="module")
+def officer(client: TestClient) -> dict[str, str]:
+    """A city-level assistance officer: holds pi.unmask for every seeker."""
+    return log_in_staff(client, CITY_ORG_ID, role=Role.ASSISTANCE_OFFICER).headers
+
+
 def _first(client: TestClient, group: str) -> str:
     seekers = _recommender(client).seekers
     return str(seekers.loc[seekers["group"] == group, "seeker_id"].iloc[0])
@@ -94,10 +100,12 @@ def _first(client: TestClient, group: str) -> str:
 # --- graduate and talent zones -----------------------------------------------------------
 
 
-def test_graduate_zone_lists_fitting_jobs(client: TestClient) -> None:
+def test_graduate_zone_lists_fitting_jobs(client: TestClient, officer: dict[str, str]) -> None:
     seeker_id = _first(client, "graduate")
 
-    response = client.get(f"/v1/zones/graduates/{seeker_id}/jobs", params={"limit": 15})
+    response = client.get(
+        f"/v1/zones/graduates/{seeker_id}/jobs", params={"limit": 15}, headers=officer
+    )
 
     body = response.json()
     assert response.status_code == 200, body
@@ -108,17 +116,23 @@ def test_graduate_zone_lists_fitting_jobs(client: TestClient) -> None:
         assert item["traineeship"] or item["major_fit"] or item["graduate_ok"]
 
 
-def test_graduate_zone_near_campus(client: TestClient, data_dir: Path) -> None:
+def test_graduate_zone_near_campus(
+    client: TestClient, officer: dict[str, str], data_dir: Path
+) -> None:
     seekers = _recommender(client).seekers
     named = graduate_universities(seekers, load_campuses(data_dir))
     at_campus = seekers.loc[named != ""].iloc[0]
     off_campus = seekers.loc[(named == "") & (seekers["group"] == "graduate")].iloc[0]
 
     found = client.get(
-        f"/v1/zones/graduates/{at_campus['seeker_id']}/jobs", params={"near": "campus"}
+        f"/v1/zones/graduates/{at_campus['seeker_id']}/jobs",
+        params={"near": "campus"},
+        headers=officer,
     )
     missing = client.get(
-        f"/v1/zones/graduates/{off_campus['seeker_id']}/jobs", params={"near": "campus"}
+        f"/v1/zones/graduates/{off_campus['seeker_id']}/jobs",
+        params={"near": "campus"},
+        headers=officer,
     )
 
     assert found.status_code == 200
@@ -127,10 +141,12 @@ def test_graduate_zone_near_campus(client: TestClient, data_dir: Path) -> None:
     assert missing.json()["detail"][0]["loc"][-1] == "near"
 
 
-def test_graduate_zone_rejects_other_groups(client: TestClient) -> None:
-    other = client.get(f"/v1/zones/graduates/{_first(client, 'general')}/jobs")
-    unknown = client.get("/v1/zones/graduates/sim-999999/jobs")
-    too_many = client.get(f"/v1/zones/graduates/{_first(client, 'graduate')}/jobs?limit=1000")
+def test_graduate_zone_rejects_other_groups(client: TestClient, officer: dict[str, str]) -> None:
+    other = client.get(f"/v1/zones/graduates/{_first(client, 'general')}/jobs", headers=officer)
+    unknown = client.get("/v1/zones/graduates/sim-999999/jobs", headers=officer)
+    too_many = client.get(
+        f"/v1/zones/graduates/{_first(client, 'graduate')}/jobs?limit=1000", headers=officer
+    )
 
     assert other.status_code == 422
     assert other.json()["detail"][0]["loc"][-1] == "seeker_id"
@@ -138,17 +154,34 @@ def test_graduate_zone_rejects_other_groups(client: TestClient) -> None:
     assert too_many.status_code == 422
 
 
-def test_talent_zone_qualifies_talent(client: TestClient) -> None:
-    talent = client.get(f"/v1/zones/talent/{_first(client, 'talent')}/jobs").json()
+def test_talent_zone_qualifies_talent(client: TestClient, officer: dict[str, str]) -> None:
+    talent = client.get(f"/v1/zones/talent/{_first(client, 'talent')}/jobs", headers=officer).json()
     seekers = _recommender(client).seekers
     low = seekers.loc[(seekers["group"] == "assistance") & (seekers["education"] <= 3)]
-    other = client.get(f"/v1/zones/talent/{low['seeker_id'].iloc[0]}/jobs").json()
+    other = client.get(f"/v1/zones/talent/{low['seeker_id'].iloc[0]}/jobs", headers=officer).json()
 
     assert talent["qualifies"] is True
     assert talent["items"]
     assert all(0.0 <= item["talent_score"] <= 1.0 for item in talent["items"])
     assert other["qualifies"] is False
     assert other["items"] == []
+
+
+def test_seeker_zones_need_unmask_and_scope(client: TestClient, staff: dict[str, str]) -> None:
+    seekers = _recommender(client).seekers
+    graduate = seekers.loc[seekers["group"] == "graduate"]
+    outside = str(graduate.loc[graduate["home_district_code"] != YANTA, "seeker_id"].iloc[0])
+    yanta_officer = log_in_staff(client, f"district:{YANTA}", role=Role.ASSISTANCE_OFFICER)
+
+    anonymous = client.get(f"/v1/zones/graduates/{outside}/jobs")
+    station_staff = client.get(f"/v1/zones/graduates/{outside}/jobs", headers=staff)
+    other_district = client.get(
+        f"/v1/zones/graduates/{outside}/jobs", headers=yanta_officer.headers
+    )
+
+    assert anonymous.status_code == 401
+    assert station_staff.status_code == 403
+    assert other_district.status_code == 404
 
 
 # --- university counts -------------------------------------------------------------------

@@ -2,7 +2,13 @@
 
 import pytest
 
-from push.channels import ChannelError, OutgoingPush, SmsGatewayChannel, WeChatSubscribeChannel
+from push.channels import (
+    ChannelError,
+    OutgoingPush,
+    RecipientMissingError,
+    SmsGatewayChannel,
+    WeChatSubscribeChannel,
+)
 from tests.push.conftest import FakeGateway
 
 PUSH = OutgoingPush(
@@ -52,7 +58,7 @@ def test_sms_http_error_raises(gateway: FakeGateway) -> None:
 def test_sms_unknown_recipient_raises(gateway: FakeGateway) -> None:
     channel = SmsGatewayChannel(gateway.url, "key-1", "西安人社", Directory())
     other = OutgoingPush("push-2", "sim-000002", "t", "b", "l")
-    with pytest.raises(ChannelError, match="no SMS address"):
+    with pytest.raises(RecipientMissingError, match="no_sms_address"):
         channel.send(other)
     assert gateway.log.requests == []
 
