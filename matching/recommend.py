@@ -1,9 +1,9 @@
 """The recommendation service: candidates, baseline score and reasons for a seeker or a point."""
 
 import logging
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import geopandas as gpd
 import numpy as np
@@ -235,6 +235,33 @@ class Recommender:
         moved = int(on_anchor.sum())
         logger.info("refreshed %d postings of anchor %r in the job index", moved, anchor_id)
         return moved
+
+    def set_posting_active(
+        self, posting_id: str, active: bool, row: Mapping[str, Any] | None = None
+    ) -> bool:
+        """Remove a deactivated posting from the job index, or add an activated one.
+
+        ``row`` is the posting joined with its anchor, as ``posting_for_push`` returns
+        it; an activation without it changes nothing. Returns whether the index changed.
+        """
+        loaded = self.postings["posting_id"].astype(str) == posting_id
+        if not active and loaded.any():
+            postings = self.postings.loc[~loaded].reset_index(drop=True)
+        elif active and row is not None and not loaded.any():
+            added = pd.DataFrame([{name: row.get(name) for name in self.postings.columns}])
+            added["uncertainty_m"] = posting_uncertainty_m(added, self.district_uncertainty)
+            postings = pd.concat([self.postings, added], ignore_index=True)
+        else:
+            return False
+
+        # Readers keep using the old frame and index until both are swapped here.
+        index = JobIndex(postings, network=self.transit)
+        self.postings, self.index = postings, index
+        self.prepare_ranking()
+        logger.info(
+            "posting %r %s the job index", posting_id, "added to" if active else "removed from"
+        )
+        return True
 
     def nearby(self, lon: float, lat: float, radius_m: float, lang: str = "zh") -> pd.DataFrame:
         """Return postings within ``radius_m`` metres of a WGS84 point, nearest first, with reasons.
