@@ -133,7 +133,7 @@ class PostingStateOut(BaseModel):
     pushes_written: int = Field(description="Push decisions written with the change.")
     ranked_by: str | None = Field(
         default=None,
-        description="What scored the push candidates: a ranker model id, or baseline.",
+        description="Scorer of the push candidates: a ranker model id, or baseline.",
     )
 
 

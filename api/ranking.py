@@ -101,7 +101,7 @@ def fanout_ranker(
     """Return the push fan-out's ranker, the service's model, and its status for ``/health``.
 
     Without a model, or with one that cannot score a feature matrix, the fan-out keeps
-    the baseline score and the status says why.
+    the baseline score and the status gives the reason.
     """
     if scorer is None:
         return RankerStatus("baseline", None, f"no ranker model loaded: {status.reason}"), None

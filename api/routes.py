@@ -101,7 +101,11 @@ def health(request: Request, recommender: RecommenderDep) -> Health:
         ranker=RankerHealth(kind=status.kind, model_id=status.model_id, reason=status.reason),
         push_ranker=None
         if push is None
-        else RankerHealth(kind=push.kind, model_id=push.model_id, reason=push.reason),
+        else RankerHealth(
+            kind=push.kind,
+            model_id=push.model_id,
+            reason=f"{push.reason}; {request.app.state.push_service.threshold_note}",
+        ),
     )
 
 

@@ -404,19 +404,21 @@ class PushSettings(BaseSettings):
     max_seekers_per_opening: int = Field(
         default=50,
         ge=1,
-        description="Most seekers pushed per vacancy of a posting, best scores first.",
+        description="Maximum seekers pushed per vacancy of a posting, best scores first.",
     )
     max_seekers_per_posting: int = Field(
-        default=500, ge=1, description="Most seekers one posting is pushed to, any headcount."
+        default=500, ge=1, description="Maximum seekers one posting is pushed to, any headcount."
     )
     min_score: float = Field(
         default=0.55,
         ge=0,
         le=1,
-        description="Lowest baseline score (0..1) of a pushed job when no ranker model is loaded.",
+        description="Minimum baseline score (0..1) of a pushed job when no ranker model is loaded.",
     )
-    min_model_score: float = Field(
-        default=0.0, description="Lowest learned-ranker score (raw LambdaRank) of a pushed job."
+    min_model_score: float | None = Field(
+        default=None,
+        description="Minimum learned-ranker score (raw LambdaRank) of a pushed job; unset "
+        "calibrates it to pass as many pairs as min_score passes with the baseline score.",
     )
     better_margin: float = Field(
         default=0.0,
@@ -505,7 +507,7 @@ def server_link_base(server: ServerSettings) -> str:
     """Return ``http://host:port`` of the API server, the default base of push links.
 
     A wildcard listen address (``0.0.0.0``, ``::`` or empty) is no address a phone can
-    open, so it becomes 127.0.0.1 and a warning asks for DOORSTEP_PUSH_LINK_BASE.
+    open, so it becomes 127.0.0.1 and a warning names DOORSTEP_PUSH_LINK_BASE.
     """
     host = server.host.strip()
     if host in ("", "0.0.0.0", "::"):  # nosec B104 # compared, not bound

@@ -21,10 +21,10 @@ from api.settings import DataSettings
 from bench.candidates import DEFAULT_RADII_M, bench_candidates
 from bench.coverage import bench_coverage_pass, bench_marginal_gain
 from bench.districts import bench_districts
-from bench.fanout import bench_fanout
+from bench.fanout import FanoutRanking, bench_fanout
 from bench.inputs import BenchInputs, build_bench_store, load_inputs, random_points_in
 from bench.machine import git_commit, library_versions, machine_info
-from bench.nearby_jobs import bench_nearby_jobs
+from bench.nearby_jobs import bench_nearby_jobs, train_bench_model
 from bench.recommend import bench_recommend, sample_seeker_ids
 from bench.report import markdown_report, run_record, write_json
 from bench.result import Comparison, ResultMismatchError
@@ -37,6 +37,9 @@ from bench.transit import (
     home_points,
 )
 from bench.viewport import bench_viewport, postgres_unreachable_reason, target_verdict
+from matching.features import build_features
+from matching.push_ranking import FanoutRanker
+from models.serving import ModelScorer, serving_context
 from store.sqlite import SqliteStore
 
 logger = logging.getLogger(__name__)
@@ -129,6 +132,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--fanout-radius-m", type=float, default=2_000, help="radius a job reaches, metres"
     )
     parser.add_argument(
+        "--fanout-without-ranker",
+        action="store_true",
+        help="time the fan-out without the learned ranker's scores (the design before them)",
+    )
+    parser.add_argument(
         "--only", choices=BENCHMARKS, action="append", help="run only this benchmark (repeatable)"
     )
 
@@ -211,6 +219,7 @@ def run_benchmarks(
             args.fanout_baseline_jobs,
             args.fanout_radius_m,
             args.seed,
+            None if args.fanout_without_ranker else _fanout_ranking(inputs, args),
         )
 
     if args.full:
@@ -253,6 +262,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"\nSkipped {name}: {reason}")
     print(f"\nJSON: {path}")
     return 0
+
+
+def _fanout_ranking(inputs: BenchInputs, args: argparse.Namespace) -> FanoutRanking:
+    """Train the fan-out's model as nearby_jobs does and wrap it as the service wraps it."""
+    with tempfile.TemporaryDirectory(prefix="doorstep-bench-fanout-trees-") as work_dir:
+        trained = train_bench_model(
+            SqliteStore(inputs.store_path),
+            n_seekers=min(100, inputs.recommender.n_seekers),
+            trees=args.model_trees,
+            seed=args.seed,
+            work_dir=Path(work_dir),
+        )
+    recommender = inputs.recommender
+    context = serving_context(recommender.postings, recommender.seekers, None)
+    scorer = ModelScorer(trained.model, build_features, context)
+    ranker = FanoutRanker(scorer, trained.model.model_id, context)
+    return FanoutRanking(ranker, recommender.seekers, recommender.index.located)
 
 
 def _prepare_inputs(args: argparse.Namespace, work_dir: Path) -> BenchInputs:

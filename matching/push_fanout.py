@@ -50,6 +50,10 @@ logger = logging.getLogger(__name__)
 PUSH_PRECISIONS = frozenset({"exact", "poi", "building", "business_area", "zone"})
 """Location precisions a push is made for; district- and city-level points are not places."""
 
+CALIBRATION_POSTINGS = 40
+"""Postings drawn to set the ranker threshold from the baseline threshold; each brings
+every seeker in its reach, so a few dozen give thousands of pairs."""
+
 NETWORK_REACH_FACTOR = 1.5
 """Margin on the straight-line reach when the transit network gives the minutes, because
 the metro can beat the straight-line model's transit speed."""
@@ -185,10 +189,68 @@ def push_candidates(
         scored = scored[scored["score"] >= rules.min_score]
     else:
         scored = _model_scored(nearby, posting, homes, ranker)
-        scored = scored[scored["score"] >= rules.min_model_score]
+        scored = scored[scored["score"] >= ranker_threshold(rules, ranker)]
     if limit is not None:
         scored = scored.head(limit)
     return [_candidate(row, posting, rules, network) for row in scored.itertuples()]
+
+
+def calibrate_model_threshold(
+    postings: pd.DataFrame,
+    homes: SeekerHomes,
+    rules: PushRules,
+    ranker: FanoutRanker,
+    network: CommuteNetwork | None = None,
+    seed: int = 0,
+) -> float | None:
+    """Return the ranker score that passes as many pairs as the baseline's threshold does.
+
+    For :data:`CALIBRATION_POSTINGS` postings drawn from ``postings``, the (seeker,
+    posting) pairs the fan-out would score (in reach and meeting the hard
+    requirements) are scored by both the baseline and the whole model. The share of
+    pairs whose baseline score reaches :attr:`PushRules.min_score` sets the quantile
+    of the model scores that is returned. So the model pushes about as many pairs as
+    the baseline did, and picks which ones by its own order. None when no pair is in
+    reach or no baseline score passes.
+    """
+    placed = postings[postings["precision"].astype(str).isin(PUSH_PRECISIONS)]
+    if placed.empty:
+        return None
+    rng = np.random.default_rng(seed)
+    drawn = rng.choice(len(placed), min(CALIBRATION_POSTINGS, len(placed)), replace=False)
+    baseline: list[npt.NDArray[np.float64]] = []
+    model: list[npt.NDArray[np.float64]] = []
+    for record in placed.iloc[np.sort(drawn)].to_dict("records"):
+        posting = {str(key): value for key, value in record.items()}
+        nearby = _reachable(posting, homes, network)
+        nearby = nearby[_meets_hard_requirements(nearby, posting)]
+        if nearby.empty:
+            continue
+        baseline.append(_scored(nearby, posting)["score"].to_numpy(dtype=np.float64))
+        _, scores = ranker.scores(
+            homes.feature_table,
+            posting,
+            nearby.index.to_numpy(dtype=np.intp),
+            nearby["distance_m"].to_numpy(dtype=np.float64),
+            nearby["commute_min"].to_numpy(dtype=np.float64),
+            every_row=True,
+        )
+        model.append(scores)
+    if not baseline:
+        return None
+    passing = float(np.mean(np.concatenate(baseline) >= rules.min_score))
+    if passing == 0.0:
+        return None
+    threshold = float(np.quantile(np.concatenate(model), 1.0 - passing))
+    logger.info(
+        "ranker %r threshold %.4f passes %.2f %% of %d pairs, as baseline score %.2f does",
+        ranker.model_id,
+        threshold,
+        100 * passing,
+        sum(len(scores) for scores in model),
+        rules.min_score,
+    )
+    return threshold
 
 
 def digest_candidates(
@@ -371,18 +433,31 @@ def _scored(seekers: pd.DataFrame, posting: Mapping[str, Any]) -> pd.DataFrame:
     return scored.sort_values(["score", "seeker_id"], ascending=[False, True], kind="stable")
 
 
+def ranker_threshold(rules: PushRules, ranker: FanoutRanker) -> float:
+    """Return the ranker score a pushed job needs: the setting, else the calibrated value.
+
+    Without either (no calibration ran yet, or it found no pair) nothing passes, so a
+    model that was never compared with the baseline pushes nothing.
+    """
+    if rules.min_model_score is not None:
+        return rules.min_model_score
+    if ranker.threshold is not None:
+        return ranker.threshold
+    return float("inf")
+
+
 def _model_scored(
     seekers: pd.DataFrame, posting: Mapping[str, Any], homes: SeekerHomes, ranker: FanoutRanker
 ) -> pd.DataFrame:
     """Return the seekers the ranker's cascade kept, with its ``score``, best first."""
-    kept, scores = ranker.scores(
+    kept_rows, scores = ranker.scores(
         homes.feature_table,
         posting,
         seekers.index.to_numpy(dtype=np.intp),
         seekers["distance_m"].to_numpy(dtype=np.float64),
         seekers["commute_min"].to_numpy(dtype=np.float64),
     )
-    scored = seekers.iloc[kept].assign(score=scores)
+    scored = seekers.iloc[kept_rows].assign(score=scores)
     return scored.sort_values(["score", "seeker_id"], ascending=[False, True], kind="stable")
 
 

@@ -2,14 +2,14 @@
 
 The fan-out scores with the model the service loads for recommendations (the newest
 valid registry model, `api.ranking.load_ranker`). The features of every (seeker,
-posting) pair in reach are built in one batch by `matching.seeker_features`, then
-scored through the same `matching.cascade` stages as recommendations, so a large
-candidate set is narrowed by the model's first trees and only the rows kept are
-scored with the whole model.
+posting) pair in reach are built in one batch by `matching.seeker_features`. They go
+through the same `matching.cascade` stages as recommendations: the model's first
+trees narrow a large candidate set, and the whole model scores the rows kept.
 
-A LambdaRank score is a raw tree sum with no fixed range, so its threshold
-(`matching.push_rules.PushRules.min_model_score`) is on the model's own scale, and
-the better-than-shown rule compares shown jobs re-scored by the same model.
+A LambdaRank score is a raw tree sum with no fixed range, so its threshold is on the
+model's own scale: `matching.push_rules.PushRules.min_model_score` when set, and
+otherwise the score calibrated against the baseline's threshold. The better-than-shown
+rule compares shown jobs re-scored by the same model.
 """
 
 import logging
@@ -56,6 +56,8 @@ class FanoutRanker:
     model_id: str
     context: Any = None
     cascade: RankingCascade | None = field(default_factory=RankingCascade)
+    threshold: float | None = None
+    """Score calibrated by `matching.push_fanout.calibrate_model_threshold`; None until then."""
 
     def __post_init__(self) -> None:
         names = tuple(getattr(self.scorer, "feature_names", FEATURE_NAMES))
@@ -72,8 +74,12 @@ class FanoutRanker:
         positions: npt.NDArray[np.intp],
         point_distances: FloatArray,
         minutes: FloatArray,
+        *,
+        every_row: bool = False,
     ) -> tuple[npt.NDArray[np.intp], FloatArray]:
         """Score the seekers at ``positions`` for one posting.
+
+        ``every_row`` scores all rows with the whole model, without the cascade.
 
         Returns
         -------
@@ -88,7 +94,7 @@ class FanoutRanker:
         features = table.features(
             posting_table(posting, self.context), posting, positions, distances, minutes
         )
-        scored = cascade_scores(self.scorer, features, self.cascade)
+        scored = cascade_scores(self.scorer, features, None if every_row else self.cascade)
         return scored.rows, scored.scores
 
     def shown_scores(

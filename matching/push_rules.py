@@ -50,8 +50,9 @@ class PushRules:
     """Most seekers one posting is pushed to, whatever its headcount."""
     min_score: float = 0.55
     """Lowest baseline score (0..1) of a pushed job, when no ranker model is loaded."""
-    min_model_score: float = 0.0
-    """Lowest learned-ranker score (raw LambdaRank score) of a pushed job."""
+    min_model_score: float | None = None
+    """Lowest learned-ranker score (raw LambdaRank score) of a pushed job; None uses the
+    score calibrated to pass as many pairs as :attr:`min_score` passes with the baseline."""
     better_margin: float = 0.0
     """A job is pushed only if its score beats every job pushed to the seeker in the last
     :attr:`shown_window_days` days by more than this, in the units of the score in use."""

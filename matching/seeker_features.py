@@ -89,7 +89,7 @@ class SeekerFeatureTable:
         self._graduate = group == "graduate"
         self._talent = group == "talent"
         self._assistance = group == "assistance"
-        self._wish_codes = rows["occupation_wish_code"].fillna("").astype(str).str.strip()
+        self._wish_parts, self._wish_known = _code_parts(rows["occupation_wish_code"])
         self._keywords = _KeywordGrams(rows)
         logger.info(
             "seeker feature table: %d seekers, %d distinct keywords in %.1f s",
@@ -168,12 +168,14 @@ class SeekerFeatureTable:
         """Match the CSCO 2022 code parts ``D-DD-DD-DD`` level by level; ``00`` ends a code."""
         code = posting.get("occupation_code")
         code = "" if code is None or pd.isna(code) else str(code).strip()
-        wish = self._wish_codes.iloc[positions]
-        known = (wish.str.len() == 10).to_numpy(dtype=bool) & (len(code) == 10)
+        known = self._wish_known[positions] & (len(code) == 10)
         same = known.copy()
-        for name, (start, stop) in zip(_OCCUPATION_COLUMNS, _CODE_PARTS, strict=True):
+        wish_parts = self._wish_parts[positions]
+        for level, (name, (start, stop)) in enumerate(
+            zip(_OCCUPATION_COLUMNS, _CODE_PARTS, strict=True)
+        ):
             part = code[start:stop]
-            same &= (wish.str.slice(start, stop) == part).to_numpy(dtype=bool) & (part != "00")
+            same &= (wish_parts[:, level] == _part_number(part)) & (part != "00")
             values[:, _COLUMN[name]] = np.where(known, same, np.nan)
 
     def _fill_text(
@@ -318,6 +320,26 @@ def _binary_matrix(gram_sets: list[set[str]], vocabulary: dict[str, int]) -> spa
     data = np.ones(len(columns), dtype=np.float64)
     shape = (len(gram_sets), max(len(vocabulary), 1))
     return sparse.csr_matrix((data, np.asarray(columns, dtype=np.int64), starts), shape=shape)
+
+
+def _code_parts(codes: pd.Series) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.bool_]]:
+    """Return the four parts of each occupation code as numbers, and whether it is complete.
+
+    A part that is not a number (a code of another shape) becomes -1, which no posting's
+    part equals, as an unequal text part would.
+    """
+    texts = codes.fillna("").astype(str).str.strip()
+    parts = np.full((len(texts), len(_CODE_PARTS)), -1, dtype=np.int64)
+    for level, (start, stop) in enumerate(_CODE_PARTS):
+        piece = texts.str.slice(start, stop)
+        number = pd.to_numeric(piece.where(piece.str.fullmatch(r"\d+")), errors="coerce")
+        parts[:, level] = number.fillna(-1).to_numpy(dtype=np.int64)
+    return parts, (texts.str.len() == 10).to_numpy(dtype=bool)
+
+
+def _part_number(part: str) -> int:
+    """Return a code part as a number, -2 when it is not one (so it matches no seeker)."""
+    return int(part) if part.isdigit() else -2
 
 
 def _as_text(values: pd.Series) -> pd.Series:

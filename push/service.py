@@ -18,6 +18,7 @@ from matching.push_fanout import (
     CommuteNetwork,
     PushCandidate,
     SeekerHomes,
+    calibrate_model_threshold,
     digest_candidates,
     posting_headcount,
     push_candidates,
@@ -69,6 +70,8 @@ class PushService:
         self._postings = postings
         self._homes: SeekerHomes | None = None
         self._lock = threading.Lock()
+        self._calibration_lock = threading.Lock()
+        self._calibrated = False
 
     @property
     def ranker_id(self) -> str:
@@ -93,6 +96,7 @@ class PushService:
         jobs already pushed to each seeker with the same model.
         """
         homes = self.homes
+        self._calibrate()
         candidates: list[PushCandidate] = []
         for posting in postings:
             limit = self.rules.posting_cap(posting_headcount(posting)) * CANDIDATE_HEADROOM
@@ -105,15 +109,50 @@ class PushService:
             trigger, candidates, self.rules, at, ranker=self.ranker_id, score_shown=score_shown
         )
 
+    @property
+    def threshold_note(self) -> str:
+        """The score a pushed job needs, and where it comes from, for ``/health``."""
+        rules = self.rules
+        if self.ranker is None:
+            return f"baseline threshold {rules.min_score} (DOORSTEP_PUSH_MIN_SCORE)"
+        if rules.min_model_score is not None:
+            return f"ranker threshold {rules.min_model_score} (DOORSTEP_PUSH_MIN_MODEL_SCORE)"
+        if self.ranker.threshold is None:
+            return "ranker threshold not calibrated yet; the first fan-out calibrates it"
+        return (
+            f"ranker threshold {self.ranker.threshold:.4f}, calibrated to pass as many pairs"
+            f" as baseline score {rules.min_score}"
+        )
+
+    def _calibrate(self) -> None:
+        """Calibrate the ranker threshold once, when no setting fixes it."""
+        ranker = self.ranker
+        if ranker is None or self.rules.min_model_score is not None or self._postings is None:
+            return
+        with self._calibration_lock:
+            if self._calibrated:
+                return
+            ranker.threshold = calibrate_model_threshold(
+                self._postings(), self.homes, self.rules, ranker, self.network
+            )
+            self._calibrated = True
+            if ranker.threshold is None:
+                logger.warning(
+                    "ranker %r threshold could not be calibrated (no sampled pair passes the"
+                    " baseline threshold either); no fan-out push passes until"
+                    " DOORSTEP_PUSH_MIN_MODEL_SCORE is set",
+                    ranker.model_id,
+                )
+
     def _score_shown(self, pairs: Sequence[tuple[str, str]]) -> dict[tuple[str, str], float]:
         """Re-score pushed (seeker, posting) pairs with the ranker, for better-than-shown."""
         if self.ranker is None or self._postings is None or not pairs:
             return {}
         loaded = self._postings()
-        wanted = loaded[loaded["posting_id"].isin({posting_id for _, posting_id in pairs})]
+        requested = loaded[loaded["posting_id"].isin({posting_id for _, posting_id in pairs})]
         rows: dict[str, dict[str, Any]] = {
             str(row["posting_id"]): {str(key): value for key, value in row.items()}
-            for row in wanted.to_dict("records")
+            for row in requested.to_dict("records")
         }
         homes = self.homes
         return self.ranker.shown_scores(

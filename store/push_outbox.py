@@ -76,7 +76,7 @@ class PushBatch:
     written: list[str] = field(default_factory=list)
     """Push ids written, filled in by :func:`write_job_pushes`."""
     ranker: str = "baseline"
-    """What scored the candidates: a registry model id, or ``baseline``."""
+    """Scorer of the candidates: a registry model id, or ``baseline``."""
     score_shown: ShownScorer | None = None
     """Re-scores the jobs already pushed to a seeker with the batch's ranker, for the
     better-than-shown rule. None compares with the stored scores, which is right only
@@ -159,7 +159,7 @@ def write_job_pushes(tx: SqlTx, batch: PushBatch) -> list[str]:
     (:meth:`PushRules.posting_cap` of its headcount) is written. Consent and the best
     recently shown score are read once per seeker, in two queries, and the
     concurrent-trigger race on one seeker and posting is settled by the ``push_shown``
-    primary key. Candidates of postings the store holds as inactive are dropped.
+    primary key. Candidates of postings stored as inactive are dropped.
     """
     ensure_sqlite_tables(tx)
     inactive = inactive_postings(tx, sorted({item.posting_id for item in batch.candidates}))
@@ -203,9 +203,9 @@ def write_job_pushes(tx: SqlTx, batch: PushBatch) -> list[str]:
 
 
 def inactive_postings(tx: SqlTx, posting_ids: Sequence[str]) -> set[str]:
-    """Return which of ``posting_ids`` the store holds as inactive.
+    """Return which of ``posting_ids`` are stored as inactive.
 
-    A posting the store does not hold counts as active, because a push store may run
+    A posting missing from the store counts as active, because a push store may run
     without the postings table (the pipeline tests use a bare push store).
     """
     if not posting_ids or not _has_postings_table(tx):

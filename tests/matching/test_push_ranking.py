@@ -5,6 +5,7 @@ falls for talent-group seekers, so a seeker can match a job well by the baseline
 formula and still score low with the model. Seekers are simulated.
 """
 
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import lightgbm
@@ -13,7 +14,7 @@ import pandas as pd
 import pytest
 
 from matching.features import FEATURE_NAMES, build_features
-from matching.push_fanout import SeekerHomes, push_candidates
+from matching.push_fanout import SeekerHomes, calibrate_model_threshold, push_candidates
 from matching.push_ranking import FanoutRanker
 from matching.push_rules import PushRules
 from models.registry import LoadedModel
@@ -182,3 +183,49 @@ def test_ranker_rejects_other_feature_order(ranker: FanoutRanker) -> None:
     )
     with pytest.raises(ValueError, match="feature columns"):
         FanoutRanker(ModelScorer(model, build_features), "reordered")
+
+
+def test_calibrated_threshold_keeps_volume(homes: SeekerHomes, ranker: FanoutRanker) -> None:
+    everyone = push_candidates(POSTING, homes, PushRules(min_score=0.0))
+    second_best = sorted(item.score for item in everyone)[-2]
+    rules = PushRules(min_score=second_best)
+    baseline = push_candidates(POSTING, homes, rules)
+    calibrated = replace(ranker)
+
+    calibrated.threshold = calibrate_model_threshold(
+        pd.DataFrame([POSTING]), homes, rules, calibrated
+    )
+    ranked = push_candidates(POSTING, homes, rules, ranker=calibrated)
+
+    assert len(baseline) == 2
+    assert calibrated.threshold is not None
+    assert len(ranked) == len(baseline)
+    assert "near-talent" not in {item.seeker_id for item in ranked}
+
+
+def test_uncalibrated_ranker_pushes_nothing(homes: SeekerHomes, ranker: FanoutRanker) -> None:
+    uncalibrated = replace(ranker, threshold=None)
+    assert push_candidates(POSTING, homes, PushRules(), ranker=uncalibrated) == []
+
+
+def test_calibration_without_passing_pair(homes: SeekerHomes, ranker: FanoutRanker) -> None:
+    postings = pd.DataFrame([POSTING])
+    assert calibrate_model_threshold(postings, homes, PushRules(min_score=1.0), ranker) is None
+    district = pd.DataFrame([{**POSTING, "precision": "district"}])
+    assert calibrate_model_threshold(district, homes, PushRules(), ranker) is None
+
+
+def test_service_calibrates_on_first_batch(ranker: FanoutRanker) -> None:
+    calibrated = replace(ranker, threshold=None)
+    postings = pd.DataFrame([POSTING])
+    service = PushService(
+        PushRules(min_score=0.5), _seekers(), ranker=calibrated, postings=lambda: postings
+    )
+    assert "not calibrated yet" in service.threshold_note
+
+    batch = service.job_batch("posting.active:p1", [POSTING], AT)
+
+    assert calibrated.threshold is not None
+    assert "calibrated to pass as many pairs" in service.threshold_note
+    assert batch.candidates
+    assert all(item.score >= calibrated.threshold for item in batch.candidates)
