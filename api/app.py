@@ -268,7 +268,7 @@ def open_pushes(
     app.state.push_store = push_store_for(store)
     recommender = app.state.recommender
     app.state.push_ranker_status, ranker = fanout_ranker(
-        app.state.ranker_status, recommender.scorer
+        app.state.ranker_status, recommender.scorer, recommender.posting_feature_values
     )
     app.state.push_service = PushService(
         settings.push.rules(),

@@ -17,6 +17,9 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
+import numpy as np
+import numpy.typing as npt
+
 from api.settings import DataSettings
 from bench.candidates import DEFAULT_RADII_M, bench_candidates
 from bench.coverage import bench_coverage_pass, bench_marginal_gain
@@ -38,6 +41,7 @@ from bench.transit import (
 )
 from bench.viewport import bench_viewport, postgres_unreachable_reason, target_verdict
 from matching.features import build_features
+from matching.posting_features import PostingFeatureTable
 from matching.push_ranking import FanoutRanker
 from models.serving import ModelScorer, serving_context
 from store.sqlite import SqliteStore
@@ -277,8 +281,17 @@ def _fanout_ranking(inputs: BenchInputs, args: argparse.Namespace) -> FanoutRank
     recommender = inputs.recommender
     context = serving_context(recommender.postings, recommender.seekers, None)
     scorer = ModelScorer(trained.model, build_features, context)
-    ranker = FanoutRanker(scorer, trained.model.model_id, context)
-    return FanoutRanking(ranker, recommender.seekers, recommender.index.located)
+    # As the service reuses its recommender's table for postings it has loaded.
+    located = recommender.index.located
+    table = PostingFeatureTable(located, context.posting_context, context.as_of)
+    rows = dict(zip(located["posting_id"].astype(str), range(len(located)), strict=True))
+
+    def loaded_values(posting_id: str) -> npt.NDArray[np.float32] | None:
+        row = rows.get(posting_id)
+        return None if row is None else table.matrix[row]
+
+    ranker = FanoutRanker(scorer, trained.model.model_id, context, loaded_values=loaded_values)
+    return FanoutRanking(ranker, recommender.seekers, located)
 
 
 def _prepare_inputs(args: argparse.Namespace, work_dir: Path) -> BenchInputs:

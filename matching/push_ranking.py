@@ -13,7 +13,7 @@ rule compares shown jobs re-scored by the same model.
 """
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,12 +25,18 @@ from geo.crs import EARTH_RADIUS_M
 from geo.uncertainty import posting_uncertainty_m
 from matching.candidates import MODE_SPEEDS_KMH, StraightLineCommute, parse_modes
 from matching.cascade import ArrayScorer, RankingCascade, cascade_scores
-from matching.features import FEATURE_NAMES
-from matching.seeker_features import SeekerFeatureTable, posting_table
+from matching.features import FEATURE_NAMES, PRECISION_RANK
+from matching.seeker_features import SeekerFeatureTable, posting_values
 
 logger = logging.getLogger(__name__)
 
 FloatArray = npt.NDArray[np.float64]
+
+LoadedValues = Callable[[str], npt.NDArray[np.float32] | None]
+"""Returns a loaded posting's posting-only feature row, or None for a posting not loaded."""
+
+_PRECISION_COLUMN = FEATURE_NAMES.index("location_precision_rank")
+_UNCERTAINTY_COLUMN = FEATURE_NAMES.index("location_uncertainty_m")
 
 
 @dataclass
@@ -58,6 +64,9 @@ class FanoutRanker:
     cascade: RankingCascade | None = field(default_factory=RankingCascade)
     threshold: float | None = None
     """Score calibrated by `matching.push_fanout.calibrate_model_threshold`; None until then."""
+    loaded_values: LoadedValues | None = None
+    """Posting-only feature rows of the postings the recommender loaded, by posting id.
+    Building one for a posting costs tens of milliseconds, so loaded rows are reused."""
 
     def __post_init__(self) -> None:
         names = tuple(getattr(self.scorer, "feature_names", FEATURE_NAMES))
@@ -92,7 +101,7 @@ class FanoutRanker:
             return np.zeros(0, dtype=np.intp), np.zeros(0, dtype=np.float64)
         distances = np.hypot(point_distances, _uncertainty_m(posting))
         features = table.features(
-            posting_table(posting, self.context), posting, positions, distances, minutes
+            self.posting_values(posting), posting, positions, distances, minutes
         )
         scored = cascade_scores(self.scorer, features, None if every_row else self.cascade)
         return scored.rows, scored.scores
@@ -129,7 +138,7 @@ class FanoutRanker:
             minutes = _straight_line_minutes(chosen["modes"], distances)
             distances = np.hypot(distances, _uncertainty_m(posting))
             features = table.features(
-                posting_table(posting, self.context), posting, positions, distances, minutes
+                self.posting_values(posting), posting, positions, distances, minutes
             )
             values = self.scorer.predict_array(features)
             found.update(
@@ -137,6 +146,34 @@ class FanoutRanker:
                 for seeker_id, value in zip(seeker_ids, values, strict=True)
             )
         return found
+
+    def posting_values(self, posting: Mapping[str, Any]) -> npt.NDArray[np.float32]:
+        """Return the posting-only feature columns of ``posting``, at its current location.
+
+        A loaded posting's row is copied, and other postings get a row built from
+        ``posting`` itself. The two location columns are set from ``posting`` in both
+        cases, because a verified anchor moves the posting and may change its precision,
+        and a posting read from the store has no ``uncertainty_m`` column.
+        """
+        loaded = None
+        if self.loaded_values is not None:
+            loaded = self.loaded_values(str(posting["posting_id"]))
+        values = posting_values(posting, self.context) if loaded is None else loaded.copy()
+        rank = PRECISION_RANK.get(str(posting.get("precision")))
+        values[_PRECISION_COLUMN] = np.nan if rank is None else rank
+        values[_UNCERTAINTY_COLUMN] = _posting_uncertainty(posting)
+        return values
+
+
+def _posting_uncertainty(posting: Mapping[str, Any]) -> float:
+    """Return the posting's uncertainty in metres as `build_features` reads it, NaN if unknown."""
+    value = posting.get("uncertainty_m")
+    if value is not None and not pd.isna(value):
+        return float(value)
+    frame = pd.DataFrame(
+        [{"precision": posting.get("precision"), "district_code": posting.get("district_code")}]
+    )
+    return float(posting_uncertainty_m(frame, {}).iloc[0])
 
 
 def _uncertainty_m(posting: Mapping[str, Any]) -> float:

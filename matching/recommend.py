@@ -131,6 +131,8 @@ class Recommender:
         # The feature table with the index and scorer it was built for. They are swapped
         # as one tuple, so a reader never pairs one index with another index's table.
         self._feature_table: tuple[JobIndex, CandidateScorer, PostingFeatureTable] | None = None
+        # Row of each located posting id in the feature table it was built for.
+        self._table_rows: tuple[PostingFeatureTable, dict[str, int]] | None = None
 
     @classmethod
     def from_store(
@@ -380,6 +382,26 @@ class Recommender:
         )
         self._feature_table = (index, scorer, table)
         return table
+
+    def posting_feature_values(self, posting_id: str) -> npt.NDArray[np.float32] | None:
+        """Return a loaded located posting's row of the feature table (posting-only columns).
+
+        None when no model is loaded, the scorer builds no table, or the posting is not in
+        the job index.
+        """
+        if self.scorer is None:
+            return None
+        index = self.index
+        table = self._table_for(index, self.scorer)
+        if table is None:
+            return None
+        rows = self._table_rows
+        if rows is None or rows[0] is not table:
+            ids = index.located["posting_id"].astype(str)
+            rows = (table, dict(zip(ids, range(len(ids)), strict=True)))
+            self._table_rows = rows
+        row = rows[1].get(posting_id)
+        return None if row is None else table.matrix[row]
 
     def prepare_ranking(self) -> None:
         """Build the posting feature table now, so that the first request does not pay for it."""

@@ -103,7 +103,7 @@ class SeekerFeatureTable:
 
     def features(
         self,
-        posting: PostingFeatureTable,
+        posting_values: npt.NDArray[np.float32],
         posting_row: Mapping[str, Any],
         positions: npt.NDArray[np.intp],
         distances: FloatArray,
@@ -113,8 +113,9 @@ class SeekerFeatureTable:
 
         Parameters
         ----------
-        posting
-            A `PostingFeatureTable` of the one posting.
+        posting_values
+            The posting's row of a `PostingFeatureTable`: its posting-only columns, in
+            `FEATURE_NAMES` order, as `posting_values` returns it.
         posting_row
             The same posting's row (``title``, ``occupation_code``, ``education``,
             experience and pay bounds).
@@ -131,14 +132,14 @@ class SeekerFeatureTable:
             float32 of shape (len(positions), len(FEATURE_NAMES)), columns in
             `FEATURE_NAMES` order, NaN where a value is unknown.
         """
-        values = np.repeat(posting.matrix[:1], len(positions), axis=0)
+        values = np.repeat(posting_values.reshape(1, -1), len(positions), axis=0)
         if len(positions) == 0:
             return values
         self._fill_commute(values, positions, distances, minutes)
         self._fill_occupation(values, positions, posting_row)
         self._fill_text(values, positions, str(posting_row.get("title") or ""))
         self._fill_requirements(values, positions, posting_row)
-        self._fill_group(values, positions, posting.matrix[0])
+        self._fill_group(values, positions, posting_values)
         return values
 
     def _fill_commute(
@@ -233,21 +234,25 @@ class SeekerFeatureTable:
         values[:, _COLUMN["seeker_is_assistance"]] = assistance
 
 
-def posting_table(
+def posting_values(
     posting: Mapping[str, Any], context: "ServingContext | None" = None
-) -> PostingFeatureTable:
-    """Return the one-row `PostingFeatureTable` of a posting, for `SeekerFeatureTable.features`.
+) -> npt.NDArray[np.float32]:
+    """Return a posting's posting-only feature columns, for `SeekerFeatureTable.features`.
 
-    ``context`` is a `models.serving.ServingContext` or None; a posting that is not in
-    its posting context gets NaN context features.
+    They come from a one-row `PostingFeatureTable`. ``context`` is a
+    `models.serving.ServingContext` or None, and a posting that is not in its posting
+    context gets NaN context features.
     """
     frame = pd.DataFrame([dict(posting)])
     for column in ("published_on", "title", "precision"):
         if column not in frame.columns:
             frame[column] = None
     if context is None:
-        return PostingFeatureTable(frame)
-    return PostingFeatureTable(frame, context.posting_context, context.as_of)
+        table = PostingFeatureTable(frame)
+    else:
+        table = PostingFeatureTable(frame, context.posting_context, context.as_of)
+    row: npt.NDArray[np.float32] = table.matrix[0]
+    return row
 
 
 class _KeywordGrams:

@@ -12,7 +12,8 @@ import pytest
 from matching.features import FEATURE_NAMES, build_features
 from matching.posting_context import CONTEXT_COLUMNS
 from matching.recommend import Recommender
-from matching.seeker_features import SeekerFeatureTable, posting_table
+from matching.posting_features import PostingFeatureTable
+from matching.seeker_features import SeekerFeatureTable, posting_values
 from models.serving import ServingContext, serving_context
 from store.sqlite import SqliteStore
 from tests.matching.test_posting_features import _awkward
@@ -47,7 +48,7 @@ def _pairs(
         distances = rng.uniform(0, 30_000, len(seekers))
         minutes = rng.uniform(1, 90, len(seekers))
         fast.append(
-            table.features(posting_table(posting, context), posting, positions, distances, minutes)
+            table.features(posting_values(posting, context), posting, positions, distances, minutes)
         )
 
         rows = pd.DataFrame([posting] * len(seekers)).assign(
@@ -102,6 +103,15 @@ def test_seeker_table_empty_positions(recommender: Recommender, seekers: pd.Data
     posting = recommender.index.located.iloc[0].to_dict()
     empty = np.zeros(0, dtype=np.intp)
     values = SeekerFeatureTable(seekers).features(
-        posting_table(posting), posting, empty, np.zeros(0), np.zeros(0)
+        posting_values(posting), posting, empty, np.zeros(0), np.zeros(0)
     )
     assert values.shape == (0, len(FEATURE_NAMES))
+
+
+def test_loaded_row_equals_fresh_row(recommender: Recommender) -> None:
+    context = serving_context(recommender.postings, recommender.seekers, None)
+    located = recommender.index.located
+    table = PostingFeatureTable(located, context.posting_context, context.as_of)
+    for row in np.random.default_rng(8).choice(len(located), 30, replace=False):
+        fresh = posting_values(located.iloc[int(row)].to_dict(), context)
+        np.testing.assert_array_equal(table.matrix[int(row)], fresh)

@@ -132,17 +132,17 @@ def test_shown_jobs_rescored_on_batch_scale(pushes: PushStore) -> None:
     pushes.write_pushes(
         PushBatch("t1", [_candidate("s1", "p1", 0.9), _candidate("s2", "p1", 0.9)], RULES, DAY)
     )
-    asked: list[tuple[str, str]] = []
+    requested: list[tuple[str, str]] = []
 
     def rescore(pairs: Sequence[tuple[str, str]]) -> dict[tuple[str, str], float]:
-        asked.extend(pairs)
+        requested.extend(pairs)
         return {("s1", "p1"): 0.2, ("s2", "p1"): 0.7}
 
     model_scale = [_candidate("s1", "p2", 0.5), _candidate("s2", "p2", 0.5)]
     written = pushes.write_pushes(
         PushBatch("t2", model_scale, RULES, DAY, ranker="m1", score_shown=rescore)
     )
-    assert sorted(asked) == [("s1", "p1"), ("s2", "p1")]
+    assert sorted(requested) == [("s1", "p1"), ("s2", "p1")]
     assert [row["seeker_id"] for row in pushes.outbox_rows() if row["posting_id"] == "p2"] == ["s1"]
     assert len(written) == 1
 
