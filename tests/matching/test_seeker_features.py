@@ -11,8 +11,8 @@ import pytest
 
 from matching.features import FEATURE_NAMES, build_features
 from matching.posting_context import CONTEXT_COLUMNS
-from matching.recommend import Recommender
 from matching.posting_features import PostingFeatureTable
+from matching.recommend import Recommender
 from matching.seeker_features import SeekerFeatureTable, posting_values
 from models.serving import ServingContext, serving_context
 from store.sqlite import SqliteStore
