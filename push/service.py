@@ -117,6 +117,11 @@ class PushService:
             return f"baseline threshold {rules.min_score} (DOORSTEP_PUSH_MIN_SCORE)"
         if rules.min_model_score is not None:
             return f"ranker threshold {rules.min_model_score} (DOORSTEP_PUSH_MIN_MODEL_SCORE)"
+        if self.ranker.threshold is None and self._calibrated:
+            return (
+                "ranker threshold could not be calibrated because no sampled pair passes"
+                " the baseline threshold, so no fan-out push passes"
+            )
         if self.ranker.threshold is None:
             return "ranker threshold not calibrated yet; the first fan-out calibrates it"
         return (

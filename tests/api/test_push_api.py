@@ -143,7 +143,9 @@ def test_posting_activation_route(client: TestClient, posting_id: str) -> None:
 def test_deactivated_posting_leaves_results(client: TestClient) -> None:
     staff = log_in_staff(client, "district:610103")
     located = client.app.state.recommender.index.located  # type: ignore[attr-defined]
-    point = located[located["district_code"].astype(str) == "610103"].iloc[0]
+    in_scope = located["district_code"].astype(str) == "610103"
+    at_point = located["precision"].isin(["exact", "poi", "building"])
+    point = located[in_scope & at_point].iloc[0]
     posting_id = str(point["posting_id"])
     url = f"/v1/staff/postings/{posting_id}"
     params = {"lon": float(point["lon"]), "lat": float(point["lat"]), "radius_m": 300}

@@ -88,7 +88,10 @@ def test_push_fanout_uses_loaded_model(model_client: TestClient, model_folder: P
     located = postings[postings["precision"].isin(["exact", "poi", "building"])]
     batch = service.job_batch("t", located.head(3).to_dict("records"), datetime.now(UTC))
     assert batch.ranker == model_folder.name
-    assert batch.candidates, "three located postings reach no seeker"
+    assert "calibrated to pass as many pairs" in service.threshold_note
+    threshold = service.ranker.threshold
+    assert threshold is not None
+    assert all(item.score >= threshold for item in batch.candidates)
 
 
 def test_recommendations_follow_model_score(model_client: TestClient) -> None:
