@@ -29,7 +29,7 @@ from api.pages import mount_assets
 from api.pages import router as pages_router
 from api.permissions import check_route_permissions
 from api.push_routes import router as push_router
-from api.ranking import load_ranker, with_serving_context
+from api.ranking import fanout_ranker, load_ranker, with_serving_context
 from api.regions_state import app_regions
 from api.route_routes import router as route_router
 from api.routes import enforce_rate_limit, seeker_cache_prefix
@@ -331,8 +331,16 @@ def open_pushes(
     ``doorstep worker`` delivers through the Redis stream.
     """
     app.state.push_store = push_store_for(store)
+    recommender = app.state.recommender
+    app.state.push_ranker_status, ranker = fanout_ranker(
+        app.state.ranker_status, recommender.scorer, recommender.posting_feature_values
+    )
     app.state.push_service = PushService(
-        settings.push.rules(), app.state.recommender.seekers, transit
+        settings.push.rules(),
+        recommender.seekers,
+        transit,
+        ranker=ranker,
+        postings=lambda: recommender.postings,
     )
     if settings.push.embedded_worker and isinstance(store, SqliteStore):
         channels = channels_from_settings(settings.push, seeker_directory(app))

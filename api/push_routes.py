@@ -8,6 +8,7 @@ the push decisions in the same transaction. Administrators read the dead-letter 
 """
 
 import logging
+import secrets
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
@@ -25,6 +26,7 @@ from geo.anchor_states import AnchorState, ensure_in_scope
 from geo.curation import AnchorRecord
 from push.service import PushService
 from store.base import CurationStore
+from store.cache import build_identity
 from store.push_outbox import PushBatch
 from store.push_store import PushStore
 
@@ -128,6 +130,10 @@ class PostingStateOut(BaseModel):
     active: bool
     changed: bool
     pushes_written: int = Field(description="Push decisions written with the change.")
+    ranked_by: str | None = Field(
+        default=None,
+        description="Scorer of the push candidates: a ranker model id, or baseline.",
+    )
 
 
 def _push_store(request: Request) -> PushStore:
@@ -298,10 +304,30 @@ def set_posting_state(
         batch = pushes.job_batch(f"posting.active:{posting_id}", [posting], datetime.now(UTC))
     with recorded_write(request, staff, "posting.update", f"posting:{posting_id}") as audit:
         changed = store.set_posting_active(posting_id, body.active, audit=audit, pushes=batch)
+    refresh_recommendations(request, posting_id, body.active, posting)
     written = len(batch.written) if batch is not None and changed else 0
     return PostingStateOut(
-        posting_id=posting_id, active=body.active, changed=changed, pushes_written=written
+        posting_id=posting_id,
+        active=body.active,
+        changed=changed,
+        pushes_written=written,
+        ranked_by=None if batch is None else batch.ranker,
     )
+
+
+def refresh_recommendations(
+    request: Request, posting_id: str, active: bool, posting: dict[str, Any]
+) -> None:
+    """Add or remove the posting in the job index and start new response-cache keys.
+
+    Runs after the store committed, so a deactivated posting leaves recommendations at
+    once, also when the request repeats a state the store already had.
+    """
+    state = request.app.state
+    if state.recommender.set_posting_active(posting_id, active, {**posting, "active": active}):
+        # NOTE: only this process gets new cache keys; with several workers sharing Redis,
+        # the others serve cached responses until their TTL ends.
+        state.build_id = f"{build_identity(state.store.meta())}-{secrets.token_hex(4)}"
 
 
 def verified_anchor_pushes(

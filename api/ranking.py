@@ -6,6 +6,8 @@ from dataclasses import dataclass, replace
 from typing import Literal
 
 from api.settings import ModelSettings, Settings
+from matching.cascade import ArrayScorer
+from matching.push_ranking import FanoutRanker, LoadedValues
 from matching.recommend import Recommender
 from models.registry import ModelRegistry, development_model_key
 from models.serving import ModelScorer, serving_context
@@ -91,3 +93,25 @@ def with_serving_context(
         context.as_of.date(),
     )
     return replace(scorer, context=context)
+
+
+def fanout_ranker(
+    status: RankerStatus, scorer: ModelScorer | None, loaded_values: LoadedValues | None = None
+) -> tuple[RankerStatus, FanoutRanker | None]:
+    """Return the push fan-out's ranker, the service's model, and its status for ``/health``.
+
+    Without a model, or with one that cannot score a feature matrix, the fan-out keeps
+    the baseline score and the status gives the reason. ``loaded_values`` returns the
+    posting-only feature rows the recommender already built
+    (`matching.recommend.Recommender.posting_feature_values`).
+    """
+    if scorer is None:
+        return RankerStatus("baseline", None, f"no ranker model loaded: {status.reason}"), None
+    if not isinstance(scorer, ArrayScorer):
+        reason = f"model {scorer.model_id!r} cannot score a feature matrix"
+        logger.warning("push fan-out: baseline score (%s)", reason)
+        return RankerStatus("baseline", None, reason), None
+    ranker = FanoutRanker(scorer, scorer.model_id, scorer.context, loaded_values=loaded_values)
+    logger.info("push fan-out: ranker model %r", scorer.model_id)
+    reason = "the model that orders recommendations"
+    return RankerStatus("lightgbm", scorer.model_id, reason), ranker

@@ -86,12 +86,20 @@ Lang = Annotated[str, Query(pattern="^(zh|en)$", description="Language of reason
 def health(request: Request, recommender: RecommenderDep) -> Health:
     """Report liveness, loaded counts, library versions and the ranker in use."""
     status: RankerStatus = request.app.state.ranker_status
+    push: RankerStatus | None = getattr(request.app.state, "push_ranker_status", None)
     return Health(
         status="ok",
         postings=recommender.n_postings,
         seekers=recommender.n_seekers,
         versions=presenters.versions(),
         ranker=RankerHealth(kind=status.kind, model_id=status.model_id, reason=status.reason),
+        push_ranker=None
+        if push is None
+        else RankerHealth(
+            kind=push.kind,
+            model_id=push.model_id,
+            reason=f"{push.reason}; {request.app.state.push_service.threshold_note}",
+        ),
     )
 
 

@@ -192,6 +192,9 @@ class Health(BaseModel):
     seekers: int
     versions: dict[str, Any]
     ranker: RankerHealth
+    push_ranker: RankerHealth | None = Field(
+        default=None, description="The score that ranks and thresholds push fan-out."
+    )
 
 
 class RouteLeg(BaseModel):

@@ -4,6 +4,7 @@ Settings are built once in the entry point (``api.cli``) and passed down;
 no other module reads the environment.
 """
 
+import logging
 from datetime import time
 from pathlib import Path
 from typing import Annotated, Literal, Self
@@ -17,6 +18,8 @@ from matching.push_rules import PushRules
 from store.anchor_map import MAX_MAP_FEATURES
 from store.cache import RedisOptions
 from store.postgres import PoolOptions
+
+logger = logging.getLogger(__name__)
 
 
 class DataSettings(BaseSettings):
@@ -454,10 +457,23 @@ class PushSettings(BaseSettings):
     )
     daily_cap: int = Field(default=3, ge=1, description="Maximum pushes per seeker and local day.")
     max_seekers_per_opening: int = Field(
-        default=50, ge=1, description="Most seekers one posting is pushed to, best scores first."
+        default=50,
+        ge=1,
+        description="Maximum seekers pushed per vacancy of a posting, best scores first.",
+    )
+    max_seekers_per_posting: int = Field(
+        default=500, ge=1, description="Maximum seekers one posting is pushed to, any headcount."
     )
     min_score: float = Field(
-        default=0.55, ge=0, le=1, description="Lowest baseline score (0..1) of a pushed job."
+        default=0.55,
+        ge=0,
+        le=1,
+        description="Minimum baseline score (0..1) of a pushed job when no ranker model is loaded.",
+    )
+    min_model_score: float | None = Field(
+        default=None,
+        description="Minimum learned-ranker score (raw LambdaRank) of a pushed job; unset "
+        "calibrates it to pass as many pairs as min_score passes with the baseline score.",
     )
     better_margin: float = Field(
         default=0.0,
@@ -468,10 +484,11 @@ class PushSettings(BaseSettings):
     shown_window_days: int = Field(
         default=7, ge=0, description="Days of pushes the better-than-shown rule compares with."
     )
-    link_base: str = Field(
-        default="http://127.0.0.1:8000",
+    link_base: str | None = Field(
+        default=None,
         pattern="^https?://",
-        description="Base URL of the job links in messages.",
+        description="Base URL of the job links in messages; unset derives it from "
+        "DOORSTEP_HOST and DOORSTEP_PORT.",
     )
     max_attempts: int = Field(
         default=5, ge=1, description="Failed deliveries before a push is dead-lettered."
@@ -520,10 +537,12 @@ class PushSettings(BaseSettings):
             quiet_end=self.quiet_end,
             daily_cap=self.daily_cap,
             max_seekers_per_opening=self.max_seekers_per_opening,
+            max_seekers_per_posting=self.max_seekers_per_posting,
             min_score=self.min_score,
+            min_model_score=self.min_model_score,
             better_margin=self.better_margin,
             shown_window_days=self.shown_window_days,
-            link_base=self.link_base,
+            link_base=self.link_base or DEFAULT_LINK_BASE,
             max_attempts=self.max_attempts,
             digest_size=self.digest_size,
         )
@@ -536,6 +555,29 @@ class PushSettings(BaseSettings):
         except (ZoneInfoNotFoundError, ValueError) as err:
             raise ValueError(f"time zone {value!r} is unknown; expected an IANA name") from err
         return value
+
+
+DEFAULT_LINK_BASE = "http://127.0.0.1:8000"
+"""Link base of a `PushSettings` built without server settings, as by a bare worker."""
+
+
+def server_link_base(server: ServerSettings) -> str:
+    """Return ``http://host:port`` of the API server, the default base of push links.
+
+    A wildcard listen address (``0.0.0.0``, ``::`` or empty) is no address a phone can
+    open, so it becomes 127.0.0.1 and a warning names DOORSTEP_PUSH_LINK_BASE.
+    """
+    host = server.host.strip()
+    if host in ("", "0.0.0.0", "::"):  # nosec B104 # compared, not bound
+        logger.warning(
+            "DOORSTEP_HOST %r is a wildcard address, so push links use 127.0.0.1;"
+            " set DOORSTEP_PUSH_LINK_BASE to the public address",
+            host,
+        )
+        host = "127.0.0.1"
+    if ":" in host and not host.startswith("["):
+        host = f"[{host}]"
+    return f"http://{host}:{server.port}"
 
 
 class Settings(BaseSettings):
@@ -551,6 +593,12 @@ class Settings(BaseSettings):
     model: ModelSettings = Field(default_factory=ModelSettings)
     privacy: PrivacySettings = Field(default_factory=PrivacySettings)
     push: PushSettings = Field(default_factory=PushSettings)
+
+    @model_validator(mode="after")
+    def _derive_push_link_base(self) -> Self:
+        if self.push.link_base is None:
+            self.push.link_base = server_link_base(self.server)
+        return self
 
     @model_validator(mode="after")
     def _reject_weak_production_model_key(self) -> Self:

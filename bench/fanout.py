@@ -6,11 +6,20 @@ sphere. Both designs enqueue the same entries (job id, seeker id) on a private
 ``redis-server`` that this benchmark starts on a free loopback port:
 
 - subject: the seekers' homes in the push fan-out's ball tree
-  (:class:`matching.push_fanout.SeekerHomes`), then the relay's batched ``XADD``
+  (:class:`matching.push_fanout.SeekerHomes`); with a ranker, the learned ranker's
+  score of the job for every seeker found (features in one batch by
+  :class:`matching.seeker_features.SeekerFeatureTable`, then the cascade, as
+  :class:`matching.push_ranking.FanoutRanker` does); then the relay's batched ``XADD``
   (:func:`push.pipeline.xadd_batch`, one round trip per ``PIPELINE_BATCH`` entries,
   each entry ``{push_id: "<job>:<seeker>"}``);
 - baseline: the straightforward design, ``GEOSEARCH`` on one key holding every
   seeker, then one ``XADD`` per seeker.
+
+With a ranker the simulated seekers take the profiles (group, wishes, education, pay)
+of store seekers drawn at random, and each job is a store posting moved to the job's
+point. The subject scores every seeker in the radius and still enqueues them all, so
+both designs enqueue the same entries. The service enqueues only those above the
+threshold, up to the posting's cap.
 
 The notification rate is also compared with ``redis-benchmark`` running ``XADD`` on
 the same server in the same run (50 clients, no pipelining, its defaults).
@@ -31,11 +40,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import redis
 
 from bench.result import SPEED_UP, Comparison
 from bench.timing import percentile
 from matching.push_fanout import SeekerHomes
+from matching.push_ranking import FanoutRanker
 from push.pipeline import xadd_batch
 
 logger = logging.getLogger(__name__)
@@ -90,10 +101,41 @@ def redis_benchmark_xadd_rate(port: int, requests: int) -> float:
     return float(match.group(1))
 
 
+class FanoutRanking:
+    """The ranker the subject scores with, and the store rows the simulated seekers copy.
+
+    Parameters
+    ----------
+    ranker
+        The learned ranker, as the service builds it.
+    profiles
+        Store seekers whose columns other than the home the simulated seekers copy.
+    postings
+        Located store postings; each job is one of them moved to the job's point.
+    """
+
+    def __init__(self, ranker: FanoutRanker, profiles: pd.DataFrame, postings: pd.DataFrame):
+        self.ranker = ranker
+        self.profiles = profiles.reset_index(drop=True)
+        self.postings = postings.reset_index(drop=True)
+        self.scored = 0
+        """Seekers that reached the whole model, summed over the timed jobs."""
+        self.at_or_above_zero = 0
+        """Of those, the ones whose score reaches 0, the default push threshold."""
+
+
 def bench_fanout(
-    n_seekers: int, n_jobs: int, baseline_jobs: int, radius_m: float, seed: int
+    n_seekers: int,
+    n_jobs: int,
+    baseline_jobs: int,
+    radius_m: float,
+    seed: int,
+    ranking: FanoutRanking | None = None,
 ) -> list[Comparison]:
-    """Time both designs on the same seekers and jobs; return jobs/s and notifications/s."""
+    """Time both designs on the same seekers and jobs; return jobs/s and notifications/s.
+
+    With ``ranking`` the subject also scores every seeker it finds with the ranker.
+    """
     rng = np.random.default_rng(seed)
     lons = rng.uniform(BOX[0], BOX[2], n_seekers)
     lats = rng.uniform(BOX[1], BOX[3], n_seekers)
@@ -104,15 +146,23 @@ def bench_fanout(
             rng.uniform(108.88, 109.02, n_jobs), rng.uniform(34.22, 34.33, n_jobs), strict=True
         )
     ]
+    postings = _job_postings(ranking, jobs, rng)
+    scoring_s: list[float] = []
 
     with tempfile.TemporaryDirectory(prefix="doorstep-fanout-") as folder:
         process, port = _start_redis(Path(folder))
         try:
             client = redis.Redis(port=port)
-            homes = _subject_setup(lons, lats, ids)
+            started = time.perf_counter()
+            homes = _subject_setup(lons, lats, ids, ranking, rng)
+            setup_s = time.perf_counter() - started
             _baseline_setup(client, lons, lats, ids)
             subject_s, subject_sets = _run(
-                client, jobs, lambda job: _subject(client, homes, ids, job, radius_m)
+                client,
+                jobs,
+                lambda job: _subject(
+                    client, homes, ids, job, radius_m, ranking, postings, scoring_s
+                ),
             )
             baseline_s, baseline_sets = _run(
                 client, jobs[:baseline_jobs], lambda job: _baseline(client, job, radius_m)
@@ -134,31 +184,70 @@ def bench_fanout(
         "baseline_p50_ms": percentile(baseline_s, 50) * 1000,
         "baseline_p99_ms": percentile(baseline_s, 99) * 1000,
         "redis_benchmark_xadd_per_s": xadd_rate,
+        "ranker": "none" if ranking is None else ranking.ranker.model_id,
+        "ranker_trees": None if ranking is None else ranking.ranker.scorer.tree_count,
+        "subject_setup_s": setup_s,
+        "scoring_p50_ms": percentile(scoring_s, 50) * 1000 if scoring_s else None,
+        "scoring_p99_ms": percentile(scoring_s, 99) * 1000 if scoring_s else None,
+        "whole_model_rows": None if ranking is None else ranking.scored,
+        "whole_model_share_at_or_above_0": (
+            None if ranking is None or not ranking.scored
+            else ranking.at_or_above_zero / ranking.scored
+        ),
     }  # fmt: skip
+    subject_name = "ball tree + batched XADD script"
+    if ranking is not None:
+        subject_name = "ball tree + ranker scores + batched XADD script"
     subject_jobs = n_jobs / sum(subject_s)
     baseline_jobs_rate = len(baseline_s) / sum(baseline_s)
     notes_rate = notes / sum(subject_s)
     return [
         Comparison(
             "fanout", f"{n_seekers:,} seekers, {radius_m:.0f} m", "jobs/s",
-            "ball tree + batched XADD script", "GEOSEARCH + one XADD per seeker",
+            subject_name, "GEOSEARCH + one XADD per seeker",
             subject_jobs, baseline_jobs_rate, subject_jobs / baseline_jobs_rate, SPEED_UP, details,
         ),
         Comparison(
-            "fanout", "notifications/s", "entries/s", "ball tree + batched XADD script",
+            "fanout", "notifications/s", "entries/s", subject_name,
             "redis-benchmark XADD (50 clients)", notes_rate, xadd_rate, notes_rate / xadd_rate,
             "rate ratio: subject entries/s / redis-benchmark XADD requests/s", details,
         ),
     ]  # fmt: skip
 
 
-def _subject_setup(lons: np.ndarray, lats: np.ndarray, ids: np.ndarray) -> SeekerHomes:
-    import pandas as pd
-
+def _subject_setup(
+    lons: np.ndarray,
+    lats: np.ndarray,
+    ids: np.ndarray,
+    ranking: FanoutRanking | None,
+    rng: np.random.Generator,
+) -> SeekerHomes:
+    """Index the homes and, with a ranker, build the seekers' feature table as the service does."""
     frame = pd.DataFrame(
         {"seeker_id": ids, "home_lon": lons, "home_lat": lats, "max_commute_min": 30}
     )
-    return SeekerHomes(frame)
+    if ranking is None:
+        return SeekerHomes(frame)
+    drawn = rng.integers(0, len(ranking.profiles), len(ids))
+    profiles = ranking.profiles.iloc[drawn].reset_index(drop=True)
+    profiles = profiles.drop(columns=["seeker_id", "home_lon", "home_lat"], errors="ignore")
+    homes = SeekerHomes(pd.concat([frame.drop(columns="max_commute_min"), profiles], axis=1))
+    logger.info("fanout: seeker feature table of %d seekers", len(homes.feature_table))
+    return homes
+
+
+def _job_postings(
+    ranking: FanoutRanking | None, jobs: list[tuple[float, float]], rng: np.random.Generator
+) -> list[dict[str, Any]]:
+    """Return one store posting per job, moved to the job's point; empty without a ranker."""
+    if ranking is None:
+        return []
+    drawn = rng.integers(0, len(ranking.postings), len(jobs))
+    rows = ranking.postings.iloc[drawn].to_dict("records")
+    return [
+        {**{str(key): value for key, value in row.items()}, "lon": lon, "lat": lat}
+        for row, (lon, lat) in zip(rows, jobs, strict=True)
+    ]
 
 
 def _baseline_setup(
@@ -201,13 +290,35 @@ def _subject(
     ids: np.ndarray,
     job: tuple[float, float],
     radius_m: float,
+    ranking: FanoutRanking | None = None,
+    postings: list[dict[str, Any]] | None = None,
+    scoring_s: list[float] | None = None,
 ) -> list[str]:
-    positions, _ = homes.within(job[0], job[1], radius_m)
+    positions, distances = homes.within(job[0], job[1], radius_m)
+    if ranking is not None and postings:
+        started = time.perf_counter()
+        posting = postings[len(scoring_s or [])]
+        minutes = _walk_minutes(distances)
+        _, scores = ranking.ranker.scores(
+            homes.feature_table, posting, positions, distances, minutes
+        )
+        if scoring_s is not None:
+            scoring_s.append(time.perf_counter() - started)
+        ranking.scored += len(scores)
+        ranking.at_or_above_zero += int((scores >= 0.0).sum())
     seekers = [str(seeker) for seeker in homes.seekers["seeker_id"].to_numpy()[positions]]
     for start in range(0, len(seekers), PIPELINE_BATCH):
         batch = [f"j:{seeker}" for seeker in seekers[start : start + PIPELINE_BATCH]]
         xadd_batch(client, "bench:stream", batch)
     return seekers
+
+
+def _walk_minutes(distances: np.ndarray) -> np.ndarray:
+    """Return straight-line walking minutes, the commute input of the scores."""
+    from matching.candidates import StraightLineCommute
+
+    minutes: np.ndarray = StraightLineCommute().minutes(distances, "walk")
+    return minutes
 
 
 def _baseline(client: redis.Redis, job: tuple[float, float], radius_m: float) -> list[str]:

@@ -17,16 +17,19 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
+import numpy as np
+import numpy.typing as npt
+
 from api.settings import DataSettings
 from bench.anchor_layer import bench_anchor_layer
 from bench.anchor_layer import target_verdict as anchor_layer_verdict
 from bench.candidates import DEFAULT_RADII_M, bench_candidates
 from bench.coverage import bench_coverage_pass, bench_marginal_gain
 from bench.districts import bench_districts
-from bench.fanout import bench_fanout
+from bench.fanout import FanoutRanking, bench_fanout
 from bench.inputs import BenchInputs, build_bench_store, load_inputs, random_points_in
 from bench.machine import git_commit, library_versions, machine_info
-from bench.nearby_jobs import bench_nearby_jobs
+from bench.nearby_jobs import bench_nearby_jobs, train_bench_model
 from bench.recommend import bench_recommend, sample_seeker_ids
 from bench.report import markdown_report, run_record, write_json
 from bench.result import Comparison, ResultMismatchError
@@ -39,6 +42,10 @@ from bench.transit import (
     home_points,
 )
 from bench.viewport import bench_viewport, postgres_unreachable_reason, target_verdict
+from matching.features import build_features
+from matching.posting_features import PostingFeatureTable
+from matching.push_ranking import FanoutRanker
+from models.serving import ModelScorer, serving_context
 from store.sqlite import SqliteStore
 
 logger = logging.getLogger(__name__)
@@ -135,6 +142,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--fanout-radius-m", type=float, default=2_000, help="radius a job reaches, metres"
     )
     parser.add_argument(
+        "--fanout-without-ranker",
+        action="store_true",
+        help="time the fan-out without the learned ranker's scores (the design before them)",
+    )
+    parser.add_argument(
         "--only", choices=BENCHMARKS, action="append", help="run only this benchmark (repeatable)"
     )
 
@@ -217,6 +229,7 @@ def run_benchmarks(
             args.fanout_baseline_jobs,
             args.fanout_radius_m,
             args.seed,
+            None if args.fanout_without_ranker else _fanout_ranking(inputs, args),
         )
 
     if "anchor_layer" in selected:
@@ -269,6 +282,32 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"\nSkipped {name}: {reason}")
     print(f"\nJSON: {path}")
     return 0
+
+
+def _fanout_ranking(inputs: BenchInputs, args: argparse.Namespace) -> FanoutRanking:
+    """Train the fan-out's model as nearby_jobs does and wrap it as the service wraps it."""
+    with tempfile.TemporaryDirectory(prefix="doorstep-bench-fanout-trees-") as work_dir:
+        trained = train_bench_model(
+            SqliteStore(inputs.store_path),
+            n_seekers=min(100, inputs.recommender.n_seekers),
+            trees=args.model_trees,
+            seed=args.seed,
+            work_dir=Path(work_dir),
+        )
+    recommender = inputs.recommender
+    context = serving_context(recommender.postings, recommender.seekers, None)
+    scorer = ModelScorer(trained.model, build_features, context)
+    # As the service reuses its recommender's table for postings it has loaded.
+    located = recommender.index.located
+    table = PostingFeatureTable(located, context.posting_context, context.as_of)
+    rows = dict(zip(located["posting_id"].astype(str), range(len(located)), strict=True))
+
+    def loaded_values(posting_id: str) -> npt.NDArray[np.float32] | None:
+        row = rows.get(posting_id)
+        return None if row is None else table.matrix[row]
+
+    ranker = FanoutRanker(scorer, trained.model.model_id, context, loaded_values=loaded_values)
+    return FanoutRanking(ranker, recommender.seekers, located)
 
 
 def _prepare_inputs(args: argparse.Namespace, work_dir: Path) -> BenchInputs:

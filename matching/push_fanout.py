@@ -1,22 +1,22 @@
 """Fan-out of a new or newly verified job: the seekers a push about it may go to.
 
 A seeker is a candidate when the job's point is within their commute limit by one
-of their travel modes, they meet the job's hard requirements, and the baseline score
-(:func:`matching.scoring.score_jobs`) reaches :attr:`PushRules.min_score`. The store
-then applies the rules that depend on stored state (consent, never the same job
-twice, better than what was shown, seekers per opening) in the transaction that
-writes the triggering change.
+of their travel modes, they meet the job's hard requirements, and the job's score
+for them reaches the threshold. The score is the learned ranker's
+(:class:`matching.push_ranking.FanoutRanker`, threshold
+:attr:`PushRules.min_model_score`) when the service loaded a model, and otherwise the
+baseline score (:func:`matching.scoring.score_jobs`, threshold
+:attr:`PushRules.min_score`). The store then applies the rules that depend on stored
+state (consent, never the same job twice, better than what was shown, seekers per
+opening) in the transaction that writes the triggering change.
 
 Commute minutes come from the transit network (:class:`geo.transit.TransitNetwork`,
 walk, bike, bus and metro, drive) when the process has one, and from the
 straight-line model otherwise. Coordinates are WGS84 degrees; distances are metres.
-
-NOTE: the score is the baseline score, not the learned ranker's, because the ranker's
-features are built per seeker over many postings. The threshold is therefore on the
-baseline's 0..1 scale.
 """
 
 import logging
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -29,6 +29,7 @@ from sklearn.neighbors import BallTree
 from geo.crs import EARTH_RADIUS_M
 from geo.transit.itinerary import LegKind, Route
 from matching.candidates import MODE_SPEEDS_KMH, JobIndex, StraightLineCommute, parse_modes
+from matching.push_ranking import FanoutRanker
 from matching.push_rules import LANGS, Lang, PushMessage, PushRules, commute_label, render_message
 from matching.scoring import (
     WEIGHTS,
@@ -42,11 +43,16 @@ from matching.scoring import (
     score_jobs,
     seeker_keywords,
 )
+from matching.seeker_features import SeekerFeatureTable
 
 logger = logging.getLogger(__name__)
 
 PUSH_PRECISIONS = frozenset({"exact", "poi", "building", "business_area", "zone"})
 """Location precisions a push is made for; district- and city-level points are not places."""
+
+CALIBRATION_POSTINGS = 40
+"""Postings drawn to set the ranker threshold from the baseline threshold; each brings
+every seeker in its reach, so a few dozen give thousands of pairs."""
 
 NETWORK_REACH_FACTOR = 1.5
 """Margin on the straight-line reach when the transit network gives the minutes, because
@@ -83,6 +89,8 @@ class PushCandidate:
     """The one-job message in each language; the seeker's consent picks one."""
     digest_lines: dict[Lang, str]
     """The job's line in a preference-change digest, in each language."""
+    headcount: int = 1
+    """Vacancies of the posting; the per-posting cap is :meth:`PushRules.posting_cap` of it."""
 
 
 class SeekerHomes:
@@ -102,6 +110,26 @@ class SeekerHomes:
         self._tree = BallTree(radians, metric="haversine")
         limits = self.seekers["max_commute_min"].astype(float)
         self._max_commute_min = float(limits.max()) if len(limits) else 0.0
+        self._feature_table: SeekerFeatureTable | None = None
+        self._positions: dict[str, int] | None = None
+        self._feature_lock = threading.Lock()
+
+    @property
+    def feature_table(self) -> SeekerFeatureTable:
+        """The seekers' ranking-feature inputs, built on first use by a ranker."""
+        with self._feature_lock:
+            if self._feature_table is None:
+                self._feature_table = SeekerFeatureTable(self.seekers)
+            return self._feature_table
+
+    @property
+    def positions(self) -> dict[str, int]:
+        """Row position of each seeker id in :attr:`seekers`, built on first use."""
+        with self._feature_lock:
+            if self._positions is None:
+                ids = self.seekers["seeker_id"].astype(str)
+                self._positions = dict(zip(ids, range(len(ids)), strict=True))
+            return self._positions
 
     def within(self, lon: float, lat: float, radius_m: float) -> tuple[npt.NDArray[np.intp], Any]:
         """Return the positions of seekers whose home is within ``radius_m`` and their distances."""
@@ -123,6 +151,7 @@ def push_candidates(
     rules: PushRules,
     network: CommuteNetwork | None = None,
     limit: int | None = None,
+    ranker: FanoutRanker | None = None,
 ) -> list[PushCandidate]:
     """Return the seekers a job may be pushed to, best score first.
 
@@ -135,11 +164,13 @@ def push_candidates(
     homes
         The seekers, indexed by home.
     rules
-        :attr:`PushRules.min_score` is applied here; the stored-state rules are not.
+        The score threshold is applied here; the stored-state rules are not.
     network
         The transit network; without it commutes come from the straight-line model.
     limit
         Most candidates returned, best scores first; None returns all.
+    ranker
+        The learned ranker; None scores with the baseline score.
     """
     if str(posting.get("precision")) not in PUSH_PRECISIONS:
         logger.info(
@@ -153,11 +184,73 @@ def push_candidates(
     nearby = nearby[_meets_hard_requirements(nearby, posting)]
     if nearby.empty:
         return []
-    scored = _scored(nearby, posting)
-    scored = scored[scored["score"] >= rules.min_score]
+    if ranker is None:
+        scored = _scored(nearby, posting)
+        scored = scored[scored["score"] >= rules.min_score]
+    else:
+        scored = _model_scored(nearby, posting, homes, ranker)
+        scored = scored[scored["score"] >= ranker_threshold(rules, ranker)]
     if limit is not None:
         scored = scored.head(limit)
     return [_candidate(row, posting, rules, network) for row in scored.itertuples()]
+
+
+def calibrate_model_threshold(
+    postings: pd.DataFrame,
+    homes: SeekerHomes,
+    rules: PushRules,
+    ranker: FanoutRanker,
+    network: CommuteNetwork | None = None,
+    seed: int = 0,
+) -> float | None:
+    """Return the ranker score that passes as many pairs as the baseline's threshold does.
+
+    For :data:`CALIBRATION_POSTINGS` postings drawn from ``postings``, the (seeker,
+    posting) pairs the fan-out would score (in reach and meeting the hard
+    requirements) are scored by both the baseline and the whole model. The share of
+    pairs whose baseline score reaches :attr:`PushRules.min_score` sets the quantile
+    of the model scores that is returned. So the model pushes about as many pairs as
+    the baseline did, and picks which ones by its own order. None when no pair is in
+    reach or no baseline score passes.
+    """
+    placed = postings[postings["precision"].astype(str).isin(PUSH_PRECISIONS)]
+    if placed.empty:
+        return None
+    rng = np.random.default_rng(seed)
+    drawn = rng.choice(len(placed), min(CALIBRATION_POSTINGS, len(placed)), replace=False)
+    baseline: list[npt.NDArray[np.float64]] = []
+    model: list[npt.NDArray[np.float64]] = []
+    for record in placed.iloc[np.sort(drawn)].to_dict("records"):
+        posting = {str(key): value for key, value in record.items()}
+        nearby = _reachable(posting, homes, network)
+        nearby = nearby[_meets_hard_requirements(nearby, posting)]
+        if nearby.empty:
+            continue
+        baseline.append(_scored(nearby, posting)["score"].to_numpy(dtype=np.float64))
+        _, scores = ranker.scores(
+            homes.feature_table,
+            posting,
+            nearby.index.to_numpy(dtype=np.intp),
+            nearby["distance_m"].to_numpy(dtype=np.float64),
+            nearby["commute_min"].to_numpy(dtype=np.float64),
+            every_row=True,
+        )
+        model.append(scores)
+    if not baseline:
+        return None
+    passing = float(np.mean(np.concatenate(baseline) >= rules.min_score))
+    if passing == 0.0:
+        return None
+    threshold = float(np.quantile(np.concatenate(model), 1.0 - passing))
+    logger.info(
+        "ranker %r threshold %.4f passes %.2f %% of %d pairs, as baseline score %.2f does",
+        ranker.model_id,
+        threshold,
+        100 * passing,
+        sum(len(scores) for scores in model),
+        rules.min_score,
+    )
+    return threshold
 
 
 def digest_candidates(
@@ -234,15 +327,17 @@ def _reachable(
     if network is not None:
         radius *= NETWORK_REACH_FACTOR
     positions, distances = homes.within(lon, lat, radius)
+    # The frame keeps the positions in homes.seekers as its index.
     nearby = homes.seekers.iloc[positions].copy()
     nearby["distance_m"] = distances
 
     by_mode = _minutes_by_mode(nearby, lon, lat, network, straight)
-    allowed = nearby["modes"].map(lambda value: {"walk", *parse_modes(str(value or "walk"))})
+    codes, distinct = pd.factorize(nearby["modes"].fillna("walk").astype(str))
+    allowed = [{"walk", *parse_modes(value or "walk")} for value in distinct]
     best = np.full(len(nearby), np.inf)
     best_mode = np.full(len(nearby), "walk", dtype=object)
     for mode, minutes in by_mode.items():
-        usable = allowed.map(lambda modes, m=mode: m in modes).to_numpy(dtype=bool)
+        usable = np.asarray([mode in modes for modes in allowed], dtype=bool)[codes]
         better = usable & (minutes < best)
         best = np.where(better, minutes, best)
         best_mode = np.where(better, mode, best_mode)
@@ -338,6 +433,34 @@ def _scored(seekers: pd.DataFrame, posting: Mapping[str, Any]) -> pd.DataFrame:
     return scored.sort_values(["score", "seeker_id"], ascending=[False, True], kind="stable")
 
 
+def ranker_threshold(rules: PushRules, ranker: FanoutRanker) -> float:
+    """Return the ranker score a pushed job needs: the setting, else the calibrated value.
+
+    Without either (no calibration ran yet, or it found no pair) nothing passes, so a
+    model that was never compared with the baseline pushes nothing.
+    """
+    if rules.min_model_score is not None:
+        return rules.min_model_score
+    if ranker.threshold is not None:
+        return ranker.threshold
+    return float("inf")
+
+
+def _model_scored(
+    seekers: pd.DataFrame, posting: Mapping[str, Any], homes: SeekerHomes, ranker: FanoutRanker
+) -> pd.DataFrame:
+    """Return the seekers the ranker's cascade kept, with its ``score``, best first."""
+    kept_rows, scores = ranker.scores(
+        homes.feature_table,
+        posting,
+        seekers.index.to_numpy(dtype=np.intp),
+        seekers["distance_m"].to_numpy(dtype=np.float64),
+        seekers["commute_min"].to_numpy(dtype=np.float64),
+    )
+    scored = seekers.iloc[kept_rows].assign(score=scores)
+    return scored.sort_values(["score", "seeker_id"], ascending=[False, True], kind="stable")
+
+
 def _per_value(values: pd.Series, score: Any) -> npt.NDArray[np.float64]:
     """Return ``score(value)`` for each value, computing each distinct value once."""
     known = {value: float(score(value)) for value in values.unique()}
@@ -369,4 +492,17 @@ def _candidate(
         commute_mode=str(row.commute_mode),
         messages=messages,
         digest_lines=lines,
+        headcount=posting_headcount(posting),
     )
+
+
+def posting_headcount(posting: Mapping[str, Any]) -> int:
+    """Return the posting's vacancies from a ``headcount`` column, else 1.
+
+    None of the posting sets in the data records a headcount (招聘人数), so today every
+    posting counts as one vacancy.
+    """
+    value = posting.get("headcount")
+    if value is None or pd.isna(value):
+        return 1
+    return max(1, int(value))

@@ -44,12 +44,18 @@ class PushRules:
     daily_cap: int = 3
     """Most pushes one seeker receives on one local calendar day; the rest are skipped."""
     max_seekers_per_opening: int = 50
-    """Most seekers one posting is pushed to, best scores first."""
+    """Most seekers pushed per vacancy of a posting (k), best scores first; a posting's cap is
+    k times its headcount, at most :attr:`max_seekers_per_posting`."""
+    max_seekers_per_posting: int = 500
+    """Most seekers one posting is pushed to, whatever its headcount."""
     min_score: float = 0.55
-    """Lowest baseline score (0..1) of a pushed job."""
+    """Lowest baseline score (0..1) of a pushed job, when no ranker model is loaded."""
+    min_model_score: float | None = None
+    """Lowest learned-ranker score (raw LambdaRank score) of a pushed job; None uses the
+    score calibrated to pass as many pairs as :attr:`min_score` passes with the baseline."""
     better_margin: float = 0.0
     """A job is pushed only if its score beats every job pushed to the seeker in the last
-    :attr:`shown_window_days` days by more than this."""
+    :attr:`shown_window_days` days by more than this, in the units of the score in use."""
     shown_window_days: int = 7
     link_base: str = "http://127.0.0.1:8000"
     """Base URL of the links in messages; the seeker page of the job is appended."""
@@ -65,11 +71,21 @@ class PushRules:
                 f"quiet hours {self.quiet_start}-{self.quiet_end} are empty;"
                 " set different start and end times"
             )
-        for name in ("daily_cap", "max_seekers_per_opening", "max_attempts", "digest_size"):
+        for name in (
+            "daily_cap",
+            "max_seekers_per_opening",
+            "max_seekers_per_posting",
+            "max_attempts",
+            "digest_size",
+        ):
             if getattr(self, name) < 1:
                 raise PushRuleError(f"{name} {getattr(self, name)} is invalid; expected >= 1")
         if not 0.0 <= self.min_score <= 1.0:
             raise PushRuleError(f"min_score {self.min_score} is outside 0..1")
+
+    def posting_cap(self, headcount: int) -> int:
+        """Return the most seekers a posting with ``headcount`` vacancies is pushed to."""
+        return min(self.max_seekers_per_opening * max(headcount, 1), self.max_seekers_per_posting)
 
     @property
     def zone(self) -> ZoneInfo:

@@ -1,9 +1,9 @@
 """The recommendation service: candidates, baseline score and reasons for a seeker or a point."""
 
 import logging
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import geopandas as gpd
 import numpy as np
@@ -132,6 +132,8 @@ class Recommender:
         # The feature table with the index and scorer it was built for. They are swapped
         # as one tuple, so a reader never pairs one index with another index's table.
         self._feature_table: tuple[JobIndex, CandidateScorer, PostingFeatureTable] | None = None
+        # Row of each located posting id in the feature table it was built for.
+        self._table_rows: tuple[PostingFeatureTable, dict[str, int]] | None = None
 
     @classmethod
     def from_store(
@@ -236,6 +238,33 @@ class Recommender:
         moved = int(on_anchor.sum())
         logger.info("refreshed %d postings of anchor %r in the job index", moved, anchor_id)
         return moved
+
+    def set_posting_active(
+        self, posting_id: str, active: bool, row: Mapping[str, Any] | None = None
+    ) -> bool:
+        """Remove a deactivated posting from the job index, or add an activated one.
+
+        ``row`` is the posting joined with its anchor, as ``posting_for_push`` returns
+        it; an activation without it changes nothing. Returns whether the index changed.
+        """
+        loaded = self.postings["posting_id"].astype(str) == posting_id
+        if not active and loaded.any():
+            postings = self.postings.loc[~loaded].reset_index(drop=True)
+        elif active and row is not None and not loaded.any():
+            added = pd.DataFrame([{name: row.get(name) for name in self.postings.columns}])
+            added["uncertainty_m"] = posting_uncertainty_m(added, self.district_uncertainty)
+            postings = pd.concat([self.postings, added], ignore_index=True)
+        else:
+            return False
+
+        # Readers keep using the old frame and index until both are swapped here.
+        index = JobIndex(postings, network=self.transit)
+        self.postings, self.index = postings, index
+        self.prepare_ranking()
+        logger.info(
+            "posting %r %s the job index", posting_id, "added to" if active else "removed from"
+        )
+        return True
 
     def nearby(self, lon: float, lat: float, radius_m: float, lang: str = "zh") -> pd.DataFrame:
         """Return postings within ``radius_m`` metres of a WGS84 point, nearest first, with reasons.
@@ -390,6 +419,26 @@ class Recommender:
         )
         self._feature_table = (index, scorer, table)
         return table
+
+    def posting_feature_values(self, posting_id: str) -> npt.NDArray[np.float32] | None:
+        """Return a loaded located posting's row of the feature table (posting-only columns).
+
+        None when no model is loaded, the scorer builds no table, or the posting is not in
+        the job index.
+        """
+        if self.scorer is None:
+            return None
+        index = self.index
+        table = self._table_for(index, self.scorer)
+        if table is None:
+            return None
+        rows = self._table_rows
+        if rows is None or rows[0] is not table:
+            ids = index.located["posting_id"].astype(str)
+            rows = (table, dict(zip(ids, range(len(ids)), strict=True)))
+            self._table_rows = rows
+        row = rows[1].get(posting_id)
+        return None if row is None else table.matrix[row]
 
     def prepare_ranking(self) -> None:
         """Build the posting feature table now, so that the first request does not pay for it."""

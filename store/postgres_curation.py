@@ -20,7 +20,7 @@ from geo.anchor_states import AnchorState, StaffScope
 from geo.curation import AnchorRecord, AnchorVersion
 from geo.duplicates import MergePlan
 from store.audit import AuditWrite
-from store.base import IDEMPOTENCY_KEY_TTL, KeyedInsert, PostingNotFoundError, replayed_insert
+from store.base import IDEMPOTENCY_KEY_TTL, KeyedInsert, replayed_insert
 from store.curation_tables import (
     HISTORY_COLUMNS,
     MERGE_LINK_ASSIGNMENT,
@@ -43,6 +43,7 @@ from store.curation_tables import (
     utc_time,
 )
 from store.postgres_audit import append_audit
+from store.posting_state import write_posting_active
 from store.push_outbox import PushBatch, write_job_pushes
 from store.push_sql import SqlTx
 
@@ -210,8 +211,8 @@ class PostgresCuration:
     ) -> bool:
         """Set whether a posting is active; return False when it already was in that state.
 
-        ``pushes`` (for a posting becoming active) are written in the same transaction,
-        and only if the state changed.
+        See :func:`store.posting_state.write_posting_active`: activation writes ``pushes``,
+        deactivation skips the posting's undelivered pushes, in one transaction.
 
         Raises
         ------
@@ -219,26 +220,11 @@ class PostgresCuration:
             The posting is not stored; nothing is written.
         """
         with self._audited(audit) as connection:
-            changed = connection.execute(
-                "UPDATE postings SET active = %s WHERE posting_id = %s AND active <> %s",
-                (active, posting_id, active),
-            ).rowcount
-            if not changed:
-                found = connection.execute(
-                    "SELECT 1 FROM postings WHERE posting_id = %s", (posting_id,)
-                ).fetchone()
-                if found is None:
-                    raise PostingNotFoundError(f"posting {posting_id!r} does not exist")
-            elif pushes is not None:
-                write_job_pushes(SqlTx(connection), pushes)
+            changed = write_posting_active(SqlTx(connection), posting_id, active, pushes)
         logger.info(
-            "posting %r active=%s (changed: %s) in %s",
-            posting_id,
-            active,
-            bool(changed),
-            self._label,
+            "posting %r active=%s (changed: %s) in %s", posting_id, active, changed, self._label
         )
-        return bool(changed)
+        return changed
 
     def insert_anchor(
         self, record: AnchorRecord, version: AnchorVersion, *, audit: AuditWrite | None = None

@@ -9,15 +9,18 @@ rules that need stored state are applied here:
 - never the same job twice: ``push_shown`` has one row per seeker and posting;
 - better than already shown: a job's score must beat every job pushed to the seeker
   in the window by more than the margin;
-- seekers per opening: at most ``max_seekers_per_opening`` seekers per posting and
-  trigger, best scores first;
+- seekers per opening: at most :meth:`PushRules.posting_cap` seekers per posting and
+  trigger (``max_seekers_per_opening`` per vacancy), best scores first;
+- active postings only: a job push for a posting the store holds as inactive is not
+  written, deactivation skips the posting's pending and queued pushes
+  (:func:`cancel_posting_pushes`), and a claim skips any left (``posting_inactive``);
 - quiet hours and the daily cap are checked when a worker claims a push, because
   they depend on the time of delivery.
 """
 
 import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -33,6 +36,12 @@ logger = logging.getLogger(__name__)
 
 CHANNELS = ("inbox", "sms", "wechat")
 """Delivery channels a seeker may choose; ``inbox`` is the in-app inbox."""
+
+POSTING_INACTIVE = "posting_inactive"
+"""Skip reason of a push whose posting was deactivated before it was sent."""
+
+ShownScorer = Callable[[Sequence[tuple[str, str]]], dict[tuple[str, str], float]]
+"""Re-scores (seeker id, posting id) pairs on the scale of a batch's scores."""
 
 IN_LIST_CHUNK = 900
 """Maximum values in one ``IN (...)`` list, because SQLite before 3.32 allows 999 parameters."""
@@ -66,6 +75,12 @@ class PushBatch:
     at: datetime
     written: list[str] = field(default_factory=list)
     """Push ids written, filled in by :func:`write_job_pushes`."""
+    ranker: str = "baseline"
+    """Scorer of the candidates: a registry model id, or ``baseline``."""
+    score_shown: ShownScorer | None = None
+    """Re-scores the jobs already pushed to a seeker with the batch's ranker, for the
+    better-than-shown rule. None compares with the stored scores, which is right only
+    when they come from the same scorer (the baseline score)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,21 +155,28 @@ def _consenting(row: dict[str, Any] | None) -> bool:
 def write_job_pushes(tx: SqlTx, batch: PushBatch) -> list[str]:
     """Write the pushes of one trigger that pass the stored-state rules; return their ids.
 
-    Candidates are taken best score first until ``max_seekers_per_opening`` per
-    posting are written. Consent and the best recently shown score are read once
-    per seeker, in two queries, and the concurrent-trigger race on one seeker and
-    posting is settled by the ``push_shown`` primary key.
+    Candidates are taken best score first until the posting's cap
+    (:meth:`PushRules.posting_cap` of its headcount) is written. Consent and the best
+    recently shown score are read once per seeker, in two queries, and the
+    concurrent-trigger race on one seeker and posting is settled by the ``push_shown``
+    primary key. Candidates of postings stored as inactive are dropped.
     """
     ensure_sqlite_tables(tx)
-    ordered = sorted(batch.candidates, key=lambda item: (-item.score, item.seeker_id))
+    inactive = inactive_postings(tx, sorted({item.posting_id for item in batch.candidates}))
+    ordered = sorted(
+        (item for item in batch.candidates if item.posting_id not in inactive),
+        key=lambda item: (-item.score, item.seeker_id),
+    )
     seekers = sorted({item.seeker_id for item in ordered})
     consents = _consents(tx, seekers)
-    best_shown = _best_shown(tx, seekers, batch.at - timedelta(days=batch.rules.shown_window_days))
+    since = batch.at - timedelta(days=batch.rules.shown_window_days)
+    best_shown = _best_shown(tx, seekers, since, batch.score_shown)
 
     written: list[str] = []
     per_posting: dict[str, int] = {}
     for candidate in ordered:
-        if per_posting.get(candidate.posting_id, 0) >= batch.rules.max_seekers_per_opening:
+        cap = batch.rules.posting_cap(candidate.headcount)
+        if per_posting.get(candidate.posting_id, 0) >= cap:
             continue
         consent = consents.get(candidate.seeker_id)
         if consent is None or not _consenting(consent):
@@ -170,9 +192,56 @@ def write_job_pushes(tx: SqlTx, batch: PushBatch) -> list[str]:
         best_shown[candidate.seeker_id] = max(best or candidate.score, candidate.score)
     batch.written.extend(written)
     logger.info(
-        "trigger %s wrote %d of %d push candidates", batch.trigger, len(written), len(ordered)
+        "trigger %s wrote %d of %d push candidates scored by %s (%d dropped: posting inactive)",
+        batch.trigger,
+        len(written),
+        len(ordered),
+        batch.ranker,
+        len(batch.candidates) - len(ordered),
     )
     return written
+
+
+def inactive_postings(tx: SqlTx, posting_ids: Sequence[str]) -> set[str]:
+    """Return which of ``posting_ids`` are stored as inactive.
+
+    A posting missing from the store counts as active, because a push store may run
+    without the postings table (the pipeline tests use a bare push store).
+    """
+    if not posting_ids or not _has_postings_table(tx):
+        return set()
+    found: set[str] = set()
+    for chunk in _chunks(posting_ids):
+        rows = tx.rows(
+            "SELECT posting_id FROM postings"
+            f" WHERE posting_id IN ({_in_list(chunk)}) AND NOT active",  # nosec B608 # markers only
+            chunk,
+        )
+        found.update(str(row["posting_id"]) for row in rows)
+    return found
+
+
+def _has_postings_table(tx: SqlTx) -> bool:
+    if tx.is_sqlite:
+        query = "SELECT 1 AS found FROM sqlite_master WHERE type = 'table' AND name = 'postings'"
+    else:
+        query = "SELECT 1 AS found WHERE to_regclass('postings') IS NOT NULL"
+    return bool(tx.rows(query))
+
+
+def cancel_posting_pushes(tx: SqlTx, posting_id: str) -> int:
+    """Skip a posting's pending and queued pushes with reason ``posting_inactive``.
+
+    Returns the number skipped. A push in ``sending`` is left to its worker: one whose
+    claim ran out is skipped by the next claim, and one with a live claim may be at the
+    gateway already.
+    """
+    ensure_sqlite_tables(tx)
+    return tx.execute(
+        "UPDATE push_outbox SET status = 'skipped', skip_reason = ?, claimed_until = NULL"
+        " WHERE posting_id = ? AND status IN ('pending', 'queued')",
+        (POSTING_INACTIVE, posting_id),
+    )
 
 
 def _in_list(values: Sequence[str]) -> str:
@@ -195,17 +264,38 @@ def _consents(tx: SqlTx, seekers: Sequence[str]) -> dict[str, dict[str, Any]]:
     return found
 
 
-def _best_shown(tx: SqlTx, seekers: Sequence[str], since: datetime) -> dict[str, float]:
-    found: dict[str, float] = {}
+def _best_shown(
+    tx: SqlTx, seekers: Sequence[str], since: datetime, score_shown: ShownScorer | None
+) -> dict[str, float]:
+    """Return each seeker's best score among the jobs shown since ``since``.
+
+    With ``score_shown`` the shown jobs are re-scored on the batch's scale, and a job
+    it cannot score (its posting is no longer loaded) is left out.
+    """
+    if score_shown is None:
+        found: dict[str, float] = {}
+        for chunk in _chunks(seekers):
+            rows = tx.rows(
+                "SELECT seeker_id, max(score) AS best FROM push_shown"
+                f" WHERE seeker_id IN ({_in_list(chunk)}) AND shown_at >= ?"  # nosec B608 # markers only
+                " GROUP BY seeker_id",
+                [*chunk, tx.time(since)],
+            )
+            found.update((str(row["seeker_id"]), float(row["best"])) for row in rows)
+        return found
+
+    pairs: list[tuple[str, str]] = []
     for chunk in _chunks(seekers):
         rows = tx.rows(
-            "SELECT seeker_id, max(score) AS best FROM push_shown"
-            f" WHERE seeker_id IN ({_in_list(chunk)}) AND shown_at >= ?"  # nosec B608 # markers only
-            " GROUP BY seeker_id",
+            "SELECT seeker_id, posting_id FROM push_shown"
+            f" WHERE seeker_id IN ({_in_list(chunk)}) AND shown_at >= ?",  # nosec B608 # markers only
             [*chunk, tx.time(since)],
         )
-        found.update((str(row["seeker_id"]), float(row["best"])) for row in rows)
-    return found
+        pairs.extend((str(row["seeker_id"]), str(row["posting_id"])) for row in rows)
+    best: dict[str, float] = {}
+    for (seeker_id, _), score in score_shown(pairs).items():
+        best[seeker_id] = max(best.get(seeker_id, score), score)
+    return best
 
 
 def _write_job_push(
@@ -349,6 +439,9 @@ def claim_push(tx: SqlTx, push_id: str, now: datetime, rules: PushRules, lease: 
     consent_rows = tx.rows(query, (push["seeker_id"],))
     if not _consenting(consent_rows[0] if consent_rows else None):
         _skip(tx, push_id, "opted_out")
+        return Claim("done")
+    if push["posting_id"] is not None and inactive_postings(tx, [str(push["posting_id"])]):
+        _skip(tx, push_id, POSTING_INACTIVE)
         return Claim("done")
     if rules.in_quiet_hours(now):
         tx.execute(

@@ -23,7 +23,7 @@ from geo.curation import AnchorRecord, AnchorVersion
 from geo.duplicates import MergePlan
 from geo.errors import DoorstepError
 from store.audit import AuditWrite, AuditWriteError, StoredAudit
-from store.base import IDEMPOTENCY_KEY_TTL, KeyedInsert, PostingNotFoundError, replayed_insert
+from store.base import IDEMPOTENCY_KEY_TTL, KeyedInsert, replayed_insert
 from store.curation_tables import (
     HISTORY_COLUMNS,
     RECORD_COLUMNS,
@@ -45,6 +45,7 @@ from store.curation_tables import (
     update_params,
     utc_time,
 )
+from store.posting_state import write_posting_active
 from store.push_outbox import PushBatch, write_job_pushes
 from store.push_sql import SqlTx
 from store.sqlite_audit import append_audit, read_audit_head, read_audit_records
@@ -282,8 +283,8 @@ class SqliteCuration:
     ) -> bool:
         """Set whether a posting is active; return False when it already was in that state.
 
-        ``pushes`` (for a posting becoming active) are written in the same transaction,
-        and only if the state changed.
+        See :func:`store.posting_state.write_posting_active`: activation writes ``pushes``,
+        deactivation skips the posting's undelivered pushes, in one transaction.
 
         Raises
         ------
@@ -291,22 +292,11 @@ class SqliteCuration:
             The posting is not stored; nothing is written.
         """
         with self._write(audit) as connection:
-            changed = connection.execute(
-                "UPDATE postings SET active = ? WHERE posting_id = ? AND active <> ?",
-                (int(active), posting_id, int(active)),
-            ).rowcount
-            if not changed:
-                found = connection.execute(
-                    "SELECT 1 FROM postings WHERE posting_id = ?", (posting_id,)
-                ).fetchone()
-                if found is None:
-                    raise PostingNotFoundError(f"posting {posting_id!r} does not exist")
-            elif pushes is not None:
-                write_job_pushes(SqlTx(connection), pushes)
+            changed = write_posting_active(SqlTx(connection), posting_id, active, pushes)
         logger.info(
-            "posting %r active=%s (changed: %s) in %s", posting_id, active, bool(changed), self.path
+            "posting %r active=%s (changed: %s) in %s", posting_id, active, changed, self.path
         )
-        return bool(changed)
+        return changed
 
     def insert_anchor(
         self, record: AnchorRecord, version: AnchorVersion, *, audit: AuditWrite | None = None

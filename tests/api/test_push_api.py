@@ -140,6 +140,64 @@ def test_posting_activation_route(client: TestClient, posting_id: str) -> None:
     assert again.json() == {**body, "changed": False, "pushes_written": 0}
 
 
+def test_deactivated_posting_leaves_results(client: TestClient) -> None:
+    staff = log_in_staff(client, "district:610103")
+    located = client.app.state.recommender.index.located  # type: ignore[attr-defined]
+    in_scope = located["district_code"].astype(str) == "610103"
+    at_point = located["precision"].isin(["exact", "poi", "building"])
+    point = located[in_scope & at_point].iloc[0]
+    posting_id = str(point["posting_id"])
+    url = f"/v1/staff/postings/{posting_id}"
+    params = {"lon": float(point["lon"]), "lat": float(point["lat"]), "radius_m": 300}
+    params |= {"page_size": 100}
+
+    def nearby() -> list[str]:
+        response = client.get("/v1/jobs/nearby", params=params)
+        assert response.status_code == 200, response.text
+        return [item["posting_id"] for item in response.json()["items"]]
+
+    assert posting_id in nearby()  # also fills the response cache
+    build_id = client.app.state.build_id  # type: ignore[attr-defined]
+    pending = _candidate_push(client, posting_id)
+
+    off = client.patch(url, headers=staff.headers, json={"active": False})
+    assert off.status_code == 200, off.text
+    assert client.app.state.build_id != build_id  # type: ignore[attr-defined]
+    assert posting_id not in nearby()
+    recommender = client.app.state.recommender  # type: ignore[attr-defined]
+    assert posting_id not in set(recommender.postings["posting_id"])
+    row = next(r for r in _pushes(client).outbox_rows() if r["push_id"] == pending)
+    assert (row["status"], row["skip_reason"]) == ("skipped", "posting_inactive")
+
+    on = client.patch(url, headers=staff.headers, json={"active": True})
+    assert on.status_code == 200, on.text
+    assert on.json()["ranked_by"] == "baseline"
+    assert posting_id in nearby()
+
+
+def _candidate_push(client: TestClient, posting_id: str) -> str:
+    """Write one pending push of the posting for a new consenting seeker; return its id."""
+    seeker_id, headers = _seeker_headers(client)
+    client.put("/v1/seeker/push-consent", headers=headers, json={"consent": True})
+    messages = {
+        lang: render_message("会计", "甲公司", "地铁约20分钟", f"http://t/{posting_id}", lang)
+        for lang in ("zh", "en")
+    }
+    candidate = PushCandidate(
+        seeker_id, posting_id, 0.9, 20.0, "transit", messages, {"zh": "a", "en": "a"}
+    )  # type: ignore[arg-type]
+    batch = PushBatch("test", [candidate], PushRules(), FUTURE_NOON)
+    [push_id] = _pushes(client).write_pushes(batch)
+    return push_id
+
+
+def test_health_reports_push_ranker(client: TestClient) -> None:
+    body = client.get("/health").json()
+    assert body["push_ranker"]["kind"] == "baseline"
+    assert body["push_ranker"]["model_id"] is None
+    assert "no ranker model loaded" in body["push_ranker"]["reason"]
+
+
 def test_posting_activation_out_of_scope(client: TestClient, posting_id: str) -> None:
     staff = log_in_staff(client, "district:610113")
     response = client.patch(

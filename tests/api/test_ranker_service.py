@@ -7,6 +7,7 @@ features as training does.
 
 import shutil
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -75,6 +76,23 @@ def test_health_reports_loaded_model(model_client: TestClient, model_folder: Pat
 
     assert ranker["kind"] == "lightgbm"
     assert ranker["model_id"] == model_folder.name
+
+
+def test_push_fanout_uses_loaded_model(model_client: TestClient, model_folder: Path) -> None:
+    push_ranker = model_client.get("/health").json()["push_ranker"]
+    service = model_client.app.state.push_service  # type: ignore[attr-defined]
+
+    assert push_ranker["kind"] == "lightgbm"
+    assert push_ranker["model_id"] == model_folder.name
+    assert service.ranker_id == model_folder.name
+    postings = model_client.app.state.recommender.postings  # type: ignore[attr-defined]
+    located = postings[postings["precision"].isin(["exact", "poi", "building"])]
+    batch = service.job_batch("t", located.head(3).to_dict("records"), datetime.now(UTC))
+    assert batch.ranker == model_folder.name
+    assert "calibrated to pass as many pairs" in service.threshold_note
+    threshold = service.ranker.threshold
+    assert threshold is not None
+    assert all(item.score >= threshold for item in batch.candidates)
 
 
 def test_recommendations_follow_model_score(model_client: TestClient) -> None:

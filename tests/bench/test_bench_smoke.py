@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+import lightgbm
 import numpy as np
 import pytest
 import shapely
@@ -19,7 +20,7 @@ from bench.candidates import SUBJECT as CANDIDATE_SUBJECT
 from bench.candidates import TREE_ONLY, bench_candidates
 from bench.districts import _check_same as check_same_districts
 from bench.districts import bench_districts
-from bench.fanout import bench_fanout
+from bench.fanout import FanoutRanking, bench_fanout
 from bench.inputs import random_points_in
 from bench.machine import library_versions, machine_info
 from bench.nearby_jobs import PIPELINE as NEARBY_PIPELINE
@@ -53,7 +54,11 @@ from bench.viewport import (
 from bench.viewport import SUBJECT as VIEWPORT_SUBJECT
 from geo.regions import Regions, load_regions
 from geo.transit import TransitNetwork
+from matching.features import FEATURE_NAMES, build_features
+from matching.push_ranking import FanoutRanker
 from matching.recommend import Recommender
+from models.registry import LoadedModel
+from models.serving import ModelScorer
 from store.sqlite import SqliteStore
 
 
@@ -457,3 +462,26 @@ def test_fanout_designs_enqueue_same_seekers() -> None:
     assert details["edge_mismatches"] <= 0.01 * details["entries_compared"]
     assert rate.unit == "jobs/s"
     assert notes.details["redis_benchmark_xadd_per_s"] > 0
+
+
+def test_fanout_with_ranker_scores_seekers(recommender: Recommender) -> None:
+    rng = np.random.default_rng(4)
+    rows = rng.uniform(0, 1, (500, len(FEATURE_NAMES))).astype(np.float32)
+    booster = lightgbm.train(
+        {"objective": "regression", "verbose": -1, "min_data_in_leaf": 5},
+        lightgbm.Dataset(rows, rows[:, 0].copy(), feature_name=list(FEATURE_NAMES)),
+        num_boost_round=20,
+    )
+    model = LoadedModel(
+        "smoke-model", Path("<in memory>"), {"feature_names": list(FEATURE_NAMES)}, booster
+    )
+    ranker = FanoutRanker(ModelScorer(model, build_features), model.model_id)
+    ranking = FanoutRanking(ranker, recommender.seekers, recommender.index.located)
+
+    rate, _ = bench_fanout(20_000, 3, 1, 1_000.0, seed=7, ranking=ranking)
+
+    assert "ranker scores" in rate.subject
+    assert rate.details["ranker"] == "smoke-model"
+    assert ranking.scored > 0
+    assert rate.details["scoring_p50_ms"] > 0
+    assert rate.details["edge_mismatches"] <= 0.01 * rate.details["entries_compared"]

@@ -40,6 +40,7 @@ def _seeker(seeker_id: str, lon: float, lat: float, **extra: object) -> dict[str
         "keywords": "会计",
         "salary_wish_min": 5000.0,
         "salary_wish_max": 7000.0,
+        "group": "general",
     }
     row.update(extra)
     return row

@@ -1,5 +1,6 @@
 """Push rules that need stored state, and trigger writes, on both stores (SQLite and PostgreSQL)."""
 
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -21,7 +22,7 @@ LEASE = timedelta(seconds=30)
 RULES = PushRules(daily_cap=3, max_seekers_per_opening=2)
 
 
-def _candidate(seeker_id: str, posting_id: str, score: float) -> PushCandidate:
+def _candidate(seeker_id: str, posting_id: str, score: float, headcount: int = 1) -> PushCandidate:
     messages = {
         lang: render_message(
             "会计", "甲公司", "地铁约20分钟", f"http://t/seeker?job={posting_id}", lang
@@ -29,14 +30,24 @@ def _candidate(seeker_id: str, posting_id: str, score: float) -> PushCandidate:
         for lang in ("zh", "en")
     }
     return PushCandidate(
-        seeker_id, posting_id, score, 20.0, "transit", messages, {"zh": "会计", "en": "Accountant"}
-    )  # type: ignore[arg-type]
+        seeker_id,
+        posting_id,
+        score,
+        20.0,
+        "transit",
+        messages,  # type: ignore[arg-type]
+        {"zh": "会计", "en": "Accountant"},
+        headcount,
+    )
 
 
 def _clear_push_tables(pool: Pool) -> None:
+    """Empty the push tables and make every stored posting active, as a new database has them."""
     with pool.connection() as connection:
         for table in ("push_inbox", "push_outbox", "push_shown", "push_consents"):
             connection.execute(f"DELETE FROM {table}")  # type: ignore[arg-type]
+        # A test that deactivated a posting would otherwise drop the next test's pushes.
+        connection.execute("UPDATE postings SET active = true WHERE NOT active")
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -101,6 +112,45 @@ def test_seekers_per_opening_best_first(pushes: PushStore) -> None:
     batch = PushBatch("t", [_candidate(s, "p1", v) for s, v in scores.items()], RULES, DAY)
     pushes.write_pushes(batch)
     assert sorted(row["seeker_id"] for row in pushes.outbox_rows()) == ["s2", "s3"]
+
+
+def test_cap_scales_with_headcount(pushes: PushStore) -> None:
+    first = [f"s{number}" for number in range(7)]
+    second = [f"t{number}" for number in range(7)]
+    _consent(pushes, *first, *second)
+    rules = PushRules(max_seekers_per_opening=2, max_seekers_per_posting=5)
+    two = [_candidate(s, "p1", 0.9 - i / 100, headcount=2) for i, s in enumerate(first)]
+    three = [_candidate(s, "p2", 0.9 - i / 100, headcount=3) for i, s in enumerate(second)]
+    pushes.write_pushes(PushBatch("t", two + three, rules, DAY))
+    rows = pushes.outbox_rows()
+    assert [row["seeker_id"] for row in rows if row["posting_id"] == "p1"] == first[:4]
+    assert [row["seeker_id"] for row in rows if row["posting_id"] == "p2"] == second[:5]
+
+
+def test_shown_jobs_rescored_on_batch_scale(pushes: PushStore) -> None:
+    _consent(pushes, "s1", "s2")
+    pushes.write_pushes(
+        PushBatch("t1", [_candidate("s1", "p1", 0.9), _candidate("s2", "p1", 0.9)], RULES, DAY)
+    )
+    requested: list[tuple[str, str]] = []
+
+    def rescore(pairs: Sequence[tuple[str, str]]) -> dict[tuple[str, str], float]:
+        requested.extend(pairs)
+        return {("s1", "p1"): 0.2, ("s2", "p1"): 0.7}
+
+    model_scale = [_candidate("s1", "p2", 0.5), _candidate("s2", "p2", 0.5)]
+    written = pushes.write_pushes(
+        PushBatch("t2", model_scale, RULES, DAY, ranker="m1", score_shown=rescore)
+    )
+    assert sorted(requested) == [("s1", "p1"), ("s2", "p1")]
+    assert [row["seeker_id"] for row in pushes.outbox_rows() if row["posting_id"] == "p2"] == ["s1"]
+    assert len(written) == 1
+
+
+def test_stored_scores_without_rescoring(pushes: PushStore) -> None:
+    _consent(pushes, "s1")
+    pushes.write_pushes(PushBatch("t1", [_candidate("s1", "p1", 0.9)], RULES, DAY))
+    assert pushes.write_pushes(PushBatch("t2", [_candidate("s1", "p2", 0.5)], RULES, DAY)) == []
 
 
 def test_quiet_hours_hold_until_eight(pushes: PushStore) -> None:
@@ -290,6 +340,59 @@ def test_unknown_posting_is_rejected(trigger_store: tuple[object, PushStore]) ->
     store, _ = trigger_store
     with pytest.raises(PostingNotFoundError, match="p404"):
         store.set_posting_active("p404", True)  # type: ignore[attr-defined]
+
+
+def _activate_with_push(store: object, pushes: PushStore, *seekers: str) -> None:
+    _consent(pushes, *seekers)
+    store.set_posting_active("p1", False)  # type: ignore[attr-defined]
+    candidates = [_candidate(seeker, "p1", 0.9) for seeker in seekers]
+    batch = PushBatch("posting.active:p1", candidates, RULES, DAY)
+    assert store.set_posting_active("p1", True, pushes=batch)  # type: ignore[attr-defined]
+
+
+def test_deactivation_skips_undelivered_pushes(trigger_store: tuple[object, PushStore]) -> None:
+    store, pushes = trigger_store
+    _activate_with_push(store, pushes, "sim-000001", "sim-000002")
+    queued = pushes.due_for_relay(DAY, LEASE, 1)
+    assert len(queued) == 1
+    assert store.set_posting_active("p1", False)  # type: ignore[attr-defined]
+    rows = pushes.outbox_rows()
+    assert [row["status"] for row in rows] == ["skipped", "skipped"]
+    assert [row["skip_reason"] for row in rows] == ["posting_inactive", "posting_inactive"]
+    assert pushes.claim(queued[0]["push_id"], DAY, RULES, LEASE).action == "done"
+    assert pushes.due_for_relay(DAY + timedelta(hours=1), LEASE, 10) == []
+
+
+def test_claim_skips_push_of_inactive_posting(trigger_store: tuple[object, PushStore]) -> None:
+    store, pushes = trigger_store
+    _activate_with_push(store, pushes, "sim-000001")
+    push_id = pushes.outbox_rows()[0]["push_id"]
+    assert pushes.claim(push_id, DAY, RULES, LEASE).action == "send"
+    store.set_posting_active("p1", False)  # type: ignore[attr-defined]
+    assert pushes.outbox_rows()[0]["status"] == "sending"  # its worker may be at the gateway
+    later = DAY + LEASE + timedelta(seconds=1)
+    assert pushes.claim(push_id, later, RULES, LEASE).action == "done"
+    row = pushes.outbox_rows()[0]
+    assert (row["status"], row["skip_reason"]) == ("skipped", "posting_inactive")
+
+
+def test_inactive_posting_gets_no_push(trigger_store: tuple[object, PushStore]) -> None:
+    store, pushes = trigger_store
+    _consent(pushes, "sim-000001")
+    store.set_posting_active("p1", False)  # type: ignore[attr-defined]
+    batch = PushBatch("anchor.verified:a1", [_candidate("sim-000001", "p1", 0.9)], RULES, DAY)
+    assert pushes.write_pushes(batch) == []
+    assert pushes.outbox_rows() == []
+
+
+def test_repeated_deactivation_still_skips(trigger_store: tuple[object, PushStore]) -> None:
+    store, pushes = trigger_store
+    _activate_with_push(store, pushes, "sim-000001")
+    with pushes._transaction() as tx:  # a posting deactivated before pushes were skipped
+        inactive = 0 if tx.is_sqlite else False
+        tx.execute("UPDATE postings SET active = ? WHERE posting_id = 'p1'", (inactive,))
+    assert not store.set_posting_active("p1", False)  # type: ignore[attr-defined]
+    assert pushes.outbox_rows()[0]["skip_reason"] == "posting_inactive"
 
 
 def test_has_due_without_push_tables(tmp_path: Path) -> None:
