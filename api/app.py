@@ -8,7 +8,7 @@ from contextlib import ExitStack, asynccontextmanager
 from pathlib import Path
 
 import redis
-from fastapi import Depends, FastAPI
+from fastapi import APIRouter, Depends, FastAPI
 
 from api.admin_routes import router as admin_router
 from api.analyst_routes import router as analyst_router
@@ -69,6 +69,28 @@ from store.seeker_records import SeekerStore
 from store.sqlite import SqliteStore
 
 logger = logging.getLogger(__name__)
+
+# Every router of the service, in include order. The permission test walks the same list.
+ROUTERS: tuple[APIRouter, ...] = (
+    api_router,
+    route_router,
+    through_train_router,
+    analyst_router,
+    tour_router,
+    curation_router,
+    seeker_router,
+    auth_router,
+    admin_router,
+    pages_router,
+    ogc_router,
+    push_router,
+    zone_router,
+    officer_router,
+    officer_exchange_router,
+    officer_page_router,
+    me_router,
+)
+
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -136,32 +158,13 @@ def create_app(settings: Settings, store: ReadStore | None = None) -> FastAPI:
     install_ogc_error_handler(app)
     install_middleware(app, settings)
     app.state.erasers = EraserRegistry()
-    routers = [
-        api_router,
-        route_router,
-        through_train_router,
-        analyst_router,
-        tour_router,
-        curation_router,
-        seeker_router,
-        auth_router,
-        admin_router,
-        pages_router,
-        ogc_router,
-        push_router,
-        zone_router,
-        officer_router,
-        officer_exchange_router,
-        officer_page_router,
-        me_router,
-    ]
     # Every /v1 route counts against the per-address limit, the login routes included,
     # so that password guessing across many accounts is slowed as well.
-    for router in routers:
+    for router in ROUTERS:
         app.include_router(router, dependencies=[Depends(enforce_rate_limit)])
     mount_assets(app, REPO_ROOT)
     mount_api_docs(app, REPO_ROOT, settings)
-    check_route_permissions(app, routers)
+    check_route_permissions(app, ROUTERS)
     return app
 
 

@@ -9,14 +9,7 @@ from fastapi import APIRouter, FastAPI
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 
-from api.admin_routes import router as admin_router
-from api.analyst_routes import router as analyst_router
-from api.app import create_app
-from api.auth_routes import router as auth_router
-from api.curation_routes import router as curation_router
-from api.me_routes import router as me_router
-from api.ogc import router as ogc_router
-from api.pages import router as pages_router
+from api.app import ROUTERS, create_app
 from api.permissions import (
     ROLE_PERMISSIONS,
     Permission,
@@ -24,35 +17,14 @@ from api.permissions import (
     check_route_permissions,
     declared_permission,
 )
-from api.push_routes import router as push_router
-from api.route_routes import router as route_router
-from api.routes import router as api_router
 from api.security.sms import OutboxSmsGateway
-from api.seeker_routes import router as seeker_router
 from api.settings import AuthSettings, CacheSettings, DataSettings, Settings
-from api.tour_routes import router as tour_router
-from api.zone_routes import router as zone_router
 from store.identity import ADMIN_ROLES, Role
 from store.sqlite import SqliteStore
 from tests.store.test_identity_store import TREE
 
 PASSWORD = "Xian-Station-2026"
 DEVICE = "pad-01"
-ROUTERS = [
-    api_router,
-    route_router,
-    curation_router,
-    seeker_router,
-    auth_router,
-    admin_router,
-    pages_router,
-    ogc_router,
-    zone_router,
-    analyst_router,
-    tour_router,
-    push_router,
-    me_router,
-]
 
 
 def test_undeclared_route_stops_start() -> None:
