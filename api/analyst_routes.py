@@ -7,8 +7,9 @@ from the file it writes, reloaded when the file changes. The gap map is served a
 GeoJSON and drawn by the page's own script with the locally served Leaflet, so it
 runs under the Content-Security-Policy that forbids inline scripts.
 
-Other figures join the dashboard as further JSON routes under ``/v1/analyst/`` and
-one renderer each in ``api/static/analyst-page.js`` (see its ``FIGURES`` list).
+Other figures join the dashboard as further JSON routes and one renderer each in
+``api/static/analyst-page.js`` (its ``FIGURES`` list): the 131 completion rates
+(``/v1/analytics/assistance/completion``) and the fairness audit (``/v1/analytics/fairness``).
 """
 
 import json

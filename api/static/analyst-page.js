@@ -14,7 +14,7 @@
 
   class SessionExpired extends Error {}
 
-  // GET a /v1/analyst/ route with the session token; a 401 opens the login page.
+  // GET a dashboard route with the session token; a 401 opens the login page.
   async function analystJson(path) {
     if (!Session.token()) {
       window.location.replace(Session.loginUrl(D.config.lang, null, "/analyst"));
@@ -246,11 +246,73 @@
     D.addDistricts(map, status, function () { return false; });
   }
 
-  // Figures beyond coverage, each from its own /v1/analyst/ route. To add one (for example
-  // the 131 completion rates or the fairness audit), append {id, title, path, render}, where
-  // render(body) returns the section's content as a DOM node. A figure whose route fails
-  // or is not deployed is left out and named in the status line.
-  const FIGURES = [];
+  function completionRows(records) {
+    return records.map(function (record) {
+      return {
+        cells: [
+          record.key,
+          number(record.targets, 0),
+          number(record.completed, 0),
+          shareCell(record.rate),
+        ],
+      };
+    });
+  }
+
+  // 131 completion rates: one table by district and one by station (the officer's organisation).
+  function renderCompletion(body) {
+    const headings = [t.an_col_org, t.an_col_targets, t.an_col_completed, t.an_col_rate];
+    const section = D.el("div");
+    section.appendChild(D.el("h3", null, t.an_completion_districts));
+    section.appendChild(table(headings, completionRows(body.by_district), "an-completion-districts"));
+    section.appendChild(D.el("h3", null, t.an_completion_stations));
+    section.appendChild(table(headings, completionRows(body.by_station), "an-completion-stations"));
+    if (body.by_district.length === 0) {
+      section.appendChild(D.el("p", "an-note", t.an_completion_empty));
+    }
+    return section;
+  }
+
+  // The fairness audit: the no-drop check and exposure by seeker group (simulated seekers).
+  function renderFairness(body) {
+    const section = D.el("div");
+    const check = body.no_drop;
+    section.appendChild(
+      D.el(
+        "p",
+        "an-fairness-summary",
+        D.format(t.an_fairness_summary, {
+          pairs: number(check.pairs, 0),
+          dropped: number(check.dropped_pairs, 0),
+          seekers: number(check.seekers, 0),
+        })
+      )
+    );
+    const headings = [t.an_col_group, t.an_col_seekers, t.an_col_exposure, t.an_col_small_share, t.an_col_commute];
+    const rows = body.by_group.map(function (record) {
+      return {
+        cells: [
+          t.group_labels[record.group] || record.group,
+          number(record.seekers, 0),
+          number(record.exposure_per_seeker, 2),
+          percent(record.small_employer_share),
+          number(record.mean_commute_min, 1),
+        ],
+      };
+    });
+    section.appendChild(table(headings, rows, "an-fairness-groups"));
+    section.appendChild(D.el("p", "an-note", t.an_fairness_note));
+    return section;
+  }
+
+  // Figures beyond coverage, each from its own JSON route. To add one, append
+  // {id, title, path, render}, where render(body) returns the section's content as a DOM
+  // node. A figure whose route fails or is not deployed (no fairness report yet, say) is
+  // left out and named in the status line.
+  const FIGURES = [
+    { id: "completion", path: "/v1/analytics/assistance/completion", title: t.an_completion_title, render: renderCompletion },
+    { id: "fairness", path: "/v1/analytics/fairness", title: t.an_fairness_title, render: renderFairness },
+  ];
 
   async function renderMoreFigures() {
     const container = document.getElementById("an-more");

@@ -3,6 +3,7 @@
 Shared by the route tests and the browser tests through tests/api/conftest.py.
 """
 
+import json
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -12,7 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from api.settings import AuthSettings, DataSettings, Settings
+from api.settings import AuthSettings, DataSettings, ModelSettings, Settings
 from geo.coverage.access import measure_accessibility
 from geo.coverage.circle import ServiceCircle, build_service_circle
 from geo.coverage.dashboard import dashboard_figures, dashboard_path, write_dashboard
@@ -44,6 +45,18 @@ def _circle_with_payload(data_dir: Path) -> ServiceCircle:
     return circle
 
 
+# A fairness report in the shape `doorstep fairness` writes, with the fields the page reads.
+FAIRNESS_REPORT = {
+    "simulated": True,
+    "no_drop": {"seekers": 96, "pairs": 172695, "dropped_pairs": 0},
+    "by_group": [
+        {"group": group, "seekers": 200, "exposure_per_seeker": 7.04,
+         "small_employer_share": 0.25, "mean_commute_min": 25.9}
+        for group in ("graduate", "talent", "assistance", "general")
+    ],
+}  # fmt: skip
+
+
 @pytest.fixture(scope="session")
 def dashboard_server(
     data_dir: Path,
@@ -60,9 +73,12 @@ def dashboard_server(
     figures = dashboard_figures(circle, access, load_regions(data_dir), simulated_seekers=True)
     write_dashboard(figures, dashboard_path(store_path))
 
+    fairness_path = folder / "fairness.json"
+    fairness_path.write_text(json.dumps(FAIRNESS_REPORT), encoding="utf-8")
     settings = Settings(
         data=DataSettings(store_path=store_path),
         auth=AuthSettings(identity_path=folder / "identity.sqlite"),
+        model=ModelSettings(fairness_report_path=fairness_path),
     )
     with TestClient(create_app(settings, store=store)) as client:
         analyst = log_in_staff(client, org_id="city", role=Role.ANALYST)

@@ -39,6 +39,11 @@ def test_dashboard_shows_figures_and_map(
     expect(browser_page.locator("table.an-group-scores")).to_contain_text("高校毕业生")
     expect(browser_page.locator("#an-simulated")).to_be_visible()
     expect(browser_page.locator(".leaflet-control-layers")).to_contain_text("缺口")
+    expect(browser_page.locator("#an-figure-completion")).to_contain_text("尚无援助对象")
+    expect(browser_page.locator("table.an-fairness-groups tbody tr")).to_have_count(4)
+    expect(browser_page.locator(".an-fairness-summary")).to_contain_text(
+        "172,695 次得分比较中有 0 次降分"
+    )
     gaps = int((~dashboard_server.circle.places["covered"]).sum())
     stations = len(dashboard_server.circle.stations)
     # Gap places and stations are drawn; covered places are a layer switched off at first.
