@@ -17,6 +17,7 @@ from api.security.pi_rotation import (
     RotationStalledError,
     reindex_seekers,
     rotate_accounts,
+    rotate_envelope_column,
     rotate_seekers,
 )
 from api.security.seeker_pi import SeekerPiCodec, seeker_codec
@@ -34,7 +35,10 @@ def pi_rotate(
         int, typer.Option(min=1, max=100_000, help="Rows re-encrypted per transaction.")
     ] = DEFAULT_BATCH_SIZE,
 ) -> None:
-    """Re-encrypt every seeker and account under DOORSTEP_PI_ACTIVE_KEY; run again after a crash."""
+    """Re-encrypt seekers, accounts, assistance categories and openids under the active key.
+
+    The key is DOORSTEP_PI_ACTIVE_KEY; run the command again after a crash.
+    """
     from api.cli import console
 
     settings: Settings = ctx.obj
@@ -48,11 +52,44 @@ def pi_rotate(
         identity = _identity_store(settings, store)
         if identity is None:
             console.print(f"accounts: none, {settings.auth.identity_path} does not exist")
-            return
-        with _progress(f"重新加密账号 re-encrypting accounts to key {codec.active_key_id}") as tick:
-            accounts = rotate_accounts(identity, codec.cipher, batch_size=batch_size, progress=tick)
-        left = identity.count_account_envelopes_to_rotate(codec.active_key_id)
-        _print_rotation(accounts, "account", left)
+        else:
+            with _progress(
+                f"重新加密账号 re-encrypting accounts to key {codec.active_key_id}"
+            ) as tick:
+                accounts = rotate_accounts(
+                    identity, codec.cipher, batch_size=batch_size, progress=tick
+                )
+            left = identity.count_account_envelopes_to_rotate(codec.active_key_id)
+            _print_rotation(accounts, "account", left)
+        _rotate_store_columns(store, codec, batch_size)
+
+
+def _rotate_store_columns(store: SeekerStore, codec: SeekerPiCodec, batch_size: int) -> None:
+    """Re-encrypt the assistance categories and WeChat openids kept beside the seekers."""
+    from api.seeker_accounts import seeker_accounts_for
+    from store.assistance_store import CATEGORY_ENVELOPE, assistance_store_for
+    from store.seeker_accounts import OPENID_ENVELOPE
+
+    key_id = codec.active_key_id
+    assistance = assistance_store_for(store)
+    with _progress(f"重新加密援助类别 re-encrypting assistance categories to key {key_id}") as tick:
+        report = rotate_envelope_column(
+            CATEGORY_ENVELOPE, codec.cipher, count=assistance.count_categories_to_rotate,
+            fetch=assistance.categories_to_rotate, write=assistance.replace_categories,
+            batch_size=batch_size, progress=tick,
+        )  # fmt: skip
+    _print_rotation(report, "assistance category", assistance.count_categories_to_rotate(key_id))
+
+    contacts = seeker_accounts_for(store)
+    if contacts is None:
+        return
+    with _progress(f"重新加密微信 openid re-encrypting WeChat openids to key {key_id}") as tick:
+        report = rotate_envelope_column(
+            OPENID_ENVELOPE, codec.cipher, count=contacts.count_openids_to_rotate,
+            fetch=contacts.openids_to_rotate, write=contacts.replace_openids,
+            batch_size=batch_size, progress=tick,
+        )  # fmt: skip
+    _print_rotation(report, "WeChat openid", contacts.count_openids_to_rotate(key_id))
 
 
 @pi_app.command("reindex")

@@ -39,6 +39,8 @@ from matching.assistance import (
 )
 from store import postgres_audit, sqlite_audit
 from store.audit import AuditWrite
+from store.envelope_column import EnvelopeColumn
+from store.seeker_records import EnvelopeUpdate
 
 if TYPE_CHECKING:
     from store.postgres import Pool
@@ -106,6 +108,9 @@ _TIME_COLUMNS = frozenset(
     }
 )
 _HOLDING = tuple(sorted(HOLDING_STATES))
+
+CATEGORY_ENVELOPE = EnvelopeColumn("assistance_targets", "category_enc")
+"""The assistance category envelope; its table and column names are the cipher's context."""
 
 
 class TargetNotFoundError(DoorstepError, LookupError):
@@ -368,6 +373,23 @@ class AssistanceStore:
             tx.execute("DELETE FROM service_131_recommendations WHERE seeker_id = ?", (seeker_id,))
             found = tx.execute("DELETE FROM assistance_targets WHERE seeker_id = ?", (seeker_id,))
         return found > 0
+
+    # --- key rotation of the category envelopes ----------------------------------------
+
+    def count_categories_to_rotate(self, key_id: str) -> int:
+        """Return the number of targets whose category envelope names another key."""
+        with self._read() as tx:
+            return CATEGORY_ENVELOPE.count_other_key(tx, key_id)
+
+    def categories_to_rotate(self, key_id: str, limit: int) -> list[tuple[str, tuple[str]]]:
+        """Return up to ``limit`` (seeker id, (category envelope,)) rows under another key."""
+        with self._read() as tx:
+            return CATEGORY_ENVELOPE.other_key_rows(tx, key_id, limit)
+
+    def replace_categories(self, updates: Sequence[EnvelopeUpdate]) -> int:
+        """Write new category envelopes in one transaction, each only over the one read."""
+        with self._transaction() as tx:
+            return CATEGORY_ENVELOPE.replace(tx, updates)
 
     # --- the 131 ledger -----------------------------------------------------------------
 

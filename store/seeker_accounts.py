@@ -17,7 +17,7 @@ The store layer gets no key, because the API layer encrypts before a write.
 
 import logging
 import sqlite3
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -29,8 +29,10 @@ import psycopg
 from geo.errors import DoorstepError
 from store import postgres_audit, sqlite_audit
 from store.audit import AuditWrite
+from store.envelope_column import EnvelopeColumn
 from store.push_outbox import PushBatch, ensure_sqlite_tables, write_digest
 from store.push_sql import SqlTx
+from store.seeker_records import EnvelopeUpdate
 
 if TYPE_CHECKING:
     from store.postgres import Pool
@@ -53,6 +55,9 @@ CREATE TABLE IF NOT EXISTS seeker_contacts (
 )
 """
 """The tables of the embedded store; PostgreSQL gets them from migration 0014."""
+
+OPENID_ENVELOPE = EnvelopeColumn("seeker_contacts", "wechat_openid_enc")
+"""The WeChat openid envelope; its table and column names are the cipher's context."""
 
 PROFILE_COLUMNS = (
     "simulated", "group", "education", "experience_years", "major", "occupation_wish_code",
@@ -251,6 +256,21 @@ class SeekerAccounts:
         return str(rows[0]["wechat_openid_enc"]) if rows else None
 
     # Erasure
+
+    def count_openids_to_rotate(self, key_id: str) -> int:
+        """Return the number of openid envelopes that name another key than ``key_id``."""
+        with self._transaction() as tx:
+            return OPENID_ENVELOPE.count_other_key(tx, key_id)
+
+    def openids_to_rotate(self, key_id: str, limit: int) -> list[tuple[str, tuple[str]]]:
+        """Return up to ``limit`` (seeker id, (openid envelope,)) rows under another key."""
+        with self._transaction() as tx:
+            return OPENID_ENVELOPE.other_key_rows(tx, key_id, limit)
+
+    def replace_openids(self, updates: Sequence[EnvelopeUpdate]) -> int:
+        """Write new openid envelopes in one transaction, each only over the one read."""
+        with self._transaction() as tx:
+            return OPENID_ENVELOPE.replace(tx, updates)
 
     def erase_seeker(self, seeker_id: str) -> dict[str, int]:
         """Delete a seeker's account link and contacts; return the rows deleted per table.

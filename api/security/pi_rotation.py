@@ -1,5 +1,6 @@
-"""Re-encryption of every stored seeker and account under the active SM4 key, in resumable
-batches, and recomputation of the seekers' blind indexes under a new index key.
+"""Re-encryption of every stored seeker, account, assistance category and WeChat openid
+under the active SM4 key, in resumable batches, and recomputation of the seekers' blind
+indexes under a new index key.
 
 Each batch reads up to ``batch_size`` rows that still have an envelope of another
 key and encrypts their five envelopes again under the active key. It writes them
@@ -12,13 +13,14 @@ is rotated twice and no row is lost. The old key must stay configured
 """
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from api.security.encryption import FieldCipher, FieldContext
 from api.security.seeker_pi import TABLE, SeekerPiCodec
 from geo.errors import DoorstepError
+from store.envelope_column import EnvelopeColumn
 from store.identity import ACCOUNT_ENVELOPE_COLUMNS, AccountEnvelopeUpdate, IdentityStore
 from store.seeker_records import EnvelopeUpdate, SeekerStore
 
@@ -122,6 +124,42 @@ def rotate_accounts(
         fetch=store.account_envelopes_to_rotate,
         reencrypt=reencrypt,
         write=store.replace_account_envelopes,
+        batch_size=batch_size,
+        progress=progress,
+    )
+
+
+def rotate_envelope_column(
+    column: EnvelopeColumn,
+    cipher: FieldCipher,
+    *,
+    count: Callable[[str], int],
+    fetch: Callable[[str, int], list[tuple[str, tuple[str]]]],
+    write: Callable[[Sequence[EnvelopeUpdate]], int],
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    progress: RotationProgress | None = None,
+) -> RotationReport:
+    """Re-encrypt one envelope column keyed by seeker id, such as the assistance category.
+
+    ``count``, ``fetch`` and ``write`` are the owning store's queries for ``column``.
+    Works like :func:`rotate_seekers` and raises the same errors.
+    """
+
+    def reencrypt(rows: list[tuple[str, tuple[str]]]) -> list[EnvelopeUpdate]:
+        updates = []
+        for seeker_id, (old,) in rows:
+            context = FieldContext(column.table, column.column, seeker_id)
+            new = cipher.encrypt(cipher.decrypt(old, context), context)
+            updates.append(EnvelopeUpdate(seeker_id, (old,), (new,)))
+        return updates
+
+    return _rotate_in_batches(
+        column.table,
+        cipher.provider.active_key_id(),
+        count=count,
+        fetch=fetch,
+        reencrypt=reencrypt,
+        write=write,
         batch_size=batch_size,
         progress=progress,
     )

@@ -3,8 +3,10 @@
 import base64
 import csv
 import os
+import sqlite3
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -15,7 +17,9 @@ from api.security.encryption import FieldCipher, FieldContext, SoftwareKeyProvid
 from api.security.pi_rotation import rotate_accounts
 from api.security.seeker_pi import SeekerPiCodec
 from matching.seeker_simulation import generate_seekers
+from store.assistance_store import AssistanceStore
 from store.identity import Account, AccountEnvelopeUpdate, Role
+from store.seeker_accounts import SeekerAccounts
 from store.sqlite import SCHEMA_VERSION, SqliteStore, write_store
 from store.sqlite_identity import SqliteIdentity
 from tests.store.test_contract import _inputs
@@ -230,6 +234,64 @@ def test_pi_rotate_resumable(tmp_path: Path, data_dir: Path) -> None:
     assert SqliteStore(path).count_to_rotate("k2") == 0
     assert "accounts: none" in first.output
     assert not (tmp_path / "no-identity.sqlite").exists()
+
+
+def test_pi_rotate_categories_and_openids(tmp_path: Path, data_dir: Path) -> None:
+    old = {"k1": b"1" * 16}
+    new = {**old, "k2": b"2" * 16}
+    index_key = "i" * 32
+    inputs = _inputs()
+    codec = SeekerPiCodec(SoftwareKeyProvider(old, "k1", index_key.encode()))
+    inputs["seekers"] = codec.protect(generate_seekers(data_dir, 6, seed=3))
+    path = tmp_path / "store.sqlite"
+    write_store(path, **inputs)
+    seeker_ids = [str(value) for value in inputs["seekers"]["seeker_id"]]
+    AssistanceStore.sqlite(path)  # creates the assistance tables
+    with sqlite3.connect(path) as connection:
+        for number, seeker_id in enumerate(seeker_ids[:3]):
+            category = codec.cipher.encrypt(
+                f"category-{number}", FieldContext("assistance_targets", "category_enc", seeker_id)
+            )
+            connection.execute(
+                "INSERT INTO assistance_targets (seeker_id, officer_id, org_id, district_code,"
+                " category_enc, assigned_at, assigned_by, updated_at) VALUES (?, 'o', 'city',"
+                " '610113', ?, '2026-12-05T00:00:00+00:00', 'o', '2026-12-05T00:00:00+00:00')",
+                (seeker_id, category),
+            )
+    accounts = SeekerAccounts.sqlite(path)
+    for number, seeker_id in enumerate(seeker_ids[3:5]):
+        context = FieldContext("seeker_contacts", "wechat_openid_enc", seeker_id)
+        envelope = codec.cipher.encrypt(f"oOpenid{number}", context)
+        accounts.bind_openid(seeker_id, envelope, datetime.now(UTC))
+    keys = ",".join(f"{key_id}:{base64.b64encode(key).decode()}" for key_id, key in new.items())
+    env = {
+        "DOORSTEP_STORE_PATH": str(path),
+        "DOORSTEP_IDENTITY_PATH": str(tmp_path / "no-identity.sqlite"),
+        "DOORSTEP_PI_KEYS": keys,
+        "DOORSTEP_PI_ACTIVE_KEY": "k2",
+        "DOORSTEP_PI_INDEX_KEY": index_key,
+        "DOORSTEP_AUDIT_KEY": "a" * 32,
+    }
+
+    first = runner.invoke(app, ["pi", "rotate", "--batch-size", "2"], env=env)
+    second = runner.invoke(app, ["pi", "rotate"], env=env)
+
+    assert first.exit_code == 0, first.output
+    assert "rotated 3 of 3 assistance category rows to key 'k2' in 2 batches" in first.output
+    assert "rotated 2 of 2 WeChat openid rows to key 'k2' in 1 batches" in first.output
+    assert "rotated 0 of 0 assistance category rows" in second.output
+    assert AssistanceStore.sqlite(path).count_categories_to_rotate("k2") == 0
+    assert accounts.count_openids_to_rotate("k2") == 0
+    rotated = SeekerPiCodec(SoftwareKeyProvider(new, "k2", index_key.encode())).cipher
+    with sqlite3.connect(path) as connection:
+        stored = dict(connection.execute("SELECT seeker_id, category_enc FROM assistance_targets"))
+    assert stored[seeker_ids[0]].startswith("pi1.k2.")
+    context = FieldContext("assistance_targets", "category_enc", seeker_ids[0])
+    assert rotated.decrypt(stored[seeker_ids[0]], context) == "category-0"
+    openid = accounts.openid_envelope(seeker_ids[4])
+    assert openid is not None
+    openid_context = FieldContext("seeker_contacts", "wechat_openid_enc", seeker_ids[4])
+    assert rotated.decrypt(openid, openid_context) == "oOpenid1"
 
 
 def test_pi_reindex_new_key(tmp_path: Path, data_dir: Path) -> None:

@@ -22,6 +22,7 @@ from store.assistance_store import (
 from store.audit import AuditChain, AuditEntry, AuditWrite
 from store.migrations import apply_migrations
 from store.postgres import Pool
+from store.seeker_records import EnvelopeUpdate
 from store.sqlite import SqliteStore, write_store
 from tests.store.test_contract import _inputs
 from tests.store.test_curation_store import _migrated, _roll_back
@@ -261,6 +262,24 @@ def test_concurrent_sign_off_one_vacancy(case: Case) -> None:
 
     assert sorted(outcomes) == ["conflict"] * 4 + ["ok"] * 2
     assert case.store.holding_counts() == {"p1": 2}
+
+
+def test_category_rotation_queries(case: Case) -> None:
+    _assign(case, "sim-1", "sim-2", "sim-3")
+    assert case.store.count_categories_to_rotate("k") == 0
+    assert case.store.count_categories_to_rotate("k_") == 3  # "_" is no LIKE wildcard here
+
+    rows = case.store.categories_to_rotate("k2", 2)
+    stale = EnvelopeUpdate("sim-3", ("pi1.k.other",), ("pi1.k2.other",))
+    written = case.store.replace_categories(
+        [EnvelopeUpdate(seeker_id, old, ("pi1.k2." + seeker_id,)) for seeker_id, old in rows]
+        + [stale]
+    )
+
+    assert rows == [("sim-1", ("pi1.k.sim-1",)), ("sim-2", ("pi1.k.sim-2",))]
+    assert written == 2
+    assert case.store.count_categories_to_rotate("k2") == 1
+    assert case.store.categories_to_rotate("k2", 10) == [("sim-3", ("pi1.k.sim-3",))]
 
 
 def test_sqlite_rebuild_keeps_ledger(tmp_path: Path) -> None:

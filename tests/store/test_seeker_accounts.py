@@ -10,6 +10,7 @@ import pytest
 
 from store.postgres import PostgresStore
 from store.seeker_accounts import ProfileConflictError, ProfileWrite, SeekerAccounts
+from store.seeker_records import EnvelopeUpdate
 from store.sqlite import SqliteStore, write_store
 from tests.store.conftest import make_database, pg_pool, pg_store, pg_url
 from tests.store.test_contract import _inputs
@@ -99,6 +100,22 @@ def test_openid_bind_and_erase(accounts: tuple[Any, SeekerAccounts]) -> None:
     assert tables.erase_seeker("reg-1") == {"seeker_accounts": 0, "seeker_contacts": 0}
     assert tables.openid_envelope("reg-1") is None
     assert tables.linked_account("reg-1") is None
+
+
+def test_openid_rotation_queries(accounts: tuple[Any, SeekerAccounts]) -> None:
+    _, tables = accounts
+    tables.save_profile(ProfileWrite("seeker-1", _row("reg-1", INDEX_A)), AT)
+    tables.bind_openid("reg-1", "pi1.k.first", AT)
+
+    rows = tables.openids_to_rotate("k2", 10)
+    written = tables.replace_openids([EnvelopeUpdate("reg-1", ("pi1.k.first",), ("pi1.k2.x",))])
+    stale = tables.replace_openids([EnvelopeUpdate("reg-1", ("pi1.k.first",), ("pi1.k2.y",))])
+
+    assert rows == [("reg-1", ("pi1.k.first",))]
+    assert written == 1
+    assert stale == 0
+    assert tables.count_openids_to_rotate("k2") == 0
+    assert tables.openid_envelope("reg-1") == "pi1.k2.x"
 
 
 def test_postgres_rejects_plaintext_openid(pg_store: PostgresStore) -> None:
