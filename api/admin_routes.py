@@ -30,7 +30,7 @@ from api.permissions import Permission
 from api.security.audit import record_event
 from api.security.identity import Principal
 from store.audit import AuditLog
-from store.identity import Role, RoleConflictError
+from store.identity import ADMIN_ROLES, Role, RoleConflictError
 
 router = APIRouter(tags=["administration"])
 
@@ -191,6 +191,14 @@ def disable_account(
     """Disable an account of the caller's subtree: a lock with no end, sessions revoked."""
     _not_self(principal, account_id, "disable")
     target = _account_in_subtree(principal, account_id, identity)
+    if target.roles & ADMIN_ROLES:
+        # The three administrators check one another, so none may switch another off.
+        raise QueryLimitError(
+            f"account {account_id!r} holds an administrator role and cannot be disabled here",
+            field="account_id",
+            message_zh="管理员账号不能由系统管理员停用",
+            location="path",
+        )
     identity.lock(target.account_id, DISABLED_UNTIL)
     record_event(request, principal, action="account.disable", object_id=f"account:{account_id}",
                  result="ok", status_code=200)  # fmt: skip

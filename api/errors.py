@@ -47,7 +47,7 @@ from store.assistance_store import (
 )
 from store.audit import AuditWriteError
 from store.base import AnchorNotFoundError, DuplicateAnchorError, PostingNotFoundError
-from store.identity import RoleConflictError
+from store.identity import AccountExistsError, RoleConflictError
 from store.seeker_accounts import ProfileConflictError
 from store.sqlite import LayerNotFoundError, StoreNotFoundError
 from store.sqlite_curation import StoreReplacedError
@@ -114,6 +114,7 @@ _STATUS: list[tuple[type[DoorstepError], int, str]] = [
     (ProfileFieldError, status.HTTP_422_UNPROCESSABLE_CONTENT, "求职者资料无效"),
     (ProfileConflictError, status.HTTP_409_CONFLICT, "该账号或求职者资料已与其他账号关联"),
     (RoleConflictError, status.HTTP_409_CONFLICT, "三类管理员角色不能由同一账号兼任"),
+    (AccountExistsError, status.HTTP_409_CONFLICT, "登录名或手机号码已被其他账号使用"),
     (InvalidCoordinateError, status.HTTP_422_UNPROCESSABLE_CONTENT, "坐标无效"),
     (UnknownCoordSysError, status.HTTP_422_UNPROCESSABLE_CONTENT, "坐标系不受支持"),
     (InvalidTravelModeError, status.HTTP_422_UNPROCESSABLE_CONTENT, "出行方式无效"),

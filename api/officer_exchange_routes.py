@@ -18,6 +18,7 @@ import pandas as pd
 from fastapi import APIRouter, Query, Request, Response, status
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
+from starlette.concurrency import run_in_threadpool
 
 from api.auth import require
 from api.officer_routes import (
@@ -158,6 +159,11 @@ async def import_targets(
 ) -> Any:
     """Check an .xlsx target list and report every row problem; write only on commit."""
     data = await request.body()
+    # Parsing and the store writes block, so they run in the thread pool, not the event loop.
+    return await run_in_threadpool(_import_targets, request, data, commit)
+
+
+def _import_targets(request: Request, data: bytes, commit: bool) -> JSONResponse:
     with audited_failure(request, "assistance.import", "import"):
         rows = read_target_rows(data)
     assignments, issues = _check_rows(request, rows)

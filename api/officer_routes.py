@@ -65,7 +65,13 @@ from matching.match_list import (
     nearest_institutions,
     posting_headcounts,
 )
-from store.assistance_store import AssistanceStore, TargetAssignment
+from store.assistance_store import (
+    AssistanceStore,
+    RecommendationNotFoundError,
+    TargetAssignment,
+    TargetNotFoundError,
+    VisitNotFoundError,
+)
 from store.audit import AuditResult
 from store.identity import Organisation, Role
 from store.seeker_records import SeekerStore
@@ -474,14 +480,18 @@ def check_assignment(
     )
 
 
+_NOT_FOUND = (NotFoundError, TargetNotFoundError, RecommendationNotFoundError, VisitNotFoundError)
+"""The errors that the routes answer with 404."""
+
+
 @contextmanager
 def audited_failure(request: Request, action: str, object_id: str) -> Iterator[None]:
     """Record a write rejected by a rule, with its status, and re-raise the error."""
     try:
         yield
-    except LookupError:
+    except _NOT_FOUND:
         # Another officer's target is recorded as "denied", a missing one as "rejected".
-        # Both return the same 404.
+        # Both return the same 404. Other LookupErrors are bugs and reach the 500 handler.
         result: AuditResult = getattr(request.state, "assistance_result", "rejected")
         record(request, action, object_id, result, status.HTTP_404_NOT_FOUND)
         raise

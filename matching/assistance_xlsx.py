@@ -37,6 +37,12 @@ MAX_IMPORT_BYTES = 1_000_000
 The service's request body limit (``max_body_bytes``, 1 MiB by default) applies first.
 """
 
+MAX_SHEET_ROWS = 10 * MAX_IMPORT_ROWS
+"""Worksheet rows read, blank ones included, before an upload is rejected as too long.
+
+A zipped sheet of identical rows is tiny but expands to hundreds of thousands of rows.
+"""
+
 # Excel refuses a cell that starts with these as text would be read as a formula.
 _FORMULA_STARTS = ("=", "+", "-", "@")
 
@@ -112,15 +118,13 @@ def read_target_rows(data: bytes) -> list[ImportRow]:
             f"the upload has {len(data)} bytes; at most {MAX_IMPORT_BYTES} are accepted"
         )
     try:
-        workbook = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
-    except (InvalidFileException, zipfile.BadZipFile, KeyError, OSError) as err:
+        rows = _sheet_rows(data)
+    except WorkbookError:
+        raise
+    except _UNREADABLE as err:
         raise WorkbookError(
             f"the upload is not a readable .xlsx workbook: {type(err).__name__}"
         ) from err
-    try:
-        rows = list(workbook.worksheets[0].iter_rows(values_only=True))
-    finally:
-        workbook.close()
     if not rows:
         raise WorkbookError("the first worksheet is empty; row 1 must hold the column headers")
     positions = _header_positions(rows[0])
@@ -134,6 +138,38 @@ def read_target_rows(data: bytes) -> list[ImportRow]:
             f"the worksheet has {len(found)} target rows; at most {MAX_IMPORT_ROWS} per import"
         )
     return found
+
+
+# What openpyxl and the XML parser under it raise for a damaged or hostile file: a bad
+# zip, missing parts, cut or malformed XML (SyntaxError covers ParseError), forbidden
+# entities (defusedxml raises ValueError subclasses) and a workbook without sheets.
+_UNREADABLE = (
+    InvalidFileException, zipfile.BadZipFile, KeyError, OSError, ValueError, IndexError,
+    TypeError, SyntaxError,
+)  # fmt: skip
+
+
+def _sheet_rows(data: bytes) -> list[tuple[Any, ...]]:
+    """Return the first worksheet's rows, at most MAX_SHEET_ROWS of them.
+
+    The sheet's declared dimension is ignored, because openpyxl's read-only mode would
+    otherwise stop at it and drop later rows without a word.
+    """
+    workbook = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+    try:
+        sheet = workbook.worksheets[0]
+        sheet.reset_dimensions()
+        rows: list[tuple[Any, ...]] = []
+        for cells in sheet.iter_rows(values_only=True):
+            if len(rows) == MAX_SHEET_ROWS:
+                raise WorkbookError(
+                    f"the worksheet has more than {MAX_SHEET_ROWS} rows; at most"
+                    f" {MAX_IMPORT_ROWS} target rows are accepted per import"
+                )
+            rows.append(cells)
+        return rows
+    finally:
+        workbook.close()
 
 
 def _header_positions(header: Sequence[Any]) -> dict[str, int]:

@@ -307,23 +307,37 @@ class AssistanceStore:
     ) -> int:
         """Assign targets to officers, all or none; a reassigned target keeps its ledger.
 
-        Returns the number of targets written.
+        Only the officer ``by`` who holds a target may hand it over, so one officer cannot
+        take another's targets, ledger and category. Returns the number of targets written.
+
+        Raises
+        ------
+        LedgerConflictError
+            A seeker is already the target of an officer other than ``by``; nothing is
+            written.
         """
         with self._transaction() as tx:
             for item in assignments:
-                tx.execute(
+                written = tx.execute(
                     "INSERT INTO assistance_targets (seeker_id, officer_id, org_id, district_code,"
                     " category_enc, assigned_at, assigned_by, updated_at)"
                     " VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
                     " ON CONFLICT (seeker_id) DO UPDATE SET officer_id = excluded.officer_id,"
                     " org_id = excluded.org_id, district_code = excluded.district_code,"
                     " category_enc = excluded.category_enc, assigned_at = excluded.assigned_at,"
-                    " assigned_by = excluded.assigned_by, updated_at = excluded.updated_at",
+                    " assigned_by = excluded.assigned_by, updated_at = excluded.updated_at"
+                    " WHERE assistance_targets.officer_id = ?",
                     (
                         item.seeker_id, item.officer_id, item.org_id, item.district_code,
-                        item.category_enc, tx.time(at), by, tx.time(at),
+                        item.category_enc, tx.time(at), by, tx.time(at), by,
                     ),
                 )  # fmt: skip
+                if written == 0:
+                    raise LedgerConflictError(
+                        f"seeker {item.seeker_id!r} is already the target of another officer;"
+                        " only that officer can hand the target over",
+                        "该求职者已由其他援助员负责，只能由该援助员移交",
+                    )
             tx.append_audit(audit)
         logger.info("assigned %d assistance targets (by %s)", len(assignments), by)
         return len(assignments)

@@ -70,6 +70,33 @@ def test_create_list_disable_unlock(client: TestClient, admins: dict[Role, Staff
     assert unlocked.json()["locked_until"] is None
 
 
+def test_create_existing_login_409(client: TestClient, admins: dict[Role, StaffLogin]) -> None:
+    system = admins[Role.SYSTEM_ADMIN]
+    _create(client, system, "twice.made", mobile="13712340002")
+    body = {
+        "login": "twice.made", "name": "李明", "mobile": "13712340003",
+        "org_id": "station:610113001001", "role": "station_staff", "password": PASSWORD,
+    }  # fmt: skip
+
+    response = client.post("/v1/admin/accounts", json=body, headers=system.headers)
+
+    assert response.status_code == 409
+    assert "13712340003" not in response.text
+
+
+def test_other_admin_not_disabled(client: TestClient, admins: dict[Role, StaffLogin]) -> None:
+    audit_admin = admins[Role.AUDIT_ADMIN]
+
+    response = client.post(
+        f"/v1/admin/accounts/{audit_admin.account_id}/disable",
+        headers=admins[Role.SYSTEM_ADMIN].headers,
+    )
+
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"] == ["path", "account_id"]
+    assert client.get("/v1/auth/me", headers=audit_admin.headers).status_code == 200
+
+
 def test_create_outside_subtree_404(client: TestClient, admins: dict[Role, StaffLogin]) -> None:
     body = {
         "login": "far.away", "name": "王", "mobile": "13712340000", "org_id": "district:610102",

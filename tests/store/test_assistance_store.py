@@ -110,6 +110,26 @@ def test_reassign_keeps_ledger(case: Case) -> None:
     assert case.store.targets("officer-1") == []
 
 
+def test_other_officers_target_not_taken(case: Case) -> None:
+    _assign(case, "sim-1", officer="officer-2")  # assigned by officer-1
+    before = case.audit_count()
+    taking = TargetAssignment("sim-1", "officer-3", "district:610113", "610113", "pi1.k.new")
+
+    with pytest.raises(LedgerConflictError, match="another officer"):
+        case.store.assign_targets(
+            [TargetAssignment("sim-9", "officer-3", "district:610113", "610113", "pi1.k.x"),
+             taking],
+            "officer-3", NOW, _audit("assistance.assign"),
+        )  # fmt: skip
+
+    target = case.store.target("sim-1")
+    assert target is not None
+    assert target["officer_id"] == "officer-2"
+    assert target["category_enc"] == "pi1.k.sim-1"
+    assert case.store.target("sim-9") is None
+    assert case.audit_count() == before
+
+
 def test_guidance_only_once(case: Case) -> None:
     _guided(case, "sim-1")
     before = case.audit_count()
