@@ -173,7 +173,9 @@ def record_guidance(
         _my_target(request, seeker_id)
         if body.topic not in GUIDANCE_TOPICS:
             raise LedgerError(
-                f"topic {body.topic!r} is unknown; expected {sorted(GUIDANCE_TOPICS)}"
+                f"topic is unknown; expected one of {sorted(GUIDANCE_TOPICS)}",
+                f"指导主题无效，可选值为 {'、'.join(sorted(GUIDANCE_TOPICS))}",
+                field="topic",
             )
         target = assistance_store(request).record_guidance(
             seeker_id, body.topic, datetime.now(UTC), principal_write(request, action, object_id)
@@ -267,7 +269,9 @@ def offer_training(
         names = layer.loc[layer["baidu_uid"].astype(str) == body.institution_id, "name"]
         if names.empty:
             raise LedgerError(
-                f"institution_id {body.institution_id!r} is not in the training layer"
+                "institution_id is not in the training institutions layer",
+                "培训机构不在培训机构图层中",
+                field="institution_id",
             )
         target = assistance_store(request).offer_training(
             seeker_id,
@@ -599,11 +603,21 @@ def _postings_by_id(request: Request, posting_ids: list[str]) -> dict[str, dict[
 
 
 def _active_postings(request: Request, posting_ids: list[str]) -> Any:
+    if len(set(posting_ids)) < len(posting_ids):
+        raise LedgerError(
+            "posting_ids repeats a posting; sign off 1 to 3 distinct postings",
+            "推荐岗位重复，请选择 1 至 3 个不同的岗位",
+            field="posting_ids",
+        )
     postings = request.app.state.recommender.postings
     found = postings[postings["posting_id"].astype(str).isin(posting_ids)]
     missing = sorted(set(posting_ids) - set(found["posting_id"].astype(str)))
     if missing:
-        raise LedgerError(f"posting(s) {missing} are not active postings")
+        raise LedgerError(
+            f"posting(s) {missing} are not active postings",
+            "所选岗位已下线或不存在",
+            field="posting_ids",
+        )
     return found
 
 

@@ -73,11 +73,16 @@ class LedgerError(DoorstepError, ValueError):
     """A 131 ledger write breaks a state rule; the message names the rule.
 
     ``message_zh`` is the rule in Chinese for the officer's page, when one is given.
+    ``field`` names the request body field that broke it, when one did.
     """
 
-    def __init__(self, message: str, message_zh: str | None = None) -> None:
+    def __init__(
+        self, message: str, message_zh: str | None = None, *, field: str | None = None
+    ) -> None:
         super().__init__(message)
         self.message_zh = message_zh
+        self.field = field
+        self.location = "body" if field else None
 
 
 class CategoryError(LedgerError):
@@ -233,8 +238,9 @@ def check_transition(current: str, requested: str) -> None:
     """Raise LedgerError unless a recommendation may move from ``current`` to ``requested``."""
     if requested not in TRANSITIONS:
         raise LedgerError(
-            f"state {requested!r} is unknown; expected one of {sorted(TRANSITIONS)}",
+            f"state is unknown; expected one of {sorted(TRANSITIONS)}",
             "推荐状态无效",
+            field="state",
         )
     if requested not in TRANSITIONS[current]:
         allowed = sorted(TRANSITIONS[current]) or "none, the recommendation is closed"
@@ -293,7 +299,11 @@ def check_training_offer(guidance_recorded: bool, already_offered: bool) -> None
 def check_training_response(offered: bool, response: str, current: str | None) -> None:
     """Raise LedgerError unless the target's response to the training offer may be stored."""
     if response not in TRAINING_RESPONSES:
-        raise LedgerError(f"response {response!r} is unknown; expected {list(TRAINING_RESPONSES)}")
+        raise LedgerError(
+            f"response is unknown; expected one of {list(TRAINING_RESPONSES)}",
+            "培训反馈无效，可选值为 accepted 或 declined",
+            field="response",
+        )
     if not offered:
         raise LedgerError(
             "record the training offer before the target's response to it", "请先记录培训推荐"

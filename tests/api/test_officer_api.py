@@ -183,6 +183,41 @@ def test_other_officer_sees_404(client: TestClient, officers: Officers, targets:
     assert ("assistance.guidance", "denied", f"seeker:{targets[0]}") in _audit_actions(client)
 
 
+def test_other_officers_target_not_taken(
+    client: TestClient, officers: Officers, targets: list[str]
+) -> None:
+    assert _assign(client, officers.first, targets[0], officers.first).status_code == 201
+
+    taken = _assign(client, officers.second, targets[0], officers.second)
+
+    assert taken.status_code == 409
+    assert [t["seeker_id"] for t in client.get(
+        "/v1/assistance/targets", headers=officers.first.headers
+    ).json()].count(targets[0]) == 1  # fmt: skip
+    assert client.get("/v1/assistance/targets", headers=officers.second.headers).json() == []
+
+
+def test_rule_errors_name_body_field(
+    client: TestClient, officers: Officers, targets: list[str]
+) -> None:
+    _assign(client, officers.first, targets[0], officers.first)
+    topic = client.post(
+        f"/v1/assistance/targets/{targets[0]}/guidance",
+        json={"topic": "张三 13800138000"},
+        headers=officers.first.headers,
+    )
+    _guide(client, officers.first, targets[0])
+    posting = str(client.app.state.recommender.postings["posting_id"].iloc[0])  # type: ignore[attr-defined]
+
+    repeated = _sign(client, officers.first, targets[0], [posting, posting])
+
+    assert topic.status_code == 422
+    assert topic.json()["detail"][0]["loc"] == ["body", "topic"]
+    assert "13800138000" not in topic.text
+    assert repeated.status_code == 422
+    assert repeated.json()["detail"][0]["loc"] == ["body", "posting_ids"]
+
+
 def test_assign_other_org_seeker_404(
     client: TestClient, officers: Officers, targets: list[str]
 ) -> None:
