@@ -124,7 +124,7 @@ def coverage_dashboard(
             postings = store.postings_frame()
         progress.update(step, description="可达岗位与2SFCA accessibility and 2SFCA")
         access = measure_accessibility(seekers, postings, network)
-        simulated = bool(seekers["simulated"].astype(bool).all())
+        simulated = bool(seekers["simulated"].astype(bool).any())
         figures = dashboard_figures(circle, access, regions, simulated_seekers=simulated)
         size = write_dashboard(figures, target)
         progress.update(step, description="完成 done")

@@ -204,7 +204,7 @@ def stats(store: StoreDep, recommender: RecommenderDep) -> Stats:
         postings=recommender.n_postings,
         anchors=int(counts["n"].sum()),
         seekers=recommender.n_seekers,
-        simulated_seekers=bool(recommender.seekers["simulated"].all()),
+        simulated_seekers=bool(recommender.seekers["simulated"].any()),
         anchors_by_precision=_totals(counts, "precision", [p.value for p in Precision]),
         anchors_by_state=_totals(counts, "state", [s.value for s in AnchorState]),
         postings_by_precision={p.value: int(postings.get(p.value, 0)) for p in Precision},

@@ -153,6 +153,7 @@ class Stats(BaseModel):
     anchors: int
     seekers: int
     simulated_seekers: bool
+    """True when any stored seeker is simulated, so the counts include simulated data."""
     anchors_by_precision: dict[str, int]
     anchors_by_state: dict[str, int]
     postings_by_precision: dict[str, int]

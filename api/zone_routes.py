@@ -339,7 +339,7 @@ def graduate_universities_counts(request: Request, recommender: RecommenderDep) 
         )
     ]
     return UniversityCounts(
-        simulated=bool(recommender.seekers["simulated"].all()),
+        simulated=bool(recommender.seekers["simulated"].any()),
         universities=universities,
         graduates_without_university=counts.graduates_without_university,
     )

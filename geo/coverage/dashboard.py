@@ -45,7 +45,7 @@ def dashboard_figures(
     regions
         For district names.
     simulated_seekers
-        Whether the seekers behind ``access`` are simulated, which the page shows.
+        Whether any seeker behind ``access`` is simulated, which the page shows.
 
     Returns
     -------
