@@ -70,8 +70,8 @@ STATE_LABELS_ZH = {
 assert set(STATE_LABELS_ZH) == set(TRANSITIONS)  # nosec B101 # every state has a label
 
 MATCH_HEADERS = (
-    "求职者编号", "姓名", "援助类别", "岗位编号", "岗位名称", "用人单位", "所在区县代码",
-    "通勤时间(分钟)", "公益性岗位", "夜班或倒班", "匹配分", "系统推荐",
+    "求职者编号", "模拟数据", "姓名", "援助类别", "岗位编号", "岗位名称", "用人单位",
+    "所在区县代码", "通勤时间(分钟)", "公益性岗位", "夜班或倒班", "匹配分", "系统推荐",
 )  # fmt: skip
 LEDGER_HEADERS = (
     "求职者编号", "模拟数据", "姓名", "手机号", "援助类别", "援助员账号", "职业指导时间",
@@ -306,13 +306,17 @@ def _match_rows(
     request: Request, targets: list[dict[str, Any]], people: dict[str, dict[str, str]]
 ) -> list[list[Any]]:
     found = build_list_for(request, targets, "zh")
+    seekers = request.app.state.recommender.seekers
     rows = []
     for match in found.rows.to_dict("records"):
-        person = people[str(match["seeker_id"])]
+        seeker_id = str(match["seeker_id"])
+        person = people[seeker_id]
         commute = match["estimated_commute_min"]
+        simulated = seeker_id in seekers.index and bool(seekers.loc[seeker_id, "simulated"])
         rows.append(
             [
-                match["seeker_id"], person["name"], person["category"], match["posting_id"],
+                seeker_id, "是" if simulated else "否", person["name"], person["category"],
+                match["posting_id"],
                 match["title"], match["company"], match["district_code"],
                 None if pd.isna(commute) else round(float(commute)),
                 "是" if match["public_welfare"] else "否", "是" if match["night_shift"] else "否",

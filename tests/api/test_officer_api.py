@@ -405,7 +405,8 @@ def test_export_unmasked_and_masked(
     assert masked_ledger[1][4] == "已隐藏"
     assert seeker["name"].encode() not in masked.content
     matches = _sheet_rows(plain.content, "匹配清单")
-    assert matches[0][0] == "求职者编号"
+    assert matches[0][:3] == ["求职者编号", "模拟数据", "姓名"]
+    assert {row[1] for row in matches[1:]} == {"是"}
     assert len(matches) == 1 + 6  # three proposals and three alternatives of one target
     actions = [action for action, _, _ in _audit_actions(client)]
     assert "assistance.export.unmasked" in actions
