@@ -202,7 +202,8 @@ class SeekerAccountService:
         return {
             "seeker_id": seeker_id,
             "simulated": bool(current.get("simulated", False)),
-            "group": profile.group,
+            # Officers register assistance targets, so a seeker's own write keeps that group.
+            "group": "assistance" if current.get("group") == "assistance" else profile.group,
             "education": profile.education,
             "experience_years": profile.experience_years,
             "major": profile.major,

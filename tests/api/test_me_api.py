@@ -583,6 +583,18 @@ def test_dev_session_as_simulated_seeker(
         assert str(value) not in listed.text
 
 
+def test_assistance_target_keeps_group(client: TestClient, plaintext_seekers: pd.DataFrame) -> None:
+    assistance = plaintext_seekers.loc[plaintext_seekers["group"] == "assistance", "seeker_id"]
+    seeker_id = str(assistance.iloc[0])
+    token = client.post(f"/v1/dev/seekers/{seeker_id}/session").json()["token"]
+    headers = {"Authorization": f"Bearer {token}"}
+
+    saved = client.put("/v1/me/profile", headers=headers, json=_profile_body())
+
+    assert saved.status_code == 200, saved.text
+    assert client.get("/v1/me/profile", headers=headers).json()["group"] == "assistance"
+
+
 def test_dev_session_refuses_registered(client: TestClient) -> None:
     _, headers = _seeker_login(client)
     seeker_id = client.put("/v1/me/profile", headers=headers, json=_profile_body()).json()[
