@@ -313,11 +313,28 @@ async def _handle_validation_error(request: Request, error: Exception) -> JSONRe
     )
 
 
+def _field_name(location: Sequence[Any]) -> str:
+    """Return the field an error is about; a list item's index is skipped for its list."""
+    names = [str(part) for part in location if not isinstance(part, int)]
+    return names[-1] if names else ""
+
+
+def _label(location: Sequence[Any], name: str) -> str:
+    """Return the Chinese label of a query or path parameter, else the field name itself.
+
+    The labels name query and path parameters; a body field of the same name (a
+    person's ``name``, say) is another thing.
+    """
+    if location and location[0] in ("query", "path"):
+        return PARAMETER_LABELS_ZH.get(name, name)
+    return name
+
+
 def _validation_detail(item: Mapping[str, Any]) -> dict[str, Any]:
     location: Sequence[Any] = item.get("loc", ())
-    name = str(location[-1]) if location else ""
+    name = _field_name(location)
     error_type = str(item.get("type"))
-    label = name if error_type in _UNKNOWN_NAME_TYPES else PARAMETER_LABELS_ZH.get(name, name)
+    label = name if error_type in _UNKNOWN_NAME_TYPES else _label(location, name)
     context = {key: str(value) for key, value in (item.get("ctx") or {}).items()}
     template = VALIDATION_MESSAGES_ZH.get(error_type, "{label} 无效")
     try:

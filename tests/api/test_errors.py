@@ -1,8 +1,10 @@
 """The domain-error table: curation errors get the status codes the API promises."""
 
+from typing import Literal
+
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from api.errors import QueryLimitError, install_error_handlers
 from api.security.sms import SmsDeliveryError
@@ -84,6 +86,26 @@ def test_extra_field_names_itself() -> None:
     assert detail["type"] == "extra_forbidden"
     assert detail["msg_zh"] == "不接受字段 name"
     assert "图层名称" not in detail["msg_zh"]
+
+
+def test_body_field_not_labelled_as_parameter() -> None:
+    app = FastAPI()
+    install_error_handlers(app)
+
+    class Body(BaseModel):
+        name: str = Field(max_length=4)
+        roles: list[Literal["a", "b"]]
+
+    @app.post("/people")
+    def create(body: Body) -> None:
+        return None
+
+    response = TestClient(app).post("/people", json={"name": "王" * 5, "roles": ["c"]})
+
+    assert response.status_code == 422, response.text
+    messages = {tuple(item["loc"]): item["msg_zh"] for item in response.json()["detail"]}
+    assert messages[("body", "name")] == "name 不能超过 4 个字符"
+    assert messages[("body", "roles", 0)].startswith("roles 的取值无效")
 
 
 def test_body_error_location() -> None:
