@@ -25,7 +25,7 @@ from api.auth_routes import (
     _account_in_subtree,
     _account_out,
 )
-from api.errors import NotFoundError, QueryLimitError
+from api.errors import NotFoundError, QueryLimitError, fields_in_body
 from api.permissions import Permission
 from api.security.audit import record_event
 from api.security.identity import Principal
@@ -169,10 +169,11 @@ def create_account(
     caller_org = principal.account.org_id
     if caller_org is None or identity.store.organisation_within(body.org_id, caller_org) is None:
         raise NotFoundError(f"organisation {body.org_id!r} not found", "机构不存在")
-    created = identity.create_staff(
-        login=body.login, name=body.name, mobile=body.mobile, org_id=body.org_id,
-        roles=[Role(body.role)], password=body.password, second_factor=body.second_factor,
-    )  # fmt: skip
+    with fields_in_body():
+        created = identity.create_staff(
+            login=body.login, name=body.name, mobile=body.mobile, org_id=body.org_id,
+            roles=[Role(body.role)], password=body.password, second_factor=body.second_factor,
+        )  # fmt: skip
     account_id = created.account.account_id
     record_event(request, principal, action="account.create", object_id=f"account:{account_id}",
                  result="ok", status_code=201)  # fmt: skip

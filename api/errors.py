@@ -6,7 +6,8 @@ FastAPI's own request-validation errors get the same ``msg_zh`` treatment.
 """
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request, status
@@ -215,6 +216,21 @@ VALIDATION_MESSAGES_ZH: dict[str, str] = {
 # is the sent name itself, because a parameter label such as name → 图层名称 would name
 # another field.
 _UNKNOWN_NAME_TYPES = frozenset({"extra_forbidden"})
+
+
+@contextmanager
+def fields_in_body() -> Iterator[None]:
+    """Report the field of a domain error raised inside the block as a body field.
+
+    Domain errors name a field but not where the request carried it, and the handler
+    assumes the query string; routes whose input is a JSON body wrap their checks in this.
+    """
+    try:
+        yield
+    except DoorstepError as err:
+        if getattr(err, "field", None) and getattr(err, "location", None) is None:
+            err.location = "body"  # type: ignore[attr-defined]
+        raise
 
 
 def install_error_handlers(app: FastAPI) -> None:

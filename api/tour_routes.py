@@ -18,7 +18,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field, StringConstraints
 
 from api.auth import require
-from api.errors import QueryLimitError
+from api.errors import QueryLimitError, fields_in_body
 from api.permissions import Permission
 from api.regions_state import app_regions
 from api.route_routes import TransitDep
@@ -159,7 +159,8 @@ def plan_tour_route(
 
 def _depot(depot: DepotIn) -> tuple[float, float]:
     """Convert the depot to WGS84; a point outside Xi'an is a 422 naming ``depot``."""
-    return validate_and_convert(depot.lon, depot.lat, depot.coord_sys, field="depot")
+    with fields_in_body():
+        return validate_and_convert(depot.lon, depot.lat, depot.coord_sys, field="depot")
 
 
 def _check_anchors(

@@ -75,7 +75,7 @@ def test_depot_outside_xian_names_field(tour_client: TestClient, yanta_staff: St
 
     assert response.status_code == 422
     detail = response.json()["detail"][0]
-    assert detail["loc"][-1] == "depot"
+    assert detail["loc"] == ["body", "depot"]
     assert "outside the Xi'an area" in detail["msg"]
 
 
