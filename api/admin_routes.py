@@ -195,7 +195,7 @@ def disable_account(
     if target.roles & ADMIN_ROLES:
         # The three administrators check one another, so none may switch another off.
         raise QueryLimitError(
-            f"account {account_id!r} holds an administrator role and cannot be disabled here",
+            f"account {account_id!r} has an administrator role and cannot be disabled here",
             field="account_id",
             message_zh="管理员账号不能由系统管理员停用",
             location="path",
