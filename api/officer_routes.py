@@ -56,6 +56,7 @@ from matching.assistance import (
     category_label,
     is_complete,
     parse_category,
+    service_day,
 )
 from matching.assistance_xlsx import WorkbookError
 from matching.match_list import (
@@ -665,4 +666,4 @@ def _missing(value: Any) -> bool:
 
 
 def _today() -> date:
-    return datetime.now(UTC).date()
+    return service_day(datetime.now(UTC))

@@ -10,8 +10,9 @@ The ledger tables live in :mod:`store.assistance_store`.
 import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any, Literal
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import pandas as pd
@@ -349,6 +350,15 @@ def completion_rates(targets: pd.DataFrame, by: str) -> pd.DataFrame:
     grouped["completed"] = grouped["completed"].astype(int)
     grouped["rate"] = grouped["completed"] / grouped["targets"]
     return grouped
+
+
+SERVICE_TIME_ZONE = ZoneInfo("Asia/Shanghai")
+"""Zone of the officers' calendar days: a visit due "today" means today in Xi'an."""
+
+
+def service_day(at: datetime) -> date:
+    """Return the Xi'an calendar day of an aware time."""
+    return at.astimezone(SERVICE_TIME_ZONE).date()
 
 
 def visit_due_on(delivered_on: date) -> date:

@@ -35,6 +35,7 @@ from matching.assistance import (
     check_training_response,
     check_transition,
     check_visit_day,
+    service_day,
     visit_due_on,
 )
 from store import postgres_audit, sqlite_audit
@@ -546,8 +547,8 @@ class AssistanceStore:
     def schedule_visit(
         self, seeker_id: str, due_on: date, at: datetime, audit: AuditWrite
     ) -> dict[str, Any]:
-        """Schedule a return visit on ``due_on`` (today or later, in UTC days)."""
-        check_visit_day(due_on, at.astimezone(UTC).date())
+        """Schedule a return visit on ``due_on`` (today or later, in Xi'an days)."""
+        check_visit_day(due_on, service_day(at))
         with self._transaction() as tx:
             _locked_target(tx, seeker_id)
             visit_id = _insert_visit(tx, seeker_id, due_on, "scheduled", at)
@@ -619,7 +620,7 @@ def _schedule_delivery_visit(tx: LedgerTx, seeker_id: str, at: datetime) -> None
         (seeker_id,),
     )
     if not pending:
-        _insert_visit(tx, seeker_id, visit_due_on(at.astimezone(UTC).date()), "delivery", at)
+        _insert_visit(tx, seeker_id, visit_due_on(service_day(at)), "delivery", at)
 
 
 def _insert_visit(tx: LedgerTx, seeker_id: str, due_on: date, reason: str, at: datetime) -> str:

@@ -16,6 +16,7 @@ from pydantic import SecretStr
 
 from api.app import create_app
 from api.settings import AuthSettings, CacheSettings, DataSettings, Settings
+from matching.assistance import service_day
 from store.identity import CITY_ORG_ID, Role
 from store.postgres import Pool, PostgresStore
 from store.sqlite import SqliteStore, write_store
@@ -356,7 +357,7 @@ def test_due_visits(client: TestClient, officers: Officers, targets: list[str]) 
     _sign(client, officers.first, seeker_id, ["job-0"])
     path = f"/v1/assistance/targets/{seeker_id}/recommendations/job-0/state"
     client.post(path, json={"state": "delivered"}, headers=headers)
-    today = datetime.now(UTC).date().isoformat()
+    today = service_day(datetime.now(UTC)).isoformat()
 
     scheduled = client.post(
         f"/v1/assistance/targets/{seeker_id}/visits", json={"due_on": today}, headers=headers

@@ -20,6 +20,7 @@ from matching.assistance import (
     completion_rates,
     is_complete,
     parse_category,
+    service_day,
     visit_due_on,
 )
 
@@ -217,3 +218,13 @@ def test_visit_days() -> None:
     check_visit_day(date(2026, 12, 5), date(2026, 12, 5))
     with pytest.raises(LedgerError, match="before today"):
         check_visit_day(date(2026, 12, 4), date(2026, 12, 5))
+
+
+def test_service_day_is_xian_day() -> None:
+    # 17:00 UTC on 4 December is 01:00 on 5 December in Xi'an.
+    late_evening_utc = datetime(2026, 12, 4, 17, 0, tzinfo=UTC)
+
+    assert service_day(late_evening_utc) == date(2026, 12, 5)
+    assert service_day(datetime(2026, 12, 4, 15, 59, tzinfo=UTC)) == date(2026, 12, 4)
+    with pytest.raises(LedgerError, match="before today"):
+        check_visit_day(date(2026, 12, 4), service_day(late_evening_utc))
