@@ -15,6 +15,7 @@ from api.security.pi_rotation import (
     RotationProgress,
     RotationReport,
     RotationStalledError,
+    reindex_accounts,
     reindex_seekers,
     rotate_accounts,
     rotate_envelope_column,
@@ -99,17 +100,23 @@ def pi_reindex(
         int, typer.Option(min=1, max=100_000, help="Rows re-indexed per transaction.")
     ] = DEFAULT_BATCH_SIZE,
 ) -> None:
-    """Recompute the seekers' blind indexes under DOORSTEP_PI_INDEX_KEY; run again after a crash."""
+    """Recompute seekers' and accounts' blind indexes under DOORSTEP_PI_INDEX_KEY.
+
+    Run it again after a crash.
+    """
     from api.cli import console
 
     settings: Settings = ctx.obj
-    with (
-        _seeker_store(settings) as (store, codec),
-        _key_errors("reindexing"),
-        _progress("重建盲索引 recomputing blind indexes") as tick,
-    ):
-        written = reindex_seekers(store, codec, batch_size=batch_size, progress=tick)
-    console.print(f"recomputed the blind indexes of {written:,} seeker rows")
+    with _seeker_store(settings) as (store, codec), _key_errors("reindexing"):
+        with _progress("重建盲索引 recomputing blind indexes") as tick:
+            written = reindex_seekers(store, codec, batch_size=batch_size, progress=tick)
+        console.print(f"recomputed the blind indexes of {written:,} seeker rows")
+        identity = _identity_store(settings, store)
+        if identity is None:
+            console.print(f"accounts: none, {settings.auth.identity_path} does not exist")
+            return
+        accounts = reindex_accounts(identity, codec.cipher, codec.index, batch_size=batch_size)
+        console.print(f"recomputed the mobile blind indexes of {accounts:,} accounts")
 
 
 @contextmanager

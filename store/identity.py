@@ -197,6 +197,14 @@ class IdentityStore(Protocol):
         """Write every update whose row still has its old envelopes, in one transaction."""
         ...
 
+    def account_mobiles(self, after: str, limit: int) -> list[tuple[str, str]]:
+        """Return up to ``limit`` (account_id, mobile_enc) rows after ``after``, by account_id."""
+        ...
+
+    def replace_mobile_indexes(self, indexes: Sequence[tuple[str, str]]) -> int:
+        """Set the mobile blind index of each (account_id, index) pair, in one transaction."""
+        ...
+
     def staff_in_subtree(self, org_id: str, limit: int) -> list[Account]:
         """Return up to ``limit`` staff accounts of ``org_id``'s subtree, by login, with roles."""
         ...

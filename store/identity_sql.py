@@ -355,6 +355,27 @@ class SqlIdentity(ABC):
                 )
         return written
 
+    def account_mobiles(self, after: str, limit: int) -> list[tuple[str, str]]:
+        """Return up to ``limit`` (account_id, mobile_enc) rows after ``after``, by account_id."""
+        with self.transaction() as tx:
+            found = tx.rows(
+                "SELECT account_id, mobile_enc FROM accounts WHERE account_id > %s"
+                " ORDER BY account_id LIMIT %s",
+                (after, limit),
+            )
+        return [(str(row[0]), str(row[1])) for row in found]
+
+    def replace_mobile_indexes(self, indexes: Sequence[tuple[str, str]]) -> int:
+        """Set the mobile blind index of each (account_id, index) pair, in one transaction."""
+        written = 0
+        with self.transaction() as tx:
+            for account_id, mobile_index in indexes:
+                written += tx.run(
+                    "UPDATE accounts SET mobile_index = %s WHERE account_id = %s",
+                    (mobile_index, account_id),
+                )
+        return written
+
     # Lockout
 
     def record_login_failure(

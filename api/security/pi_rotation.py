@@ -17,8 +17,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from api.security.blind_index import BlindIndex
 from api.security.encryption import FieldCipher, FieldContext
 from api.security.seeker_pi import TABLE, SeekerPiCodec
+from api.security.validation import normalise_mobile
 from geo.errors import DoorstepError
 from store.envelope_column import EnvelopeColumn
 from store.identity import ACCOUNT_ENVELOPE_COLUMNS, AccountEnvelopeUpdate, IdentityStore
@@ -238,4 +240,32 @@ def reindex_seekers(
         if progress is not None:
             progress(written, total)
     logger.info("recomputed the blind indexes of %d seeker rows", written)
+    return written
+
+
+def reindex_accounts(
+    store: IdentityStore,
+    cipher: FieldCipher,
+    index: BlindIndex,
+    *,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+) -> int:
+    """Recompute every account's mobile blind index under ``index``; return rows written.
+
+    Staff SMS login and the seeker account link look accounts up by this index, so it
+    must follow the seekers' indexes to a new key. Works like :func:`reindex_seekers`.
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size {batch_size} is invalid; expected at least 1")
+    written = 0
+    after = ""
+    while rows := store.account_mobiles(after, batch_size):
+        indexes = []
+        for account_id, envelope in rows:
+            context = FieldContext(ACCOUNTS_TABLE, "mobile_enc", account_id)
+            mobile = normalise_mobile(cipher.decrypt(envelope, context))
+            indexes.append((account_id, index.digest("mobile", mobile)))
+        written += store.replace_mobile_indexes(indexes)
+        after = rows[-1][0]
+    logger.info("recomputed the mobile blind indexes of %d accounts", written)
     return written

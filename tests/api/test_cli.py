@@ -13,6 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from api.cli import app
+from api.security.blind_index import BlindIndex
 from api.security.encryption import FieldCipher, FieldContext, SoftwareKeyProvider
 from api.security.pi_rotation import rotate_accounts
 from api.security.seeker_pi import SeekerPiCodec
@@ -395,6 +396,20 @@ def test_pi_rotate_accounts(tmp_path: Path, data_dir: Path) -> None:
     assert _plain_accounts(identity, {"k2": KEY_2}) == before
     totp_column = [row[3] for row in before]
     assert totp_column.count("") == 3  # SMS accounts keep a NULL secret
+
+
+def test_pi_reindex_accounts(tmp_path: Path, data_dir: Path) -> None:
+    identity = _accounts_under_k1(tmp_path, data_dir, 4)
+    env = {**_key_env(tmp_path, {"k1": KEY_1}, "k1"), "DOORSTEP_PI_INDEX_KEY": "n" * 32}
+
+    result = runner.invoke(app, ["pi", "reindex", "--batch-size", "3"], env=env)
+
+    assert result.exit_code == 0, result.output
+    assert "recomputed the mobile blind indexes of 4 accounts" in result.output
+    new_index = BlindIndex(b"n" * 32)
+    found = identity.account_by_mobile("staff", new_index.digest("mobile", "13900000002"))
+    assert found is not None
+    assert found.account_id == "acc-002"
 
 
 def test_pi_rotate_resumes_accounts(tmp_path: Path, data_dir: Path) -> None:

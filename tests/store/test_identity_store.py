@@ -452,3 +452,21 @@ def test_tree_from_real_regions(data_dir: Path, tmp_path: Path) -> None:
     yanta = store.subtree_district_codes("district:610113")
     assert yanta == {"610113"}
     assert store.subtree_district_codes(CITY_ORG_ID) == set(regions.districts["code"])
+
+
+def test_mobile_index_rows(identity: SqlIdentity) -> None:
+    first, second = _account(), _account()
+    for account in (first, second):
+        identity.create_account(account)
+    mine = {first.account_id, second.account_id}
+
+    rows = [row for row in identity.account_mobiles("", 10_000) if row[0] in mine]
+    written = identity.replace_mobile_indexes([(first.account_id, "idx-new")])
+
+    assert sorted(rows) == sorted((account_id, "v1:envelope-mobile") for account_id in mine)
+    assert written == 1
+    found = identity.account_by_mobile("staff", "idx-new")
+    assert found is not None
+    assert found.account_id == first.account_id
+    after = identity.account_mobiles(min(mine), 10_000)
+    assert min(mine) not in [account_id for account_id, _ in after]
