@@ -19,7 +19,7 @@ from api.permissions import (
 )
 from api.security.sms import OutboxSmsGateway
 from api.settings import AuthSettings, CacheSettings, DataSettings, Settings
-from store.identity import ADMIN_ROLES, Role
+from store.identity import ADMIN_ROLES, CITY_ORG_ID, Organisation, Role
 from store.sqlite import SqliteStore
 from tests.store.test_identity_store import TREE
 
@@ -65,7 +65,11 @@ def app_client(
     )
     app = create_app(settings, store=store)
     with TestClient(app) as client:
-        client.app.state.identity.store.seed_organisations(TREE)  # type: ignore[attr-defined]
+        # 碑林区 holds the test store's records, so the city subtree must include it.
+        beilin = Organisation(
+            "district:610103", CITY_ORG_ID, "district", "碑林区就业服务中心", "610103", "610103"
+        )
+        client.app.state.identity.store.seed_organisations([*TREE, beilin])  # type: ignore[attr-defined]
         yield client
 
 
@@ -214,6 +218,90 @@ def test_other_organisation_is_404(app_client: TestClient, route: APIRoute) -> N
     )
     # Apart from the id it names, a foreign account's 404 is a missing account's 404.
     assert other_response.text.replace(other, "ID") == missing.text.replace("staff-none", "ID")
+
+
+# Routes on one anchor, seeker or posting. The test store holds one of each, all in
+# 碑林区 (610103): staff of 雁塔区 (610113) must get the 404 of a missing record, and
+# city staff (whose subtree holds 碑林区) read them.
+RECORD_ROUTES = [
+    route
+    for route in PROTECTED
+    if any(name in route.path for name in ("{anchor_id}", "{seeker_id}", "{posting_id}"))
+]
+
+RECORD_BODIES = {
+    **SAMPLE_BODIES,
+    "/v1/staff/anchors/{anchor_id}": {
+        "expected_version": 1, "reason": "核实", "changes": {"address": "碑林区某路 1 号"},
+    },
+    "/v1/assistance/targets/{seeker_id}/guidance": {"topic": "policy"},
+    "/v1/assistance/targets/{seeker_id}/recommendations": {"posting_ids": ["posting-none"]},
+    "/v1/assistance/targets/{seeker_id}/recommendations/{posting_id}/state": {
+        "state": "delivered",
+    },
+    "/v1/assistance/targets/{seeker_id}/training": {"institution_id": "abc123"},
+    "/v1/assistance/targets/{seeker_id}/training/response": {"response": "accepted"},
+    "/v1/assistance/targets/{seeker_id}/visits": {"due_on": "2030-01-01"},
+}  # fmt: skip
+
+
+def _holder(permission: Permission) -> Role:
+    """Return a staff role that holds ``permission``."""
+    return next(
+        role for role in Role if role is not Role.SEEKER and permission in ROLE_PERMISSIONS[role]
+    )
+
+
+def _record_path(route: APIRoute, store: SqliteStore) -> str:
+    anchors = store.anchors_frame()
+    anchor_id = str(anchors.loc[anchors["precision"] == "poi", "anchor_id"].iloc[0])
+    posting_id = str(store.postings_frame()["posting_id"].iloc[0])
+    return (
+        route.path.replace("{anchor_id}", anchor_id)
+        .replace("{seeker_id}", "sim-000001")
+        .replace("{posting_id}", posting_id)
+        .replace("{visit_id}", "visit-" + "0" * 16)
+    )
+
+
+@pytest.mark.parametrize(
+    "route", RECORD_ROUTES, ids=lambda r: f"{sorted(r.methods or ())[0]} {r.path}"
+)
+def test_other_organisation_record_404(
+    app_client: TestClient, xss_store: SqliteStore, route: APIRoute
+) -> None:
+    permission = declared_permission(route)
+    assert permission is not None
+    _, yanta = _login_as(app_client, _holder(permission), "district:610113")
+    method = sorted(route.methods or ())[0]
+
+    response = app_client.request(
+        method, _record_path(route, xss_store), headers=yanta, json=RECORD_BODIES.get(route.path)
+    )
+
+    assert response.status_code == 404, response.text
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/v1/staff/anchors/{anchor_id}",
+        "/v1/staff/seekers/{seeker_id}",
+        "/v1/staff/seekers/{seeker_id}/unmasked",
+        "/v1/seekers/{seeker_id}/recommendations",
+    ],
+)
+def test_own_organisation_record_read(
+    app_client: TestClient, xss_store: SqliteStore, path: str
+) -> None:
+    (route,) = [r for r in RECORD_ROUTES if r.path == path and "GET" in (r.methods or ())]
+    permission = declared_permission(route)
+    assert permission is not None
+    _, city = _login_as(app_client, _holder(permission), "city")
+
+    response = app_client.get(_record_path(route, xss_store), headers=city)
+
+    assert response.status_code == 200, response.text
 
 
 def test_anchor_scope_from_org_tree(app_client: TestClient) -> None:
