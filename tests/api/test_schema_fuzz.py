@@ -84,6 +84,13 @@ def api_schema(fuzz_app: FastAPI) -> BaseSchema:
     return schemathesis.openapi.from_asgi("/openapi.json", fuzz_app)
 
 
+# The target-list import takes an .xlsx body; schemathesis sends it as raw bytes, like
+# any binary upload, and the route must answer the fuzzed bytes with a 4xx.
+schemathesis.serializer.alias(
+    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", "application/octet-stream"
+)
+
+
 @pytest.fixture(scope="module")
 def sessions(fuzz_app: FastAPI, api_schema: BaseSchema) -> dict[Role, StaffLogin]:
     """One logged-in account per role that the schema's protected operations need."""

@@ -229,7 +229,7 @@ def test_run_writes_json_and_table(
     ran = {row["benchmark"] for row in record["results"]}
     assert ran - {"viewport"} == {
         "candidates", "districts", "recommend", "nearby_jobs", "transit_matrix",
-        "coverage", "fanout",
+        "coverage", "fanout", "anchor_layer",
     }  # fmt: skip
     # Without PostgreSQL the viewport benchmark is skipped with the reason, never silently.
     skipped = record["data"]["skipped"]
