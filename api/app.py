@@ -205,7 +205,7 @@ def open_seeker_accounts(app: FastAPI, store: ReadStore) -> SeekerAccountService
     """Return the seekers' own-profile service, or None for a store without seeker records."""
     accounts = seeker_accounts_for(store)
     if accounts is None or not isinstance(store, SeekerStore):
-        logger.warning("store %s has no seeker records: /v1/me answers 503", store.describe())
+        logger.warning("store %s has no seeker records: /v1/me returns 503", store.describe())
         return None
     state = app.state
     return SeekerAccountService(

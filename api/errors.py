@@ -222,8 +222,8 @@ _UNKNOWN_NAME_TYPES = frozenset({"extra_forbidden"})
 def fields_in_body() -> Iterator[None]:
     """Report the field of a domain error raised inside the block as a body field.
 
-    Domain errors name a field but not where the request carried it, and the handler
-    assumes the query string; routes whose input is a JSON body wrap their checks in this.
+    Domain errors name a field but not where the request carried it, so the handler
+    assumes the query string. Routes whose input is a JSON body wrap their checks in this.
     """
     try:
         yield

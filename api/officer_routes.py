@@ -486,7 +486,7 @@ def check_assignment(
 
 
 _NOT_FOUND = (NotFoundError, TargetNotFoundError, RecommendationNotFoundError, VisitNotFoundError)
-"""The errors that the routes answer with 404."""
+"""The errors that the routes return as 404."""
 
 
 @contextmanager

@@ -34,7 +34,7 @@ def matched_communities(
     ``seekers`` limits the count to those rows of ``recommender.seekers``; all of them
     by default. Only seekers with a posting of the employers within their commute limit
     are scored, because no other seeker can have one in their top ``top_k``. Scoring
-    takes roughly 0.1-0.7 s per such seeker on a 2-core machine, so callers that answer
+    takes roughly 0.1-0.7 s per such seeker on a 2-core machine, so callers that serve
     a request pass a bounded subset. ``progress(done, total)`` is called after each seeker.
 
     Returns

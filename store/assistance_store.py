@@ -308,7 +308,7 @@ class AssistanceStore:
     ) -> int:
         """Assign targets to officers, all or none; a reassigned target keeps its ledger.
 
-        Only the officer ``by`` who holds a target may hand it over, so one officer cannot
+        Only the officer ``by`` who is assigned a target may hand it over, so one officer cannot
         take another's targets, ledger and category. Returns the number of targets written.
 
         Raises

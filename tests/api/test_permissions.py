@@ -65,7 +65,7 @@ def app_client(
     )
     app = create_app(settings, store=store)
     with TestClient(app) as client:
-        # 碑林区 holds the test store's records, so the city subtree must include it.
+        # The test store's records lie in 碑林区, so the city subtree must include it.
         beilin = Organisation(
             "district:610103", CITY_ORG_ID, "district", "碑林区就业服务中心", "610103", "610103"
         )
@@ -220,9 +220,9 @@ def test_other_organisation_is_404(app_client: TestClient, route: APIRoute) -> N
     assert other_response.text.replace(other, "ID") == missing.text.replace("staff-none", "ID")
 
 
-# Routes on one anchor, seeker or posting. The test store holds one of each, all in
+# Routes on one anchor, seeker or posting. The test store contains one of each, all in
 # 碑林区 (610103): staff of 雁塔区 (610113) must get the 404 of a missing record, and
-# city staff (whose subtree holds 碑林区) read them.
+# city staff (whose subtree contains 碑林区) read them.
 RECORD_ROUTES = [
     route
     for route in PROTECTED
@@ -246,7 +246,7 @@ RECORD_BODIES = {
 
 
 def _holder(permission: Permission) -> Role:
-    """Return a staff role that holds ``permission``."""
+    """Return a staff role that has ``permission``."""
     return next(
         role for role in Role if role is not Role.SEEKER and permission in ROLE_PERMISSIONS[role]
     )

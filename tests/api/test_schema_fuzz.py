@@ -85,7 +85,7 @@ def api_schema(fuzz_app: FastAPI) -> BaseSchema:
 
 
 # The target-list import takes an .xlsx body; schemathesis sends it as raw bytes, like
-# any binary upload, and the route must answer the fuzzed bytes with a 4xx.
+# any binary upload, and the route must return a 4xx for the fuzzed bytes.
 schemathesis.serializer.alias(
     "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", "application/octet-stream"
 )
