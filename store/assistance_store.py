@@ -18,12 +18,9 @@ import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-
-import psycopg
-from psycopg.rows import dict_row
 
 from geo.errors import DoorstepError
 from matching.assistance import (
@@ -41,6 +38,7 @@ from matching.assistance import (
 from store import postgres_audit, sqlite_audit
 from store.audit import AuditWrite
 from store.envelope_column import EnvelopeColumn
+from store.push_sql import SqlTx
 from store.seeker_records import EnvelopeUpdate
 
 if TYPE_CHECKING:
@@ -137,43 +135,11 @@ class TargetAssignment:
     category_enc: str
 
 
-class LedgerTx:
-    """One transaction on either driver: ``?`` markers, times as aware datetimes both ways."""
+class LedgerTx(SqlTx):
+    """One transaction of the assistance tables on either driver, with the ledger's extras."""
 
-    def __init__(self, connection: sqlite3.Connection | psycopg.Connection[Any]) -> None:
-        self.connection = connection
-        self.is_sqlite = isinstance(connection, sqlite3.Connection)
-
-    def time(self, at: datetime) -> object:
-        """Return an aware time as this driver stores it (ISO 8601 UTC text in SQLite)."""
-        if at.tzinfo is None:
-            raise ValueError(f"time {at.isoformat()} has no time zone; pass an aware datetime")
-        utc = at.astimezone(UTC)
-        return utc.isoformat(timespec="microseconds") if self.is_sqlite else utc
-
-    def day(self, value: date) -> object:
-        """Return a calendar day as this driver stores it."""
-        return value.isoformat() if self.is_sqlite else value
-
-    def execute(self, query: str, params: Sequence[Any] = ()) -> int:
-        """Run one statement and return the number of rows it changed."""
-        if isinstance(self.connection, sqlite3.Connection):
-            return self.connection.execute(query, params).rowcount
-        with self.connection.cursor() as cursor:
-            cursor.execute(query.replace("?", "%s"), params)
-            return cursor.rowcount
-
-    def rows(self, query: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
-        """Run one query and return its rows as dicts, times as aware UTC datetimes."""
-        if isinstance(self.connection, sqlite3.Connection):
-            cursor = self.connection.execute(query, params)
-            names = [item[0] for item in cursor.description or ()]
-            found = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
-        else:
-            with self.connection.cursor(row_factory=dict_row) as pg_cursor:
-                pg_cursor.execute(query.replace("?", "%s"), params)
-                found = pg_cursor.fetchall() if pg_cursor.description else []
-        return [_decoded(row) for row in found]
+    time_columns = _TIME_COLUMNS
+    day_columns = frozenset({"due_on"})
 
     def append_audit(self, write: AuditWrite) -> None:
         """Append an operation-log record inside this transaction."""
@@ -191,15 +157,6 @@ class LedgerTx:
             self.execute(
                 "SELECT pg_advisory_xact_lock(hashtextextended(?, 131))", (f"posting:{posting_id}",)
             )
-
-
-def _decoded(row: dict[str, Any]) -> dict[str, Any]:
-    for name, value in row.items():
-        if name in _TIME_COLUMNS and isinstance(value, str):
-            row[name] = datetime.fromisoformat(value)
-        elif name == "due_on" and isinstance(value, str):
-            row[name] = date.fromisoformat(value)
-    return row
 
 
 def create_sqlite_tables(connection: sqlite3.Connection) -> None:

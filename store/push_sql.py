@@ -87,7 +87,14 @@ _TIME_COLUMNS = frozenset(
 
 
 class SqlTx:
-    """Run the push SQL inside a caller's open transaction on SQLite or PostgreSQL."""
+    """Run the push SQL inside a caller's open transaction on SQLite or PostgreSQL.
+
+    ``time_columns`` and ``day_columns`` name the columns that :meth:`rows` turns from
+    SQLite text back into datetimes and dates; subclasses for other tables set their own.
+    """
+
+    time_columns: frozenset[str] = _TIME_COLUMNS
+    day_columns: frozenset[str] = frozenset({"sent_day"})
 
     def __init__(self, connection: sqlite3.Connection | psycopg.Connection[Any]) -> None:
         self._connection = connection
@@ -127,13 +134,12 @@ class SqlTx:
             with self._connection.cursor(row_factory=dict_row) as pg_cursor:
                 pg_cursor.execute(query.replace("?", "%s"), params)
                 found = pg_cursor.fetchall() if pg_cursor.description else []
-        return [_decoded(row) for row in found]
+        return [self._decoded(row) for row in found]
 
-
-def _decoded(row: dict[str, Any]) -> dict[str, Any]:
-    for name, value in row.items():
-        if name in _TIME_COLUMNS and isinstance(value, str):
-            row[name] = datetime.fromisoformat(value)
-        elif name == "sent_day" and isinstance(value, str):
-            row[name] = date.fromisoformat(value)
-    return row
+    def _decoded(self, row: dict[str, Any]) -> dict[str, Any]:
+        for name, value in row.items():
+            if name in self.time_columns and isinstance(value, str):
+                row[name] = datetime.fromisoformat(value)
+            elif name in self.day_columns and isinstance(value, str):
+                row[name] = date.fromisoformat(value)
+        return row
