@@ -19,6 +19,7 @@ from push.pipeline import (
     StreamKeys,
     StreamRelay,
     StreamWorker,
+    xadd_batch,
 )
 from store.postgres import Pool
 from store.push_outbox import PushBatch
@@ -177,3 +178,26 @@ def test_daytime_rules_avoid_now() -> None:
     rules = daytime_rules()
     assert not rules.in_quiet_hours(datetime.now(UTC))
     assert isinstance(rules.quiet_start, time)
+
+
+def test_xadd_batch_adds_one_entry_per_id_in_order(redis_server: RedisProcess) -> None:
+    client = redis.Redis.from_url(redis_server.url)
+    ids = [f"{number:032x}" for number in range(2_500)]
+
+    assert xadd_batch(client, "test:stream", ids) == 2_500
+    assert xadd_batch(client, "test:stream", []) == 0
+
+    entries = client.xrange("test:stream")
+    assert [fields[b"push_id"].decode() for _, fields in entries] == ids
+
+
+@pytest.mark.parametrize("bad", ["", "a\nb"])
+def test_xadd_batch_refuses_an_id_the_joined_argument_cannot_carry(
+    redis_server: RedisProcess, bad: str
+) -> None:
+    client = redis.Redis.from_url(redis_server.url)
+
+    with pytest.raises(ValueError, match="push_id is invalid"):
+        xadd_batch(client, "test:stream", ["0" * 32, bad])
+
+    assert client.xlen("test:stream") == 0
