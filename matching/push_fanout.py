@@ -24,7 +24,7 @@ from typing import Any, Protocol
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
-from sklearn.neighbors import BallTree
+from scipy.spatial import cKDTree
 
 from geo.crs import EARTH_RADIUS_M
 from geo.transit.itinerary import LegKind, Route
@@ -94,7 +94,7 @@ class PushCandidate:
 
 
 class SeekerHomes:
-    """Seekers with a ball tree over their homes, built once per process.
+    """Seekers with a k-d tree over their homes, built once per process.
 
     Parameters
     ----------
@@ -106,8 +106,13 @@ class SeekerHomes:
     def __init__(self, seekers: pd.DataFrame) -> None:
         located = seekers.dropna(subset=["home_lon", "home_lat"])
         self.seekers = located.reset_index(drop=True)
-        radians = np.radians(self.seekers[["home_lat", "home_lon"]].to_numpy(dtype=np.float64))
-        self._tree = BallTree(radians, metric="haversine")
+        self._points = _unit_vectors(
+            self.seekers["home_lon"].to_numpy(dtype=np.float64),
+            self.seekers["home_lat"].to_numpy(dtype=np.float64),
+        )
+        # A k-d tree over points on the unit sphere answers a great-circle radius as a
+        # chord length; it is several times faster than a haversine ball tree.
+        self._tree = cKDTree(self._points)
         limits = self.seekers["max_commute_min"].astype(float)
         self._max_commute_min = float(limits.max()) if len(limits) else 0.0
         self._feature_table: SeekerFeatureTable | None = None
@@ -132,17 +137,35 @@ class SeekerHomes:
             return self._positions
 
     def within(self, lon: float, lat: float, radius_m: float) -> tuple[npt.NDArray[np.intp], Any]:
-        """Return the positions of seekers whose home is within ``radius_m`` and their distances."""
-        query = np.radians([[lat, lon]])
-        found, angles = self._tree.query_radius(
-            query, r=radius_m / EARTH_RADIUS_M, return_distance=True
-        )
-        return found[0], angles[0] * EARTH_RADIUS_M
+        """Return the positions of seekers whose home is within ``radius_m`` and their distances.
+
+        Distances are great-circle metres on a sphere of `EARTH_RADIUS_M`. The positions
+        come in no particular order.
+        """
+        centre = _unit_vectors(np.asarray([lon]), np.asarray([lat]))[0]
+        angle = min(radius_m / EARTH_RADIUS_M, np.pi)
+        found = self._tree.query_ball_point(centre, 2.0 * np.sin(angle / 2.0), return_sorted=False)
+        positions = np.asarray(found, dtype=np.intp)
+        chords = np.linalg.norm(self._points[positions] - centre, axis=1)
+        distances = 2.0 * EARTH_RADIUS_M * np.arcsin(np.clip(chords / 2.0, 0.0, 1.0))
+        return positions, distances
 
     @property
     def max_commute_min(self) -> float:
         """The largest commute limit of any seeker, minutes."""
         return self._max_commute_min
+
+
+def _unit_vectors(
+    lons: npt.NDArray[np.float64], lats: npt.NDArray[np.float64]
+) -> npt.NDArray[np.float64]:
+    """Return WGS84 degrees as (n, 3) points on the unit sphere."""
+    lon, lat = np.radians(lons), np.radians(lats)
+    cos_lat = np.cos(lat)
+    vectors: npt.NDArray[np.float64] = np.column_stack(
+        [cos_lat * np.cos(lon), cos_lat * np.sin(lon), np.sin(lat)]
+    )
+    return vectors
 
 
 def push_candidates(

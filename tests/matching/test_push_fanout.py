@@ -1,8 +1,10 @@
 """Fan-out of a job to seekers: commute limit, hard requirements, score threshold."""
 
+import numpy as np
 import pandas as pd
 import pytest
 
+from geo.crs import EARTH_RADIUS_M
 from matching.candidates import JobIndex
 from matching.push_fanout import SeekerHomes, digest_candidates, push_candidates
 from matching.push_rules import PushRules
@@ -121,3 +123,30 @@ def test_fanout_score_equals_score_jobs(homes: SeekerHomes) -> None:
         job = pd.DataFrame([{**POSTING, "estimated_commute_min": candidate.commute_min}])
         expected = score_jobs(seeker, job)["score"].iloc[0]
         assert candidate.score == pytest.approx(expected, abs=1e-12), candidate.seeker_id
+
+
+def test_homes_within_matches_great_circle_distances() -> None:
+    rng = np.random.default_rng(4)
+    lons = rng.uniform(108.8, 109.1, 5_000)
+    lats = rng.uniform(34.1, 34.4, 5_000)
+    frame = pd.DataFrame(
+        {"seeker_id": [f"s{i}" for i in range(5_000)], "home_lon": lons, "home_lat": lats,
+         "max_commute_min": 30}
+    )  # fmt: skip
+    centre_lon, centre_lat = 108.95, 34.26
+    lon1, lat1 = np.radians(lons), np.radians(lats)
+    lon2, lat2 = np.radians(centre_lon), np.radians(centre_lat)
+    half = (
+        np.sin((lat2 - lat1) / 2) ** 2
+        + np.cos(lat1) * np.cos(lat2) * np.sin((lon2 - lon1) / 2) ** 2
+    )
+    expected = 2 * EARTH_RADIUS_M * np.arcsin(np.sqrt(half))
+
+    positions, distances = SeekerHomes(frame).within(centre_lon, centre_lat, 6_000.0)
+
+    inside = np.flatnonzero(expected <= 6_000.0)
+    # Only points within a millimetre of the circle may differ by rounding.
+    edge = np.abs(expected - 6_000.0) < 1e-3
+    assert set(positions.tolist()) ^ set(inside.tolist()) <= set(np.flatnonzero(edge).tolist())
+    assert len(inside) > 500
+    np.testing.assert_allclose(distances, expected[positions], rtol=0, atol=1e-3)
