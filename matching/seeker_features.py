@@ -74,8 +74,10 @@ class SeekerFeatureTable:
         modes = rows["modes"].astype(str)
         allowed = {value: set(parse_modes(value or "transit")) for value in modes.unique()}
         codes, distinct = pd.factorize(modes)
+        self._mode_code = np.asarray(codes, dtype=np.intp)
+        # Whether each distinct mode list allows a mode; a seeker's row is its list's code.
         self._mode_allowed = {
-            mode: np.asarray([mode in allowed[value] for value in distinct], dtype=bool)[codes]
+            mode: np.asarray([mode in allowed[value] for value in distinct], dtype=bool)
             for mode in TRAVEL_MODES
         }
         self._limit = rows["max_commute_min"].to_numpy(dtype=np.float64)
@@ -89,7 +91,12 @@ class SeekerFeatureTable:
         self._graduate = group == "graduate"
         self._talent = group == "talent"
         self._assistance = group == "assistance"
-        self._wish_parts, self._wish_known = _code_parts(rows["occupation_wish_code"])
+        # Seekers share wish codes, so codes are matched once per distinct code.
+        wish_codes, distinct_wishes = pd.factorize(
+            rows["occupation_wish_code"].fillna("").astype(str).str.strip()
+        )
+        self._wish_code = np.asarray(wish_codes, dtype=np.intp)
+        self._wish_parts, self._wish_known = _code_parts(pd.Series(distinct_wishes, dtype=object))
         self._keywords = _KeywordGrams(rows)
         logger.info(
             "seeker feature table: %d seekers, %d distinct keywords in %.1f s",
@@ -150,8 +157,9 @@ class SeekerFeatureTable:
         minutes: FloatArray,
     ) -> None:
         estimator = StraightLineCommute()
+        mode_codes = self._mode_code[positions]
         for mode in TRAVEL_MODES:
-            allowed = self._mode_allowed[mode][positions]
+            allowed = self._mode_allowed[mode][mode_codes]
             values[:, _COLUMN[f"commute_{mode}_min"]] = np.where(
                 allowed, estimator.minutes(distances, mode), np.nan
             )
@@ -169,22 +177,22 @@ class SeekerFeatureTable:
         """Match the CSCO 2022 code parts ``D-DD-DD-DD`` level by level; ``00`` ends a code."""
         code = posting.get("occupation_code")
         code = "" if code is None or pd.isna(code) else str(code).strip()
-        known = self._wish_known[positions] & (len(code) == 10)
+        known = self._wish_known & (len(code) == 10)
         same = known.copy()
-        wish_parts = self._wish_parts[positions]
+        wishes = self._wish_code[positions]
         for level, (name, (start, stop)) in enumerate(
             zip(_OCCUPATION_COLUMNS, _CODE_PARTS, strict=True)
         ):
             part = code[start:stop]
-            same &= (wish_parts[:, level] == _part_number(part)) & (part != "00")
-            values[:, _COLUMN[name]] = np.where(known, same, np.nan)
+            same &= (self._wish_parts[:, level] == _part_number(part)) & (part != "00")
+            values[:, _COLUMN[name]] = np.where(known, same, np.nan)[wishes]
 
     def _fill_text(
         self, values: Float32Matrix, positions: npt.NDArray[np.intp], title: str
     ) -> None:
-        dice, contain = self._keywords.similarity(title)
-        values[:, _COLUMN["title_similarity"]] = dice[positions]
-        values[:, _COLUMN["keyword_containment"]] = contain[positions]
+        dice, contain = self._keywords.similarity(title, positions)
+        values[:, _COLUMN["title_similarity"]] = dice
+        values[:, _COLUMN["keyword_containment"]] = contain
 
     def _fill_requirements(
         self, values: Float32Matrix, positions: npt.NDArray[np.intp], posting: Mapping[str, Any]
@@ -294,8 +302,14 @@ class _KeywordGrams:
         )
         self._list_of_entry = np.repeat(np.arange(len(distinct_lists)), self._list_sizes)
 
-    def similarity(self, title: str) -> tuple[FloatArray, FloatArray]:
-        """Return (Dice, containment) of every seeker's best keyword against ``title``."""
+    def similarity(
+        self, title: str, positions: npt.NDArray[np.intp]
+    ) -> tuple[FloatArray, FloatArray]:
+        """Return (Dice, containment) of the best keyword of the seekers at ``positions``.
+
+        Scores are computed once per distinct keyword list and only then spread to the
+        seekers asked for, so the cost does not grow with the seekers not asked for.
+        """
         title_grams = set(dice_grams(title))
         n_lists = len(self._list_sizes)
         dice_by_list = np.zeros(n_lists, dtype=np.float64)
@@ -316,7 +330,8 @@ class _KeywordGrams:
             )
             np.maximum.at(dice_by_list, self._list_of_entry, dice[self._list_keywords])
             np.maximum.at(contain_by_list, self._list_of_entry, contain[self._list_keywords])
-        return dice_by_list[self._list_codes], contain_by_list[self._list_codes]
+        codes = self._list_codes[positions]
+        return dice_by_list[codes], contain_by_list[codes]
 
 
 def _binary_matrix(gram_sets: list[set[str]], vocabulary: dict[str, int]) -> sparse.csr_matrix:
