@@ -55,6 +55,11 @@ logger = logging.getLogger(__name__)
 BOX = (108.80, 34.15, 109.10, 34.40)
 """(min_lon, min_lat, max_lon, max_lat) of the simulated homes, WGS84 degrees."""
 PIPELINE_BATCH = 2_000
+RECALL_JOBS = 10
+"""Jobs whose cascade is compared with scoring every seeker by the whole model, untimed."""
+RECALL_TOP = 500
+"""Seekers compared per job: the candidates the service keeps for a one-vacancy posting
+(50 per vacancy times `push.service.CANDIDATE_HEADROOM`)."""
 GEOADD_BATCH = 50_000
 
 
@@ -170,6 +175,10 @@ def bench_fanout(
                 client, jobs[:baseline_jobs], lambda job: _baseline(client, job, radius_m)
             )
             xadd_rate = redis_benchmark_xadd_rate(port, 200_000)
+            recall = (
+                [] if ranking is None
+                else _cascade_recall(homes, jobs[:RECALL_JOBS], postings, radius_m, ranking)
+            )  # fmt: skip
         finally:
             process.kill()
             process.wait(10)
@@ -194,6 +203,9 @@ def bench_fanout(
         "enqueue_p50_ms": percentile(enqueue_s, 50) * 1000,
         "enqueue_p99_ms": percentile(enqueue_s, 99) * 1000,
         "whole_model_rows": None if ranking is None else ranking.scored,
+        "cascade_recall_jobs": len(recall),
+        "cascade_recall_mean": float(np.mean(recall)) if recall else None,
+        "cascade_recall_min": float(np.min(recall)) if recall else None,
         "whole_model_share_at_or_above_0": (
             None if ranking is None or not ranking.scored
             else ranking.at_or_above_zero / ranking.scored
@@ -321,6 +333,35 @@ def _subject(
     if enqueue_s is not None:
         enqueue_s.append(time.perf_counter() - started)
     return seekers
+
+
+def _cascade_recall(
+    homes: SeekerHomes,
+    jobs: list[tuple[float, float]],
+    postings: list[dict[str, Any]],
+    radius_m: float,
+    ranking: FanoutRanking,
+) -> list[float]:
+    """Return per job the share of the whole model's best seekers the cascade also ranks best.
+
+    Both sides take their best `RECALL_TOP` seekers. The cascade narrows rows with the model's first trees, so it can drop a seeker the
+    whole model would rank high; this measures how often that happens.
+    """
+    shares = []
+    for job, posting in zip(jobs, postings, strict=False):
+        positions, distances = homes.within(job[0], job[1], radius_m)
+        if len(positions) <= RECALL_TOP:
+            continue
+        minutes = _walk_minutes(distances)
+        table = homes.feature_table
+        all_rows, every = ranking.ranker.scores(
+            table, posting, positions, distances, minutes, every_row=True
+        )
+        kept_rows, kept = ranking.ranker.scores(table, posting, positions, distances, minutes)
+        best = set(all_rows[np.argsort(-every, kind="stable")[:RECALL_TOP]].tolist())
+        found = set(kept_rows[np.argsort(-kept, kind="stable")[:RECALL_TOP]].tolist())
+        shares.append(len(best & found) / RECALL_TOP)
+    return shares
 
 
 def _walk_minutes(distances: np.ndarray) -> np.ndarray:

@@ -136,7 +136,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--fanout-jobs", type=int, default=50, help="jobs the fan-out times")
     parser.add_argument(
-        "--fanout-baseline-jobs", type=int, default=5, help="jobs the GEOSEARCH baseline times"
+        "--fanout-baseline-jobs", type=int, default=10, help="jobs the GEOSEARCH baseline times"
     )
     parser.add_argument(
         "--fanout-radius-m", type=float, default=2_000, help="radius a job reaches, metres"

@@ -111,7 +111,7 @@ def xadd_batch(client: redis.Redis, stream: str, push_ids: list[str]) -> int:
     Raises
     ------
     ValueError
-        A push id is empty or holds a newline, which the joined argument cannot carry.
+        A push id is empty or contains a newline, which the joined argument cannot carry.
     """
     if not push_ids:
         return 0

@@ -54,6 +54,7 @@ from bench.viewport import (
 from bench.viewport import SUBJECT as VIEWPORT_SUBJECT
 from geo.regions import Regions, load_regions
 from geo.transit import TransitNetwork
+from matching.cascade import RankingCascade
 from matching.features import FEATURE_NAMES, build_features
 from matching.push_ranking import FanoutRanker
 from matching.recommend import Recommender
@@ -465,6 +466,20 @@ def test_fanout_designs_enqueue_same_seekers() -> None:
 
 
 def test_fanout_with_ranker_scores_seekers(recommender: Recommender) -> None:
+    ranker = smoke_ranker(RankingCascade())
+    ranking = FanoutRanking(ranker, recommender.seekers, recommender.index.located)
+
+    rate, _ = bench_fanout(20_000, 3, 1, 1_000.0, seed=7, ranking=ranking)
+
+    assert "ranker scores" in rate.subject
+    assert rate.details["ranker"] == "smoke-model"
+    assert ranking.scored > 0
+    assert rate.details["scoring_p50_ms"] > 0
+    assert rate.details["edge_mismatches"] <= 0.01 * rate.details["entries_compared"]
+
+
+def smoke_ranker(cascade: RankingCascade | None) -> FanoutRanker:
+    """Return a 20-tree regression model on random rows as a fan-out ranker."""
     rng = np.random.default_rng(4)
     rows = rng.uniform(0, 1, (500, len(FEATURE_NAMES))).astype(np.float32)
     booster = lightgbm.train(
@@ -475,13 +490,23 @@ def test_fanout_with_ranker_scores_seekers(recommender: Recommender) -> None:
     model = LoadedModel(
         "smoke-model", Path("<in memory>"), {"feature_names": list(FEATURE_NAMES)}, booster
     )
-    ranker = FanoutRanker(ModelScorer(model, build_features), model.model_id)
-    ranking = FanoutRanking(ranker, recommender.seekers, recommender.index.located)
+    return FanoutRanker(ModelScorer(model, build_features), model.model_id, cascade=cascade)
 
-    rate, _ = bench_fanout(20_000, 3, 1, 1_000.0, seed=7, ranking=ranking)
 
-    assert "ranker scores" in rate.subject
-    assert rate.details["ranker"] == "smoke-model"
-    assert ranking.scored > 0
-    assert rate.details["scoring_p50_ms"] > 0
-    assert rate.details["edge_mismatches"] <= 0.01 * rate.details["entries_compared"]
+def test_fanout_cascade_recall_is_whole_without_stages(recommender: Recommender) -> None:
+    ranking = FanoutRanking(smoke_ranker(None), recommender.seekers, recommender.index.located)
+
+    rate, _ = bench_fanout(20_000, 2, 1, 6_000.0, seed=7, ranking=ranking)
+
+    assert rate.details["cascade_recall_jobs"] == 2
+    assert rate.details["cascade_recall_mean"] == 1.0
+
+
+def test_fanout_cascade_recall_drops_with_a_narrow_stage(recommender: Recommender) -> None:
+    narrow = RankingCascade.of((1, 600))
+    ranking = FanoutRanking(smoke_ranker(narrow), recommender.seekers, recommender.index.located)
+
+    rate, _ = bench_fanout(20_000, 2, 1, 6_000.0, seed=7, ranking=ranking)
+
+    assert rate.details["cascade_recall_jobs"] == 2
+    assert 0.0 < rate.details["cascade_recall_min"] < 1.0
