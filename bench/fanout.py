@@ -164,15 +164,14 @@ def bench_fanout(
             homes = _subject_setup(lons, lats, ids, ranking, rng)
             setup_s = time.perf_counter() - started
             _baseline_setup(client, lons, lats, ids)
-            subject_s, subject_sets = _run(
+            subject_s, subject_sets, baseline_s, baseline_sets = _run(
                 client,
                 jobs,
                 lambda job: _subject(
                     client, homes, ids, job, radius_m, ranking, postings, scoring_s, enqueue_s
                 ),
-            )
-            baseline_s, baseline_sets = _run(
-                client, jobs[:baseline_jobs], lambda job: _baseline(client, job, radius_m)
+                baseline_jobs,
+                lambda job: _baseline(client, job, radius_m),
             )
             xadd_rate = redis_benchmark_xadd_rate(port, 200_000)
             recall = (
@@ -284,20 +283,46 @@ def _baseline_setup(
 def _run(
     client: redis.Redis,
     jobs: list[tuple[float, float]],
-    enqueue: Callable[[tuple[float, float]], list[str]],
-) -> tuple[list[float], list[set[str]]]:
-    times: list[float] = []
-    found: list[set[str]] = []
+    subject: Callable[[tuple[float, float]], list[str]],
+    baseline_jobs: int,
+    baseline: Callable[[tuple[float, float]], list[str]],
+) -> tuple[list[float], list[set[str]], list[float], list[set[str]]]:
+    """Time the subject on every job and the baseline on the first ``baseline_jobs`` of them.
+
+    Each baseline job runs right after the subject's run of the same job, spread over
+    the run. So both designs see the same load from other processes, which moves the
+    baseline's round trips far more than the subject's work.
+    """
+    subject_s: list[float] = []
+    subject_found: list[set[str]] = []
+    baseline_s: list[float] = []
+    baseline_found: list[set[str]] = []
+    every = max(len(jobs) // max(baseline_jobs, 1), 1)
     for number, job in enumerate(jobs):
-        client.delete("bench:stream")
-        started = time.perf_counter()
-        seekers = enqueue(job)
-        times.append(time.perf_counter() - started)
-        found.append(set(seekers))
+        elapsed, seekers = _timed(client, subject, job)
+        subject_s.append(elapsed)
+        subject_found.append(seekers)
         if number % 10 == 0:
-            logger.info("fanout job %d: %d entries in %.3f s", number, len(seekers), times[-1])
+            logger.info("fanout job %d: %d entries in %.3f s", number, len(seekers), elapsed)
+        if number % every == 0 and len(baseline_s) < baseline_jobs:
+            elapsed, seekers = _timed(client, baseline, jobs[len(baseline_s)])
+            baseline_s.append(elapsed)
+            baseline_found.append(seekers)
+            logger.info("fanout baseline job: %d entries in %.3f s", len(seekers), elapsed)
     client.delete("bench:stream")
-    return times, found
+    return subject_s, subject_found, baseline_s, baseline_found
+
+
+def _timed(
+    client: redis.Redis,
+    enqueue: Callable[[tuple[float, float]], list[str]],
+    job: tuple[float, float],
+) -> tuple[float, set[str]]:
+    """Return the seconds ``enqueue`` takes for one job on an empty stream, and its seekers."""
+    client.delete("bench:stream")
+    started = time.perf_counter()
+    seekers = enqueue(job)
+    return time.perf_counter() - started, set(seekers)
 
 
 def _subject(
@@ -344,8 +369,9 @@ def _cascade_recall(
 ) -> list[float]:
     """Return per job the share of the whole model's best seekers the cascade also ranks best.
 
-    Both sides take their best `RECALL_TOP` seekers. The cascade narrows rows with the model's first trees, so it can drop a seeker the
-    whole model would rank high; this measures how often that happens.
+    Both sides take their best `RECALL_TOP` seekers. The cascade narrows rows with the
+    model's first trees, so it can drop a seeker the whole model would rank high. The
+    share measures how often that happens.
     """
     shares = []
     for job, posting in zip(jobs, postings, strict=False):
