@@ -35,6 +35,15 @@ FloatArray = npt.NDArray[np.float64]
 LoadedValues = Callable[[str], npt.NDArray[np.float32] | None]
 """Returns a loaded posting's posting-only feature row, or None for a posting not loaded."""
 
+EXACT_ROWS = 15_000
+"""Seekers per posting up to which the fan-out scores every one with the whole model.
+
+A push goes to the best seekers above a threshold, so a seeker the cascade drops is a
+seeker who loses a push. Of the whole model's 500 best among about 32,800 seekers,
+the cascade kept 90.5 % on average (docs/benchmarks.md, "Cascade fidelity"). In the
+store of 20,000 simulated seekers, 200 sampled placed postings reached at most 9,882
+seekers each, so there the whole model scores every seeker."""
+
 _PRECISION_COLUMN = FEATURE_NAMES.index("location_precision_rank")
 _UNCERTAINTY_COLUMN = FEATURE_NAMES.index("location_uncertainty_m")
 
@@ -67,6 +76,8 @@ class FanoutRanker:
     loaded_values: LoadedValues | None = None
     """Posting-only feature rows of the postings the recommender loaded, by posting id.
     Building one for a posting costs tens of milliseconds, so loaded rows are reused."""
+    exact_rows: int = EXACT_ROWS
+    """Most seekers per posting that the whole model scores without the cascade."""
 
     def __post_init__(self) -> None:
         names = tuple(getattr(self.scorer, "feature_names", FEATURE_NAMES))
@@ -88,7 +99,8 @@ class FanoutRanker:
     ) -> tuple[npt.NDArray[np.intp], FloatArray]:
         """Score the seekers at ``positions`` for one posting.
 
-        ``every_row`` scores all rows with the whole model, without the cascade.
+        ``every_row`` scores all rows with the whole model, without the cascade, as
+        happens anyway for at most `exact_rows` seekers.
 
         Returns
         -------
@@ -103,7 +115,8 @@ class FanoutRanker:
         features = table.features(
             self.posting_values(posting), posting, positions, distances, minutes
         )
-        scored = cascade_scores(self.scorer, features, None if every_row else self.cascade)
+        exact = every_row or len(positions) <= self.exact_rows
+        scored = cascade_scores(self.scorer, features, None if exact else self.cascade)
         return scored.rows, scored.scores
 
     def shown_scores(

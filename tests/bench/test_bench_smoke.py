@@ -478,7 +478,7 @@ def test_fanout_with_ranker_scores_seekers(recommender: Recommender) -> None:
     assert rate.details["edge_mismatches"] <= 0.01 * rate.details["entries_compared"]
 
 
-def smoke_ranker(cascade: RankingCascade | None) -> FanoutRanker:
+def smoke_ranker(cascade: RankingCascade | None, exact_rows: int = 15_000) -> FanoutRanker:
     """Return a 20-tree regression model on random rows as a fan-out ranker."""
     rng = np.random.default_rng(4)
     rows = rng.uniform(0, 1, (500, len(FEATURE_NAMES))).astype(np.float32)
@@ -490,7 +490,9 @@ def smoke_ranker(cascade: RankingCascade | None) -> FanoutRanker:
     model = LoadedModel(
         "smoke-model", Path("<in memory>"), {"feature_names": list(FEATURE_NAMES)}, booster
     )
-    return FanoutRanker(ModelScorer(model, build_features), model.model_id, cascade=cascade)
+    return FanoutRanker(
+        ModelScorer(model, build_features), model.model_id, cascade=cascade, exact_rows=exact_rows
+    )
 
 
 def test_fanout_cascade_recall_is_whole_without_stages(recommender: Recommender) -> None:
@@ -503,8 +505,8 @@ def test_fanout_cascade_recall_is_whole_without_stages(recommender: Recommender)
 
 
 def test_fanout_cascade_recall_drops_with_a_narrow_stage(recommender: Recommender) -> None:
-    narrow = RankingCascade.of((1, 600))
-    ranking = FanoutRanking(smoke_ranker(narrow), recommender.seekers, recommender.index.located)
+    narrow = smoke_ranker(RankingCascade.of((1, 600)), exact_rows=0)
+    ranking = FanoutRanking(narrow, recommender.seekers, recommender.index.located)
 
     rate, _ = bench_fanout(20_000, 2, 1, 6_000.0, seed=7, ranking=ranking)
 

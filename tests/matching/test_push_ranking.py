@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from matching.cascade import RankingCascade
 from matching.features import FEATURE_NAMES, build_features
 from matching.push_fanout import SeekerHomes, calibrate_model_threshold, push_candidates
 from matching.push_ranking import FanoutRanker
@@ -229,3 +230,23 @@ def test_service_calibrates_on_first_batch(ranker: FanoutRanker) -> None:
     assert "calibrated to pass as many pairs" in service.threshold_note
     assert batch.candidates
     assert all(item.score >= calibrated.threshold for item in batch.candidates)
+
+
+def test_small_fanout_skips_cascade(homes: SeekerHomes, ranker: FanoutRanker) -> None:
+    # A one-row stage would keep one of the three seekers in reach.
+    narrow = replace(ranker, cascade=RankingCascade.of((1, 1)))
+    positions = np.arange(3, dtype=np.intp)
+    distances = np.array([300.0, 2_300.0, 250.0])
+    minutes = distances / 80.0
+
+    rows, scores = narrow.scores(homes.feature_table, POSTING, positions, distances, minutes)
+    cut_rows, _ = replace(narrow, exact_rows=2).scores(
+        homes.feature_table, POSTING, positions, distances, minutes
+    )
+    _, every = ranker.scores(
+        homes.feature_table, POSTING, positions, distances, minutes, every_row=True
+    )
+
+    assert rows.tolist() == [0, 1, 2]
+    np.testing.assert_allclose(scores, every)
+    assert len(cut_rows) == 1
