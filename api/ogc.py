@@ -7,9 +7,10 @@ so they are stable until the next ``doorstep build``. Anchor feature ids are anc
 
 Above ``max_bbox_features`` anchors in the requested bbox the anchors collection
 returns grid clusters, built by the store exactly as for the city map
-(:mod:`store.anchor_map`). Cluster features have no id, carry ``cluster: true`` and
-``count``, and the collection has ``clustered: true``, with ``anchorsMatched`` for
-the number of anchors behind them.
+(:mod:`store.anchor_map`). Cluster features have no id, carry ``cluster: true``,
+``count`` and the counts of flagged anchors, and the collection has ``clustered: true``,
+with ``anchorsMatched`` for the number of anchors behind them. Single anchors carry the
+``key_enterprise`` and ``above_scale_industrial`` flags of the store's map body.
 """
 
 import json
@@ -343,25 +344,10 @@ def _anchor_items(
             feature["id"] = feature["properties"]["anchor_id"]
 
     page_features = features[page.offset : page.offset + page.limit]
-    if not collection["clustered"]:
-        _add_enterprise_flags(store, page_features)
     body = _page_body(request, page_features, len(features), page)
     body["clustered"] = collection["clustered"]
     body["anchorsMatched"] = collection["total"]
     return body
-
-
-def _add_enterprise_flags(store: Store, features: list[dict[str, Any]]) -> None:
-    """Add ``key_enterprise`` and ``above_scale_industrial`` to one page of anchor features.
-
-    The map body of `Store.anchor_map` has no flags, so one query reads them for the page.
-    """
-    ids = [feature["properties"]["anchor_id"] for feature in features]
-    flags = store.enterprise_flags(ids)
-    for feature in features:
-        key, above_scale = flags.get(feature["properties"]["anchor_id"], (False, False))
-        feature["properties"]["key_enterprise"] = key
-        feature["properties"]["above_scale_industrial"] = above_scale
 
 
 def _anchor_feature(request: Request, store: Store, anchor_id: str) -> dict[str, Any]:

@@ -32,6 +32,7 @@ from geo.layer_catalog import LAYER_INFOS
 from geo.layers import layer_geojson
 from geo.location import Precision
 from matching.recommend import Recommender
+from store.anchor_map import FlagFilter
 from store.base import Store
 from store.cache import ResponseCache, cache_key, fetch_or_compute
 from store.rate_limit import RateLimiter
@@ -151,18 +152,32 @@ def anchors(
     include_city: Annotated[
         bool, Query(description="Also return anchors known only as 西安 (all on one point).")
     ] = False,
+    key_enterprise: Annotated[
+        bool | None,
+        Query(description="true keeps only key enterprises (重点企业), false only the others."),
+    ] = None,
+    above_scale_industrial: Annotated[
+        bool | None,
+        Query(
+            description="true keeps only above-scale industrial firms (规上工业企业),"
+            " false only the others."
+        ),
+    ] = None,
     lang: Lang = "zh",
 ) -> Response:
     """Return employer anchors inside a bbox as GeoJSON, most postings first.
 
+    Each anchor carries its ``key_enterprise`` and ``above_scale_industrial`` flags.
     Above the configured number of anchors in view the features are grid clusters
-    (``clustered`` true) with a ``count`` each, so no response exceeds that number of
-    features; ``total`` is the number of anchors in view either way.
+    (``clustered`` true) with a ``count`` each and the counts of flagged anchors
+    (``n_key_enterprise``, ``n_above_scale_industrial``), so no response exceeds that
+    number of features; ``total`` is the number of anchors in view either way.
     """
     wgs_bbox = _parse_bbox(bbox, coord_sys)
     excluded = () if include_city else (Precision.CITY.value,)
+    flags = FlagFilter(key_enterprise, above_scale_industrial)
     labels = presenters.map_labels(recommender, lang)
-    body = store.anchor_map(wgs_bbox, settings.query.max_bbox_features, labels, excluded)
+    body = store.anchor_map(wgs_bbox, settings.query.max_bbox_features, labels, excluded, flags)
     if coord_sys is not CoordSys.WGS84:
         body = _json_text(presenters.anchor_map_in(body, coord_sys)).encode()
     return Response(content=body, media_type="application/json")

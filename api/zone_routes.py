@@ -16,6 +16,7 @@
 import json
 import logging
 import threading
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 import pandas as pd
@@ -45,6 +46,7 @@ from api.seeker_routes import (
     _row_in_scope,
     seeker_in_scope,
 )
+from api.settings import Settings
 from matching.recommend import Recommender, SeekerNotFoundError
 from matching.zones_enterprise import (
     KeyEnterpriseNotFoundError,
@@ -207,8 +209,7 @@ def graduate_zone(
     lang: Lang = "zh",
 ) -> GraduateZone:
     """List a graduate's traineeships and major-matched jobs near home or campus."""
-    check_page_size(limit, settings.query.max_page_size, field="limit")
-    _row_in_scope(request, seeker_id, "zone.graduate")
+    read = _start_zone_read(request, settings, limit, "zone.graduate", seeker_id=seeker_id)
     seeker = _seeker(recommender, seeker_id)
     if str(seeker["group"]) != "graduate":
         raise QueryLimitError(
@@ -231,7 +232,7 @@ def graduate_zone(
         )
         for job, (_, row) in zip(jobs, ranked.iterrows(), strict=True)
     ]
-    _record(request, "zone.graduate", f"seeker:{seeker_id}", "ok", 200)
+    read.succeeded()
     return GraduateZone(
         seeker_id=seeker_id,
         simulated=bool(seeker["simulated"]),
@@ -257,8 +258,7 @@ def talent_zone(
     lang: Lang = "zh",
 ) -> TalentZone:
     """List a talent seeker's talent-introduction posts, key-enterprise jobs and fitting jobs."""
-    check_page_size(limit, settings.query.max_page_size, field="limit")
-    _row_in_scope(request, seeker_id, "zone.talent")
+    read = _start_zone_read(request, settings, limit, "zone.talent", seeker_id=seeker_id)
     seeker = _seeker(recommender, seeker_id)
     try:
         standing = talent_standing(seeker)
@@ -280,7 +280,7 @@ def talent_zone(
         )
         for job, (_, row) in zip(jobs, ranked.iterrows(), strict=True)
     ]
-    _record(request, "zone.talent", f"seeker:{seeker_id}", "ok", 200)
+    read.succeeded()
     return TalentZone(
         seeker_id=seeker_id,
         simulated=bool(seeker["simulated"]),
@@ -407,7 +407,7 @@ def enterprise_seekers(
     lang: Lang = "zh",
 ) -> SuitableSeekers:
     """List the caller's seekers who suit a key enterprise's open posts, masked; audited."""
-    check_page_size(limit, settings.query.max_page_size, field="limit")
+    read = _start_zone_read(request, settings, limit, "zone.enterprise.seekers")
     organisation = _organisation(request)
 
     enterprises = _key_enterprises(request)
@@ -417,7 +417,7 @@ def enterprise_seekers(
         & in_region(enterprises["district_code"], region)
     ]
     if found.empty:
-        _record(request, "zone.enterprise.seekers", f"anchor:{anchor_id}", "rejected", 404)
+        read.rejected(f"anchor:{anchor_id}")
         raise NotFoundError(
             str(KeyEnterpriseNotFoundError(f"key enterprise {anchor_id!r} not found")),
             "未找到该重点企业",
@@ -439,13 +439,7 @@ def enterprise_seekers(
     ]
 
     ids = ",".join(item.seeker_id for item in items)
-    _record(
-        request,
-        "zone.enterprise.seekers",
-        f"anchor:{anchor_id} seekers:{ids}",
-        "ok",
-        status.HTTP_200_OK,
-    )
+    read.succeeded(f"anchor:{anchor_id} seekers:{ids}")
     return SuitableSeekers(
         anchor_id=anchor_id, name=str(anchor["name"]), vacancies=len(match.vacancies), items=items
     )
@@ -466,6 +460,43 @@ def fairness_report(settings: SettingsDep) -> dict[str, Any]:
             "尚无公平性审计报告，请先运行 doorstep fairness",
         ) from err
     return report
+
+
+@dataclass(frozen=True)
+class _ZoneRead:
+    """The audit record of one zone read, written once the route has its outcome."""
+
+    request: Request
+    action: str
+    object_id: str
+
+    def succeeded(self, object_id: str | None = None) -> None:
+        """Record the read as ``ok`` (200), naming ``object_id`` in place of the default."""
+        object_id = object_id or self.object_id
+        _record(self.request, self.action, object_id, "ok", status.HTTP_200_OK)
+
+    def rejected(self, object_id: str) -> None:
+        """Record the read as ``rejected`` (404) because its object was not found."""
+        _record(self.request, self.action, object_id, "rejected", status.HTTP_404_NOT_FOUND)
+
+
+def _start_zone_read(
+    request: Request,
+    settings: Settings,
+    limit: int,
+    action: str,
+    *,
+    seeker_id: str | None = None,
+) -> _ZoneRead:
+    """Check ``limit`` against the page-size maximum and the seeker against the caller's scope.
+
+    An unknown seeker, or one outside the caller's scope, is recorded under ``action``
+    and raises NotFoundError, as on the seeker routes.
+    """
+    check_page_size(limit, settings.query.max_page_size, field="limit")
+    if seeker_id is not None:
+        _row_in_scope(request, seeker_id, action)
+    return _ZoneRead(request, action, f"seeker:{seeker_id}" if seeker_id is not None else "")
 
 
 def _seeker(recommender: Recommender, seeker_id: str) -> pd.Series:

@@ -15,6 +15,12 @@ FeatureCollection built from plain column lists. Every path ends with the UTF-8
 bytes the route sends. All three emit the same features and properties; before
 timing, every viewport's anchor ids and properties are compared.
 
+The map body carries each anchor's enterprise flags, which `anchors_in_bbox` does not
+return, so the baselines read them with `PostgresStore.enterprise_flags`, a second
+query by anchor id, as the OGC anchor items did before the body had them. One
+synthetic anchor in 20 is a key enterprise and one in 7 above-scale industrial, so
+the comparison covers both values.
+
 The subject orders anchors by ``n_postings`` alone, and `anchors_in_bbox` also breaks
 ties by ``anchor_id``, so the comparison sorts ties by id first. That extra sort key
 costs the baselines under 1 ms per viewport.
@@ -262,6 +268,11 @@ def _write_anchors(store: PostgresStore, anchors: pd.DataFrame) -> None:
         layers={},
         meta={"note": "synthetic anchors for the viewport benchmark"},
     )
+    with store.pool.connection() as connection:
+        connection.execute(
+            "UPDATE anchors SET key_enterprise = (anchor_row % 20 = 0),"
+            " above_scale_industrial = (anchor_row % 7 = 0)"
+        )
     logger.info("wrote %d synthetic anchors in %.1f s", len(anchors), time.perf_counter() - started)
 
 
@@ -274,7 +285,7 @@ def viewport_paths(recommender: Recommender) -> dict[str, Path]:
 
     def queried(encode: Encoder) -> Path:
         def path(store: PostgresStore, bbox: BBox) -> bytes:
-            return encode(store.anchors_in_bbox(bbox, VIEWPORT_LIMIT))
+            return encode(_with_flags(store, store.anchors_in_bbox(bbox, VIEWPORT_LIMIT)))
 
         return path
 
@@ -286,8 +297,18 @@ def viewport_paths(recommender: Recommender) -> dict[str, Path]:
     }
 
 
+def _with_flags(store: PostgresStore, frame: pd.DataFrame) -> pd.DataFrame:
+    """Add the ``key_enterprise`` and ``above_scale_industrial`` columns of the stored anchors."""
+    flags = store.enterprise_flags(frame["anchor_id"].tolist())
+    pairs = [flags.get(anchor_id, (False, False)) for anchor_id in frame["anchor_id"]]
+    return frame.assign(
+        key_enterprise=[key for key, _ in pairs],
+        above_scale_industrial=[above_scale for _, above_scale in pairs],
+    )
+
+
 def encoders(recommender: Recommender) -> dict[str, Encoder]:
-    """Return the two baselines' GeoJSON encoders of `anchors_in_bbox` rows."""
+    """Return the two baselines' GeoJSON encoders of `anchors_in_bbox` rows with flag columns."""
 
     def geodataframe(frame: pd.DataFrame) -> bytes:
         properties = pd.DataFrame(_property_lists(frame, recommender))
@@ -334,6 +355,8 @@ def _property_lists(frame: pd.DataFrame, recommender: Recommender) -> dict[str, 
         "n_postings": frame["n_postings"].astype(int).tolist(),
         "location_label": [_text_or_none(value) for value in frame["location_label"]],
         "district_code": districts,
+        "key_enterprise": frame["key_enterprise"].astype(bool).tolist(),
+        "above_scale_industrial": frame["above_scale_industrial"].astype(bool).tolist(),
         "approximate": [labels.approximate[value] for value in precision],
         "precision_label": [labels.precision_labels[value] for value in precision],
         "district_name": [labels.district_names.get(code or "") for code in districts],

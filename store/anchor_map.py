@@ -11,11 +11,19 @@ The body is a FeatureCollection with two members besides ``features``:
 ``clustered`` (true when the features are clusters) and ``total`` (anchors in view).
 
 Anchor feature properties: ``anchor_id``, ``name``, ``precision``, ``state``,
-``n_postings``, ``location_label``, ``district_code``, then the labels the request's
-language adds: ``approximate``, ``precision_label`` and ``district_name``.
+``n_postings``, ``location_label``, ``district_code``, the staff-curated booleans
+``key_enterprise`` (重点企业) and ``above_scale_industrial`` (规上工业企业), then the
+labels the request's language adds: ``approximate``, ``precision_label`` and
+``district_name``.
 
 Cluster feature properties: ``cluster`` (true), ``count`` (anchors), ``n_postings``
-(their sum) and ``bbox`` (the extent of its anchors, WGS84, for zooming in).
+(their sum), ``n_key_enterprise`` and ``n_above_scale_industrial`` (its anchors with
+each flag; an anchor with both flags counts in both) and ``bbox`` (the extent of its
+anchors, WGS84, for zooming in).
+
+A `FlagFilter` keeps only anchors with the given flag values. It applies before
+anchors are counted, so ``total`` and the choice between anchors and clusters refer
+to the anchors that pass it.
 
 The embedded store builds the text here in Python. PostgreSQL builds the same text in
 SQL (`store.postgres_map`) from a per-anchor fragment that a trigger keeps up to date.
@@ -36,6 +44,7 @@ import pandas as pd
 
 BBox = tuple[float, float, float, float]
 FloatArray = npt.NDArray[np.float64]
+BoolArray = npt.NDArray[np.bool_]
 
 MAX_MAP_FEATURES = 2_000
 """The maximum number of features in one map response."""
@@ -76,6 +85,27 @@ class MapLabels:
             for code, name in self.district_names.items()
         }
         return {"precision_suffixes": _dumps(precision), "district_suffixes": _dumps(district)}
+
+
+@dataclass(frozen=True)
+class FlagFilter:
+    """The enterprise flag values an anchor needs to be on the map; None ignores a flag."""
+
+    key_enterprise: bool | None = None
+    """重点企业: True keeps flagged anchors only, False keeps the others."""
+    above_scale_industrial: bool | None = None
+    """规上工业企业, as ``key_enterprise``."""
+
+    def as_params(self) -> dict[str, bool | None]:
+        """Return the filter as named SQL parameters."""
+        return {
+            "key_enterprise": self.key_enterprise,
+            "above_scale_industrial": self.above_scale_industrial,
+        }
+
+
+NO_FLAG_FILTER = FlagFilter()
+"""The filter that keeps every anchor."""
 
 
 @dataclass(frozen=True)
@@ -144,16 +174,32 @@ class ClusterGrid:
 
 
 def anchors_collection(anchors: pd.DataFrame, labels: MapLabels) -> str:
-    """Return anchors (rows of `ReadStore.anchors_in_bbox`) as the map's GeoJSON text."""
-    columns = ["anchor_id", "name", "precision", "state", "n_postings", "location_label"]
-    records = pd.DataFrame({column: anchors[column].tolist() for column in columns})
-    records["n_postings"] = anchors["n_postings"].astype(int).tolist()
-    records["district_code"] = [None if pd.isna(c) else str(c) for c in anchors["district_code"]]
+    """Return anchors as the map's GeoJSON text.
+
+    ``anchors`` has the columns of `ReadStore.anchors_in_bbox` plus the boolean (or 0/1)
+    columns ``key_enterprise`` and ``above_scale_industrial``.
+    """
+    # Plain Python lists, not a DataFrame, because pandas 3.1 stores a column of strings
+    # and None with NaN in place of None, which JSON cannot encode.
+    columns: dict[str, list[Any]] = {
+        name: anchors[name].tolist()
+        for name in ("anchor_id", "name", "precision", "state", "location_label")
+    }
+    columns["n_postings"] = anchors["n_postings"].astype(int).tolist()
+    columns["district_code"] = [None if pd.isna(c) else str(c) for c in anchors["district_code"]]
+    for flag in ("key_enterprise", "above_scale_industrial"):
+        columns[flag] = anchors[flag].astype(bool).tolist()
+    order = [
+        "anchor_id", "name", "precision", "state", "n_postings", "location_label",
+        "district_code", "key_enterprise", "above_scale_industrial",
+    ]  # fmt: skip
+    rows = zip(*(columns[name] for name in order), strict=True)
+    records = [dict(zip(order, values, strict=True)) for values in rows]
     features = []
     for lon, lat, properties in zip(
         anchors["lon"].astype(float).tolist(),
         anchors["lat"].astype(float).tolist(),
-        records.to_dict("records"),
+        records,
         strict=True,
     ):
         precision, district = properties["precision"], properties["district_code"]
@@ -172,21 +218,39 @@ def anchors_collection(anchors: pd.DataFrame, labels: MapLabels) -> str:
 
 
 def clusters_collection(
-    lons: FloatArray, lats: FloatArray, n_postings: npt.NDArray[np.int64], grid: ClusterGrid
+    lons: FloatArray,
+    lats: FloatArray,
+    n_postings: npt.NDArray[np.int64],
+    grid: ClusterGrid,
+    *,
+    key_enterprise: BoolArray | None = None,
+    above_scale_industrial: BoolArray | None = None,
 ) -> str:
     """Return points grouped into the grid's cells as the map's GeoJSON text.
 
-    Clusters come largest first, then by row and column.
+    ``key_enterprise`` and ``above_scale_industrial`` are the flags of each point;
+    None counts no point as flagged. Clusters come largest first, then by row and column.
     """
     cols, rows = grid.cells(lons, lats)
+    no_flags = np.zeros(len(lons), dtype=np.bool_)
     frame = pd.DataFrame(
-        {"col": cols, "row": rows, "lon": lons, "lat": lats, "n_postings": n_postings}
+        {
+            "col": cols,
+            "row": rows,
+            "lon": lons,
+            "lat": lats,
+            "n_postings": n_postings,
+            "key": no_flags if key_enterprise is None else key_enterprise,
+            "above_scale": no_flags if above_scale_industrial is None else above_scale_industrial,
+        }
     )
     cells = (
         frame.groupby(["row", "col"], sort=True)
         .agg(
             count=("lon", "size"),
             n_postings=("n_postings", "sum"),
+            n_key=("key", "sum"),
+            n_above_scale=("above_scale", "sum"),
             lon=("lon", "mean"),
             lat=("lat", "mean"),
             min_lon=("lon", "min"),
@@ -205,10 +269,12 @@ def clusters_collection(
                 "cluster": True,
                 "count": int(count),
                 "n_postings": int(postings),
+                "n_key_enterprise": int(n_key),
+                "n_above_scale_industrial": int(n_above_scale),
                 "bbox": [x0, y0, x1, y1],
             },
         }
-        for lon, lat, count, postings, x0, y0, x1, y1 in zip(
+        for lon, lat, count, postings, n_key, n_above_scale, x0, y0, x1, y1 in zip(
             *(
                 cells[column].tolist()
                 for column in (
@@ -216,6 +282,8 @@ def clusters_collection(
                     "lat",
                     "count",
                     "n_postings",
+                    "n_key",
+                    "n_above_scale",
                     "min_lon",
                     "min_lat",
                     "max_lon",

@@ -19,7 +19,7 @@ from geo.anchor_states import AnchorState, StaffScope
 from geo.curation import AnchorRecord, AnchorVersion
 from geo.duplicates import MergePlan
 from geo.errors import DoorstepError
-from store.anchor_map import MapLabels
+from store.anchor_map import NO_FLAG_FILTER, FlagFilter, MapLabels
 from store.audit import AuditLog, AuditWrite
 
 if TYPE_CHECKING:
@@ -115,13 +115,14 @@ class ReadStore(Protocol):
         max_features: int,
         labels: MapLabels,
         exclude_precisions: Collection[str] = (),
+        flags: FlagFilter = NO_FLAG_FILTER,
     ) -> bytes:
         """Return the anchors inside a WGS84 bbox as the map's GeoJSON body, UTF-8 encoded.
 
         At most ``max_features`` anchors come as single features, most postings first.
         The order of anchors with equal ``n_postings`` is not specified. Above that, as
-        at most ``max_features`` grid clusters. The body is described in
-        :mod:`store.anchor_map`.
+        at most ``max_features`` grid clusters. Only anchors that pass ``flags`` count.
+        The body is described in :mod:`store.anchor_map`.
         """
         ...
 

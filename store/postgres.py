@@ -34,7 +34,7 @@ from geo.errors import DoorstepError, InvalidCoordinateError
 
 # _fetch_frame and _qualified live in the curation module, because importing them from
 # here would make an import cycle.
-from store.anchor_map import MapLabels
+from store.anchor_map import NO_FLAG_FILTER, FlagFilter, MapLabels
 from store.postgres_audit import PostgresAudit
 from store.postgres_curation import PostgresCuration, _fetch_frame, _qualified
 from store.postgres_map import anchor_map_body
@@ -300,6 +300,7 @@ class PostgresStore(PostgresCuration, PostgresAudit, PostgresSeekers):
         max_features: int,
         labels: MapLabels,
         exclude_precisions: Collection[str] = (),
+        flags: FlagFilter = NO_FLAG_FILTER,
     ) -> bytes:
         """Return the anchors inside a WGS84 bbox as the map's GeoJSON body, UTF-8 encoded
         (see :mod:`store.anchor_map` and :func:`store.postgres_map.anchor_map_body`).
@@ -310,7 +311,9 @@ class PostgresStore(PostgresCuration, PostgresAudit, PostgresSeekers):
         with self._pool.connection() as connection:
             connection.autocommit = True
             try:
-                return anchor_map_body(connection, bbox, max_features, labels, exclude_precisions)
+                return anchor_map_body(
+                    connection, bbox, max_features, labels, exclude_precisions, flags
+                )
             finally:
                 if not connection.closed:
                     connection.autocommit = False

@@ -1,9 +1,10 @@
 """The map's anchor layer built in PostgreSQL (see :mod:`store.anchor_map` for the body).
 
 The common case, at most ``max_features`` anchors in view, is one statement that
-concatenates the GeoJSON fragment stored with each anchor (migration 0005 keeps it
-up to date with a trigger) and appends the labels of the request's language. Above
-that, a second statement groups the anchors into grid cells.
+concatenates the GeoJSON fragment stored with each anchor and appends the labels of
+the request's language. A trigger keeps the fragment up to date (migration 0005;
+migration 0015 adds the enterprise flags to it). Above that, a second statement
+groups the anchors into grid cells.
 """
 
 from collections.abc import Collection
@@ -12,7 +13,7 @@ from typing import Any
 import psycopg
 from psycopg.adapt import Buffer, Loader
 
-from store.anchor_map import ClusterGrid, MapLabels
+from store.anchor_map import NO_FLAG_FILTER, ClusterGrid, FlagFilter, MapLabels
 
 
 class _Utf8BytesLoader(Loader):
@@ -27,18 +28,22 @@ class _Utf8BytesLoader(Loader):
 
 
 # The anchors of a viewport as one GeoJSON text: the stored fragment of each anchor
-# (migration 0005) with the labels of the request's language appended. The text is
-# NULL when more than %(max_features)s anchors are in view, and the caller then
-# requests clusters. `hits` takes any max_features + 1 rows without sorting, because
-# only their count matters there; string_agg sorts the rows it keeps by n_postings
-# alone. Ties stay in scan order: breaking them by anchor_id took about 0.9 ms of the
-# 3 ms a 2,000-anchor view costs in the viewport benchmark.
+# (migrations 0005 and 0015) with the labels of the request's language appended. The
+# text is NULL when more than %(max_features)s anchors are in view, and the caller then
+# requests clusters. A flag parameter that is NULL matches every anchor. `hits` takes
+# any max_features + 1 rows without sorting, because only their count matters there;
+# string_agg sorts the rows it keeps by n_postings alone. Ties stay in scan order:
+# breaking them by anchor_id took about 0.9 ms of the 3 ms a 2,000-anchor view costs
+# in the viewport benchmark.
 _ANCHOR_MAP_SQL = """
 WITH hits AS (
     SELECT map_feature, "precision", district_code, n_postings, anchor_id
     FROM anchors
     WHERE geom && ST_MakeEnvelope(%(min_lon)s, %(min_lat)s, %(max_lon)s, %(max_lat)s, 4326)
       AND "precision" <> ALL(%(excluded)s::text[])
+      AND (%(key_enterprise)s::boolean IS NULL OR key_enterprise = %(key_enterprise)s::boolean)
+      AND (%(above_scale_industrial)s::boolean IS NULL
+           OR above_scale_industrial = %(above_scale_industrial)s::boolean)
     LIMIT %(max_features)s + 1
 ), labels AS (
     SELECT %(precision_suffixes)s::jsonb AS precision_suffixes,
@@ -56,19 +61,26 @@ SELECT CASE WHEN count(*) > %(max_features)s THEN NULL ELSE
 FROM hits AS h CROSS JOIN labels AS l
 """
 
-# Grid clusters of a viewport (see store.anchor_map.ClusterGrid for the cell formula).
+# Grid clusters of a viewport (see store.anchor_map.ClusterGrid for the cell formula), of
+# the anchors that the statement above selects.
 _CLUSTER_MAP_SQL = """
 WITH cells AS (
     SELECT least(greatest(floor((lon - %(grid_min_lon)s) / %(cell_lon)s)::bigint, 0), %(cols)s - 1)
                AS col,
            least(greatest(floor((lat - %(grid_min_lat)s) / %(cell_lat)s)::bigint, 0), %(rows)s - 1)
                AS row,
-           lon, lat, n_postings
+           lon, lat, n_postings, key_enterprise, above_scale_industrial
     FROM anchors
     WHERE geom && ST_MakeEnvelope(%(min_lon)s, %(min_lat)s, %(max_lon)s, %(max_lat)s, 4326)
       AND "precision" <> ALL(%(excluded)s::text[])
+      AND (%(key_enterprise)s::boolean IS NULL OR key_enterprise = %(key_enterprise)s::boolean)
+      AND (%(above_scale_industrial)s::boolean IS NULL
+           OR above_scale_industrial = %(above_scale_industrial)s::boolean)
 ), clusters AS (
-    SELECT row, col, count(*) AS n, sum(n_postings) AS postings, avg(lon) AS lon, avg(lat) AS lat,
+    SELECT row, col, count(*) AS n, sum(n_postings) AS postings,
+           count(*) FILTER (WHERE key_enterprise) AS n_key,
+           count(*) FILTER (WHERE above_scale_industrial) AS n_above_scale,
+           avg(lon) AS lon, avg(lat) AS lat,
            min(lon) AS min_lon, min(lat) AS min_lat, max(lon) AS max_lon, max(lat) AS max_lat
     FROM cells GROUP BY row, col
 )
@@ -78,6 +90,7 @@ SELECT '{"type":"FeatureCollection","clustered":true,"total":' || coalesce(sum(n
         'geometry', json_build_object('type', 'Point', 'coordinates', json_build_array(lon, lat)),
         'properties', json_build_object(
             'cluster', true, 'count', n, 'n_postings', postings,
+            'n_key_enterprise', n_key, 'n_above_scale_industrial', n_above_scale,
             'bbox', json_build_array(min_lon, min_lat, max_lon, max_lat)))
         ORDER BY n DESC, row, col)::text, '[]') || '}'
 FROM clusters
@@ -90,8 +103,11 @@ def anchor_map_body(
     max_features: int,
     labels: MapLabels,
     exclude_precisions: Collection[str] = (),
+    flags: FlagFilter = NO_FLAG_FILTER,
 ) -> bytes:
     """Return the anchors inside a WGS84 bbox as the map's GeoJSON body, UTF-8 encoded.
+
+    Only anchors that pass ``flags`` are listed or clustered.
 
     The two statements need no common snapshot, so the caller may run them in
     autocommit mode: when anchors change between them, the clusters simply show the
@@ -105,6 +121,7 @@ def anchor_map_body(
         "max_lat": max_lat,
         "excluded": sorted(exclude_precisions),
         "max_features": max_features,
+        **flags.as_params(),
         **labels.as_sql_params(),
     }
     cursor = connection.cursor()

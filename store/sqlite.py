@@ -26,7 +26,14 @@ import pandas as pd
 import shapely
 
 from geo.errors import DoorstepError
-from store.anchor_map import ClusterGrid, MapLabels, anchors_collection, clusters_collection
+from store.anchor_map import (
+    NO_FLAG_FILTER,
+    ClusterGrid,
+    FlagFilter,
+    MapLabels,
+    anchors_collection,
+    clusters_collection,
+)
 from store.assistance_store import copy_assistance_tables
 from store.rebuild import log_kept, log_replayed
 from store.seeker_records import INDEX_COLUMNS, check_protected
@@ -56,6 +63,9 @@ _BUILD_ANCHOR_COLUMNS = ", ".join(
         "location_label", "district_code", "state", "n_postings",
     )
 )  # fmt: skip
+
+# The staff-curated enterprise flags (0 or 1) that the map layer carries.
+_FLAG_COLUMNS = "a.key_enterprise, a.above_scale_industrial"
 
 _SCHEMA = (
     f"""
@@ -214,16 +224,64 @@ class SqliteStore(SqliteCuration, SqliteSeekers):
         The R*Tree keeps float32 bounds rounded outwards, so it selects by overlap and
         the exact ``lon``/``lat`` columns decide, keeping points on the box edge.
         """
+        return self._select_in_bbox(
+            _BUILD_ANCHOR_COLUMNS, bbox, limit, exclude_precisions, NO_FLAG_FILTER
+        )
+
+    def anchor_map(
+        self,
+        bbox: tuple[float, float, float, float],
+        max_features: int,
+        labels: MapLabels,
+        exclude_precisions: Collection[str] = (),
+        flags: FlagFilter = NO_FLAG_FILTER,
+    ) -> bytes:
+        """Return the anchors inside a WGS84 bbox as the map's GeoJSON body, UTF-8 encoded.
+
+        See :mod:`store.anchor_map`: single anchors when at most ``max_features`` are in
+        view, grid clusters above that. Anchors with equal ``n_postings`` come in
+        ``anchor_id`` order here.
+        """
+        columns = f"{_BUILD_ANCHOR_COLUMNS}, {_FLAG_COLUMNS}"
+        found = self._select_in_bbox(columns, bbox, max_features + 1, exclude_precisions, flags)
+        if len(found) <= max_features:
+            return anchors_collection(found, labels).encode()
+        # SQLite reads LIMIT -1 as no limit.
+        everything = self._select_in_bbox(columns, bbox, -1, exclude_precisions, flags)
+        return clusters_collection(
+            everything["lon"].to_numpy(np.float64),
+            everything["lat"].to_numpy(np.float64),
+            everything["n_postings"].to_numpy(np.int64),
+            ClusterGrid.for_bbox(bbox, max_features),
+            key_enterprise=everything["key_enterprise"].to_numpy(np.bool_),
+            above_scale_industrial=everything["above_scale_industrial"].to_numpy(np.bool_),
+        ).encode()
+
+    def _select_in_bbox(
+        self,
+        columns: str,
+        bbox: tuple[float, float, float, float],
+        limit: int,
+        exclude_precisions: Collection[str],
+        flags: FlagFilter,
+    ) -> pd.DataFrame:
+        """Select ``columns`` of the anchors in a bbox that pass the filters, most postings first.
+
+        A flag of ``flags`` that is None matches every anchor (``? IS NULL``).
+        """
         min_lon, min_lat, max_lon, max_lat = bbox
         query = f"""
-            SELECT {_BUILD_ANCHOR_COLUMNS}
+            SELECT {columns}
             FROM anchors_rtree AS r JOIN anchors AS a USING (anchor_row)
             WHERE r.max_lon >= ? AND r.min_lon <= ? AND r.max_lat >= ? AND r.min_lat <= ?
               AND a.lon BETWEEN ? AND ? AND a.lat BETWEEN ? AND ?
               AND a.precision NOT IN (SELECT value FROM json_each(?))
+              AND (? IS NULL OR a.key_enterprise = ?)
+              AND (? IS NULL OR a.above_scale_industrial = ?)
             ORDER BY a.n_postings DESC, a.anchor_id
             LIMIT ?
         """  # nosec B608 # constant identifiers, bound values
+        key, above_scale = flags.key_enterprise, flags.above_scale_industrial
         with self._connect() as connection:
             return pd.read_sql_query(
                 query,
@@ -232,34 +290,10 @@ class SqliteStore(SqliteCuration, SqliteSeekers):
                     *(min_lon, max_lon, min_lat, max_lat),
                     *(min_lon, max_lon, min_lat, max_lat),
                     json.dumps(sorted(exclude_precisions)),
+                    *(key, key, above_scale, above_scale),
                     limit,
                 ),
             )
-
-    def anchor_map(
-        self,
-        bbox: tuple[float, float, float, float],
-        max_features: int,
-        labels: MapLabels,
-        exclude_precisions: Collection[str] = (),
-    ) -> bytes:
-        """Return the anchors inside a WGS84 bbox as the map's GeoJSON body, UTF-8 encoded.
-
-        See :mod:`store.anchor_map`: single anchors when at most ``max_features`` are in
-        view, grid clusters above that. Anchors with equal ``n_postings`` come in
-        ``anchor_id`` order here.
-        """
-        found = self.anchors_in_bbox(bbox, max_features + 1, exclude_precisions)
-        if len(found) <= max_features:
-            return anchors_collection(found, labels).encode()
-        # SQLite reads LIMIT -1 as no limit.
-        everything = self.anchors_in_bbox(bbox, -1, exclude_precisions)
-        return clusters_collection(
-            everything["lon"].to_numpy(np.float64),
-            everything["lat"].to_numpy(np.float64),
-            everything["n_postings"].to_numpy(np.int64),
-            ClusterGrid.for_bbox(bbox, max_features),
-        ).encode()
 
     def anchors_frame(self) -> pd.DataFrame:
         """Return every anchor."""

@@ -1,5 +1,6 @@
 // City map (城市地图): districts, clustered employer anchors coloured by location
-// precision, HR map layers in the layer switcher, a legend and a counts panel.
+// precision and ringed when staff flagged them as key or above-scale industrial
+// enterprises, HR map layers in the layer switcher, a legend and a counts panel.
 "use strict";
 
 (function () {
@@ -22,27 +23,61 @@
   const OTHER_SYMBOL_CLASS = "symbol-other";
   const LINE_FALLBACK_COLOR = "#555555";
 
+  // Flagged anchors keep their precision fill and get a dark ring: solid for a key
+  // enterprise (重点企业), dashed for an above-scale industrial firm (规上工业企业) that is
+  // not also a key enterprise. pages.css draws the same rings in the legend.
+  const FLAG_RING_COLOR = "#1b1b1b";
+  // Butt caps keep the gaps of the dashed ring open; round caps would close them.
+  const FLAG_RINGS = {
+    key: { className: "anchor-marker anchor-key", dashArray: null, lineCap: "round" },
+    above_scale: { className: "anchor-marker anchor-above-scale", dashArray: "3 3", lineCap: "butt" },
+  };
+
   const map = D.createMap("map");
+
+  function enterpriseFlag(props) {
+    if (props.key_enterprise === true) {
+      return "key";
+    }
+    return props.above_scale_industrial === true ? "above_scale" : null;
+  }
+
+  function enterpriseLabels(props) {
+    const labels = [];
+    if (props.key_enterprise === true) {
+      labels.push(t.enterprise_key);
+    }
+    if (props.above_scale_industrial === true) {
+      labels.push(t.enterprise_above_scale);
+    }
+    return labels.join(t.list_separator);
+  }
 
   function anchorPopup(props) {
     return D.popupElement(props.name, [
       [t.popup_precision, D.precisionLabel(props.precision, props.precision_label)],
       [t.popup_postings, props.n_postings],
       [t.popup_district, props.district_name],
+      [t.popup_enterprise, enterpriseLabels(props)],
     ]);
   }
 
   function anchorMarker(feature, latlng) {
-    const color = D.PRECISION_COLORS[feature.properties.precision] || "#777";
+    const props = feature.properties;
+    const color = D.PRECISION_COLORS[props.precision] || "#777";
+    const ring = FLAG_RINGS[enterpriseFlag(props)];
     const marker = L.circleMarker(latlng, {
-      className: "anchor-marker",
-      radius: 6,
-      color: "#fff",
-      weight: 1,
+      className: ring ? ring.className : "anchor-marker",
+      radius: ring ? 8 : 6,
+      color: ring ? FLAG_RING_COLOR : "#fff",
+      weight: ring ? 3 : 1,
+      dashArray: ring ? ring.dashArray : null,
+      lineCap: ring ? ring.lineCap : "round",
       fillColor: color,
       fillOpacity: 0.9,
+      keyCount: props.key_enterprise === true ? 1 : 0,
     });
-    marker.bindPopup(anchorPopup(feature.properties));
+    marker.bindPopup(anchorPopup(props));
     return marker;
   }
 
@@ -54,40 +89,58 @@
   }
 
   // A neutral cluster icon, so that cluster colours are not read as precision colours.
-  // The count is a number placed with textContent.
-  function countIcon(count) {
+  // The count is a number placed with textContent. When the anchors include key
+  // enterprises, a corner badge gives their number.
+  function countIcon(count, keyCount) {
     let size = 44;
     if (count < 100) {
       size = 32;
     } else if (count < 1000) {
       size = 38;
     }
-    const label = D.el("span", "anchor-cluster-count", D.formatCount(count));
+    const icon = D.el("span", "anchor-cluster-body");
+    icon.appendChild(D.el("span", "anchor-cluster-count", D.formatCount(count)));
+    if (keyCount > 0) {
+      icon.appendChild(D.el("span", "anchor-cluster-key", D.formatCount(keyCount)));
+    }
     return L.divIcon({
-      html: label,
+      html: icon,
       className: "marker-cluster anchor-cluster",
       iconSize: L.point(size, size),
     });
   }
 
   // A client cluster shows the number of anchors, so a server cluster among its markers
-  // adds the count of anchors it contains.
+  // adds the count of anchors it contains, and its count of key enterprises.
   function clusterIcon(cluster) {
     let count = 0;
+    let keyCount = 0;
     cluster.getAllChildMarkers().forEach(function (marker) {
       count += marker.options.anchorCount || 1;
+      keyCount += marker.options.keyCount || 0;
     });
-    return countIcon(count);
+    return countIcon(count, keyCount);
+  }
+
+  function serverClusterTitle(props) {
+    const title = D.format(t.cluster_title, { n: D.formatCount(props.count) });
+    const flags = D.format(t.cluster_flags, {
+      key: D.formatCount(props.n_key_enterprise || 0),
+      above: D.formatCount(props.n_above_scale_industrial || 0),
+    });
+    return title + t.list_separator + flags;
   }
 
   // Marker of a server cluster, sent when too many anchors are in view. A click zooms
   // to the extent of its anchors.
   function serverCluster(feature, latlng) {
     const props = feature.properties;
+    const keyCount = props.n_key_enterprise || 0;
     const marker = L.marker(latlng, {
-      icon: countIcon(props.count),
+      icon: countIcon(props.count, keyCount),
       anchorCount: props.count,
-      title: D.format(t.cluster_title, { n: D.formatCount(props.count) }),
+      keyCount: keyCount,
+      title: serverClusterTitle(props),
     });
     marker.on("click", function () {
       const box = props.bbox;
@@ -272,9 +325,17 @@
       swatch.style.backgroundColor = D.PRECISION_COLORS[precision];
       list.appendChild(legendItem(swatch, t.precision_labels[precision]));
     });
+    list.appendChild(legendItem(D.el("span", "swatch swatch-key"), t.legend_key_enterprise));
+    list.appendChild(
+      legendItem(D.el("span", "swatch swatch-above-scale"), t.legend_above_scale_industrial)
+    );
     const cluster = D.el("span", "anchor-cluster legend-cluster");
     cluster.appendChild(D.el("span", "anchor-cluster-count", "12"));
     list.appendChild(legendItem(cluster, t.legend_cluster));
+    const flagged = D.el("span", "anchor-cluster legend-cluster legend-cluster-key");
+    flagged.appendChild(D.el("span", "anchor-cluster-count", "12"));
+    flagged.appendChild(D.el("span", "anchor-cluster-key", "3"));
+    list.appendChild(legendItem(flagged, t.legend_cluster_key));
   }
 
   function statRow(list, label, value, badge) {

@@ -106,8 +106,12 @@ def test_city_map_page(page: tuple[Page, PageRecord], base_url: str) -> None:
     line = browser_page.locator("path.layer-metro_lines").first
     assert line.get_attribute("stroke") == "#e4002b"
 
-    # Six precision colours (no city) and the cluster symbol; then districts and 7 layers.
-    assert browser_page.locator("#legend-items li").count() == 7
+    # Six precision colours (no city), two enterprise rings and two cluster symbols; then
+    # districts and 7 layers.
+    assert browser_page.locator("#legend-items li").count() == 10
+    assert browser_page.locator("#legend-items .swatch-key").count() == 1
+    assert browser_page.locator("#legend-items .swatch-above-scale").count() == 1
+    assert browser_page.locator("#legend-items", has_text="重点企业（实线外圈）").count() == 1
     assert browser_page.locator("#legend-items", has_text="仅知在西安").count() == 0
     assert browser_page.locator("#legend-layer-items li").count() == 8
     assert browser_page.locator("#legend-layer-items .symbol-hr_offices").count() == 1
@@ -129,6 +133,48 @@ def test_city_map_page(page: tuple[Page, PageRecord], base_url: str) -> None:
         assert "include_city=false" in url
 
 
+def test_city_map_rings_flagged_anchors(page: tuple[Page, PageRecord], base_url: str) -> None:
+    browser_page, record = page
+    browser_page.goto(base_url + "/")
+    browser_page.locator("path.anchor-marker").first.wait_for()
+
+    key = browser_page.locator("path.anchor-key")
+    above_scale = browser_page.locator("path.anchor-above-scale")
+    # The stub flags the first anchor as a key enterprise, the second as above-scale.
+    assert key.count() == 1
+    assert above_scale.count() == 1
+    assert browser_page.locator("path.anchor-marker").count() == 5
+    assert key.get_attribute("stroke") == "#1b1b1b"
+    assert key.get_attribute("stroke-dasharray") is None
+    assert above_scale.get_attribute("stroke-dasharray") == "3 3"
+    assert above_scale.get_attribute("stroke-linecap") == "butt"
+
+    popup = browser_page.locator(".leaflet-popup-content")
+    key.dispatch_event("click")
+    expect(popup).to_have_count(1)
+    expect(popup.locator("dt").get_by_text("企业类别", exact=True)).to_have_count(1)
+    expect(popup.locator("dd").get_by_text("重点企业", exact=True)).to_have_count(1)
+    browser_page.locator(".leaflet-popup-close-button").click()
+    expect(popup).to_have_count(0)
+    above_scale.dispatch_event("click")
+    expect(popup).to_have_count(1)
+    expect(popup.locator("dd").get_by_text("规上工业企业", exact=True)).to_have_count(1)
+    assert record.console_errors == []
+
+
+def test_city_map_legend_in_english(page: tuple[Page, PageRecord], base_url: str) -> None:
+    browser_page, record = page
+    browser_page.goto(base_url + "/?lang=en")
+    browser_page.locator("path.anchor-marker").first.wait_for()
+
+    legend = browser_page.locator("#legend-items")
+    expect(legend).to_contain_text("Key enterprise (solid ring)")
+    expect(legend).to_contain_text("Above-scale industrial firm (dashed ring)")
+    browser_page.locator("path.anchor-key").dispatch_event("click")
+    expect(browser_page.locator(".leaflet-popup-content")).to_contain_text("Key enterprise")
+    assert record.console_errors == []
+
+
 def test_city_map_clusters_are_neutral(page: tuple[Page, PageRecord], base_url: str) -> None:
     browser_page, record = page
     browser_page.goto(base_url + "/")
@@ -142,8 +188,12 @@ def test_city_map_clusters_are_neutral(page: tuple[Page, PageRecord], base_url: 
         browser_page.wait_for_timeout(400)
     clusters.first.wait_for()
 
-    counts = [int(text) for text in clusters.all_inner_texts()]
+    counts = [int(text) for text in clusters.locator(".anchor-cluster-count").all_inner_texts()]
     assert sum(counts) + browser_page.locator("path.anchor-marker").count() == 5
+    # Client clusters count the key enterprises among their markers in a badge.
+    badges = [int(text) for text in clusters.locator(".anchor-cluster-key").all_inner_texts()]
+    key_markers = browser_page.locator("path.anchor-key").count()
+    assert sum(badges) + key_markers == 1
     for colour_class in ("marker-cluster-small", "marker-cluster-medium", "marker-cluster-large"):
         assert browser_page.locator("." + colour_class).count() == 0
     background = clusters.first.evaluate("node => getComputedStyle(node).backgroundColor")
@@ -162,8 +212,12 @@ def test_city_map_server_clusters(page: tuple[Page, PageRecord], clustered_url: 
     clusters = browser_page.locator(".anchor-cluster.leaflet-marker-icon")
     clusters.first.wait_for()
     # Client clusters add up the anchors of the server clusters they hold.
-    total = sum(int(text.replace(",", "")) for text in clusters.all_inner_texts())
+    counts = clusters.locator(".anchor-cluster-count").all_inner_texts()
+    total = sum(int(text.replace(",", "")) for text in counts)
     assert total == int(re.search(r"共有 ([\d,]+) 个", note.inner_text()).group(1).replace(",", ""))
+    # The stub flags one anchor in view as a key enterprise; a badge shows it.
+    badges = clusters.locator(".anchor-cluster-key").all_inner_texts()
+    assert [int(text) for text in badges] == [1]
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     browser_page.screenshot(path=str(SCREENSHOTS / "city_map_clustered.png"))
 

@@ -285,6 +285,86 @@ def test_pin_move_refreshes_nearby(client: TestClient) -> None:
     assert {item["title"] for item in after["items"]} == {"司机", "保洁"}
 
 
+# Every contract anchor but the city-level one lies inside this WGS84 box.
+_MAP_BBOX = "108.85,34.15,109.05,34.35"
+
+
+def _map_flags(client: TestClient, **filters: str) -> dict[str, tuple[bool, bool]]:
+    """Return (key_enterprise, above_scale_industrial) of each anchor on the city map."""
+    response = client.get("/v1/anchors", params={"bbox": _MAP_BBOX, **filters})
+    assert response.status_code == 200, response.text
+    assert response.json()["clustered"] is False
+    return {
+        f["properties"]["anchor_id"]: (
+            f["properties"]["key_enterprise"],
+            f["properties"]["above_scale_industrial"],
+        )
+        for f in response.json()["features"]
+    }
+
+
+def test_flag_edit_shows_on_map(client: TestClient) -> None:
+    before = _map_flags(client)
+
+    response = _patch(client, "anc-c", 1, key_enterprise=True, above_scale_industrial=True)
+    after = _map_flags(client)
+
+    assert response.status_code == 200, response.text
+    assert response.json()["anchor"]["version"] == 2
+    assert before["anc-c"] == (False, False)
+    assert after["anc-c"] == (True, True)
+    assert after["anc-a"] == (False, False)
+    history = _anchor(client, "anc-c")["history"]
+    assert [entry["version"] for entry in history] == [2]
+    assert {item["field"] for item in history[0]["changes"]} == {
+        "key_enterprise",
+        "above_scale_industrial",
+    }
+
+
+def test_map_filters_by_flag(client: TestClient) -> None:
+    assert _patch(client, "anc-c", 1, key_enterprise=True).status_code == 200
+    assert _patch(client, "anc-a", 1, above_scale_industrial=True).status_code == 200
+
+    key = _map_flags(client, key_enterprise="true")
+    others = _map_flags(client, key_enterprise="false")
+    above_scale = _map_flags(client, above_scale_industrial="true")
+    unflag = _patch(client, "anc-c", 2, key_enterprise=False)
+    after_unflag = _map_flags(client, key_enterprise="true")
+
+    assert key == {"anc-c": (True, False)}
+    assert sorted(others) == ["anc-B", "anc-a", "anc-edge"]
+    assert above_scale == {"anc-a": (False, True)}
+    assert unflag.status_code == 200, unflag.text
+    assert after_unflag == {}
+
+
+def test_map_flag_filter_is_validated(client: TestClient) -> None:
+    response = client.get("/v1/anchors", params={"bbox": _MAP_BBOX, "key_enterprise": "maybe"})
+
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"][-1] == "key_enterprise"
+
+
+def test_map_clusters_count_flags(client: TestClient) -> None:
+    assert _patch(client, "anc-c", 1, key_enterprise=True).status_code == 200
+    assert _patch(client, "anc-edge", 1, above_scale_industrial=True).status_code == 200
+    # Five anchors in view, the city-level one included, exceed a limit of four.
+    params = {"bbox": _MAP_BBOX, "include_city": "true"}
+
+    app_settings = client.app.state.settings  # type: ignore[attr-defined]
+    limit = app_settings.query.max_bbox_features
+    app_settings.query.max_bbox_features = 4
+    try:
+        body = client.get("/v1/anchors", params=params).json()
+    finally:
+        app_settings.query.max_bbox_features = limit
+
+    assert body["clustered"] is True
+    assert sum(f["properties"]["n_key_enterprise"] for f in body["features"]) == 1
+    assert sum(f["properties"]["n_above_scale_industrial"] for f in body["features"]) == 1
+
+
 def _set_entrance_and_stop(client: TestClient) -> Any:
     return _patch(
         client,

@@ -222,10 +222,13 @@ def build_stub_app(
                     "approximate": job["approximate"],
                     "n_postings": 3,
                     "district_name": job["district_name"],
+                    # The first anchor is a key enterprise, the second above-scale industrial.
+                    "key_enterprise": index == 0,
+                    "above_scale_industrial": index == 1,
                 },
                 "geometry": {"type": "Point", "coordinates": [job["lon"], job["lat"]]},
             }
-            for job in _stub_jobs(points, lang)
+            for index, job in enumerate(_stub_jobs(points, lang))
             if min_lon <= job["lon"] <= max_lon and min_lat <= job["lat"] <= max_lat
         ]
         if anchor_limit is None or len(features) <= anchor_limit:
@@ -234,7 +237,11 @@ def build_stub_app(
         lons = np.array([f["geometry"]["coordinates"][0] for f in features])
         lats = np.array([f["geometry"]["coordinates"][1] for f in features])
         grid = ClusterGrid.for_bbox((min_lon, min_lat, max_lon, max_lat), anchor_limit)
-        text = clusters_collection(lons, lats, np.full(len(features), 3), grid)
+        flags = {
+            name: np.array([f["properties"][name] for f in features], dtype=np.bool_)
+            for name in ("key_enterprise", "above_scale_industrial")
+        }
+        text = clusters_collection(lons, lats, np.full(len(features), 3), grid, **flags)
         return json.loads(text)  # type: ignore[no-any-return]
 
     @app.get("/v1/stats")

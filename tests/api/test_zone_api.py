@@ -116,6 +116,35 @@ def test_graduate_zone_lists_fitting_jobs(client: TestClient, officer: dict[str,
         assert item["traineeship"] or item["major_fit"] or item["graduate_ok"]
 
 
+@pytest.mark.parametrize(
+    ("zone", "group", "action"),
+    [("graduates", "graduate", "zone.graduate"), ("talent", "talent", "zone.talent")],
+)
+def test_seeker_zone_read_audited(
+    client: TestClient, officer: dict[str, str], zone: str, group: str, action: str
+) -> None:
+    store = client.app.state.store  # type: ignore[attr-defined]
+    seeker_id = _first(client, group)
+    head = store.audit_head()[0]
+
+    found = client.get(f"/v1/zones/{zone}/{seeker_id}/jobs", headers=officer)
+    missing = client.get(f"/v1/zones/{zone}/sim-999999/jobs", headers=officer)
+    over_limit = client.get(
+        f"/v1/zones/{zone}/{seeker_id}/jobs", params={"limit": 10_000}, headers=officer
+    )
+
+    assert found.status_code == 200, found.text
+    assert missing.status_code == 404
+    # The limit is checked before the seeker is read, so that request leaves no record.
+    assert over_limit.status_code == 422
+    records = [r for r in store.audit_records() if r.seq > head]
+    outcomes = [(r.entry.action, r.entry.object_id, r.entry.result) for r in records]
+    assert outcomes == [
+        (action, f"seeker:{seeker_id}", "ok"),
+        (action, "seeker:sim-999999", "rejected"),
+    ]
+
+
 def test_graduate_zone_near_campus(
     client: TestClient, officer: dict[str, str], data_dir: Path
 ) -> None:

@@ -278,6 +278,9 @@ def test_viewport_baselines_agree(
     full_store: SqliteStore, regions: Regions, recommender: Recommender
 ) -> None:
     anchors = synthetic_anchors(full_store.anchors_frame(), regions, 300, seed=10)
+    anchors = anchors.assign(
+        key_enterprise=np.arange(300) % 20 == 0, above_scale_industrial=np.arange(300) % 7 == 0
+    )
     # City-level anchors have no district, so the encoders must turn it into null.
     assert anchors["district_code"].isna().any()
 
@@ -292,8 +295,11 @@ def test_viewport_baselines_agree(
     properties = bodies[STDLIB]["features"][0]["properties"]
     assert set(properties) == {
         "anchor_id", "name", "precision", "state", "n_postings", "location_label",
-        "district_code", "approximate", "precision_label", "district_name",
+        "district_code", "key_enterprise", "above_scale_industrial", "approximate",
+        "precision_label", "district_name",
     }  # fmt: skip
+    assert properties["key_enterprise"] is True
+    assert properties["above_scale_industrial"] is True
 
 
 def _feature(anchor_id: str, n_postings: int) -> dict[str, Any]:

@@ -96,8 +96,80 @@ def test_anchor_text_has_no_nan() -> None:
             "n_postings": [3],
             "location_label": ["甲"],
             "district_code": [np.nan],
+            "key_enterprise": [0],
+            "above_scale_industrial": [1],
         }
     )
     body = json.loads(anchors_collection(anchors, _LABELS))
     assert body["features"][0]["properties"]["district_code"] is None
     assert body["features"][0]["properties"]["district_name"] is None
+    # SQLite stores the flags as 0 and 1; the body carries JSON booleans.
+    assert body["features"][0]["properties"]["key_enterprise"] is False
+    assert body["features"][0]["properties"]["above_scale_industrial"] is True
+
+
+def test_anchor_text_mixes_known_and_missing_districts() -> None:
+    anchors = pd.DataFrame(
+        {
+            "anchor_id": ["a", "b"],
+            "name": ["甲", "乙"],
+            "lon": [108.9, 108.94],
+            "lat": [34.2, 34.26],
+            "precision": ["poi", "city"],
+            "state": ["verified", "draft"],
+            "n_postings": [3, 1],
+            "location_label": ["甲", "西安"],
+            "district_code": ["610113", None],
+            "key_enterprise": [True, False],
+            "above_scale_industrial": [False, False],
+        }
+    )
+    body = json.loads(anchors_collection(anchors, _LABELS))
+    first, second = (feature["properties"] for feature in body["features"])
+    assert first["district_code"] == "610113"
+    assert first["district_name"] == "雁塔区"
+    assert first["key_enterprise"] is True
+    assert second["district_code"] is None
+    assert second["district_name"] is None
+
+
+def test_clusters_count_flagged_points() -> None:
+    rng = np.random.default_rng(11)
+    lons = rng.uniform(108.8, 109.1, 2_000)
+    lats = rng.uniform(34.1, 34.4, 2_000)
+    key = rng.random(2_000) < 0.1
+    above_scale = rng.random(2_000) < 0.2
+    grid = ClusterGrid.for_bbox((108.8, 34.1, 109.1, 34.4), 50)
+
+    body = json.loads(
+        clusters_collection(
+            lons,
+            lats,
+            np.zeros(2_000, np.int64),
+            grid,
+            key_enterprise=key,
+            above_scale_industrial=above_scale,
+        )
+    )
+
+    found_key = [f["properties"]["n_key_enterprise"] for f in body["features"]]
+    found_above = [f["properties"]["n_above_scale_industrial"] for f in body["features"]]
+    assert sum(found_key) == int(key.sum())
+    assert sum(found_above) == int(above_scale.sum())
+    assert all(isinstance(n, int) for n in found_key + found_above)
+    for feature in body["features"]:
+        props = feature["properties"]
+        assert props["n_key_enterprise"] <= props["count"]
+        assert props["n_above_scale_industrial"] <= props["count"]
+
+
+def test_clusters_without_flags_count_zero() -> None:
+    lons = np.array([108.9, 108.91])
+    lats = np.array([34.2, 34.21])
+    grid = ClusterGrid.for_bbox((108.8, 34.1, 109.1, 34.4), 1)
+
+    body = json.loads(clusters_collection(lons, lats, np.array([1, 2]), grid))
+
+    (feature,) = body["features"]
+    assert feature["properties"]["n_key_enterprise"] == 0
+    assert feature["properties"]["n_above_scale_industrial"] == 0

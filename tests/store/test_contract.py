@@ -360,6 +360,8 @@ def test_anchor_map_lists_anchors_with_labels(case: StoreCase) -> None:
                 "n_postings": 2,
                 "location_label": "丙大厦",
                 "district_code": "610113",
+                "key_enterprise": False,
+                "above_scale_industrial": False,
                 "approximate": False,
                 "precision_label": "楼宇级",
                 "district_name": "雁塔区",
@@ -376,6 +378,8 @@ def test_anchor_map_lists_anchors_with_labels(case: StoreCase) -> None:
                 "n_postings": 1,
                 "location_label": "甲",
                 "district_code": "610113",
+                "key_enterprise": False,
+                "above_scale_industrial": False,
                 "approximate": False,
                 "precision_label": "地点级",
                 "district_name": "雁塔区",
@@ -412,6 +416,9 @@ def test_anchor_map_clusters_above_the_limit(case: StoreCase) -> None:
     postings = [f["properties"]["n_postings"] for f in body["features"]]
     assert counts == [2, 2, 1]
     assert postings == [3, 3, 1]
+    # Built anchors carry no enterprise flags.
+    assert [f["properties"]["n_key_enterprise"] for f in body["features"]] == [0, 0, 0]
+    assert [f["properties"]["n_above_scale_industrial"] for f in body["features"]] == [0, 0, 0]
     first, second, third = body["features"]
     # anc-a and anc-c, then anc-B and anc-edge, then anc-city.
     assert first["geometry"]["coordinates"] == pytest.approx([108.915, 34.21])
