@@ -18,6 +18,7 @@ from api.docs import mount_api_docs
 from api.erasers import EraserRegistry
 from api.errors import install_error_handlers
 from api.identity_setup import open_identity
+from api.index_sync import IndexChangeSource, IndexSync
 from api.me_routes import router as me_router
 from api.middleware import install_middleware
 from api.officer_exchange_routes import router as officer_exchange_router
@@ -116,6 +117,8 @@ def create_app(settings: Settings, store: ReadStore | None = None) -> FastAPI:
             transit = load_transit_network(settings.data)
             app.state.transit = transit
             app.state.seeker_codec = SeekerPiCodec(load_key_material(settings).provider)
+            # Read before the postings, so a change committed meanwhile is applied again.
+            applied = latest_index_change(opened)
             app.state.recommender = Recommender.from_store(
                 opened, transit=transit, exact_homes=app.state.seeker_codec.with_exact_homes
             )
@@ -124,7 +127,14 @@ def create_app(settings: Settings, store: ReadStore | None = None) -> FastAPI:
                 scorer, opened, app.state.recommender
             )
             app.state.recommender.prepare_ranking()
-            app.state.build_id = build_identity(opened.meta())
+            sync = IndexSync(
+                app.state,
+                build_identity(opened.meta()),
+                applied,
+                settings.server.index_sync_interval_s,
+            )
+            app.state.index_sync = sync
+            app.state.build_id = sync.build_id
             app.state.cache, app.state.rate_limiter = _open_cache(settings, resources)
             app.state.identity = open_identity(settings, opened, app.state.cache)
             app.state.seeker_accounts = open_seeker_accounts(app, opened)
@@ -132,6 +142,8 @@ def create_app(settings: Settings, store: ReadStore | None = None) -> FastAPI:
             app.state.assistance_store = _open_assistance(opened)
             _register_erasers(app)
             _freeze_start_up_objects()
+            sync.start()
+            resources.callback(sync.stop)
             logger.info(
                 "service ready: %d postings, %d seekers from %s, ranker %s",
                 app.state.recommender.n_postings,
@@ -166,6 +178,18 @@ def create_app(settings: Settings, store: ReadStore | None = None) -> FastAPI:
     mount_api_docs(app, REPO_ROOT, settings)
     check_route_permissions(app, ROUTERS)
     return app
+
+
+def latest_index_change(store: ReadStore) -> int:
+    """Return the store's newest job-index change id, 0 for a store without the change log."""
+    if not isinstance(store, IndexChangeSource):
+        logger.warning(
+            "store %s has no job-index change log: posting changes of other processes"
+            " reach this one only on restart",
+            store.describe(),
+        )
+        return 0
+    return store.latest_index_change()
 
 
 def _register_erasers(app: FastAPI) -> None:

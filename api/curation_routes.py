@@ -66,8 +66,9 @@ from api.curation_schemas import (
     anchor_out,
     version_out,
 )
+from api.index_sync import IndexSync
 from api.permissions import Permission
-from api.push_routes import verified_anchor_pushes
+from api.push_routes import apply_stored_changes, verified_anchor_pushes
 from api.routes import CoordSysDep, RecommenderDep
 from api.schemas import MAX_OFFSET
 from api.security.audit import recorded_write
@@ -93,7 +94,6 @@ from store.base import (
     IdempotencyKeyConflictError,
     KeyedInsert,
 )
-from store.cache import build_identity
 
 logger = logging.getLogger(__name__)
 
@@ -185,19 +185,25 @@ def _out_of_scope_point(anchor_id: str, err: OutOfScopeError) -> AnchorValidatio
 def _refresh_recommender(
     request: Request, recommender: RecommenderDep, record: AnchorRecord, merged: list[str]
 ) -> None:
-    """Move the anchor's postings in the job index and start new response-cache keys."""
-    recommender.refresh_anchor(
-        record.anchor_id,
-        lon=record.lon,
-        lat=record.lat,
-        precision=record.precision.value,
-        district_code=record.district_code,
-        merged_ids=merged,
-    )
-    # NOTE: only this process gets new cache keys; with several workers sharing Redis,
-    # the others serve cached nearby responses until their TTL ends.
-    base = build_identity(request.app.state.store.meta())
-    request.app.state.build_id = f"{base}-{secrets.token_hex(4)}"
+    """Move the anchor's postings in the job index and start new response-cache keys.
+
+    The store logged the move with the write, so applying the change log moves them and
+    the other service processes apply the same change within their sync interval. The
+    anchor is refreshed directly only when the log gave nothing to apply.
+    """
+    sync: IndexSync = request.app.state.index_sync
+    if apply_stored_changes(sync):
+        return
+    with sync.lock:
+        recommender.refresh_anchor(
+            record.anchor_id,
+            lon=record.lon,
+            lat=record.lat,
+            precision=record.precision.value,
+            district_code=record.district_code,
+            merged_ids=merged,
+        )
+    request.app.state.build_id = f"{sync.build_id}-{secrets.token_hex(4)}"
 
 
 @router.get("/me", response_model=StaffMe, dependencies=[require(Permission.ANCHOR_READ)])

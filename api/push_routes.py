@@ -9,14 +9,17 @@ the push decisions in the same transaction. Administrators read the dead-letter 
 
 import logging
 import secrets
+import sqlite3
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
+import psycopg
 from fastapi import APIRouter, Depends, Query, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from api.auth import require
 from api.errors import NotFoundError
+from api.index_sync import IndexSync
 from api.me_routes import accounts_service, home_point, own_seeker_id, save_profile
 from api.permissions import Permission
 from api.security.audit import recorded_write
@@ -26,7 +29,6 @@ from geo.anchor_states import AnchorState, ensure_in_scope
 from geo.curation import AnchorRecord
 from push.service import PushService
 from store.base import CurationStore
-from store.cache import build_identity
 from store.push_outbox import PushBatch
 from store.push_store import PushStore
 
@@ -320,14 +322,34 @@ def refresh_recommendations(
 ) -> None:
     """Add or remove the posting in the job index and start new response-cache keys.
 
-    Runs after the store committed, so a deactivated posting leaves recommendations at
-    once, also when the request repeats a state the store already had.
+    Runs after the store committed. The stored change log is applied first
+    (:class:`api.index_sync.IndexSync`), which the other service processes apply within
+    their sync interval. The posting is then set directly as well, so it leaves this
+    process's recommendations at once even when the request repeats a state the store
+    already had or the change log cannot be read.
     """
     state = request.app.state
-    if state.recommender.set_posting_active(posting_id, active, {**posting, "active": active}):
-        # NOTE: only this process gets new cache keys; with several workers sharing Redis,
-        # the others serve cached responses until their TTL ends.
-        state.build_id = f"{build_identity(state.store.meta())}-{secrets.token_hex(4)}"
+    sync: IndexSync = state.index_sync
+    apply_stored_changes(sync)
+    with sync.lock:
+        changed = state.recommender.set_posting_active(
+            posting_id, active, {**posting, "active": active}
+        )
+    if changed:
+        state.build_id = f"{sync.build_id}-{secrets.token_hex(4)}"
+
+
+def apply_stored_changes(sync: IndexSync) -> int:
+    """Apply the stored job-index changes after a write; a store error is only logged.
+
+    The write has committed, so its response must not fail because of the read; the
+    background sync applies the changes on its next check.
+    """
+    try:
+        return sync.catch_up()
+    except (psycopg.Error, sqlite3.Error) as err:
+        logger.warning("applying stored job-index changes failed, left to the sync: %s", err)
+        return 0
 
 
 def verified_anchor_pushes(

@@ -58,6 +58,12 @@ class ServerSettings(BaseSettings):
         description="Leaflet tile URL template for map pages; empty means no basemap tiles.",
     )
     tile_attribution: str = Field(default="", description="Attribution shown for the tiles.")
+    index_sync_interval_s: float = Field(
+        default=1.0,
+        ge=0,
+        description="Seconds between checks for posting and anchor changes that other service"
+        " processes wrote to the store; 0 turns the background check off.",
+    )
     tile_coord_sys: str = Field(
         default="wgs84",
         pattern="^(wgs84|gcj02|bd09)$",

@@ -1,13 +1,14 @@
 """Activation and deactivation of a posting, the same statements on SQLite and PostgreSQL.
 
 Both stores call :func:`write_posting_active` inside the transaction that also writes
-the operation-log record of the change, so the state, its pushes and its audit entry
-commit or roll back together.
+the operation-log record of the change, so the state, its pushes, its job-index change
+and its audit entry commit or roll back together.
 """
 
 import logging
 
 from store.base import PostingNotFoundError
+from store.index_changes import record_index_change
 from store.push_outbox import PushBatch, cancel_posting_pushes, write_job_pushes
 from store.push_sql import SqlTx
 
@@ -19,7 +20,9 @@ def write_posting_active(
 ) -> bool:
     """Set whether a posting is active; return False when it already was in that state.
 
-    Activation writes ``pushes`` when the state changed. Deactivation skips every
+    A change of state appends a job-index change (:mod:`store.index_changes`), so
+    other service processes apply it to their own index. Activation writes ``pushes``
+    when the state changed. Deactivation skips every
     pending or queued push of the posting with reason ``posting_inactive``, also when
     the posting was inactive already, so a retried request finishes the job.
 
@@ -37,6 +40,8 @@ def write_posting_active(
         found = tx.rows("SELECT 1 AS found FROM postings WHERE posting_id = ?", (posting_id,))
         if not found:
             raise PostingNotFoundError(f"posting {posting_id!r} does not exist")
+    if changed:
+        record_index_change(tx, "posting", posting_id)
     if active and changed and pushes is not None:
         write_job_pushes(tx, pushes)
     if not active:

@@ -13,7 +13,9 @@ rules that need stored state are applied here:
   trigger (``max_seekers_per_opening`` per vacancy), best scores first;
 - active postings only: a job push for a posting the store holds as inactive is not
   written, deactivation skips the posting's pending and queued pushes
-  (:func:`cancel_posting_pushes`), and a claim skips any left (``posting_inactive``);
+  (:func:`cancel_posting_pushes`), and a claim skips any left (``posting_inactive``).
+  A claim drops the jobs of inactive postings from a digest and renders its text
+  again, or skips it (``posting_inactive``) when no job remains;
 - quiet hours and the daily cap are checked when a worker claims a push, because
   they depend on the time of delivery.
 """
@@ -27,6 +29,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from matching.push_rules import Lang, PushMessage, PushRules, render_digest
+from store.push_digest import DigestJob, digest_jobs, drop_digest_jobs, write_digest_jobs
 from store.push_sql import SQLITE_PUSH_TABLES, SqlTx
 
 if TYPE_CHECKING:
@@ -340,17 +343,19 @@ def write_digest(tx: SqlTx, seeker_id: str, batch: PushBatch) -> str | None:
     """Write one digest push listing the not yet shown jobs of ``batch``; return its id.
 
     Returns None when the seeker has not consented or every job was already shown.
-    The listed jobs are recorded as shown, so they are not pushed again one by one.
+    The listed jobs are recorded as shown, so they are not pushed again one by one, and
+    stored with the push (:mod:`store.push_digest`), so the claim can drop the jobs of
+    postings deactivated before delivery.
     """
     ensure_sqlite_tables(tx)
     consent = read_consent(tx, seeker_id)
     if not _consenting(consent) or consent is None:
         return None
     push_id = uuid.uuid4().hex
-    lines: list[str] = []
-    best: float | None = None
+    lang = consent["lang"]
+    jobs: list[DigestJob] = []
     for candidate in sorted(batch.candidates, key=lambda item: -item.score):
-        if len(lines) >= batch.rules.digest_size:
+        if len(jobs) >= batch.rules.digest_size:
             break
         inserted = tx.execute(
             "INSERT INTO push_shown (seeker_id, posting_id, push_id, score, shown_at)"
@@ -358,13 +363,16 @@ def write_digest(tx: SqlTx, seeker_id: str, batch: PushBatch) -> str | None:
             (seeker_id, candidate.posting_id, push_id, candidate.score, tx.time(batch.at)),
         )
         if inserted:
-            lines.append(candidate.digest_lines[consent["lang"]])
-            best = candidate.score if best is None else max(best, candidate.score)
-    if not lines:
+            jobs.append(
+                DigestJob(candidate.posting_id, candidate.score, candidate.digest_lines[lang])
+            )
+    if not jobs:
         return None
     link = f"{batch.rules.link_base.rstrip('/')}/seeker"
-    message = render_digest(lines, link, consent["lang"])
+    message = render_digest([job.line for job in jobs], link, lang)
+    best = max(job.score for job in jobs)
     _insert_outbox(tx, push_id, seeker_id, "digest", None, best, consent["channel"], message, batch)
+    write_digest_jobs(tx, push_id, seeker_id, lang, jobs)
     batch.written.append(push_id)
     return push_id
 
@@ -443,6 +451,9 @@ def claim_push(tx: SqlTx, push_id: str, now: datetime, rules: PushRules, lease: 
     if push["posting_id"] is not None and inactive_postings(tx, [str(push["posting_id"])]):
         _skip(tx, push_id, POSTING_INACTIVE)
         return Claim("done")
+    if push["kind"] == "digest" and not _drop_closed_digest_jobs(tx, push):
+        _skip(tx, push_id, POSTING_INACTIVE)
+        return Claim("done")
     if rules.in_quiet_hours(now):
         tx.execute(
             "UPDATE push_outbox SET status = 'pending', not_before = ?, claimed_until = NULL"
@@ -471,6 +482,19 @@ def claim_push(tx: SqlTx, push_id: str, now: datetime, rules: PushRules, lease: 
     )
     push.update(status=PushState.SENDING.value, attempts=push["attempts"] + 1)
     return Claim("send", push)
+
+
+def _drop_closed_digest_jobs(tx: SqlTx, push: dict[str, Any]) -> bool:
+    """Drop the jobs of inactive postings from a digest push; return False when none remain."""
+    lang, jobs = digest_jobs(tx, str(push["push_id"]))
+    if not jobs:
+        # NOTE: a digest written before its jobs were stored (before migration
+        # 0016_push_digest_items) has none to check, so it is sent as written.
+        return True
+    closed = inactive_postings(tx, [job.posting_id for job in jobs])
+    if not closed:
+        return True
+    return drop_digest_jobs(tx, push, lang, jobs, closed) > 0
 
 
 def mark_delivered(tx: SqlTx, push: dict[str, Any], now: datetime) -> bool:
@@ -589,7 +613,7 @@ def status_counts(tx: SqlTx) -> dict[str, int]:
 
 
 def erase_seeker_rows(tx: SqlTx, seeker_id: str) -> tuple[list[str], dict[str, int]]:
-    """Delete a seeker's consent, shown jobs, outbox and inbox rows.
+    """Delete a seeker's consent, shown jobs, digest jobs, outbox and inbox rows.
 
     Returns the deleted push ids (for removing stream entries) and the rows deleted per table.
     """
@@ -599,7 +623,8 @@ def erase_seeker_rows(tx: SqlTx, seeker_id: str) -> tuple[list[str], dict[str, i
         for row in tx.rows("SELECT push_id FROM push_outbox WHERE seeker_id = ?", (seeker_id,))
     ]
     counts = {}
-    for table in ("push_inbox", "push_outbox", "push_shown", "push_consents"):
+    tables = ("push_digest_items", "push_inbox", "push_outbox", "push_shown", "push_consents")
+    for table in tables:
         counts[table] = tx.execute(
             f"DELETE FROM {table} WHERE seeker_id = ?",  # nosec B608 # constant table names
             (seeker_id,),

@@ -67,8 +67,20 @@ CREATE TABLE IF NOT EXISTS push_inbox (
     read_at TEXT
 );
 CREATE INDEX IF NOT EXISTS push_inbox_seeker ON push_inbox (seeker_id, created_at);
+CREATE TABLE IF NOT EXISTS push_digest_items (
+    push_id TEXT NOT NULL,
+    position INTEGER NOT NULL,
+    seeker_id TEXT NOT NULL,
+    posting_id TEXT NOT NULL,
+    score REAL NOT NULL,
+    lang TEXT NOT NULL CHECK (lang IN ('zh', 'en')),
+    line TEXT NOT NULL,
+    PRIMARY KEY (push_id, position)
+);
+CREATE INDEX IF NOT EXISTS push_digest_items_seeker ON push_digest_items (seeker_id);
 """
-"""The push tables of the embedded store; PostgreSQL gets the same from migration 0010_push."""
+"""The push tables of the embedded store; PostgreSQL gets the same from migrations 0010_push
+and 0016_push_digest_items."""
 
 _TIME_COLUMNS = frozenset(
     {

@@ -35,6 +35,7 @@ from store.anchor_map import (
     clusters_collection,
 )
 from store.assistance_store import copy_assistance_tables
+from store.index_changes import add_sqlite_index_changes
 from store.rebuild import log_kept, log_replayed
 from store.seeker_records import INDEX_COLUMNS, check_protected
 from store.sqlite_audit import copy_audit
@@ -167,6 +168,7 @@ class SqliteStore(SqliteCuration, SqliteSeekers):
                 " rebuild it with `doorstep build --force`"
             )
         add_filed_org(path, busy_timeout_s)
+        add_sqlite_index_changes(path, busy_timeout_s)
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:

@@ -45,6 +45,13 @@ from store.curation_tables import (
     update_params,
     utc_time,
 )
+from store.index_changes import (
+    IndexChange,
+    index_changes_since,
+    latest_index_change,
+    moves_postings,
+    record_index_change,
+)
 from store.posting_state import write_posting_active
 from store.push_outbox import PushBatch, write_job_pushes
 from store.push_sql import SqlTx
@@ -155,6 +162,16 @@ class SqliteCuration:
             connection.row_factory = sqlite3.Row
             return [dict(row) for row in connection.execute(query, params).fetchall()]
 
+    def index_changes_since(self, after: int, limit: int = 500) -> list[IndexChange]:
+        """Return up to ``limit`` job-index changes with ids above ``after``, oldest first."""
+        with self._connect() as connection:
+            return index_changes_since(SqlTx(connection), after, limit)
+
+    def latest_index_change(self) -> int:
+        """Return the highest stored job-index change id, 0 when none is stored."""
+        with self._connect() as connection:
+            return latest_index_change(SqlTx(connection))
+
     def get_anchor(self, anchor_id: str) -> AnchorRecord | None:
         """Return the stored record of one anchor, or None when the id is unknown."""
         rows = self._read_rows(
@@ -260,6 +277,8 @@ class SqliteCuration:
             _update_record(connection, record, version, expected_version)
             if pushes is not None:
                 write_job_pushes(SqlTx(connection), pushes)
+            if moves_postings({item.field for item in version.changes}):
+                record_index_change(SqlTx(connection), "anchor", record.anchor_id)
         logger.info(
             "stored anchor %r at version %d in %s", record.anchor_id, record.version, self.path
         )
@@ -410,6 +429,9 @@ class SqliteCuration:
                 " WHERE anchor_id IN (SELECT value FROM json_each(?))",
                 (plan.survivor_id, merged),
             ).rowcount
+            record_index_change(
+                SqlTx(connection), "anchor", plan.survivor_id, list(plan.merged_ids)
+            )
             connection.execute(
                 "UPDATE anchors SET n_postings ="
                 " (SELECT count(*) FROM postings AS p WHERE p.anchor_id = anchors.anchor_id)"

@@ -22,8 +22,8 @@ def test_erase_removes_rows_and_entries(pg_pool: Pool, redis_server: RedisProces
 
     counts = erase_seeker_pushes(store, "sim-000001", client, keys)
     assert counts == {
-        "push_inbox": 0, "push_outbox": 1, "push_shown": 1, "push_consents": 1,
-        "stream_entries": 1,
+        "push_digest_items": 0, "push_inbox": 0, "push_outbox": 1, "push_shown": 1,
+        "push_consents": 1, "stream_entries": 1,
     }  # fmt: skip
     remaining = [fields[b"push_id"].decode() for _, fields in client.xrange(keys.stream)]
     assert sorted(remaining) == sorted(row["push_id"] for row in store.outbox_rows())

@@ -1,5 +1,6 @@
 """Relay and stream workers on PostgreSQL and a private Redis; the embedded worker on SQLite."""
 
+import dataclasses
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, time, timedelta
@@ -21,10 +22,12 @@ from push.pipeline import (
     StreamWorker,
     xadd_batch,
 )
-from store.postgres import Pool
+from store.postgres import Pool, PostgresStore
 from store.push_outbox import PushBatch
 from store.push_store import PushStore
+from store.sqlite import SqliteStore, write_store
 from tests.push.conftest import FakeGateway, RedisProcess
+from tests.store.test_contract import _inputs
 
 FAST = PipelineOptions(
     claim_lease_s=1.0, relay_lease_s=2.0, block_ms=100, autoclaim_idle_ms=500,
@@ -201,3 +204,54 @@ def test_xadd_batch_refuses_an_id_the_joined_argument_cannot_carry(
         xadd_batch(client, "test:stream", ["0" * 32, bad])
 
     assert client.xlen("test:stream") == 0
+
+
+def _digest_of_three(store: PushStore, rules: PushRules) -> str:
+    """Write one inbox digest listing p1, p2 and p3 for sim-000001; return its push id."""
+    now = datetime.now(UTC)
+    store.set_consent("sim-000001", consent=True, at=now - timedelta(days=1), channel="inbox")
+    candidates = [
+        dataclasses.replace(
+            _candidate("sim-000001", posting_id), digest_lines={"zh": posting_id, "en": posting_id}
+        )
+        for posting_id in ("p1", "p2", "p3")
+    ]
+    push_id = store.write_digest("sim-000001", PushBatch("d", candidates, rules, now))
+    assert push_id is not None
+    return push_id
+
+
+def test_embedded_digest_drops_closed_job(tmp_path: Path) -> None:
+    path = tmp_path / "store.sqlite"
+    write_store(path, **_inputs())
+    pushes = PushStore.sqlite(path)
+    rules = daytime_rules()
+    push_id = _digest_of_three(pushes, rules)
+    assert SqliteStore(path).set_posting_active("p2", False)
+    worker = EmbeddedWorker(Deliverer(pushes, {"inbox": InboxChannel()}, rules, FAST))
+    done = _run_until(lambda: pushes.status_counts() == {"delivered": 1}, 20, worker)
+    assert done, pushes.status_counts()
+    inbox = pushes.inbox("sim-000001")
+    assert [message["push_id"] for message in inbox] == [push_id]
+    assert inbox[0]["title"] == "按新的求职意向，有2个岗位适合您"
+    assert inbox[0]["body"] == "p1；p3。详情：http://127.0.0.1:8000/seeker"
+
+
+def test_stream_skips_digest_of_closed_jobs(pg_store: PostgresStore, client: redis.Redis) -> None:
+    pg_store.replace_all(**_inputs())
+    with pg_store.pool.connection() as connection:
+        for table in ("push_inbox", "push_outbox", "push_shown", "push_consents"):
+            connection.execute(f"DELETE FROM {table}")  # type: ignore[arg-type]
+    pushes = PushStore.postgres(pg_store.pool)
+    rules = daytime_rules()
+    push_id = _digest_of_three(pushes, rules)
+    for posting_id in ("p1", "p2", "p3"):
+        assert pg_store.set_posting_active(posting_id, False)
+    keys = StreamKeys("test:push:stream")
+    worker = StreamWorker(Deliverer(pushes, {"inbox": InboxChannel()}, rules, FAST), client, keys)
+    relay = StreamRelay(pushes, client, keys, FAST)
+    done = _run_until(lambda: pushes.status_counts() == {"skipped": 1}, 20, relay, worker)
+    assert done, pushes.status_counts()
+    assert pushes.outbox_rows()[0]["skip_reason"] == "posting_inactive"
+    assert pushes.inbox("sim-000001") == []
+    assert [row["push_id"] for row in pushes.outbox_rows()] == [push_id]

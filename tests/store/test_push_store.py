@@ -1,5 +1,6 @@
 """Push rules that need stored state, and trigger writes, on both stores (SQLite and PostgreSQL)."""
 
+import dataclasses
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -46,6 +47,7 @@ def _clear_push_tables(pool: Pool) -> None:
     with pool.connection() as connection:
         for table in ("push_inbox", "push_outbox", "push_shown", "push_consents"):
             connection.execute(f"DELETE FROM {table}")  # type: ignore[arg-type]
+        # push_digest_items rows went with their outbox rows (ON DELETE CASCADE).
         # A test that deactivated a posting would otherwise drop the next test's pushes.
         connection.execute("UPDATE postings SET active = true WHERE NOT active")
 
@@ -278,7 +280,10 @@ def test_erase_seeker_rows(pushes: PushStore) -> None:
     pushes.mark_delivered(claim.push, DAY)
     push_ids, counts = pushes.erase_seeker("s1")
     assert len(push_ids) == 1
-    assert counts == {"push_inbox": 1, "push_outbox": 1, "push_shown": 1, "push_consents": 1}
+    assert counts == {
+        "push_digest_items": 0, "push_inbox": 1, "push_outbox": 1, "push_shown": 1,
+        "push_consents": 1,
+    }  # fmt: skip
     assert pushes.outbox_rows("s1") == []
     assert pushes.consent("s1") is None
     assert len(pushes.outbox_rows("s2")) == 1
@@ -409,3 +414,112 @@ def test_has_due_matches_relay(pushes: PushStore) -> None:
     assert len(pushes.due_for_relay(DAY, LEASE, 10)) == 1
     assert not pushes.has_due(DAY, LEASE)
     assert pushes.has_due(DAY + LEASE + timedelta(seconds=1), LEASE)
+
+
+# --- digests of postings deactivated before delivery --------------------------------------
+
+
+def _digest_candidate(seeker_id: str, posting_id: str, score: float) -> PushCandidate:
+    candidate = _candidate(seeker_id, posting_id, score)
+    lines = {"zh": f"会计{posting_id}（地铁约20分钟）", "en": f"Accountant {posting_id} (20 min)"}
+    return dataclasses.replace(candidate, digest_lines=lines)  # type: ignore[arg-type]
+
+
+def _write_digest(pushes: PushStore, postings: Sequence[str], lang: str = "zh") -> str:
+    pushes.set_consent("sim-000001", consent=True, at=DAY - timedelta(days=1), lang=lang)  # type: ignore[arg-type]
+    scores = [0.9 - 0.1 * number for number in range(len(postings))]
+    candidates = [
+        _digest_candidate("sim-000001", posting_id, score)
+        for posting_id, score in zip(postings, scores, strict=True)
+    ]
+    push_id = pushes.write_digest("sim-000001", PushBatch("d", candidates, RULES, DAY))
+    assert push_id is not None
+    return push_id
+
+
+def _shown(pushes: PushStore) -> list[str]:
+    with pushes._transaction() as tx:
+        rows = tx.rows("SELECT posting_id FROM push_shown ORDER BY posting_id")
+    return [str(row["posting_id"]) for row in rows]
+
+
+def test_digest_drops_inactive_posting(trigger_store: tuple[object, PushStore]) -> None:
+    store, pushes = trigger_store
+    push_id = _write_digest(pushes, ["p1", "p2", "p3"])
+    assert store.set_posting_active("p2", False)  # type: ignore[attr-defined]
+    claim = pushes.claim(push_id, DAY, RULES, LEASE)
+    assert claim.action == "send"
+    assert claim.push is not None
+    assert claim.push["title"] == "按新的求职意向，有2个岗位适合您"
+    assert (
+        claim.push["body"]
+        == "会计p1（地铁约20分钟）；会计p3（地铁约20分钟）。详情：http://127.0.0.1:8000/seeker"
+    )
+    assert claim.push["score"] == pytest.approx(0.9)
+    assert pushes.outbox_rows()[0]["body"] == claim.push["body"]
+    assert _shown(pushes) == ["p1", "p3"]
+    pushes.mark_delivered(claim.push, DAY)
+    assert pushes.inbox("sim-000001")[0]["body"] == claim.push["body"]
+
+
+def test_digest_in_english_drops_posting(trigger_store: tuple[object, PushStore]) -> None:
+    store, pushes = trigger_store
+    push_id = _write_digest(pushes, ["p1", "p2", "p3"], lang="en")
+    assert store.set_posting_active("p1", False)  # type: ignore[attr-defined]
+    claim = pushes.claim(push_id, DAY, RULES, LEASE)
+    assert claim.push is not None
+    assert claim.push["title"] == "2 jobs match your new preferences"
+    assert claim.push["body"] == (
+        "Accountant p2 (20 min); Accountant p3 (20 min). Details: http://127.0.0.1:8000/seeker"
+    )
+    assert claim.push["score"] == pytest.approx(0.8)
+
+
+def test_digest_of_inactive_postings_skipped(trigger_store: tuple[object, PushStore]) -> None:
+    store, pushes = trigger_store
+    push_id = _write_digest(pushes, ["p1", "p2"])
+    for posting_id in ("p1", "p2"):
+        assert store.set_posting_active(posting_id, False)  # type: ignore[attr-defined]
+    assert pushes.claim(push_id, DAY, RULES, LEASE).action == "done"
+    row = pushes.outbox_rows()[0]
+    assert (row["status"], row["skip_reason"]) == ("skipped", "posting_inactive")
+    assert row["sent_day"] is None  # a skipped digest takes no place under the daily cap
+    assert _shown(pushes) == []
+    # The seeker never saw p1, so activating it again may push it to them.
+    batch = PushBatch("posting.active:p1", [_candidate("sim-000001", "p1", 0.9)], RULES, DAY)
+    assert store.set_posting_active("p1", True, pushes=batch)  # type: ignore[attr-defined]
+    assert len(batch.written) == 1
+
+
+def test_digest_with_active_postings_unchanged(trigger_store: tuple[object, PushStore]) -> None:
+    _, pushes = trigger_store
+    push_id = _write_digest(pushes, ["p1", "p2"])
+    written = pushes.outbox_rows()[0]
+    claim = pushes.claim(push_id, DAY, RULES, LEASE)
+    assert claim.push is not None
+    assert (claim.push["title"], claim.push["body"]) == (written["title"], written["body"])
+    assert _shown(pushes) == ["p1", "p2"]
+
+
+def test_digest_retry_drops_later_deactivation(trigger_store: tuple[object, PushStore]) -> None:
+    store, pushes = trigger_store
+    push_id = _write_digest(pushes, ["p1", "p2", "p3"])
+    assert pushes.claim(push_id, DAY, RULES, LEASE).action == "send"
+    pushes.mark_failed(push_id, "gateway down", DAY, RULES, timedelta(0))
+    assert store.set_posting_active("p3", False)  # type: ignore[attr-defined]
+    claim = pushes.claim(push_id, DAY, RULES, LEASE)
+    assert claim.push is not None
+    assert claim.push["title"] == "按新的求职意向，有2个岗位适合您"
+    assert claim.push["attempts"] == 2
+    assert pushes.mark_delivered(claim.push, DAY)
+    assert not pushes.mark_delivered(claim.push, DAY)  # delivered once
+    assert [row["status"] for row in pushes.outbox_rows()] == ["delivered"]
+
+
+def test_digest_without_stored_jobs_sent(trigger_store: tuple[object, PushStore]) -> None:
+    store, pushes = trigger_store
+    push_id = _write_digest(pushes, ["p1"])
+    with pushes._transaction() as tx:  # a digest written before its jobs were stored
+        tx.execute("DELETE FROM push_digest_items")
+    assert store.set_posting_active("p1", False)  # type: ignore[attr-defined]
+    assert pushes.claim(push_id, DAY, RULES, LEASE).action == "send"

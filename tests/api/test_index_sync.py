@@ -1,0 +1,200 @@
+"""Two service processes on one store: a posting or anchor change through one reaches the other.
+
+Each case starts two applications on the same store (a SQLite file, or the PostgreSQL
+test database), as two uvicorn workers would run. Staff write through the first; the
+second applies the store's job-index change log (:class:`api.index_sync.IndexSync`).
+"""
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from pydantic import SecretStr
+
+from api.app import create_app
+from api.settings import (
+    AuthSettings,
+    CacheSettings,
+    DataSettings,
+    PushSettings,
+    ServerSettings,
+    Settings,
+)
+from store.postgres import PostgresStore
+from store.sqlite import SqliteStore, write_store
+from tests.api.staff_login import reuse_staff_login
+from tests.api.test_curation_api import SECRET, YANTA_POINT, _store_inputs
+from tests.store.conftest import make_database, pg_pool, pg_store, pg_url
+
+__all__ = ["make_database", "pg_pool", "pg_store", "pg_url"]
+
+ANC_A = {"lon": 108.90, "lat": 34.20, "radius_m": 300}  # the pin of anc-a, which has p1
+
+
+class Pair:
+    """The writing and the reading application, and the writer's staff headers (雁塔区)."""
+
+    def __init__(self, writer: TestClient, reader: TestClient, headers: dict[str, str]) -> None:
+        self.writer = writer
+        self.reader = reader
+        self.headers = headers
+
+    def set_active(self, posting_id: str, active: bool) -> None:
+        response = self.writer.patch(
+            f"/v1/staff/postings/{posting_id}", headers=self.headers, json={"active": active}
+        )
+        assert response.status_code == 200, response.text
+        assert response.json()["changed"] is True
+
+    def sync_reader(self) -> int:
+        applied: int = self.reader.app.state.index_sync.catch_up()  # type: ignore[attr-defined]
+        return applied
+
+
+def _nearby(client: TestClient, query: dict[str, Any]) -> list[str]:
+    response = client.get("/v1/jobs/nearby", params={**query, "page_size": 100})
+    assert response.status_code == 200, response.text
+    return [item["posting_id"] for item in response.json()["items"]]
+
+
+def _loaded(client: TestClient) -> set[str]:
+    postings = client.app.state.recommender.postings  # type: ignore[attr-defined]
+    return set(postings["posting_id"].astype(str))
+
+
+def _build_id(client: TestClient) -> str:
+    build_id: str = client.app.state.build_id  # type: ignore[attr-defined]
+    return build_id
+
+
+@pytest.fixture(scope="module")
+def identity_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One SQLite identity file for the module, so its staff sessions are reused."""
+    return tmp_path_factory.mktemp("identity") / "identity.sqlite"
+
+
+def _stores(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[Any, Any]:
+    """Two store objects on one store holding the contract inputs."""
+    if request.param == "sqlite":
+        path = tmp_path / "store.sqlite"
+        write_store(path, **_store_inputs())
+        return SqliteStore(path), SqliteStore(path)
+    store: PostgresStore = request.getfixturevalue("pg_store")
+    store.replace_all(**_store_inputs())
+    return store, PostgresStore(store.pool)
+
+
+def _settings(data_dir: Path, tmp_path: Path, identity_path: Path, interval_s: float) -> Settings:
+    return Settings(
+        data=DataSettings(data_dir=data_dir, store_path=tmp_path / "unused.sqlite"),
+        server=ServerSettings(index_sync_interval_s=interval_s),
+        cache=CacheSettings(rate_limit_per_minute=0),
+        auth=AuthSettings(staff_token_secret=SecretStr(SECRET), identity_path=identity_path),
+        # The contract's seekers have no homes, so an activation could not fan out pushes.
+        push=PushSettings(enabled=False),
+    )
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def pair(
+    request: pytest.FixtureRequest, data_dir: Path, tmp_path: Path, identity_path: Path
+) -> Iterator[Pair]:
+    """Two applications on each store in turn; the background sync is off, tests sync."""
+    first, second = _stores(request, tmp_path)
+    settings = _settings(data_dir, tmp_path, identity_path, interval_s=0)
+    with (
+        TestClient(create_app(settings, store=first)) as writer,
+        TestClient(create_app(settings, store=second)) as reader,
+    ):
+        staff = reuse_staff_login(writer, "district:610113", "yanta")
+        yield Pair(writer, reader, staff.headers)
+
+
+def test_deactivation_reaches_other_app(pair: Pair) -> None:
+    assert "p1" in _nearby(pair.reader, ANC_A)  # also fills the reader's response cache
+
+    pair.set_active("p1", False)
+
+    assert "p1" not in _nearby(pair.writer, ANC_A)
+    assert "p1" in _loaded(pair.reader)  # the reader has not synced yet
+    assert pair.sync_reader() == 1
+    assert "p1" not in _loaded(pair.reader)
+    assert "p1" not in _nearby(pair.reader, ANC_A)
+    # Both processes applied the same changes, so they share response-cache keys.
+    assert _build_id(pair.reader) == _build_id(pair.writer)
+    assert pair.sync_reader() == 0
+
+
+def test_activation_reaches_other_app(pair: Pair) -> None:
+    pair.set_active("p1", False)
+    assert pair.sync_reader() == 1
+    assert "p1" not in _nearby(pair.reader, ANC_A)
+
+    pair.set_active("p1", True)
+
+    assert "p1" in _nearby(pair.writer, ANC_A)
+    assert pair.sync_reader() == 1
+    assert "p1" in _loaded(pair.reader)
+    assert "p1" in _nearby(pair.reader, ANC_A)
+    assert _build_id(pair.reader) == _build_id(pair.writer)
+
+
+def test_anchor_move_reaches_other_app(pair: Pair) -> None:
+    moved_to = {"lon": YANTA_POINT[0], "lat": YANTA_POINT[1], "radius_m": 300}
+    assert _nearby(pair.reader, moved_to) == []
+
+    body = {
+        "expected_version": 1,
+        "reason": "现场核实",
+        "changes": {"lon": YANTA_POINT[0], "lat": YANTA_POINT[1]},
+    }
+    response = pair.writer.patch("/v1/staff/anchors/anc-c", headers=pair.headers, json=body)
+    assert response.status_code == 200, response.text
+
+    assert sorted(_nearby(pair.writer, moved_to)) == ["p4", "p5"]
+    assert pair.sync_reader() == 1
+    assert sorted(_nearby(pair.reader, moved_to)) == ["p4", "p5"]
+    assert _build_id(pair.reader) == _build_id(pair.writer)
+
+
+def test_unmoved_anchor_edit_logs_nothing(pair: Pair) -> None:
+    body = {"expected_version": 1, "reason": "现场核实", "changes": {"name": "丙公司（新址）"}}
+    response = pair.writer.patch("/v1/staff/anchors/anc-c", headers=pair.headers, json=body)
+    assert response.status_code == 200, response.text
+    assert pair.sync_reader() == 0
+
+
+def test_app_starts_after_stored_changes(
+    data_dir: Path, tmp_path: Path, identity_path: Path
+) -> None:
+    path = tmp_path / "store.sqlite"
+    write_store(path, **_store_inputs())
+    assert SqliteStore(path).set_posting_active("p1", False)
+    settings = _settings(data_dir, tmp_path, identity_path, interval_s=0)
+    with TestClient(create_app(settings, store=SqliteStore(path))) as started:
+        assert "p1" not in _loaded(started)
+        assert started.app.state.index_sync.applied == 1  # type: ignore[attr-defined]
+        assert _build_id(started).endswith("-c1")
+        assert started.app.state.index_sync.catch_up() == 0  # type: ignore[attr-defined]
+
+
+def test_background_sync_applies_change(
+    data_dir: Path, tmp_path: Path, identity_path: Path
+) -> None:
+    path = tmp_path / "store.sqlite"
+    write_store(path, **_store_inputs())
+    settings = _settings(data_dir, tmp_path, identity_path, interval_s=0.05)
+    with TestClient(create_app(settings, store=SqliteStore(path))) as reader:
+        assert "p1" in _loaded(reader)
+        assert SqliteStore(path).set_posting_active("p1", False)
+        removed = threading.Event()
+        for _ in range(200):  # up to 10 s on a loaded machine; the interval is 0.05 s
+            if "p1" not in _loaded(reader):
+                removed.set()
+                break
+            removed.wait(0.05)
+        assert removed.is_set()
+        assert _build_id(reader).endswith("-c1")
