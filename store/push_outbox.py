@@ -237,9 +237,15 @@ def cancel_posting_pushes(tx: SqlTx, posting_id: str) -> int:
 
     Returns the number skipped. A push in ``sending`` is left to its worker: one whose
     claim ran out is skipped by the next claim, and one with a live claim may be at the
-    gateway already.
+    gateway already. The skipped pushes' ``push_shown`` rows are deleted, because their
+    seekers never saw the job, so activating the posting again can push it to them.
     """
     ensure_sqlite_tables(tx)
+    tx.execute(
+        "DELETE FROM push_shown WHERE posting_id = ? AND push_id IN (SELECT push_id"
+        " FROM push_outbox WHERE posting_id = ? AND status IN ('pending', 'queued'))",
+        (posting_id, posting_id),
+    )
     return tx.execute(
         "UPDATE push_outbox SET status = 'skipped', skip_reason = ?, claimed_until = NULL"
         " WHERE posting_id = ? AND status IN ('pending', 'queued')",
@@ -450,6 +456,8 @@ def claim_push(tx: SqlTx, push_id: str, now: datetime, rules: PushRules, lease: 
         return Claim("done")
     if push["posting_id"] is not None and inactive_postings(tx, [str(push["posting_id"])]):
         _skip(tx, push_id, POSTING_INACTIVE)
+        # The seeker never saw the job, so activating it again may push it to them.
+        tx.execute("DELETE FROM push_shown WHERE push_id = ?", (push_id,))
         return Claim("done")
     if push["kind"] == "digest" and not _drop_closed_digest_jobs(tx, push):
         _skip(tx, push_id, POSTING_INACTIVE)

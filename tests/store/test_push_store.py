@@ -381,6 +381,23 @@ def test_claim_skips_push_of_inactive_posting(trigger_store: tuple[object, PushS
     assert (row["status"], row["skip_reason"]) == ("skipped", "posting_inactive")
 
 
+def test_reactivated_posting_pushed_again(trigger_store: tuple[object, PushStore]) -> None:
+    store, pushes = trigger_store
+    _activate_with_push(store, pushes, "sim-000001", "sim-000002")
+    push_ids = [row["push_id"] for row in pushes.outbox_rows()]
+    assert pushes.claim(push_ids[0], DAY, RULES, LEASE).action == "send"
+    assert store.set_posting_active("p1", False)  # type: ignore[attr-defined]
+    later = DAY + LEASE + timedelta(seconds=1)
+    assert pushes.claim(push_ids[0], later, RULES, LEASE).action == "done"
+    assert _shown(pushes) == []
+
+    candidates = [_candidate(seeker, "p1", 0.9) for seeker in ("sim-000001", "sim-000002")]
+    batch = PushBatch("posting.active:p1", candidates, RULES, later)
+    assert store.set_posting_active("p1", True, pushes=batch)  # type: ignore[attr-defined]
+
+    assert len(batch.written) == 2
+
+
 def test_inactive_posting_gets_no_push(trigger_store: tuple[object, PushStore]) -> None:
     store, pushes = trigger_store
     _consent(pushes, "sim-000001")
