@@ -212,6 +212,8 @@ class JobIndex:
                 np.radians(np.column_stack([self._lats, self._lons])), metric="haversine"
             )
             # A radius query lists its postings in the tree's storage order.
+            # NOTE: scikit-learn does not document that order; the batch matching
+            # test compares `commute_table` ties with `for_commute` and fails if it changes.
             self._tree_rank[self._tree.get_arrays()[1]] = np.arange(len(self._located))
         logger.info(
             "JobIndex built: %d located postings, %d city-level",

@@ -4,13 +4,16 @@ A line is worth proposing where many seekers are matched to jobs that a direct r
 would bring within reach but public transport does not. The steps:
 
 1. **Matches**: each seeker's ``top_k`` best-scored postings among those a car
-   reaches within their commute limit (the recommender's baseline path, as for the
-   recruitment bus), kept at employer sites located to a development zone or better
-   (`SHUTTLE_PRECISIONS`).
+   reaches within their commute limit, at employer sites located to a development
+   zone or better (`SHUTTLE_PRECISIONS`), whose walk-and-transit trip takes more than
+   `ShuttleRules.long_transit_min`. Both filters come before the top ``top_k``, so
+   nearby postings that transit serves do not fill it.
 2. **Riders**: a matched pair qualifies when its walk-and-transit trip takes more
-   than `ShuttleRules.long_transit_min` and the shuttle ride (driving minutes times
-   `ShuttleRules.shuttle_detour` plus `ShuttleRules.access_min`) takes at most
-   `ShuttleRules.max_ride_min` and saves at least `ShuttleRules.min_saving_min`.
+   than `ShuttleRules.long_transit_min` and the shuttle ride (in-vehicle driving
+   minutes times `ShuttleRules.shuttle_detour` plus `ShuttleRules.access_min`) takes
+   at most `ShuttleRules.max_ride_min` and saves at least
+   `ShuttleRules.min_saving_min`. Each seeker keeps only their best-scored
+   qualifying match.
 3. **Clusters**: qualifying homes and employer sites are clustered separately with
    DBSCAN on EPSG:4545 metres (scikit-learn), so a line links one pick-up area with
    one work area.
@@ -18,8 +21,9 @@ would bring within reach but public transport does not. The steps:
    `ShuttleRules.min_riders` distinct seekers is a proposal; its expected riders are
    those seekers.
 
-The stored seekers are simulated, and their home point is their street office, so
-the proposals show the method, not real demand.
+The stored seekers are simulated. The commands match them from their street-office
+point and the application from their simulated exact home, so the proposals show the
+method, not real demand.
 """
 
 import logging

@@ -32,6 +32,12 @@ def exact_homes(full_store: SqliteStore, transit_network: TransitNetwork) -> Rec
     )
 
 
+@pytest.fixture(scope="module")
+def straight_line(full_store: SqliteStore) -> Recommender:
+    """Seekers at street-office points, with straight-line commute estimates."""
+    return Recommender.from_store(full_store)
+
+
 def _sample(recommender: Recommender) -> pd.DataFrame:
     return recommender.seekers.sort_index().head(SAMPLE)
 
@@ -52,7 +58,7 @@ def _per_seeker_top(
     return score_jobs(seeker, candidates).head(top_k)
 
 
-@pytest.mark.parametrize("homes", ["street_homes", "exact_homes"])
+@pytest.mark.parametrize("homes", ["street_homes", "exact_homes", "straight_line"])
 @pytest.mark.parametrize("modes", [None, "drive"])
 def test_top_matches_equal_per_seeker(
     request: pytest.FixtureRequest, homes: str, modes: str | None
