@@ -39,8 +39,12 @@ logger = logging.getLogger(__name__)
 router = APIRouter(dependencies=[Depends(enforce_rate_limit)])
 
 MAX_ANCHORS = 20
-MAX_SEEKERS = 2_000
-"""Most seekers scored per request: scoring takes about 0.1-0.7 s per seeker on 2 cores."""
+MAX_SEEKERS = 20_000
+"""Maximum seekers scored per request, the size of the default simulated store.
+
+With exact homes on 2 shared cores, batched matching over 20,000 seekers took 49 s for
+shuttle proposals and 61 s for a tour with 20 employers (docs/through-train.md).
+"""
 
 AnchorId = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 
@@ -69,10 +73,10 @@ class TourPlanIn(BaseModel):
         20, ge=1, le=200, description="A seeker is matched when a posting is in their top K."
     )
     max_seekers: int = Field(
-        500,
+        MAX_SEEKERS,
         ge=1,
         le=MAX_SEEKERS,
-        description="Seekers of the caller's districts scored, in seeker-id order.",
+        description="Seekers of the caller's districts scored, in seeker-id order; all by default.",
     )
 
 
@@ -234,7 +238,9 @@ class ShuttleProposalsOut(BaseModel):
     simulated_seekers: bool = Field(description="True: the seekers are simulated.")
     seekers_scored: int
     seekers_in_scope: int
-    qualifying_matches: int
+    qualifying_matches: int = Field(
+        description="Scored seekers with a qualifying match, each counted once."
+    )
     lines: list[ShuttleLineOut]
 
 
@@ -250,8 +256,12 @@ def shuttle_proposals_route(
     staff: StaffDep,
     max_seekers: Annotated[
         int,
-        Query(ge=1, le=MAX_SEEKERS, description="Seekers of the caller's districts scored."),
-    ] = 100,
+        Query(
+            ge=1,
+            le=MAX_SEEKERS,
+            description="Seekers of the caller's districts scored, in seeker-id order.",
+        ),
+    ] = MAX_SEEKERS,
     min_riders: Annotated[int, Query(ge=1, le=1000, description="Riders a line needs.")] = 3,
     coord_sys: Annotated[CoordSys, Query(description="System of the output points.")] = (
         CoordSys.WGS84

@@ -16,7 +16,6 @@ import pandas as pd
 from geo.regions import Regions
 from matching.bus_tour import Tour, nearest_neighbour_tour, plan_tour
 from matching.recommend import Recommender
-from matching.scoring import score_jobs
 from matching.through_train import RoutePlanner, place_community
 
 logger = logging.getLogger(__name__)
@@ -32,38 +31,33 @@ def matched_communities(
     """Count the simulated seekers matched to the employers, by home community code.
 
     ``seekers`` limits the count to those rows of ``recommender.seekers``; all of them
-    by default. Only seekers with a posting of the employers within their commute limit
-    are scored, because no other seeker can have one in their top ``top_k``. Scoring
-    takes roughly 0.1-0.7 s per such seeker on a 2-core machine, so callers that serve
-    a request pass a bounded subset. ``progress(done, total)`` is called after each seeker.
+    by default. Matches come from `Recommender.batch_matcher`, which gives the same top
+    ``top_k`` as scoring each seeker's `JobIndex.for_commute` candidates with
+    `score_jobs`. ``progress(done, total)`` is called as blocks of seekers finish.
 
     Returns
     -------
     pandas.Series
-        Seekers per 12-digit community code, most first; seekers without a home
-        community are left out.
+        Seekers per 12-digit community code, most first, ties in seeker order;
+        seekers without a home community are left out.
     """
-    chosen_anchors = set(anchor_ids)
-    counts: dict[str, int] = {}
     seekers = recommender.seekers if seekers is None else seekers
     simulated = seekers.loc[seekers["simulated"].astype(bool)]
-    for done, (_, seeker) in enumerate(simulated.iterrows(), start=1):
-        if progress is not None:
-            progress(done, len(simulated))
-        candidates = recommender.index.for_commute(
-            float(seeker["home_lon"]),
-            float(seeker["home_lat"]),
-            float(seeker["max_commute_min"]),
-            str(seeker["modes"] or "transit").split(";"),
-        )
-        if not candidates["anchor_id"].astype(str).isin(chosen_anchors).any():
-            continue
-        best = score_jobs(seeker, candidates).head(top_k)
-        community = str(seeker.get("home_community_code") or "")
-        if community and best["anchor_id"].astype(str).isin(chosen_anchors).any():
-            counts[community] = counts.get(community, 0) + 1
-    logger.info("%d simulated seekers matched in %d communities", sum(counts.values()), len(counts))
-    return pd.Series(counts, dtype=np.int64).sort_values(ascending=False, kind="stable")
+    anchors = recommender.index.located["anchor_id"].astype(str).to_numpy()
+    # A seeker who reaches no posting of the employers cannot have one in their top.
+    employers = np.isin(anchors, list(anchor_ids))
+    matches = recommender.batch_matcher().top_matches(
+        simulated, top_k, required=employers, progress=progress
+    )
+    hits = matches.loc[np.isin(anchors[matches["position"].to_numpy()], list(anchor_ids))]
+    matched = simulated.loc[simulated["seeker_id"].astype(str).isin(hits["seeker_id"])]
+    communities = pd.Series(
+        [str(code or "") for code in matched.get("home_community_code", [])], dtype=object
+    )
+    communities = communities.loc[communities != ""]
+    counts = communities.groupby(communities, sort=False).size().astype(np.int64)
+    logger.info("%d simulated seekers matched in %d communities", counts.sum(), len(counts))
+    return counts.sort_values(ascending=False, kind="stable").rename(None).rename_axis(None)
 
 
 def community_stops(regions: Regions, counts: pd.Series, n_stops: int) -> pd.DataFrame:

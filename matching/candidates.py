@@ -200,10 +200,21 @@ class JobIndex:
         else:
             self._uncertainty = np.zeros(len(self._located), dtype=np.float64)
         self._tree: BallTree | None = None
+        # Many postings share a point, so trips are computed once per distinct point.
+        points, self._point_ids = np.unique(
+            np.column_stack([self._lons, self._lats]), axis=0, return_inverse=True
+        )
+        self._points = points.reshape(-1, 2)
+        self._point_ids = self._point_ids.reshape(-1)
+        self._tree_rank = np.arange(len(self._located), dtype=np.intp)
         if len(self._located):
             self._tree = BallTree(
                 np.radians(np.column_stack([self._lats, self._lons])), metric="haversine"
             )
+            # A radius query lists its postings in the tree's storage order.
+            # NOTE: scikit-learn does not document that order; the batch matching
+            # test compares `commute_table` ties with `for_commute` and fails if it changes.
+            self._tree_rank[self._tree.get_arrays()[1]] = np.arange(len(self._located))
         logger.info(
             "JobIndex built: %d located postings, %d city-level",
             len(self._located),
@@ -332,6 +343,70 @@ class JobIndex:
             minutes[keep],
             np.asarray(mode_list, dtype=object)[fastest[keep]],
         )
+
+    def commute_table(
+        self,
+        lons: npt.ArrayLike,
+        lats: npt.ArrayLike,
+        max_commute_min: float,
+        modes: str | Iterable[str],
+    ) -> "CommuteTable":
+        """Compute `reachable` for many homes at once, as arrays over every located posting.
+
+        Entries equal those of `reachable` for each home; a posting that `reachable`
+        leaves out has ``inf`` minutes. Parameters are those of `reachable`, with
+        ``lons``/``lats`` 1-D arrays of WGS84 degrees.
+        """
+        if not np.isfinite(max_commute_min) or max_commute_min < 0:
+            raise ValueError(
+                f"max_commute_min {max_commute_min!r} is invalid; expected minutes >= 0"
+            )
+        mode_list = parse_modes(modes)
+        if self.network is not None:
+            mode_list = list(parse_travel_modes(["walk", *mode_list]))
+        origin_lons = np.asarray(lons, dtype=np.float64).reshape(-1)
+        origin_lats = np.asarray(lats, dtype=np.float64).reshape(-1)
+        for lon, lat in zip(origin_lons, origin_lats, strict=True):
+            _check_point(float(lon), float(lat))
+
+        radius_m = max(self._reach_m(max_commute_min, mode) for mode in mode_list)
+        point_distances = haversine_m(
+            origin_lons[:, None], origin_lats[:, None], self._points[:, 0], self._points[:, 1]
+        )[:, self._point_ids]
+        distances = np.hypot(point_distances, self._uncertainty[None, :])
+        per_mode = self._table_minutes(
+            origin_lons, origin_lats, distances, point_distances, mode_list
+        )
+        minutes = np.minimum.reduce(per_mode)
+        keep = (distances <= radius_m) & (minutes <= max_commute_min)
+        return CommuteTable(np.where(keep, minutes, np.inf), distances)
+
+    @property
+    def tree_rank(self) -> npt.NDArray[np.intp]:
+        """Rank of each located posting in the order `reachable` lists ties in time and distance."""
+        rank: npt.NDArray[np.intp] = self._tree_rank
+        return rank
+
+    def _table_minutes(
+        self,
+        lons: FloatArray,
+        lats: FloatArray,
+        distances: FloatArray,
+        point_distances: FloatArray,
+        modes: list[str],
+    ) -> list[FloatArray]:
+        """Return one (homes, located postings) array of minutes per mode."""
+        if self.network is None:
+            return [self.estimator.minutes(distances, mode) for mode in modes]
+        added_m = distances - point_distances
+        by_mode = self.network.mode_matrices(
+            lons, lats, self._points[:, 0], self._points[:, 1], modes
+        )
+        return [
+            by_mode[mode][:, self._point_ids].astype(np.float64)
+            + self.estimator.minutes(added_m, mode)
+            for mode in modes
+        ]
 
     def rows(self, reachable: "Reachable", **columns: npt.NDArray[Any]) -> pd.DataFrame:
         """Build the rows of ``reachable`` as `for_commute` returns them, sorted by commute time.
@@ -477,6 +552,15 @@ class Reachable(NamedTuple):
             self.minutes[rows],
             self.modes[rows],
         )
+
+
+class CommuteTable(NamedTuple):
+    """Trips from several homes to every located posting, arrays of shape (homes, postings)."""
+
+    minutes: FloatArray
+    """Commute minutes by the fastest allowed mode, ``inf`` where out of reach."""
+    distances: FloatArray
+    """Metres, widened by the location's uncertainty (the ``distance_m`` column)."""
 
 
 class _Nearby(NamedTuple):

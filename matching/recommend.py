@@ -14,6 +14,7 @@ from geo.errors import DoorstepError
 from geo.location import APPROXIMATE_PRECISIONS, Precision
 from geo.transit.itinerary import Route
 from geo.uncertainty import district_uncertainty_m, posting_uncertainty_m
+from matching.batch_matching import BatchMatcher
 from matching.candidates import JobIndex, NetworkCommuteEstimator
 from matching.cascade import ArrayScorer, RankingCascade, cascade_scores, top_rows
 from matching.explain import explain_frame
@@ -134,6 +135,8 @@ class Recommender:
         self._feature_table: tuple[JobIndex, CandidateScorer, PostingFeatureTable] | None = None
         # Row of each located posting id in the feature table it was built for.
         self._table_rows: tuple[PostingFeatureTable, dict[str, int]] | None = None
+        # The batch matcher and the index it was prepared for, swapped as one tuple.
+        self._batch: tuple[JobIndex, BatchMatcher] | None = None
 
     @classmethod
     def from_store(
@@ -179,6 +182,15 @@ class Recommender:
     def n_seekers(self) -> int:
         """Number of seekers loaded."""
         return len(self.seekers)
+
+    def batch_matcher(self) -> BatchMatcher:
+        """Return the baseline matcher of many seekers over the current index, built once."""
+        index, cached = self._batch or (None, None)
+        if cached is None or index is not self.index:
+            index = self.index
+            cached = BatchMatcher(index)
+            self._batch = (index, cached)
+        return cached
 
     def district_name(self, code: object) -> str | None:
         """Return the Chinese name of a 6-digit district code, ``None`` when unknown."""

@@ -4,13 +4,16 @@ A line is worth proposing where many seekers are matched to jobs that a direct r
 would bring within reach but public transport does not. The steps:
 
 1. **Matches**: each seeker's ``top_k`` best-scored postings among those a car
-   reaches within their commute limit (the recommender's baseline path, as for the
-   recruitment bus), kept at employer sites located to a development zone or better
-   (`SHUTTLE_PRECISIONS`).
+   reaches within their commute limit, at employer sites located to a development
+   zone or better (`SHUTTLE_PRECISIONS`), whose walk-and-transit trip takes more than
+   `ShuttleRules.long_transit_min`. Both filters come before the top ``top_k``, so
+   nearby postings that transit serves do not fill it.
 2. **Riders**: a matched pair qualifies when its walk-and-transit trip takes more
-   than `ShuttleRules.long_transit_min` and the shuttle ride (driving minutes times
-   `ShuttleRules.shuttle_detour` plus `ShuttleRules.access_min`) takes at most
-   `ShuttleRules.max_ride_min` and saves at least `ShuttleRules.min_saving_min`.
+   than `ShuttleRules.long_transit_min` and the shuttle ride (in-vehicle driving
+   minutes times `ShuttleRules.shuttle_detour` plus `ShuttleRules.access_min`) takes
+   at most `ShuttleRules.max_ride_min` and saves at least
+   `ShuttleRules.min_saving_min`. Each seeker keeps only their best-scored
+   qualifying match.
 3. **Clusters**: qualifying homes and employer sites are clustered separately with
    DBSCAN on EPSG:4545 metres (scikit-learn), so a line links one pick-up area with
    one work area.
@@ -18,8 +21,9 @@ would bring within reach but public transport does not. The steps:
    `ShuttleRules.min_riders` distinct seekers is a proposal; its expected riders are
    those seekers.
 
-The stored seekers are simulated, and their home point is their street office, so
-the proposals show the method, not real demand.
+The stored seekers are simulated. The commands match them from their street-office
+point and the application from their simulated exact home, so the proposals show the
+method, not real demand.
 """
 
 import logging
@@ -36,12 +40,13 @@ from geo.coverage.access import LOCATED_PRECISIONS
 from geo.crs import from_metric, to_metric
 from geo.location import Precision
 from matching.recommend import Recommender
-from matching.scoring import score_jobs
 
 if TYPE_CHECKING:
     from geo.transit import TransitNetwork
 
 logger = logging.getLogger(__name__)
+
+FloatArray = npt.NDArray[np.float64]
 
 SHUTTLE_PRECISIONS = LOCATED_PRECISIONS | {Precision.ZONE}
 """Posting precisions a line can end at. Development zones (高新, 经开 …) count, because a
@@ -94,14 +99,19 @@ class ShuttleLine:
 
 def matched_pairs(
     recommender: Recommender,
+    network: "TransitNetwork",
     seekers: pd.DataFrame,
-    top_k: int,
+    rules: ShuttleRules,
     progress: Callable[[int, int], None] | None = None,
 ) -> pd.DataFrame:
-    """List each seeker's matched postings at located employer sites.
+    """List each seeker's matched postings that transit serves badly, by employer site.
 
-    Candidates are the postings a car reaches within the seeker's commute limit, so
-    jobs that only a direct ride brings within reach are included.
+    A seeker's candidates are the postings a car reaches within their commute limit, at
+    sites located to a development zone or better (`SHUTTLE_PRECISIONS`), whose
+    walk-and-transit trip from the home takes more than ``rules.long_transit_min``.
+    The matches are the ``rules.top_k`` best-scored of them (`Recommender.batch_matcher`,
+    equal to `score_jobs` on each seeker's candidates). Without the transit condition
+    the nearest postings, which transit serves well, take every place in the top.
 
     Returns
     -------
@@ -109,40 +119,40 @@ def matched_pairs(
         ``seeker_id``, ``home_lon``, ``home_lat``, ``home_district_code``, ``anchor_id``,
         ``company``, ``lon``, ``lat`` (WGS84 degrees), one row per seeker and site.
     """
-    located = {str(value) for value in SHUTTLE_PRECISIONS}
-    rows = []
-    for done, (seeker_id, seeker) in enumerate(seekers.iterrows(), start=1):
-        candidates = recommender.index.for_commute(
-            float(seeker["home_lon"]),
-            float(seeker["home_lat"]),
-            float(seeker["max_commute_min"]),
-            ["drive"],
-        )
-        if not candidates.empty:
-            best = score_jobs(seeker, candidates).head(top_k)
-            best = best.loc[best["precision"].astype(str).isin(located)]
-            for _, job in best.drop_duplicates("anchor_id").iterrows():
-                rows.append(
-                    {
-                        "seeker_id": str(seeker_id),
-                        "home_lon": float(seeker["home_lon"]),
-                        "home_lat": float(seeker["home_lat"]),
-                        "home_district_code": str(seeker["home_district_code"]),
-                        "anchor_id": str(job["anchor_id"]),
-                        "company": str(job["company"]),
-                        "lon": float(job["lon"]),
-                        "lat": float(job["lat"]),
-                    }
-                )
-        if progress is not None:
-            progress(done, len(seekers))
-    columns = ["seeker_id", "home_lon", "home_lat", "home_district_code", "anchor_id"]
-    return pd.DataFrame(rows, columns=[*columns, "company", "lon", "lat"])
+    located = recommender.index.located
+    sites = located["precision"].astype(str).isin({str(value) for value in SHUTTLE_PRECISIONS})
+    site_mask = sites.to_numpy()
+
+    def poorly_served(lons: FloatArray, lats: FloatArray) -> npt.NDArray[np.bool_]:
+        transit = network.matrix(lons, lats, located["lon"], located["lat"], "walk;transit")
+        return site_mask[None, :] & (transit > rules.long_transit_min)
+
+    matches = recommender.batch_matcher().top_matches(
+        seekers, rules.top_k, modes="drive", eligible=poorly_served, progress=progress
+    )
+    jobs = located.iloc[matches["position"].to_numpy()].reset_index(drop=True)
+    homes = seekers.set_index(seekers["seeker_id"].astype(str)).loc[matches["seeker_id"]]
+    pairs = pd.DataFrame(
+        {
+            "seeker_id": matches["seeker_id"].astype(str).to_numpy(),
+            "home_lon": homes["home_lon"].to_numpy(dtype=np.float64),
+            "home_lat": homes["home_lat"].to_numpy(dtype=np.float64),
+            "home_district_code": homes["home_district_code"].astype(str).to_numpy(),
+            "anchor_id": jobs["anchor_id"].astype(str).to_numpy(),
+            "company": jobs["company"].astype(str).to_numpy(),
+            "lon": jobs["lon"].to_numpy(dtype=np.float64),
+            "lat": jobs["lat"].to_numpy(dtype=np.float64),
+        }
+    )
+    return pairs.drop_duplicates(["seeker_id", "anchor_id"]).reset_index(drop=True)
 
 
 def trip_minutes(network: "TransitNetwork", pairs: pd.DataFrame) -> pd.DataFrame:
     """Add ``transit_min`` (walk and transit) and ``drive_min`` to each home-site pair.
 
+    ``drive_min`` is the in-vehicle part of a car trip: the transit model's driving
+    minutes less its fixed overhead for reaching and parking a car
+    (``network.params.drive_overhead_min``), which a shuttle rider does not spend.
     Minutes are computed once per distinct home and site and read per pair.
     """
     homes = pairs[["home_lon", "home_lat"]].drop_duplicates().reset_index(drop=True)
@@ -155,11 +165,11 @@ def trip_minutes(network: "TransitNetwork", pairs: pd.DataFrame) -> pd.DataFrame
     )["drive"]
     home_index = pairs.merge(homes.reset_index(), on=["home_lon", "home_lat"], how="left")["index"]
     site_index = pairs.merge(sites.reset_index(), on=["lon", "lat"], how="left")["index"]
+    rows, columns = home_index.to_numpy(), site_index.to_numpy()
+    in_vehicle = np.asarray(drive, dtype=np.float64) - network.params.drive_overhead_min
     return pairs.assign(
-        transit_min=np.asarray(transit, dtype=np.float64)[
-            home_index.to_numpy(), site_index.to_numpy()
-        ],
-        drive_min=np.asarray(drive, dtype=np.float64)[home_index.to_numpy(), site_index.to_numpy()],
+        transit_min=np.asarray(transit, dtype=np.float64)[rows, columns],
+        drive_min=np.clip(in_vehicle, 0.0, None)[rows, columns],
     )
 
 
@@ -245,14 +255,20 @@ def propose_shuttles(
     rules: ShuttleRules | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> tuple[list[ShuttleLine], int]:
-    """Propose shuttle lines for ``seekers``; return the lines and the qualifying pairs.
+    """Propose shuttle lines for ``seekers``; return the lines and the seekers who qualify.
+
+    Each seeker counts once, at their best-scored qualifying match, so the riders of
+    all lines add up to at most the returned count.
 
     Steps: :func:`matched_pairs`, :func:`trip_minutes`, :func:`riders`,
     :func:`propose_lines`.
     """
     rules = rules or ShuttleRules()
-    pairs = matched_pairs(recommender, seekers, rules.top_k, progress)
+    pairs = matched_pairs(recommender, network, seekers, rules, progress)
     if pairs.empty:
         return [], 0
     qualifying = riders(trip_minutes(network, pairs), rules)
+    # A seeker takes one job, so they ride only to their best-scored qualifying match.
+    # Pairs are in rank order within each seeker.
+    qualifying = qualifying.drop_duplicates("seeker_id").reset_index(drop=True)
     return propose_lines(qualifying, rules), len(qualifying)

@@ -8,6 +8,7 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from api.settings import AuthSettings, DataSettings, Settings
+from api.tour_routes import MAX_SEEKERS
 from store.identity import Role
 from store.sqlite import SqliteStore
 from tests.api.staff_login import StaffLogin, log_in_staff
@@ -139,6 +140,21 @@ def test_city_analyst_scope_is_tree(tour_client: TestClient) -> None:
     assert response.json()["seekers_in_scope"] == expected
 
 
+def test_defaults_score_every_seeker_in_scope(
+    tour_client: TestClient, yanta_staff: StaffLogin
+) -> None:
+    body = {"anchor_ids": _anchors_in(tour_client, YANTA, 5), "depot": DEPOT}
+
+    tour = tour_client.post("/v1/tours/plan", json=body, headers=yanta_staff.headers)
+    shuttle = tour_client.get("/v1/shuttles/proposals", headers=yanta_staff.headers)
+
+    assert tour.status_code == 200, tour.text
+    assert shuttle.status_code == 200, shuttle.text
+    assert tour.json()["seekers_in_scope"] > 0
+    assert tour.json()["seekers_scored"] == tour.json()["seekers_in_scope"]
+    assert shuttle.json()["seekers_scored"] == shuttle.json()["seekers_in_scope"]
+
+
 def test_shuttle_proposals_scoped(tour_client: TestClient, yanta_staff: StaffLogin) -> None:
     response = tour_client.get(
         "/v1/shuttles/proposals",
@@ -159,7 +175,9 @@ def test_shuttle_proposals_scoped(tour_client: TestClient, yanta_staff: StaffLog
 
 def test_shuttle_max_seekers_limit(tour_client: TestClient, yanta_staff: StaffLogin) -> None:
     response = tour_client.get(
-        "/v1/shuttles/proposals", params={"max_seekers": 5000}, headers=yanta_staff.headers
+        "/v1/shuttles/proposals",
+        params={"max_seekers": MAX_SEEKERS + 1},
+        headers=yanta_staff.headers,
     )
 
     assert response.status_code == 422
