@@ -1,7 +1,8 @@
 """The HR map layers as OGC API - Features Part 1 (Core, GeoJSON) under ``/ogc``.
 
 GIS clients such as QGIS add the collections from the landing page ``/ogc``. Every
-layer of the store is a collection, and so are the employer anchors. Features are
+layer of the store is a collection, and so are the employer anchors and the anchors
+that staff flagged as key enterprises (``key_enterprises``). Features are
 GeoJSON in CRS84. Layer feature ids are 1-based positions in the layer as built,
 so they are stable until the next ``doorstep build``. Anchor feature ids are anchor ids.
 
@@ -50,16 +51,30 @@ from api.ogc_documents import (
 from api.permissions import Permission
 from api.settings import Settings
 from geo.crs import XIAN_BOUNDS_WGS84
-from geo.layer_catalog import ANCHORS_LAYER_INFO, LAYER_INFOS, LayerInfo
+from geo.layer_catalog import (
+    ANCHORS_LAYER_INFO,
+    KEY_ENTERPRISES_LAYER_INFO,
+    LAYER_INFOS,
+    LayerInfo,
+)
 from geo.layers import layer_geojson
 from geo.location import Precision
 from matching.recommend import Recommender
+from store.anchor_map import NO_FLAG_FILTER, FlagFilter
 from store.base import Store
 
 logger = logging.getLogger(__name__)
 
 OGC_PREFIX = "/ogc"
 ANCHORS = ANCHORS_LAYER_INFO.name
+ANCHOR_COLLECTIONS: dict[str, tuple[LayerInfo, FlagFilter]] = {
+    ANCHORS: (ANCHORS_LAYER_INFO, NO_FLAG_FILTER),
+    KEY_ENTERPRISES_LAYER_INFO.name: (
+        KEY_ENTERPRISES_LAYER_INFO,
+        FlagFilter(key_enterprise=True),
+    ),
+}
+"""Collections of employer anchors, each with the enterprise flags its anchors need."""
 
 router = APIRouter(prefix=OGC_PREFIX, tags=["ogc"], dependencies=[require(Permission.PUBLIC)])
 
@@ -125,7 +140,7 @@ def collections(request: Request, store: StoreDep, f: FormatParam = None) -> JSO
     _check_query(request, COMMON_PARAMETERS)
     root = _api_root(request)
     built_at = _built_at(store)
-    infos = [*_layer_infos(store), ANCHORS_LAYER_INFO]
+    infos = [*_layer_infos(store), *(info for info, _ in ANCHOR_COLLECTIONS.values())]
     documents = [_collection(request, store, info, root, built_at) for info in infos]
     body = {
         "links": [link(root + "/collections", "self", JSON, "本页 · this document")],
@@ -161,12 +176,13 @@ def items(
 ) -> JSONResponse:
     """Return a page of features of one collection as GeoJSON, optionally inside a bbox."""
     info = _find_collection(store, collection_id)
-    is_anchors = info.name == ANCHORS
-    _check_query(request, ANCHOR_ITEMS_PARAMETERS if is_anchors else ITEMS_PARAMETERS)
+    anchors = ANCHOR_COLLECTIONS.get(info.name)
+    _check_query(request, ITEMS_PARAMETERS if anchors is None else ANCHOR_ITEMS_PARAMETERS)
     box = parse_bbox(bbox)
     page = parse_page(limit, offset)
-    if is_anchors:
-        body = _anchor_items(request, store, box, page, parse_flag("include_city", include_city))
+    if anchors is not None:
+        city = parse_flag("include_city", include_city)
+        body = _anchor_items(request, store, box, page, city, anchors[1])
     else:
         body = _layer_items(request, store, info.name, box, page)
     return _geojson_response(request, body)
@@ -181,8 +197,8 @@ def item(
     """Return one feature of a collection as GeoJSON."""
     _check_query(request, COMMON_PARAMETERS)
     info = _find_collection(store, collection_id)
-    if info.name == ANCHORS:
-        feature = _anchor_feature(request, store, feature_id)
+    if info.name in ANCHOR_COLLECTIONS:
+        feature = _anchor_feature(request, store, info.name, feature_id)
     else:
         feature = _layer_feature(store, info.name, feature_id)
     url = f"{_api_root(request)}/collections/{info.name}"
@@ -236,8 +252,8 @@ def _layer_infos(store: Store) -> list[LayerInfo]:
 
 
 def _find_collection(store: Store, collection_id: str) -> LayerInfo:
-    if collection_id == ANCHORS:
-        return ANCHORS_LAYER_INFO
+    if collection_id in ANCHOR_COLLECTIONS:
+        return ANCHOR_COLLECTIONS[collection_id][0]
     for info in _layer_infos(store):
         if info.name == collection_id:
             return info
@@ -256,7 +272,7 @@ def _built_at(store: Store) -> str:
 def _collection(
     request: Request, store: Store, info: LayerInfo, root: str, built_at: str
 ) -> dict[str, Any]:
-    if info.name == ANCHORS:
+    if info.name in ANCHOR_COLLECTIONS:
         # NOTE: curation moves anchors after the build, so the build time is a lower bound.
         return collection_document(info, root, XIAN_BOUNDS_WGS84, built_at)
     extent = _layer_extent(request, store, info.name, built_at)
@@ -326,14 +342,18 @@ def _anchor_items(
     bbox: tuple[float, float, float, float] | None,
     page: Page,
     include_city: bool,
+    flags: FlagFilter,
 ) -> dict[str, Any]:
-    """Return a page of anchors in view, or of their clusters when too many are in view."""
+    """Return a page of anchors in view, or of their clusters when too many are in view.
+
+    Only anchors that pass ``flags`` are returned or counted in clusters.
+    """
     settings: Settings = request.app.state.settings
     recommender: Recommender = request.app.state.recommender
     excluded = () if include_city else (Precision.CITY.value,)
     labels = presenters.map_labels(recommender, "zh")
     view = bbox or XIAN_BOUNDS_WGS84
-    text = store.anchor_map(view, settings.query.max_bbox_features, labels, excluded)
+    text = store.anchor_map(view, settings.query.max_bbox_features, labels, excluded, flags)
     collection = json.loads(text)
     features: list[dict[str, Any]] = collection["features"]
 
@@ -350,11 +370,15 @@ def _anchor_items(
     return body
 
 
-def _anchor_feature(request: Request, store: Store, anchor_id: str) -> dict[str, Any]:
+def _anchor_feature(
+    request: Request, store: Store, collection_id: str, anchor_id: str
+) -> dict[str, Any]:
     record = store.get_anchor(anchor_id)
-    if record is None:
+    flags = ANCHOR_COLLECTIONS[collection_id][1]
+    if record is None or not _passes(flags, record.key_enterprise, record.above_scale_industrial):
         raise OgcNotFoundError(
-            f"feature {anchor_id[:40]!r} does not exist in collection {ANCHORS!r}", "锚点不存在"
+            f"feature {anchor_id[:40]!r} does not exist in collection {collection_id!r}",
+            "锚点不存在",
         )
     recommender: Recommender = request.app.state.recommender
     labels = presenters.map_labels(recommender, "zh")
@@ -379,6 +403,14 @@ def _anchor_feature(request: Request, store: Store, anchor_id: str) -> dict[str,
         "geometry": {"type": "Point", "coordinates": [record.lon, record.lat]},
         "properties": properties,
     }
+
+
+def _passes(flags: FlagFilter, key_enterprise: bool, above_scale_industrial: bool) -> bool:
+    """Return whether an anchor with these flags belongs to a collection with ``flags``."""
+    return (flags.key_enterprise is None or key_enterprise == flags.key_enterprise) and (
+        flags.above_scale_industrial is None
+        or above_scale_industrial == flags.above_scale_industrial
+    )
 
 
 def _page_body(

@@ -2,7 +2,8 @@
 
 Each layer of :func:`geo.layers.load_layers` has a :class:`LayerInfo` here, and so
 does the employer anchor layer (:data:`ANCHORS_LAYER_INFO`), whose features the
-store builds and staff curate. The licence notes summarise the SOURCE.md file of
+store builds and staff curate, and its key-enterprise view
+(:data:`KEY_ENTERPRISES_LAYER_INFO`). The licence notes summarise the SOURCE.md file of
 each data folder. :data:`LAYERS_WITHOUT_DATA` lists the layers that the bureau's
 HR map has but the data folder cannot supply, so that the documentation and the
 API state the gap instead of showing an empty layer.
@@ -168,14 +169,23 @@ ANCHORS_LAYER_INFO = LayerInfo(
     ),
 )
 
+KEY_ENTERPRISES_LAYER_INFO = LayerInfo(
+    "key_enterprises",
+    "重点企业",
+    "Key enterprises",
+    "Employer anchors that district staff flagged as key enterprises (重点企业);"
+    " the company data has no such flag, so the layer is empty until staff set it",
+    # NOTE: as for the anchors, callers show the store's build time, a lower bound.
+    "",
+    "Point",
+    ANCHORS_LAYER_INFO.sources,
+)
+
 LAYERS_WITHOUT_DATA: dict[str, str] = {
     "assistance_bases": "就业援助基地: no data folder lists assistance bases",
     "returnee_parks": (
         "返乡创业园: no source names a returnee entrepreneurship park;"
         " incubators are in the parks layer"
-    ),
-    "key_enterprises": (
-        "重点企业/规上工业企业: the company POIs carry no key-enterprise or above-scale flag"
     ),
 }
 """HR map layers without data, with the reason, by the name the layer would have."""

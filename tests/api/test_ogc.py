@@ -31,7 +31,7 @@ GEOJSON = "application/geo+json"
 CORE = "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core"
 GEOJSON_CLASS = "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/geojson"
 LAYER_NAMES = sorted(LAYER_INFOS)
-ALL_COLLECTIONS = [*LAYER_NAMES, "anchors"]
+ALL_COLLECTIONS = [*LAYER_NAMES, "anchors", "key_enterprises"]
 # Part of the old town inside the city wall: a few dozen anchors, below the cluster limit.
 OLD_TOWN_BBOX = "108.93,34.255,108.96,34.27"
 
@@ -401,3 +401,32 @@ def test_anchor_items_carry_enterprise_flags(
     }
     assert flags[flagged] == (True, True)
     assert sum(key for key, _ in flags.values()) == 1
+
+
+def test_key_enterprises_flagged_only(
+    full_store: SqliteStore, real_client: TestClient, tmp_path: Path
+) -> None:
+    page = _get(real_client, "/ogc/collections/anchors/items", bbox=OLD_TOWN_BBOX).json()
+    flagged, other = page["features"][1]["id"], page["features"][2]["id"]
+    before = _get(real_client, "/ogc/collections/key_enterprises/items").json()
+    copy = tmp_path / "store.sqlite"
+    shutil.copy(full_store.path, copy)
+    with closing(sqlite3.connect(copy)) as connection, connection:
+        connection.execute("UPDATE anchors SET key_enterprise = 1 WHERE anchor_id = ?", (flagged,))
+        connection.execute(
+            "UPDATE anchors SET above_scale_industrial = 1 WHERE anchor_id = ?", (other,)
+        )
+    settings = Settings(data=DataSettings(store_path=copy))
+
+    with TestClient(create_app(settings, store=SqliteStore(copy))) as client:
+        body = _get(client, "/ogc/collections/key_enterprises/items").json()
+        found = client.get(f"/ogc/collections/key_enterprises/items/{flagged}")
+        missing = client.get(f"/ogc/collections/key_enterprises/items/{other}")
+
+    assert before["numberMatched"] == 0
+    check_items(body, limit=DEFAULT_LIMIT)
+    assert [feature["id"] for feature in body["features"]] == [flagged]
+    assert body["numberMatched"] == 1
+    assert found.status_code == 200
+    assert found.json()["properties"]["key_enterprise"] is True
+    assert missing.status_code == 404
