@@ -374,13 +374,13 @@ class PostgresCuration:
                 "UPDATE postings SET anchor_id = %s WHERE anchor_id = ANY(%s::text[])",
                 (plan.survivor_id, merged),
             ).rowcount
-            record_index_change(SqlTx(connection), "anchor", plan.survivor_id, merged)
             connection.execute(
                 "UPDATE anchors SET n_postings ="
                 " (SELECT count(*) FROM postings AS p WHERE p.anchor_id = anchors.anchor_id)"
                 " WHERE anchor_id = %s OR anchor_id = ANY(%s::text[])",
                 (plan.survivor_id, merged),
             )
+            record_index_change(SqlTx(connection), "anchor", plan.survivor_id, merged)
         logger.info(
             "merged anchors %s into %r in %s: %d postings moved",
             merged,
