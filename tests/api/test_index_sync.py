@@ -5,6 +5,7 @@ test database), as two uvicorn workers would run. Staff write through the first;
 second applies the store's job-index change log (:class:`api.index_sync.IndexSync`).
 """
 
+import sqlite3
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,8 +14,10 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
+from starlette.datastructures import State
 
 from api.app import create_app
+from api.index_sync import IndexSync
 from api.settings import (
     AuthSettings,
     CacheSettings,
@@ -23,6 +26,7 @@ from api.settings import (
     ServerSettings,
     Settings,
 )
+from store.index_changes import IndexChange
 from store.postgres import PostgresStore
 from store.sqlite import SqliteStore, write_store
 from tests.api.staff_login import reuse_staff_login
@@ -198,3 +202,52 @@ def test_background_sync_applies_change(
             removed.wait(0.05)
         assert removed.is_set()
         assert _build_id(reader).endswith("-c1")
+
+
+class _FlakyStore:
+    """A change log of two posting changes whose second posting read fails once."""
+
+    def __init__(self) -> None:
+        self.changes = [IndexChange(1, "posting", "p1"), IndexChange(2, "posting", "p2")]
+        self.failures_left = 1
+
+    def index_changes_since(self, after: int, limit: int = 500) -> list[IndexChange]:
+        return [change for change in self.changes if change.change_id > after][:limit]
+
+    def latest_index_change(self) -> int:
+        return self.changes[-1].change_id
+
+    def posting_for_push(self, posting_id: str) -> dict[str, Any] | None:
+        if posting_id == "p2" and self.failures_left:
+            self.failures_left -= 1
+            raise sqlite3.OperationalError("database is locked")
+        return {"posting_id": posting_id, "active": False}
+
+    def get_anchor(self, anchor_id: str) -> None:
+        return None
+
+
+class _Recommender:
+    def __init__(self) -> None:
+        self.removed: list[str] = []
+
+    def set_posting_active(self, posting_id: str, active: bool, row: Any) -> bool:
+        self.removed.append(posting_id)
+        return True
+
+
+def test_failed_sync_keeps_applied_build_id() -> None:
+    state = State()
+    state.store = _FlakyStore()
+    state.recommender = _Recommender()
+    sync = IndexSync(state, "base", start_after=0, interval_s=0)
+    state.build_id = sync.build_id
+
+    with pytest.raises(sqlite3.OperationalError):
+        sync.catch_up()
+
+    # p1 left the index, so responses cached before its change must not be served.
+    assert state.recommender.removed == ["p1"]
+    assert state.build_id == "base-c1"
+    assert sync.catch_up() == 1
+    assert state.build_id == "base-c2"
