@@ -7,6 +7,7 @@ from contextlib import closing
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import psycopg
 import pytest
 
@@ -157,3 +158,22 @@ def test_activation_beside_anchor_push_no_deadlock(pg_store: Any, pg_url: str) -
 
     assert outcome == {"changed": True}
     assert pushes.outbox_rows() == []  # the job was pushed by the verification already
+
+
+def test_posting_row_matches_loaded_posting(store: Any) -> None:
+    """A posting read for an activation carries every column of the loaded postings.
+
+    Another process adds the row to its job index as read here, so a missing column
+    (the anchor's location label, a PostgreSQL ``extra`` column) would differ from
+    what a restarted process loads.
+    """
+    loaded = store.postings_frame().set_index("posting_id", drop=False)
+    for posting_id in ("p1", "p5"):
+        row = store.posting_for_push(posting_id)
+        expected = loaded.loc[posting_id]
+        for column in loaded.columns:
+            assert column in row, column
+            if pd.isna(expected[column]):
+                assert row[column] is None or pd.isna(row[column]), column
+            else:
+                assert row[column] == expected[column], column
