@@ -164,6 +164,24 @@ def test_anchor_move_reaches_other_app(pair: Pair) -> None:
     assert _build_id(pair.reader) == _build_id(pair.writer)
 
 
+def test_merge_reaches_other_app(pair: Pair) -> None:
+    before = set(_nearby(pair.reader, ANC_A))
+    body = {
+        "survivor_id": "anc-a",
+        "merged_ids": ["anc-c"],
+        "expected_versions": {"anc-c": 1},
+        "reason": "同一单位",
+    }
+    response = pair.writer.post("/v1/staff/anchors/merge", json=body, headers=pair.headers)
+    assert response.status_code == 200, response.text
+
+    merged = set(_nearby(pair.writer, ANC_A))
+    assert merged == before | {"p4", "p5"}
+    assert pair.sync_reader() == 1
+    assert set(_nearby(pair.reader, ANC_A)) == merged
+    assert _build_id(pair.reader) == _build_id(pair.writer)
+
+
 def test_unmoved_anchor_edit_logs_nothing(pair: Pair) -> None:
     body = {"expected_version": 1, "reason": "现场核实", "changes": {"name": "丙公司（新址）"}}
     response = pair.writer.patch("/v1/staff/anchors/anc-c", headers=pair.headers, json=body)
