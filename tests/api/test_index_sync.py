@@ -269,3 +269,21 @@ def test_failed_sync_keeps_applied_build_id() -> None:
     assert state.build_id == "base-c1"
     assert sync.catch_up() == 1
     assert state.build_id == "base-c2"
+
+
+def test_later_write_of_other_process_wins(pair: Pair, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Another process activates the posting between this one's commit and its refresh."""
+    store = pair.writer.app.state.store  # type: ignore[attr-defined]
+    write = store.set_posting_active
+
+    def write_then_reactivate(posting_id: str, active: bool, **kwargs: Any) -> bool:
+        changed: bool = write(posting_id, active, **kwargs)
+        write(posting_id, not active)  # the other process's write, committed right after
+        return changed
+
+    monkeypatch.setattr(store, "set_posting_active", write_then_reactivate)
+    pair.set_active("p1", False)
+
+    assert store.posting_for_push("p1")["active"] in (1, True)
+    assert "p1" in _loaded(pair.writer)
+    assert "p1" in _nearby(pair.writer, ANC_A)
