@@ -287,3 +287,30 @@ def test_later_write_of_other_process_wins(pair: Pair, monkeypatch: pytest.Monke
     assert store.posting_for_push("p1")["active"] in (1, True)
     assert "p1" in _loaded(pair.writer)
     assert "p1" in _nearby(pair.writer, ANC_A)
+
+
+def test_anchor_move_keeps_later_move(pair: Pair, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The background sync applies this move, then another process's move, before the route."""
+    store = pair.writer.app.state.store  # type: ignore[attr-defined]
+    sync = pair.writer.app.state.index_sync  # type: ignore[attr-defined]
+    save = store.save_anchor_change
+    later = {"lon": 108.9300, "lat": 34.2100}  # in 雁塔区, away from both other points
+
+    def save_then_moved_again(*args: Any, **kwargs: Any) -> None:
+        save(*args, **kwargs)
+        assert sync.catch_up() == 1
+        body = {"expected_version": 2, "reason": "再次核实", "changes": later}
+        moved = pair.reader.patch("/v1/staff/anchors/anc-c", headers=pair.headers, json=body)
+        assert moved.status_code == 200, moved.text
+        assert sync.catch_up() == 1
+
+    monkeypatch.setattr(store, "save_anchor_change", save_then_moved_again)
+    body = {
+        "expected_version": 1,
+        "reason": "现场核实",
+        "changes": {"lon": YANTA_POINT[0], "lat": YANTA_POINT[1]},
+    }
+    response = pair.writer.patch("/v1/staff/anchors/anc-c", headers=pair.headers, json=body)
+    assert response.status_code == 200, response.text
+
+    assert sorted(_nearby(pair.writer, {**later, "radius_m": 300})) == ["p4", "p5"]
