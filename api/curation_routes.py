@@ -189,9 +189,9 @@ def _refresh_recommender(
 
     The store logged the move with the write, so applying the change log moves them and
     the other service processes apply the same change within their sync interval. When
-    the log gave nothing to apply, the background sync applied it already, and a later
-    move of another process may have followed, so the anchor is refreshed directly only
-    when the log cannot be read or the store keeps none.
+    the log gave nothing to apply, the background sync applied the move already, and
+    another process may have moved the anchor again since. So the anchor is refreshed
+    directly only when the log cannot be read or the store keeps none.
     """
     sync: IndexSync = request.app.state.index_sync
     with sync.lock:

@@ -354,8 +354,8 @@ def _stored_posting(store: CurationStore, posting_id: str) -> dict[str, Any] | N
 def apply_stored_changes(sync: IndexSync) -> int | None:
     """Apply the stored job-index changes after a write; return how many, None on a store error.
 
-    The write has committed, so its response must not fail because of the read; the
-    error is logged and the background sync applies the changes on its next check.
+    The write has committed, so its response must not fail because of the read. The
+    error is logged, and the background sync applies the changes on its next check.
     """
     try:
         return sync.catch_up()
