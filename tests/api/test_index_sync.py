@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from pydantic import SecretStr
+from pydantic import SecretStr, ValidationError
 from starlette.datastructures import State
 
 from api.app import create_app
@@ -314,3 +314,11 @@ def test_anchor_move_keeps_later_move(pair: Pair, monkeypatch: pytest.MonkeyPatc
     assert response.status_code == 200, response.text
 
     assert sorted(_nearby(pair.writer, {**later, "radius_m": 300})) == ["p4", "p5"]
+
+
+@pytest.mark.parametrize("value", ["inf", "1e10", "3601"])
+def test_sync_interval_must_be_finite(value: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Event.wait raises OverflowError above about 9e9 s, which would end the sync thread."""
+    monkeypatch.setenv("DOORSTEP_INDEX_SYNC_INTERVAL_S", value)
+    with pytest.raises(ValidationError, match="index_sync_interval_s"):
+        ServerSettings()
