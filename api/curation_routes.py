@@ -66,7 +66,7 @@ from api.curation_schemas import (
     anchor_out,
     version_out,
 )
-from api.index_sync import IndexSync
+from api.index_sync import IndexChangeSource, IndexSync
 from api.permissions import Permission
 from api.push_routes import apply_stored_changes, verified_anchor_pushes
 from api.routes import CoordSysDep, RecommenderDep
@@ -188,13 +188,16 @@ def _refresh_recommender(
     """Move the anchor's postings in the job index and start new response-cache keys.
 
     The store logged the move with the write, so applying the change log moves them and
-    the other service processes apply the same change within their sync interval. The
-    anchor is refreshed directly only when the log gave nothing to apply.
+    the other service processes apply the same change within their sync interval. When
+    the log gave nothing to apply, the background sync applied the move already, and
+    another process may have moved the anchor again since. So the anchor is refreshed
+    directly only when the log cannot be read or the store keeps none.
     """
     sync: IndexSync = request.app.state.index_sync
-    if apply_stored_changes(sync):
-        return
     with sync.lock:
+        applied = apply_stored_changes(sync)
+        if applied is not None and isinstance(request.app.state.store, IndexChangeSource):
+            return
         recommender.refresh_anchor(
             record.anchor_id,
             lon=record.lon,

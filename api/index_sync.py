@@ -91,24 +91,27 @@ class IndexSync:
         """Apply every stored change newer than the last one applied; return how many.
 
         Errors of the store propagate, and the changes not yet applied are read again on
-        the next call.
+        the next call. The build id covers the changes applied before the error, because
+        the index already contains them.
         """
         store = self._state.store
         if not isinstance(store, IndexChangeSource):
             return 0
         count = 0
         with self.lock:
-            while True:
-                changes = store.index_changes_since(self.applied, BATCH)
-                for change in changes:
-                    self._apply(store, change)
-                    self.applied = change.change_id
-                count += len(changes)
-                if len(changes) < BATCH:
-                    break
-            if count:
-                self._state.build_id = self.build_id
-                logger.info("applied %d job-index changes up to %d", count, self.applied)
+            try:
+                while True:
+                    changes = store.index_changes_since(self.applied, BATCH)
+                    for change in changes:
+                        self._apply(store, change)
+                        self.applied = change.change_id
+                        count += 1
+                    if len(changes) < BATCH:
+                        break
+            finally:
+                if count:
+                    self._state.build_id = self.build_id
+                    logger.info("applied %d job-index changes up to %d", count, self.applied)
         return count
 
     def _apply(self, store: IndexChangeSource, change: IndexChange) -> None:

@@ -324,32 +324,44 @@ def refresh_recommendations(
 
     Runs after the store committed. The stored change log is applied first
     (:class:`api.index_sync.IndexSync`), which the other service processes apply within
-    their sync interval. The posting is then set directly as well, so it leaves this
-    process's recommendations at once even when the request repeats a state the store
-    already had or the change log cannot be read.
+    their sync interval. The posting is then set directly to its stored state as well,
+    so this process follows at once even when the request repeats a state the store
+    already had. Another process's write committed after this request's wins, as it
+    does in the store. Only when the store cannot be read is the requested state set.
     """
     state = request.app.state
     sync: IndexSync = state.index_sync
-    apply_stored_changes(sync)
+    # Under the sync's lock, so no change applied meanwhile is undone with a stale read.
     with sync.lock:
-        changed = state.recommender.set_posting_active(
-            posting_id, active, {**posting, "active": active}
-        )
+        stored = None
+        if apply_stored_changes(sync) is not None:
+            stored = _stored_posting(state.store, posting_id)
+        row = {**posting, "active": active} if stored is None else stored
+        changed = state.recommender.set_posting_active(posting_id, bool(row["active"]), row)
     if changed:
         state.build_id = f"{sync.build_id}-{secrets.token_hex(4)}"
 
 
-def apply_stored_changes(sync: IndexSync) -> int:
-    """Apply the stored job-index changes after a write; a store error is only logged.
+def _stored_posting(store: CurationStore, posting_id: str) -> dict[str, Any] | None:
+    """Return the posting as stored now, or None when the store cannot be read."""
+    try:
+        return store.posting_for_push(posting_id)
+    except (psycopg.Error, sqlite3.Error) as err:
+        logger.warning("reading posting %r after its write failed: %s", posting_id, err)
+        return None
 
-    The write has committed, so its response must not fail because of the read; the
-    background sync applies the changes on its next check.
+
+def apply_stored_changes(sync: IndexSync) -> int | None:
+    """Apply the stored job-index changes after a write; return how many, None on a store error.
+
+    The write has committed, so its response must not fail because of the read. The
+    error is logged, and the background sync applies the changes on its next check.
     """
     try:
         return sync.catch_up()
     except (psycopg.Error, sqlite3.Error) as err:
         logger.warning("applying stored job-index changes failed, left to the sync: %s", err)
-        return 0
+        return None
 
 
 def verified_anchor_pushes(

@@ -61,8 +61,10 @@ class ServerSettings(BaseSettings):
     index_sync_interval_s: float = Field(
         default=1.0,
         ge=0,
+        # Bounded, because threading.Event.wait raises OverflowError above about 9e9 s.
+        le=3600,
         description="Seconds between checks for posting and anchor changes that other service"
-        " processes wrote to the store; 0 turns the background check off.",
+        " processes wrote to the store, at most 3600; 0 turns the background check off.",
     )
     tile_coord_sys: str = Field(
         default="wgs84",

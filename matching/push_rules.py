@@ -176,8 +176,10 @@ def render_digest(lines: list[str], link: str, lang: Lang = "zh") -> PushMessage
     """
     if lang == "en":
         listed = "; ".join(lines)
+        # A digest whose other jobs closed before delivery lists one job.
+        count = "1 job matches" if len(lines) == 1 else f"{len(lines)} jobs match"
         return PushMessage(
-            title=f"{len(lines)} jobs match your new preferences",
+            title=f"{count} your new preferences",
             body=f"{listed}. Details: {link}",
             link=link,
         )

@@ -11,7 +11,9 @@ Readers rely on one invariant: a row becomes visible only after every row with a
 ``change_id``. SQLite serialises writers, so its ``AUTOINCREMENT`` ids commit in order.
 PostgreSQL hands out identity values when rows are inserted, not when they commit, so
 each writer first locks the table (``EXCLUSIVE``, which still lets readers in) and holds
-the lock until it commits.
+the lock until it commits. Writers log their change as the last statement of the
+transaction (the operation-log append may follow), so no writer holding the lock waits
+for a row lock of another writer that in turn waits for the lock.
 """
 
 import contextlib

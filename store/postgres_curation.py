@@ -212,13 +212,22 @@ class PostgresCuration:
         )
 
     def posting_for_push(self, posting_id: str) -> dict[str, Any] | None:
-        """Return one posting, active or not, joined with its anchor's point and precision."""
+        """Return one posting, active or not, joined with its anchor's location.
+
+        The row has every column of `postings_frame`, the untyped ones unpacked from
+        ``extra``, because an activation adds it to the job index as it is.
+        """
         query = sql.SQL(
-            "SELECT p.*, a.lon, a.lat, a.precision, a.district_code, a.state AS anchor_state"
+            "SELECT p.*, a.lon, a.lat, a.precision, a.location_label, a.district_code,"
+            " a.source AS location_source, a.state AS anchor_state"
             " FROM postings AS p JOIN anchors AS a USING (anchor_id) WHERE p.posting_id = %s"
         )
         rows = self._read_dicts(query.format(), (posting_id,))
-        return rows[0] if rows else None
+        if not rows:
+            return None
+        row = rows[0]
+        extra = row.pop("extra", None) or {}
+        return {**extra, **row}
 
     def set_posting_active(
         self,
@@ -374,13 +383,13 @@ class PostgresCuration:
                 "UPDATE postings SET anchor_id = %s WHERE anchor_id = ANY(%s::text[])",
                 (plan.survivor_id, merged),
             ).rowcount
-            record_index_change(SqlTx(connection), "anchor", plan.survivor_id, merged)
             connection.execute(
                 "UPDATE anchors SET n_postings ="
                 " (SELECT count(*) FROM postings AS p WHERE p.anchor_id = anchors.anchor_id)"
                 " WHERE anchor_id = %s OR anchor_id = ANY(%s::text[])",
                 (plan.survivor_id, merged),
             )
+            record_index_change(SqlTx(connection), "anchor", plan.survivor_id, merged)
         logger.info(
             "merged anchors %s into %r in %s: %d postings moved",
             merged,

@@ -40,11 +40,14 @@ def write_posting_active(
         found = tx.rows("SELECT 1 AS found FROM postings WHERE posting_id = ?", (posting_id,))
         if not found:
             raise PostingNotFoundError(f"posting {posting_id!r} does not exist")
-    if changed:
-        record_index_change(tx, "posting", posting_id)
     if active and changed and pushes is not None:
         write_job_pushes(tx, pushes)
     if not active:
         cancelled = cancel_posting_pushes(tx, posting_id)
         logger.info("posting %r deactivated: %d undelivered pushes skipped", posting_id, cancelled)
+    if changed:
+        # Last, because PostgreSQL holds the change log's lock until the commit: a push
+        # write waiting meanwhile for another transaction's push_shown row would deadlock
+        # with that transaction if it logs a change of its own.
+        record_index_change(tx, "posting", posting_id)
     return bool(changed)

@@ -284,9 +284,14 @@ class SqliteCuration:
         )
 
     def posting_for_push(self, posting_id: str) -> dict[str, Any] | None:
-        """Return one posting, active or not, joined with its anchor's point and precision."""
+        """Return one posting, active or not, joined with its anchor's location.
+
+        The row has every column of `postings_frame`, because an activation adds it to
+        the job index as it is.
+        """
         rows = self._read_rows(
-            "SELECT p.*, a.lon, a.lat, a.precision, a.district_code, a.state AS anchor_state"
+            "SELECT p.*, a.lon, a.lat, a.precision, a.location_label, a.district_code,"
+            " a.source AS location_source, a.state AS anchor_state"
             " FROM postings AS p JOIN anchors AS a USING (anchor_id) WHERE p.posting_id = ?",
             (posting_id,),
         )

@@ -4,7 +4,13 @@ from datetime import UTC, date, datetime, time
 
 import pytest
 
-from matching.push_rules import PushRuleError, PushRules, commute_label, render_message
+from matching.push_rules import (
+    PushRuleError,
+    PushRules,
+    commute_label,
+    render_digest,
+    render_message,
+)
 
 RULES = PushRules()
 
@@ -75,3 +81,19 @@ def test_message_has_job_commute_link() -> None:
 
 def test_job_link_escapes_id() -> None:
     assert RULES.job_link("a b/c") == "http://127.0.0.1:8000/seeker?job=a%20b%2Fc"
+
+
+@pytest.mark.parametrize(
+    ("lines", "title"),
+    [
+        (["Accountant (20 min)"], "1 job matches your new preferences"),
+        (["Accountant (20 min)", "Cook (5 min)"], "2 jobs match your new preferences"),
+    ],
+)
+def test_english_digest_title_number(lines: list[str], title: str) -> None:
+    assert render_digest(lines, "http://t/seeker", "en").title == title
+
+
+def test_chinese_digest_title_counts_jobs() -> None:
+    message = render_digest(["会计（地铁约20分钟）"], "http://t/seeker", "zh")
+    assert message.title == "按新的求职意向，有1个岗位适合您"

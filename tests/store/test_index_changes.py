@@ -1,20 +1,26 @@
 """The job-index change log on both stores: which writes append a change, and the migrations."""
 
 import sqlite3
+import threading
 from collections.abc import Callable
 from contextlib import closing
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import psycopg
 import pytest
 
 from store.audit import AuditWriteError
-from store.index_changes import IndexChange
+from store.index_changes import IndexChange, record_index_change
 from store.migrations import apply_migrations
+from store.push_outbox import PushBatch
+from store.push_sql import SqlTx
+from store.push_store import PushStore
 from store.sqlite import SqliteStore, write_store
 from tests.store.test_contract import _inputs
 from tests.store.test_curation_store import _merge_plan, _migrated, _roll_back
+from tests.store.test_push_store import DAY, RULES, _candidate, _clear_push_tables, _consent
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -100,3 +106,74 @@ def test_postgres_new_migrations_roll_back(make_database: Callable[[], str]) -> 
     assert changes == (None,)
     assert items == (None,)
     assert apply_migrations(url) == ["0016_push_digest_items", "0017_job_index_changes"]
+
+
+def _wait_for_lock_wait(connection: psycopg.Connection[Any], pid_to_skip: int) -> None:
+    """Return once another backend of this database waits for a lock (polls pg_stat_activity)."""
+    for _ in range(1000):
+        found = connection.execute(
+            "SELECT 1 FROM pg_stat_activity WHERE datname = current_database()"
+            " AND pid <> %s AND wait_event_type = 'Lock'",
+            (pid_to_skip,),
+        ).fetchone()
+        if found:
+            return
+        threading.Event().wait(0.01)
+    raise AssertionError("the activation never waited for the concurrent push_shown row")
+
+
+def test_activation_beside_anchor_push_no_deadlock(pg_store: Any, pg_url: str) -> None:
+    """An activation and an anchor verification pushing the same job both commit.
+
+    The verification's transaction (here ``other``) writes the seeker's ``push_shown``
+    row first and logs its job-index change last. The activation then waits for that
+    row, and must not hold the change log's lock meanwhile, or the two deadlock.
+    """
+    pg_store.replace_all(**_inputs())
+    pushes = PushStore.postgres(pg_store.pool)
+    _clear_push_tables(pg_store.pool)
+    _consent(pushes, "sim-000001")
+    assert pg_store.set_posting_active("p1", False)
+    batch = PushBatch("posting.active:p1", [_candidate("sim-000001", "p1", 0.9)], RULES, DAY)
+    outcome: dict[str, object] = {}
+
+    def activate() -> None:
+        try:
+            outcome["changed"] = pg_store.set_posting_active("p1", True, pushes=batch)
+        except psycopg.Error as err:
+            outcome["error"] = err
+
+    with psycopg.connect(pg_url) as other, psycopg.connect(pg_url, autocommit=True) as watcher:
+        other.execute(
+            "INSERT INTO push_shown (seeker_id, posting_id, push_id, score, shown_at)"
+            " VALUES ('sim-000001', 'p1', 'anchor-push', 0.5, now())"
+        )
+        thread = threading.Thread(target=activate)
+        thread.start()
+        _wait_for_lock_wait(watcher, other.info.backend_pid)
+        other.execute("SET LOCAL lock_timeout = '20s'")
+        record_index_change(SqlTx(other), "anchor", "anc-a")
+        other.commit()
+        thread.join(timeout=60)
+
+    assert outcome == {"changed": True}
+    assert pushes.outbox_rows() == []  # the job was pushed by the verification already
+
+
+def test_posting_row_matches_loaded_posting(store: Any) -> None:
+    """A posting read for an activation carries every column of the loaded postings.
+
+    Another process adds the row to its job index as read here, so a missing column
+    (the anchor's location label, a PostgreSQL ``extra`` column) would differ from
+    what a restarted process loads.
+    """
+    loaded = store.postings_frame().set_index("posting_id", drop=False)
+    for posting_id in ("p1", "p5"):
+        row = store.posting_for_push(posting_id)
+        expected = loaded.loc[posting_id]
+        for column in loaded.columns:
+            assert column in row, column
+            if pd.isna(expected[column]):
+                assert row[column] is None or pd.isna(row[column]), column
+            else:
+                assert row[column] == expected[column], column

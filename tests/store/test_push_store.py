@@ -1,6 +1,7 @@
 """Push rules that need stored state, and trigger writes, on both stores (SQLite and PostgreSQL)."""
 
 import dataclasses
+import threading
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -540,3 +541,30 @@ def test_digest_without_stored_jobs_sent(trigger_store: tuple[object, PushStore]
         tx.execute("DELETE FROM push_digest_items")
     assert store.set_posting_active("p1", False)  # type: ignore[attr-defined]
     assert pushes.claim(push_id, DAY, RULES, LEASE).action == "send"
+
+
+def test_digest_claimed_once_by_two_workers(trigger_store: tuple[object, PushStore]) -> None:
+    store, pushes = trigger_store
+    push_id = _write_digest(pushes, ["p1", "p2", "p3"])
+    assert store.set_posting_active("p2", False)  # type: ignore[attr-defined]
+    claims: list[str] = []
+    errors: list[BaseException] = []
+
+    def claim() -> None:
+        try:
+            claims.append(pushes.claim(push_id, DAY, RULES, LEASE).action)
+        except BaseException as err:  # reported by the assert below
+            errors.append(err)
+
+    workers = [threading.Thread(target=claim) for _ in range(2)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=60)
+
+    assert errors == []
+    assert sorted(claims) == ["busy", "send"]
+    row = pushes.outbox_rows()[0]
+    assert row["title"] == "按新的求职意向，有2个岗位适合您"
+    assert row["attempts"] == 1
+    assert _shown(pushes) == ["p1", "p3"]
