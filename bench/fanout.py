@@ -383,9 +383,9 @@ def _cascade_recall(
         all_rows, every = ranking.ranker.scores(
             table, posting, positions, distances, minutes, every_row=True
         )
-        kept_rows, kept = ranking.ranker.scores(table, posting, positions, distances, minutes)
+        cascade_rows, cascade = ranking.ranker.scores(table, posting, positions, distances, minutes)
         best = set(all_rows[np.argsort(-every, kind="stable")[:RECALL_TOP]].tolist())
-        found = set(kept_rows[np.argsort(-kept, kind="stable")[:RECALL_TOP]].tolist())
+        found = set(cascade_rows[np.argsort(-cascade, kind="stable")[:RECALL_TOP]].tolist())
         shares.append(len(best & found) / RECALL_TOP)
     return shares
 

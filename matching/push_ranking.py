@@ -77,7 +77,7 @@ class FanoutRanker:
     """Posting-only feature rows of the postings the recommender loaded, by posting id.
     Building one for a posting costs tens of milliseconds, so loaded rows are reused."""
     exact_rows: int = EXACT_ROWS
-    """Most seekers per posting that the whole model scores without the cascade."""
+    """Maximum seekers per posting that the whole model scores without the cascade."""
 
     def __post_init__(self) -> None:
         names = tuple(getattr(self.scorer, "feature_names", FEATURE_NAMES))

@@ -3,6 +3,7 @@
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.metrics.pairwise import haversine_distances
 
 from geo.crs import EARTH_RADIUS_M
 from matching.candidates import JobIndex
@@ -134,13 +135,9 @@ def test_homes_within_matches_great_circle_distances() -> None:
          "max_commute_min": 30}
     )  # fmt: skip
     centre_lon, centre_lat = 108.95, 34.26
-    lon1, lat1 = np.radians(lons), np.radians(lats)
-    lon2, lat2 = np.radians(centre_lon), np.radians(centre_lat)
-    half = (
-        np.sin((lat2 - lat1) / 2) ** 2
-        + np.cos(lat1) * np.cos(lat2) * np.sin((lon2 - lon1) / 2) ** 2
-    )
-    expected = 2 * EARTH_RADIUS_M * np.arcsin(np.sqrt(half))
+    homes_radians = np.radians(np.column_stack([lats, lons]))
+    centre_radians = np.radians([[centre_lat, centre_lon]])
+    expected = haversine_distances(homes_radians, centre_radians)[:, 0] * EARTH_RADIUS_M
 
     positions, distances = SeekerHomes(frame).within(centre_lon, centre_lat, 6_000.0)
 

@@ -183,7 +183,7 @@ def test_daytime_rules_avoid_now() -> None:
     assert isinstance(rules.quiet_start, time)
 
 
-def test_xadd_batch_adds_one_entry_per_id_in_order(redis_server: RedisProcess) -> None:
+def test_xadd_batch_keeps_id_order(redis_server: RedisProcess) -> None:
     client = redis.Redis.from_url(redis_server.url)
     ids = [f"{number:032x}" for number in range(2_500)]
 
@@ -195,9 +195,7 @@ def test_xadd_batch_adds_one_entry_per_id_in_order(redis_server: RedisProcess) -
 
 
 @pytest.mark.parametrize("bad", ["", "a\nb"])
-def test_xadd_batch_refuses_an_id_the_joined_argument_cannot_carry(
-    redis_server: RedisProcess, bad: str
-) -> None:
+def test_xadd_batch_rejects_newline_id(redis_server: RedisProcess, bad: str) -> None:
     client = redis.Redis.from_url(redis_server.url)
 
     with pytest.raises(ValueError, match="push_id is invalid"):
