@@ -174,6 +174,7 @@ def bench_fanout(
                 lambda job: _baseline(client, job, radius_m),
             )
             xadd_rate = redis_benchmark_xadd_rate(port, 200_000)
+            round_trip_s = _round_trip_s(client, 2_000)
             recall = (
                 [] if ranking is None
                 else _cascade_recall(homes, jobs[:RECALL_JOBS], postings, radius_m, ranking)
@@ -194,6 +195,7 @@ def bench_fanout(
         "baseline_p50_ms": percentile(baseline_s, 50) * 1000,
         "baseline_p99_ms": percentile(baseline_s, 99) * 1000,
         "redis_benchmark_xadd_per_s": xadd_rate,
+        "ping_round_trip_p50_us": round_trip_s * 1e6,
         "ranker": "none" if ranking is None else ranking.ranker.model_id,
         "ranker_trees": None if ranking is None else ranking.ranker.scorer.tree_count,
         "subject_setup_s": setup_s,
@@ -228,6 +230,20 @@ def bench_fanout(
             "rate ratio: subject entries/s / redis-benchmark XADD requests/s", details,
         ),
     ]  # fmt: skip
+
+
+def _round_trip_s(client: redis.Redis, count: int) -> float:
+    """Return the median seconds of one ``PING`` from this client, one round trip each.
+
+    The baseline makes one round trip per seeker, so its time, and the jobs/s ratio,
+    follow this figure from machine to machine.
+    """
+    times = []
+    for _ in range(count):
+        started = time.perf_counter()
+        client.ping()
+        times.append(time.perf_counter() - started)
+    return float(np.median(times))
 
 
 def _subject_setup(

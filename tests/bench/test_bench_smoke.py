@@ -469,6 +469,7 @@ def test_fanout_designs_enqueue_same_seekers() -> None:
     assert details["edge_mismatches"] <= 0.01 * details["entries_compared"]
     assert rate.unit == "jobs/s"
     assert notes.details["redis_benchmark_xadd_per_s"] > 0
+    assert notes.details["ping_round_trip_p50_us"] > 0
 
 
 def test_fanout_with_ranker_scores_seekers(recommender: Recommender) -> None:
