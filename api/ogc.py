@@ -12,6 +12,11 @@ returns grid clusters, built by the store exactly as for the city map
 ``count`` and the counts of flagged anchors, and the collection has ``clustered: true``,
 with ``anchorsMatched`` for the number of anchors behind them. Single anchors carry the
 ``key_enterprise`` and ``above_scale_industrial`` flags of the store's map body.
+
+Both flags are the anchor collections' queryables (``/collections/{id}/queryables``,
+OGC API - Features Part 3): ``key_enterprise=true`` or ``false`` and
+``above_scale_industrial=true`` or ``false`` on the items request filter the anchors
+before they are counted, paged or clustered. The HR map layers have no queryables.
 """
 
 import json
@@ -29,12 +34,14 @@ from api.auth import require
 from api.docs import OPENAPI_URL
 from api.ogc_documents import (
     ANCHOR_ITEMS_PARAMETERS,
+    ANCHOR_QUERYABLES,
     COMMON_PARAMETERS,
     CONFORMANCE_CLASSES,
     GEOJSON,
     ITEMS_PARAMETERS,
     JSON,
     OPENAPI_JSON,
+    SCHEMA_JSON,
     OgcNotFoundError,
     OgcRequestError,
     Page,
@@ -46,7 +53,9 @@ from api.ogc_documents import (
     page_offsets,
     parse_bbox,
     parse_flag,
+    parse_optional_flag,
     parse_page,
+    queryables_document,
 )
 from api.permissions import Permission
 from api.settings import Settings
@@ -172,9 +181,24 @@ def items(
         str | None,
         Query(description="Anchors only: true adds anchors known only as 西安 (one point)."),
     ] = None,
+    key_enterprise: Annotated[
+        str | None,
+        Query(description="Anchors only: true keeps key enterprises (重点企业), false the others."),
+    ] = None,
+    above_scale_industrial: Annotated[
+        str | None,
+        Query(
+            description="Anchors only: true keeps industrial enterprises above designated size "
+            "(规上工业企业), false the others."
+        ),
+    ] = None,
     f: FormatParam = None,
 ) -> JSONResponse:
-    """Return a page of features of one collection as GeoJSON, optionally inside a bbox."""
+    """Return a page of features of one collection as GeoJSON, optionally inside a bbox.
+
+    The anchor collections also filter on their queryables, ``key_enterprise`` and
+    ``above_scale_industrial``.
+    """
     info = _find_collection(store, collection_id)
     anchors = ANCHOR_COLLECTIONS.get(info.name)
     _check_query(request, ITEMS_PARAMETERS if anchors is None else ANCHOR_ITEMS_PARAMETERS)
@@ -182,10 +206,30 @@ def items(
     page = parse_page(limit, offset)
     if anchors is not None:
         city = parse_flag("include_city", include_city)
-        body = _anchor_items(request, store, box, page, city, anchors[1])
+        requested = FlagFilter(
+            parse_optional_flag("key_enterprise", key_enterprise),
+            parse_optional_flag("above_scale_industrial", above_scale_industrial),
+        )
+        flags = _combine(anchors[1], requested)
+        if flags is None:
+            body = _page_body(request, [], 0, page) | {"clustered": False, "anchorsMatched": 0}
+        else:
+            body = _anchor_items(request, store, box, page, city, flags)
     else:
         body = _layer_items(request, store, info.name, box, page)
     return _geojson_response(request, body)
+
+
+@router.get("/collections/{collection_id}/queryables", summary="OGC API queryables of a collection")
+def queryables(
+    request: Request, store: StoreDep, collection_id: str, f: FormatParam = None
+) -> JSONResponse:
+    """Return the properties that the items request of a collection filters on, as JSON Schema."""
+    _check_query(request, COMMON_PARAMETERS)
+    info = _find_collection(store, collection_id)
+    properties = ANCHOR_QUERYABLES if info.name in ANCHOR_COLLECTIONS else {}
+    body = queryables_document(info, _api_root(request), properties)
+    return JSONResponse(body, media_type=SCHEMA_JSON)
 
 
 @router.get(
@@ -403,6 +447,17 @@ def _anchor_feature(
         "geometry": {"type": "Point", "coordinates": [record.lon, record.lat]},
         "properties": properties,
     }
+
+
+def _combine(collection: FlagFilter, requested: FlagFilter) -> FlagFilter | None:
+    """Return the filter of both, or None when they need opposite values of one flag."""
+    values = {}
+    for name, own in collection.as_params().items():
+        requested_value = requested.as_params()[name]
+        if own is not None and requested_value is not None and own != requested_value:
+            return None
+        values[name] = own if own is not None else requested_value
+    return FlagFilter(**values)
 
 
 def _passes(flags: FlagFilter, key_enterprise: bool, above_scale_industrial: bool) -> bool:

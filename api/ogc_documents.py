@@ -1,9 +1,10 @@
-"""Documents and query parameters of OGC API - Features Part 1 (OGC 17-069r4).
+"""Documents and query parameters of OGC API - Features Part 1 (OGC 17-069r4) and Part 3.
 
 The routes in :mod:`api.ogc` build their bodies here: links, the collection
-description, the paged feature collection, and the parsing of ``bbox``,
-``limit``, ``offset`` and ``f``. Coordinates are CRS84 (WGS84 longitude,
-latitude), the only CRS of Part 1.
+description, the paged feature collection, the queryables of a collection
+(Part 3, Filtering: the Queryables and Queryables as Query Parameters classes), and
+the parsing of ``bbox``, ``limit``, ``offset``, ``f`` and the queryables. Coordinates
+are CRS84 (WGS84 longitude, latitude), the only CRS of Part 1.
 """
 
 import math
@@ -20,9 +21,14 @@ CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
 CONFORMANCE_CLASSES = (
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core",
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/geojson",
+    "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/queryables",
+    "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/queryables-query-parameters",
 )
 GEOJSON = "application/geo+json"
 JSON = "application/json"
+SCHEMA_JSON = "application/schema+json"
+QUERYABLES_REL = "http://www.opengis.net/def/rel/ogc/1.0/queryables"
+JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 OPENAPI_JSON = "application/vnd.oai.openapi+json;version=3.0"
 
 DEFAULT_LIMIT = 100
@@ -34,7 +40,20 @@ that request bigger pages still work."""
 # Query parameters of each resource; any other name is rejected with 400.
 COMMON_PARAMETERS = frozenset({"f"})
 ITEMS_PARAMETERS = frozenset({"f", "bbox", "limit", "offset"})
-ANCHOR_ITEMS_PARAMETERS = ITEMS_PARAMETERS | {"include_city"}
+ANCHOR_QUERYABLES: dict[str, dict[str, str]] = {
+    "key_enterprise": {
+        "title": "重点企业 · key enterprise",
+        "description": "站点工作人员标记的重点企业 · flagged by station staff",
+        "type": "boolean",
+    },
+    "above_scale_industrial": {
+        "title": "规上工业企业 · industrial enterprise above designated size",
+        "description": "站点工作人员标记 · flagged by station staff",
+        "type": "boolean",
+    },
+}
+"""Properties of the anchor collections that items requests filter on, as JSON Schema."""
+ANCHOR_ITEMS_PARAMETERS = ITEMS_PARAMETERS | {"include_city"} | ANCHOR_QUERYABLES.keys()
 
 
 class OgcRequestError(DoorstepError):
@@ -179,6 +198,11 @@ def parse_flag(field: str, text: str | None) -> bool:
     )
 
 
+def parse_optional_flag(field: str, text: str | None) -> bool | None:
+    """Parse a queryable boolean given as ``true`` or ``false``; None when it is absent."""
+    return None if text is None else parse_flag(field, text)
+
+
 def link(href: str, rel: str, media_type: str, title: str) -> dict[str, str]:
     """Return one OGC link object."""
     return {"href": href, "rel": rel, "type": media_type, "title": title}
@@ -210,6 +234,7 @@ def collection_document(
         "links": [
             link(url, "self", JSON, "本集合 · this collection"),
             link(f"{url}/items", "items", GEOJSON, f"{info.title_zh}要素 · features"),
+            link(f"{url}/queryables", QUERYABLES_REL, SCHEMA_JSON, "可筛选属性 · queryables"),
         ],
         "extent": {"spatial": {"bbox": [list(extent)], "crs": CRS84}},
         "itemType": "feature",
@@ -222,6 +247,25 @@ def collection_document(
         ],
         "updated": updated,
         "ownerOrganisation": info.owner_org_id,
+    }
+
+
+def queryables_document(
+    info: LayerInfo, base_url: str, properties: Mapping[str, Mapping[str, str]]
+) -> dict[str, Any]:
+    """Return the queryables of one collection as a JSON Schema (OGC API - Features Part 3).
+
+    ``additionalProperties`` is false, so a client knows that only ``properties`` can be
+    given as query parameters of the items request; a collection without queryables
+    returns an empty ``properties``.
+    """
+    return {
+        "$schema": JSON_SCHEMA_DIALECT,
+        "$id": f"{base_url}/collections/{info.name}/queryables",
+        "type": "object",
+        "title": f"{info.title_zh} · {info.title_en}",
+        "properties": {name: dict(schema) for name, schema in properties.items()},
+        "additionalProperties": False,
     }
 
 

@@ -30,6 +30,8 @@ from store.sqlite import SqliteStore
 GEOJSON = "application/geo+json"
 CORE = "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core"
 GEOJSON_CLASS = "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/geojson"
+QUERYABLES_CLASS = "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/queryables"
+QUERYABLES_REL = "http://www.opengis.net/def/rel/ogc/1.0/queryables"
 LAYER_NAMES = sorted(LAYER_INFOS)
 ALL_COLLECTIONS = [*LAYER_NAMES, "anchors", "key_enterprises"]
 # Part of the old town inside the city wall: a few dozen anchors, below the cluster limit.
@@ -61,6 +63,7 @@ def check_conformance(body: dict[str, Any]) -> None:
     assert all(isinstance(uri, str) for uri in body["conformsTo"])
     assert CORE in body["conformsTo"]
     assert GEOJSON_CLASS in body["conformsTo"]
+    assert QUERYABLES_CLASS in body["conformsTo"]
 
 
 def check_collection(body: dict[str, Any]) -> None:
@@ -70,6 +73,8 @@ def check_collection(body: dict[str, Any]) -> None:
     rels = _links_by_rel(body)
     assert "items" in rels
     assert rels["items"]["href"].endswith(f"/collections/{body['id']}/items")
+    assert rels[QUERYABLES_REL]["href"].endswith(f"/collections/{body['id']}/queryables")
+    assert rels[QUERYABLES_REL]["type"] == "application/schema+json"
     assert body["itemType"] == "feature"
     spatial = body["extent"]["spatial"]
     assert spatial["crs"] == CRS84
@@ -338,6 +343,7 @@ def test_items_bad_bbox_is_400(real_client: TestClient, bbox: str, rule: str) ->
         ({"f": "html"}, "f"),
         ({"filter": "x"}, "filter"),
         ({"include_city": "true"}, "include_city"),
+        ({"key_enterprise": "true"}, "key_enterprise"),
     ],
 )
 def test_items_bad_parameter_is_400(
@@ -361,6 +367,7 @@ def test_anchors_bad_include_city_is_400(real_client: TestClient) -> None:
     [
         "/ogc/collections/nope",
         "/ogc/collections/nope/items",
+        "/ogc/collections/nope/queryables",
         "/ogc/collections/training/items/0",
         "/ogc/collections/training/items/1524",
         "/ogc/collections/training/items/abc",
@@ -430,3 +437,71 @@ def test_key_enterprises_flagged_only(
     assert found.status_code == 200
     assert found.json()["properties"]["key_enterprise"] is True
     assert missing.status_code == 404
+
+
+@pytest.mark.parametrize("name", ["anchors", "key_enterprises"])
+def test_anchor_queryables_are_flags(real_client: TestClient, name: str) -> None:
+    response = _get(real_client, f"/ogc/collections/{name}/queryables")
+    body = response.json()
+
+    assert response.headers["content-type"].startswith("application/schema+json")
+    assert body["$schema"] == "https://json-schema.org/draft/2020-12/schema"
+    assert body["$id"].endswith(f"/ogc/collections/{name}/queryables")
+    assert body["type"] == "object"
+    assert body["additionalProperties"] is False
+    assert set(body["properties"]) == {"key_enterprise", "above_scale_industrial"}
+    assert {schema["type"] for schema in body["properties"].values()} == {"boolean"}
+
+
+def test_layer_queryables_are_empty(real_client: TestClient) -> None:
+    body = _get(real_client, f"/ogc/collections/{LAYER_NAMES[0]}/queryables").json()
+
+    assert body["properties"] == {}
+    assert body["additionalProperties"] is False
+
+
+@pytest.mark.parametrize("value", ["yes", "1", "TRUE"])
+def test_anchors_bad_queryable_is_400(real_client: TestClient, value: str) -> None:
+    response = real_client.get(
+        "/ogc/collections/anchors/items", params={"above_scale_industrial": value}
+    )
+
+    assert response.status_code == 400
+    assert response.json()["detail"][0]["loc"] == ["query", "above_scale_industrial"]
+
+
+def test_anchor_items_filter_on_queryables(
+    full_store: SqliteStore, real_client: TestClient, tmp_path: Path
+) -> None:
+    page = _get(real_client, "/ogc/collections/anchors/items", bbox=OLD_TOWN_BBOX).json()
+    in_view = [feature["id"] for feature in page["features"]]
+    key, industrial = in_view[1], in_view[2]
+    copy = tmp_path / "store.sqlite"
+    shutil.copy(full_store.path, copy)
+    with closing(sqlite3.connect(copy)) as connection, connection:
+        connection.execute("UPDATE anchors SET key_enterprise = 1 WHERE anchor_id = ?", (key,))
+        connection.execute(
+            "UPDATE anchors SET above_scale_industrial = 1 WHERE anchor_id = ?", (industrial,)
+        )
+    settings = Settings(data=DataSettings(store_path=copy))
+
+    def ids(client: TestClient, collection: str, **params: str) -> list[str]:
+        body = _get(client, f"/ogc/collections/{collection}/items", **params).json()
+        check_items(body, limit=DEFAULT_LIMIT)
+        assert body["numberMatched"] == len(body["features"])
+        return [feature["id"] for feature in body["features"]]
+
+    with TestClient(create_app(settings, store=SqliteStore(copy))) as client:
+        keys = ids(client, "anchors", key_enterprise="true")
+        industrials = ids(client, "anchors", above_scale_industrial="true")
+        both = ids(client, "anchors", key_enterprise="true", above_scale_industrial="true")
+        others = ids(client, "anchors", bbox=OLD_TOWN_BBOX, key_enterprise="false")
+        contradiction = ids(client, "key_enterprises", key_enterprise="false")
+        narrowed = ids(client, "key_enterprises", above_scale_industrial="false")
+
+    assert keys == [key]
+    assert industrials == [industrial]
+    assert both == []
+    assert sorted(others) == sorted(set(in_view) - {key})
+    assert contradiction == []
+    assert narrowed == [key]
