@@ -452,6 +452,37 @@ class PrivacySettings(BaseSettings):
     )
 
 
+class JobSettings(BaseSettings):
+    """Background jobs of the through-train planning routes (tours and shuttle proposals)."""
+
+    model_config = SettingsConfigDict(env_prefix="DOORSTEP_JOB_", extra="ignore")
+
+    workers: int = Field(
+        default=2,
+        ge=1,
+        le=16,
+        description="Jobs that run at once; each scores seekers on one CPU core at a time.",
+    )
+    max_queued: int = Field(
+        default=8,
+        ge=0,
+        le=1000,
+        description="Jobs that may wait for a worker; a request beyond them is rejected with 503.",
+    )
+    ttl_s: float = Field(
+        default=3600,
+        gt=0,
+        le=7 * 24 * 3600,
+        description="Seconds a finished job and its result are kept after it finishes.",
+    )
+    max_finished: int = Field(
+        default=200,
+        ge=1,
+        le=10_000,
+        description="Finished jobs kept in memory; beyond it the oldest are dropped early.",
+    )
+
+
 class PushSettings(BaseSettings):
     """ "Job at your doorstep" pushes: the rules, the delivery timing and the channels."""
 
@@ -601,6 +632,7 @@ class Settings(BaseSettings):
     model: ModelSettings = Field(default_factory=ModelSettings)
     privacy: PrivacySettings = Field(default_factory=PrivacySettings)
     push: PushSettings = Field(default_factory=PushSettings)
+    jobs: JobSettings = Field(default_factory=JobSettings)
 
     @model_validator(mode="after")
     def _derive_push_link_base(self) -> Self:
