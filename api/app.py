@@ -13,6 +13,7 @@ from fastapi import APIRouter, Depends, FastAPI
 from api.admin_routes import router as admin_router
 from api.analyst_routes import router as analyst_router
 from api.auth_routes import router as auth_router
+from api.background_jobs import JobRunner
 from api.curation_routes import router as curation_router
 from api.docs import mount_api_docs
 from api.erasers import EraserRegistry
@@ -41,6 +42,7 @@ from api.seeker_accounts import SeekerAccountService, SeekerDirectory, seeker_ac
 from api.seeker_routes import router as seeker_router
 from api.settings import DataSettings, Settings
 from api.through_train_routes import router as through_train_router
+from api.tour_job_routes import router as tour_job_router
 from api.tour_routes import router as tour_router
 from api.zone_routes import router as zone_router
 from geo.errors import DataSourceError
@@ -78,6 +80,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     through_train_router,
     analyst_router,
     tour_router,
+    tour_job_router,
     curation_router,
     seeker_router,
     auth_router,
@@ -140,6 +143,8 @@ def create_app(settings: Settings, store: ReadStore | None = None) -> FastAPI:
             app.state.seeker_accounts = open_seeker_accounts(app, opened)
             open_pushes(app, settings, opened, transit, resources)
             app.state.assistance_store = _open_assistance(opened)
+            app.state.through_train_jobs = JobRunner(settings.jobs)
+            resources.callback(app.state.through_train_jobs.shutdown)
             _register_erasers(app)
             _freeze_start_up_objects()
             sync.start()

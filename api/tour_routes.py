@@ -9,6 +9,9 @@ districts' seekers (`matching.shuttle`).
 """
 
 import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
 from typing import Annotated
 
 import numpy as np
@@ -18,13 +21,16 @@ from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field, StringConstraints
 
 from api.auth import require
+from api.background_jobs import Progress
 from api.errors import QueryLimitError, fields_in_body
 from api.permissions import Permission
 from api.regions_state import app_regions
 from api.route_routes import TransitDep
 from api.routes import enforce_rate_limit
-from api.staff_auth import StaffDep
+from api.staff_auth import StaffContext, StaffDep
 from geo.crs import CoordSys, from_wgs84, validate_and_convert
+from geo.regions import Regions
+from geo.transit import TransitNetwork
 from matching.bus_tour import Tour, nearest_neighbour_tour, plan_tour
 from matching.bus_tour_stops import (
     community_stops,
@@ -32,6 +38,7 @@ from matching.bus_tour_stops import (
     matched_communities,
     shortest_visit_minutes,
 )
+from matching.recommend import Recommender
 from matching.shuttle import ShuttleLine, ShuttleRules, propose_shuttles
 
 logger = logging.getLogger(__name__)
@@ -121,7 +128,24 @@ class TourPlanOut(BaseModel):
 def plan_tour_route(
     request: Request, body: TourPlanIn, network: TransitDep, staff: StaffDep
 ) -> TourPlanOut:
-    """Plan a recruitment-bus tour for employers of the caller's districts (OR-Tools and greedy)."""
+    """Plan a recruitment-bus tour for employers of the caller's districts (OR-Tools and greedy).
+
+    City-wide scopes take about a minute; ``POST /v1/tours/plan/jobs`` runs them in the
+    background.
+    """
+    _, work = tour_plan_work(request, body, network, staff)
+    return work(None)
+
+
+def tour_plan_work(
+    request: Request, body: TourPlanIn, network: TransitNetwork, staff: StaffContext
+) -> tuple[int, Callable[[Progress | None], TourPlanOut]]:
+    """Validate a tour request; return the seekers it scores and the planning still to do.
+
+    The checks that need no matching run here, so a synchronous request and a job reject
+    the same input with the same 422. The budget can only be checked once the stops are
+    known, so the returned function may still raise `QueryLimitError` for ``budget_min``.
+    """
     districts = staff.scope.district_codes
     depot = _depot(body.depot)
     recommender = request.app.state.recommender
@@ -129,13 +153,46 @@ def plan_tour_route(
 
     seekers = _seekers_in_scope(recommender.seekers, districts)
     scored = seekers.sort_index().head(body.max_seekers)
-    counts = matched_communities(recommender, body.anchor_ids, body.top_k, scored)
-    counts = counts.loc[[str(code)[:6] in districts for code in counts.index]]
-    stops = community_stops(app_regions(request.app.state), counts, body.stops)
+    inputs = _TourInputs(
+        recommender=recommender,
+        regions=app_regions(request.app.state),
+        network=network,
+        body=body,
+        staff_id=staff.staff_id,
+        districts=districts,
+        depot=depot,
+        seekers_in_scope=len(seekers),
+        scored=scored,
+    )
+    return len(scored), partial(_plan, inputs)
+
+
+@dataclass(frozen=True)
+class _TourInputs:
+    """A validated tour request with everything its planning reads."""
+
+    recommender: Recommender
+    regions: Regions
+    network: TransitNetwork
+    body: TourPlanIn
+    staff_id: str
+    districts: frozenset[str]
+    depot: tuple[float, float]
+    seekers_in_scope: int
+    scored: pd.DataFrame
+
+
+def _plan(inputs: _TourInputs, progress: Progress | None) -> TourPlanOut:
+    body, scored = inputs.body, inputs.scored
+    counts = matched_communities(
+        inputs.recommender, body.anchor_ids, body.top_k, scored, progress=progress
+    )
+    counts = counts.loc[[str(code)[:6] in inputs.districts for code in counts.index]]
+    stops = community_stops(inputs.regions, counts, body.stops)
 
     tours: list[Tour] = []
     if len(stops):
-        driving = driving_minutes(network, depot, stops)
+        driving = driving_minutes(inputs.network, inputs.depot, stops)
         _check_budget(driving, body.budget_min, body.dwell_min)
         prizes = stops["seekers"].to_numpy(dtype=np.int64)
         tours = [
@@ -144,16 +201,16 @@ def plan_tour_route(
         ]
     logger.info(
         "tour plan by %s: %d anchors, %d of %d seekers scored, %d candidate stops",
-        staff.staff_id,
+        inputs.staff_id,
         len(body.anchor_ids),
         len(scored),
-        len(seekers),
+        inputs.seekers_in_scope,
         len(stops),
     )
     return TourPlanOut(
         simulated_seekers=bool(scored["simulated"].astype(bool).all()) if len(scored) else True,
         seekers_scored=len(scored),
-        seekers_in_scope=len(seekers),
+        seekers_in_scope=inputs.seekers_in_scope,
         candidates=len(stops),
         budget_min=body.budget_min,
         dwell_min=body.dwell_min,
@@ -180,6 +237,7 @@ def _check_anchors(
             f" organisation's districts: {', '.join(unknown[:5])}",
             field="anchor_ids",
             message_zh=f"anchor_ids 中有 {len(unknown)} 个用人单位在本机构辖区内没有在招岗位",
+            location="body",
         )
 
 
@@ -197,6 +255,7 @@ def _check_budget(driving: npt.NDArray[np.float64], budget_min: float, dwell_min
             " move the depot",
             field="budget_min",
             message_zh=f"时间预算 budget_min 不足：最近的站点往返加停留需要 {shortest:.0f} 分钟",
+            location="body",
         )
 
 
@@ -244,6 +303,18 @@ class ShuttleProposalsOut(BaseModel):
     lines: list[ShuttleLineOut]
 
 
+MaxSeekersQuery = Annotated[
+    int,
+    Query(
+        ge=1,
+        le=MAX_SEEKERS,
+        description="Seekers of the caller's districts scored, in seeker-id order.",
+    ),
+]
+MinRidersQuery = Annotated[int, Query(ge=1, le=1000, description="Riders a line needs.")]
+OutputCoordSysQuery = Annotated[CoordSys, Query(description="System of the output points.")]
+
+
 @router.get(
     "/v1/shuttles/proposals",
     response_model=ShuttleProposalsOut,
@@ -254,33 +325,45 @@ def shuttle_proposals_route(
     request: Request,
     network: TransitDep,
     staff: StaffDep,
-    max_seekers: Annotated[
-        int,
-        Query(
-            ge=1,
-            le=MAX_SEEKERS,
-            description="Seekers of the caller's districts scored, in seeker-id order.",
-        ),
-    ] = MAX_SEEKERS,
-    min_riders: Annotated[int, Query(ge=1, le=1000, description="Riders a line needs.")] = 3,
-    coord_sys: Annotated[CoordSys, Query(description="System of the output points.")] = (
-        CoordSys.WGS84
-    ),
+    max_seekers: MaxSeekersQuery = MAX_SEEKERS,
+    min_riders: MinRidersQuery = 3,
+    coord_sys: OutputCoordSysQuery = CoordSys.WGS84,
 ) -> ShuttleProposalsOut:
-    """Propose commuter shuttle lines from home clusters of the caller's districts."""
+    """Propose commuter shuttle lines from home clusters of the caller's districts.
+
+    City-wide scopes take about a minute; ``POST /v1/shuttles/proposals/jobs`` runs them
+    in the background.
+    """
+    _, work = shuttle_proposals_work(request, network, staff, max_seekers, min_riders, coord_sys)
+    return work(None)
+
+
+def shuttle_proposals_work(
+    request: Request,
+    network: TransitNetwork,
+    staff: StaffContext,
+    max_seekers: int,
+    min_riders: int,
+    coord_sys: CoordSys,
+) -> tuple[int, Callable[[Progress | None], ShuttleProposalsOut]]:
+    """Select the seekers of a shuttle request; return how many and the proposal still to do."""
     recommender = request.app.state.recommender
     seekers = _seekers_in_scope(recommender.seekers, staff.scope.district_codes)
     scored = seekers.sort_index().head(max_seekers)
-    lines, qualifying = propose_shuttles(
-        recommender, network, scored, ShuttleRules(min_riders=min_riders)
-    )
-    return ShuttleProposalsOut(
-        simulated_seekers=True,
-        seekers_scored=len(scored),
-        seekers_in_scope=len(seekers),
-        qualifying_matches=qualifying,
-        lines=[_line_out(line, coord_sys) for line in lines],
-    )
+
+    def propose(progress: Progress | None) -> ShuttleProposalsOut:
+        lines, qualifying = propose_shuttles(
+            recommender, network, scored, ShuttleRules(min_riders=min_riders), progress
+        )
+        return ShuttleProposalsOut(
+            simulated_seekers=True,
+            seekers_scored=len(scored),
+            seekers_in_scope=len(seekers),
+            qualifying_matches=qualifying,
+            lines=[_line_out(line, coord_sys) for line in lines],
+        )
+
+    return len(scored), propose
 
 
 def _line_out(line: ShuttleLine, coord_sys: CoordSys) -> ShuttleLineOut:
