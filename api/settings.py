@@ -480,6 +480,7 @@ class PushSettings(BaseSettings):
     )
     min_model_score: float | None = Field(
         default=None,
+        allow_inf_nan=False,
         description="Minimum learned-ranker score (raw LambdaRank) of a pushed job; unset "
         "calibrates it to pass as many pairs as min_score passes with the baseline score.",
     )
@@ -554,6 +555,15 @@ class PushSettings(BaseSettings):
             max_attempts=self.max_attempts,
             digest_size=self.digest_size,
         )
+
+    @model_validator(mode="after")
+    def _reject_empty_quiet_hours(self) -> Self:
+        if self.quiet_start == self.quiet_end:
+            raise ValueError(
+                f"DOORSTEP_PUSH_QUIET_START and DOORSTEP_PUSH_QUIET_END are both"
+                f" {self.quiet_start:%H:%M}; quiet hours need different start and end times"
+            )
+        return self
 
     @field_validator("time_zone")
     @classmethod
