@@ -312,3 +312,18 @@ def test_preferences_reject_long_keyword(client: TestClient) -> None:
     response = client.patch("/v1/seeker/preferences", headers=headers, json=body)
     assert response.status_code == 422
     assert "keywords" in response.text
+
+
+def test_salary_wish_range_checked(client: TestClient) -> None:
+    _, headers = _seeker_headers(client)
+    _register(client, headers)
+    body = {
+        "home_lon": 108.9410, "home_lat": 34.2590, "max_commute_min": 60,
+        "salary_wish_min": 9000, "salary_wish_max": 3000,
+    }  # fmt: skip
+    response = client.patch("/v1/seeker/preferences", headers=headers, json=body)
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"] == ["body", "salary_wish_max"]
+    assert "9000" not in response.text
+    profile = client.get("/v1/me/profile", headers=headers).json()
+    assert profile["max_commute_min"] == 30  # the rejected change stored nothing
