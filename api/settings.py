@@ -509,15 +509,16 @@ class PushSettings(BaseSettings):
     )
     workers: int = Field(default=2, ge=1, le=64, description="Stream workers of `doorstep worker`.")
     claim_lease_s: float = Field(
-        default=30, gt=0, description="Seconds a worker's claim on a push lasts."
+        default=30, gt=0, le=86_400, description="Seconds a worker's claim on a push lasts."
     )
     relay_lease_s: float = Field(
         default=60,
         gt=0,
+        le=86_400,
         description="Seconds after which an undelivered queued push is queued again.",
     )
     retry_after_s: float = Field(
-        default=60, ge=0, description="Seconds before a failed delivery is tried again."
+        default=60, ge=0, le=86_400, description="Seconds before a failed delivery is tried again."
     )
     sms_endpoint: str | None = Field(
         default=None, pattern="^https?://", description="Base URL of the SMS gateway."

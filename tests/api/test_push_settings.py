@@ -25,3 +25,16 @@ def test_empty_quiet_hours_name_variables(monkeypatch: pytest.MonkeyPatch) -> No
     message = str(raised.value)
     assert "DOORSTEP_PUSH_QUIET_START" in message
     assert "DOORSTEP_PUSH_QUIET_END" in message
+
+
+@pytest.mark.parametrize(
+    "variable",
+    ["DOORSTEP_PUSH_CLAIM_LEASE_S", "DOORSTEP_PUSH_RELAY_LEASE_S", "DOORSTEP_PUSH_RETRY_AFTER_S"],
+)
+@pytest.mark.parametrize("value", ["inf", "1e300", "86401"])
+def test_delivery_timing_at_most_a_day(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str
+) -> None:
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ValidationError, match=variable.removeprefix("DOORSTEP_PUSH_").lower()):
+        PushSettings()
