@@ -91,16 +91,31 @@ def _configure(
         ctx.obj = Settings()
     except ValidationError as err:
         # include_input=False: a rejected value may be a secret, so it is never printed.
+        prefix = _env_prefix(err.title)
         for problem in err.errors(include_input=False, include_url=False):
-            console.print(f"[red]error:[/red] {_settings_problem(problem['loc'], problem['msg'])}")
+            message = _settings_problem(problem["loc"], problem["msg"], prefix)
+            console.print(f"[red]error:[/red] {message}")
         raise typer.Exit(2) from None
 
 
-def _settings_problem(loc: tuple[int | str, ...], message: str) -> str:
+def _env_prefix(model_name: str) -> str:
+    """Return the variable prefix of the settings group named ``model_name``.
+
+    A group such as ``PushSettings`` fails on its own, so its error's title names the
+    group and its ``loc`` holds only the field name.
+    """
+    for field in Settings.model_fields.values():
+        group = field.annotation
+        if isinstance(group, type) and group.__name__ == model_name:
+            return str(group.model_config.get("env_prefix") or "DOORSTEP_")
+    return "DOORSTEP_"
+
+
+def _settings_problem(loc: tuple[int | str, ...], message: str, prefix: str = "DOORSTEP_") -> str:
     """Name the variable of a settings error; checks across several settings have no loc."""
     if not loc:
         return f"settings are invalid: {message}"
-    variable = "DOORSTEP_" + str(loc[-1]).upper()
+    variable = prefix + str(loc[-1]).upper()
     return f"setting {variable} is invalid: {message}"
 
 

@@ -35,6 +35,7 @@ from api.seeker_accounts import ProfileInput, SavedProfile, SeekerAccountService
 from geo.crs import CoordSys, from_wgs84, parse_coord_sys, validate_and_convert
 from geo.errors import InvalidCoordinateError
 from matching.recommend import Recommender, SeekerNotFoundError
+from matching.seeker_profile import ProfileFieldError
 from push.service import PushService
 from store.audit import AuditWrite
 
@@ -214,6 +215,13 @@ def put_profile(request: Request, body: ProfileIn, lang: Lang = "zh") -> Profile
 
 def save_profile(request: Request, profile: ProfileInput) -> SavedProfile:
     """Store the caller's profile with its audit record and digest; clear cached rankings."""
+    wish_min, wish_max = profile.salary_wish_min, profile.salary_wish_max
+    if wish_min is not None and wish_max is not None and wish_min > wish_max:
+        raise ProfileFieldError(
+            "salary_wish_max",
+            "salary_wish_max is below salary_wish_min; expected max >= min",
+            "期望月薪上限 salary_wish_max 不能低于下限 salary_wish_min",
+        )
     principal: Principal = request.state.principal
     state = request.app.state
     pushes: PushService | None = state.push_service if state.settings.push.enabled else None

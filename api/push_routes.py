@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 import psycopg
-from fastapi import APIRouter, Depends, Query, Request, Response, status
+from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from api.auth import require
@@ -99,7 +99,9 @@ class PreferencesIn(BaseModel):
         pattern=r"^\d-\d{2}-\d{2}-\d{2}$",
         description="2022 occupation code of a detailed occupation (细类), e.g. 2-02-10-03.",
     )
-    keywords: list[str] = Field(default=[], max_length=10)
+    keywords: list[Annotated[str, Field(min_length=1, max_length=20)]] = Field(
+        default=[], max_length=10
+    )
     salary_wish_min: float | None = Field(
         default=None, ge=0, le=1_000_000, description="Yuan/month."
     )
@@ -157,6 +159,13 @@ def _seeker_id(request: Request) -> str:
 
 
 PushStoreDep = Annotated[PushStore, Depends(_push_store)]
+# Ids are bounded to 64 characters, so a 404 message repeats no longer value.
+PushIdPath = Annotated[
+    str, Path(max_length=64, pattern=r"^[A-Za-z0-9_-]+$", description="Push id.")
+]
+PostingIdPath = Annotated[
+    str, Path(max_length=64, pattern=r"^[A-Za-z0-9._-]+$", description="Posting id.")
+]
 PushServiceDep = Annotated[PushService, Depends(_push_service)]
 SeekerIdDep = Annotated[str, Depends(_seeker_id)]
 
@@ -221,7 +230,7 @@ def inbox(
     status_code=status.HTTP_204_NO_CONTENT,
     dependencies=[require(Permission.PUSH_SEEKER)],
 )
-def mark_read(push_id: str, seeker_id: SeekerIdDep, store: PushStoreDep) -> Response:
+def mark_read(push_id: PushIdPath, seeker_id: SeekerIdDep, store: PushStoreDep) -> Response:
     """Mark one of the caller's inbox messages read."""
     if not store.mark_read(seeker_id, push_id, datetime.now(UTC)):
         raise NotFoundError(f"inbox message {push_id!r} not found", "消息不存在")
@@ -285,7 +294,7 @@ def dead_letters(
     dependencies=[require(Permission.ANCHOR_WRITE)],
 )
 def set_posting_state(
-    posting_id: str,
+    posting_id: PostingIdPath,
     body: PostingStateIn,
     request: Request,
     staff: StaffDep,

@@ -511,6 +511,7 @@ class PushSettings(BaseSettings):
     )
     min_model_score: float | None = Field(
         default=None,
+        allow_inf_nan=False,
         description="Minimum learned-ranker score (raw LambdaRank) of a pushed job; unset "
         "calibrates it to pass as many pairs as min_score passes with the baseline score.",
     )
@@ -539,15 +540,16 @@ class PushSettings(BaseSettings):
     )
     workers: int = Field(default=2, ge=1, le=64, description="Stream workers of `doorstep worker`.")
     claim_lease_s: float = Field(
-        default=30, gt=0, description="Seconds a worker's claim on a push lasts."
+        default=30, gt=0, le=86_400, description="Seconds a worker's claim on a push lasts."
     )
     relay_lease_s: float = Field(
         default=60,
         gt=0,
+        le=86_400,
         description="Seconds after which an undelivered queued push is queued again.",
     )
     retry_after_s: float = Field(
-        default=60, ge=0, description="Seconds before a failed delivery is tried again."
+        default=60, ge=0, le=86_400, description="Seconds before a failed delivery is tried again."
     )
     sms_endpoint: str | None = Field(
         default=None, pattern="^https?://", description="Base URL of the SMS gateway."
@@ -585,6 +587,15 @@ class PushSettings(BaseSettings):
             max_attempts=self.max_attempts,
             digest_size=self.digest_size,
         )
+
+    @model_validator(mode="after")
+    def _reject_empty_quiet_hours(self) -> Self:
+        if self.quiet_start == self.quiet_end:
+            raise ValueError(
+                f"DOORSTEP_PUSH_QUIET_START and DOORSTEP_PUSH_QUIET_END are both"
+                f" {self.quiet_start:%H:%M}; quiet hours need different start and end times"
+            )
+        return self
 
     @field_validator("time_zone")
     @classmethod

@@ -26,7 +26,10 @@ LANGS: tuple[Lang, ...] = ("zh", "en")
 COMMUTE_MODE_ZH = {"walk": "步行", "bike": "骑行", "transit": "公交地铁", "drive": "驾车"}
 """Chinese label of each travel mode of :data:`geo.transit.TRAVEL_MODES` in a push."""
 COMMUTE_MODE_ZH_METRO = "地铁"
-COMMUTE_MODE_EN = {"walk": "walk", "bike": "bike", "transit": "bus/metro", "drive": "drive"}
+COMMUTE_MODE_EN = {
+    "walk": "on foot", "bike": "by bike", "transit": "by bus/metro", "drive": "by car",
+}  # fmt: skip
+"""English phrase of each travel mode after the minutes, as in ``about 8 min on foot``."""
 
 
 class PushRuleError(DoorstepError, ValueError):
@@ -137,8 +140,8 @@ def commute_label(minutes: float, mode: str, lang: Lang = "zh", *, metro: bool =
     if shown > 10:
         shown = int(-(-shown // 5) * 5)
     if lang == "en":
-        label = "metro" if metro and mode == "transit" else COMMUTE_MODE_EN.get(mode, mode)
-        return f"about {shown} min by {label}"
+        phrase = "by metro" if metro and mode == "transit" else COMMUTE_MODE_EN.get(mode, mode)
+        return f"about {shown} min {phrase}"
     name = COMMUTE_MODE_ZH_METRO if metro and mode == "transit" else COMMUTE_MODE_ZH.get(mode, "")
     return f"{name}约{shown}分钟"
 

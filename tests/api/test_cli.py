@@ -100,6 +100,18 @@ def test_invalid_setting_names_variable() -> None:
     assert "Traceback" not in result.stdout + result.stderr
 
 
+def test_invalid_push_setting_names_prefix() -> None:
+    result = subprocess.run(
+        [sys.executable, "-c", "from api.cli import main; main()", "versions"],
+        capture_output=True,
+        text=True,
+        env={"DOORSTEP_PUSH_DAILY_CAP": "0", "PATH": "/usr/bin:/bin"},
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "DOORSTEP_PUSH_DAILY_CAP is invalid" in result.stdout
+
+
 def test_cross_setting_error_one_line() -> None:
     secret = "weak-secret-value-should-not-print"
     env = {

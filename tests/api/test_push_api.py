@@ -282,3 +282,48 @@ def test_posting_state_must_be_json_bool(client: TestClient, posting_id: str) ->
     )
     assert response.status_code == 422
     assert "active" in response.text
+
+
+def test_long_push_id_rejected_without_echo(client: TestClient) -> None:
+    _, headers = _seeker_headers(client)
+    response = client.post(f"/v1/seeker/inbox/{'x' * 3000}/read", headers=headers)
+    assert response.status_code == 422
+    assert "push_id" in response.text
+    assert "x" * 100 not in response.text
+
+
+def test_long_posting_id_rejected_without_echo(client: TestClient) -> None:
+    staff = log_in_staff(client, "district:610103")
+    response = client.patch(
+        f"/v1/staff/postings/{'z' * 3000}", headers=staff.headers, json={"active": True}
+    )
+    assert response.status_code == 422
+    assert "posting_id" in response.text
+    assert "z" * 100 not in response.text
+
+
+def test_preferences_reject_long_keyword(client: TestClient) -> None:
+    _, headers = _seeker_headers(client)
+    _register(client, headers)
+    body = {
+        "home_lon": 108.9410, "home_lat": 34.2590, "max_commute_min": 60,
+        "keywords": ["长" * 21],
+    }  # fmt: skip
+    response = client.patch("/v1/seeker/preferences", headers=headers, json=body)
+    assert response.status_code == 422
+    assert "keywords" in response.text
+
+
+def test_salary_wish_range_checked(client: TestClient) -> None:
+    _, headers = _seeker_headers(client)
+    _register(client, headers)
+    body = {
+        "home_lon": 108.9410, "home_lat": 34.2590, "max_commute_min": 60,
+        "salary_wish_min": 9000, "salary_wish_max": 3000,
+    }  # fmt: skip
+    response = client.patch("/v1/seeker/preferences", headers=headers, json=body)
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"] == ["body", "salary_wish_max"]
+    assert "9000" not in response.text
+    profile = client.get("/v1/me/profile", headers=headers).json()
+    assert profile["max_commute_min"] == 30  # the rejected change stored nothing

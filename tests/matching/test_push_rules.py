@@ -65,6 +65,9 @@ def test_invalid_rules_name_the_field() -> None:
         (18.2, "transit", False, "zh", "公交地铁约20分钟"),
         (7.4, "walk", False, "zh", "步行约8分钟"),
         (31.0, "bike", False, "en", "about 35 min by bike"),
+        (7.4, "walk", False, "en", "about 8 min on foot"),
+        (12.0, "drive", False, "en", "about 15 min by car"),
+        (18.2, "transit", True, "en", "about 20 min by metro"),
     ],
 )
 def test_commute_label(minutes: float, mode: str, metro: bool, lang: str, text: str) -> None:
