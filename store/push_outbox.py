@@ -261,9 +261,9 @@ def cancel_posting_pushes(tx: SqlTx, posting_id: str) -> int:
     gateway already. The skipped pushes forget their ``push_shown`` rows
     (:func:`forget_shown`), so activating the posting again can push it to their seekers.
 
-    The outbox rows are locked before their ``push_shown`` rows, in the order a claim
-    locks them, so a deactivation and a claim that skips the same push cannot deadlock
-    on PostgreSQL.
+    The outbox rows are locked (PostgreSQL ``FOR UPDATE``) before their ``push_shown``
+    rows are deleted, the order in which a claim that skips a push takes the same locks,
+    so neither waits for a lock that the other took after its own.
     """
     ensure_sqlite_tables(tx)
     lock = "" if tx.is_sqlite else " FOR UPDATE"
@@ -325,8 +325,7 @@ def _best_shown(
     for chunk in _chunks(seekers):
         rows = tx.rows(
             "SELECT seeker_id, posting_id FROM push_shown"
-            f" WHERE seeker_id IN ({_in_list(chunk)}) AND shown_at >= ?"  # nosec B608 # markers only
-            + _NOT_SKIPPED,
+            f" WHERE seeker_id IN ({_in_list(chunk)}) AND shown_at >= ?" + _NOT_SKIPPED,  # nosec B608 # markers only
             [*chunk, tx.time(since)],
         )
         pairs.extend((str(row["seeker_id"]), str(row["posting_id"])) for row in rows)
