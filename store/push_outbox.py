@@ -51,23 +51,13 @@ ShownScorer = Callable[[Sequence[tuple[str, str]]], dict[tuple[str, str], float]
 IN_LIST_CHUNK = 900
 """Maximum values in one ``IN (...)`` list, because SQLite before 3.32 allows 999 parameters."""
 
-_SHOWN_INSERT = (
-    "INSERT INTO push_shown (seeker_id, posting_id, push_id, score, shown_at)"
-    " VALUES (?, ?, ?, ?, ?) ON CONFLICT (seeker_id, posting_id) DO UPDATE SET"
-    " push_id = excluded.push_id, score = excluded.score, shown_at = excluded.shown_at"
-    " WHERE EXISTS (SELECT 1 FROM push_outbox AS o"
-    "     WHERE o.push_id = push_shown.push_id AND o.status = 'skipped')"
+_OF_SKIPPED_PUSH = (
+    "EXISTS (SELECT 1 FROM push_outbox AS o"
+    " WHERE o.push_id = push_shown.push_id AND o.status = 'skipped')"
 )
-"""Record a job as shown to a seeker; changes no row when it already is.
+"""Condition on a ``push_shown`` row: its push was skipped, so the seeker never saw the job."""
 
-A row left by a skipped push (see :func:`forget_shown`) is taken over, because the
-seeker never saw that push.
-"""
-
-_NOT_SKIPPED = (
-    " AND NOT EXISTS (SELECT 1 FROM push_outbox AS o"
-    "     WHERE o.push_id = push_shown.push_id AND o.status = 'skipped')"
-)
+_NOT_SKIPPED = " AND NOT " + _OF_SKIPPED_PUSH
 """Filter of ``push_shown`` rows to those of pushes sent, being sent or still to send."""
 
 _OUTBOX_INSERT = """
@@ -339,11 +329,8 @@ def _write_job_push(
     tx: SqlTx, candidate: "PushCandidate", consent: dict[str, Any], batch: PushBatch
 ) -> str | None:
     push_id = uuid.uuid4().hex
-    inserted = tx.execute(
-        _SHOWN_INSERT,
-        (candidate.seeker_id, candidate.posting_id, push_id, candidate.score, tx.time(batch.at)),
-    )
-    if inserted == 0:
+    shown = (candidate.seeker_id, candidate.posting_id, push_id, candidate.score, batch.at)
+    if not _record_shown(tx, *shown):
         return None
     message = candidate.messages[consent["lang"]]
     _insert_outbox(
@@ -351,6 +338,33 @@ def _write_job_push(
         consent["channel"], message, batch,
     )  # fmt: skip
     return push_id
+
+
+def _record_shown(
+    tx: SqlTx, seeker_id: str, posting_id: str, push_id: str, score: float, at: datetime
+) -> bool:
+    """Record a job as shown to a seeker by ``push_id``; return False when it already is.
+
+    A row that a skipped push still holds is taken over, because the seeker never saw
+    that push (skips delete their rows, see :func:`forget_shown`). The takeover is a
+    separate UPDATE, not ``ON CONFLICT DO UPDATE ... WHERE``, because PostgreSQL 15
+    locks a conflicting row for the latter even when its WHERE is false, while an UPDATE
+    whose WHERE is false locks none (checked with ``FOR UPDATE NOWAIT``).
+    """
+    params = (seeker_id, posting_id, push_id, score, tx.time(at))
+    inserted = tx.execute(
+        "INSERT INTO push_shown (seeker_id, posting_id, push_id, score, shown_at)"
+        " VALUES (?, ?, ?, ?, ?) ON CONFLICT (seeker_id, posting_id) DO NOTHING",
+        params,
+    )
+    if inserted:
+        return True
+    taken_over = tx.execute(
+        "UPDATE push_shown SET push_id = ?, score = ?, shown_at = ?"  # nosec B608 # constant text
+        " WHERE seeker_id = ? AND posting_id = ? AND " + _OF_SKIPPED_PUSH,
+        (push_id, score, tx.time(at), seeker_id, posting_id),
+    )
+    return bool(taken_over)
 
 
 def _insert_outbox(
@@ -390,11 +404,7 @@ def write_digest(tx: SqlTx, seeker_id: str, batch: PushBatch) -> str | None:
     for candidate in sorted(batch.candidates, key=lambda item: -item.score):
         if len(jobs) >= batch.rules.digest_size:
             break
-        inserted = tx.execute(
-            _SHOWN_INSERT,
-            (seeker_id, candidate.posting_id, push_id, candidate.score, tx.time(batch.at)),
-        )
-        if inserted:
+        if _record_shown(tx, seeker_id, candidate.posting_id, push_id, candidate.score, batch.at):
             jobs.append(
                 DigestJob(candidate.posting_id, candidate.score, candidate.digest_lines[lang])
             )
