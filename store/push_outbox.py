@@ -329,8 +329,9 @@ def _write_job_push(
     tx: SqlTx, candidate: "PushCandidate", consent: dict[str, Any], batch: PushBatch
 ) -> str | None:
     push_id = uuid.uuid4().hex
-    shown = (candidate.seeker_id, candidate.posting_id, push_id, candidate.score, batch.at)
-    if not _record_shown(tx, *shown):
+    if not _record_shown(
+        tx, candidate.seeker_id, candidate.posting_id, push_id, candidate.score, batch.at
+    ):
         return None
     message = candidate.messages[consent["lang"]]
     _insert_outbox(
@@ -345,7 +346,7 @@ def _record_shown(
 ) -> bool:
     """Record a job as shown to a seeker by ``push_id``; return False when it already is.
 
-    A row that a skipped push still holds is taken over, because the seeker never saw
+    A row still recorded for a skipped push is taken over, because the seeker never saw
     that push (skips delete their rows, see :func:`forget_shown`). The takeover is a
     separate UPDATE, not ``ON CONFLICT DO UPDATE ... WHERE``, because PostgreSQL 15
     locks a conflicting row for the latter even when its WHERE is false, while an UPDATE
