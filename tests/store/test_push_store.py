@@ -3,6 +3,7 @@
 import dataclasses
 import sqlite3
 import threading
+import time
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -15,7 +16,8 @@ from matching.push_rules import PushRules, render_message
 from store.audit import AuditWriteError
 from store.base import PostingNotFoundError
 from store.postgres import Pool, PostgresStore
-from store.push_outbox import PushBatch
+from store.push_outbox import PushBatch, cancel_posting_pushes, claim_push
+from store.push_sql import SqlTx
 from store.push_store import PushStore
 from store.sqlite import SqliteStore, write_store
 from tests.store.test_contract import _inputs
@@ -747,3 +749,54 @@ def test_failed_forget_keeps_push_unskipped(pushes: PushStore) -> None:
     row = pushes.outbox_rows()[4]
     assert (row["status"], row["skip_reason"]) == ("pending", None)
     assert "p9" in _shown(pushes)
+
+
+def _wait_for_lock_wait(pool: Pool, timeout_s: float = 10.0) -> None:
+    """Wait until some session of the test database waits for a row lock."""
+    deadline = time.monotonic() + timeout_s
+    with pool.connection() as connection:
+        while time.monotonic() < deadline:
+            row = connection.execute(
+                "SELECT count(*) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+            ).fetchone()
+            connection.commit()
+            if row is not None and row[0] > 0:
+                return
+            time.sleep(0.05)
+    raise AssertionError(f"no session waited for a lock within {timeout_s} s")
+
+
+def test_deactivation_and_skip_no_deadlock(pg_pool: Pool) -> None:
+    _clear_push_tables(pg_pool)
+    pushes = PushStore.postgres(pg_pool)
+    _consent(pushes, "s1")
+    pushes.write_pushes(PushBatch("t", [_candidate("s1", "p1", 0.9)], RULES, DAY))
+    push_id = pushes.outbox_rows()[0]["push_id"]
+    pushes.set_consent("s1", consent=False, at=DAY + timedelta(minutes=1))
+    cancelled: list[int] = []
+    errors: list[BaseException] = []
+
+    def deactivate() -> None:
+        try:
+            with pg_pool.connection() as connection, connection.transaction():
+                cancelled.append(cancel_posting_pushes(SqlTx(connection), "p1"))
+        except BaseException as err:  # reported by the assert below
+            errors.append(err)
+
+    deactivation = threading.Thread(target=deactivate)
+    with pg_pool.connection() as connection, connection.transaction():
+        claim_tx = SqlTx(connection)
+        # Take the claim's first lock, on the outbox row, before the deactivation starts.
+        claim_tx.rows("SELECT push_id FROM push_outbox WHERE push_id = ? FOR UPDATE", (push_id,))
+        deactivation.start()
+        _wait_for_lock_wait(pg_pool)
+        claim = claim_push(claim_tx, push_id, DAY + timedelta(minutes=2), RULES, LEASE)
+    deactivation.join(timeout=30)
+
+    assert errors == []
+    assert claim.action == "done"
+    assert cancelled == [0]  # the claim had skipped the push already
+    row = pushes.outbox_rows()[0]
+    assert (row["status"], row["skip_reason"]) == ("skipped", "opted_out")
+    assert _shown(pushes) == []
