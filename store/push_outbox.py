@@ -6,7 +6,9 @@ rules that need stored state are applied here:
 
 - consent: only seekers with a consent time and no later opt-out get a push, and a
   delivery checks again, so an opt-out stops every push not yet sent;
-- never the same job twice: ``push_shown`` has one row per seeker and posting;
+- never the same job twice: ``push_shown`` has one row per seeker and posting. A push
+  skipped before it was sent (opt-out, daily cap, closed posting, no address) deletes
+  its rows in the transaction that skips it, so a later trigger may push its jobs;
 - better than already shown: a job's score must beat every job pushed to the seeker
   in the window by more than the margin;
 - seekers per opening: at most :meth:`PushRules.posting_cap` seekers per posting and
@@ -48,6 +50,15 @@ ShownScorer = Callable[[Sequence[tuple[str, str]]], dict[tuple[str, str], float]
 
 IN_LIST_CHUNK = 900
 """Maximum values in one ``IN (...)`` list, because SQLite before 3.32 allows 999 parameters."""
+
+_OF_SKIPPED_PUSH = (
+    "EXISTS (SELECT 1 FROM push_outbox AS o"
+    " WHERE o.push_id = push_shown.push_id AND o.status = 'skipped')"
+)
+"""Condition on a ``push_shown`` row: its push was skipped, so the seeker never saw the job."""
+
+_NOT_SKIPPED = " AND NOT " + _OF_SKIPPED_PUSH
+"""Filter of ``push_shown`` rows to those of pushes sent, being sent or still to send."""
 
 _OUTBOX_INSERT = """
 INSERT INTO push_outbox (push_id, seeker_id, kind, posting_id, trigger, score, channel,
@@ -237,20 +248,23 @@ def cancel_posting_pushes(tx: SqlTx, posting_id: str) -> int:
 
     Returns the number skipped. A push in ``sending`` is left to its worker: one whose
     claim ran out is skipped by the next claim, and one with a live claim may be at the
-    gateway already. The skipped pushes' ``push_shown`` rows are deleted, because their
-    seekers never saw the job, so activating the posting again can push it to them.
+    gateway already. The skipped pushes forget their ``push_shown`` rows
+    (:func:`forget_shown`), so activating the posting again can push it to their seekers.
+
+    The outbox rows are locked (PostgreSQL ``FOR UPDATE``) before their ``push_shown``
+    rows are deleted, the order in which a claim that skips a push takes the same locks,
+    so neither waits for a lock that the other took after its own.
     """
     ensure_sqlite_tables(tx)
-    tx.execute(
-        "DELETE FROM push_shown WHERE posting_id = ? AND push_id IN (SELECT push_id"
-        " FROM push_outbox WHERE posting_id = ? AND status IN ('pending', 'queued'))",
-        (posting_id, posting_id),
+    lock = "" if tx.is_sqlite else " FOR UPDATE"
+    query = (
+        "SELECT push_id FROM push_outbox"  # nosec B608 # constant text
+        " WHERE posting_id = ? AND status IN ('pending', 'queued')" + lock
     )
-    return tx.execute(
-        "UPDATE push_outbox SET status = 'skipped', skip_reason = ?, claimed_until = NULL"
-        " WHERE posting_id = ? AND status IN ('pending', 'queued')",
-        (POSTING_INACTIVE, posting_id),
-    )
+    push_ids = [str(row["push_id"]) for row in tx.rows(query, (posting_id,))]
+    for push_id in push_ids:
+        _skip(tx, push_id, POSTING_INACTIVE)
+    return len(push_ids)
 
 
 def _in_list(values: Sequence[str]) -> str:
@@ -278,6 +292,9 @@ def _best_shown(
 ) -> dict[str, float]:
     """Return each seeker's best score among the jobs shown since ``since``.
 
+    Only pushes sent, being sent or still to send count: a skipped push's row is left
+    out, because the seeker never saw its job.
+
     With ``score_shown`` the shown jobs are re-scored on the batch's scale, and a job
     it cannot score (its posting is no longer loaded) is left out.
     """
@@ -287,7 +304,8 @@ def _best_shown(
             rows = tx.rows(
                 "SELECT seeker_id, max(score) AS best FROM push_shown"
                 f" WHERE seeker_id IN ({_in_list(chunk)}) AND shown_at >= ?"  # nosec B608 # markers only
-                " GROUP BY seeker_id",
+                + _NOT_SKIPPED
+                + " GROUP BY seeker_id",
                 [*chunk, tx.time(since)],
             )
             found.update((str(row["seeker_id"]), float(row["best"])) for row in rows)
@@ -297,7 +315,7 @@ def _best_shown(
     for chunk in _chunks(seekers):
         rows = tx.rows(
             "SELECT seeker_id, posting_id FROM push_shown"
-            f" WHERE seeker_id IN ({_in_list(chunk)}) AND shown_at >= ?",  # nosec B608 # markers only
+            f" WHERE seeker_id IN ({_in_list(chunk)}) AND shown_at >= ?" + _NOT_SKIPPED,  # nosec B608 # markers only
             [*chunk, tx.time(since)],
         )
         pairs.extend((str(row["seeker_id"]), str(row["posting_id"])) for row in rows)
@@ -311,12 +329,9 @@ def _write_job_push(
     tx: SqlTx, candidate: "PushCandidate", consent: dict[str, Any], batch: PushBatch
 ) -> str | None:
     push_id = uuid.uuid4().hex
-    inserted = tx.execute(
-        "INSERT INTO push_shown (seeker_id, posting_id, push_id, score, shown_at)"
-        " VALUES (?, ?, ?, ?, ?) ON CONFLICT (seeker_id, posting_id) DO NOTHING",
-        (candidate.seeker_id, candidate.posting_id, push_id, candidate.score, tx.time(batch.at)),
-    )
-    if inserted == 0:
+    if not _record_shown(
+        tx, candidate.seeker_id, candidate.posting_id, push_id, candidate.score, batch.at
+    ):
         return None
     message = candidate.messages[consent["lang"]]
     _insert_outbox(
@@ -324,6 +339,33 @@ def _write_job_push(
         consent["channel"], message, batch,
     )  # fmt: skip
     return push_id
+
+
+def _record_shown(
+    tx: SqlTx, seeker_id: str, posting_id: str, push_id: str, score: float, at: datetime
+) -> bool:
+    """Record a job as shown to a seeker by ``push_id``; return False when it already is.
+
+    A row still recorded for a skipped push is taken over, because the seeker never saw
+    that push (skips delete their rows, see :func:`forget_shown`). The takeover is a
+    separate UPDATE, not ``ON CONFLICT DO UPDATE ... WHERE``, because PostgreSQL 15
+    locks a conflicting row for the latter even when its WHERE is false, while an UPDATE
+    whose WHERE is false locks none (checked with ``FOR UPDATE NOWAIT``).
+    """
+    params = (seeker_id, posting_id, push_id, score, tx.time(at))
+    inserted = tx.execute(
+        "INSERT INTO push_shown (seeker_id, posting_id, push_id, score, shown_at)"
+        " VALUES (?, ?, ?, ?, ?) ON CONFLICT (seeker_id, posting_id) DO NOTHING",
+        params,
+    )
+    if inserted:
+        return True
+    taken_over = tx.execute(
+        "UPDATE push_shown SET push_id = ?, score = ?, shown_at = ?"  # nosec B608 # constant text
+        " WHERE seeker_id = ? AND posting_id = ? AND " + _OF_SKIPPED_PUSH,
+        (push_id, score, tx.time(at), seeker_id, posting_id),
+    )
+    return bool(taken_over)
 
 
 def _insert_outbox(
@@ -363,12 +405,7 @@ def write_digest(tx: SqlTx, seeker_id: str, batch: PushBatch) -> str | None:
     for candidate in sorted(batch.candidates, key=lambda item: -item.score):
         if len(jobs) >= batch.rules.digest_size:
             break
-        inserted = tx.execute(
-            "INSERT INTO push_shown (seeker_id, posting_id, push_id, score, shown_at)"
-            " VALUES (?, ?, ?, ?, ?) ON CONFLICT (seeker_id, posting_id) DO NOTHING",
-            (seeker_id, candidate.posting_id, push_id, candidate.score, tx.time(batch.at)),
-        )
-        if inserted:
+        if _record_shown(tx, seeker_id, candidate.posting_id, push_id, candidate.score, batch.at):
             jobs.append(
                 DigestJob(candidate.posting_id, candidate.score, candidate.digest_lines[lang])
             )
@@ -456,8 +493,6 @@ def claim_push(tx: SqlTx, push_id: str, now: datetime, rules: PushRules, lease: 
         return Claim("done")
     if push["posting_id"] is not None and inactive_postings(tx, [str(push["posting_id"])]):
         _skip(tx, push_id, POSTING_INACTIVE)
-        # The seeker never saw the job, so activating it again may push it to them.
-        tx.execute("DELETE FROM push_shown WHERE push_id = ?", (push_id,))
         return Claim("done")
     if push["kind"] == "digest" and not _drop_closed_digest_jobs(tx, push):
         _skip(tx, push_id, POSTING_INACTIVE)
@@ -546,22 +581,45 @@ def mark_failed(
 def mark_skipped(tx: SqlTx, push_id: str, reason: str) -> bool:
     """Skip a push being sent, with a reason; it then counts against no daily cap.
 
-    Returns False when the push was not in ``sending`` (delivered or erased meanwhile).
+    The push forgets its ``push_shown`` rows (:func:`forget_shown`). Returns False when
+    the push was not in ``sending`` (delivered or erased meanwhile).
     """
     changed = tx.execute(
         "UPDATE push_outbox SET status = 'skipped', skip_reason = ?, claimed_until = NULL,"
         " sent_day = NULL WHERE push_id = ? AND status = 'sending'",
         (reason[:200], push_id),
     )
+    if changed:
+        forget_shown(tx, push_id)
     return bool(changed)
 
 
+def forget_shown(tx: SqlTx, push_id: str) -> int:
+    """Delete the ``push_shown`` rows of a push that was not sent; return how many.
+
+    The seeker never saw its jobs, so a later trigger may push them again, and the
+    better-than-shown rule no longer compares with them. A job push has one row and a
+    digest one per listed job. The seeker id limits the delete to a prefix of the
+    primary key, because ``push_shown`` has no index on ``push_id``.
+
+    NOTE: a push skipped after its worker's claim ran out may have reached the
+    gateway before that worker died, so a later trigger can then push the job again.
+    """
+    return tx.execute(
+        "DELETE FROM push_shown WHERE seeker_id = (SELECT seeker_id FROM push_outbox"
+        " WHERE push_id = ?) AND push_id = ?",
+        (push_id, push_id),
+    )
+
+
 def _skip(tx: SqlTx, push_id: str, reason: str) -> None:
+    """Skip a push that was not sent and forget its ``push_shown`` rows, in one transaction."""
     tx.execute(
         "UPDATE push_outbox SET status = 'skipped', skip_reason = ?, claimed_until = NULL"
         " WHERE push_id = ?",
         (reason, push_id),
     )
+    forget_shown(tx, push_id)
 
 
 def _dead(tx: SqlTx, push_id: str, error: str) -> None:

@@ -1,11 +1,14 @@
 """Push rules that need stored state, and trigger writes, on both stores (SQLite and PostgreSQL)."""
 
 import dataclasses
+import sqlite3
 import threading
+import time
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from matching.push_fanout import PushCandidate
@@ -13,7 +16,8 @@ from matching.push_rules import PushRules, render_message
 from store.audit import AuditWriteError
 from store.base import PostingNotFoundError
 from store.postgres import Pool, PostgresStore
-from store.push_outbox import PushBatch
+from store.push_outbox import PushBatch, cancel_posting_pushes, claim_push
+from store.push_sql import SqlTx
 from store.push_store import PushStore
 from store.sqlite import SqliteStore, write_store
 from tests.store.test_contract import _inputs
@@ -568,3 +572,231 @@ def test_digest_claimed_once_by_two_workers(trigger_store: tuple[object, PushSto
     assert row["title"] == "按新的求职意向，有2个岗位适合您"
     assert row["attempts"] == 1
     assert _shown(pushes) == ["p1", "p3"]
+
+
+# --- pushes skipped before they were sent forget their shown jobs -------------------------
+
+
+def _deliver_all(pushes: PushStore, at: datetime) -> list[str]:
+    """Claim every push in write order at ``at``, mark the sent ones delivered; return actions."""
+    actions = []
+    for row in pushes.outbox_rows():
+        claim = pushes.claim(row["push_id"], at, RULES, LEASE)
+        actions.append(claim.action)
+        if claim.push is not None:
+            pushes.mark_delivered(claim.push, at)
+    return actions
+
+
+def _cap_one_push(pushes: PushStore) -> None:
+    """Deliver p0..p2 (scores 0.5..0.7) and skip p3 (0.8) for the daily cap of 3."""
+    _consent(pushes, "s1")
+    for number in range(4):
+        candidate = _candidate("s1", f"p{number}", 0.5 + number / 10)
+        assert len(pushes.write_pushes(PushBatch("t", [candidate], RULES, DAY))) == 1
+    assert _deliver_all(pushes, DAY) == ["send", "send", "send", "done"]
+    assert pushes.outbox_rows()[3]["skip_reason"] == "daily_cap"
+
+
+def test_cap_skip_forgets_shown_job(pushes: PushStore) -> None:
+    _cap_one_push(pushes)
+    assert _shown(pushes) == ["p0", "p1", "p2"]
+
+    next_day = DAY + timedelta(days=1)
+    again = pushes.write_pushes(PushBatch("t2", [_candidate("s1", "p3", 0.8)], RULES, next_day))
+    assert len(again) == 1
+    claim = pushes.claim(again[0], next_day, RULES, LEASE)
+    assert claim.action == "send"
+
+
+def test_cap_skip_not_compared_as_shown(pushes: PushStore) -> None:
+    _cap_one_push(pushes)
+    next_day = DAY + timedelta(days=1)
+    # 0.75 beats the delivered 0.7; the skipped 0.8 never reached the seeker.
+    written = pushes.write_pushes(PushBatch("t2", [_candidate("s1", "p4", 0.75)], RULES, next_day))
+    assert len(written) == 1
+
+
+def test_cap_skipped_job_in_next_digest(pushes: PushStore) -> None:
+    _cap_one_push(pushes)
+    next_day = DAY + timedelta(days=1)
+    candidates = [_digest_candidate("s1", f"p{number}", 0.6) for number in range(5)]
+    push_id = pushes.write_digest("s1", PushBatch("d", candidates, RULES, next_day))
+    assert push_id is not None
+    with pushes._transaction() as tx:
+        rows = tx.rows("SELECT posting_id FROM push_digest_items WHERE push_id = ?", (push_id,))
+    assert sorted(str(row["posting_id"]) for row in rows) == ["p3", "p4"]
+
+
+def test_opt_out_skip_forgets_shown_job(pushes: PushStore) -> None:
+    _consent(pushes, "s1")
+    pushes.write_pushes(PushBatch("t", [_candidate("s1", "p1", 0.9)], RULES, DAY))
+    pushes.set_consent("s1", consent=False, at=DAY + timedelta(minutes=1))
+    push_id = pushes.outbox_rows()[0]["push_id"]
+    assert pushes.claim(push_id, DAY + timedelta(minutes=2), RULES, LEASE).action == "done"
+    assert _shown(pushes) == []
+
+    later = DAY + timedelta(days=2)
+    pushes.set_consent("s1", consent=True, at=later - timedelta(hours=1))
+    again = pushes.write_pushes(PushBatch("t2", [_candidate("s1", "p1", 0.9)], RULES, later))
+    assert len(again) == 1
+    assert pushes.claim(again[0], later, RULES, LEASE).action == "send"
+
+
+def test_opted_out_digest_forgets_all_jobs(pushes: PushStore) -> None:
+    push_id = _write_digest(pushes, ["p1", "p2", "p3"])
+    pushes.set_consent("sim-000001", consent=False, at=DAY + timedelta(minutes=1))
+    assert pushes.claim(push_id, DAY + timedelta(minutes=2), RULES, LEASE).action == "done"
+    row = pushes.outbox_rows()[0]
+    assert (row["status"], row["skip_reason"]) == ("skipped", "opted_out")
+    assert _shown(pushes) == []
+
+    later = DAY + timedelta(days=2)
+    pushes.set_consent("sim-000001", consent=True, at=later - timedelta(hours=1))
+    candidates = [_digest_candidate("sim-000001", p, 0.8) for p in ("p1", "p2", "p3")]
+    again = pushes.write_digest("sim-000001", PushBatch("d2", candidates, RULES, later))
+    assert again is not None
+    assert _shown(pushes) == ["p1", "p2", "p3"]
+
+
+def test_capped_digest_forgets_all_jobs(pushes: PushStore) -> None:
+    _consent(pushes, "sim-000001")
+    for number in range(3):
+        candidate = _candidate("sim-000001", f"q{number}", 0.5 + number / 10)
+        pushes.write_pushes(PushBatch("t", [candidate], RULES, DAY))
+    _write_digest(pushes, ["p1", "p2"])
+    assert _deliver_all(pushes, DAY) == ["send", "send", "send", "done"]
+    digest = pushes.outbox_rows()[3]
+    assert (digest["kind"], digest["skip_reason"]) == ("digest", "daily_cap")
+    assert _shown(pushes) == ["q0", "q1", "q2"]
+
+
+def test_no_contact_skip_forgets_shown_job(pushes: PushStore) -> None:
+    _consent(pushes, "s1", channel="sms")
+    pushes.write_pushes(PushBatch("t", [_candidate("s1", "p1", 0.9)], RULES, DAY))
+    push_id = pushes.outbox_rows()[0]["push_id"]
+    assert pushes.claim(push_id, DAY, RULES, LEASE).action == "send"
+    assert pushes.mark_skipped(push_id, "no_contact:no_mobile")
+    assert _shown(pushes) == []
+
+
+def test_delivered_and_pending_stay_shown(pushes: PushStore) -> None:
+    _consent(pushes, "s1")
+    pushes.write_pushes(PushBatch("t", [_candidate("s1", "p1", 0.8)], RULES, DAY))
+    pushes.write_pushes(PushBatch("t", [_candidate("s1", "p2", 0.9)], RULES, DAY))
+    first = pushes.outbox_rows()[0]["push_id"]
+    claim = pushes.claim(first, DAY, RULES, LEASE)
+    assert claim.push is not None
+    pushes.mark_delivered(claim.push, DAY)
+    later = DAY + timedelta(days=1)
+    # p1 was delivered and p2 is pending: neither may be pushed again or beaten by 0.85.
+    batch = [_candidate("s1", "p1", 0.99), _candidate("s1", "p3", 0.85)]
+    assert pushes.write_pushes(PushBatch("t2", batch, RULES, later)) == []
+    assert _shown(pushes) == ["p1", "p2"]
+
+
+def test_left_over_skipped_row_taken_over(pushes: PushStore) -> None:
+    _consent(pushes, "s1")
+    pushes.write_pushes(PushBatch("t", [_candidate("s1", "p1", 0.9)], RULES, DAY))
+    with pushes._transaction() as tx:  # a push skipped without forgetting its shown job
+        tx.execute("UPDATE push_outbox SET status = 'skipped', skip_reason = 'daily_cap'")
+    assert _shown(pushes) == ["p1"]
+
+    later = DAY + timedelta(days=1)
+    worse = pushes.write_pushes(PushBatch("t2", [_candidate("s1", "p2", 0.6)], RULES, later))
+    again = pushes.write_pushes(PushBatch("t3", [_candidate("s1", "p1", 0.7)], RULES, later))
+    assert len(worse) == 1  # the skipped 0.9 is not compared
+    assert len(again) == 1
+    with pushes._transaction() as tx:
+        rows = tx.rows("SELECT push_id, score FROM push_shown WHERE posting_id = 'p1'")
+    assert [(row["push_id"], row["score"]) for row in rows] == [(again[0], 0.7)]
+
+
+_FAIL_SHOWN_DELETE = {
+    "sqlite": [
+        "CREATE TRIGGER shown_delete_fails BEFORE DELETE ON push_shown"
+        " BEGIN SELECT RAISE(ABORT, 'push_shown delete failed'); END"
+    ],
+    "postgres": [
+        "CREATE FUNCTION shown_delete_fails() RETURNS trigger LANGUAGE plpgsql AS"
+        " $$ BEGIN RAISE EXCEPTION 'push_shown delete failed'; END $$",
+        "CREATE TRIGGER shown_delete_fails BEFORE DELETE ON push_shown"
+        " FOR EACH ROW EXECUTE FUNCTION shown_delete_fails()",
+    ],
+}
+
+
+def test_failed_forget_keeps_push_unskipped(pushes: PushStore) -> None:
+    _cap_one_push(pushes)  # s1 has had the day's 3 pushes, so the claim of p9 skips it
+    pushes.write_pushes(
+        PushBatch("t", [_candidate("s1", "p9", 0.95)], RULES, DAY + timedelta(minutes=1))
+    )
+    push_id = pushes.outbox_rows()[4]["push_id"]
+    with pushes._transaction() as tx:
+        store = "sqlite" if tx.is_sqlite else "postgres"
+        for statement in _FAIL_SHOWN_DELETE[store]:
+            tx.execute(statement)
+    try:
+        with pytest.raises((sqlite3.DatabaseError, psycopg.Error), match="delete failed"):
+            pushes.claim(push_id, DAY + timedelta(minutes=2), RULES, LEASE)
+    finally:
+        with pushes._transaction() as tx:
+            tx.execute(
+                "DROP TRIGGER shown_delete_fails" + ("" if tx.is_sqlite else " ON push_shown")
+            )
+            if not tx.is_sqlite:
+                tx.execute("DROP FUNCTION shown_delete_fails()")
+    row = pushes.outbox_rows()[4]
+    assert (row["status"], row["skip_reason"]) == ("pending", None)
+    assert "p9" in _shown(pushes)
+
+
+def _wait_for_lock_wait(pool: Pool, timeout_s: float = 10.0) -> None:
+    """Wait until some session of the test database waits for a row lock."""
+    deadline = time.monotonic() + timeout_s
+    with pool.connection() as connection:
+        while time.monotonic() < deadline:
+            row = connection.execute(
+                "SELECT count(*) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+            ).fetchone()
+            connection.commit()
+            if row is not None and row[0] > 0:
+                return
+            time.sleep(0.05)
+    raise AssertionError(f"no session waited for a lock within {timeout_s} s")
+
+
+def test_deactivation_and_skip_no_deadlock(pg_pool: Pool) -> None:
+    _clear_push_tables(pg_pool)
+    pushes = PushStore.postgres(pg_pool)
+    _consent(pushes, "s1")
+    pushes.write_pushes(PushBatch("t", [_candidate("s1", "p1", 0.9)], RULES, DAY))
+    push_id = pushes.outbox_rows()[0]["push_id"]
+    pushes.set_consent("s1", consent=False, at=DAY + timedelta(minutes=1))
+    cancelled: list[int] = []
+    errors: list[BaseException] = []
+
+    def deactivate() -> None:
+        try:
+            with pg_pool.connection() as connection, connection.transaction():
+                cancelled.append(cancel_posting_pushes(SqlTx(connection), "p1"))
+        except BaseException as err:  # reported by the assert below
+            errors.append(err)
+
+    deactivation = threading.Thread(target=deactivate)
+    with pg_pool.connection() as connection, connection.transaction():
+        claim_tx = SqlTx(connection)
+        # Take the claim's first lock, on the outbox row, before the deactivation starts.
+        claim_tx.rows("SELECT push_id FROM push_outbox WHERE push_id = ? FOR UPDATE", (push_id,))
+        deactivation.start()
+        _wait_for_lock_wait(pg_pool)
+        claim = claim_push(claim_tx, push_id, DAY + timedelta(minutes=2), RULES, LEASE)
+    deactivation.join(timeout=30)
+
+    assert errors == []
+    assert claim.action == "done"
+    assert cancelled == [0]  # the claim had skipped the push already
+    row = pushes.outbox_rows()[0]
+    assert (row["status"], row["skip_reason"]) == ("skipped", "opted_out")
+    assert _shown(pushes) == []
