@@ -58,7 +58,7 @@ STORE_ERRORS: tuple[type[Exception], ...] = (psycopg.Error, sqlite3.Error)
 """Errors of reading the store, retried on the next check; pool time-outs are psycopg errors."""
 
 MAX_RELOAD_DELAY_S = 300.0
-"""Longest wait before a failed reload is tried again."""
+"""Maximum wait, in seconds, before a failed reload is tried again."""
 
 
 @runtime_checkable
@@ -78,7 +78,7 @@ class IndexChangeSource(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class LoadedIndex:
-    """What a job index loaded from the store was loaded from."""
+    """The store build and change id that a job index loaded from the store matches."""
 
     identity: str
     """The store's build identity, read before the postings."""
@@ -142,8 +142,8 @@ class IndexSync:
         self._reload_reason: str | None = None
         self._reload_failures = 0
         self._next_reload_at = 0.0
-        self._change_ids = (0, 0)
-        """First and last id of the changes being applied, for the error log."""
+        self._changes_in_hand = ""
+        """The change ids being read or applied, for the error log."""
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -198,6 +198,7 @@ class IndexSync:
         count = 0
         try:
             while True:
+                self._changes_in_hand = f"after {self.applied}"
                 changes = store.index_changes_since(self.applied, BATCH)
                 count += self._apply(store, changes)
                 if len(changes) < BATCH:
@@ -205,13 +206,11 @@ class IndexSync:
         except STORE_ERRORS:
             raise
         except Exception:  # a bug or an unexpected row: the store still has the truth
-            first, last = self._change_ids
-            ids = str(first) if first == last else f"{first} to {last}"
             logger.exception(
                 "applying job-index change %s failed; loading the job index from the store",
-                ids,
+                self._changes_in_hand,
             )
-            self._reload_reason = f"applying job-index change {ids} failed"
+            self._reload_reason = f"applying job-index change {self._changes_in_hand} failed"
             self._reload_index()
         finally:
             if self.applied != before:
@@ -244,7 +243,7 @@ class IndexSync:
         updates: list[tuple[str, bool, dict[str, Any] | None]] = []
         failure: Exception | None = None
         for change in changes:
-            self._change_ids = (change.change_id, change.change_id)
+            self._changes_in_hand = str(change.change_id)
             posting_id = change.object_id
             if posting_id not in rows:
                 try:
@@ -255,15 +254,16 @@ class IndexSync:
             row = rows[posting_id]
             updates.append((posting_id, row is not None and bool(row["active"]), row))
         if updates:
-            self._change_ids = (changes[0].change_id, changes[len(updates) - 1].change_id)
+            last = changes[len(updates) - 1].change_id
+            self._changes_in_hand = f"{changes[0].change_id} to {last}"
             self._state.recommender.set_postings_active(updates)
-            self.applied = changes[len(updates) - 1].change_id
+            self.applied = last
         if failure is not None:
             raise failure
         return len(updates)
 
     def _apply_anchor(self, store: IndexChangeSource, change: IndexChange) -> None:
-        self._change_ids = (change.change_id, change.change_id)
+        self._changes_in_hand = str(change.change_id)
         record = store.get_anchor(change.object_id)
         if record is None:
             logger.warning(

@@ -87,7 +87,7 @@ Lang = Annotated[str, Query(pattern="^(zh|en)$", description="Language of reason
 def health(request: Request, response: Response, recommender: RecommenderDep) -> Health:
     """Report liveness, loaded counts, library versions and the ranker in use.
 
-    Answers 503 with status ``stale_index`` while the job index is behind the store and
+    Returns 503 with status ``stale_index`` while the job index is behind the store and
     could not be loaded again (:attr:`api.index_sync.IndexSync.stale_reason`).
     """
     status: RankerStatus = request.app.state.ranker_status
