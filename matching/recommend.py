@@ -315,8 +315,8 @@ class Recommender:
         if not added:
             return postings
         columns = self.postings.columns
-        # One frame per row, concatenated in one call: the same column types as adding
-        # the rows one at a time, where each row's frame takes its types from its values.
+        # One frame per row, as when rows are added one at a time, so that pandas picks
+        # each column's type by the same rules; the sync tests compare both frames.
         rows = [pd.DataFrame([{name: row.get(name) for name in columns}]) for row in added]
         for frame in rows:
             frame["uncertainty_m"] = posting_uncertainty_m(frame, self.district_uncertainty)

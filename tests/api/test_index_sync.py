@@ -525,9 +525,9 @@ def _unexpected_row_for(store: Any, posting_id: str, monkeypatch: pytest.MonkeyP
     """Make the store return a row without ``active`` for one posting."""
     read = store.posting_for_push
 
-    def posting_for_push(wanted: str) -> dict[str, Any] | None:
-        row: dict[str, Any] | None = read(wanted)
-        if wanted == posting_id and row is not None:
+    def posting_for_push(requested_id: str) -> dict[str, Any] | None:
+        row: dict[str, Any] | None = read(requested_id)
+        if requested_id == posting_id and row is not None:
             row = {key: value for key, value in row.items() if key != "active"}
         return row
 
