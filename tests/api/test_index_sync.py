@@ -231,6 +231,31 @@ def test_background_sync_applies_change(
         assert _build_id(reader).endswith("-c1")
 
 
+def test_background_sync_reloads_rebuilt_store(
+    data_dir: Path, tmp_path: Path, identity_path: Path
+) -> None:
+    path = tmp_path / "store.sqlite"
+    write_store(path, **_store_inputs())
+    assert SqliteStore(path).set_posting_active("p1", False)
+    settings = _settings(data_dir, tmp_path, identity_path, interval_s=0.05)
+    with TestClient(create_app(settings, store=SqliteStore(path))) as reader:
+        assert "p1" not in _loaded(reader)
+        old_build_id = _build_id(reader)
+
+        write_store(path, **_store_inputs())
+
+        reloaded = threading.Event()
+        for _ in range(200):  # up to 10 s on a loaded machine; the interval is 0.05 s
+            if _sync(reader).reloads:
+                reloaded.set()
+                break
+            reloaded.wait(0.05)
+        assert reloaded.is_set()
+        assert "p1" in _loaded(reader)
+        assert _build_id(reader) != old_build_id
+        assert reader.get("/health").status_code == 200
+
+
 class _FlakyStore:
     """A change log of two posting changes whose second posting read fails once."""
 
