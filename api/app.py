@@ -9,6 +9,7 @@ from pathlib import Path
 
 import redis
 from fastapi import APIRouter, Depends, FastAPI
+from starlette.datastructures import State
 
 from api.admin_routes import router as admin_router
 from api.analyst_routes import router as analyst_router
@@ -19,7 +20,7 @@ from api.docs import mount_api_docs
 from api.erasers import EraserRegistry
 from api.errors import install_error_handlers
 from api.identity_setup import open_identity
-from api.index_sync import IndexChangeSource, IndexSync
+from api.index_sync import IndexChangeSource, IndexSync, LoadedIndex
 from api.me_routes import router as me_router
 from api.middleware import install_middleware
 from api.officer_exchange_routes import router as officer_exchange_router
@@ -120,21 +121,14 @@ def create_app(settings: Settings, store: ReadStore | None = None) -> FastAPI:
             transit = load_transit_network(settings.data)
             app.state.transit = transit
             app.state.seeker_codec = SeekerPiCodec(load_key_material(settings).provider)
-            # Read before the postings, so a change committed meanwhile is applied again.
-            applied = latest_index_change(opened)
-            app.state.recommender = Recommender.from_store(
-                opened, transit=transit, exact_homes=app.state.seeker_codec.with_exact_homes
-            )
-            app.state.ranker_status, scorer = load_ranker(settings)
-            app.state.recommender.scorer = with_serving_context(
-                scorer, opened, app.state.recommender
-            )
-            app.state.recommender.prepare_ranking()
+            app.state.ranker_status, app.state.model_scorer = load_ranker(settings)
+            app.state.recommender, loaded = load_job_index(app.state)
             sync = IndexSync(
                 app.state,
-                build_identity(opened.meta()),
-                applied,
+                loaded.identity,
+                loaded.applied,
                 settings.server.index_sync_interval_s,
+                reload=lambda: reload_job_index(app),
             )
             app.state.index_sync = sync
             app.state.build_id = sync.build_id
@@ -185,6 +179,43 @@ def create_app(settings: Settings, store: ReadStore | None = None) -> FastAPI:
     return app
 
 
+def load_job_index(state: State) -> tuple[Recommender, LoadedIndex]:
+    """Load the recommender from ``state.store`` with the model ``state.model_scorer``.
+
+    The store's build identity and newest change id are read before the postings, so a
+    change committed during the load is applied again, which changes nothing, and a
+    rebuild during the load is found on the next check.
+    """
+    store = state.store
+    identity = build_identity(store.meta())
+    applied = latest_index_change(store)
+    recommender = Recommender.from_store(
+        store, transit=state.transit, exact_homes=state.seeker_codec.with_exact_homes
+    )
+    recommender.scorer = with_serving_context(state.model_scorer, store, recommender)
+    recommender.prepare_ranking()
+    return recommender, LoadedIndex(identity, applied)
+
+
+def reload_job_index(app: FastAPI) -> LoadedIndex:
+    """Load the job index from the store again, as start-up does, and put it in service.
+
+    :class:`api.index_sync.IndexSync` calls this with its lock held, when the store was
+    rebuilt or applying a change failed. Requests in flight finish with the old
+    recommender. The push fan-out gets the new postings and seekers, and the objects
+    left after the swap are frozen out of garbage collection again.
+    """
+    state = app.state
+    if isinstance(state.store, SqliteStore):
+        state.store.prepare_file()  # a rebuilt file may lack what this version adds
+    recommender, loaded = load_job_index(state)
+    state.recommender = recommender
+    state.push_service = fanout_service(app, state.transit)
+    gc.unfreeze()
+    _freeze_start_up_objects()
+    return loaded
+
+
 def latest_index_change(store: ReadStore) -> int:
     """Return the store's newest job-index change id, 0 for a store without the change log."""
     if not isinstance(store, IndexChangeSource):
@@ -206,7 +237,10 @@ def _register_erasers(app: FastAPI) -> None:
     cache eraser ran; that entry lives until DOORSTEP_CACHE_TTL_S expires.
     """
     state = app.state
-    state.erasers.register("recommender", state.recommender.forget_seeker, replace=True)
+    # Looked up on each call, because a reload replaces the recommender.
+    state.erasers.register(
+        "recommender", lambda seeker_id: state.recommender.forget_seeker(seeker_id), replace=True
+    )
     state.erasers.register(
         "response_cache",
         lambda seeker_id: state.cache.delete_prefix(seeker_cache_prefix(seeker_id)),
@@ -350,6 +384,21 @@ def _open_assistance(store: ReadStore) -> AssistanceStore | None:
         return None
 
 
+def fanout_service(app: FastAPI, transit: TransitNetwork | None) -> PushService:
+    """Return the push fan-out over the app's recommender; set its ranker's status."""
+    recommender = app.state.recommender
+    app.state.push_ranker_status, ranker = fanout_ranker(
+        app.state.ranker_status, recommender.scorer, recommender.posting_feature_values
+    )
+    return PushService(
+        app.state.settings.push.rules(),
+        recommender.seekers,
+        transit,
+        ranker=ranker,
+        postings=lambda: recommender.postings,
+    )
+
+
 def open_pushes(
     app: FastAPI,
     settings: Settings,
@@ -363,17 +412,7 @@ def open_pushes(
     ``doorstep worker`` delivers through the Redis stream.
     """
     app.state.push_store = push_store_for(store)
-    recommender = app.state.recommender
-    app.state.push_ranker_status, ranker = fanout_ranker(
-        app.state.ranker_status, recommender.scorer, recommender.posting_feature_values
-    )
-    app.state.push_service = PushService(
-        settings.push.rules(),
-        recommender.seekers,
-        transit,
-        ranker=ranker,
-        postings=lambda: recommender.postings,
-    )
+    app.state.push_service = fanout_service(app, transit)
     if settings.push.embedded_worker and isinstance(store, SqliteStore):
         channels = channels_from_settings(settings.push, seeker_directory(app))
         running = start_embedded_worker(app.state.push_store, settings.push, channels)

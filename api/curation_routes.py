@@ -182,9 +182,7 @@ def _out_of_scope_point(anchor_id: str, err: OutOfScopeError) -> AnchorValidatio
     return AnchorValidationError(anchor_id, [error])
 
 
-def _refresh_recommender(
-    request: Request, recommender: RecommenderDep, record: AnchorRecord, merged: list[str]
-) -> None:
+def _refresh_recommender(request: Request, record: AnchorRecord, merged: list[str]) -> None:
     """Move the anchor's postings in the job index and start new response-cache keys.
 
     The store logged the move with the write, so applying the change log moves them and
@@ -198,7 +196,8 @@ def _refresh_recommender(
         applied = apply_stored_changes(sync)
         if applied is not None and isinstance(request.app.state.store, IndexChangeSource):
             return
-        recommender.refresh_anchor(
+        # Read now, because a reload of the index may have replaced the recommender.
+        request.app.state.recommender.refresh_anchor(
             record.anchor_id,
             lon=record.lon,
             lat=record.lat,
@@ -298,7 +297,6 @@ def patch_anchor(
     staff: StaffDep,
     store: CurationStoreDep,
     rules: RulesDep,
-    recommender: RecommenderDep,
     coord_sys: CoordSysDep,
 ) -> AnchorEdit:
     """Apply one versioned edit to an anchor in the caller's scope and return it in coord_sys."""
@@ -324,7 +322,7 @@ def patch_anchor(
 
     moved = {"lon", "lat", "precision", "district_code"} & {item.field for item in entry.changes}
     if moved:
-        _refresh_recommender(request, recommender, updated, [])
+        _refresh_recommender(request, updated, [])
     anchor = _anchor_outs([updated], store, rules, coord_sys)[0]
     return AnchorEdit(anchor=anchor, version=version_out(entry))
 
@@ -518,7 +516,7 @@ def merge_anchors(
         moved = store.apply_merge(plan, expected_versions=body.expected_versions, audit=audit)
 
     survivor = records[body.survivor_id]
-    _refresh_recommender(request, recommender, survivor, list(plan.merged_ids))
+    _refresh_recommender(request, survivor, list(plan.merged_ids))
     fresh = store.get_anchor(body.survivor_id) or survivor
     return MergeOut(
         moved_postings=moved, survivor=_anchor_outs([fresh], store, rules, CoordSys.WGS84)[0]

@@ -84,12 +84,21 @@ Lang = Annotated[str, Query(pattern="^(zh|en)$", description="Language of reason
 
 
 @router.get("/health", response_model=Health, tags=["service"])
-def health(request: Request, recommender: RecommenderDep) -> Health:
-    """Report liveness, loaded counts, library versions and the ranker in use."""
+def health(request: Request, response: Response, recommender: RecommenderDep) -> Health:
+    """Report liveness, loaded counts, library versions and the ranker in use.
+
+    Returns 503 with status ``stale_index`` while the job index is behind the store and
+    could not be loaded again (:attr:`api.index_sync.IndexSync.stale_reason`).
+    """
     status: RankerStatus = request.app.state.ranker_status
     push: RankerStatus | None = getattr(request.app.state, "push_ranker_status", None)
+    sync = getattr(request.app.state, "index_sync", None)
+    stale: str | None = None if sync is None else sync.stale_reason
+    if stale is not None:
+        response.status_code = 503
     return Health(
-        status="ok",
+        status="ok" if stale is None else "stale_index",
+        stale_index=stale,
         postings=recommender.n_postings,
         seekers=recommender.n_seekers,
         versions=presenters.versions(),

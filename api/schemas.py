@@ -188,7 +188,11 @@ class RankerHealth(BaseModel):
 class Health(BaseModel):
     """Liveness and what the service has loaded."""
 
-    status: str
+    status: str = Field(description="ok, or stale_index (with HTTP 503).")
+    stale_index: str | None = Field(
+        default=None,
+        description="Why the job index is behind the store and could not be loaded again.",
+    )
     postings: int
     seekers: int
     versions: dict[str, Any]

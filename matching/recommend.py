@@ -259,24 +259,68 @@ class Recommender:
         ``row`` is the posting joined with its anchor, as ``posting_for_push`` returns
         it; an activation without it changes nothing. Returns whether the index changed.
         """
-        loaded = self.postings["posting_id"].astype(str) == posting_id
-        if not active and loaded.any():
-            postings = self.postings.loc[~loaded].reset_index(drop=True)
-        elif active and row is not None and not loaded.any():
-            added = pd.DataFrame([{name: row.get(name) for name in self.postings.columns}])
-            added["uncertainty_m"] = posting_uncertainty_m(added, self.district_uncertainty)
-            postings = pd.concat([self.postings, added], ignore_index=True)
-        else:
-            return False
+        changed = self.set_postings_active([(posting_id, active, row)])
+        if changed:
+            logger.info(
+                "posting %r %s the job index", posting_id, "added to" if active else "removed from"
+            )
+        return bool(changed)
 
+    def set_postings_active(
+        self, updates: Iterable[tuple[str, bool, Mapping[str, Any] | None]]
+    ) -> int:
+        """Apply many :meth:`set_posting_active` calls in order, rebuilding the index once.
+
+        ``updates`` holds ``(posting_id, active, row)`` triples. The resulting frame is
+        the one the calls one by one would leave: removed postings leave their place,
+        and added ones go to the end in the order they were last added. Returns how many
+        of the updates changed the index.
+        """
+        loaded = self.postings["posting_id"].astype(str)
+        present = set(loaded)
+        removed: set[str] = set()
+        # Added postings by id; a dict keeps the order of the last addition.
+        added: dict[str, Mapping[str, Any]] = {}
+        changed = 0
+        for posting_id, active, row in updates:
+            indexed = posting_id in added or (posting_id in present and posting_id not in removed)
+            if active == indexed or (active and row is None):
+                continue
+            if active and row is not None:
+                added[posting_id] = row
+            elif posting_id in added:
+                del added[posting_id]
+            else:
+                removed.add(posting_id)
+            changed += 1
+        if not changed:
+            return 0
+
+        postings = self._postings_with(loaded, removed, list(added.values()))
         # Readers keep using the old frame and index until both are swapped here.
         index = JobIndex(postings, network=self.transit)
         self.postings, self.index = postings, index
+        # The feature table belongs to one index; see refresh_anchor for its cost.
         self.prepare_ranking()
-        logger.info(
-            "posting %r %s the job index", posting_id, "added to" if active else "removed from"
-        )
-        return True
+        return changed
+
+    def _postings_with(
+        self, loaded: pd.Series, removed: Collection[str], added: list[Mapping[str, Any]]
+    ) -> pd.DataFrame:
+        """Return the postings frame without ``removed`` and with ``added`` rows at the end."""
+        postings = self.postings
+        if removed:
+            postings = postings.loc[~loaded.isin(list(removed)).to_numpy()]
+            postings = postings.reset_index(drop=True)
+        if not added:
+            return postings
+        columns = self.postings.columns
+        # One frame per row, as when rows are added one at a time, so that pandas picks
+        # each column's type by the same rules; the sync tests compare both frames.
+        rows = [pd.DataFrame([{name: row.get(name) for name in columns}]) for row in added]
+        for frame in rows:
+            frame["uncertainty_m"] = posting_uncertainty_m(frame, self.district_uncertainty)
+        return pd.concat([postings, *rows], ignore_index=True)
 
     def nearby(self, lon: float, lat: float, radius_m: float, lang: str = "zh") -> pd.DataFrame:
         """Return postings within ``radius_m`` metres of a WGS84 point, nearest first, with reasons.

@@ -19,12 +19,13 @@ for a row lock of another writer that in turn waits for the lock.
 import contextlib
 import json
 import logging
+import secrets
 import sqlite3
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from store.push_sql import SqlTx
 
@@ -44,7 +45,22 @@ CREATE TABLE IF NOT EXISTS job_index_changes (
     changed_at TEXT NOT NULL
 )
 """
-"""The change log of the embedded store; PostgreSQL gets it from migration 0016."""
+"""The change log of the embedded store; PostgreSQL gets it from migration 0017."""
+
+
+GENERATION_KEY = "store_generation"
+"""Build-metadata key of a random token that each write of a whole store replaces."""
+
+
+def with_new_generation(meta: Mapping[str, Any]) -> dict[str, Any]:
+    """Return the build metadata with a new store generation token.
+
+    Service processes compare the build identity (a hash of the metadata) with the one
+    their job index was loaded from, and load the index again when it differs. The token
+    makes it differ after every rebuild, also one of identical inputs within a second,
+    whose change ids restart at 1 in a new embedded store file.
+    """
+    return {**meta, GENERATION_KEY: secrets.token_hex(8)}
 
 
 @dataclass(frozen=True, slots=True)

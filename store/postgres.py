@@ -35,6 +35,7 @@ from geo.errors import DoorstepError, InvalidCoordinateError
 # _fetch_frame and _qualified live in the curation module, because importing them from
 # here would make an import cycle.
 from store.anchor_map import NO_FLAG_FILTER, FlagFilter, MapLabels
+from store.index_changes import with_new_generation
 from store.postgres_audit import PostgresAudit
 from store.postgres_curation import PostgresCuration, _fetch_frame, _qualified
 from store.postgres_map import anchor_map_body
@@ -413,7 +414,8 @@ class PostgresStore(PostgresCuration, PostgresAudit, PostgresSeekers):
             )
             _copy_frame(connection, _SEEKERS, seekers)
             _write_layers(connection, layers)
-            _write_meta(connection, meta)
+            # The change log keeps its ids; the new build identity makes processes reload.
+            _write_meta(connection, with_new_generation(meta))
             # Fresh statistics, so the planner estimates bbox queries from the new rows.
             connection.execute("ANALYZE anchors, postings, seekers, layer_features")
         log_kept(kept_ids, anchors["anchor_id"].tolist(), self.describe())

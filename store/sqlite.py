@@ -35,7 +35,11 @@ from store.anchor_map import (
     clusters_collection,
 )
 from store.assistance_store import copy_assistance_tables
-from store.index_changes import add_sqlite_index_changes
+from store.index_changes import (
+    SQLITE_INDEX_CHANGES_TABLE,
+    add_sqlite_index_changes,
+    with_new_generation,
+)
 from store.rebuild import log_kept, log_replayed
 from store.seeker_records import INDEX_COLUMNS, check_protected
 from store.sqlite_audit import copy_audit
@@ -161,14 +165,27 @@ class SqliteStore(SqliteCuration, SqliteSeekers):
             )
         self.path = path
         self.busy_timeout_s = busy_timeout_s
+        self.prepare_file()
+
+    def prepare_file(self) -> None:
+        """Check the file's schema version and add what files written before it lack.
+
+        Runs when the store is opened, and again when a service process finds the file
+        rebuilt under it.
+
+        Raises
+        ------
+        StoreNotFoundError
+            The file is not a store of the current schema version.
+        """
         version = self.meta().get("schema_version")
         if version != SCHEMA_VERSION:
             raise StoreNotFoundError(
-                f"store file {path} has schema version {version!r}, expected {SCHEMA_VERSION!r};"
-                " rebuild it with `doorstep build --force`"
+                f"store file {self.path} has schema version {version!r},"
+                f" expected {SCHEMA_VERSION!r}; rebuild it with `doorstep build --force`"
             )
-        add_filed_org(path, busy_timeout_s)
-        add_sqlite_index_changes(path, busy_timeout_s)
+        add_filed_org(self.path, self.busy_timeout_s)
+        add_sqlite_index_changes(self.path, self.busy_timeout_s)
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
@@ -388,7 +405,10 @@ def write_store(
         for column in (c for c in INDEX_COLUMNS if c in seekers.columns):
             connection.execute(f"CREATE UNIQUE INDEX seekers_{column} ON seekers({column})")
         _write_layers(connection, layers)
-        _write_meta(connection, {**meta, "schema_version": SCHEMA_VERSION})
+        _write_meta(connection, {**with_new_generation(meta), "schema_version": SCHEMA_VERSION})
+        # The change log starts empty, with ids from 1 again; service processes that
+        # applied the old file's changes see the new build identity and reload.
+        connection.execute(SQLITE_INDEX_CHANGES_TABLE)
 
         # Curated rows are read last, so the old file's write lock is held only for the copy.
         with locked_old_store(path, BUSY_TIMEOUT_S) as old:

@@ -5,19 +5,23 @@ test database), as two uvicorn workers would run. Staff write through the first;
 second applies the store's job-index change log (:class:`api.index_sync.IndexSync`).
 """
 
+import logging
 import sqlite3
 import threading
 from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 from pydantic import SecretStr, ValidationError
 from starlette.datastructures import State
 
+import api.app as app_module
 from api.app import create_app
-from api.index_sync import IndexSync
+from api.index_sync import IndexSync, LoadedIndex
 from api.settings import (
     AuthSettings,
     CacheSettings,
@@ -26,6 +30,11 @@ from api.settings import (
     ServerSettings,
     Settings,
 )
+from geo.uncertainty import posting_uncertainty_m
+from matching import recommend
+from matching.candidates import JobIndex
+from matching.recommend import Recommender
+from store.cache import build_identity
 from store.index_changes import IndexChange
 from store.postgres import PostgresStore
 from store.sqlite import SqliteStore, write_store
@@ -222,12 +231,40 @@ def test_background_sync_applies_change(
         assert _build_id(reader).endswith("-c1")
 
 
+def test_background_sync_reloads_rebuilt_store(
+    data_dir: Path, tmp_path: Path, identity_path: Path
+) -> None:
+    path = tmp_path / "store.sqlite"
+    write_store(path, **_store_inputs())
+    assert SqliteStore(path).set_posting_active("p1", False)
+    settings = _settings(data_dir, tmp_path, identity_path, interval_s=0.05)
+    with TestClient(create_app(settings, store=SqliteStore(path))) as reader:
+        assert "p1" not in _loaded(reader)
+        old_build_id = _build_id(reader)
+
+        write_store(path, **_store_inputs())
+
+        reloaded = threading.Event()
+        for _ in range(200):  # up to 10 s on a loaded machine; the interval is 0.05 s
+            if _sync(reader).reloads:
+                reloaded.set()
+                break
+            reloaded.wait(0.05)
+        assert reloaded.is_set()
+        assert "p1" in _loaded(reader)
+        assert _build_id(reader) != old_build_id
+        assert reader.get("/health").status_code == 200
+
+
 class _FlakyStore:
     """A change log of two posting changes whose second posting read fails once."""
 
     def __init__(self) -> None:
         self.changes = [IndexChange(1, "posting", "p1"), IndexChange(2, "posting", "p2")]
         self.failures_left = 1
+
+    def meta(self) -> dict[str, Any]:
+        return {"postings": 2}
 
     def index_changes_since(self, after: int, limit: int = 500) -> list[IndexChange]:
         return [change for change in self.changes if change.change_id > after][:limit]
@@ -249,16 +286,17 @@ class _Recommender:
     def __init__(self) -> None:
         self.removed: list[str] = []
 
-    def set_posting_active(self, posting_id: str, active: bool, row: Any) -> bool:
-        self.removed.append(posting_id)
-        return True
+    def set_postings_active(self, updates: list[tuple[str, bool, Any]]) -> int:
+        self.removed.extend(posting_id for posting_id, _, _ in updates)
+        return len(updates)
 
 
 def test_failed_sync_keeps_applied_build_id() -> None:
     state = State()
     state.store = _FlakyStore()
     state.recommender = _Recommender()
-    sync = IndexSync(state, "base", start_after=0, interval_s=0)
+    base = build_identity(state.store.meta())
+    sync = IndexSync(state, base, start_after=0, interval_s=0)
     state.build_id = sync.build_id
 
     with pytest.raises(sqlite3.OperationalError):
@@ -266,9 +304,9 @@ def test_failed_sync_keeps_applied_build_id() -> None:
 
     # p1 left the index, so responses cached before its change must not be served.
     assert state.recommender.removed == ["p1"]
-    assert state.build_id == "base-c1"
+    assert state.build_id == f"{base}-c1"
     assert sync.catch_up() == 1
-    assert state.build_id == "base-c2"
+    assert state.build_id == f"{base}-c2"
 
 
 def test_later_write_of_other_process_wins(pair: Pair, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -322,3 +360,266 @@ def test_sync_interval_must_be_finite(value: str, monkeypatch: pytest.MonkeyPatc
     monkeypatch.setenv("DOORSTEP_INDEX_SYNC_INTERVAL_S", value)
     with pytest.raises(ValidationError, match="index_sync_interval_s"):
         ServerSettings()
+
+
+def _store(client: TestClient) -> Any:
+    return client.app.state.store  # type: ignore[attr-defined]
+
+
+def _sync(client: TestClient) -> IndexSync:
+    sync: IndexSync = client.app.state.index_sync  # type: ignore[attr-defined]
+    return sync
+
+
+def _one_at_a_time(
+    recommender: Recommender, updates: list[tuple[str, bool, dict[str, Any] | None]]
+) -> pd.DataFrame:
+    """Return the postings that setting each posting in turn leaves, as the sync once did."""
+    postings = recommender.postings
+    for posting_id, active, row in updates:
+        loaded = postings["posting_id"].astype(str) == posting_id
+        if not active and loaded.any():
+            postings = postings.loc[~loaded].reset_index(drop=True)
+        elif active and row is not None and not loaded.any():
+            added = pd.DataFrame([{name: row.get(name) for name in postings.columns}])
+            added["uncertainty_m"] = posting_uncertainty_m(added, recommender.district_uncertainty)
+            postings = pd.concat([postings, added], ignore_index=True)
+    return postings
+
+
+class _CountedJobIndex(JobIndex):
+    built = 0
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        _CountedJobIndex.built += 1
+        super().__init__(*args, **kwargs)
+
+
+@pytest.fixture
+def counted_builds(monkeypatch: pytest.MonkeyPatch) -> type[_CountedJobIndex]:
+    """Count the job indexes the recommender builds."""
+    _CountedJobIndex.built = 0
+    monkeypatch.setattr(recommend, "JobIndex", _CountedJobIndex)
+    return _CountedJobIndex
+
+
+def test_posting_batch_matches_one_at_a_time(
+    pair: Pair, counted_builds: type[_CountedJobIndex]
+) -> None:
+    store = _store(pair.writer)
+    for posting_id in ("p2", "p6", "p7"):
+        assert store.set_posting_active(posting_id, False)
+    batched = Recommender.from_store(store)
+    single = Recommender.from_store(store)
+    reference = Recommender.from_store(store)
+    for posting_id in ("p2", "p6", "p7"):
+        assert store.set_posting_active(posting_id, True)
+    rows = {
+        posting_id: store.posting_for_push(posting_id) for posting_id in ("p1", "p2", "p6", "p7")
+    }
+    updates = [
+        ("p6", True, rows["p6"]),  # not loaded: added
+        ("p1", False, None),  # loaded: removed
+        ("p2", True, rows["p2"]),  # no pay stated: NaN beside the loaded pay
+        ("p6", False, None),  # added in this batch, removed again
+        ("p1", True, rows["p1"]),  # removed in this batch: added at the end
+        ("p6", True, rows["p6"]),
+        ("p3", True, None),  # loaded, and no row: unchanged
+        ("p9", False, None),  # never loaded: unchanged
+        ("p7", True, None),  # an activation without its row changes nothing
+        ("p2", True, rows["p2"]),  # added already: unchanged
+        ("p4", False, None),
+    ]
+    counted_builds.built = 0
+
+    assert batched.set_postings_active(updates) == 7
+    assert counted_builds.built == 1
+
+    expected = _one_at_a_time(reference, updates)
+    assert batched.postings["posting_id"].tolist() == ["p3", "p5", "p2", "p1", "p6"]
+    pd.testing.assert_frame_equal(batched.postings, expected)
+    assert sum(single.set_posting_active(*update) for update in updates) == 7
+    pd.testing.assert_frame_equal(batched.postings, single.postings)
+    pd.testing.assert_frame_equal(batched.index.located, single.index.located)
+    found = batched.nearby(108.93, 34.23, 20_000)
+    pd.testing.assert_frame_equal(found, single.nearby(108.93, 34.23, 20_000))
+
+
+def test_sync_rebuilds_once_per_posting_run(
+    pair: Pair, counted_builds: type[_CountedJobIndex]
+) -> None:
+    """Posting changes on both sides of an anchor move: one rebuild per run and per move.
+
+    Each change reads the posting as stored now, so p2 and p5, active again by then, stay.
+    """
+    store = _store(pair.writer)
+    for posting_id, active in (("p1", False), ("p2", False), ("p3", False), ("p5", False)):
+        assert store.set_posting_active(posting_id, active)
+    assert store.set_posting_active("p2", True)
+    body = {
+        "expected_version": 1,
+        "reason": "现场核实",
+        "changes": {"lon": YANTA_POINT[0], "lat": YANTA_POINT[1]},
+    }
+    response = pair.writer.patch("/v1/staff/anchors/anc-c", headers=pair.headers, json=body)
+    assert response.status_code == 200, response.text
+    assert store.set_posting_active("p5", True)  # on the moved anchor: at its new point
+    assert store.set_posting_active("p4", False)
+    counted_builds.built = 0
+
+    assert pair.sync_reader() == 8
+
+    assert counted_builds.built == 3
+    reader = pair.reader.app.state.recommender  # type: ignore[attr-defined]
+    fresh = Recommender.from_store(store)
+    columns = ["posting_id", "anchor_id", "lon", "lat", "precision", "district_code"]
+    assert reader.postings["posting_id"].tolist() == ["p2", "p5", "p6", "p7"]
+    pd.testing.assert_frame_equal(
+        reader.postings[columns].sort_values("posting_id").reset_index(drop=True),
+        fresh.postings[columns].sort_values("posting_id").reset_index(drop=True),
+    )
+    moved_to = {"lon": YANTA_POINT[0], "lat": YANTA_POINT[1], "radius_m": 300}
+    assert _nearby(pair.reader, moved_to) == ["p5"]
+    assert _build_id(pair.reader).endswith(f"-c{store.latest_index_change()}")
+
+
+def _rebuild(store: Any) -> None:
+    """Write the store again from the same inputs, as `doorstep build --force` does."""
+    if isinstance(store, SqliteStore):
+        write_store(store.path, **_store_inputs())
+    else:
+        store.replace_all(**_store_inputs())
+
+
+def test_rebuilt_store_reloads_index(pair: Pair) -> None:
+    """A rebuild sets every posting active; the SQLite file numbers its changes from 1 again."""
+    store = _store(pair.writer)
+    for posting_id in ("p1", "p2", "p3"):
+        assert store.set_posting_active(posting_id, False)
+    assert pair.sync_reader() == 3
+    assert "p1" not in _nearby(pair.reader, ANC_A)  # cached under the old build id
+    old_build_id = _build_id(pair.reader)
+
+    _rebuild(store)
+    assert store.set_posting_active("p4", False)
+
+    assert pair.sync_reader() == 0
+    assert _sync(pair.reader).reloads == 1
+    assert _loaded(pair.reader) == {"p1", "p2", "p3", "p5", "p6", "p7"}
+    assert _build_id(pair.reader) != old_build_id
+    assert _build_id(pair.reader).endswith(f"-c{store.latest_index_change()}")
+    assert "p1" in _nearby(pair.reader, ANC_A)
+    assert pair.sync_reader() == 0
+    assert _sync(pair.reader).reloads == 1
+    assert store.set_posting_active("p4", True)
+    assert pair.sync_reader() == 1
+    assert "p4" in _loaded(pair.reader)
+
+
+def _restart_change_log(store: Any) -> None:
+    """Empty the change log and number its changes from 1 again, without a rebuild."""
+    if isinstance(store, SqliteStore):
+        with closing(sqlite3.connect(store.path)) as connection, connection:
+            connection.execute("DELETE FROM job_index_changes")
+            connection.execute("DELETE FROM sqlite_sequence WHERE name = 'job_index_changes'")
+        return
+    with store.pool.connection() as connection:
+        connection.execute("TRUNCATE job_index_changes RESTART IDENTITY")
+
+
+def test_lower_change_ids_reload_index(pair: Pair) -> None:
+    store = _store(pair.writer)
+    for posting_id in ("p1", "p2"):
+        assert store.set_posting_active(posting_id, False)
+    assert pair.sync_reader() == 2
+    old_base = _sync(pair.reader).base_build_id
+    old_applied = _sync(pair.reader).applied
+
+    _restart_change_log(store)
+    assert store.set_posting_active("p3", False)
+    assert store.latest_index_change() == 1
+
+    assert pair.sync_reader() == 0
+    assert _sync(pair.reader).reloads == 1
+    assert _loaded(pair.reader) == {"p4", "p5", "p6", "p7"}
+    # Same build, lower ids: keys differ from those cached at change 1 before the restart.
+    assert _build_id(pair.reader) == f"{old_base}-r{old_applied}-c1"
+
+
+def _unexpected_row_for(store: Any, posting_id: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make the store return a row without ``active`` for one posting."""
+    read = store.posting_for_push
+
+    def posting_for_push(requested_id: str) -> dict[str, Any] | None:
+        row: dict[str, Any] | None = read(requested_id)
+        if requested_id == posting_id and row is not None:
+            row = {key: value for key, value in row.items() if key != "active"}
+        return row
+
+    monkeypatch.setattr(store, "posting_for_push", posting_for_push)
+
+
+def test_failed_change_reloads_index(
+    pair: Pair, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = _store(pair.writer)
+    assert store.set_posting_active("p1", False)
+    assert store.set_posting_active("p2", False)
+    failing = store.latest_index_change()
+    _unexpected_row_for(_store(pair.reader), "p2", monkeypatch)
+
+    with caplog.at_level(logging.ERROR, logger="api.index_sync"):
+        assert pair.sync_reader() == 0
+
+    assert f"applying job-index change {failing} failed" in caplog.text
+    assert _sync(pair.reader).reloads == 1
+    assert _sync(pair.reader).applied == failing
+    assert _loaded(pair.reader) == {"p3", "p4", "p5", "p6", "p7"}
+    assert _build_id(pair.reader).endswith(f"-c{failing}")
+    assert store.set_posting_active("p1", True)
+    assert pair.sync_reader() == 1
+    assert "p1" in _loaded(pair.reader)
+
+
+def test_route_survives_failed_change(pair: Pair, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Another process's change fails to apply here; this process's own write still answers 200."""
+    store = _store(pair.writer)
+    assert store.set_posting_active("p2", False)  # not applied by the writer's app yet
+    _unexpected_row_for(store, "p2", monkeypatch)
+
+    pair.set_active("p1", False)
+
+    assert _sync(pair.writer).reloads == 1
+    assert "p1" not in _loaded(pair.writer)
+    assert "p2" not in _loaded(pair.writer)
+    assert "p1" not in _nearby(pair.writer, ANC_A)
+
+
+def test_failed_reload_reports_stale(pair: Pair, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = _store(pair.writer)
+    load = app_module.load_job_index
+    failures = [RuntimeError("bug in loading")]
+
+    def load_or_fail(state: State) -> tuple[Recommender, LoadedIndex]:
+        if failures:
+            raise failures.pop()
+        return load(state)
+
+    monkeypatch.setattr(app_module, "load_job_index", load_or_fail)
+    assert store.set_posting_active("p1", False)
+    _rebuild(store)
+
+    assert pair.sync_reader() == 0
+    health = pair.reader.get("/health")
+    assert health.status_code == 503
+    assert health.json()["status"] == "stale_index"
+    assert "the store was rebuilt" in health.json()["stale_index"]
+    assert "p1" in _loaded(pair.reader)  # the old index, still in service
+
+    threading.Event().wait(1.1)  # a failed reload is tried again after at least a second
+    assert pair.sync_reader() == 0
+    assert _sync(pair.reader).reloads == 1
+    health = pair.reader.get("/health")
+    assert health.status_code == 200
+    assert health.json()["status"] == "ok"
+    assert health.json()["stale_index"] is None
