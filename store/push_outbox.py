@@ -374,7 +374,8 @@ def write_digest(tx: SqlTx, seeker_id: str, batch: PushBatch) -> str | None:
             )
     if not jobs:
         return None
-    link = f"{batch.rules.link_base.rstrip('/')}/seeker"
+    # The seeker page takes one job, so the digest links to its best job.
+    link = batch.rules.job_link(jobs[0].posting_id, lang)
     message = render_digest([job.line for job in jobs], link, lang)
     best = max(job.score for job in jobs)
     _insert_outbox(tx, push_id, seeker_id, "digest", None, best, consent["channel"], message, batch)

@@ -268,6 +268,8 @@ def test_digest_is_one_message(pushes: PushStore) -> None:
     digests = [row for row in pushes.outbox_rows("s1") if row["kind"] == "digest"]
     assert len(digests) == 1
     assert digests[0]["title"] == "按新的求职意向，有5个岗位适合您"
+    # p1 was pushed alone before, so the digest's best job is p2.
+    assert digests[0]["link"] == "http://127.0.0.1:8000/seeker?job=p2"
     again = pushes.write_pushes(PushBatch("t", [_candidate("s1", "p2", 0.99)], RULES, DAY))
     assert again == []
 
@@ -471,8 +473,9 @@ def test_digest_drops_inactive_posting(trigger_store: tuple[object, PushStore]) 
     assert claim.push["title"] == "按新的求职意向，有2个岗位适合您"
     assert (
         claim.push["body"]
-        == "会计p1（地铁约20分钟）；会计p3（地铁约20分钟）。详情：http://127.0.0.1:8000/seeker"
+        == "会计p1（地铁约20分钟）；会计p3（地铁约20分钟）。详情：http://127.0.0.1:8000/seeker?job=p1"
     )
+    assert claim.push["link"] == "http://127.0.0.1:8000/seeker?job=p1"
     assert claim.push["score"] == pytest.approx(0.9)
     assert pushes.outbox_rows()[0]["body"] == claim.push["body"]
     assert _shown(pushes) == ["p1", "p3"]
@@ -488,8 +491,12 @@ def test_digest_in_english_drops_posting(trigger_store: tuple[object, PushStore]
     assert claim.push is not None
     assert claim.push["title"] == "2 jobs match your new preferences"
     assert claim.push["body"] == (
-        "Accountant p2 (20 min); Accountant p3 (20 min). Details: http://127.0.0.1:8000/seeker"
+        "Accountant p2 (20 min); Accountant p3 (20 min)."
+        " Details: http://127.0.0.1:8000/seeker?job=p2&lang=en"
     )
+    # p1 was the first job, so the link moves to the first job left.
+    assert claim.push["link"] == "http://127.0.0.1:8000/seeker?job=p2&lang=en"
+    assert pushes.outbox_rows()[0]["link"] == claim.push["link"]
     assert claim.push["score"] == pytest.approx(0.8)
 
 
