@@ -531,7 +531,10 @@ class PushSettings(BaseSettings):
         "DOORSTEP_HOST and DOORSTEP_PORT.",
     )
     max_attempts: int = Field(
-        default=5, ge=1, description="Failed deliveries before a push is dead-lettered."
+        default=5,
+        ge=1,
+        description="Delivery attempts before a push is dead-lettered; each worker claim counts,"
+        " so a worker that dies while sending uses one.",
     )
     digest_size: int = Field(default=5, ge=1, description="Maximum jobs in one digest message.")
     embedded_worker: bool = Field(

@@ -64,7 +64,10 @@ class PushRules:
     link_base: str = "http://127.0.0.1:8000"
     """Base URL of the links in messages; the seeker page of the job is appended."""
     max_attempts: int = 5
-    """Failed deliveries after which a push goes to the dead-letter list."""
+    """Claims after which a push that is still not delivered goes to the dead-letter list.
+
+    A worker's claim counts as an attempt before it sends, so a worker that dies while
+    sending uses one up, and a push that crashes every worker still ends."""
     digest_size: int = 5
     """Most jobs listed in one preference-change digest."""
 

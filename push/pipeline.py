@@ -15,7 +15,9 @@ push ids. The steps of one push are:
    daily cap and attempt count are checked there), sends it through the seeker's
    channel, marks it delivered in the store, then acknowledges (``XACK``). A push
    already marked delivered is only acknowledged, so it is not sent again. A failed
-   send is recorded; after ``max_attempts`` the push moves to the dead-letter list.
+   send is recorded. Each claim counts as an attempt, so a worker that dies while
+   sending uses one up too; after ``max_attempts`` the push moves to the dead-letter
+   list.
 
 The embedded worker runs steps 1 and 3 in one thread, reading the outbox directly.
 """

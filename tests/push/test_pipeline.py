@@ -165,6 +165,19 @@ def test_failing_gateway_dead_letters(
     assert all("HTTP 500" in row["last_error"] for row in dead)
 
 
+def test_gateway_status_mobile_masked(pg_pushes: PushStore, gateway: FakeGateway) -> None:
+    rules = daytime_rules(max_attempts=1)
+    [push_id] = seed_pushes(pg_pushes, 1, rules)
+    mobile = Directory().address("sim-000000", "sms")
+    gateway.log.reject_status = f"number {mobile} is not reachable"
+    sms = SmsGatewayChannel(gateway.url, "k", "西安人社", Directory())
+    assert Deliverer(pg_pushes, {"sms": sms}, rules, FAST).deliver(push_id) == "failed"
+    [dead] = pg_pushes.dead_letters()
+    assert dead["push_id"] == push_id
+    assert mobile not in dead["last_error"]
+    assert "number ########### is not reachable" in dead["last_error"]
+
+
 def test_embedded_worker_fills_inbox(tmp_path: Path) -> None:
     store = PushStore.sqlite(tmp_path / "push.sqlite")
     rules = daytime_rules()

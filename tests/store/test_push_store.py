@@ -77,6 +77,34 @@ def test_consent_keeps_its_time(pushes: PushStore) -> None:
     assert later["opted_out_at"] == DAY + timedelta(hours=1)
 
 
+def test_consent_without_lang_keeps_it(pushes: PushStore) -> None:
+    assert pushes.set_consent("s1", consent=True, at=DAY)["lang"] == "zh"
+    pushes.set_consent("s1", consent=True, at=DAY, lang="en")
+    assert pushes.set_consent("s1", consent=False, at=DAY)["lang"] == "en"
+    assert pushes.set_consent("s1", consent=True, at=DAY)["lang"] == "en"
+    assert pushes.set_consent("s1", consent=True, at=DAY, lang="zh")["lang"] == "zh"
+
+
+def test_crashed_claims_dead_letter(pushes: PushStore) -> None:
+    _consent(pushes, "s1")
+    rules = dataclasses.replace(RULES, max_attempts=2)
+    pushes.write_pushes(PushBatch("t", [_candidate("s1", "p1", 0.9)], rules, DAY))
+    push_id = pushes.outbox_rows("s1")[0]["push_id"]
+    at = DAY
+    for attempt in (1, 2):
+        # The worker claims the push and dies before recording a result.
+        claim = pushes.claim(push_id, at, rules, LEASE)
+        assert claim.action == "send"
+        assert claim.push is not None
+        assert claim.push["attempts"] == attempt
+        at += LEASE + timedelta(seconds=1)
+    assert pushes.claim(push_id, at, rules, LEASE).action == "done"
+    dead = pushes.dead_letters()
+    assert [row["push_id"] for row in dead] == [push_id]
+    assert dead[0]["attempts"] == 2
+    assert dead[0]["last_error"].startswith("claimed 2 times without a recorded failure")
+
+
 def test_push_needs_consent(pushes: PushStore) -> None:
     _consent(pushes, "s1")
     pushes.set_consent("s3", consent=False, at=DAY)
