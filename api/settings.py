@@ -551,6 +551,13 @@ class PushSettings(BaseSettings):
         le=86_400,
         description="Seconds after which an undelivered queued push is queued again.",
     )
+    consumer_idle_s: float = Field(
+        default=3600,
+        ge=60,
+        le=7 * 86_400,
+        description="Seconds after which `doorstep worker` deletes a consumer of the Redis group"
+        " push-workers that has no pending entries, such as that of a worker that died.",
+    )
     retry_after_s: float = Field(
         default=60, ge=0, le=86_400, description="Seconds before a failed delivery is tried again."
     )
