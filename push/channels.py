@@ -100,17 +100,17 @@ SMS_MAX_CHARS = 500
 """Maximum characters of one SMS, signature and its 【】 included.
 
 Chinese SMS providers count every character (Chinese, Latin, digit, punctuation, space)
-as one, split a message longer than 70 into 67-character parts shown as one message,
-and reject a send longer than 500 characters (as 蓝队云 publishes its rules; other
-gateways may set a lower maximum)."""
+as one. They split a message longer than 70 into 67-character parts shown as one
+message, and reject a send longer than 500 characters, as 蓝队云 publishes its rules.
+Other gateways may set a lower maximum."""
 
 
 def sms_text(sign: str, push: OutgoingPush, max_chars: int = SMS_MAX_CHARS) -> str:
     """Return the text of a push's SMS: ``【sign】``, the title and the body.
 
-    The title names what the message is (for a digest, how many jobs match), so it is
-    sent even though the body repeats the job. A text longer than ``max_chars`` drops
-    the body for the link, which opens the full list, and is cut if still too long.
+    The title says what the message is, and for a digest how many jobs match. A text
+    longer than ``max_chars`` replaces the body with the link, and is cut if it is
+    still too long.
     """
     text = f"【{sign}】{push.title}\n{push.body}"
     if len(text) <= max_chars:

@@ -25,18 +25,18 @@ from urllib.parse import parse_qs, urlsplit
 
 @dataclass
 class GatewayLog:
-    """What a fake gateway received, and how it answers the next SMS requests."""
+    """What a fake gateway received, and how it replies to the next SMS requests."""
 
     requests: list[dict[str, Any]] = field(default_factory=list)
     accepted_keys: dict[str, int] = field(default_factory=dict)
     """SMS idempotency key to the number of requests that carried it."""
     fail_next: int = 0
-    """Number of coming SMS requests to answer with HTTP 500."""
+    """Number of coming SMS requests that get HTTP 500."""
     reject_status: str | None = None
-    """When set, every SMS request is answered HTTP 200 with this status (not accepted)."""
+    """When set, every SMS request gets HTTP 200 with this status, which is not accepted."""
     token_count: int = 0
     delay_s: float = 0.0
-    """Seconds each SMS request waits before it is answered, like a remote gateway."""
+    """Seconds each SMS request waits for its reply, like a remote gateway."""
     expire_token_once: bool = False
     echo: bool = False
     """Print each SMS received, with the recipient masked (the command-line mode)."""

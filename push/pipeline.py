@@ -144,8 +144,9 @@ for _, fields in ipairs(consumers) do
 end
 return deleted
 """
-"""Lua script that deletes the consumers of group ARGV[1] on stream KEYS[1] that have no
-pending entries and were idle at least ARGV[2] ms; returns their names.
+"""Lua script that deletes idle consumers of group ARGV[1] on stream KEYS[1]; returns their names.
+
+A consumer is deleted when it has no pending entries and was idle at least ARGV[2] ms.
 
 Checking and deleting in one script means no consumer gets an entry in between, so
 ``XGROUP DELCONSUMER`` never drops a pending entry. Redis 7.0 does not reset ``idle``
