@@ -111,7 +111,10 @@ class GatewayHandler(BaseHTTPRequestHandler):
         self.log.accepted_keys[key] = self.log.accepted_keys.get(key, 0) + 1
         if self.log.echo:
             to = re.sub(r"\d(?=\d{4})", "*", str(body.get("to", "")))
-            print(f"SMS {key} to {to}{' (duplicate)' if seen else ''}:\n{body.get('text')}\n")
+            print(
+                f"SMS {key} to {to}{' (duplicate)' if seen else ''}:\n{body.get('text')}\n",
+                flush=True,
+            )
         self._reply(200, {"status": "duplicate" if seen else "ok"})
 
 

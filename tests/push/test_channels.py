@@ -3,10 +3,10 @@
 import pytest
 
 from push.channels import (
+    SMS_MAX_CHARS,
     ChannelError,
     OutgoingPush,
     RecipientMissingError,
-    SMS_MAX_CHARS,
     SmsGatewayChannel,
     WeChatSubscribeChannel,
     sms_text,
