@@ -15,6 +15,7 @@
 
 import logging
 from datetime import UTC, datetime
+from pathlib import Path as PathLib
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Path, Query, Request, Response, status
@@ -33,7 +34,8 @@ from api.security.identity import Principal
 from api.security.masking import generalise_home, mask_mobile, mask_name
 from api.seeker_accounts import ProfileInput, SavedProfile, SeekerAccountService, row_dict
 from geo.crs import CoordSys, from_wgs84, parse_coord_sys, validate_and_convert
-from geo.errors import InvalidCoordinateError
+from geo.errors import DataSourceError, InvalidCoordinateError
+from matching.occupation import occupation_codes
 from matching.recommend import Recommender, SeekerNotFoundError
 from matching.seeker_profile import ProfileFieldError
 from push.service import PushService
@@ -75,7 +77,8 @@ class ProfileIn(BaseModel):
     occupation_wish_code: str = Field(
         "",
         pattern=r"^(\d-\d{2}-\d{2}-\d{2})?$",
-        description="2022 occupation code, e.g. 2-02-10-03.",
+        description="Code of a level-4 occupation (细类) of the 2022 classification, e.g."
+        " 2-02-10-03; empty for none.",
     )
     keywords: list[Annotated[str, Field(min_length=1, max_length=20)]] = Field(
         default=[], max_length=10
@@ -222,8 +225,9 @@ def save_profile(request: Request, profile: ProfileInput) -> SavedProfile:
             "salary_wish_max is below salary_wish_min; expected max >= min",
             "期望月薪上限 salary_wish_max 不能低于下限 salary_wish_min",
         )
-    principal: Principal = request.state.principal
     state = request.app.state
+    check_occupation_wish(profile.occupation_wish_code, state.settings.data.data_dir)
+    principal: Principal = request.state.principal
     pushes: PushService | None = state.push_service if state.settings.push.enabled else None
     service = accounts_service(request)
 
@@ -236,6 +240,37 @@ def save_profile(request: Request, profile: ProfileInput) -> SavedProfile:
     state.cache.delete_prefix(seeker_cache_prefix(saved.seeker_id))
     request.state.audit_recorded = True
     return saved
+
+
+_unchecked_occupation_folders: set[PathLib] = set()
+"""Data folders without the classification, each logged once."""
+
+
+def check_occupation_wish(code: str, data_dir: PathLib) -> None:
+    """Raise ProfileFieldError unless ``code`` is empty or a level-4 occupation code.
+
+    The codes are those of the 2022 classification in ``data_dir``, which the postings'
+    codes come from. The message never quotes the code. Without the classification
+    file only the D-DD-DD-DD form (checked by the request model) applies.
+    """
+    if not code:
+        return
+    folder = data_dir.resolve()
+    try:
+        known = occupation_codes(folder)
+    except DataSourceError as err:
+        if folder not in _unchecked_occupation_folders:
+            _unchecked_occupation_folders.add(folder)
+            logger.warning("occupation_wish_code is checked by its form only: %s", err)
+        return
+    if code not in known:
+        raise ProfileFieldError(
+            "occupation_wish_code",
+            "occupation_wish_code is not an occupation of the 2022 classification; expected"
+            " the D-DD-DD-DD code of a level-4 occupation (细类), such as 2-02-10-03",
+            "期望职业代码 occupation_wish_code 不是2022版职业分类大典中的职业（细类），"
+            "请填写完整的细类代码，如 2-02-10-03",
+        )
 
 
 @router.get(

@@ -45,7 +45,10 @@ class ConsentIn(BaseModel):
     # Strict, so that "yes", 1 or "on" are rejected: consent must be an explicit true.
     consent: StrictBool = Field(description="true gives explicit consent; false opts out.")
     channel: Literal["inbox", "sms", "wechat"] = Field(default="inbox")
-    lang: Literal["zh", "en"] = Field(default="zh", description="Language of the messages.")
+    lang: Literal["zh", "en"] | None = Field(
+        default=None,
+        description="Language of the messages; omitted keeps the stored one (zh at first).",
+    )
 
 
 class ConsentOut(BaseModel):
@@ -70,15 +73,20 @@ class InboxMessage(BaseModel):
 
 
 class DeadLetter(BaseModel):
-    """A push that failed ``max_attempts`` times, without its message text."""
+    """A push claimed ``max_attempts`` times without delivery, without its message text."""
 
     push_id: str
     seeker_id: str
     kind: str
     posting_id: str | None
     channel: str
-    attempts: int
-    last_error: str | None
+    attempts: int = Field(
+        description="Claims of the push; a worker that died while sending counts as one."
+    )
+    last_error: str | None = Field(
+        description="The last failure: the gateway's HTTP status or masked status, or the"
+        " claims without a recorded failure."
+    )
     created_at: datetime
 
 
@@ -97,7 +105,8 @@ class PreferencesIn(BaseModel):
     occupation_wish_code: str | None = Field(
         default=None,
         pattern=r"^\d-\d{2}-\d{2}-\d{2}$",
-        description="2022 occupation code of a detailed occupation (细类), e.g. 2-02-10-03.",
+        description="Code of a level-4 occupation (细类) of the 2022 classification, e.g."
+        " 2-02-10-03; an unknown code or a higher level (2-02-10-00) is rejected.",
     )
     keywords: list[Annotated[str, Field(min_length=1, max_length=20)]] = Field(
         default=[], max_length=10
@@ -116,7 +125,11 @@ class DigestOut(BaseModel):
     """Outcome of a preference change: at most one digest push."""
 
     digest_push_id: str | None = Field(description="None when nothing new qualifies or no consent.")
-    jobs: int = Field(description="Jobs the seeker now qualifies for, before de-duplication.")
+    jobs: int = Field(
+        description="Qualifying jobs found, best first, before jobs already shown are dropped;"
+        " capped at 4 x DOORSTEP_PUSH_DIGEST_SIZE (20 by default), so the true count may be"
+        " higher."
+    )
 
 
 class PostingStateIn(BaseModel):

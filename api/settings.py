@@ -531,7 +531,10 @@ class PushSettings(BaseSettings):
         "DOORSTEP_HOST and DOORSTEP_PORT.",
     )
     max_attempts: int = Field(
-        default=5, ge=1, description="Failed deliveries before a push is dead-lettered."
+        default=5,
+        ge=1,
+        description="Delivery attempts before a push is dead-lettered; each worker claim counts,"
+        " so a worker that dies while sending uses one.",
     )
     digest_size: int = Field(default=5, ge=1, description="Maximum jobs in one digest message.")
     embedded_worker: bool = Field(
@@ -547,6 +550,13 @@ class PushSettings(BaseSettings):
         gt=0,
         le=86_400,
         description="Seconds after which an undelivered queued push is queued again.",
+    )
+    consumer_idle_s: float = Field(
+        default=3600,
+        ge=60,
+        le=7 * 86_400,
+        description="Seconds after which `doorstep worker` deletes a consumer of the Redis group"
+        " push-workers that has no pending entries, such as that of a worker that died.",
     )
     retry_after_s: float = Field(
         default=60, ge=0, le=86_400, description="Seconds before a failed delivery is tried again."

@@ -11,6 +11,7 @@ with weight :data:`DESCRIPTION_WEIGHT`, which breaks ties between aliases.
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 from collections.abc import Sequence
@@ -126,6 +127,22 @@ def load_occupations(data_dir: Path) -> pd.DataFrame:
         raise DataSourceError(f"{path} lacks columns {missing}; expected {list(CSCO_COLUMNS)}")
     frame["level"] = frame["level"].astype(int)
     return frame
+
+
+@functools.cache
+def occupation_codes(data_dir: Path) -> frozenset[str]:
+    """Return the codes of the level-4 occupations (细类) in ``data_dir``, read once per folder.
+
+    These are the codes the classifier gives postings. Some end in ``-00``, such as
+    ``2-06-03-00`` (会计专业人员), a 小类 that the classification does not divide further.
+
+    Raises
+    ------
+    DataSourceError
+        When the classification file is missing or malformed.
+    """
+    frame = load_occupations(data_dir)
+    return frozenset(frame.loc[frame["level"] == 4, "code"])
 
 
 def load_testcases(data_dir: Path) -> pd.DataFrame:

@@ -498,13 +498,13 @@ def _candidate(
         home = (float(row.home_lon), float(row.home_lat))
         route = network.route(home, (float(posting["lon"]), float(posting["lat"])), "transit")
         metro = any(leg.kind == LegKind.METRO for leg in route.legs)
-    link = rules.job_link(str(posting["posting_id"]))
     title = str(posting.get("title") or "")
     company = str(posting.get("company") or "")
     messages: dict[Lang, PushMessage] = {}
     lines: dict[Lang, str] = {}
     for lang in LANGS:
         commute = commute_label(row.commute_min, row.commute_mode, lang, metro=metro)
+        link = rules.job_link(str(posting["posting_id"]), lang)
         messages[lang] = render_message(title, company, commute, link, lang)
         lines[lang] = f"{title}（{commute}）" if lang == "zh" else f"{title} ({commute})"
     return PushCandidate(

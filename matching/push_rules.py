@@ -13,10 +13,11 @@ import logging
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Literal
-from urllib.parse import quote
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 from zoneinfo import ZoneInfo
 
 from geo.errors import DoorstepError
+from geo.transit.itinerary import whole_minutes
 
 logger = logging.getLogger(__name__)
 
@@ -63,7 +64,10 @@ class PushRules:
     link_base: str = "http://127.0.0.1:8000"
     """Base URL of the links in messages; the seeker page of the job is appended."""
     max_attempts: int = 5
-    """Failed deliveries after which a push goes to the dead-letter list."""
+    """Claims after which a push that is still not delivered goes to the dead-letter list.
+
+    A worker's claim counts as an attempt before it sends, so a worker that dies while
+    sending uses one up, and a push that crashes every worker still ends."""
     digest_size: int = 5
     """Most jobs listed in one preference-change digest."""
 
@@ -119,9 +123,18 @@ class PushRules:
         """Return the calendar day of ``at`` in the rules' zone, the unit of the daily cap."""
         return _local(at, self.zone).date()
 
-    def job_link(self, posting_id: str) -> str:
-        """Return the seeker-page link of one posting."""
-        return f"{self.link_base.rstrip('/')}/seeker?job={quote(posting_id, safe='')}"
+    def job_link(self, posting_id: str, lang: Lang = "zh") -> str:
+        """Return the seeker-page link of one posting, with ``lang=en`` for English messages."""
+        link = f"{self.link_base.rstrip('/')}/seeker?job={quote(posting_id, safe='')}"
+        return link if lang == "zh" else f"{link}&lang={lang}"
+
+
+def relink_job(link: str, posting_id: str) -> str:
+    """Return ``link`` with its ``job`` query parameter set to ``posting_id``, others kept."""
+    parts = urlsplit(link)
+    kept = [(key, value) for key, value in parse_qsl(parts.query) if key != "job"]
+    query = urlencode([("job", posting_id), *kept], safe="", quote_via=quote)
+    return urlunsplit(parts._replace(query=query))
 
 
 def _local(at: datetime, zone: ZoneInfo) -> datetime:
@@ -133,10 +146,12 @@ def _local(at: datetime, zone: ZoneInfo) -> datetime:
 def commute_label(minutes: float, mode: str, lang: Lang = "zh", *, metro: bool = False) -> str:
     """Return the commute as a push shows it, such as ``地铁约20分钟`` or ``about 20 min by bike``.
 
-    Minutes are rounded up to the next 5 above 10 minutes, because the model is an estimate.
+    Minutes are rounded to whole minutes as the recommendations' itinerary rounds them
+    (:func:`geo.transit.itinerary.whole_minutes`), so a short walk reads the same in both.
+    Above 10 minutes they are rounded up to the next 5, because the model is an estimate.
     ``metro`` names a transit trip that rides the metro as 地铁.
     """
-    shown = max(1, int(-(-minutes // 1)))
+    shown = whole_minutes(minutes)
     if shown > 10:
         shown = int(-(-shown // 5) * 5)
     if lang == "en":

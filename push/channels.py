@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from geo.errors import DoorstepError
-from push.sms_http import GatewayError, SmsHttpClient, check_endpoint, request_json
+from push.sms_http import GatewayError, SmsHttpClient, check_endpoint, request_json, safe_status
 
 logger = logging.getLogger(__name__)
 
@@ -96,6 +96,31 @@ def _address(directory: RecipientDirectory, push: OutgoingPush, channel: str) ->
         raise RecipientMissingError(f"no_{channel}_address") from err
 
 
+SMS_MAX_CHARS = 500
+"""Maximum characters of one SMS, signature and its 【】 included.
+
+Chinese SMS providers count every character (Chinese, Latin, digit, punctuation, space)
+as one. They split a message longer than 70 into 67-character parts shown as one
+message, and reject a send longer than 500 characters, as 蓝队云 publishes its rules.
+Other gateways may set a lower maximum."""
+
+
+def sms_text(sign: str, push: OutgoingPush, max_chars: int = SMS_MAX_CHARS) -> str:
+    """Return the text of a push's SMS: ``【sign】``, the title and the body.
+
+    The title says what the message is, and for a digest how many jobs match. A text
+    longer than ``max_chars`` replaces the body with the link, and is cut if it is
+    still too long.
+    """
+    text = f"【{sign}】{push.title}\n{push.body}"
+    if len(text) <= max_chars:
+        return text
+    shortened = f"【{sign}】{push.title}\n{push.link}"
+    if len(shortened) <= max_chars:
+        return shortened
+    return shortened[: max_chars - 1] + "…"
+
+
 class SmsGatewayChannel:
     """An SMS gateway's HTTP API through :class:`push.sms_http.SmsHttpClient`.
 
@@ -135,7 +160,7 @@ class SmsGatewayChannel:
         """Send one SMS; raise ChannelError unless the gateway accepted it."""
         mobile = _address(self._directory, push, self.name)
         try:
-            self._client.send(mobile, f"【{self._sign}】{push.body}", push.push_id)
+            self._client.send(mobile, sms_text(self._sign, push), push.push_id)
         except GatewayError as err:
             raise ChannelError(f"push {push.push_id}: {err}") from err
 
@@ -194,10 +219,12 @@ class WeChatSubscribeChannel:
         reply = self._send_once(body, fresh_token=False)
         if reply.get("errcode") in (40001, 42001):
             reply = self._send_once(body, fresh_token=True)
-        if reply.get("errcode", 0) != 0:
+        errcode = reply.get("errcode", 0)
+        if errcode != 0:
+            # errmsg is masked like an SMS status, because the error is shown to administrators.
+            code = str(errcode) if isinstance(errcode, int) else safe_status(errcode)
             raise ChannelError(
-                f"push {push.push_id}: WeChat errcode {reply.get('errcode')}"
-                f" {reply.get('errmsg')!r}"
+                f"push {push.push_id}: WeChat errcode {code} {safe_status(reply.get('errmsg'))!r}"
             )
 
     def _send_once(self, body: dict[str, Any], *, fresh_token: bool) -> dict[str, Any]:

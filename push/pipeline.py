@@ -15,7 +15,9 @@ push ids. The steps of one push are:
    daily cap and attempt count are checked there), sends it through the seeker's
    channel, marks it delivered in the store, then acknowledges (``XACK``). A push
    already marked delivered is only acknowledged, so it is not sent again. A failed
-   send is recorded; after ``max_attempts`` the push moves to the dead-letter list.
+   send is recorded. Each claim counts as an attempt, so a worker that dies while
+   sending uses one up too; after ``max_attempts`` the push moves to the dead-letter
+   list.
 
 The embedded worker runs steps 1 and 3 in one thread, reading the outbox directly.
 """
@@ -65,6 +67,11 @@ class PipelineOptions:
     idle_sleep_s: float = 0.5
     backoff_max_s: float = 5.0
     """Maximum wait between attempts to reach Redis or the store after an error."""
+    consumer_idle_s: float = 3600.0
+    """Idle time after which the relay deletes a consumer of the group that has no pending
+    entries, such as the consumer of a worker that died (:func:`delete_idle_consumers`)."""
+    consumer_check_s: float = 300.0
+    """Seconds between the relay's checks for idle consumers."""
     stream_retention_s: float = 86_400.0
     """Age after which the relay trims stream entries (``XTRIM MINID``). By then each entry
     was handled or its push was queued again from the store. The stream is never
@@ -120,6 +127,58 @@ def xadd_batch(client: redis.Redis, stream: str, push_ids: list[str]) -> int:
         raise ValueError("push_id is invalid; expected non-empty ids without a newline")
     script = client.register_script(XADD_BATCH_SCRIPT)
     return int(script(keys=[stream], args=[joined]))
+
+
+DELETE_IDLE_CONSUMERS_SCRIPT = """
+local deleted = {}
+local consumers = redis.call('XINFO', 'CONSUMERS', KEYS[1], ARGV[1])
+for _, fields in ipairs(consumers) do
+    local info = {}
+    for i = 1, #fields, 2 do
+        info[fields[i]] = fields[i + 1]
+    end
+    if info['pending'] == 0 and info['idle'] >= tonumber(ARGV[2]) then
+        redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], info['name'])
+        table.insert(deleted, info['name'])
+    end
+end
+return deleted
+"""
+"""Lua script that deletes idle consumers of group ARGV[1] on stream KEYS[1]; returns their names.
+
+A consumer is deleted when it has no pending entries and was idle at least ARGV[2] ms.
+
+Checking and deleting in one script means no consumer gets an entry in between, so
+``XGROUP DELCONSUMER`` never drops a pending entry. Redis 7.0 does not reset ``idle``
+when a read returns nothing, so a live worker that saw no entry for that long is deleted
+too. That is harmless: its next ``XREADGROUP`` or ``XAUTOCLAIM`` creates the consumer
+again, and a read blocked at the time still receives the next entry (checked by hand
+on redis-server 7.0.15).
+"""
+
+
+def delete_idle_consumers(client: redis.Redis, keys: "StreamKeys", idle_s: float) -> list[str]:
+    """Delete the group's consumers idle at least ``idle_s`` seconds with no pending entries.
+
+    Returns their names; an empty list when the stream or the group does not exist yet.
+    """
+    script = client.register_script(DELETE_IDLE_CONSUMERS_SCRIPT)
+    try:
+        deleted: Any = script(keys=[keys.stream], args=[keys.group, int(idle_s * 1000)])
+    except redis.ResponseError as err:
+        if "NOGROUP" in str(err) or "no such key" in str(err):
+            return []
+        raise
+    names = [name.decode() if isinstance(name, bytes) else str(name) for name in deleted]
+    if names:
+        logger.info(
+            "deleted %d idle consumers of %s on %s: %s",
+            len(names),
+            keys.group,
+            keys.stream,
+            ", ".join(names),
+        )
+    return names
 
 
 class Deliverer:
@@ -219,6 +278,7 @@ class StreamRelay:
         self.keys = keys
         self.options = options
         self.clock = clock
+        self._consumers_checked: float | None = None
 
     def relay_once(self) -> int:
         """Queue one batch of due pushes on the stream; return how many were added.
@@ -236,12 +296,25 @@ class StreamRelay:
         logger.debug("relayed %d pushes to %s", len(rows), self.keys.stream)
         return len(rows)
 
+    def delete_idle_consumers(self) -> list[str]:
+        """Delete idle consumers without pending entries once per ``consumer_check_s``."""
+        now = time.monotonic()
+        last = self._consumers_checked
+        if last is not None and now - last < self.options.consumer_check_s:
+            return []
+        self._consumers_checked = now
+        return delete_idle_consumers(self.client, self.keys, self.options.consumer_idle_s)
+
     def run(self, stop: threading.Event) -> None:
-        """Relay until ``stop`` is set, backing off while Redis or the store fails."""
+        """Relay until ``stop`` is set, backing off while Redis or the store fails.
+
+        At start and then every ``consumer_check_s`` it also deletes idle consumers.
+        """
         backoff = Backoff("push relay", self.options.backoff_max_s)
         logger.info("push relay started on %s", self.keys.stream)
         while not stop.is_set():
             try:
+                self.delete_idle_consumers()
                 moved = self.relay_once()
             except (redis.RedisError, OSError, psycopg.Error, sqlite3.Error) as err:
                 backoff.failed(err, stop)

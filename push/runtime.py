@@ -66,6 +66,7 @@ def pipeline_options(settings: "PushSettings") -> PipelineOptions:
         relay_lease_s=settings.relay_lease_s,
         retry_after_s=settings.retry_after_s,
         autoclaim_idle_ms=int(settings.claim_lease_s * 1000),
+        consumer_idle_s=settings.consumer_idle_s,
     )
 
 

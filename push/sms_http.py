@@ -15,11 +15,14 @@ A reply ``{"status": "ok"}`` or ``{"status": "duplicate"}`` (the key was accepte
 before) counts as delivered. A timeout, a connection error, a non-2xx status, a reply
 that is not a JSON object or any other status raises :class:`GatewayError`, whose
 message names the gateway's host and the failure but never the recipient or the text.
+The message is stored as the push's ``last_error`` and shown on the dead-letter list,
+so a status the gateway returns is quoted only through :func:`safe_status`.
 """
 
 import hashlib
 import hmac
 import json
+import re
 import secrets
 import time
 import urllib.error
@@ -33,6 +36,33 @@ from geo.errors import DoorstepError
 SEND_PATH = "/sms/send"
 
 ACCEPTED_STATUSES = frozenset({"ok", "duplicate"})
+
+
+KNOWN_ERROR_STATUSES = frozenset(
+    {"error", "rejected", "invalid_number", "blacklisted", "rate_limited", "unauthorized",
+     "invalid_signature", "insufficient_balance", "content_rejected"}
+)  # fmt: skip
+"""Error statuses quoted as the gateway sent them; any other status is masked."""
+
+MAX_STATUS_CHARS = 40
+"""Characters of an unknown status kept in an error message."""
+
+_DIGITS = re.compile(r"\d")
+
+
+def safe_status(status: object) -> str:
+    """Return a gateway status safe to store and show to administrators.
+
+    A status in :data:`KNOWN_ERROR_STATUSES` is returned as it is. Any other value has
+    every digit replaced by ``#`` and is cut to :data:`MAX_STATUS_CHARS`, because a
+    gateway may echo the recipient's mobile number in it.
+    """
+    if isinstance(status, str) and status in KNOWN_ERROR_STATUSES:
+        return status
+    if status is None:
+        return "missing"
+    text = _DIGITS.sub("#", str(status))
+    return text if len(text) <= MAX_STATUS_CHARS else text[:MAX_STATUS_CHARS] + "…"
 
 
 class GatewayError(DoorstepError, OSError):
@@ -125,5 +155,6 @@ class SmsHttpClient:
         if status not in ACCEPTED_STATUSES:
             host = urllib.parse.urlsplit(self.url).netloc
             raise GatewayError(
-                f"gateway {host} did not accept message {client_ref}: status {status!r}"
+                f"gateway {host} did not accept message {client_ref}:"
+                f" status {safe_status(status)!r}"
             )

@@ -12,7 +12,7 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
-from matching.push_rules import Lang, render_digest
+from matching.push_rules import Lang, relink_job, render_digest
 from store.push_sql import SqlTx
 
 logger = logging.getLogger(__name__)
@@ -65,9 +65,9 @@ def drop_digest_jobs(
 
     The dropped jobs lose their ``push_shown`` rows, because the seeker never saw them,
     so a posting activated again can be pushed to the seeker later. When jobs remain,
-    the outbox row's title, body and score are rendered again from them, and ``push``
-    (the claimed row) is updated to match. When none remain the text is left as it was
-    and the caller skips the push.
+    the outbox row's title, body, link (to the first remaining job) and score are rendered
+    again from them, and ``push`` (the claimed row) is updated to match. When none remain
+    the text is left as it was and the caller skips the push.
     """
     push_id = str(push["push_id"])
     dropped = [job.posting_id for job in jobs if job.posting_id in closed]
@@ -82,13 +82,14 @@ def drop_digest_jobs(
         )
     remaining = [job for job in jobs if job.posting_id not in closed]
     if dropped and remaining:
-        message = render_digest([job.line for job in remaining], str(push["link"]), lang)
+        link = relink_job(str(push["link"]), remaining[0].posting_id)
+        message = render_digest([job.line for job in remaining], link, lang)
         best = max(job.score for job in remaining)
         tx.execute(
-            "UPDATE push_outbox SET title = ?, body = ?, score = ? WHERE push_id = ?",
-            (message.title, message.body, best, push_id),
+            "UPDATE push_outbox SET title = ?, body = ?, link = ?, score = ? WHERE push_id = ?",
+            (message.title, message.body, link, best, push_id),
         )
-        push.update(title=message.title, body=message.body, score=best)
+        push.update(title=message.title, body=message.body, link=link, score=best)
     if dropped:
         logger.info(
             "digest push %s: dropped %d jobs of inactive postings, %d remain",

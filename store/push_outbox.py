@@ -45,6 +45,12 @@ CHANNELS = ("inbox", "sms", "wechat")
 POSTING_INACTIVE = "posting_inactive"
 """Skip reason of a push whose posting was deactivated before it was sent."""
 
+CLAIMS_WITHOUT_RESULT = (
+    "claimed {attempts} times without a recorded failure; each claim counts as an attempt,"
+    " so these were workers that died or overran the claim lease while sending"
+)
+"""Dead-letter reason of a push whose attempts were all used up by claims with no result."""
+
 ShownScorer = Callable[[Sequence[tuple[str, str]]], dict[tuple[str, str], float]]
 """Re-scores (seeker id, posting id) pairs on the scale of a batch's scores."""
 
@@ -121,15 +127,18 @@ def ensure_sqlite_tables(tx: SqlTx) -> None:
 
 
 def set_consent(
-    tx: SqlTx, seeker_id: str, *, consent: bool, at: datetime, channel: str, lang: Lang
+    tx: SqlTx, seeker_id: str, *, consent: bool, at: datetime, channel: str, lang: Lang | None
 ) -> dict[str, Any]:
     """Store a seeker's explicit consent (with its time) or opt-out, and return the row.
 
     An opt-out keeps the earlier consent time for the record; a later consent clears
-    the opt-out.
+    the opt-out. ``lang`` None keeps the stored language (``zh`` for a new row).
     """
     if channel not in CHANNELS:
         raise ValueError(f"channel {channel!r} is invalid; expected one of {list(CHANNELS)}")
+    if lang is None:
+        stored = read_consent(tx, seeker_id)
+        lang = "zh" if stored is None else stored["lang"]
     now = tx.time(at)
     if consent:
         tx.execute(
@@ -411,7 +420,8 @@ def write_digest(tx: SqlTx, seeker_id: str, batch: PushBatch) -> str | None:
             )
     if not jobs:
         return None
-    link = f"{batch.rules.link_base.rstrip('/')}/seeker"
+    # The seeker page takes one job, so the digest links to its best job.
+    link = batch.rules.job_link(jobs[0].posting_id, lang)
     message = render_digest([job.line for job in jobs], link, lang)
     best = max(job.score for job in jobs)
     _insert_outbox(tx, push_id, seeker_id, "digest", None, best, consent["channel"], message, batch)
@@ -505,7 +515,9 @@ def claim_push(tx: SqlTx, push_id: str, now: datetime, rules: PushRules, lease: 
         )
         return Claim("done")
     if push["attempts"] >= rules.max_attempts:
-        _dead(tx, push_id, push.get("last_error") or "too many attempts")
+        # attempts counts claims, so a worker that died while sending used one up.
+        reason = push.get("last_error") or CLAIMS_WITHOUT_RESULT.format(attempts=push["attempts"])
+        _dead(tx, push_id, reason)
         return Claim("done")
 
     day = rules.local_day(now)

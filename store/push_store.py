@@ -95,9 +95,12 @@ class PushStore:
         consent: bool,
         at: datetime,
         channel: str = "inbox",
-        lang: Lang = "zh",
+        lang: Lang | None = None,
     ) -> dict[str, Any]:
-        """Store a seeker's consent with its time, or their opt-out; return the stored row."""
+        """Store a seeker's consent with its time, or their opt-out; return the stored row.
+
+        ``lang`` None keeps the stored language, ``zh`` for a seeker without a row.
+        """
         with self._transaction() as tx:
             return push_outbox.set_consent(
                 tx, seeker_id, consent=consent, at=at, channel=channel, lang=lang

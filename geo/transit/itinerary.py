@@ -85,12 +85,13 @@ def merge_walks(legs: list[Leg]) -> tuple[Leg, ...]:
     return tuple(leg for leg in merged if not (leg.kind is LegKind.WALK and leg.minutes <= 0))
 
 
-def _whole_minutes(minutes: float) -> int:
+def whole_minutes(minutes: float) -> int:
+    """Return ``minutes`` rounded to the nearest whole minute (half to even), at least 1."""
     return max(1, round(minutes))
 
 
 def _leg_text_zh(leg: Leg) -> str:
-    minutes = _whole_minutes(leg.minutes)
+    minutes = whole_minutes(leg.minutes)
     if leg.kind is LegKind.METRO:
         return f"{leg.line_name_zh} {leg.from_zh}→{leg.to_zh}（{leg.stops}站）"
     if leg.kind is LegKind.BUS:
@@ -105,7 +106,7 @@ def _leg_text_zh(leg: Leg) -> str:
 
 
 def _leg_text_en(leg: Leg) -> str:
-    minutes = _whole_minutes(leg.minutes)
+    minutes = whole_minutes(leg.minutes)
     if leg.kind is LegKind.METRO:
         stops = "stop" if leg.stops == 1 else "stops"
         return f"Metro {leg.line_name_en} {leg.from_en}→{leg.to_en} ({leg.stops} {stops})"

@@ -275,6 +275,67 @@ def test_preferences_reject_partial_occupation(client: TestClient, code: str) ->
     assert "occupation_wish_code" in response.text
 
 
+@pytest.mark.parametrize("code", ["9-99-99-99", "2-02-10-00", "2-06-00-00"])
+def test_preferences_reject_unknown_occupation(client: TestClient, code: str) -> None:
+    _, headers = _seeker_headers(client)
+    _register(client, headers)
+    body = {
+        "home_lon": 108.9410, "home_lat": 34.2590, "max_commute_min": 60,
+        "occupation_wish_code": code,
+    }  # fmt: skip
+    response = client.patch("/v1/seeker/preferences", headers=headers, json=body)
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"] == ["body", "occupation_wish_code"]
+    assert "level-4 occupation" in response.text
+    assert code not in response.text
+    profile = client.get("/v1/me/profile", headers=headers).json()
+    assert profile["occupation_wish_code"] == ""  # the rejected change stored nothing
+
+
+@pytest.mark.parametrize("code", ["9-99-99-99", "2-02-10-00"])
+def test_profile_rejects_unknown_occupation(client: TestClient, code: str) -> None:
+    _, headers = _seeker_headers(client)
+    profile = {
+        "home": {"lon": 108.9410, "lat": 34.2590}, "max_commute_min": 30,
+        "occupation_wish_code": code,
+    }  # fmt: skip
+    response = client.put("/v1/me/profile", headers=headers, json=profile)
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"] == ["body", "occupation_wish_code"]
+    assert code not in response.text
+
+
+# 2-06-03-00 (会计专业人员) is a level-4 occupation although its last part is 00.
+@pytest.mark.parametrize("code", ["2-02-10-03", "2-06-03-00"])
+def test_preferences_keep_known_occupation(client: TestClient, code: str) -> None:
+    _, headers = _seeker_headers(client)
+    _register(client, headers)
+    body = {
+        "home_lon": 108.9410, "home_lat": 34.2590, "max_commute_min": 60,
+        "occupation_wish_code": code,
+    }  # fmt: skip
+    response = client.patch("/v1/seeker/preferences", headers=headers, json=body)
+    assert response.status_code == 200, response.text
+    profile = client.get("/v1/me/profile", headers=headers).json()
+    assert profile["occupation_wish_code"] == code
+
+
+def test_consent_without_lang_keeps_english(client: TestClient) -> None:
+    _, headers = _seeker_headers(client)
+    english = {"consent": True, "lang": "en"}
+    assert (
+        client.put("/v1/seeker/push-consent", headers=headers, json=english).json()["lang"] == "en"
+    )
+    for consent in (False, True):
+        response = client.put("/v1/seeker/push-consent", headers=headers, json={"consent": consent})
+        assert response.json()["lang"] == "en"
+
+
+def test_digest_jobs_documented_as_capped(client: TestClient) -> None:
+    schema = client.get("/openapi.json").json()["components"]["schemas"]["DigestOut"]
+    assert "capped at 4 x DOORSTEP_PUSH_DIGEST_SIZE" in schema["properties"]["jobs"]["description"]
+
+
 def test_posting_state_must_be_json_bool(client: TestClient, posting_id: str) -> None:
     staff = log_in_staff(client, "district:610103")
     response = client.patch(

@@ -98,7 +98,8 @@ def test_fanout_message_has_no_personal_field(homes: SeekerHomes) -> None:
     assert body.startswith("甲公司招聘会计，")
     assert "near" not in body
     assert "108.95" not in body
-    assert found[0].messages["en"].link.endswith("/seeker?job=p1")
+    assert found[0].messages["zh"].link.endswith("/seeker?job=p1")
+    assert found[0].messages["en"].link.endswith("/seeker?job=p1&lang=en")
 
 
 def test_digest_lists_qualifying_jobs() -> None:

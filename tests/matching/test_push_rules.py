@@ -4,10 +4,12 @@ from datetime import UTC, date, datetime, time
 
 import pytest
 
+from geo.transit.itinerary import Leg, LegKind, Route
 from matching.push_rules import (
     PushRuleError,
     PushRules,
     commute_label,
+    relink_job,
     render_digest,
     render_message,
 )
@@ -63,9 +65,9 @@ def test_invalid_rules_name_the_field() -> None:
     [
         (18.2, "transit", True, "zh", "地铁约20分钟"),
         (18.2, "transit", False, "zh", "公交地铁约20分钟"),
-        (7.4, "walk", False, "zh", "步行约8分钟"),
+        (7.4, "walk", False, "zh", "步行约7分钟"),
         (31.0, "bike", False, "en", "about 35 min by bike"),
-        (7.4, "walk", False, "en", "about 8 min on foot"),
+        (7.4, "walk", False, "en", "about 7 min on foot"),
         (12.0, "drive", False, "en", "about 15 min by car"),
         (18.2, "transit", True, "en", "about 20 min by metro"),
     ],
@@ -84,6 +86,21 @@ def test_message_has_job_commute_link() -> None:
 
 def test_job_link_escapes_id() -> None:
     assert RULES.job_link("a b/c") == "http://127.0.0.1:8000/seeker?job=a%20b%2Fc"
+
+
+def test_job_link_english_page() -> None:
+    assert RULES.job_link("p1", "en") == "http://127.0.0.1:8000/seeker?job=p1&lang=en"
+
+
+def test_relink_job_keeps_lang() -> None:
+    link = relink_job("http://t/seeker?job=p1&lang=en", "p 2")
+    assert link == "http://t/seeker?job=p%202&lang=en"
+
+
+@pytest.mark.parametrize("minutes", [0.4, 1.4, 1.6, 2.5, 7.4, 9.6])
+def test_short_walk_matches_itinerary(minutes: float) -> None:
+    route = Route(minutes, "walk", (Leg(LegKind.WALK, minutes),))
+    assert commute_label(minutes, "walk") == f"步行约{route.text().removeprefix('步行')}"
 
 
 @pytest.mark.parametrize(

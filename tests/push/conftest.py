@@ -6,22 +6,18 @@ touching the shared Redis on port 6379. The fake gateways listen on 127.0.0.1 an
 record every request they receive.
 """
 
-import json
 import shutil
 import socket
 import subprocess
-import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import redis
 
+from push.fake_gateway import GatewayLog, start_gateway
 from tests.store.conftest import make_database, pg_pool, pg_store, pg_url
 
 __all__ = ["make_database", "pg_pool", "pg_store", "pg_url"]
@@ -98,86 +94,6 @@ def redis_server(tmp_path: Path) -> Iterator[RedisProcess]:
 
 
 @dataclass
-class GatewayLog:
-    """What a fake gateway received."""
-
-    requests: list[dict[str, Any]] = field(default_factory=list)
-    accepted_keys: dict[str, int] = field(default_factory=dict)
-    """SMS idempotency key to the number of requests that carried it."""
-    fail_next: int = 0
-    """Number of coming SMS requests to answer with HTTP 500."""
-    token_count: int = 0
-    delay_s: float = 0.0
-    """Seconds each SMS request waits before it is answered, like a remote gateway."""
-    expire_token_once: bool = False
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def sms_deliveries(self) -> list[str]:
-        """Return the idempotency keys accepted as new messages, one per SMS handed to a phone."""
-        with self.lock:
-            return list(self.accepted_keys)
-
-
-class _Handler(BaseHTTPRequestHandler):
-    log: GatewayLog
-
-    def log_message(self, format: str, *args: Any) -> None:  # base class name
-        return
-
-    def _reply(self, code: int, body: dict[str, Any]) -> None:
-        data = json.dumps(body).encode()
-        self.send_response(code)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def do_GET(self) -> None:  # http.server's name
-        parts = urlsplit(self.path)
-        if parts.path != "/cgi-bin/token":
-            self._reply(404, {"errcode": 404})
-            return
-        query = parse_qs(parts.query)
-        with self.log.lock:
-            self.log.token_count += 1
-            token = f"token-{self.log.token_count}"
-            self.log.requests.append({"path": parts.path, "query": query})
-        self._reply(200, {"access_token": token, "expires_in": 7200})
-
-    def do_POST(self) -> None:  # http.server's name
-        parts = urlsplit(self.path)
-        length = int(self.headers.get("Content-Length", "0"))
-        body = json.loads(self.rfile.read(length) or b"{}")
-        if self.log.delay_s:
-            time.sleep(self.log.delay_s)
-        record = {"path": parts.path, "query": parse_qs(parts.query), "body": body,
-                  "headers": dict(self.headers)}  # fmt: skip
-        with self.log.lock:
-            self.log.requests.append(record)
-            if parts.path == "/sms/send":
-                self._sms(body)
-                return
-            if parts.path == "/cgi-bin/message/subscribe/send":
-                if self.log.expire_token_once:
-                    self.log.expire_token_once = False
-                    self._reply(200, {"errcode": 42001, "errmsg": "access_token expired"})
-                    return
-                self._reply(200, {"errcode": 0, "errmsg": "ok"})
-                return
-        self._reply(404, {"status": "not found"})
-
-    def _sms(self, body: dict[str, Any]) -> None:
-        if self.log.fail_next > 0:
-            self.log.fail_next -= 1
-            self._reply(500, {"status": "error"})
-            return
-        key = self.headers.get("Idempotency-Key") or ""
-        seen = key in self.log.accepted_keys
-        self.log.accepted_keys[key] = self.log.accepted_keys.get(key, 0) + 1
-        self._reply(200, {"status": "duplicate" if seen else "ok"})
-
-
-@dataclass
 class FakeGateway:
     """A fake SMS and WeChat gateway on 127.0.0.1 and what it received."""
 
@@ -189,10 +105,7 @@ class FakeGateway:
 def gateway() -> Iterator[FakeGateway]:
     """A fake gateway for one test."""
     log = GatewayLog()
-    handler = type("Handler", (_Handler,), {"log": log})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
+    server = start_gateway(0, log)
     yield FakeGateway(f"http://127.0.0.1:{server.server_address[1]}", log)
     server.shutdown()
     server.server_close()

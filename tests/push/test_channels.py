@@ -3,11 +3,13 @@
 import pytest
 
 from push.channels import (
+    SMS_MAX_CHARS,
     ChannelError,
     OutgoingPush,
     RecipientMissingError,
     SmsGatewayChannel,
     WeChatSubscribeChannel,
+    sms_text,
 )
 from tests.push.conftest import FakeGateway
 
@@ -35,9 +37,55 @@ def test_sms_request_shape(gateway: FakeGateway) -> None:
     assert request["body"] == {
         "to": "13900000000",
         "sign": "西安人社",
-        "text": "【西安人社】甲公司招聘会计，地铁约20分钟。",
+        "text": "【西安人社】家门口新岗位\n甲公司招聘会计，地铁约20分钟。",
         "client_ref": "push-1",
     }
+
+
+def test_sms_digest_keeps_title(gateway: FakeGateway) -> None:
+    digest = OutgoingPush(
+        "push-3",
+        "sim-000001",
+        "按新的求职意向，有2个岗位适合您",
+        "会计（步行约8分钟）；出纳（地铁约20分钟）。详情：http://t/seeker?job=p1",
+        "http://t/seeker?job=p1",
+    )
+    SmsGatewayChannel(gateway.url, "key-1", "西安人社", Directory()).send(digest)
+    text = gateway.log.requests[0]["body"]["text"]
+    assert text.startswith("【西安人社】按新的求职意向，有2个岗位适合您\n")
+    assert text.endswith("详情：http://t/seeker?job=p1")
+
+
+def test_sms_text_too_long_keeps_link() -> None:
+    lines = "；".join(f"岗位{number}（步行约8分钟）" for number in range(60))
+    long_digest = OutgoingPush(
+        "push-4", "s", "按新的求职意向，有60个岗位适合您", lines, "http://t/j"
+    )
+    text = sms_text("西安人社", long_digest)
+    assert len(text) <= SMS_MAX_CHARS
+    assert text == "【西安人社】按新的求职意向，有60个岗位适合您\nhttp://t/j"
+
+
+def test_sms_text_cut_to_maximum() -> None:
+    text = sms_text("西安人社", PUSH, max_chars=12)
+    assert len(text) == 12
+    assert text.endswith("…")
+
+
+def test_sms_rejected_status_masks_digits(gateway: FakeGateway) -> None:
+    gateway.log.reject_status = "failed for 13900000000"
+    channel = SmsGatewayChannel(gateway.url, "key-1", "西安人社", Directory())
+    with pytest.raises(ChannelError) as raised:
+        channel.send(PUSH)
+    assert "13900000000" not in str(raised.value)
+    assert "'failed for ###########'" in str(raised.value)
+
+
+def test_sms_known_status_quoted(gateway: FakeGateway) -> None:
+    gateway.log.reject_status = "invalid_number"
+    channel = SmsGatewayChannel(gateway.url, "key-1", "西安人社", Directory())
+    with pytest.raises(ChannelError, match="status 'invalid_number'"):
+        channel.send(PUSH)
 
 
 def test_sms_resend_counts_once(gateway: FakeGateway) -> None:

@@ -20,6 +20,7 @@ from push.pipeline import (
     StreamKeys,
     StreamRelay,
     StreamWorker,
+    delete_idle_consumers,
     xadd_batch,
 )
 from store.postgres import Pool, PostgresStore
@@ -165,6 +166,19 @@ def test_failing_gateway_dead_letters(
     assert all("HTTP 500" in row["last_error"] for row in dead)
 
 
+def test_gateway_status_mobile_masked(pg_pushes: PushStore, gateway: FakeGateway) -> None:
+    rules = daytime_rules(max_attempts=1)
+    [push_id] = seed_pushes(pg_pushes, 1, rules)
+    mobile = Directory().address("sim-000000", "sms")
+    gateway.log.reject_status = f"number {mobile} is not reachable"
+    sms = SmsGatewayChannel(gateway.url, "k", "西安人社", Directory())
+    assert Deliverer(pg_pushes, {"sms": sms}, rules, FAST).deliver(push_id) == "failed"
+    [dead] = pg_pushes.dead_letters()
+    assert dead["push_id"] == push_id
+    assert mobile not in dead["last_error"]
+    assert "number ########### is not reachable" in dead["last_error"]
+
+
 def test_embedded_worker_fills_inbox(tmp_path: Path) -> None:
     store = PushStore.sqlite(tmp_path / "push.sqlite")
     rules = daytime_rules()
@@ -232,7 +246,7 @@ def test_embedded_digest_drops_closed_job(tmp_path: Path) -> None:
     inbox = pushes.inbox("sim-000001")
     assert [message["push_id"] for message in inbox] == [push_id]
     assert inbox[0]["title"] == "按新的求职意向，有2个岗位适合您"
-    assert inbox[0]["body"] == "p1；p3。详情：http://127.0.0.1:8000/seeker"
+    assert inbox[0]["body"] == "p1；p3。详情：http://127.0.0.1:8000/seeker?job=p1"
 
 
 def test_stream_skips_digest_of_closed_jobs(pg_store: PostgresStore, client: redis.Redis) -> None:
@@ -253,3 +267,35 @@ def test_stream_skips_digest_of_closed_jobs(pg_store: PostgresStore, client: red
     assert pushes.outbox_rows()[0]["skip_reason"] == "posting_inactive"
     assert pushes.inbox("sim-000001") == []
     assert [row["push_id"] for row in pushes.outbox_rows()] == [push_id]
+
+
+def test_idle_consumers_deleted(pg_pushes: PushStore, client: redis.Redis) -> None:
+    rules = daytime_rules()
+    seed_pushes(pg_pushes, 1, rules)
+    keys = StreamKeys("test:push:stream")
+    relay = StreamRelay(pg_pushes, client, keys, FAST)
+    assert delete_idle_consumers(client, keys, 0) == []  # no group yet
+    client.xgroup_create(keys.stream, keys.group, id="0", mkstream=True)
+    client.xgroup_createconsumer(keys.stream, keys.group, "dead-empty")
+    assert relay.relay_once() == 1
+    # dead-pending read the entry and died before acknowledging it.
+    assert len(client.xreadgroup(keys.group, "dead-pending", {keys.stream: ">"})[0][1]) == 1
+    threading.Event().wait(0.3)
+    client.xgroup_createconsumer(keys.stream, keys.group, "live")
+
+    assert delete_idle_consumers(client, keys, 0.2) == ["dead-empty"]
+    names = {info["name"] for info in client.xinfo_consumers(keys.stream, keys.group)}
+    assert names == {b"dead-pending", b"live"}
+    assert client.xpending(keys.stream, keys.group)["pending"] == 1
+
+
+def test_relay_checks_consumers_periodically(pg_pushes: PushStore, client: redis.Redis) -> None:
+    keys = StreamKeys("test:push:stream")
+    options = dataclasses.replace(FAST, consumer_idle_s=0.0, consumer_check_s=3600.0)
+    relay = StreamRelay(pg_pushes, client, keys, options)
+    client.xgroup_create(keys.stream, keys.group, id="0", mkstream=True)
+    client.xgroup_createconsumer(keys.stream, keys.group, "first")
+    assert relay.delete_idle_consumers() == ["first"]
+    client.xgroup_createconsumer(keys.stream, keys.group, "second")
+    assert relay.delete_idle_consumers() == []  # checked less than consumer_check_s ago
+    assert len(client.xinfo_consumers(keys.stream, keys.group)) == 1

@@ -81,6 +81,34 @@ def test_consent_keeps_its_time(pushes: PushStore) -> None:
     assert later["opted_out_at"] == DAY + timedelta(hours=1)
 
 
+def test_consent_without_lang_keeps_it(pushes: PushStore) -> None:
+    assert pushes.set_consent("s1", consent=True, at=DAY)["lang"] == "zh"
+    pushes.set_consent("s1", consent=True, at=DAY, lang="en")
+    assert pushes.set_consent("s1", consent=False, at=DAY)["lang"] == "en"
+    assert pushes.set_consent("s1", consent=True, at=DAY)["lang"] == "en"
+    assert pushes.set_consent("s1", consent=True, at=DAY, lang="zh")["lang"] == "zh"
+
+
+def test_crashed_claims_dead_letter(pushes: PushStore) -> None:
+    _consent(pushes, "s1")
+    rules = dataclasses.replace(RULES, max_attempts=2)
+    pushes.write_pushes(PushBatch("t", [_candidate("s1", "p1", 0.9)], rules, DAY))
+    push_id = pushes.outbox_rows("s1")[0]["push_id"]
+    at = DAY
+    for attempt in (1, 2):
+        # The worker claims the push and dies before recording a result.
+        claim = pushes.claim(push_id, at, rules, LEASE)
+        assert claim.action == "send"
+        assert claim.push is not None
+        assert claim.push["attempts"] == attempt
+        at += LEASE + timedelta(seconds=1)
+    assert pushes.claim(push_id, at, rules, LEASE).action == "done"
+    dead = pushes.dead_letters()
+    assert [row["push_id"] for row in dead] == [push_id]
+    assert dead[0]["attempts"] == 2
+    assert dead[0]["last_error"].startswith("claimed 2 times without a recorded failure")
+
+
 def test_push_needs_consent(pushes: PushStore) -> None:
     _consent(pushes, "s1")
     pushes.set_consent("s3", consent=False, at=DAY)
@@ -272,6 +300,8 @@ def test_digest_is_one_message(pushes: PushStore) -> None:
     digests = [row for row in pushes.outbox_rows("s1") if row["kind"] == "digest"]
     assert len(digests) == 1
     assert digests[0]["title"] == "按新的求职意向，有5个岗位适合您"
+    # p1 was pushed alone before, so the digest's best job is p2.
+    assert digests[0]["link"] == "http://127.0.0.1:8000/seeker?job=p2"
     again = pushes.write_pushes(PushBatch("t", [_candidate("s1", "p2", 0.99)], RULES, DAY))
     assert again == []
 
@@ -475,8 +505,9 @@ def test_digest_drops_inactive_posting(trigger_store: tuple[object, PushStore]) 
     assert claim.push["title"] == "按新的求职意向，有2个岗位适合您"
     assert (
         claim.push["body"]
-        == "会计p1（地铁约20分钟）；会计p3（地铁约20分钟）。详情：http://127.0.0.1:8000/seeker"
+        == "会计p1（地铁约20分钟）；会计p3（地铁约20分钟）。详情：http://127.0.0.1:8000/seeker?job=p1"
     )
+    assert claim.push["link"] == "http://127.0.0.1:8000/seeker?job=p1"
     assert claim.push["score"] == pytest.approx(0.9)
     assert pushes.outbox_rows()[0]["body"] == claim.push["body"]
     assert _shown(pushes) == ["p1", "p3"]
@@ -492,8 +523,12 @@ def test_digest_in_english_drops_posting(trigger_store: tuple[object, PushStore]
     assert claim.push is not None
     assert claim.push["title"] == "2 jobs match your new preferences"
     assert claim.push["body"] == (
-        "Accountant p2 (20 min); Accountant p3 (20 min). Details: http://127.0.0.1:8000/seeker"
+        "Accountant p2 (20 min); Accountant p3 (20 min)."
+        " Details: http://127.0.0.1:8000/seeker?job=p2&lang=en"
     )
+    # p1 was the first job, so the link moves to the first job left.
+    assert claim.push["link"] == "http://127.0.0.1:8000/seeker?job=p2&lang=en"
+    assert pushes.outbox_rows()[0]["link"] == claim.push["link"]
     assert claim.push["score"] == pytest.approx(0.8)
 
 
