@@ -20,6 +20,7 @@ from api.schemas import (
     DistrictCount,
     DistrictCounts,
     Health,
+    Job,
     JobPage,
     LayerList,
     RankerHealth,
@@ -33,7 +34,7 @@ from geo.layers import layer_geojson
 from geo.location import Precision
 from matching.recommend import Recommender
 from store.anchor_map import FlagFilter
-from store.base import Store
+from store.base import PostingNotFoundError, Store
 from store.cache import ResponseCache, cache_key, fetch_or_compute
 from store.rate_limit import RateLimiter
 
@@ -147,6 +148,28 @@ def jobs_nearby(
     query: dict[str, object] = {"lon": wgs_lon, "lat": wgs_lat, "radius_m": radius_m}
     query |= {"page": page, "page_size": page_size, "coord_sys": coord_sys.value, "lang": lang}
     return cached_json(request, "jobs_nearby", query, job_page)
+
+
+@router.get("/v1/jobs/{posting_id}", response_model=Job, tags=["jobs"])
+def job_detail(
+    recommender: RecommenderDep,
+    coord_sys: CoordSysDep,
+    posting_id: Annotated[
+        str, Path(min_length=1, max_length=64, description="Posting id, as in a push link.")
+    ],
+    lang: Lang = "zh",
+) -> Job:
+    """Return one active job, as a push link opens it: no distance, score or reasons.
+
+    A posting that was deactivated since the push, or was never loaded, is a 404.
+    """
+    postings = recommender.postings
+    rows = postings.loc[postings["posting_id"].astype(str) == posting_id]
+    if rows.empty:
+        raise PostingNotFoundError(
+            f"job {posting_id[:40]!r} is not open or does not exist; it may have closed"
+        )
+    return presenters.jobs(rows.head(1), coord_sys, recommender, lang)[0]
 
 
 @router.get("/v1/anchors", tags=["map"])

@@ -1,7 +1,8 @@
 // Seeker page (求职者页面): pick a simulated seeker (paged list, group filter, or by id)
 // or click the map, then list the ranked jobs with distance, precision and reasons, and
 // show them around the home marker. Picking a seeker opens a development session as that
-// seeker, so the page works in development only.
+// seeker, so the page works in development only. A push link (?job=<posting id>) opens
+// the page on that job.
 "use strict";
 
 (function () {
@@ -224,6 +225,33 @@
     }
   }
 
+  // The job a push linked to; a closed posting gets its own message, not an error.
+  async function loadPushedJob(postingId) {
+    const signal = startRequest();
+    try {
+      const url = D.apiUrl("/v1/jobs/" + encodeURIComponent(postingId), {});
+      const response = await fetch(url, { headers: { Accept: "application/json" }, signal: signal });
+      if (response.status === 404) {
+        jobsStatus.textContent = t.pushed_job_closed;
+        return;
+      }
+      if (!response.ok) {
+        throw new Error(D.errorText(response.status, await response.json().catch(function () { return null; })));
+      }
+      const job = await response.json();
+      resultLayer.clearLayers();
+      summary.replaceChildren(D.el("h3", null, t.pushed_job_title));
+      showJobs([job]);
+      fitResults();
+      const card = jobList.querySelector("li.job");
+      if (card) {
+        card.classList.add("pushed");
+      }
+    } catch (err) {
+      D.showError(jobsStatus, err);
+    }
+  }
+
   function showPager(body) {
     const pages = Math.max(1, Math.ceil(body.total / body.page_size));
     pager.hidden = body.total === 0;
@@ -351,4 +379,8 @@
     return resultLayer.getLayers().length === 0;
   });
   loadSeekers();
+  const pushedJob = new URLSearchParams(window.location.search).get("job");
+  if (pushedJob) {
+    loadPushedJob(pushedJob);
+  }
 })();

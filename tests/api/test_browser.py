@@ -466,3 +466,31 @@ def test_csp_listener_sees_inline_style(page: tuple[Page, PageRecord], app_url: 
     browser_page.wait_for_function("window.cspViolations.length > 0")
     assert browser_page.evaluate("window.cspViolations") == ["style-src-elem inline"]
     assert any("Content Security Policy" in text for text in record.console_errors)
+
+
+def test_push_link_opens_job(page: tuple[Page, PageRecord], app_url: str) -> None:
+    browser_page, record = page
+
+    browser_page.goto(app_url + "/seeker?job=xss-0")
+    card = browser_page.locator("#job-list li.job.pushed")
+    card.wait_for()
+
+    expect(browser_page.locator("#seeker-summary h3")).to_have_text("推送给您的岗位")
+    assert card.locator(".job-title").inner_text() == XSS_PAYLOADS[0]
+    browser_page.locator("path.job-marker").first.wait_for()
+    assert record.dialogs == []
+    assert record.console_errors == []
+
+
+def test_push_link_to_closed_job(page: tuple[Page, PageRecord], app_url: str) -> None:
+    browser_page, record = page
+
+    browser_page.goto(app_url + "/seeker?job=no-such-job&lang=en")
+
+    expect(browser_page.locator("#jobs-status")).to_have_text(
+        "This job is no longer open. Click the map to see other jobs nearby."
+    )
+    assert browser_page.locator("#jobs-status.error").count() == 0
+    assert browser_page.locator("#job-list li.job").count() == 0
+    # The 404 of the job request is logged by Chromium as a console error.
+    assert [text for text in record.console_errors if "404" not in text] == []

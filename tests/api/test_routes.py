@@ -150,6 +150,37 @@ def test_recommendations_english(real_client: TestClient) -> None:
     assert all(reason.isascii() for item in body["items"] for reason in item["reasons"])
 
 
+def test_job_detail_matches_nearby(real_client: TestClient) -> None:
+    nearby = _nearby(real_client, radius_m=1000, page_size=1)["items"][0]
+
+    response = real_client.get(f"/v1/jobs/{nearby['posting_id']}", params={"coord_sys": "gcj02"})
+    body = response.json()
+
+    assert response.status_code == 200, response.text
+    assert body["posting_id"] == nearby["posting_id"]
+    assert body["title"] == nearby["title"]
+    assert body["company"] == nearby["company"]
+    assert body["distance_m"] is None
+    assert body["reasons"] == []
+    lon, lat = from_wgs84(nearby["lon"], nearby["lat"], CoordSys.GCJ02)
+    assert body["lon"] == pytest.approx(lon)
+    assert body["lat"] == pytest.approx(lat)
+
+
+def test_job_detail_unknown_is_404(real_client: TestClient) -> None:
+    response = real_client.get("/v1/jobs/no-such-posting")
+
+    assert response.status_code == 404
+    assert "no-such-posting" in response.json()["detail"][0]["msg"]
+
+
+def test_job_detail_long_id_is_422(real_client: TestClient) -> None:
+    detail = _error(real_client, "/v1/jobs/" + "x" * 65)
+
+    assert detail["loc"] == ["path", "posting_id"]
+    assert "x" * 65 not in json.dumps(detail)
+
+
 def test_recommendations_unknown_seeker(real_client: TestClient) -> None:
     response = real_client.get(
         "/v1/seekers/sim-999999/recommendations", headers=city_officer(real_client)
