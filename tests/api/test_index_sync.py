@@ -623,3 +623,26 @@ def test_failed_reload_reports_stale(pair: Pair, monkeypatch: pytest.MonkeyPatch
     assert health.status_code == 200
     assert health.json()["status"] == "ok"
     assert health.json()["stale_index"] is None
+
+
+def test_erasure_during_reload_stays_erased(pair: Pair, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An erasure that runs while a reload reads the store is not undone by the swap."""
+    state = pair.reader.app.state  # type: ignore[attr-defined]
+    seeker_id = str(state.recommender.seekers.index[0])
+    load = app_module.load_job_index
+    erasure = threading.Thread(target=state.erasers.erase, args=(seeker_id,))
+
+    def load_then_erase(loading: State) -> tuple[Recommender, LoadedIndex]:
+        loaded = load(loading)  # read the seeker before the erasure
+        erasure.start()
+        erasure.join(timeout=0.5)  # finishes here unless it waits for the reload
+        return loaded
+
+    monkeypatch.setattr(app_module, "load_job_index", load_then_erase)
+    _rebuild(_store(pair.writer))
+
+    assert pair.sync_reader() == 0
+    erasure.join(timeout=10)
+    assert not erasure.is_alive()
+    assert _sync(pair.reader).reloads == 1
+    assert seeker_id not in state.recommender.seekers.index
