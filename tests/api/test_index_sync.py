@@ -20,6 +20,7 @@ from pydantic import SecretStr, ValidationError
 from starlette.datastructures import State
 
 import api.app as app_module
+import api.routes as api_routes
 from api.app import create_app
 from api.index_sync import IndexSync, LoadedIndex
 from api.settings import (
@@ -646,3 +647,28 @@ def test_erasure_during_reload_stays_erased(pair: Pair, monkeypatch: pytest.Monk
     assert not erasure.is_alive()
     assert _sync(pair.reader).reloads == 1
     assert seeker_id not in state.recommender.seekers.index
+
+
+def test_reload_during_request_caches_nothing_stale(
+    pair: Pair, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A request that took the old recommender never caches its body under the new build id."""
+    store = _store(pair.writer)
+    assert store.set_posting_active("p1", False)
+    assert pair.sync_reader() == 1
+    _rebuild(store)  # every posting is active again
+    check = api_routes._check_radius
+    reloads: list[int] = []
+
+    def reload_then_check(radius_m: float, limit: float) -> None:
+        if not reloads:  # the reload lands after the route took the recommender
+            reloads.append(pair.sync_reader())
+        check(radius_m, limit)
+
+    monkeypatch.setattr(api_routes, "_check_radius", reload_then_check)
+    assert "p1" not in _nearby(pair.reader, ANC_A)  # computed with the old recommender
+    monkeypatch.setattr(api_routes, "_check_radius", check)
+
+    assert _sync(pair.reader).reloads == 1
+    assert "p1" in _loaded(pair.reader)
+    assert "p1" in _nearby(pair.reader, ANC_A)
