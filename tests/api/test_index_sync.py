@@ -8,6 +8,7 @@ second applies the store's job-index change log (:class:`api.index_sync.IndexSyn
 import logging
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import closing
 from pathlib import Path
@@ -22,7 +23,7 @@ from starlette.datastructures import State
 import api.app as app_module
 import api.routes as api_routes
 from api.app import create_app
-from api.index_sync import IndexSync, LoadedIndex
+from api.index_sync import MAX_RELOAD_DELAY_S, IndexSync, LoadedIndex
 from api.settings import (
     AuthSettings,
     CacheSettings,
@@ -672,3 +673,20 @@ def test_reload_during_request_caches_nothing_stale(
     assert _sync(pair.reader).reloads == 1
     assert "p1" in _loaded(pair.reader)
     assert "p1" in _nearby(pair.reader, ANC_A)
+
+
+def test_reload_delay_stays_bounded() -> None:
+    """After a thousand failed reloads in a row, the next one still waits the maximum delay."""
+    state = State()
+    state.store = _FlakyStore()
+    state.recommender = _Recommender()
+
+    def fail() -> LoadedIndex:
+        raise RuntimeError("bug in loading")
+
+    sync = IndexSync(state, "an older build", start_after=0, interval_s=1.0, reload=fail)
+    sync._reload_failures = 1100  # a process failing for days; 2**1101 is no float
+
+    assert sync.catch_up() == 0
+    assert sync.stale_reason is not None
+    assert sync._next_reload_at - time.monotonic() == pytest.approx(MAX_RELOAD_DELAY_S, abs=5)
