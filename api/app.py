@@ -237,9 +237,8 @@ def _register_erasers(app: FastAPI) -> None:
     cache eraser ran; that entry lives until DOORSTEP_CACHE_TTL_S expires.
     """
     state = app.state
-    # Looked up on each call, because a reload replaces the recommender.
     state.erasers.register(
-        "recommender", lambda seeker_id: state.recommender.forget_seeker(seeker_id), replace=True
+        "recommender", lambda seeker_id: _forget_in_index(state, seeker_id), replace=True
     )
     state.erasers.register(
         "response_cache",
@@ -259,9 +258,22 @@ def _register_erasers(app: FastAPI) -> None:
         state.erasers.register("seeker_account", accounts.erase_seeker, replace=True)
 
 
+def _forget_in_index(state: State, seeker_id: str) -> None:
+    """Drop an erased seeker from the job index in service.
+
+    Under the sync's lock, which a reload of the index holds: a reload that read the
+    seeker before the store deleted it puts its recommender in service first, and the
+    seeker is then dropped from that one, not only from the one it replaced.
+    """
+    with state.index_sync.lock:
+        state.recommender.forget_seeker(seeker_id)
+
+
 def _refresh_fanout(app: FastAPI) -> None:
     """Give the push fan-out the recommender's seekers, after an eraser dropped one."""
-    app.state.push_service.replace_seekers(app.state.recommender.seekers)
+    state = app.state
+    with state.index_sync.lock:  # so a reload cannot swap both in between
+        state.push_service.replace_seekers(state.recommender.seekers)
 
 
 def open_seeker_accounts(app: FastAPI, store: ReadStore) -> SeekerAccountService | None:

@@ -306,7 +306,10 @@ class IndexSync:
             raise
         except Exception:  # keep serving the old index, and report it stale
             self._reload_failures += 1
-            delay = min(self.interval_s * 2**self._reload_failures, MAX_RELOAD_DELAY_S)
+            # The exponent is capped because 2**1024 does not convert to float; 2**30
+            # times an interval of 1 ms already exceeds MAX_RELOAD_DELAY_S.
+            doubling = 2 ** min(self._reload_failures, 30)
+            delay = min(self.interval_s * doubling, MAX_RELOAD_DELAY_S)
             self._next_reload_at = time.monotonic() + max(delay, 1.0)
             self.stale_reason = f"{reason}; loading the job index again failed"
             logger.exception(

@@ -32,7 +32,13 @@ from api.schemas import MAX_OFFSET, Recommendations, SeekerList
 from api.security.audit import principal_write, record_event
 from api.security.identity import Principal
 from api.security.masking import generalise_home, mask_mobile, mask_name
-from api.seeker_accounts import ProfileInput, SavedProfile, SeekerAccountService, row_dict
+from api.seeker_accounts import (
+    ProfileInput,
+    SavedProfile,
+    SeekerAccountService,
+    remember_seeker,
+    row_dict,
+)
 from geo.crs import CoordSys, from_wgs84, parse_coord_sys, validate_and_convert
 from geo.errors import DataSourceError, InvalidCoordinateError
 from matching.occupation import occupation_codes
@@ -228,15 +234,23 @@ def save_profile(request: Request, profile: ProfileInput) -> SavedProfile:
     state = request.app.state
     check_occupation_wish(profile.occupation_wish_code, state.settings.data.data_dir)
     principal: Principal = request.state.principal
-    pushes: PushService | None = state.push_service if state.settings.push.enabled else None
+    with state.index_sync.lock:  # a pair that one reload of the job index put in service
+        recommender: Recommender = state.recommender
+        pushes: PushService | None = state.push_service if state.settings.push.enabled else None
     service = accounts_service(request)
 
     def audit(seeker_id: str) -> AuditWrite:
         return principal_write(request, "seeker.self_update", f"seeker:{seeker_id}")
 
     saved = service.save(
-        principal.account, profile, recommender=state.recommender, pushes=pushes, audit=audit
+        principal.account, profile, recommender=recommender, pushes=pushes, audit=audit
     )
+    with state.index_sync.lock:
+        # A reload that read the seekers before the store had the profile may have put
+        # another recommender in service meanwhile; it gets the profile too.
+        if state.recommender is not recommender:
+            current = state.push_service if pushes is not None else None
+            remember_seeker(state.recommender, current, saved.row)
     state.cache.delete_prefix(seeker_cache_prefix(saved.seeker_id))
     request.state.audit_recorded = True
     return saved

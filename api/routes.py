@@ -62,6 +62,10 @@ def _settings(request: Request) -> Settings:
 
 
 def _recommender(request: Request) -> Recommender:
+    # The cache build id is read first: a reload of the job index replaces the
+    # recommender before the build id, so this request's body is never cached under
+    # the build id of an index newer than the one that computed it.
+    request.state.cache_build_id = request.app.state.build_id
     recommender: Recommender = request.app.state.recommender
     return recommender
 
@@ -299,9 +303,12 @@ def cached_json(
     """Return the JSON body of a normalised query from the response cache, computing it on a miss.
 
     The key includes a hash of the store's build metadata, so a rebuild gets new keys.
+    It uses the build id read before the route took its recommender (see
+    ``_recommender``), because ``compute`` runs on that recommender.
     """
     cache: ResponseCache = request.app.state.cache
-    key = cache_key(kind, request.app.state.build_id, query)
+    build_id = getattr(request.state, "cache_build_id", None) or request.app.state.build_id
+    key = cache_key(kind, build_id, query)
     body = fetch_or_compute(cache, key, lambda: compute().model_dump_json(by_alias=True).encode())
     return Response(content=body, media_type="application/json")
 

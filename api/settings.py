@@ -102,7 +102,12 @@ class QuerySettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="DOORSTEP_", extra="ignore")
 
-    max_radius_m: float = Field(default=50_000, gt=0, description="Largest radius_m accepted.")
+    max_radius_m: float = Field(
+        default=50_000,
+        gt=0,
+        le=1_000_000,
+        description="Largest radius_m accepted, at most 1,000,000 m.",
+    )
     max_page_size: int = Field(default=100, ge=1, description="Largest page_size accepted.")
     max_bbox_features: int = Field(
         default=MAX_MAP_FEATURES,
@@ -125,7 +130,7 @@ class DatabaseSettings(BaseSettings):
     pool_min_size: int = Field(default=1, ge=0, description="Connections the pool keeps open.")
     pool_max_size: int = Field(default=4, ge=1, description="Most connections open at once.")
     pool_timeout_s: float = Field(
-        default=10.0, gt=0, description="Seconds to wait for a free pooled connection."
+        default=10.0, gt=0, le=3600, description="Seconds to wait for a free pooled connection."
     )
     connect_timeout_s: int = Field(
         default=5, ge=1, description="Seconds to establish one database connection."
@@ -161,7 +166,10 @@ class CacheSettings(BaseSettings):
         description="Added after the doorstep: key prefix, to separate deployments on one Redis.",
     )
     cache_ttl_s: float = Field(
-        default=300, gt=0, description="Seconds a cached nearby or recommendation response lives."
+        default=300,
+        gt=0,
+        le=7 * 24 * 3600,
+        description="Seconds a cached nearby or recommendation response lives, at most a week.",
     )
     cache_max_entries: int = Field(
         default=1024, ge=1, description="Most responses kept by the in-process cache."
@@ -170,16 +178,25 @@ class CacheSettings(BaseSettings):
         default=120, ge=0, description="Requests to /v1 per client address and minute; 0 is off."
     )
     redis_socket_timeout_s: float = Field(
-        default=0.5, gt=0, description="Seconds to connect to Redis and to wait for one reply."
+        default=0.5,
+        gt=0,
+        le=60,
+        description="Seconds to connect to Redis and to wait for one reply.",
     )
     redis_retries: int = Field(
         default=2, ge=0, le=10, description="Retries of a failed Redis command, with backoff."
     )
     redis_backoff_s: float = Field(
-        default=0.05, ge=0, description="Base delay of the exponential retry backoff, seconds."
+        default=0.05,
+        ge=0,
+        le=60,
+        description="Base delay of the exponential retry backoff, seconds.",
     )
     redis_cooldown_s: float = Field(
-        default=5, ge=0, description="Seconds to skip Redis after it failed, before trying again."
+        default=5,
+        ge=0,
+        le=3600,
+        description="Seconds to skip Redis after it failed, before trying again.",
     )
     redis_client_name: str = Field(
         default="doorstep",

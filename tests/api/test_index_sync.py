@@ -8,6 +8,7 @@ second applies the store's job-index change log (:class:`api.index_sync.IndexSyn
 import logging
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import closing
 from pathlib import Path
@@ -20,8 +21,9 @@ from pydantic import SecretStr, ValidationError
 from starlette.datastructures import State
 
 import api.app as app_module
+import api.routes as api_routes
 from api.app import create_app
-from api.index_sync import IndexSync, LoadedIndex
+from api.index_sync import MAX_RELOAD_DELAY_S, IndexSync, LoadedIndex
 from api.settings import (
     AuthSettings,
     CacheSettings,
@@ -623,3 +625,68 @@ def test_failed_reload_reports_stale(pair: Pair, monkeypatch: pytest.MonkeyPatch
     assert health.status_code == 200
     assert health.json()["status"] == "ok"
     assert health.json()["stale_index"] is None
+
+
+def test_erasure_during_reload_stays_erased(pair: Pair, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An erasure that runs while a reload reads the store is not undone by the swap."""
+    state = pair.reader.app.state  # type: ignore[attr-defined]
+    seeker_id = str(state.recommender.seekers.index[0])
+    load = app_module.load_job_index
+    erasure = threading.Thread(target=state.erasers.erase, args=(seeker_id,))
+
+    def load_then_erase(loading: State) -> tuple[Recommender, LoadedIndex]:
+        loaded = load(loading)  # read the seeker before the erasure
+        erasure.start()
+        erasure.join(timeout=0.5)  # finishes here unless it waits for the reload
+        return loaded
+
+    monkeypatch.setattr(app_module, "load_job_index", load_then_erase)
+    _rebuild(_store(pair.writer))
+
+    assert pair.sync_reader() == 0
+    erasure.join(timeout=10)
+    assert not erasure.is_alive()
+    assert _sync(pair.reader).reloads == 1
+    assert seeker_id not in state.recommender.seekers.index
+
+
+def test_reload_during_request_caches_nothing_stale(
+    pair: Pair, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A request that took the old recommender never caches its body under the new build id."""
+    store = _store(pair.writer)
+    assert store.set_posting_active("p1", False)
+    assert pair.sync_reader() == 1
+    _rebuild(store)  # every posting is active again
+    check = api_routes._check_radius
+    reloads: list[int] = []
+
+    def reload_then_check(radius_m: float, limit: float) -> None:
+        if not reloads:  # the reload lands after the route took the recommender
+            reloads.append(pair.sync_reader())
+        check(radius_m, limit)
+
+    monkeypatch.setattr(api_routes, "_check_radius", reload_then_check)
+    assert "p1" not in _nearby(pair.reader, ANC_A)  # computed with the old recommender
+    monkeypatch.setattr(api_routes, "_check_radius", check)
+
+    assert _sync(pair.reader).reloads == 1
+    assert "p1" in _loaded(pair.reader)
+    assert "p1" in _nearby(pair.reader, ANC_A)
+
+
+def test_reload_delay_stays_bounded() -> None:
+    """After a thousand failed reloads in a row, the next one still waits the maximum delay."""
+    state = State()
+    state.store = _FlakyStore()
+    state.recommender = _Recommender()
+
+    def fail() -> LoadedIndex:
+        raise RuntimeError("bug in loading")
+
+    sync = IndexSync(state, "an older build", start_after=0, interval_s=1.0, reload=fail)
+    sync._reload_failures = 1100  # a process failing for days; 2**1101 is no float
+
+    assert sync.catch_up() == 0
+    assert sync.stale_reason is not None
+    assert sync._next_reload_at - time.monotonic() == pytest.approx(MAX_RELOAD_DELAY_S, abs=5)

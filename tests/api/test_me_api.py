@@ -2,6 +2,7 @@
 
 import re
 import secrets
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -12,6 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
+import api.app as app_module
 from api.app import create_app, seeker_directory
 from api.security.seeker_pi import seeker_codec
 from api.security.sms import OutboxSmsGateway
@@ -624,3 +626,32 @@ def test_me_routes_reject_staff(client: TestClient) -> None:
     response = client.get("/v1/me/profile", headers=_staff(client, YANTA))
 
     assert response.status_code == 403
+
+
+def test_registration_during_reload_reaches_new_index(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A profile stored while a reload reads the store is in the index the reload swaps in."""
+    app: Any = client.app
+    _, headers = _seeker_login(client)
+    load = app_module.load_job_index
+    saved: list[Any] = []
+    saving = threading.Thread(
+        target=lambda: saved.append(
+            client.put("/v1/me/profile", headers=headers, json=_profile_body())
+        )
+    )
+
+    def load_then_save(state: Any) -> Any:
+        loaded = load(state)  # read the seekers before the profile is stored
+        saving.start()
+        saving.join(timeout=2)  # finishes here unless it waits for the reload
+        return loaded
+
+    monkeypatch.setattr(app_module, "load_job_index", load_then_save)
+    with app.state.index_sync.lock:  # as IndexSync calls it
+        app_module.reload_job_index(app)
+    saving.join(timeout=30)
+
+    assert saved and saved[0].status_code == 200, saved
+    assert saved[0].json()["seeker_id"] in app.state.recommender.seekers.index
