@@ -216,7 +216,7 @@ class Deliverer:
             channel.send(_outgoing(push))
         except RecipientMissingError as err:
             # Retrying cannot help until the seeker adds an address, so the push ends here.
-            self.store.mark_skipped(push_id, f"no_contact:{err}")
+            self.store.mark_skipped(push_id, f"no_contact:{err}", int(push["attempts"]))
             logger.info("push %s skipped: the seeker has no %s address", push_id, push["channel"])
             return "skipped"
         except ChannelError as err:

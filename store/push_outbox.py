@@ -7,8 +7,9 @@ rules that need stored state are applied here:
 - consent: only seekers with a consent time and no later opt-out get a push, and a
   delivery checks again, so an opt-out stops every push not yet sent;
 - never the same job twice: ``push_shown`` has one row per seeker and posting. A push
-  skipped before it was sent (opt-out, daily cap, closed posting, no address) deletes
-  its rows in the transaction that skips it, so a later trigger may push its jobs;
+  skipped before any claim handed it to a gateway (opt-out, daily cap, closed posting,
+  no address) deletes its rows in the transaction that skips it, so a later trigger
+  may push its jobs;
 - better than already shown: a job's score must beat every job pushed to the seeker
   in the window by more than the margin;
 - seekers per opening: at most :meth:`PushRules.posting_cap` seekers per posting and
@@ -59,9 +60,11 @@ IN_LIST_CHUNK = 900
 
 _OF_SKIPPED_PUSH = (
     "EXISTS (SELECT 1 FROM push_outbox AS o"
-    " WHERE o.push_id = push_shown.push_id AND o.status = 'skipped')"
+    " WHERE o.push_id = push_shown.push_id AND o.status = 'skipped' AND o.attempts = 0)"
 )
-"""Condition on a ``push_shown`` row: its push was skipped, so the seeker never saw the job."""
+"""Condition on a ``push_shown`` row: its push was skipped before any claim to send it,
+so the seeker never saw the job. A skipped push that a worker claimed may have reached
+the gateway, so its row still counts as shown."""
 
 _NOT_SKIPPED = " AND NOT " + _OF_SKIPPED_PUSH
 """Filter of ``push_shown`` rows to those of pushes sent, being sent or still to send."""
@@ -257,8 +260,9 @@ def cancel_posting_pushes(tx: SqlTx, posting_id: str) -> int:
 
     Returns the number skipped. A push in ``sending`` is left to its worker: one whose
     claim ran out is skipped by the next claim, and one with a live claim may be at the
-    gateway already. The skipped pushes forget their ``push_shown`` rows
-    (:func:`forget_shown`), so activating the posting again can push it to their seekers.
+    gateway already. The skipped pushes that no worker claimed yet forget their
+    ``push_shown`` rows (:func:`forget_shown`), so activating the posting again can
+    push it to their seekers.
 
     The outbox rows are locked (PostgreSQL ``FOR UPDATE``) before their ``push_shown``
     rows are deleted, the order in which a claim that skips a push takes the same locks,
@@ -267,13 +271,13 @@ def cancel_posting_pushes(tx: SqlTx, posting_id: str) -> int:
     ensure_sqlite_tables(tx)
     lock = "" if tx.is_sqlite else " FOR UPDATE"
     query = (
-        "SELECT push_id FROM push_outbox"  # nosec B608 # constant text
+        "SELECT push_id, attempts FROM push_outbox"  # nosec B608 # constant text
         " WHERE posting_id = ? AND status IN ('pending', 'queued')" + lock
     )
-    push_ids = [str(row["push_id"]) for row in tx.rows(query, (posting_id,))]
-    for push_id in push_ids:
-        _skip(tx, push_id, POSTING_INACTIVE)
-    return len(push_ids)
+    rows = tx.rows(query, (posting_id,))
+    for row in rows:
+        _skip(tx, str(row["push_id"]), POSTING_INACTIVE, int(row["attempts"]))
+    return len(rows)
 
 
 def _in_list(values: Sequence[str]) -> str:
@@ -301,8 +305,8 @@ def _best_shown(
 ) -> dict[str, float]:
     """Return each seeker's best score among the jobs shown since ``since``.
 
-    Only pushes sent, being sent or still to send count: a skipped push's row is left
-    out, because the seeker never saw its job.
+    Only pushes sent, being sent or still to send count: the row of a push skipped
+    before its first claim is left out, because the seeker never saw its job.
 
     With ``score_shown`` the shown jobs are re-scored on the batch's scale, and a job
     it cannot score (its posting is no longer loaded) is left out.
@@ -355,8 +359,9 @@ def _record_shown(
 ) -> bool:
     """Record a job as shown to a seeker by ``push_id``; return False when it already is.
 
-    A row still recorded for a skipped push is taken over, because the seeker never saw
-    that push (skips delete their rows, see :func:`forget_shown`). The takeover is a
+    A row still recorded for a push skipped before its first claim is taken over,
+    because the seeker never saw that push (such skips delete their rows, see
+    :func:`forget_shown`, so only stores written by earlier versions have them). The takeover is a
     separate UPDATE, not ``ON CONFLICT DO UPDATE ... WHERE``, because PostgreSQL 15
     locks a conflicting row for the latter even when its WHERE is false, while an UPDATE
     whose WHERE is false locks none (checked with ``FOR UPDATE NOWAIT``).
@@ -499,13 +504,13 @@ def claim_push(tx: SqlTx, push_id: str, now: datetime, rules: PushRules, lease: 
     query = "SELECT * FROM push_consents WHERE seeker_id = ?" + lock  # nosec B608 # constant text
     consent_rows = tx.rows(query, (push["seeker_id"],))
     if not _consenting(consent_rows[0] if consent_rows else None):
-        _skip(tx, push_id, "opted_out")
+        _skip(tx, push_id, "opted_out", push["attempts"])
         return Claim("done")
     if push["posting_id"] is not None and inactive_postings(tx, [str(push["posting_id"])]):
-        _skip(tx, push_id, POSTING_INACTIVE)
+        _skip(tx, push_id, POSTING_INACTIVE, push["attempts"])
         return Claim("done")
     if push["kind"] == "digest" and not _drop_closed_digest_jobs(tx, push):
-        _skip(tx, push_id, POSTING_INACTIVE)
+        _skip(tx, push_id, POSTING_INACTIVE, push["attempts"])
         return Claim("done")
     if rules.in_quiet_hours(now):
         tx.execute(
@@ -528,7 +533,7 @@ def claim_push(tx: SqlTx, push_id: str, now: datetime, rules: PushRules, lease: 
             (push["seeker_id"], tx.day(day)),
         )
         if int(sent[0]["n"]) >= rules.daily_cap:
-            _skip(tx, push_id, "daily_cap")
+            _skip(tx, push_id, "daily_cap", push["attempts"])
             return Claim("done")
     tx.execute(
         "UPDATE push_outbox SET status = 'sending', attempts = attempts + 1, claimed_until = ?,"
@@ -590,18 +595,21 @@ def mark_failed(
     return PushState.PENDING
 
 
-def mark_skipped(tx: SqlTx, push_id: str, reason: str) -> bool:
-    """Skip a push being sent, with a reason; it then counts against no daily cap.
+def mark_skipped(tx: SqlTx, push_id: str, reason: str, attempts: int) -> bool:
+    """Skip a push that its claim did not hand to the gateway; it counts against no daily cap.
 
-    The push forgets its ``push_shown`` rows (:func:`forget_shown`). Returns False when
-    the push was not in ``sending`` (delivered or erased meanwhile).
+    ``attempts`` is the claim's own count (:func:`claim_push`), so a worker whose claim
+    ran out and was claimed again changes nothing. On the first claim the push drops
+    its ``push_shown`` rows (:func:`forget_shown`); after an earlier claim, which may
+    have reached the gateway, they stay. Returns False when the push was not in
+    ``sending`` under this claim (delivered, claimed again or erased meanwhile).
     """
     changed = tx.execute(
         "UPDATE push_outbox SET status = 'skipped', skip_reason = ?, claimed_until = NULL,"
-        " sent_day = NULL WHERE push_id = ? AND status = 'sending'",
-        (reason[:200], push_id),
+        " sent_day = NULL WHERE push_id = ? AND status = 'sending' AND attempts = ?",
+        (reason[:200], push_id, attempts),
     )
-    if changed:
+    if changed and attempts <= 1:
         forget_shown(tx, push_id)
     return bool(changed)
 
@@ -613,9 +621,6 @@ def forget_shown(tx: SqlTx, push_id: str) -> int:
     better-than-shown rule no longer compares with them. A job push has one row and a
     digest one per listed job. The seeker id limits the delete to a prefix of the
     primary key, because ``push_shown`` has no index on ``push_id``.
-
-    NOTE: a push skipped after its worker's claim ran out may have reached the
-    gateway before that worker died, so a later trigger can then push the job again.
     """
     return tx.execute(
         "DELETE FROM push_shown WHERE seeker_id = (SELECT seeker_id FROM push_outbox"
@@ -624,14 +629,21 @@ def forget_shown(tx: SqlTx, push_id: str) -> int:
     )
 
 
-def _skip(tx: SqlTx, push_id: str, reason: str) -> None:
-    """Skip a push that was not sent and forget its ``push_shown`` rows, in one transaction."""
+def _skip(tx: SqlTx, push_id: str, reason: str, attempts: int) -> None:
+    """Skip a push before a claim sends it, in one transaction.
+
+    A push that no worker claimed yet (``attempts`` 0) forgets its ``push_shown`` rows.
+    One that a worker claimed may have reached the gateway: a worker that died after
+    sending, or a gateway that timed out after delivering. Its rows stay, so a later
+    trigger never pushes the seeker a job they may have seen.
+    """
     tx.execute(
         "UPDATE push_outbox SET status = 'skipped', skip_reason = ?, claimed_until = NULL"
         " WHERE push_id = ?",
         (reason, push_id),
     )
-    forget_shown(tx, push_id)
+    if attempts == 0:
+        forget_shown(tx, push_id)
 
 
 def _dead(tx: SqlTx, push_id: str, error: str) -> None:

@@ -157,10 +157,13 @@ class PushStore:
         with self._transaction() as tx:
             return push_outbox.mark_failed(tx, push_id, error, now, rules, retry_after)
 
-    def mark_skipped(self, push_id: str, reason: str) -> bool:
-        """Mark a claimed push skipped with a reason; False when it was no longer being sent."""
+    def mark_skipped(self, push_id: str, reason: str, attempts: int) -> bool:
+        """Mark a claimed push skipped with a reason; False when it was no longer being sent.
+
+        ``attempts`` is the claim's count, as :meth:`claim` returned it in the push.
+        """
         with self._transaction() as tx:
-            return push_outbox.mark_skipped(tx, push_id, reason)
+            return push_outbox.mark_skipped(tx, push_id, reason, attempts)
 
     def dead_letters(self, limit: int = 100, offset: int = 0) -> list[dict[str, Any]]:
         """Return dead-lettered pushes, oldest first, without message text."""
