@@ -6,6 +6,7 @@ import threading
 from collections.abc import AsyncIterator
 from contextlib import ExitStack, asynccontextmanager
 from pathlib import Path
+from typing import cast
 
 import redis
 from fastapi import APIRouter, Depends, FastAPI
@@ -49,6 +50,7 @@ from api.zone_routes import router as zone_router
 from geo.errors import DataSourceError
 from geo.transit import TransitNetwork
 from matching.recommend import Recommender
+from models.serving import ModelScorer
 from push.erase import push_eraser
 from push.pipeline import StreamKeys
 from push.runtime import channels_from_settings, push_store_for, start_embedded_worker
@@ -209,8 +211,10 @@ def reload_job_index(app: FastAPI) -> LoadedIndex:
     if isinstance(state.store, SqliteStore):
         state.store.prepare_file()  # a rebuilt file may lack what this version adds
     recommender, loaded = load_job_index(state)
+    # Built before the swap, so a failure leaves the old index and fan-out in service.
+    push_service = fanout_service(app, state.transit, recommender)
     state.recommender = recommender
-    state.push_service = fanout_service(app, state.transit)
+    state.push_service = push_service
     gc.unfreeze()
     _freeze_start_up_objects()
     return loaded
@@ -396,11 +400,16 @@ def _open_assistance(store: ReadStore) -> AssistanceStore | None:
         return None
 
 
-def fanout_service(app: FastAPI, transit: TransitNetwork | None) -> PushService:
-    """Return the push fan-out over the app's recommender; set its ranker's status."""
-    recommender = app.state.recommender
+def fanout_service(
+    app: FastAPI, transit: TransitNetwork | None, recommender: Recommender | None = None
+) -> PushService:
+    """Return the push fan-out over ``recommender``, by default the app's; set its ranker status."""
+    recommender = app.state.recommender if recommender is None else recommender
+    # The service loads a ModelScorer (api.ranking.load_ranker); fanout_ranker reports
+    # any other scorer as unable to score a feature matrix.
+    scorer = cast(ModelScorer | None, recommender.scorer)
     app.state.push_ranker_status, ranker = fanout_ranker(
-        app.state.ranker_status, recommender.scorer, recommender.posting_feature_values
+        app.state.ranker_status, scorer, recommender.posting_feature_values
     )
     return PushService(
         app.state.settings.push.rules(),

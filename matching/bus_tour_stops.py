@@ -43,12 +43,13 @@ def matched_communities(
     """
     seekers = recommender.seekers if seekers is None else seekers
     simulated = seekers.loc[seekers["simulated"].astype(bool)]
-    anchors = recommender.index.located["anchor_id"].astype(str).to_numpy()
+    # The matcher and the anchors come from one index, because a posting change may
+    # replace the recommender's index between two reads of it.
+    matcher = recommender.batch_matcher()
+    anchors = matcher.index.located["anchor_id"].astype(str).to_numpy()
     # A seeker who reaches no posting of the employers cannot have one in their top.
     employers = np.isin(anchors, list(anchor_ids))
-    matches = recommender.batch_matcher().top_matches(
-        simulated, top_k, required=employers, progress=progress
-    )
+    matches = matcher.top_matches(simulated, top_k, required=employers, progress=progress)
     hits = matches.loc[np.isin(anchors[matches["position"].to_numpy()], list(anchor_ids))]
     matched = simulated.loc[simulated["seeker_id"].astype(str).isin(hits["seeker_id"])]
     communities = pd.Series(
