@@ -204,6 +204,12 @@ class SqliteStore(SqliteCuration, SqliteSeekers):
         with self._connect() as connection:
             try:
                 rows = connection.execute("SELECT key, value FROM meta").fetchall()
+            except sqlite3.OperationalError as err:
+                # "database is locked" and other errors of reading, which a retry can fix,
+                # unlike a file without the table.
+                if "no such table" not in str(err):
+                    raise
+                raise StoreNotFoundError(f"{self.path} is not a Doorstep store: {err}") from err
             except sqlite3.DatabaseError as err:
                 raise StoreNotFoundError(f"{self.path} is not a Doorstep store: {err}") from err
         return {key: json.loads(value) for key, value in rows}

@@ -41,3 +41,26 @@ def test_foreign_file_is_rejected(tmp_path: Path) -> None:
     path.write_bytes(b"not a database at all" * 100)
     with pytest.raises(StoreNotFoundError, match="not a Doorstep store"):
         SqliteStore(path)
+
+
+def test_locked_store_is_not_foreign(tmp_path: Path) -> None:
+    path = tmp_path / "s.sqlite"
+    write_store(
+        path,
+        postings=pd.DataFrame({"posting_id": ["p1"], "anchor_id": ["a1"]}),
+        anchors=pd.DataFrame(columns=["anchor_id", "name", "lon", "lat", "precision", "source"]),
+        seekers=pd.DataFrame({"seeker_id": ["sim-1"], "simulated": [True]}),
+        layers={},
+        meta={"postings": 1},
+    )
+    store = SqliteStore(path, busy_timeout_s=0.1)
+    holder = sqlite3.connect(path)
+    try:
+        # An exclusive lock keeps even WAL readers out, as a checkpoint or recovery can.
+        holder.execute("PRAGMA locking_mode = EXCLUSIVE")
+        holder.execute("BEGIN EXCLUSIVE")
+        with pytest.raises(sqlite3.OperationalError, match="locked"):
+            store.meta()
+    finally:
+        holder.close()
+    assert store.meta()["postings"] == 1
