@@ -265,9 +265,9 @@ def _register_erasers(app: FastAPI) -> None:
 def _forget_in_index(state: State, seeker_id: str) -> None:
     """Drop an erased seeker from the job index in service.
 
-    Under the sync's lock, which a reload of the index holds: a reload that read the
-    seeker before the store deleted it puts its recommender in service first, and the
-    seeker is then dropped from that one, not only from the one it replaced.
+    It runs under the sync's lock, which a reload of the index holds. So a reload that
+    read the seeker before the store deleted it puts its recommender in service first,
+    and the seeker is then dropped from that recommender too.
     """
     with state.index_sync.lock:
         state.recommender.forget_seeker(seeker_id)

@@ -138,7 +138,7 @@ class IndexSync:
         self.reloads = 0
         """How many times the index was loaded from the store again."""
         self.stale_reason: str | None = None
-        """Why the index is behind the store and could not be reloaded; None when it is not."""
+        """The reason the index is behind the store and could not be reloaded, or None."""
         self._reload_reason: str | None = None
         self._reload_failures = 0
         self._next_reload_at = 0.0

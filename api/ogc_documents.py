@@ -256,8 +256,8 @@ def queryables_document(
     """Return the queryables of one collection as a JSON Schema (OGC API - Features Part 3).
 
     ``additionalProperties`` is false, so a client knows that only ``properties`` can be
-    given as query parameters of the items request; a collection without queryables
-    returns an empty ``properties``.
+    given as query parameters of the items request. A collection without queryables
+    gets an empty ``properties``.
     """
     return {
         "$schema": JSON_SCHEMA_DIALECT,

@@ -62,9 +62,9 @@ def _settings(request: Request) -> Settings:
 
 
 def _recommender(request: Request) -> Recommender:
-    # The cache build id is read first: a reload of the job index replaces the
-    # recommender before the build id, so this request's body is never cached under
-    # the build id of an index newer than the one that computed it.
+    # The cache build id is read first, because a reload of the job index replaces the
+    # recommender before the build id. So this request's body is never cached under the
+    # build id of an index newer than the one that computed it.
     request.state.cache_build_id = request.app.state.build_id
     recommender: Recommender = request.app.state.recommender
     return recommender

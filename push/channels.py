@@ -108,7 +108,7 @@ Other gateways may set a lower maximum."""
 def sms_text(sign: str, push: OutgoingPush, max_chars: int = SMS_MAX_CHARS) -> str:
     """Return the text of a push's SMS: ``【sign】``, the title and the body.
 
-    The title says what the message is, and for a digest how many jobs match. A text
+    The title names the kind of message, and for a digest how many jobs match. A text
     longer than ``max_chars`` replaces the body with the link, and is cut if it is
     still too long.
     """

@@ -25,7 +25,7 @@ from urllib.parse import parse_qs, urlsplit
 
 @dataclass
 class GatewayLog:
-    """What a fake gateway received, and how it replies to the next SMS requests."""
+    """The requests a fake gateway received, and its replies to the next SMS requests."""
 
     requests: list[dict[str, Any]] = field(default_factory=list)
     accepted_keys: dict[str, int] = field(default_factory=dict)

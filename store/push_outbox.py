@@ -632,7 +632,7 @@ def forget_shown(tx: SqlTx, push_id: str) -> int:
 def _skip(tx: SqlTx, push_id: str, reason: str, attempts: int) -> None:
     """Skip a push before a claim sends it, in one transaction.
 
-    A push that no worker claimed yet (``attempts`` 0) forgets its ``push_shown`` rows.
+    A push that no worker claimed yet (``attempts`` 0) drops its ``push_shown`` rows.
     One that a worker claimed may have reached the gateway: a worker that died after
     sending, or a gateway that timed out after delivering. Its rows stay, so a later
     trigger never pushes the seeker a job they may have seen.

@@ -584,7 +584,7 @@ def test_failed_change_reloads_index(
 
 
 def test_route_survives_failed_change(pair: Pair, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Another process's change fails to apply here; this process's own write still answers 200."""
+    """Another process's change fails to apply here; this process's own write still returns 200."""
     store = _store(pair.writer)
     assert store.set_posting_active("p2", False)  # not applied by the writer's app yet
     _unexpected_row_for(store, "p2", monkeypatch)
